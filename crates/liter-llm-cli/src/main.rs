@@ -1,0 +1,199 @@
+//! The `liter-llm` binary: a thin shell over `liter-llm-proxy`.
+//!
+//! `liter-llm api` runs the gateway; `liter-llm check-config` validates a config and
+//! prints it resolved, with every secret masked.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use liter_llm_proxy::config::{self, Config, ConfigError, Overrides};
+use liter_llm_proxy::App;
+
+mod mask;
+
+#[derive(Parser)]
+#[command(
+    name = "liter-llm",
+    version,
+    about = "An OpenAI-compatible LLM gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Api(ApiArgs),
+    /// Validate a config file and print it resolved, secrets masked.
+    CheckConfig(ConfigArgs),
+}
+
+#[derive(Args)]
+struct ConfigArgs {
+    /// Config file. Without it, liter-llm-proxy.toml is looked for in the working
+    /// directory and then each parent.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Bind address (overrides [server] host).
+    #[arg(long)]
+    host: Option<String>,
+    /// Bind port (overrides [server] port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Master key (overrides [general] master_key).
+    #[arg(long, env = "LITER_LLM_MASTER_KEY", hide_env_values = true)]
+    master_key: Option<String>,
+}
+
+#[derive(Args)]
+struct ApiArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LITER_LLM_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    match format {
+        LogFormat::Text => builder.compact().init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Resolve which file to load and load it.
+fn load(args: &ConfigArgs) -> Result<(PathBuf, Config), ConfigError> {
+    let path = match &args.config {
+        Some(p) => p.clone(),
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            config::discover(&cwd).ok_or(ConfigError::NotFound { start: cwd })?
+        }
+    };
+    let overrides = Overrides {
+        host: args.host.clone(),
+        port: args.port,
+        master_key: args.master_key.clone().filter(|k| !k.is_empty()),
+    };
+    let cfg = config::load_file(&path, &overrides)?;
+    Ok((path, cfg))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig(args) => check_config(&args),
+        Command::Api(args) => {
+            init_logging(args.log_format);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("liter-llm: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(api(args))
+        }
+    }
+}
+
+fn check_config(args: &ConfigArgs) -> ExitCode {
+    match load(args) {
+        Ok((path, cfg)) => {
+            println!("# {} is valid", path.display());
+            print!("{}", mask::resolved(&cfg));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("liter-llm: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn api(args: ApiArgs) -> ExitCode {
+    let (path, cfg) = match load(&args.config) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("liter-llm: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = format!("{}:{}", bracket(&cfg.host), cfg.port);
+    let app = match App::build(cfg) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("liter-llm: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("liter-llm: cannot listen on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = listener.local_addr().map_or(addr, |a| a.to_string());
+    tracing::info!(config = %path.display(), models = app.routes.len(), "liter-llm listening on http://{local}");
+    match liter_llm_proxy::serve(app, listener, shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("liter-llm: server error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// IPv6 literals need brackets in `host:port`.
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

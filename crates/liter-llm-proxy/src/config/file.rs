@@ -1,0 +1,201 @@
+//! The config file as written: one struct per TOML table, `deny_unknown_fields`
+//! everywhere, defaults exactly as the spec documents them.
+//!
+//! Nothing here is checked beyond its TOML type; `validate` turns this into the
+//! runtime [`crate::config::Config`] and reports every problem at once.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub server: ServerSection,
+    pub general: GeneralSection,
+    pub models: Vec<ModelEntry>,
+    pub aliases: Vec<AliasEntry>,
+    pub keys: Vec<KeyEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<CooldownSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub host: String,
+    pub port: u16,
+    pub request_timeout_secs: u64,
+    pub body_limit_bytes: usize,
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 4000,
+            request_timeout_secs: 600,
+            body_limit_bytes: 10 * 1024 * 1024,
+            cors_origins: vec!["*".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeneralSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<String>,
+    pub default_timeout_secs: u64,
+    pub max_retries: u32,
+    pub enable_cost_tracking: bool,
+    pub enable_tracing: bool,
+}
+
+impl Default for GeneralSection {
+    fn default() -> Self {
+        Self {
+            master_key: None,
+            default_timeout_secs: 120,
+            max_retries: 3,
+            enable_cost_tracking: false,
+            enable_tracing: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub name: String,
+    pub provider_model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// Extension: simulated latency for the built-in `mock/` provider only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mock_latency_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliasEntry {
+    pub pattern: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEntry {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_limit: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Enforcement {
+    #[default]
+    Hard,
+    Soft,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_limit: Option<f64>,
+    pub model_limits: BTreeMap<String, f64>,
+    pub enforcement: Enforcement,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_entries: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+    pub backend: String,
+    pub backend_config: BTreeMap<String, String>,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        Self {
+            max_entries: None,
+            ttl_seconds: None,
+            backend: "memory".into(),
+            backend_config: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesSection {
+    pub backend: String,
+    pub prefix: String,
+    pub backend_config: BTreeMap<String, String>,
+}
+
+impl Default for FilesSection {
+    fn default() -> Self {
+        Self {
+            backend: "memory".into(),
+            prefix: "liter-llm-files/".into(),
+            backend_config: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_model: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CooldownSection {
+    pub duration_secs: u64,
+}

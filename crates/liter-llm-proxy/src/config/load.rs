@@ -1,0 +1,181 @@
+//! Finding and reading the config file, and turning parse errors into messages that
+//! name the file, line and column.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::file::FileConfig;
+use super::interpolate::{interpolate, line_col, Interpolated};
+use super::validate::{validate, Config, Overrides};
+
+pub const CONFIG_FILE_NAME: &str = "liter-llm-proxy.toml";
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Dotted key path, e.g. `models[1].provider_model` (empty when unknown).
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Io { file: String, error: std::io::Error },
+    /// No `--config` and no `liter-llm-proxy.toml` in the working directory or above.
+    NotFound { start: PathBuf },
+    /// The TOML did not parse into the schema (syntax, type, unknown field).
+    InvalidToml { file: String, issue: Issue },
+    /// The TOML parsed but values are wrong or not supported yet.
+    Invalid { file: String, issues: Vec<Issue> },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Io { file, error } => write!(f, "cannot read config {file}: {error}"),
+            ConfigError::NotFound { start } => write!(
+                f,
+                "no {CONFIG_FILE_NAME} found in {} or any parent directory; pass --config <path>",
+                start.display()
+            ),
+            ConfigError::InvalidToml { file, issue } => {
+                write!(
+                    f,
+                    "invalid TOML config {file}:{}:{}: {}",
+                    issue.line, issue.column, issue.message
+                )
+            }
+            ConfigError::Invalid { file, issues } => {
+                write!(f, "invalid config {file}: {} problem(s)", issues.len())?;
+                for i in issues {
+                    write!(f, "\n  {file}:{}:{}: ", i.line, i.column)?;
+                    if !i.path.is_empty() {
+                        write!(f, "{}: ", i.path)?;
+                    }
+                    write!(f, "{}", i.message)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Walk from `start` upward to the filesystem root looking for the config file.
+pub fn discover(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join(CONFIG_FILE_NAME))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Read, interpolate from the process environment, parse and validate a file.
+pub fn load_file(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let name = path.display().to_string();
+    let source = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
+        file: name.clone(),
+        error,
+    })?;
+    load_str(&source, &name, overrides, |var| std::env::var(var).ok())
+}
+
+/// Interpolate, parse and validate `source`; `file` names it in errors.
+pub fn load_str(
+    source: &str,
+    file: &str,
+    overrides: &Overrides,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let expanded = interpolate(source, &env);
+    let parsed: FileConfig = toml::from_str(&expanded.text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| expanded.original_offset(s.start));
+        let (line, column) = line_col(source, offset);
+        ConfigError::InvalidToml {
+            file: file.to_string(),
+            issue: Issue {
+                path: String::new(),
+                line,
+                column,
+                message: first_line(e.message()),
+            },
+        }
+    })?;
+    validate(parsed, overrides, &env).map_err(|problems| ConfigError::Invalid {
+        file: file.to_string(),
+        issues: problems
+            .into_iter()
+            .map(|(path, message)| {
+                let (line, column) = locate(source, &expanded, &path);
+                Issue {
+                    path: render_path(&path),
+                    line,
+                    column,
+                    message,
+                }
+            })
+            .collect(),
+    })
+}
+
+/// The parser's own message, without any echo of the (expanded) source line.
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or(message).trim().to_string()
+}
+
+/// A step of a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+pub(crate) fn render_path(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// Line and column of the value at `path`, or of the deepest table on it that exists.
+fn locate(source: &str, expanded: &Interpolated, path: &[Seg]) -> (usize, usize) {
+    use toml::de::{DeTable, DeValue};
+    let Ok(root) = DeTable::parse(&expanded.text) else {
+        return (1, 1);
+    };
+    let mut span = root.span();
+    let mut table = Some(root.get_ref());
+    let mut array: Option<&toml::de::DeArray<'_>> = None;
+    for seg in path {
+        let next = match (seg, table, array) {
+            (Seg::Key(k), Some(t), _) => t
+                .iter()
+                .find(|(key, _)| key.get_ref().as_ref() == k.as_str())
+                .map(|(key, value)| (key.span(), value)),
+            (Seg::Index(i), _, Some(a)) => a.get(*i).map(|v| (v.span(), v)),
+            _ => None,
+        };
+        let Some((at, value)) = next else { break };
+        span = at;
+        table = None;
+        array = None;
+        match value.get_ref() {
+            DeValue::Table(t) => table = Some(t),
+            DeValue::Array(a) => array = Some(a),
+            _ => span = value.span(),
+        }
+    }
+    line_col(source, expanded.original_offset(span.start))
+}

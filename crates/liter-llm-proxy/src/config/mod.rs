@@ -1,0 +1,14 @@
+//! Configuration: discovery, `${VAR}` interpolation, parsing into the file structs,
+//! and validation into the runtime [`Config`] the gateway runs on.
+//!
+//! Every problem is reported with the file, the key path, line and column, and never
+//! with an expanded secret.
+
+mod file;
+pub mod interpolate;
+mod load;
+mod validate;
+
+pub use file::*;
+pub use load::{discover, load_file, load_str, ConfigError, Issue, CONFIG_FILE_NAME};
+pub use validate::{Config, CorsOrigins, Deployment, KeySpec, Overrides};

@@ -1,0 +1,398 @@
+//! Validation: file structs in, runtime [`Config`] out, or every problem at once.
+//!
+//! This is also where "not supported yet" is decided: a section or field whose
+//! behaviour is not built is rejected here, never accepted and ignored.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use liter_llm::providers::ProviderModelError;
+use liter_llm::{Provider, ProviderModel};
+use secrecy::SecretString;
+
+use super::file::FileConfig;
+use super::load::Seg;
+
+/// CLI flags that override the file (only when given).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub master_key: Option<String>,
+}
+
+/// Where browsers may call from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    Any,
+    List(Vec<String>),
+}
+
+/// One `[[models]]` entry, resolved: provider selected, credentials and base URL found.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// The name clients send.
+    pub name: String,
+    /// As written, e.g. `groq/llama3-70b-8192`.
+    pub provider_model: String,
+    pub provider: Provider,
+    /// What the upstream receives in `model`.
+    pub model_id: String,
+    /// Base URL without trailing slash (None only for the in-process mock).
+    pub base_url: Option<String>,
+    pub api_key: Option<SecretString>,
+    pub timeout: Duration,
+    pub mock_latency: Option<Duration>,
+}
+
+/// A `[[keys]]` entry.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub key: SecretString,
+    pub description: Option<String>,
+    /// Allowed model names; empty means all.
+    pub models: Vec<String>,
+}
+
+/// The validated configuration the gateway runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub request_timeout: Duration,
+    pub body_limit: usize,
+    pub cors: CorsOrigins,
+    pub master_key: Option<SecretString>,
+    pub default_timeout: Duration,
+    pub max_retries: u32,
+    pub models: Vec<Deployment>,
+    pub keys: Vec<KeySpec>,
+    /// The file as parsed, with overrides applied (for `check-config`; holds secrets).
+    pub file: FileConfig,
+}
+
+type Problems = Vec<(Vec<Seg>, String)>;
+
+fn key(k: &str) -> Seg {
+    Seg::Key(k.to_string())
+}
+
+fn not_supported(problems: &mut Problems, path: Vec<Seg>, what: &str, issue: &str) {
+    problems.push((
+        path,
+        format!("not supported yet: {what} (planned: {issue}); remove it to start the gateway"),
+    ));
+}
+
+/// `Some` only for a non-empty string: an unset `${VAR}` means "not given".
+fn given(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.is_empty())
+}
+
+fn check_base_url(url: &str) -> Result<String, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| format!("base_url {url:?} is not a valid URL"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") if uri.authority().is_some() => {
+            Ok(url.trim_end_matches('/').to_string())
+        }
+        _ => Err(format!(
+            "base_url {url:?} must be an absolute http:// or https:// URL"
+        )),
+    }
+}
+
+pub(crate) fn validate(
+    mut file: FileConfig,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Problems> {
+    let mut problems: Problems = Vec::new();
+
+    // CLI flags win over the file, only when given.
+    if let Some(host) = &overrides.host {
+        file.server.host = host.clone();
+    }
+    if let Some(port) = overrides.port {
+        file.server.port = port;
+    }
+    if let Some(mk) = &overrides.master_key {
+        file.general.master_key = Some(mk.clone());
+    }
+
+    let s = &file.server;
+    if s.host.trim().is_empty() {
+        problems.push((vec![key("server"), key("host")], "host is empty".into()));
+    }
+    for (field, value) in [
+        ("request_timeout_secs", s.request_timeout_secs),
+        ("body_limit_bytes", s.body_limit_bytes as u64),
+    ] {
+        if value == 0 {
+            problems.push((
+                vec![key("server"), key(field)],
+                format!("{field} must be greater than 0"),
+            ));
+        }
+    }
+    let cors = if s.cors_origins.iter().any(|o| o == "*") {
+        if s.cors_origins.len() > 1 {
+            problems.push((
+                vec![key("server"), key("cors_origins")],
+                "\"*\" allows every origin and cannot be combined with explicit origins".into(),
+            ));
+        }
+        CorsOrigins::Any
+    } else {
+        for (i, origin) in s.cors_origins.iter().enumerate() {
+            let ok = origin.parse::<http::Uri>().ok().is_some_and(|u| {
+                matches!(u.scheme_str(), Some("http") | Some("https"))
+                    && u.authority().is_some()
+                    && u.path() == "/"
+                    && !origin.ends_with('/')
+            });
+            if !ok || http::HeaderValue::from_str(origin).is_err() {
+                problems.push((
+                    vec![key("server"), key("cors_origins"), Seg::Index(i)],
+                    format!("{origin:?} is not an origin like \"https://app.example.com\""),
+                ));
+            }
+        }
+        CorsOrigins::List(s.cors_origins.clone())
+    };
+
+    let g = &file.general;
+    if g.default_timeout_secs == 0 {
+        problems.push((
+            vec![key("general"), key("default_timeout_secs")],
+            "default_timeout_secs must be greater than 0".into(),
+        ));
+    }
+    if g.enable_cost_tracking {
+        not_supported(
+            &mut problems,
+            vec![key("general"), key("enable_cost_tracking")],
+            "enable_cost_tracking = true",
+            "cost tracking and budgets",
+        );
+    }
+    if g.enable_tracing {
+        not_supported(
+            &mut problems,
+            vec![key("general"), key("enable_tracing")],
+            "enable_tracing = true",
+            "OpenTelemetry export",
+        );
+    }
+    let master_key = given(&g.master_key).map(|k| SecretString::from(k.to_string()));
+
+    let mut names = HashSet::new();
+    let mut models = Vec::new();
+    for (i, m) in file.models.iter().enumerate() {
+        let at = |field: &str| vec![key("models"), Seg::Index(i), key(field)];
+        if m.name.trim().is_empty() {
+            problems.push((at("name"), "name is empty".into()));
+        } else if !names.insert(m.name.as_str()) {
+            not_supported(
+                &mut problems,
+                at("name"),
+                &format!(
+                    "several [[models]] named {:?} (load-balanced pools)",
+                    m.name
+                ),
+                "routing and resilience",
+            );
+        }
+        if !m.fallbacks.is_empty() {
+            not_supported(
+                &mut problems,
+                at("fallbacks"),
+                "fallbacks",
+                "routing and resilience",
+            );
+        }
+        if m.timeout_secs == Some(0) {
+            problems.push((
+                at("timeout_secs"),
+                "timeout_secs must be greater than 0".into(),
+            ));
+        }
+        let pm = match ProviderModel::parse(&m.provider_model) {
+            Ok(pm) => pm,
+            Err(e) => {
+                let msg = match e {
+                    ProviderModelError::Malformed => format!(
+                        "provider_model {:?} must look like \"provider/model\", e.g. \"openai/gpt-4o\"",
+                        m.provider_model
+                    ),
+                    ProviderModelError::NotSupportedYet(p) => format!(
+                        "not supported yet: provider {p:?} (planned: native providers); supported now: {}",
+                        Provider::known_prefixes().join(", ")
+                    ),
+                    ProviderModelError::Unknown(p) => format!(
+                        "unknown provider {p:?}; known providers: {}",
+                        Provider::known_prefixes().join(", ")
+                    ),
+                };
+                problems.push((at("provider_model"), msg));
+                continue;
+            }
+        };
+        let (base_url, api_key) = match pm.provider {
+            Provider::Mock => {
+                if given(&m.api_key).is_some() || given(&m.base_url).is_some() {
+                    problems.push((
+                        at("provider_model"),
+                        "the mock/ provider answers in-process: api_key and base_url do not apply"
+                            .into(),
+                    ));
+                }
+                (None, None)
+            }
+            Provider::OpenAiCompat(p) => {
+                if m.mock_latency_ms.is_some() {
+                    problems.push((
+                        at("mock_latency_ms"),
+                        "mock_latency_ms applies only to mock/ models".into(),
+                    ));
+                }
+                let from_env =
+                    |vars: &[&str]| vars.iter().find_map(|v| env(v).filter(|x| !x.is_empty()));
+                let url = given(&m.base_url)
+                    .map(str::to_string)
+                    .or_else(|| from_env(p.base_url_env))
+                    .or_else(|| p.default_base_url.map(str::to_string));
+                let url = match url {
+                    Some(u) => match check_base_url(&u) {
+                        Ok(u) => Some(u),
+                        Err(msg) => {
+                            problems.push((at("base_url"), msg));
+                            None
+                        }
+                    },
+                    None => {
+                        problems.push((
+                            at("base_url"),
+                            format!("provider {:?} needs base_url", p.name),
+                        ));
+                        None
+                    }
+                };
+                let api_key = given(&m.api_key)
+                    .map(str::to_string)
+                    .or_else(|| from_env(p.key_env));
+                (url, api_key.map(SecretString::from))
+            }
+        };
+        models.push(Deployment {
+            name: m.name.clone(),
+            provider_model: m.provider_model.clone(),
+            provider: pm.provider,
+            model_id: pm.model_id,
+            base_url,
+            api_key,
+            timeout: Duration::from_secs(m.timeout_secs.unwrap_or(g.default_timeout_secs)),
+            mock_latency: m.mock_latency_ms.map(Duration::from_millis),
+        });
+    }
+
+    if !file.aliases.is_empty() {
+        not_supported(
+            &mut problems,
+            vec![key("aliases")],
+            "[[aliases]]",
+            "native providers and routing by name",
+        );
+    }
+
+    let mut seen_keys = HashSet::new();
+    let mut keys = Vec::new();
+    for (i, k) in file.keys.iter().enumerate() {
+        let at = |field: &str| vec![key("keys"), Seg::Index(i), key(field)];
+        if k.key.is_empty() {
+            problems.push((at("key"), "key is empty (is its ${VAR} set?)".into()));
+        } else if !seen_keys.insert(k.key.as_str()) {
+            problems.push((at("key"), format!("the same key appears twice (keys[{i}])")));
+        } else if given(&file.general.master_key) == Some(k.key.as_str()) {
+            problems.push((
+                at("key"),
+                "a virtual key must differ from the master key".into(),
+            ));
+        }
+        for (j, model) in k.models.iter().enumerate() {
+            if !names.contains(model.as_str()) {
+                problems.push((
+                    vec![key("keys"), Seg::Index(i), key("models"), Seg::Index(j)],
+                    format!("model {model:?} is not defined in [[models]]"),
+                ));
+            }
+        }
+        for (field, set) in [
+            ("rpm", k.rpm.is_some()),
+            ("tpm", k.tpm.is_some()),
+            ("budget_limit", k.budget_limit.is_some()),
+        ] {
+            if set {
+                not_supported(
+                    &mut problems,
+                    at(field),
+                    &format!("per-key {field}"),
+                    "governance: limits and budgets",
+                );
+            }
+        }
+        keys.push(KeySpec {
+            key: SecretString::from(k.key.clone()),
+            description: k.description.clone(),
+            models: k.models.clone(),
+        });
+    }
+
+    for (present, section, issue) in [
+        (
+            file.rate_limit.is_some(),
+            "rate_limit",
+            "governance: limits and budgets",
+        ),
+        (
+            file.budget.is_some(),
+            "budget",
+            "governance: limits and budgets",
+        ),
+        (file.cache.is_some(), "cache", "response caching"),
+        (file.files.is_some(), "files", "the files API"),
+        (file.health.is_some(), "health", "routing and resilience"),
+        (
+            file.cooldown.is_some(),
+            "cooldown",
+            "routing and resilience",
+        ),
+    ] {
+        if present {
+            not_supported(
+                &mut problems,
+                vec![key(section)],
+                &format!("[{section}]"),
+                issue,
+            );
+        }
+    }
+
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Config {
+        host: file.server.host.clone(),
+        port: file.server.port,
+        request_timeout: Duration::from_secs(file.server.request_timeout_secs),
+        body_limit: file.server.body_limit_bytes,
+        cors,
+        master_key,
+        default_timeout: Duration::from_secs(file.general.default_timeout_secs),
+        max_retries: file.general.max_retries,
+        models,
+        keys,
+        file,
+    })
+}

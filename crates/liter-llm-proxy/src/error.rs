@@ -1,0 +1,192 @@
+//! The gateway's one error type, rendered in exactly one place as OpenAI's error JSON
+//! (`{"error":{"message","type","param","code"}}`) with the right status.
+//!
+//! Messages never carry a key or secret: callers pass model names, statuses and
+//! upstream messages only.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use liter_llm::types::{ErrorBody, ErrorDetail};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The request is malformed (400).
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        param: Option<&'static str>,
+        code: Option<&'static str>,
+    },
+    /// No or wrong credentials (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The key may not use this model (403).
+    #[error("key not allowed to access model {model:?}")]
+    ModelNotAllowed { model: String },
+    /// No model by that name (404).
+    #[error("the model {model:?} does not exist")]
+    ModelNotFound { model: String },
+    /// No such route (404) or method (405).
+    #[error("{message}")]
+    Route { status: StatusCode, message: String },
+    /// Body over `server.body_limit_bytes` (413).
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// An upstream answered with an error we pass on (4xx, with the provider's message).
+    #[error("upstream error {status}")]
+    Upstream {
+        status: StatusCode,
+        body: Bytes,
+        retry_after: Option<HeaderValue>,
+    },
+    /// The upstream failed (5xx) or could not be reached (502).
+    #[error("{0}")]
+    BadGateway(String),
+    /// A timeout (504).
+    #[error("{0}")]
+    Timeout(String),
+    /// A bug or an unexpected state (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        GatewayError::BadRequest {
+            message: message.into(),
+            param: None,
+            code: None,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
+            GatewayError::ModelNotFound { .. } => StatusCode::NOT_FOUND,
+            GatewayError::Route { status, .. } => *status,
+            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::Upstream { status, .. } => *status,
+            GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A low-cardinality label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GatewayError::BadRequest { .. } => "bad_request",
+            GatewayError::Unauthorized(_) => "unauthorized",
+            GatewayError::ModelNotAllowed { .. } => "model_not_allowed",
+            GatewayError::ModelNotFound { .. } => "model_not_found",
+            GatewayError::Route { .. } => "route",
+            GatewayError::PayloadTooLarge { .. } => "payload_too_large",
+            GatewayError::Upstream { .. } => "upstream_client_error",
+            GatewayError::BadGateway(_) => "bad_gateway",
+            GatewayError::Timeout(_) => "timeout",
+            GatewayError::Internal(_) => "internal",
+        }
+    }
+
+    /// OpenAI's `type` and `code` for this error.
+    fn type_and_code(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            GatewayError::BadRequest { code, .. } => ("invalid_request_error", *code),
+            GatewayError::Unauthorized(_) => ("invalid_request_error", Some("invalid_api_key")),
+            GatewayError::ModelNotAllowed { .. } => ("permission_error", Some("model_not_allowed")),
+            GatewayError::ModelNotFound { .. } => {
+                ("invalid_request_error", Some("model_not_found"))
+            }
+            GatewayError::Route { status, .. } if *status == StatusCode::METHOD_NOT_ALLOWED => {
+                ("invalid_request_error", Some("method_not_allowed"))
+            }
+            GatewayError::Route { .. } => ("invalid_request_error", Some("unknown_url")),
+            GatewayError::PayloadTooLarge { .. } => {
+                ("invalid_request_error", Some("request_too_large"))
+            }
+            GatewayError::Upstream { .. } => ("invalid_request_error", None),
+            GatewayError::BadGateway(_) => ("api_error", Some("upstream_error")),
+            GatewayError::Timeout(_) => ("timeout_error", Some("timeout")),
+            GatewayError::Internal(_) => ("api_error", Some("internal_error")),
+        }
+    }
+
+    /// The error as OpenAI's JSON body.
+    pub fn body(&self) -> ErrorBody {
+        let (kind, code) = self.type_and_code();
+        let param = match self {
+            GatewayError::BadRequest { param, .. } => param.map(str::to_string),
+            GatewayError::ModelNotAllowed { .. } | GatewayError::ModelNotFound { .. } => {
+                Some("model".to_string())
+            }
+            _ => None,
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                message: self.to_string(),
+                kind: kind.to_string(),
+                param,
+                code: code.map(str::to_string),
+            },
+        }
+    }
+
+    /// The body as bytes, for the response and for SSE error events.
+    pub fn body_bytes(&self) -> Bytes {
+        match self {
+            GatewayError::Upstream { body, .. } => body.clone(),
+            other => Bytes::from(serde_json::to_vec(&other.body()).unwrap_or_default()),
+        }
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, self.body_bytes()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let GatewayError::Upstream {
+            retry_after: Some(v),
+            ..
+        } = &self
+        {
+            headers.insert(header::RETRY_AFTER, v.clone());
+        }
+        response.extensions_mut().insert(ErrorKind(self.kind()));
+        response
+    }
+}
+
+/// Put on error responses so the request log can name the error kind.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorKind(pub &'static str);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        let e = GatewayError::ModelNotAllowed {
+            model: "gpt-4o".into(),
+        };
+        assert_eq!(e.status(), StatusCode::FORBIDDEN);
+        let v = serde_json::to_value(e.body()).unwrap();
+        assert_eq!(v["error"]["param"], "model");
+        assert_eq!(v["error"]["type"], "permission_error");
+        assert!(v["error"]["message"].as_str().unwrap().contains("gpt-4o"));
+        let t = GatewayError::Timeout("slow".into());
+        assert_eq!(t.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            serde_json::to_value(t.body()).unwrap()["error"]["code"],
+            "timeout"
+        );
+    }
+}

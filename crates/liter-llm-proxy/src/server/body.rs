@@ -1,0 +1,221 @@
+//! Request bodies: our own extractor (so a bad body gets OpenAI's error JSON) and the
+//! one-pass "head" parse of a JSON request.
+//!
+//! The gateway forwards bytes: it reads only `model`, `stream` and
+//! `stream_options.include_usage`, remembers where `model` sits in the buffer, and
+//! splices the provider's model id in. Every other field reaches the provider as the
+//! client wrote it.
+
+use std::fmt;
+use std::ops::Range;
+
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use bytes::{Bytes, BytesMut};
+use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::GatewayError;
+
+/// The raw request body, limited by `server.body_limit_bytes`.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = GatewayError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(usize::MAX, |l| l.0);
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(RawBody(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(GatewayError::PayloadTooLarge { limit })
+            }
+            Err(rejection) => Err(GatewayError::bad_request(format!(
+                "could not read the request body: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
+}
+
+/// The configured body limit, put in request extensions so errors can name it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// What the gateway needs to know of a JSON request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub model: String,
+    /// Byte range of the `model` value (quotes included) in the body.
+    pub model_span: Range<usize>,
+    pub stream: bool,
+    pub include_usage: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Field {
+    Model,
+    Stream,
+    StreamOptions,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+struct HeadVisitor;
+
+#[derive(Default)]
+struct Found<'de> {
+    model: Option<&'de RawValue>,
+    stream: bool,
+    include_usage: bool,
+}
+
+impl<'de> Visitor<'de> for HeadVisitor {
+    type Value = Found<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found<'de>, A::Error> {
+        let mut found = Found::default();
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::Model => found.model = Some(map.next_value()?),
+                Field::Stream => {
+                    found.stream = map
+                        .next_value::<Option<bool>>()
+                        .map_err(|_| de::Error::custom("`stream` must be a boolean"))?
+                        .unwrap_or(false)
+                }
+                Field::StreamOptions => {
+                    let opts: Option<StreamOptions> = map
+                        .next_value()
+                        .map_err(|_| de::Error::custom("`stream_options` must be an object"))?;
+                    found.include_usage = opts.and_then(|o| o.include_usage).unwrap_or(false);
+                }
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Parse the head of a JSON request body, validating the whole body's syntax.
+pub fn parse_head(body: &[u8]) -> Result<Head, GatewayError> {
+    if body.is_empty() {
+        return Err(GatewayError::bad_request(
+            "the request body is empty; expected a JSON object",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let found = de
+        .deserialize_map(HeadVisitor)
+        .and_then(|f| de.end().map(|()| f))
+        .map_err(|e| GatewayError::bad_request(format!("invalid JSON body: {e}")))?;
+    let raw = found.model.ok_or_else(|| GatewayError::BadRequest {
+        message: "missing required parameter: 'model'".into(),
+        param: Some("model"),
+        code: Some("missing_required_parameter"),
+    })?;
+    let model: String = serde_json::from_str(raw.get()).map_err(|_| GatewayError::BadRequest {
+        message: "'model' must be a string".into(),
+        param: Some("model"),
+        code: Some("invalid_type"),
+    })?;
+    if model.is_empty() {
+        return Err(GatewayError::BadRequest {
+            message: "'model' must not be empty".into(),
+            param: Some("model"),
+            code: Some("missing_required_parameter"),
+        });
+    }
+    let start = (raw.get().as_ptr() as usize).saturating_sub(body.as_ptr() as usize);
+    Ok(Head {
+        model,
+        model_span: start..start + raw.get().len(),
+        stream: found.stream,
+        include_usage: found.include_usage,
+    })
+}
+
+/// The body with the `model` value replaced by `model_id` (unchanged if equal).
+pub fn with_model(body: &Bytes, head: &Head, model_id: &str) -> Bytes {
+    if head.model == model_id {
+        return body.clone();
+    }
+    let quoted = serde_json::to_string(model_id).unwrap_or_default();
+    let mut out = BytesMut::with_capacity(body.len() + quoted.len());
+    out.extend_from_slice(&body[..head.model_span.start]);
+    out.extend_from_slice(quoted.as_bytes());
+    out.extend_from_slice(&body[head.model_span.end..]);
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_model_and_flags() {
+        let body = br#"{"messages":[{"role":"user","content":"hi \"model\""}], "model" : "gpt-4o","stream":true,"stream_options":{"include_usage":true},"x":{"model":"no"}}"#;
+        let head = parse_head(body).unwrap();
+        assert_eq!(head.model, "gpt-4o");
+        assert_eq!(&body[head.model_span.clone()], b"\"gpt-4o\"");
+        assert!(head.stream && head.include_usage);
+        let rewritten = with_model(&Bytes::from_static(body), &head, "llama3-70b-8192");
+        let v: serde_json::Value = serde_json::from_slice(&rewritten).unwrap();
+        assert_eq!(v["model"], "llama3-70b-8192");
+        assert_eq!(v["x"]["model"], "no");
+        assert_eq!(v["messages"][0]["content"], "hi \"model\"");
+    }
+
+    #[test]
+    fn escaped_model_name() {
+        let body = br#"{"model":"a\u002fb"}"#;
+        let head = parse_head(body).unwrap();
+        assert_eq!(head.model, "a/b");
+        let out = with_model(&Bytes::from_static(body), &head, "x");
+        assert_eq!(&out[..], br#"{"model":"x"}"#);
+    }
+
+    #[test]
+    fn errors() {
+        for (body, needle) in [
+            (&b""[..], "empty"),
+            (b"{", "invalid JSON"),
+            (b"[1]", "invalid JSON"),
+            (b"{\"messages\":[]}", "'model'"),
+            (b"{\"model\":3}", "must be a string"),
+            (b"{\"model\":\"\"}", "must not be empty"),
+            (b"{\"model\":\"m\",\"stream\":\"yes\"}", "boolean"),
+            (b"{\"model\":\"m\"} trailing", "invalid JSON"),
+        ] {
+            let err = parse_head(body).unwrap_err();
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+            assert!(
+                err.to_string().contains(needle),
+                "{err} should contain {needle}"
+            );
+        }
+    }
+
+    #[test]
+    fn null_stream_is_false() {
+        let head = parse_head(br#"{"model":"m","stream":null,"stream_options":null}"#).unwrap();
+        assert!(!head.stream && !head.include_usage);
+    }
+}

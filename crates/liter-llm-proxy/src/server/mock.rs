@@ -1,0 +1,65 @@
+//! Dispatch to the built-in `mock/` provider: the answer is made in-process.
+
+use std::convert::Infallible;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::Response;
+use bytes::Bytes;
+use liter_llm::providers::mock;
+use liter_llm::types::{ChatCompletionRequest, EmbeddingRequest};
+
+use super::handlers::sse_response;
+use crate::config::Deployment;
+use crate::error::GatewayError;
+use crate::upstream::{json_response, Endpoint};
+
+fn invalid(e: serde_json::Error) -> GatewayError {
+    GatewayError::bad_request(format!("invalid request: {e}"))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Bytes, GatewayError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| GatewayError::Internal(format!("could not encode the mock answer: {e}")))
+}
+
+pub async fn answer(
+    d: &Deployment,
+    body: &[u8],
+    endpoint: Endpoint,
+    streaming: bool,
+) -> Result<Response<Body>, GatewayError> {
+    if let Some(latency) = d.mock_latency {
+        tokio::time::sleep(latency).await;
+    }
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |t| t.as_secs());
+    let id = format!("chatcmpl-mock-{created:x}{:08x}", rand::random::<u32>());
+    match endpoint {
+        Endpoint::Embeddings => {
+            let mut req: EmbeddingRequest = serde_json::from_slice(body).map_err(invalid)?;
+            req.model = d.model_id.clone();
+            Ok(json_response(to_json(&mock::embeddings(&req))?))
+        }
+        Endpoint::Chat => {
+            let mut req: ChatCompletionRequest = serde_json::from_slice(body).map_err(invalid)?;
+            req.model = d.model_id.clone();
+            if !streaming {
+                return Ok(json_response(to_json(&mock::chat(&req, &id, created))?));
+            }
+            let mut events = Vec::new();
+            for chunk in mock::chat_chunks(&req, &id, created) {
+                let mut event = b"data: ".to_vec();
+                event.extend_from_slice(&to_json(&chunk)?);
+                event.extend_from_slice(b"\n\n");
+                events.push(Ok::<_, Infallible>(Bytes::from(event)));
+            }
+            events.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+            Ok(sse_response(Body::from_stream(futures_util::stream::iter(
+                events,
+            ))))
+        }
+    }
+}

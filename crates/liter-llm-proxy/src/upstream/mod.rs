@@ -1,0 +1,315 @@
+//! The dispatcher: the only place that talks HTTP to providers. It owns the client,
+//! per-attempt timeouts and retries, so adapters never repeat them.
+//!
+//! Retries (up to `general.max_retries`) happen on 429, 5xx and connection failures,
+//! with exponential backoff and jitter, honouring `Retry-After`, and never past the
+//! request's deadline. A timeout is not retried: the upstream may still be working.
+
+pub mod stream;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use liter_llm::types::{ErrorBody, ErrorDetail};
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::error::GatewayError;
+
+/// Where and how to send one deployment's requests, computed once at start-up.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Client-facing model name, for messages.
+    pub name: String,
+    pub chat_uri: Uri,
+    pub embeddings_uri: Uri,
+    /// Marked sensitive so it is never printed by `Debug` of a request.
+    pub auth: Option<(HeaderName, HeaderValue)>,
+    pub timeout: Duration,
+}
+
+/// Which OpenAI endpoint a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Embeddings,
+}
+
+pub struct Upstream {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    max_retries: u32,
+}
+
+/// Base of the exponential backoff between retries.
+const BACKOFF_BASE: Duration = Duration::from_millis(50);
+/// No single wait between retries is longer than this.
+const BACKOFF_CAP: Duration = Duration::from_secs(8);
+
+impl Upstream {
+    pub fn new(max_retries: u32) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(tls);
+        Self {
+            client,
+            max_retries,
+        }
+    }
+
+    fn build(
+        &self,
+        target: &Target,
+        endpoint: Endpoint,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, GatewayError> {
+        let uri = match endpoint {
+            Endpoint::Chat => target.chat_uri.clone(),
+            Endpoint::Embeddings => target.embeddings_uri.clone(),
+        };
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json, text/event-stream");
+        if let Some((name, value)) = &target.auth {
+            req = req.header(name, value);
+        }
+        req.body(Full::new(body))
+            .map_err(|e| GatewayError::Internal(format!("could not build upstream request: {e}")))
+    }
+
+    /// Send with retries; returns the final upstream response (any status).
+    pub async fn send(
+        &self,
+        target: &Target,
+        endpoint: Endpoint,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        let mut attempt = 0u32;
+        loop {
+            let now = Instant::now();
+            let budget = deadline.saturating_duration_since(now).min(target.timeout);
+            let req = self.build(target, endpoint, body.clone())?;
+            let outcome = tokio::time::timeout(budget, self.client.request(req)).await;
+            let wait = match outcome {
+                Err(_) => {
+                    return Err(GatewayError::Timeout(format!(
+                        "the upstream for model {:?} did not answer within {} s",
+                        target.name,
+                        budget.as_secs_f32()
+                    )))
+                }
+                Ok(Ok(resp)) => {
+                    let status = resp.status();
+                    let retryable =
+                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                    if !retryable || attempt >= self.max_retries {
+                        return Ok(resp);
+                    }
+                    retry_after(resp.headers())
+                }
+                Ok(Err(e)) => {
+                    if attempt >= self.max_retries {
+                        return Err(GatewayError::BadGateway(format!(
+                            "could not reach the upstream for model {:?}: {}",
+                            target.name,
+                            error_chain(&e)
+                        )));
+                    }
+                    None
+                }
+            };
+            let wait = wait.unwrap_or_else(|| backoff(attempt));
+            if Instant::now() + wait >= deadline {
+                return Err(GatewayError::Timeout(format!(
+                    "the upstream for model {:?} kept failing and the request ran out of time",
+                    target.name
+                )));
+            }
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// Full-jitter exponential backoff for the given (0-based) attempt.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_CAP);
+    let millis =
+        rand::rng().random_range(ceiling.as_millis() as u64 / 2..=ceiling.as_millis() as u64);
+    Duration::from_millis(millis)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is treated as absent).
+fn retry_after(headers: &axum::http::HeaderMap) -> Option<Duration> {
+    let secs: f64 = headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs).min(BACKOFF_CAP * 8))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Read a whole upstream body before `deadline`.
+pub async fn read_body(
+    body: Incoming,
+    name: &str,
+    deadline: Instant,
+) -> Result<Bytes, GatewayError> {
+    match tokio::time::timeout_at(deadline, body.collect()).await {
+        Err(_) => Err(GatewayError::Timeout(format!(
+            "the upstream for model {name:?} did not finish its answer in time"
+        ))),
+        Ok(Err(e)) => Err(GatewayError::BadGateway(format!(
+            "the upstream for model {name:?} broke off its answer: {}",
+            error_chain(&e)
+        ))),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+/// Turn a non-2xx upstream answer into the client's error: 4xx passes through with the
+/// provider's message (OpenAI-shaped), 5xx becomes 502.
+pub fn upstream_error(
+    status: StatusCode,
+    retry_after: Option<HeaderValue>,
+    body: &[u8],
+    name: &str,
+) -> GatewayError {
+    let detail = error_detail(body, status);
+    if status.is_client_error() {
+        let body = serde_json::to_vec(&ErrorBody { error: detail }).unwrap_or_default();
+        GatewayError::Upstream {
+            status,
+            body: Bytes::from(body),
+            retry_after,
+        }
+    } else {
+        GatewayError::BadGateway(format!(
+            "the upstream for model {name:?} failed with status {}: {}",
+            status.as_u16(),
+            detail.message
+        ))
+    }
+}
+
+/// The provider's error, read from OpenAI's shape or a bare string; else the raw text.
+fn error_detail(body: &[u8], status: StatusCode) -> ErrorDetail {
+    let default_type = if status == StatusCode::TOO_MANY_REQUESTS {
+        "rate_limit_error"
+    } else if status.is_client_error() {
+        "invalid_request_error"
+    } else {
+        "api_error"
+    };
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let error = parsed.as_ref().and_then(|v| v.get("error"));
+    match error {
+        Some(serde_json::Value::Object(obj)) => ErrorDetail {
+            message: text(obj.get("message"))
+                .unwrap_or_else(|| format!("upstream status {}", status.as_u16())),
+            kind: text(obj.get("type")).unwrap_or_else(|| default_type.into()),
+            param: text(obj.get("param")),
+            code: obj.get("code").and_then(|c| match c {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }),
+        },
+        Some(serde_json::Value::String(s)) => ErrorDetail {
+            message: s.clone(),
+            kind: default_type.into(),
+            param: None,
+            code: None,
+        },
+        _ => {
+            let raw = String::from_utf8_lossy(body);
+            let mut message: String = raw.trim().chars().take(500).collect();
+            if message.is_empty() {
+                message = format!("upstream status {}", status.as_u16());
+            }
+            ErrorDetail {
+                message,
+                kind: default_type.into(),
+                param: None,
+                code: None,
+            }
+        }
+    }
+}
+
+/// A finished JSON answer from upstream, passed through as bytes.
+pub fn json_response(body: Bytes) -> Response<Body> {
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert!(backoff(0) <= BACKOFF_BASE);
+        assert!(backoff(3) >= BACKOFF_BASE * 4);
+        assert!(backoff(30) <= BACKOFF_CAP);
+    }
+
+    #[test]
+    fn error_detail_shapes() {
+        let d = error_detail(
+            br#"{"error":{"message":"bad","type":"x","param":"p","code":7}}"#,
+            StatusCode::BAD_REQUEST,
+        );
+        assert_eq!(
+            (d.message.as_str(), d.kind.as_str(), d.code.as_deref()),
+            ("bad", "x", Some("7"))
+        );
+        let d = error_detail(br#"{"error":"plain"}"#, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            (d.message.as_str(), d.kind.as_str()),
+            ("plain", "rate_limit_error")
+        );
+        let d = error_detail(b"<html>oops</html>", StatusCode::BAD_GATEWAY);
+        assert_eq!(d.message, "<html>oops</html>");
+    }
+}

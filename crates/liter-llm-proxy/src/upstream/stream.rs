@@ -1,0 +1,127 @@
+//! Relaying an upstream SSE stream to the client.
+//!
+//! Bytes are forwarded as they come, but only whole events: a trailing partial event
+//! is held until its end arrives. So if the upstream breaks off, times out or ends
+//! without `data: [DONE]`, the client gets a clean `data: {"error":...}` event instead
+//! of a silent truncation or half a JSON object.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use memchr::memmem;
+use tokio::time::Instant;
+
+use crate::error::GatewayError;
+
+struct Relay {
+    body: Incoming,
+    name: String,
+    idle: Duration,
+    deadline: Instant,
+    /// Bytes of an event whose end has not arrived yet.
+    pending: BytesMut,
+    saw_done: bool,
+    finished: bool,
+}
+
+/// The SSE body for the client. `idle` bounds the wait for each upstream chunk,
+/// `deadline` the whole stream.
+pub fn relay(body: Incoming, name: String, idle: Duration, deadline: Instant) -> Body {
+    let state = Relay {
+        body,
+        name,
+        idle,
+        deadline,
+        pending: BytesMut::new(),
+        saw_done: false,
+        finished: false,
+    };
+    Body::from_stream(futures_util::stream::unfold(state, step))
+}
+
+/// An SSE event carrying an OpenAI-shaped error.
+pub fn error_event(err: &GatewayError) -> Bytes {
+    let mut out = BytesMut::from(&b"data: "[..]);
+    out.extend_from_slice(&err.body_bytes());
+    out.extend_from_slice(b"\n\n");
+    out.freeze()
+}
+
+/// End of the last complete event in `buf` (just past its blank line), if any.
+fn last_boundary(buf: &[u8]) -> Option<usize> {
+    let lf = memmem::rfind(buf, b"\n\n").map(|i| i + 2);
+    let crlf = memmem::rfind(buf, b"\r\n\r\n").map(|i| i + 4);
+    lf.max(crlf)
+}
+
+fn has_done(events: &[u8]) -> bool {
+    memmem::find(events, b"data: [DONE]").is_some()
+        || memmem::find(events, b"data:[DONE]").is_some()
+}
+
+async fn step(mut s: Relay) -> Option<(Result<Bytes, Infallible>, Relay)> {
+    if s.finished {
+        return None;
+    }
+    loop {
+        let wait = (Instant::now() + s.idle).min(s.deadline);
+        let failure = match tokio::time::timeout_at(wait, s.body.frame()).await {
+            Err(_) => GatewayError::Timeout(format!(
+                "the stream from the upstream for model {:?} stalled or ran out of time",
+                s.name
+            )),
+            Ok(Some(Err(e))) => GatewayError::BadGateway(format!(
+                "the upstream for model {:?} broke off the stream: {e}",
+                s.name
+            )),
+            Ok(None) => {
+                s.finished = true;
+                if s.saw_done {
+                    // Whatever follows [DONE] (normally nothing) is passed on as is.
+                    let rest = s.pending.split().freeze();
+                    return (!rest.is_empty()).then_some((Ok(rest), s));
+                }
+                GatewayError::BadGateway(format!(
+                    "the upstream for model {:?} ended the stream without [DONE]",
+                    s.name
+                ))
+            }
+            Ok(Some(Ok(frame))) => {
+                let Ok(data) = frame.into_data() else {
+                    continue; // trailers
+                };
+                if s.pending.is_empty() && last_boundary(&data) == Some(data.len()) {
+                    s.saw_done |= has_done(&data);
+                    return Some((Ok(data), s));
+                }
+                s.pending.extend_from_slice(&data);
+                let Some(end) = last_boundary(&s.pending) else {
+                    continue;
+                };
+                let events = s.pending.split_to(end).freeze();
+                s.saw_done |= has_done(&events);
+                return Some((Ok(events), s));
+            }
+        };
+        s.finished = true;
+        tracing::warn!(model = %s.name, error = %failure, "stream ended with an error event");
+        return Some((Ok(error_event(&failure)), s));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries() {
+        assert_eq!(last_boundary(b"data: a\n\ndata: b"), Some(9));
+        assert_eq!(last_boundary(b"data: a\r\n\r\n"), Some(11));
+        assert_eq!(last_boundary(b"data: a\n"), None);
+        assert!(has_done(b"data: x\n\ndata: [DONE]\n\n"));
+    }
+}
