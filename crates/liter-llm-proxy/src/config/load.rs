@@ -173,7 +173,13 @@ fn locate(source: &str, expanded: &Interpolated, path: &[Seg]) -> (usize, usize)
         array = None;
         match value.get_ref() {
             DeValue::Table(t) => table = Some(t),
-            DeValue::Array(a) => array = Some(a),
+            DeValue::Array(a) => {
+                array = Some(a);
+                // An inline array is reported at its `[`; an array of tables at its header.
+                if value.span().start > span.start {
+                    span = value.span();
+                }
+            }
             _ => span = value.span(),
         }
     }

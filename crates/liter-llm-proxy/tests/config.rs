@@ -1,0 +1,294 @@
+//! The config contract: schema, defaults, interpolation, and every error naming the
+//! file, line and column.
+
+use std::time::Duration;
+
+use liter_llm_proxy::config::{load_str, Config, ConfigError, CorsOrigins, Overrides};
+use secrecy::ExposeSecret;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "OPENAI_API_KEY" => Some("sk-from-env".into()),
+        "MASTER" => Some("sk-master-secret".into()),
+        "GROQ_KEY" => Some("gsk-secret".into()),
+        _ => None,
+    }
+}
+
+fn load(src: &str) -> Result<Config, ConfigError> {
+    load_str(src, "test.toml", &Overrides::default(), env)
+}
+
+fn err(src: &str) -> String {
+    match load(src) {
+        Ok(_) => panic!("expected an error for:\n{src}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn defaults_match_the_spec() {
+    let c = load("").unwrap();
+    assert_eq!(c.host, "0.0.0.0");
+    assert_eq!(c.port, 4000);
+    assert_eq!(c.request_timeout, Duration::from_secs(600));
+    assert_eq!(c.body_limit, 10_485_760);
+    assert_eq!(c.cors, CorsOrigins::Any);
+    assert!(c.master_key.is_none());
+    assert_eq!(c.default_timeout, Duration::from_secs(120));
+    assert_eq!(c.max_retries, 3);
+    assert!(!c.file.general.enable_cost_tracking && !c.file.general.enable_tracing);
+    assert!(c.models.is_empty() && c.keys.is_empty());
+}
+
+#[test]
+fn the_spec_minimal_file_loads() {
+    let c = load(
+        r#"
+[general]
+master_key = "${MASTER}"
+
+[[models]]
+name = "gpt-4o"
+provider_model = "openai/gpt-4o"
+api_key = "${OPENAI_API_KEY}"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.master_key.unwrap().expose_secret(), "sk-master-secret");
+    let m = &c.models[0];
+    assert_eq!(m.model_id, "gpt-4o");
+    assert_eq!(m.base_url.as_deref(), Some("https://api.openai.com/v1"));
+    assert_eq!(m.timeout, Duration::from_secs(120));
+}
+
+#[test]
+fn provider_prefix_key_env_base_url_and_timeouts() {
+    let c = load(
+        r#"
+[general]
+default_timeout_secs = 30
+[[models]]
+name = "llama3-groq"
+provider_model = "groq/llama3-70b-8192"
+api_key = "${GROQ_KEY}"
+timeout_secs = 7
+[[models]]
+name = "gpt"
+provider_model = "openai/gpt-4o-mini"
+[[models]]
+name = "local"
+provider_model = "custom/my-model"
+base_url = "http://127.0.0.1:9999/v1/"
+[[models]]
+name = "unset-key"
+provider_model = "mistral/mistral-large-latest"
+api_key = "${NOT_SET}"
+"#,
+    )
+    .unwrap();
+    let groq = &c.models[0];
+    assert_eq!(groq.provider.name(), "groq");
+    assert_eq!(groq.model_id, "llama3-70b-8192");
+    assert_eq!(groq.base_url.as_deref(), Some("https://api.groq.com/openai/v1"));
+    assert_eq!(groq.api_key.as_ref().unwrap().expose_secret(), "gsk-secret");
+    assert_eq!(groq.timeout, Duration::from_secs(7));
+    // api_key absent: falls back to the provider's variable
+    assert_eq!(c.models[1].api_key.as_ref().unwrap().expose_secret(), "sk-from-env");
+    assert_eq!(c.models[1].timeout, Duration::from_secs(30));
+    // trailing slash trimmed
+    assert_eq!(c.models[2].base_url.as_deref(), Some("http://127.0.0.1:9999/v1"));
+    // ${NOT_SET} expands to empty, which means "not given"
+    assert!(c.models[3].api_key.is_none());
+}
+
+#[test]
+fn overrides_win_only_when_given() {
+    let src = "[server]\nhost = \"127.0.0.1\"\nport = 8080\n[general]\nmaster_key = \"file-key\"\n";
+    let c = load_str(src, "t.toml", &Overrides::default(), env).unwrap();
+    assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8080));
+    assert_eq!(c.master_key.unwrap().expose_secret(), "file-key");
+    let o = Overrides {
+        host: Some("0.0.0.0".into()),
+        port: Some(9),
+        master_key: Some("flag-key".into()),
+    };
+    let c = load_str(src, "t.toml", &o, env).unwrap();
+    assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 9));
+    assert_eq!(c.master_key.unwrap().expose_secret(), "flag-key");
+}
+
+#[test]
+fn unknown_field_names_file_line_and_column() {
+    let e = err("[server]\nport = 4000\nprot = 1\n");
+    assert!(e.starts_with("invalid TOML config test.toml:3:1:"), "{e}");
+    assert!(e.contains("prot"), "{e}");
+}
+
+#[test]
+fn unknown_field_in_models_and_keys() {
+    let e = err("[[models]]\nname = \"a\"\nprovider_model = \"openai/x\"\n  apikey = \"k\"\n");
+    assert!(e.starts_with("invalid TOML config test.toml:4:3:"), "{e}");
+    let e = err("[[keys]]\nkey = \"k\"\nmodel = []\n");
+    assert!(e.starts_with("invalid TOML config test.toml:3:1:"), "{e}");
+}
+
+#[test]
+fn syntax_and_type_errors_are_located() {
+    let e = err("[server]\nport = \"eighty\"\n");
+    assert!(e.starts_with("invalid TOML config test.toml:2:8:"), "{e}");
+    let e = err("[server\n");
+    assert!(e.starts_with("invalid TOML config test.toml:1:"), "{e}");
+    let e = err("[server]\nport = 70000\n");
+    assert!(e.starts_with("invalid TOML config test.toml:2:"), "{e}");
+}
+
+#[test]
+fn positions_refer_to_the_file_as_written_not_the_expansion() {
+    // ${MASTER} expands to 16 characters; the error column must still be the one in the file.
+    let e = err("[general]\nmaster_key = \"${MASTER}\" oops = 1\n");
+    assert!(e.starts_with("invalid TOML config test.toml:2:26:"), "{e}");
+    assert!(!e.contains("sk-master-secret"), "secret leaked: {e}");
+}
+
+#[test]
+fn parse_errors_never_echo_an_expanded_secret() {
+    let e = err("[general]\nmaster_key = ${MASTER}\n");
+    assert!(!e.contains("sk-master-secret"), "secret leaked: {e}");
+    assert!(e.contains("test.toml:2:"), "{e}");
+}
+
+#[test]
+fn unclosed_interpolation_stays_literal() {
+    let c = load("[general]\nmaster_key = \"${MASTER\"\n").unwrap();
+    assert_eq!(c.master_key.unwrap().expose_secret(), "${MASTER");
+}
+
+#[test]
+fn interpolation_runs_on_the_raw_source() {
+    // Expanding inside a table header and a number works because it runs before parsing.
+    let c = load_str(
+        "[server]\nport = ${PORT}\n",
+        "t.toml",
+        &Overrides::default(),
+        |v| (v == "PORT").then(|| "4321".to_string()),
+    )
+    .unwrap();
+    assert_eq!(c.port, 4321);
+}
+
+#[test]
+fn sections_not_built_yet_are_rejected_by_name() {
+    for (src, needle, line) in [
+        ("[rate_limit]\nrpm = 1\n", "[rate_limit]", 1),
+        ("[budget]\nglobal_limit = 1.0\n", "[budget]", 1),
+        ("\n[cache]\nmax_entries = 1\n", "[cache]", 2),
+        ("[files]\n", "[files]", 1),
+        ("[health]\ninterval_secs = 3\n", "[health]", 1),
+        ("[cooldown]\nduration_secs = 3\n", "[cooldown]", 1),
+        ("[[aliases]]\npattern = \"anthropic/*\"\n", "[[aliases]]", 1),
+        ("[general]\nenable_cost_tracking = true\n", "enable_cost_tracking", 2),
+        ("[general]\nenable_tracing = true\n", "enable_tracing", 2),
+    ] {
+        let e = err(src);
+        assert!(e.contains("not supported yet"), "{e}");
+        assert!(e.contains(needle), "{e}");
+        assert!(e.contains(&format!("test.toml:{line}:")), "{e}");
+    }
+}
+
+#[test]
+fn key_limits_and_pool_features_are_not_supported_yet() {
+    let models = "[[models]]\nname = \"m\"\nprovider_model = \"openai/x\"\n";
+    for (extra, needle) in [
+        ("[[keys]]\nkey = \"k\"\nrpm = 5\n", "keys[0].rpm: not supported yet"),
+        ("[[keys]]\nkey = \"k\"\ntpm = 5\n", "keys[0].tpm: not supported yet"),
+        ("[[keys]]\nkey = \"k\"\nbudget_limit = 5.0\n", "keys[0].budget_limit: not supported yet"),
+        (models, "models[1].name: not supported yet"),
+    ] {
+        let e = err(&format!("{models}{extra}"));
+        assert!(e.contains(needle), "{e}");
+    }
+    let e = err("[[models]]\nname = \"m\"\nprovider_model = \"openai/x\"\nfallbacks = [\"n\"]\n");
+    assert!(e.contains("test.toml:4:13: models[0].fallbacks: not supported yet"), "{e}");
+}
+
+#[test]
+fn semantic_errors_are_all_reported_with_paths() {
+    let e = err(r#"
+[server]
+request_timeout_secs = 0
+cors_origins = ["not an origin"]
+
+[[models]]
+name = "a"
+provider_model = "gpt-4o"
+
+[[models]]
+name = "b"
+provider_model = "nope/x"
+
+[[models]]
+name = "c"
+provider_model = "custom/x"
+
+[[models]]
+name = "d"
+provider_model = "anthropic/claude-sonnet-4-20250514"
+
+[[keys]]
+key = ""
+
+[[keys]]
+key = "vk"
+models = ["zzz"]
+"#);
+    for needle in [
+        "test.toml:3:24: server.request_timeout_secs",
+        "test.toml:4:17: server.cors_origins[0]",
+        "test.toml:8:18: models[0].provider_model: provider_model \"gpt-4o\" must look like",
+        "models[1].provider_model: unknown provider \"nope\"",
+        "test.toml:14:1: models[2].base_url: provider \"custom\" needs base_url",
+        "models[3].provider_model: not supported yet: provider \"anthropic\"",
+        "keys[0].key: key is empty",
+        "test.toml:27:11: keys[1].models[0]: model \"zzz\" is not defined",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+}
+
+#[test]
+fn cors_star_cannot_mix() {
+    let e = err("[server]\ncors_origins = [\"*\", \"https://a.example\"]\n");
+    assert!(e.contains("server.cors_origins"), "{e}");
+    let c = load("[server]\ncors_origins = [\"https://a.example\", \"http://localhost:3000\"]\n").unwrap();
+    assert_eq!(
+        c.cors,
+        CorsOrigins::List(vec!["https://a.example".into(), "http://localhost:3000".into()])
+    );
+}
+
+#[test]
+fn master_key_must_differ_from_virtual_keys_and_keys_unique() {
+    let e = err("[general]\nmaster_key = \"a\"\n[[keys]]\nkey = \"a\"\n");
+    assert!(e.contains("must differ from the master key"), "{e}");
+    let e = err("[[keys]]\nkey = \"a\"\n[[keys]]\nkey = \"a\"\n");
+    assert!(e.contains("appears twice"), "{e}");
+    assert!(!e.contains("\"a\""), "a key was echoed: {e}");
+}
+
+#[test]
+fn mock_provider_fields() {
+    let c = load("[[models]]\nname = \"echo\"\nprovider_model = \"mock/echo\"\nmock_latency_ms = 20\n").unwrap();
+    assert_eq!(c.models[0].mock_latency, Some(Duration::from_millis(20)));
+    let e = err("[[models]]\nname = \"x\"\nprovider_model = \"openai/x\"\nmock_latency_ms = 20\n");
+    assert!(e.contains("mock_latency_ms applies only to mock/ models"), "{e}");
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let src = include_str!("../../../examples/liter-llm-proxy.toml");
+    let c = load_str(src, "examples/liter-llm-proxy.toml", &Overrides::default(), |_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.models.iter().any(|m| m.provider.name() == "mock"));
+}
