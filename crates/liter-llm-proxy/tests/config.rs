@@ -90,14 +90,23 @@ api_key = "${NOT_SET}"
     let groq = &c.models[0];
     assert_eq!(groq.provider.name(), "groq");
     assert_eq!(groq.model_id, "llama3-70b-8192");
-    assert_eq!(groq.base_url.as_deref(), Some("https://api.groq.com/openai/v1"));
+    assert_eq!(
+        groq.base_url.as_deref(),
+        Some("https://api.groq.com/openai/v1")
+    );
     assert_eq!(groq.api_key.as_ref().unwrap().expose_secret(), "gsk-secret");
     assert_eq!(groq.timeout, Duration::from_secs(7));
     // api_key absent: falls back to the provider's variable
-    assert_eq!(c.models[1].api_key.as_ref().unwrap().expose_secret(), "sk-from-env");
+    assert_eq!(
+        c.models[1].api_key.as_ref().unwrap().expose_secret(),
+        "sk-from-env"
+    );
     assert_eq!(c.models[1].timeout, Duration::from_secs(30));
     // trailing slash trimmed
-    assert_eq!(c.models[2].base_url.as_deref(), Some("http://127.0.0.1:9999/v1"));
+    assert_eq!(
+        c.models[2].base_url.as_deref(),
+        Some("http://127.0.0.1:9999/v1")
+    );
     // ${NOT_SET} expands to empty, which means "not given"
     assert!(c.models[3].api_key.is_none());
 }
@@ -187,7 +196,11 @@ fn sections_not_built_yet_are_rejected_by_name() {
         ("[health]\ninterval_secs = 3\n", "[health]", 1),
         ("[cooldown]\nduration_secs = 3\n", "[cooldown]", 1),
         ("[[aliases]]\npattern = \"anthropic/*\"\n", "[[aliases]]", 1),
-        ("[general]\nenable_cost_tracking = true\n", "enable_cost_tracking", 2),
+        (
+            "[general]\nenable_cost_tracking = true\n",
+            "enable_cost_tracking",
+            2,
+        ),
         ("[general]\nenable_tracing = true\n", "enable_tracing", 2),
     ] {
         let e = err(src);
@@ -201,16 +214,28 @@ fn sections_not_built_yet_are_rejected_by_name() {
 fn key_limits_and_pool_features_are_not_supported_yet() {
     let models = "[[models]]\nname = \"m\"\nprovider_model = \"openai/x\"\n";
     for (extra, needle) in [
-        ("[[keys]]\nkey = \"k\"\nrpm = 5\n", "keys[0].rpm: not supported yet"),
-        ("[[keys]]\nkey = \"k\"\ntpm = 5\n", "keys[0].tpm: not supported yet"),
-        ("[[keys]]\nkey = \"k\"\nbudget_limit = 5.0\n", "keys[0].budget_limit: not supported yet"),
+        (
+            "[[keys]]\nkey = \"k\"\nrpm = 5\n",
+            "keys[0].rpm: not supported yet",
+        ),
+        (
+            "[[keys]]\nkey = \"k\"\ntpm = 5\n",
+            "keys[0].tpm: not supported yet",
+        ),
+        (
+            "[[keys]]\nkey = \"k\"\nbudget_limit = 5.0\n",
+            "keys[0].budget_limit: not supported yet",
+        ),
         (models, "models[1].name: not supported yet"),
     ] {
         let e = err(&format!("{models}{extra}"));
         assert!(e.contains(needle), "{e}");
     }
     let e = err("[[models]]\nname = \"m\"\nprovider_model = \"openai/x\"\nfallbacks = [\"n\"]\n");
-    assert!(e.contains("test.toml:4:13: models[0].fallbacks: not supported yet"), "{e}");
+    assert!(
+        e.contains("test.toml:4:13: models[0].fallbacks: not supported yet"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -261,10 +286,14 @@ models = ["zzz"]
 fn cors_star_cannot_mix() {
     let e = err("[server]\ncors_origins = [\"*\", \"https://a.example\"]\n");
     assert!(e.contains("server.cors_origins"), "{e}");
-    let c = load("[server]\ncors_origins = [\"https://a.example\", \"http://localhost:3000\"]\n").unwrap();
+    let c = load("[server]\ncors_origins = [\"https://a.example\", \"http://localhost:3000\"]\n")
+        .unwrap();
     assert_eq!(
         c.cors,
-        CorsOrigins::List(vec!["https://a.example".into(), "http://localhost:3000".into()])
+        CorsOrigins::List(vec![
+            "https://a.example".into(),
+            "http://localhost:3000".into()
+        ])
     );
 }
 
@@ -279,16 +308,26 @@ fn master_key_must_differ_from_virtual_keys_and_keys_unique() {
 
 #[test]
 fn mock_provider_fields() {
-    let c = load("[[models]]\nname = \"echo\"\nprovider_model = \"mock/echo\"\nmock_latency_ms = 20\n").unwrap();
+    let c =
+        load("[[models]]\nname = \"echo\"\nprovider_model = \"mock/echo\"\nmock_latency_ms = 20\n")
+            .unwrap();
     assert_eq!(c.models[0].mock_latency, Some(Duration::from_millis(20)));
     let e = err("[[models]]\nname = \"x\"\nprovider_model = \"openai/x\"\nmock_latency_ms = 20\n");
-    assert!(e.contains("mock_latency_ms applies only to mock/ models"), "{e}");
+    assert!(
+        e.contains("mock_latency_ms applies only to mock/ models"),
+        "{e}"
+    );
 }
 
 #[test]
 fn the_example_config_is_valid() {
     let src = include_str!("../../../examples/liter-llm-proxy.toml");
-    let c = load_str(src, "examples/liter-llm-proxy.toml", &Overrides::default(), |_| None)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let c = load_str(
+        src,
+        "examples/liter-llm-proxy.toml",
+        &Overrides::default(),
+        |_| None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert!(c.models.iter().any(|m| m.provider.name() == "mock"));
 }

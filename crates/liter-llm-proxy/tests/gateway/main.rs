@@ -1,0 +1,12 @@
+//! End-to-end tests: the real gateway in-process on port 0, in front of the in-repo
+//! mock upstream, driven over loopback HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod chat;
+mod errors;
+mod providers;
+mod server;
+mod stream;
+mod support;

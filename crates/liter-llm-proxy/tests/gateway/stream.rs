@@ -1,0 +1,130 @@
+//! Streaming: SSE relay, include_usage, and clean error events when a stream breaks.
+
+use futures_util::StreamExt;
+use mock_upstream::Fault;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+fn stream_body(model: &str, include_usage: bool) -> Value {
+    json!({
+        "model": model,
+        "stream": true,
+        "stream_options": {"include_usage": include_usage},
+        "messages": [{"role": "user", "content": "one two three four"}]
+    })
+}
+
+async fn read_sse(resp: reqwest::Response) -> Vec<String> {
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    sse_data(&resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn stream_is_relayed_with_done_and_usage() {
+    let (mock, gw) = setup("").await;
+    let events = read_sse(gw.chat(MASTER, stream_body("gpt-4o", true)).await).await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "echo: one two three four");
+    let usage = &chunks.last().unwrap()["usage"];
+    assert_eq!(usage["prompt_tokens"], 4);
+    assert_eq!(usage["completion_tokens"], 5);
+    let sent = mock.requests()[0].body.clone().unwrap();
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+    assert_eq!(sent["model"], "gpt-4o-2024-08-06");
+}
+
+#[tokio::test]
+async fn stream_without_usage_has_no_usage_chunk() {
+    let (_mock, gw) = setup("").await;
+    let events = read_sse(gw.chat(MASTER, stream_body("gpt-4o", false)).await).await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    for e in &events[..events.len() - 1] {
+        let v: Value = serde_json::from_str(e).unwrap();
+        assert!(v.get("usage").is_none() || v["usage"].is_null(), "{v}");
+    }
+}
+
+#[tokio::test]
+async fn mock_provider_streams_with_usage() {
+    let gw = Gateway::start(&format!(
+        "[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"echo\"\nprovider_model = \"mock/echo\"\n"
+    ))
+    .await;
+    let events = read_sse(gw.chat(MASTER, stream_body("echo", true)).await).await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let usage: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(usage["usage"]["completion_tokens"], 4);
+}
+
+#[tokio::test]
+async fn a_stream_cut_mid_way_ends_with_an_error_event() {
+    let (mock, gw) = setup("").await;
+    mock.push_fault(Fault::cut_stream(2));
+    let resp = gw.chat(MASTER, stream_body("gpt-4o", true)).await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let events = sse_data(&text);
+    assert_eq!(events.len(), 3, "two relayed events then the error: {text}");
+    let err: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(err["error"]["code"], "upstream_error");
+    assert!(err["error"]["message"].as_str().unwrap().contains("gpt-4o"));
+    assert!(!text.contains("[DONE]"));
+    // every relayed event is whole JSON
+    for e in &events[..2] {
+        serde_json::from_str::<Value>(e).unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_whose_upstream_never_answers_is_504() {
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let gw = Gateway::start(&base_config(&mock, "").replace(
+        "name = \"gpt-4o\"\n",
+        "name = \"gpt-4o\"\ntimeout_secs = 5\n",
+    ))
+    .await;
+    mock.push_fault(Fault::hang());
+    let resp = gw.chat(MASTER, stream_body("gpt-4o", false)).await;
+    // the hang is before the headers: a plain 504
+    expect_error(resp, 504).await;
+}
+
+#[tokio::test]
+async fn upstream_error_before_the_stream_is_a_plain_error() {
+    let (mock, gw) = setup("").await;
+    mock.push_fault(Fault::status(400));
+    let resp = gw.chat(MASTER, stream_body("gpt-4o", false)).await;
+    expect_error(resp, 400).await;
+}
+
+#[tokio::test]
+async fn the_first_event_arrives_before_the_stream_ends() {
+    // The gateway must not buffer a stream: with a long answer the client sees bytes
+    // while the rest is still being relayed.
+    let (_mock, gw) = setup("").await;
+    let long = "word ".repeat(2000);
+    let resp = gw
+        .chat(
+            MASTER,
+            json!({"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":long}]}),
+        )
+        .await;
+    let mut stream = resp.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(first.starts_with(b"data: "));
+    let mut rest = 0usize;
+    while let Some(chunk) = stream.next().await {
+        rest += chunk.unwrap().len();
+    }
+    assert!(rest > 0);
+}

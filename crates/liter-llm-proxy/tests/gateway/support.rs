@@ -1,0 +1,153 @@
+//! Starting a gateway and a mock upstream, and a few request helpers.
+
+use liter_llm_proxy::config::{load_str, Overrides};
+use liter_llm_proxy::App;
+use mock_upstream::MockUpstream;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const MASTER: &str = "sk-test-master-0123456789";
+pub const UPSTREAM_KEY: &str = "sk-upstream-secret-abcdef";
+pub const VKEY: &str = "vk-limited-key-0001";
+
+pub struct Gateway {
+    pub url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Gateway {
+    /// Start a gateway on 127.0.0.1:0 from TOML text (env lookups come from `env`).
+    pub async fn start_with_env(toml: &str, env: impl Fn(&str) -> Option<String>) -> Gateway {
+        let cfg = load_str(toml, "test.toml", &Overrides::default(), env)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let app = App::build(cfg).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(liter_llm_proxy::serve(app, listener, async move {
+            let _ = rx.await;
+        }));
+        Gateway {
+            url: format!("http://{addr}"),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub async fn start(toml: &str) -> Gateway {
+        Self::start_with_env(toml, |_| None).await
+    }
+
+    /// Begin graceful shutdown; the returned handle resolves when the server stopped.
+    pub fn begin_shutdown(&mut self) -> JoinHandle<std::io::Result<()>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.take().unwrap()
+    }
+
+    pub fn post(&self, path: &str, key: Option<&str>, body: &Value) -> reqwest::RequestBuilder {
+        let mut req = client().post(format!("{}{path}", self.url)).json(body);
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        req
+    }
+
+    pub fn get(&self, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+        let mut req = client().get(format!("{}{path}", self.url));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        req
+    }
+
+    pub async fn chat(&self, key: &str, body: Value) -> reqwest::Response {
+        self.post("/v1/chat/completions", Some(key), &body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// A config with the master key, one virtual key limited to "gpt-4o", and two models
+/// on the mock: "gpt-4o" (upstream id "gpt-4o-2024-08-06") and "other".
+pub fn base_config(mock: &MockUpstream, extra: &str) -> String {
+    format!(
+        r#"
+[general]
+master_key = "{MASTER}"
+max_retries = 0
+
+[[models]]
+name = "gpt-4o"
+provider_model = "openai/gpt-4o-2024-08-06"
+api_key = "{UPSTREAM_KEY}"
+base_url = "{base}"
+
+[[models]]
+name = "other"
+provider_model = "openai/other-model"
+api_key = "{UPSTREAM_KEY}"
+base_url = "{base}"
+
+[[keys]]
+key = "{VKEY}"
+description = "limited"
+models = ["gpt-4o"]
+{extra}
+"#,
+        base = mock.base_url()
+    )
+}
+
+pub async fn setup(extra: &str) -> (MockUpstream, Gateway) {
+    let mock = MockUpstream::start().await.unwrap();
+    let gw = Gateway::start(&base_config(&mock, extra)).await;
+    (mock, gw)
+}
+
+pub fn hello(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hello gateway"}]})
+}
+
+/// Assert an OpenAI-shaped error body and return it.
+pub async fn expect_error(resp: reqwest::Response, status: u16) -> Value {
+    assert_eq!(resp.status().as_u16(), status, "unexpected status");
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap()),
+        Some("application/json")
+    );
+    let body: Value = resp.json().await.unwrap();
+    let err = &body["error"];
+    assert!(err["message"].is_string(), "no message in {body}");
+    for field in ["type", "param", "code"] {
+        assert!(err.get(field).is_some(), "no {field} in {body}");
+    }
+    body
+}
+
+/// Parse an SSE body into its `data:` payloads.
+pub fn sse_data(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(str::to_string)
+        .collect()
+}

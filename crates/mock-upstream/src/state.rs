@@ -1,0 +1,227 @@
+//! Everything one mock instance remembers: its options, the fault queue, the recorded requests
+//! and the usage totals.
+//!
+//! [`Shared`] is created once per [`crate::MockUpstream`] and shared (behind an `Arc`) by the
+//! accept loop, every connection and the handle the test holds. Locks are plain `std` mutexes held
+//! for a few instructions and never across an `.await`; the happy path of the benchmark (no faults
+//! queued, recording off) takes no lock at all.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use crate::faults::{Fault, FaultKind};
+use crate::MockOptions;
+
+/// One request the mock received, as recorded before any fault was applied.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct RecordedRequest {
+    /// HTTP method, e.g. `"POST"`.
+    pub method: String,
+    /// Request path including the query string, e.g. `"/v1/chat/completions"`.
+    pub path: String,
+    /// Headers, names lowercased, one entry per value (values of a repeated header are adjacent);
+    /// non-UTF-8 values are converted lossily.
+    pub headers: Vec<(String, String)>,
+    /// The body parsed as JSON; `None` when it was empty or not JSON.
+    pub body: Option<serde_json::Value>,
+}
+
+impl RecordedRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Usage totals the mock reported in successful chat and embedding responses.
+///
+/// `requests` counts those responses; a response cut by [`FaultKind::CutStream`] or replaced by
+/// another fault is not counted. A streamed response counts its usage even when the client did not
+/// ask for the usage chunk.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Served {
+    /// Number of successful responses that carried usage.
+    pub requests: u64,
+    /// Sum of `prompt_tokens`.
+    pub prompt_tokens: u64,
+    /// Sum of `completion_tokens`.
+    pub completion_tokens: u64,
+}
+
+/// Token usage of one response, as reported to the client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Tokens {
+    pub(crate) prompt: u64,
+    pub(crate) completion: u64,
+}
+
+/// State shared by the accept loop, all connections and the [`crate::MockUpstream`] handle.
+pub(crate) struct Shared {
+    /// When set, provider requests must carry this key (see [`crate::openai::authorized`]).
+    pub(crate) require_api_key: Option<String>,
+    /// Whether requests are recorded at all (`MockOptions::record_bodies`).
+    pub(crate) record: bool,
+    /// Queued faults in FIFO order. Invariant: no entry has `times == Some(0)`.
+    faults: Mutex<VecDeque<Fault>>,
+    /// Mirror of `faults.len()`, so requests skip the lock while the queue is empty.
+    fault_count: AtomicUsize,
+    requests: Mutex<Vec<RecordedRequest>>,
+    served_requests: AtomicU64,
+    served_prompt: AtomicU64,
+    served_completion: AtomicU64,
+    /// Source of the `N` in response ids such as `chatcmpl-mock-N`.
+    next_id: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave the data half-updated in a way that
+    // matters to a mock, so poisoning is ignored.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn new(opts: &MockOptions) -> Self {
+        Self {
+            require_api_key: opts.require_api_key.clone(),
+            record: opts.record_bodies,
+            faults: Mutex::new(VecDeque::new()),
+            fault_count: AtomicUsize::new(0),
+            requests: Mutex::new(Vec::new()),
+            served_requests: AtomicU64::new(0),
+            served_prompt: AtomicU64::new(0),
+            served_completion: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Appends faults to the queue; faults with `times == Some(0)` are dropped.
+    pub(crate) fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) -> usize {
+        let mut queue = lock(&self.faults);
+        queue.extend(faults.into_iter().filter(Fault::is_live));
+        self.fault_count.store(queue.len(), Ordering::Release);
+        queue.len()
+    }
+
+    pub(crate) fn clear_faults(&self) {
+        let mut queue = lock(&self.faults);
+        queue.clear();
+        self.fault_count.store(0, Ordering::Release);
+    }
+
+    pub(crate) fn faults(&self) -> Vec<Fault> {
+        lock(&self.faults).iter().cloned().collect()
+    }
+
+    /// Takes one use of the first queued fault matching the request, if any.
+    pub(crate) fn take_fault(&self, model: Option<&str>, streaming: bool) -> Option<FaultKind> {
+        if self.fault_count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut queue = lock(&self.faults);
+        let index = queue.iter().position(|f| f.matches(model, streaming))?;
+        let fault = queue.get_mut(index)?;
+        let kind = fault.kind.clone();
+        if let Some(left) = fault.times.as_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                queue.remove(index);
+            }
+        }
+        self.fault_count.store(queue.len(), Ordering::Release);
+        Some(kind)
+    }
+
+    pub(crate) fn record(&self, request: RecordedRequest) {
+        lock(&self.requests).push(request);
+    }
+
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.requests).clone()
+    }
+
+    pub(crate) fn clear_requests(&self) {
+        lock(&self.requests).clear();
+    }
+
+    pub(crate) fn add_served(&self, tokens: Tokens) {
+        self.served_requests.fetch_add(1, Ordering::Relaxed);
+        self.served_prompt
+            .fetch_add(tokens.prompt, Ordering::Relaxed);
+        self.served_completion
+            .fetch_add(tokens.completion, Ordering::Relaxed);
+    }
+
+    pub(crate) fn served(&self) -> Served {
+        Served {
+            requests: self.served_requests.load(Ordering::Relaxed),
+            prompt_tokens: self.served_prompt.load(Ordering::Relaxed),
+            completion_tokens: self.served_completion.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A fresh id number for a response.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared::new(&MockOptions::default())
+    }
+
+    #[test]
+    fn fifo_and_times() {
+        let s = shared();
+        s.push_faults([
+            Fault::status(500).times(2),
+            Fault::status(503),
+            Fault::hang().times(0),
+        ]);
+        assert_eq!(s.faults().len(), 2);
+        let status = |k: Option<FaultKind>| match k {
+            Some(FaultKind::Status { status, .. }) => status,
+            _ => 0,
+        };
+        assert_eq!(status(s.take_fault(None, false)), 500);
+        assert_eq!(status(s.take_fault(None, false)), 500);
+        assert_eq!(status(s.take_fault(None, false)), 503);
+        assert_eq!(s.take_fault(None, false), None);
+    }
+
+    #[test]
+    fn model_scoped_faults_are_skipped_not_consumed() {
+        let s = shared();
+        s.push_faults([Fault::status(500).for_model("a"), Fault::status(429)]);
+        assert!(matches!(
+            s.take_fault(Some("b"), false),
+            Some(FaultKind::Status { status: 429, .. })
+        ));
+        assert!(matches!(
+            s.take_fault(Some("a"), false),
+            Some(FaultKind::Status { status: 500, .. })
+        ));
+        assert_eq!(s.take_fault(Some("a"), false), None);
+    }
+
+    #[test]
+    fn forever_stays_until_cleared() {
+        let s = shared();
+        s.push_faults([Fault::delay_ms(1).forever()]);
+        for _ in 0..5 {
+            assert_eq!(s.take_fault(None, false), Some(FaultKind::Delay { ms: 1 }));
+        }
+        s.clear_faults();
+        assert_eq!(s.take_fault(None, false), None);
+    }
+}
