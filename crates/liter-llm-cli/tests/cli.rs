@@ -1,0 +1,302 @@
+//! The real `liter-llm` binary: discovery, flags, check-config, logs and signals.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mock_upstream::{Fault, MockUpstream};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_liter-llm");
+const MASTER: &str = "sk-cli-master-7f3a9c";
+const UPSTREAM_KEY: &str = "sk-upstream-very-secret-42";
+const VKEY: &str = "vk-cli-virtual-99";
+
+fn cmd(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir).env_remove("LITER_LLM_MASTER_KEY").env_remove("RUST_LOG");
+    c
+}
+
+/// A running gateway process; its stdout is collected in the background.
+struct Proc {
+    child: Child,
+    url: String,
+    output: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    fn spawn(mut command: Command) -> Proc {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(i) = line.find("listening on http://") {
+                        let url: String = line[i + "listening on ".len()..]
+                            .chars()
+                            .take_while(|c| !c.is_whitespace())
+                            .collect();
+                        let _ = tx.send(url);
+                    }
+                    let mut out = output.lock().unwrap();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            });
+        }
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("gateway did not start: {}", output.lock().unwrap()));
+        Proc { child, url, output }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        // let the reader threads drain
+        std::thread::sleep(Duration::from_millis(50));
+        let out = self.output.lock().unwrap().clone();
+        (status, out)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn config(mock: &MockUpstream) -> String {
+    format!(
+        r#"
+[server]
+host = "127.0.0.1"
+port = 0
+
+[general]
+master_key = "${{TEST_MASTER}}"
+max_retries = 0
+
+[[models]]
+name = "gpt-4o"
+provider_model = "openai/gpt-4o-mini"
+api_key = "${{TEST_UPSTREAM_KEY}}"
+base_url = "{}"
+
+[[keys]]
+key = "{VKEY}"
+models = ["gpt-4o"]
+"#,
+        mock.base_url()
+    )
+}
+
+fn hello() -> Value {
+    json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+}
+
+#[test]
+fn check_config_masks_every_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[general]\nmaster_key = \"${{M}}\"\n[[models]]\nname = \"g\"\nprovider_model = \"openai/gpt-4o\"\napi_key = \"{UPSTREAM_KEY}\"\n[[keys]]\nkey = \"{VKEY}\"\n"
+        ),
+    )
+    .unwrap();
+    let out = cmd(dir.path())
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .env("M", MASTER)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for secret in [MASTER, UPSTREAM_KEY, VKEY] {
+        assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+    }
+    assert!(text.contains("master_key = \"********\""), "{text}");
+    assert!(text.contains("api_key = \"********\""), "{text}");
+    assert!(text.contains("provider openai, upstream model \"gpt-4o\""), "{text}");
+    assert!(text.contains("port = 4000"), "defaults are shown: {text}");
+}
+
+#[test]
+fn check_config_fails_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[server]\nport = 1\nhots = \"x\"\n").unwrap();
+    let out = cmd(dir.path()).args(["check-config", "--config"]).arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains(&format!("invalid TOML config {}:3:1", file.display())), "{err}");
+
+    std::fs::write(&file, "[cache]\nmax_entries = 5\n").unwrap();
+    let out = cmd(dir.path()).args(["check-config", "--config"]).arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("not supported yet: [cache]"), "{err}");
+}
+
+#[test]
+fn discovery_walks_up_and_config_flag_disables_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("a/b/c");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(dir.path().join("liter-llm-proxy.toml"), "[server]\nport = 4111\n").unwrap();
+    let out = cmd(&deep).arg("check-config").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&dir.path().join("liter-llm-proxy.toml").display().to_string()));
+    assert!(text.contains("port = 4111"));
+
+    // --config names a file: discovery is off, even though one would be found
+    let missing = deep.join("nope.toml");
+    let out = cmd(&deep).args(["check-config", "--config"]).arg(&missing).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("nope.toml"));
+
+    // the nearest file wins
+    std::fs::write(deep.join("liter-llm-proxy.toml"), "[server]\nport = 4222\n").unwrap();
+    let out = cmd(&deep).arg("check-config").output().unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap().contains("port = 4222"));
+}
+
+#[test]
+fn no_config_anywhere_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cmd(dir.path()).arg("check-config").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no liter-llm-proxy.toml found"), "{err}");
+}
+
+#[test]
+fn flags_and_env_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[server]\nhost = \"0.0.0.0\"\nport = 4000\n[general]\nmaster_key = \"from-file\"\n").unwrap();
+    let run = |extra: &[&str], env: Option<&str>| {
+        let mut c = cmd(dir.path());
+        c.args(["check-config", "--config"]).arg(&file).args(extra);
+        if let Some(v) = env {
+            c.env("LITER_LLM_MASTER_KEY", v);
+        }
+        String::from_utf8(c.output().unwrap().stdout).unwrap()
+    };
+    let plain = run(&[], None);
+    assert!(plain.contains("host = \"0.0.0.0\"") && plain.contains("port = 4000"));
+    let over = run(&["--host", "127.0.0.1", "--port", "5123"], None);
+    assert!(over.contains("host = \"127.0.0.1\"") && over.contains("port = 5123"), "{over}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_logs_without_secrets_and_drains_on_sigterm() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("liter-llm-proxy.toml");
+    std::fs::write(&file, config(&mock)).unwrap();
+    let mut c = cmd(dir.path());
+    c.arg("api").env("TEST_MASTER", MASTER).env("TEST_UPSTREAM_KEY", UPSTREAM_KEY);
+    let gw = Proc::spawn(c); // discovered in the working directory
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", gw.url);
+
+    let ok = client.post(&url).bearer_auth(MASTER).json(&hello()).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let request_id = ok.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(mock.requests()[0].header("authorization"), Some(&*format!("Bearer {UPSTREAM_KEY}")));
+    let denied = client.post(&url).bearer_auth("sk-wrong-guess-123").json(&hello()).send().await.unwrap();
+    assert_eq!(denied.status(), 401);
+    assert_eq!(client.post(&url).bearer_auth(VKEY).json(&hello()).send().await.unwrap().status(), 200);
+
+    // a slow request is in flight when SIGTERM arrives: it still completes
+    mock.push_fault(Fault::delay_ms(400));
+    let slow = tokio::spawn(client.post(&url).bearer_auth(MASTER).json(&hello()).send());
+    for _ in 0..400 {
+        if mock.requests().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gw.signal("-TERM");
+    let slow = slow.await.unwrap().unwrap();
+    assert_eq!(slow.status(), 200, "in-flight request was cut by shutdown");
+    let (status, logs) = tokio::task::spawn_blocking(move || gw.wait()).await.unwrap();
+    assert!(status.success(), "exit {status:?}\n{logs}");
+
+    // one line per request, with id, model, deployment, status and latency
+    let line = logs.lines().find(|l| l.contains(&request_id)).unwrap_or_else(|| panic!("{logs}"));
+    for field in ["model=\"gpt-4o\"", "deployment=\"openai/gpt-4o-mini\"", "status=200", "latency_ms="] {
+        assert!(line.contains(field), "{field} missing in {line}");
+    }
+    assert!(logs.contains("status=401"));
+    for secret in [MASTER, UPSTREAM_KEY, VKEY, "sk-wrong-guess-123"] {
+        assert!(!logs.contains(secret), "{secret} in logs:\n{logs}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_key_flag_and_env_var() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, config(&mock)).unwrap();
+    let client = reqwest::Client::new();
+    for (flag, env) in [(Some("sk-from-flag"), None), (None, Some("sk-from-env"))] {
+        let mut c = cmd(dir.path());
+        c.args(["api", "--config"]).arg(&file).env("TEST_MASTER", MASTER);
+        if let Some(f) = flag {
+            c.args(["--master-key", f]);
+        }
+        if let Some(e) = env {
+            c.env("LITER_LLM_MASTER_KEY", e);
+        }
+        let gw = Proc::spawn(c);
+        let key = flag.or(env).unwrap();
+        let url = format!("{}/v1/models", gw.url);
+        assert_eq!(client.get(&url).bearer_auth(key).send().await.unwrap().status(), 200);
+        assert_eq!(client.get(&url).bearer_auth(MASTER).send().await.unwrap().status(), 401);
+        gw.signal("-INT");
+        let (status, _) = tokio::task::spawn_blocking(move || gw.wait()).await.unwrap();
+        assert!(status.success());
+    }
+}
+
+#[test]
+fn invalid_config_stops_api_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[[models]]\nname = \"x\"\nprovider_model = \"anthropic/claude\"\n").unwrap();
+    let out = cmd(dir.path()).args(["api", "--config"]).arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("c.toml:3:18"), "{err}");
+    assert!(err.contains("not supported yet: provider \"anthropic\""), "{err}");
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine too:
+#   1. Rust unit and integration tests (the gateway in-process and as a binary,
+#      against the in-repo mock upstream over loopback);
+#   2. the compatibility suite: the official OpenAI Python SDK against the gateway.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo test --workspace --locked
+LITER_LLM_SKIP_BUILD=0 bash scripts/compat.sh
