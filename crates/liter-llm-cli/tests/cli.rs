@@ -19,7 +19,9 @@ const VKEY: &str = "vk-cli-virtual-99";
 
 fn cmd(dir: &Path) -> Command {
     let mut c = Command::new(BIN);
-    c.current_dir(dir).env_remove("LITER_LLM_MASTER_KEY").env_remove("RUST_LOG");
+    c.current_dir(dir)
+        .env_remove("LITER_LLM_MASTER_KEY")
+        .env_remove("RUST_LOG");
     c
 }
 
@@ -143,7 +145,10 @@ fn check_config_masks_every_secret() {
     }
     assert!(text.contains("master_key = \"********\""), "{text}");
     assert!(text.contains("api_key = \"********\""), "{text}");
-    assert!(text.contains("provider openai, upstream model \"gpt-4o\""), "{text}");
+    assert!(
+        text.contains("provider openai, upstream model \"gpt-4o\""),
+        "{text}"
+    );
     assert!(text.contains("port = 4000"), "defaults are shown: {text}");
 }
 
@@ -152,13 +157,24 @@ fn check_config_fails_with_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, "[server]\nport = 1\nhots = \"x\"\n").unwrap();
-    let out = cmd(dir.path()).args(["check-config", "--config"]).arg(&file).output().unwrap();
+    let out = cmd(dir.path())
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains(&format!("invalid TOML config {}:3:1", file.display())), "{err}");
+    assert!(
+        err.contains(&format!("invalid TOML config {}:3:1", file.display())),
+        "{err}"
+    );
 
     std::fs::write(&file, "[cache]\nmax_entries = 5\n").unwrap();
-    let out = cmd(dir.path()).args(["check-config", "--config"]).arg(&file).output().unwrap();
+    let out = cmd(dir.path())
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("not supported yet: [cache]"), "{err}");
@@ -169,23 +185,42 @@ fn discovery_walks_up_and_config_flag_disables_it() {
     let dir = tempfile::tempdir().unwrap();
     let deep = dir.path().join("a/b/c");
     std::fs::create_dir_all(&deep).unwrap();
-    std::fs::write(dir.path().join("liter-llm-proxy.toml"), "[server]\nport = 4111\n").unwrap();
+    std::fs::write(
+        dir.path().join("liter-llm-proxy.toml"),
+        "[server]\nport = 4111\n",
+    )
+    .unwrap();
     let out = cmd(&deep).arg("check-config").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains(&dir.path().join("liter-llm-proxy.toml").display().to_string()));
+    assert!(text.contains(
+        &dir.path()
+            .join("liter-llm-proxy.toml")
+            .display()
+            .to_string()
+    ));
     assert!(text.contains("port = 4111"));
 
     // --config names a file: discovery is off, even though one would be found
     let missing = deep.join("nope.toml");
-    let out = cmd(&deep).args(["check-config", "--config"]).arg(&missing).output().unwrap();
+    let out = cmd(&deep)
+        .args(["check-config", "--config"])
+        .arg(&missing)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8(out.stderr).unwrap().contains("nope.toml"));
 
     // the nearest file wins
     std::fs::write(deep.join("liter-llm-proxy.toml"), "[server]\nport = 4222\n").unwrap();
     let out = cmd(&deep).arg("check-config").output().unwrap();
-    assert!(String::from_utf8(out.stdout).unwrap().contains("port = 4222"));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("port = 4222"));
 }
 
 #[test]
@@ -201,7 +236,11 @@ fn no_config_anywhere_is_a_clear_error() {
 fn flags_and_env_override_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.toml");
-    std::fs::write(&file, "[server]\nhost = \"0.0.0.0\"\nport = 4000\n[general]\nmaster_key = \"from-file\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "[server]\nhost = \"0.0.0.0\"\nport = 4000\n[general]\nmaster_key = \"from-file\"\n",
+    )
+    .unwrap();
     let run = |extra: &[&str], env: Option<&str>| {
         let mut c = cmd(dir.path());
         c.args(["check-config", "--config"]).arg(&file).args(extra);
@@ -213,7 +252,10 @@ fn flags_and_env_override_the_file() {
     let plain = run(&[], None);
     assert!(plain.contains("host = \"0.0.0.0\"") && plain.contains("port = 4000"));
     let over = run(&["--host", "127.0.0.1", "--port", "5123"], None);
-    assert!(over.contains("host = \"127.0.0.1\"") && over.contains("port = 5123"), "{over}");
+    assert!(
+        over.contains("host = \"127.0.0.1\"") && over.contains("port = 5123"),
+        "{over}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,18 +265,45 @@ async fn serves_logs_without_secrets_and_drains_on_sigterm() {
     let file = dir.path().join("liter-llm-proxy.toml");
     std::fs::write(&file, config(&mock)).unwrap();
     let mut c = cmd(dir.path());
-    c.arg("api").env("TEST_MASTER", MASTER).env("TEST_UPSTREAM_KEY", UPSTREAM_KEY);
+    c.arg("api")
+        .env("TEST_MASTER", MASTER)
+        .env("TEST_UPSTREAM_KEY", UPSTREAM_KEY);
     let gw = Proc::spawn(c); // discovered in the working directory
     let client = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", gw.url);
 
-    let ok = client.post(&url).bearer_auth(MASTER).json(&hello()).send().await.unwrap();
+    let ok = client
+        .post(&url)
+        .bearer_auth(MASTER)
+        .json(&hello())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     let request_id = ok.headers()["x-request-id"].to_str().unwrap().to_string();
-    assert_eq!(mock.requests()[0].header("authorization"), Some(&*format!("Bearer {UPSTREAM_KEY}")));
-    let denied = client.post(&url).bearer_auth("sk-wrong-guess-123").json(&hello()).send().await.unwrap();
+    assert_eq!(
+        mock.requests()[0].header("authorization"),
+        Some(&*format!("Bearer {UPSTREAM_KEY}"))
+    );
+    let denied = client
+        .post(&url)
+        .bearer_auth("sk-wrong-guess-123")
+        .json(&hello())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(denied.status(), 401);
-    assert_eq!(client.post(&url).bearer_auth(VKEY).json(&hello()).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .post(&url)
+            .bearer_auth(VKEY)
+            .json(&hello())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // a slow request is in flight when SIGTERM arrives: it still completes
     mock.push_fault(Fault::delay_ms(400));
@@ -248,12 +317,22 @@ async fn serves_logs_without_secrets_and_drains_on_sigterm() {
     gw.signal("-TERM");
     let slow = slow.await.unwrap().unwrap();
     assert_eq!(slow.status(), 200, "in-flight request was cut by shutdown");
-    let (status, logs) = tokio::task::spawn_blocking(move || gw.wait()).await.unwrap();
+    let (status, logs) = tokio::task::spawn_blocking(move || gw.wait())
+        .await
+        .unwrap();
     assert!(status.success(), "exit {status:?}\n{logs}");
 
     // one line per request, with id, model, deployment, status and latency
-    let line = logs.lines().find(|l| l.contains(&request_id)).unwrap_or_else(|| panic!("{logs}"));
-    for field in ["model=\"gpt-4o\"", "deployment=\"openai/gpt-4o-mini\"", "status=200", "latency_ms="] {
+    let line = logs
+        .lines()
+        .find(|l| l.contains(&request_id))
+        .unwrap_or_else(|| panic!("{logs}"));
+    for field in [
+        "model=\"gpt-4o\"",
+        "deployment=\"openai/gpt-4o-mini\"",
+        "status=200",
+        "latency_ms=",
+    ] {
         assert!(line.contains(field), "{field} missing in {line}");
     }
     assert!(logs.contains("status=401"));
@@ -271,7 +350,9 @@ async fn master_key_flag_and_env_var() {
     let client = reqwest::Client::new();
     for (flag, env) in [(Some("sk-from-flag"), None), (None, Some("sk-from-env"))] {
         let mut c = cmd(dir.path());
-        c.args(["api", "--config"]).arg(&file).env("TEST_MASTER", MASTER);
+        c.args(["api", "--config"])
+            .arg(&file)
+            .env("TEST_MASTER", MASTER);
         if let Some(f) = flag {
             c.args(["--master-key", f]);
         }
@@ -281,10 +362,30 @@ async fn master_key_flag_and_env_var() {
         let gw = Proc::spawn(c);
         let key = flag.or(env).unwrap();
         let url = format!("{}/v1/models", gw.url);
-        assert_eq!(client.get(&url).bearer_auth(key).send().await.unwrap().status(), 200);
-        assert_eq!(client.get(&url).bearer_auth(MASTER).send().await.unwrap().status(), 401);
+        assert_eq!(
+            client
+                .get(&url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(
+            client
+                .get(&url)
+                .bearer_auth(MASTER)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
         gw.signal("-INT");
-        let (status, _) = tokio::task::spawn_blocking(move || gw.wait()).await.unwrap();
+        let (status, _) = tokio::task::spawn_blocking(move || gw.wait())
+            .await
+            .unwrap();
         assert!(status.success());
     }
 }
@@ -293,10 +394,21 @@ async fn master_key_flag_and_env_var() {
 fn invalid_config_stops_api_with_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.toml");
-    std::fs::write(&file, "[[models]]\nname = \"x\"\nprovider_model = \"anthropic/claude\"\n").unwrap();
-    let out = cmd(dir.path()).args(["api", "--config"]).arg(&file).output().unwrap();
+    std::fs::write(
+        &file,
+        "[[models]]\nname = \"x\"\nprovider_model = \"anthropic/claude\"\n",
+    )
+    .unwrap();
+    let out = cmd(dir.path())
+        .args(["api", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("c.toml:3:18"), "{err}");
-    assert!(err.contains("not supported yet: provider \"anthropic\""), "{err}");
+    assert!(
+        err.contains("not supported yet: provider \"anthropic\""),
+        "{err}"
+    );
 }

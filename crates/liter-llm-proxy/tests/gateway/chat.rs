@@ -102,33 +102,13 @@ async fn embeddings_pass_through() {
 #[tokio::test]
 async fn models_list_and_get() {
     let (_mock, gw) = setup("").await;
-    let list: Value = gw
-        .get("/v1/models", Some(MASTER))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["gpt-4o", "other"]);
+    assert_eq!(gw.model_ids(MASTER).await, ["gpt-4o", "other"]);
+    let list = gw.get_json("/v1/models", MASTER).await;
     assert_eq!(list["data"][0]["object"], "model");
     assert_eq!(list["data"][0]["owned_by"], "openai");
     assert!(list["data"][0]["created"].as_u64().unwrap() > 0);
 
-    let one: Value = gw
-        .get("/v1/models/other", Some(MASTER))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one = gw.get_json("/v1/models/other", MASTER).await;
     assert_eq!(one["id"], "other");
     let missing = gw
         .get("/v1/models/nope", Some(MASTER))
@@ -163,10 +143,7 @@ async fn model_names_with_slashes_work_everywhere() {
 
 #[tokio::test]
 async fn mock_provider_answers_without_network() {
-    let gw = Gateway::start(&format!(
-        "[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"echo\"\nprovider_model = \"mock/echo\"\n"
-    ))
-    .await;
+    let gw = echo_gateway("echo", "").await;
     let out: Value = gw.chat(MASTER, hello("echo")).await.json().await.unwrap();
     assert_eq!(out["choices"][0]["message"]["content"], "hello gateway");
     let out: Value = gw
@@ -193,9 +170,11 @@ async fn mock_provider_answers_without_network() {
 
 #[tokio::test(start_paused = true)]
 async fn mock_provider_simulated_latency() {
-    let gw = Gateway::start(&format!(
-        "[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"slow\"\nprovider_model = \"mock/echo\"\nmock_latency_ms = 5000\n"
-    ))
+    let gw = echo_gateway(
+        "slow",
+        "mock_latency_ms = 5000
+",
+    )
     .await;
     let start = tokio::time::Instant::now();
     let resp = gw.chat(MASTER, hello("slow")).await;

@@ -56,10 +56,7 @@ async fn stream_without_usage_has_no_usage_chunk() {
 
 #[tokio::test]
 async fn mock_provider_streams_with_usage() {
-    let gw = Gateway::start(&format!(
-        "[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"echo\"\nprovider_model = \"mock/echo\"\n"
-    ))
-    .await;
+    let gw = echo_gateway("echo", "").await;
     let events = read_sse(gw.chat(MASTER, stream_body("echo", true)).await).await;
     assert_eq!(events.last().unwrap(), "[DONE]");
     let usage: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();

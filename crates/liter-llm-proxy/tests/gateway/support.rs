@@ -65,6 +65,29 @@ impl Gateway {
         req
     }
 
+    /// GET a path and parse the JSON answer.
+    pub async fn get_json(&self, path: &str, key: &str) -> Value {
+        self.get(path, Some(key))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The ids of `GET /v1/models` as this key sees it.
+    pub async fn model_ids(&self, key: &str) -> Vec<String> {
+        let list = self.get_json("/v1/models", key).await;
+        assert_eq!(list["object"], "list");
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     pub async fn chat(&self, key: &str, body: Value) -> reqwest::Response {
         self.post("/v1/chat/completions", Some(key), &body)
             .send()
@@ -120,6 +143,14 @@ pub async fn setup(extra: &str) -> (MockUpstream, Gateway) {
     let mock = MockUpstream::start().await.unwrap();
     let gw = Gateway::start(&base_config(&mock, extra)).await;
     (mock, gw)
+}
+
+/// A gateway whose only model is the built-in `mock/echo` under `name`, plus `extra` TOML for it.
+pub async fn echo_gateway(name: &str, extra: &str) -> Gateway {
+    Gateway::start(&format!(
+        "[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"{name}\"\nprovider_model = \"mock/echo\"\n{extra}"
+    ))
+    .await
 }
 
 pub fn hello(model: &str) -> Value {

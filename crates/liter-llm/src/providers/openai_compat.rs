@@ -28,36 +28,41 @@ pub struct CompatProvider {
     pub key_required: bool,
 }
 
+/// A vendor that speaks the protocol with a Bearer key.
+const fn bearer(
+    name: &'static str,
+    base: &'static str,
+    key_env: &'static [&'static str],
+    base_url_env: &'static [&'static str],
+    key_required: bool,
+) -> CompatProvider {
+    CompatProvider {
+        name,
+        default_base_url: Some(base),
+        auth: AuthStyle::Bearer,
+        key_env,
+        base_url_env,
+        key_required,
+    }
+}
+
 const fn hosted(
     name: &'static str,
     base: &'static str,
     key_env: &'static [&'static str],
     base_url_env: &'static [&'static str],
 ) -> CompatProvider {
-    CompatProvider {
-        name,
-        default_base_url: Some(base),
-        auth: AuthStyle::Bearer,
-        key_env,
-        base_url_env,
-        key_required: true,
-    }
+    bearer(name, base, key_env, base_url_env, true)
 }
 
+/// A server on the user's own machine: a key is optional.
 const fn local(
     name: &'static str,
     base: &'static str,
     key_env: &'static [&'static str],
     base_url_env: &'static [&'static str],
 ) -> CompatProvider {
-    CompatProvider {
-        name,
-        default_base_url: Some(base),
-        auth: AuthStyle::Bearer,
-        key_env,
-        base_url_env,
-        key_required: false,
-    }
+    bearer(name, base, key_env, base_url_env, false)
 }
 
 /// The table. Base URLs and variable names are the vendors' documented ones.
