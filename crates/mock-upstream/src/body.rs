@@ -49,6 +49,8 @@ enum End {
     Clean,
     /// With [`StreamCut`], after the grace timer (started on the first poll past the frames).
     Cut(Option<Pin<Box<Sleep>>>),
+    /// Never: the body stays pending until the connection is dropped.
+    Stall,
 }
 
 /// A response body made of frames prepared in advance.
@@ -89,6 +91,13 @@ impl MockBody {
         }
     }
 
+    /// Keeps the first `n` frames and then never ends (nor sends anything more).
+    pub(crate) fn stall_after(&mut self, n: usize) {
+        self.frames.truncate(n);
+        self.exact_len = false;
+        self.end = End::Stall;
+    }
+
     /// Keeps the first `n` frames and makes the body end with an error after them.
     pub(crate) fn cut_after(&mut self, n: usize) {
         self.frames.truncate(n);
@@ -111,6 +120,7 @@ impl Body for MockBody {
         }
         match &mut this.end {
             End::Clean => Poll::Ready(None),
+            End::Stall => Poll::Pending,
             End::Cut(grace) => {
                 let timer = grace.get_or_insert_with(|| Box::pin(tokio::time::sleep(CUT_GRACE)));
                 ready!(timer.as_mut().poll(cx));

@@ -62,6 +62,12 @@ pub enum FaultKind {
         /// Number of complete SSE `data:` events sent before the cut.
         after_chunks: u32,
     },
+    /// Streaming requests only: send the first `after_chunks` SSE events, then go silent with the
+    /// connection open (a stalled stream). Non-streaming requests leave it queued.
+    StallStream {
+        /// Number of complete SSE `data:` events sent before the stall.
+        after_chunks: u32,
+    },
     /// Close the TCP connection without writing any response.
     DropConnection,
 }
@@ -102,6 +108,11 @@ impl Fault {
     /// Send `after_chunks` SSE events of a streaming response, then abort the connection.
     pub fn cut_stream(after_chunks: u32) -> Self {
         Self::new(FaultKind::CutStream { after_chunks })
+    }
+
+    /// Send `after_chunks` SSE events of a streaming response, then stall with the connection open.
+    pub fn stall_stream(after_chunks: u32) -> Self {
+        Self::new(FaultKind::StallStream { after_chunks })
     }
 
     /// Close the connection without any response.
@@ -149,13 +160,17 @@ impl Fault {
     /// Whether this fault applies to a request for `model` (`None`: the body names no model).
     ///
     /// `streaming` tells whether the request asked for a streamed response; only streaming requests
-    /// match [`FaultKind::CutStream`].
+    /// match [`FaultKind::CutStream`] and [`FaultKind::StallStream`].
     pub(crate) fn matches(&self, model: Option<&str>, streaming: bool) -> bool {
         let model_ok = match &self.model {
             None => true,
             Some(wanted) => model == Some(wanted.as_str()),
         };
-        let kind_ok = streaming || !matches!(self.kind, FaultKind::CutStream { .. });
+        let stream_only = matches!(
+            self.kind,
+            FaultKind::CutStream { .. } | FaultKind::StallStream { .. }
+        );
+        let kind_ok = streaming || !stream_only;
         model_ok && kind_ok
     }
 
@@ -212,5 +227,7 @@ mod tests {
         assert!(Fault::status(500).for_model("a").matches(Some("a"), false));
         assert!(!Fault::cut_stream(1).matches(Some("a"), false));
         assert!(Fault::cut_stream(1).matches(Some("a"), true));
+        assert!(!Fault::stall_stream(1).matches(Some("a"), false));
+        assert!(Fault::stall_stream(1).matches(Some("a"), true));
     }
 }

@@ -186,6 +186,7 @@ async fn handle(
         .and_then(Value::as_str);
     let streaming = openai::is_streaming(endpoint, &payload);
     let mut cut_after = None;
+    let mut stall_after = None;
     match shared.take_fault(model, streaming) {
         None => {}
         Some(FaultKind::Status {
@@ -200,17 +201,21 @@ async fn handle(
             return hang(connection).await;
         }
         Some(FaultKind::CutStream { after_chunks }) => cut_after = Some(after_chunks),
+        Some(FaultKind::StallStream { after_chunks }) => stall_after = Some(after_chunks),
     }
 
     let Reply {
         mut response,
         usage,
     } = openai::respond(shared, endpoint, &parts.method, path, &payload);
-    match cut_after {
-        Some(n) => response
+    match (cut_after, stall_after) {
+        (Some(n), _) => response
             .body_mut()
             .cut_after(usize::try_from(n).unwrap_or(usize::MAX)),
-        None => {
+        (None, Some(n)) => response
+            .body_mut()
+            .stall_after(usize::try_from(n).unwrap_or(usize::MAX)),
+        (None, None) => {
             if let (true, Some(tokens)) = (response.status().is_success(), usage) {
                 shared.add_served(tokens);
             }
