@@ -305,11 +305,24 @@ async fn serves_logs_without_secrets_and_drains_on_sigterm() {
         200
     );
 
+    let streamed = client
+        .post(&url)
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "a b"}]}))
+        .send()
+        .await
+        .unwrap();
+    let stream_id = streamed.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(streamed.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+
     // a slow request is in flight when SIGTERM arrives: it still completes
     mock.push_fault(Fault::delay_ms(400));
     let slow = tokio::spawn(client.post(&url).bearer_auth(MASTER).json(&hello()).send());
     for _ in 0..400 {
-        if mock.requests().len() == 3 {
+        if mock.requests().len() == 4 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -336,6 +349,15 @@ async fn serves_logs_without_secrets_and_drains_on_sigterm() {
         assert!(line.contains(field), "{field} missing in {line}");
     }
     assert!(logs.contains("status=401"));
+    // a stream is logged when it ends, with its time to first byte
+    let line = logs
+        .lines()
+        .find(|l| l.contains(&stream_id))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(
+        line.contains("stream_completed=true") && line.contains("ttfb_ms="),
+        "{line}"
+    );
     for secret in [MASTER, UPSTREAM_KEY, VKEY, "sk-wrong-guess-123"] {
         assert!(!logs.contains(secret), "{secret} in logs:\n{logs}");
     }

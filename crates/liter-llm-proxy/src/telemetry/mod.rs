@@ -2,13 +2,20 @@
 //!
 //! The line carries the request id, method, path (never the query), model,
 //! deployment, status, latency and error kind. Keys and bodies are never logged.
+//! For a streamed answer the line is written when the stream ends (or the client goes
+//! away), with the total duration and the time to the response headers.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
+use bytes::Bytes;
+use http_body::Frame;
 
 use crate::error::ErrorKind;
 
@@ -39,6 +46,71 @@ fn request_id(req: &Request) -> HeaderValue {
         .unwrap_or_else(new_id)
 }
 
+/// Everything the request line says; written when dropped.
+struct LogLine {
+    id: HeaderValue,
+    method: Method,
+    path: String,
+    info: Option<RouteInfo>,
+    error: Option<&'static str>,
+    status: u16,
+    start: Instant,
+    /// Time to the response headers, for streams.
+    headers_after: Option<std::time::Duration>,
+    /// For streams: whether the body reached its end (false: the client went away).
+    completed: Option<bool>,
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let ms = |d: std::time::Duration| d.as_micros() as f64 / 1000.0;
+        tracing::info!(
+            target: "liter_llm::request",
+            request_id = self.id.to_str().unwrap_or(""),
+            method = %self.method,
+            path = self.path,
+            model = self.info.as_ref().map(|i| i.model.as_str()),
+            deployment = self.info.as_ref().map(|i| i.deployment.as_str()),
+            status = self.status,
+            latency_ms = ms(self.start.elapsed()),
+            ttfb_ms = self.headers_after.map(ms),
+            stream_completed = self.completed,
+            error = self.error,
+            "request"
+        );
+    }
+}
+
+/// A streamed body that carries its request's log line until it ends or is dropped.
+struct LoggedBody {
+    inner: Body,
+    line: LogLine,
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.line.completed = Some(true);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 pub async fn request_log(mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = request_id(&req);
@@ -46,22 +118,26 @@ pub async fn request_log(mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let mut resp = next.run(req).await;
-    let status = resp.status().as_u16();
-    let latency_us = start.elapsed().as_micros() as u64;
-    let info = resp.extensions().get::<RouteInfo>();
-    let error = resp.extensions().get::<ErrorKind>().map(|k| k.0);
-    tracing::info!(
-        target: "liter_llm::request",
-        request_id = id.to_str().unwrap_or(""),
-        %method,
+    resp.headers_mut().insert(REQUEST_ID, id.clone());
+    let mut line = LogLine {
+        id,
+        method,
         path,
-        model = info.map(|i| i.model.as_str()),
-        deployment = info.map(|i| i.deployment.as_str()),
-        status,
-        latency_ms = latency_us as f64 / 1000.0,
-        error,
-        "request"
-    );
-    resp.headers_mut().insert(REQUEST_ID, id);
-    resp
+        info: resp.extensions_mut().remove::<RouteInfo>(),
+        error: resp.extensions().get::<ErrorKind>().map(|k| k.0),
+        status: resp.status().as_u16(),
+        start,
+        headers_after: None,
+        completed: None,
+    };
+    let streaming = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !streaming {
+        return resp; // `line` is written here
+    }
+    line.headers_after = Some(start.elapsed());
+    line.completed = Some(false);
+    resp.map(|inner| Body::new(LoggedBody { inner, line }))
 }
