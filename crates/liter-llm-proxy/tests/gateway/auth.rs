@@ -1,7 +1,5 @@
 //! Master key, virtual keys and their model allowlists.
 
-use serde_json::Value;
-
 use crate::support::*;
 
 #[tokio::test]
