@@ -156,10 +156,21 @@ fn vector(text: &str, dims: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Embeddings for every input, `dimensions` long (default 8).
+/// An embedding as JSON: floats, or OpenAI's base64 of little-endian f32 values.
+fn encode(vector: Vec<f32>, base64: bool) -> Value {
+    if !base64 {
+        return Value::from(vector);
+    }
+    use base64::Engine as _;
+    let bytes: Vec<u8> = vector.iter().flat_map(|f| f.to_le_bytes()).collect();
+    Value::from(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Embeddings for every input, `dimensions` long (default 8), in `encoding_format`.
 pub fn embeddings(req: &EmbeddingRequest) -> EmbeddingResponse {
     let texts = input_texts(&req.input);
     let dims = req.dimensions.unwrap_or(8).clamp(1, 4096);
+    let base64 = req.encoding_format.as_deref() == Some("base64");
     let prompt: u64 = texts.iter().map(|t| words(t).max(1)).sum();
     EmbeddingResponse {
         object: "list".into(),
@@ -169,7 +180,7 @@ pub fn embeddings(req: &EmbeddingRequest) -> EmbeddingResponse {
             .map(|(i, t)| Embedding {
                 object: "embedding".into(),
                 index: i as u32,
-                embedding: Value::from(vector(t, dims)),
+                embedding: encode(vector(t, dims), base64),
             })
             .collect(),
         model: req.model.clone(),
@@ -236,5 +247,22 @@ mod tests {
         assert_eq!(a.data.len(), 2);
         assert_eq!(a.data[0].embedding, b.data[0].embedding);
         assert_ne!(a.data[0].embedding, a.data[1].embedding);
+    }
+
+    #[test]
+    fn embeddings_in_base64() {
+        let r: EmbeddingRequest = serde_json::from_value(
+            serde_json::json!({"model":"m","input":"a","dimensions":3,"encoding_format":"base64"}),
+        )
+        .unwrap();
+        use base64::Engine as _;
+        let out = embeddings(&r);
+        let text = out.data[0].embedding.as_str().unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap();
+        assert_eq!(bytes.len(), 12);
+        let first = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        assert_eq!(Value::from(first), Value::from(vector("a", 3)[0]));
     }
 }

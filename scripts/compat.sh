@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# OpenAI SDK compatibility suite: drives a real liter-llm gateway (in front of the
+# mock-upstream binary) with the official `openai` Python SDK. See tests/compat/.
+#
+#   bash scripts/compat.sh                  # set up .venv, build, run
+#   LITER_LLM_SKIP_BUILD=1 bash scripts/compat.sh   # reuse target/debug binaries
+#   bash scripts/compat.sh -k streaming     # extra arguments go to pytest
+#
+# Needs only python3 (with venv and pip) and cargo; everything else is installed into
+# .venv at the repository root. Exits with pytest's exit code.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+REQUIREMENTS="$ROOT/tests/compat/requirements.txt"
+
+log() { printf 'compat: %s\n' "$*" >&2; }
+
+make_venv() {
+    # A half-made venv (e.g. ensurepip failed) has no working python: start over.
+    rm -rf "$VENV"
+    "${1:-python3}" -m venv "$VENV"
+}
+
+if [ ! -x "$PY" ] || ! "$PY" -m pip --version >/dev/null 2>&1; then
+    log "creating $VENV"
+    if ! make_venv python3; then
+        # Debian ships venv's ensurepip in a separate package.
+        log "python3 -m venv failed; installing python3-venv with apt-get"
+        SUDO=""
+        if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+        $SUDO apt-get update -qq
+        PY_VER="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv "python${PY_VER}-venv" \
+            || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv
+        # If python3 on PATH is not Debian's own, the package fixed /usr/bin/python3 only.
+        make_venv python3 || make_venv /usr/bin/python3
+    fi
+fi
+
+# Reinstall only when requirements.txt changed since the last install, or a package is gone.
+STAMP="$VENV/.compat-requirements"
+if ! cmp -s "$REQUIREMENTS" "$STAMP" || ! "$PY" -c 'import openai, pytest' >/dev/null 2>&1; then
+    log "installing the Python test dependencies into $VENV"
+    "$PY" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+    cp "$REQUIREMENTS" "$STAMP"
+fi
+
+if [ "${LITER_LLM_SKIP_BUILD:-0}" != "1" ]; then
+    log "building liter-llm and mock-upstream"
+    (cd "$ROOT" && cargo build --quiet -p liter-llm-cli -p mock-upstream)
+fi
+
+cd "$ROOT"
+set +e
+"$PY" -m pytest tests/compat -q "$@"
+status=$?
+set -e
+exit "$status"
