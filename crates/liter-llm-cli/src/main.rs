@@ -5,6 +5,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use liter_llm_proxy::config::{self, Config, ConfigError, Overrides};
@@ -43,8 +47,9 @@ struct ConfigArgs {
     /// Bind port (overrides [server] port).
     #[arg(long)]
     port: Option<u16>,
-    /// Master key (overrides [general] master_key).
-    #[arg(long, env = "LITER_LLM_MASTER_KEY", hide_env_values = true)]
+    /// Master key (overrides [general] master_key). Without the flag and without
+    /// master_key in the file, LITER_LLM_MASTER_KEY is used.
+    #[arg(long)]
     master_key: Option<String>,
 }
 
@@ -89,6 +94,7 @@ fn load(args: &ConfigArgs) -> Result<(PathBuf, Config), ConfigError> {
         host: args.host.clone(),
         port: args.port,
         master_key: args.master_key.clone().filter(|k| !k.is_empty()),
+        master_key_env: std::env::var("LITER_LLM_MASTER_KEY").ok(),
     };
     let cfg = config::load_file(&path, &overrides)?;
     Ok((path, cfg))
@@ -155,13 +161,35 @@ async fn api(args: ApiArgs) -> ExitCode {
     };
     let local = listener.local_addr().map_or(addr, |a| a.to_string());
     tracing::info!(config = %path.display(), models = app.routes.len(), "liter-llm listening on http://{local}");
-    match liter_llm_proxy::serve(app, listener, shutdown_signal()).await {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
+    // In-flight requests may take up to request_timeout to finish; past that (or on a
+    // second signal) the process stops without waiting for them.
+    let drain_limit = app.config.request_timeout + Duration::from_secs(5);
+    let draining = Arc::new(Notify::new());
+    let begin = draining.clone();
+    let serve = liter_llm_proxy::serve(app, listener, async move {
+        shutdown_signal().await;
+        begin.notify_one();
+    });
+    let forced = async {
+        draining.notified().await;
+        tokio::select! {
+            () = shutdown_signal() => "a second signal",
+            () = tokio::time::sleep(drain_limit) => "the drain time limit",
         }
-        Err(e) => {
-            eprintln!("liter-llm: server error: {e}");
+    };
+    tokio::select! {
+        result = serve => match result {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("liter-llm: server error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        why = forced => {
+            tracing::warn!("stopped by {why} before every in-flight request finished");
             ExitCode::FAILURE
         }
     }

@@ -77,6 +77,17 @@ impl Proc {
         assert!(ok.success());
     }
 
+    /// Block until the output contains `needle` (a readiness signal, not a fixed sleep).
+    fn wait_for_output(&self, needle: &str) {
+        for _ in 0..2000 {
+            if self.output.lock().unwrap().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("never saw {needle:?} in:\n{}", self.output.lock().unwrap());
+    }
+
     fn wait(mut self) -> (std::process::ExitStatus, String) {
         let status = self.child.wait().unwrap();
         // let the reader threads drain
@@ -349,6 +360,10 @@ async fn serves_logs_without_secrets_and_drains_on_sigterm() {
         assert!(line.contains(field), "{field} missing in {line}");
     }
     assert!(logs.contains("status=401"));
+    assert!(
+        logs.contains("key=\"key#0\""),
+        "a virtual key is logged by its label"
+    );
     // a stream is logged when it ends, with its time to first byte
     let line = logs
         .lines()
@@ -372,13 +387,13 @@ async fn master_key_flag_and_env_var() {
     let client = reqwest::Client::new();
     for (flag, env) in [(Some("sk-from-flag"), None), (None, Some("sk-from-env"))] {
         let mut c = cmd(dir.path());
-        c.args(["api", "--config"])
-            .arg(&file)
-            .env("TEST_MASTER", MASTER);
+        c.args(["api", "--config"]).arg(&file);
         if let Some(f) = flag {
-            c.args(["--master-key", f]);
+            // the flag wins over the file's master_key
+            c.args(["--master-key", f]).env("TEST_MASTER", MASTER);
         }
         if let Some(e) = env {
+            // the variable is used when the file sets no master key ("${TEST_MASTER}" is empty)
             c.env("LITER_LLM_MASTER_KEY", e);
         }
         let gw = Proc::spawn(c);
@@ -410,6 +425,48 @@ async fn master_key_flag_and_env_var() {
             .unwrap();
         assert!(status.success());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_stops_without_waiting_for_the_drain() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, config(&mock)).unwrap();
+    let mut c = cmd(dir.path());
+    c.args(["api", "--config"])
+        .arg(&file)
+        .env("TEST_MASTER", MASTER);
+    let gw = Proc::spawn(c);
+    mock.push_fault(Fault::hang());
+    let client = reqwest::Client::new();
+    let stuck = tokio::spawn(
+        client
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .bearer_auth(MASTER)
+            .json(&hello())
+            .send(),
+    );
+    for _ in 0..400 {
+        if !mock.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gw.signal("-TERM");
+    let gw = tokio::task::spawn_blocking(move || {
+        gw.wait_for_output("draining in-flight requests");
+        gw
+    })
+    .await
+    .unwrap();
+    gw.signal("-TERM");
+    let (status, logs) = tokio::task::spawn_blocking(move || gw.wait())
+        .await
+        .unwrap();
+    assert!(!status.success(), "{logs}");
+    assert!(logs.contains("stopped by a second signal"), "{logs}");
+    assert!(stuck.await.unwrap().is_err(), "the stuck request was cut");
 }
 
 #[test]

@@ -121,6 +121,7 @@ fn overrides_win_only_when_given() {
         host: Some("0.0.0.0".into()),
         port: Some(9),
         master_key: Some("flag-key".into()),
+        ..Overrides::default()
     };
     let c = load_str(src, "t.toml", &o, env).unwrap();
     assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 9));
@@ -283,6 +284,74 @@ models = ["zzz"]
 }
 
 #[test]
+fn messages_never_quote_values_that_may_be_secrets() {
+    let secret_env = |v: &str| match v {
+        "S" => Some("sk-very-secret".to_string()),
+        "N" => Some("sk-very-secret\n".to_string()),
+        _ => None,
+    };
+    let e = load_str(
+        "[server]\ncors_origins = [\"${S}\"]\n[[models]]\nname = \"m\"\nprovider_model = \"openai/x\"\nbase_url = \"${S}\"\napi_key = \"\"\"${N}\"\"\"\n",
+        "t.toml",
+        &Overrides::default(),
+        secret_env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(!e.contains("very-secret"), "{e}");
+    assert!(e.contains("models[0].base_url"), "{e}");
+    assert!(
+        e.contains("models[0].api_key: the API key contains characters"),
+        "{e}"
+    );
+    assert!(e.contains("server.cors_origins[0]"), "{e}");
+    // a bad base URL from the provider's variable is named by the variable
+    let e = load_str(
+        "[[models]]\nname = \"m\"\nprovider_model = \"openai/x\"\n",
+        "t.toml",
+        &Overrides::default(),
+        |v| (v == "OPENAI_BASE_URL").then(|| "ftp://sk-secret-host".to_string()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("base_url (from $OPENAI_BASE_URL)") && !e.contains("sk-secret-host"),
+        "{e}"
+    );
+}
+
+#[test]
+fn master_key_env_is_a_fallback_for_the_file() {
+    let env_only = Overrides {
+        master_key_env: Some("from-env".into()),
+        ..Overrides::default()
+    };
+    let c = load_str("", "t.toml", &env_only, env).unwrap();
+    assert_eq!(c.master_key.unwrap().expose_secret(), "from-env");
+    let c = load_str(
+        "[general]\nmaster_key = \"from-file\"\n",
+        "t.toml",
+        &env_only,
+        env,
+    )
+    .unwrap();
+    assert_eq!(c.master_key.unwrap().expose_secret(), "from-file");
+    let both = Overrides {
+        master_key: Some("from-flag".into()),
+        master_key_env: Some("from-env".into()),
+        ..Overrides::default()
+    };
+    let c = load_str(
+        "[general]\nmaster_key = \"from-file\"\n",
+        "t.toml",
+        &both,
+        env,
+    )
+    .unwrap();
+    assert_eq!(c.master_key.unwrap().expose_secret(), "from-flag");
+}
+
+#[test]
 fn cors_star_cannot_mix() {
     let e = err("[server]\ncors_origins = [\"*\", \"https://a.example\"]\n");
     assert!(e.contains("server.cors_origins"), "{e}");
@@ -302,7 +371,7 @@ fn master_key_must_differ_from_virtual_keys_and_keys_unique() {
     let e = err("[general]\nmaster_key = \"a\"\n[[keys]]\nkey = \"a\"\n");
     assert!(e.contains("must differ from the master key"), "{e}");
     let e = err("[[keys]]\nkey = \"a\"\n[[keys]]\nkey = \"a\"\n");
-    assert!(e.contains("appears twice"), "{e}");
+    assert!(e.contains("keys[1].key: the same key as keys[0]"), "{e}");
     assert!(!e.contains("\"a\""), "a key was echoed: {e}");
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Keys are looked up by their SHA-256 digest in a hash map (O(1) however many keys
 //! there are) and the digest is then compared in constant time, so neither the lookup
-//! nor the comparison reveals how much of a guessed key was right. Clear keys are not
-//! kept after start-up. Touches only request headers and extensions.
+//! nor the comparison reveals how much of a guessed key was right. The registry keeps
+//! digests only (the validated config still holds the file's keys, as `SecretString`s
+//! that are never printed). Touches only request headers and extensions.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -126,8 +127,11 @@ pub async fn authenticate(
     };
     match keys.find(token) {
         Some(principal) => {
-            req.extensions_mut().insert(principal);
-            next.run(req).await
+            req.extensions_mut().insert(principal.clone());
+            let mut resp = next.run(req).await;
+            // for the request log: which key (by label, never the secret) was used
+            resp.extensions_mut().insert(principal);
+            resp
         }
         None => GatewayError::Unauthorized("invalid API key".into()).into_response(),
     }

@@ -33,29 +33,43 @@ impl Interpolated {
     }
 }
 
+/// Whether `name` can be an environment variable name: ASCII letters, digits, `_`.
+fn is_var_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// Expand `${NAME}` using `lookup` (normally `std::env::var`).
+///
+/// Only a well-formed `${NAME}` is replaced. A `${` whose closing `}` is missing, or
+/// that encloses anything but a variable name (a space, a quote, a newline), is left
+/// as written and scanning goes on right after it, so a stray `${` can never swallow
+/// the text up to some later `}`.
 pub fn interpolate(source: &str, lookup: impl Fn(&str) -> Option<String>) -> Interpolated {
     let mut text = String::with_capacity(source.len());
     let mut substitutions = Vec::new();
-    let mut rest = source;
-    let mut consumed = 0usize;
-    while let Some(start) = rest.find("${") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            break; // unclosed: keep the remainder literally
-        };
-        let name = &after[..end];
-        text.push_str(&rest[..start]);
+    let mut copied = 0usize; // source[..copied] is already in `text`
+    let mut search = 0usize;
+    while let Some(found) = source[search..].find("${") {
+        let start = search + found;
+        let after = &source[start + 2..];
+        let name_len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            .count();
+        let name = &after[..name_len];
+        if !is_var_name(name) || !after[name_len..].starts_with('}') {
+            search = start + 2; // literal `${`
+            continue;
+        }
+        text.push_str(&source[copied..start]);
         let value = lookup(name).unwrap_or_default();
-        let orig_start = consumed + start;
-        let orig_len = 2 + end + 1;
-        substitutions.push((text.len(), value.len(), orig_start, orig_len));
+        let orig_len = 2 + name_len + 1;
+        substitutions.push((text.len(), value.len(), start, orig_len));
         text.push_str(&value);
-        let advance = start + orig_len;
-        consumed += advance;
-        rest = &rest[advance..];
+        copied = start + orig_len;
+        search = copied;
     }
-    text.push_str(rest);
+    text.push_str(&source[copied..]);
     Interpolated {
         text,
         substitutions,
@@ -98,6 +112,23 @@ mod tests {
     fn unclosed_stays_literal() {
         let out = interpolate("a = \"${KEY}\" b = \"${OPEN\"", env);
         assert_eq!(out.text, "a = \"sk-secret-value\" b = \"${OPEN\"");
+    }
+
+    #[test]
+    fn a_stray_opener_never_swallows_later_text() {
+        let src =
+            "master_key = \"${MASTER\"\n[[models]]\napi_key = \"${KEY}\"\n# costs ${ dollars }\n";
+        let out = interpolate(src, env);
+        assert_eq!(
+            out.text,
+            "master_key = \"${MASTER\"\n[[models]]\napi_key = \"sk-secret-value\"\n# costs ${ dollars }\n"
+        );
+        assert_eq!(
+            interpolate("${a-b} ${KEY}", env).text,
+            "${a-b} sk-secret-value"
+        );
+        assert_eq!(interpolate("$${KEY}", env).text, "$sk-secret-value");
+        assert_eq!(interpolate("${}", env).text, "${}");
     }
 
     #[test]

@@ -13,12 +13,14 @@ use secrecy::SecretString;
 use super::file::FileConfig;
 use super::load::Seg;
 
-/// CLI flags that override the file (only when given).
+/// CLI flags that override the file (only when given), and the master key from
+/// `LITER_LLM_MASTER_KEY`, used when neither the flag nor the file sets one.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub master_key: Option<String>,
+    pub master_key_env: Option<String>,
 }
 
 /// Where browsers may call from.
@@ -89,16 +91,17 @@ fn given(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
 
-fn check_base_url(url: &str) -> Result<String, String> {
+/// Messages about values that may have come from `${VAR}` never quote the value.
+fn check_base_url(url: &str, from: &str) -> Result<String, String> {
     let uri: http::Uri = url
         .parse()
-        .map_err(|_| format!("base_url {url:?} is not a valid URL"))?;
+        .map_err(|_| format!("{from} is not a valid URL"))?;
     match uri.scheme_str() {
         Some("http") | Some("https") if uri.authority().is_some() => {
             Ok(url.trim_end_matches('/').to_string())
         }
         _ => Err(format!(
-            "base_url {url:?} must be an absolute http:// or https:// URL"
+            "{from} must be an absolute http:// or https:// URL"
         )),
     }
 }
@@ -117,8 +120,12 @@ pub(crate) fn validate(
     if let Some(port) = overrides.port {
         file.server.port = port;
     }
-    if let Some(mk) = &overrides.master_key {
+    if let Some(mk) = overrides.master_key.as_ref().filter(|k| !k.is_empty()) {
         file.general.master_key = Some(mk.clone());
+    } else if given(&file.general.master_key).is_none() {
+        if let Some(mk) = overrides.master_key_env.as_ref().filter(|k| !k.is_empty()) {
+            file.general.master_key = Some(mk.clone());
+        }
     }
 
     let s = &file.server;
@@ -155,7 +162,8 @@ pub(crate) fn validate(
             if !ok || http::HeaderValue::from_str(origin).is_err() {
                 problems.push((
                     vec![key("server"), key("cors_origins"), Seg::Index(i)],
-                    format!("{origin:?} is not an origin like \"https://app.example.com\""),
+                    "not an origin like \"https://app.example.com\" (scheme and host, no path)"
+                        .into(),
                 ));
             }
         }
@@ -259,12 +267,19 @@ pub(crate) fn validate(
                 }
                 let from_env =
                     |vars: &[&str]| vars.iter().find_map(|v| env(v).filter(|x| !x.is_empty()));
-                let url = given(&m.base_url)
-                    .map(str::to_string)
-                    .or_else(|| from_env(p.base_url_env))
-                    .or_else(|| p.default_base_url.map(str::to_string));
+                let env_url = p
+                    .base_url_env
+                    .iter()
+                    .find_map(|v| env(v).filter(|x| !x.is_empty()).map(|u| (u, *v)));
+                let url = match (given(&m.base_url), env_url) {
+                    (Some(u), _) => Some((u.to_string(), "base_url".to_string())),
+                    (None, Some((u, var))) => Some((u, format!("base_url (from ${var})"))),
+                    (None, None) => p
+                        .default_base_url
+                        .map(|u| (u.to_string(), "base_url".to_string())),
+                };
                 let url = match url {
-                    Some(u) => match check_base_url(&u) {
+                    Some((u, from)) => match check_base_url(&u, &from) {
                         Ok(u) => Some(u),
                         Err(msg) => {
                             problems.push((at("base_url"), msg));
@@ -282,6 +297,15 @@ pub(crate) fn validate(
                 let api_key = given(&m.api_key)
                     .map(str::to_string)
                     .or_else(|| from_env(p.key_env));
+                if api_key
+                    .as_deref()
+                    .is_some_and(|k| http::HeaderValue::from_str(&format!("Bearer {k}")).is_err())
+                {
+                    problems.push((
+                        at("api_key"),
+                        "the API key contains characters not allowed in an HTTP header (a newline or control character?)".into(),
+                    ));
+                }
                 (url, api_key.map(SecretString::from))
             }
         };
@@ -306,14 +330,15 @@ pub(crate) fn validate(
         );
     }
 
-    let mut seen_keys = HashSet::new();
+    let mut seen_keys = std::collections::HashMap::new();
     let mut keys = Vec::new();
     for (i, k) in file.keys.iter().enumerate() {
         let at = |field: &str| vec![key("keys"), Seg::Index(i), key(field)];
         if k.key.is_empty() {
             problems.push((at("key"), "key is empty (is its ${VAR} set?)".into()));
-        } else if !seen_keys.insert(k.key.as_str()) {
-            problems.push((at("key"), format!("the same key appears twice (keys[{i}])")));
+        } else if let Some(first) = seen_keys.insert(k.key.as_str(), i) {
+            seen_keys.insert(k.key.as_str(), first);
+            problems.push((at("key"), format!("the same key as keys[{first}]")));
         } else if given(&file.general.master_key) == Some(k.key.as_str()) {
             problems.push((
                 at("key"),

@@ -63,7 +63,16 @@ async fn proxy(app: Arc<App>, principal: Arc<Principal>, body: Bytes, endpoint: 
         Err(e) => return e.into_response(),
     };
     let result = match &route.target {
-        None => mock::answer(&route.deployment, &body, endpoint, head.stream).await,
+        None => tokio::time::timeout_at(
+            deadline,
+            mock::answer(&route.deployment, &body, endpoint, head.stream),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(GatewayError::Timeout(
+                "the request ran past server.request_timeout_secs".into(),
+            ))
+        }),
         Some(target) => {
             let body = with_model(&body, &head, &route.deployment.model_id);
             forward(
@@ -89,9 +98,8 @@ async fn forward(
     streaming: bool,
     deadline: Instant,
 ) -> Result<Resp, GatewayError> {
-    let resp = app.upstream.send(target, endpoint, body, deadline).await?;
+    let (resp, body_deadline) = app.upstream.send(target, endpoint, body, deadline).await?;
     let (parts, incoming) = resp.into_parts();
-    let body_deadline = (Instant::now() + target.timeout).min(deadline);
     if !parts.status.is_success() {
         let bytes = upstream::read_body(incoming, &target.name, body_deadline).await?;
         let retry_after = parts.headers.get(header::RETRY_AFTER).cloned();

@@ -1,7 +1,8 @@
 //! Telemetry stage: request ids and the one log line per request.
 //!
 //! The line carries the request id, method, path (never the query), model,
-//! deployment, status, latency and error kind. Keys and bodies are never logged.
+//! deployment, the key's label (`master`, its description, or `key#N`), status,
+//! latency and error kind. Keys and bodies are never logged.
 //! For a streamed answer the line is written when the stream ends (or the client goes
 //! away), with the total duration and the time to the response headers.
 
@@ -17,6 +18,9 @@ use axum::response::Response;
 use bytes::Bytes;
 use http_body::Frame;
 
+use std::sync::Arc;
+
+use crate::auth::Principal;
 use crate::error::ErrorKind;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -52,6 +56,7 @@ struct LogLine {
     method: Method,
     path: String,
     info: Option<RouteInfo>,
+    key: Option<Arc<Principal>>,
     error: Option<&'static str>,
     status: u16,
     start: Instant,
@@ -71,6 +76,7 @@ impl Drop for LogLine {
             path = self.path,
             model = self.info.as_ref().map(|i| i.model.as_str()),
             deployment = self.info.as_ref().map(|i| i.deployment.as_str()),
+            key = self.key.as_deref().map(Principal::label),
             status = self.status,
             latency_ms = ms(self.start.elapsed()),
             ttfb_ms = self.headers_after.map(ms),
@@ -124,6 +130,7 @@ pub async fn request_log(mut req: Request, next: Next) -> Response {
         method,
         path,
         info: resp.extensions_mut().remove::<RouteInfo>(),
+        key: resp.extensions_mut().remove::<Arc<Principal>>(),
         error: resp.extensions().get::<ErrorKind>().map(|k| k.0),
         status: resp.status().as_u16(),
         start,

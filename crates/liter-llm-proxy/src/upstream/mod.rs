@@ -96,26 +96,30 @@ impl Upstream {
             .map_err(|e| GatewayError::Internal(format!("could not build upstream request: {e}")))
     }
 
-    /// Send with retries; returns the final upstream response (any status).
+    /// Send with retries. Returns the final upstream response (any status) and the
+    /// deadline for reading its body: the attempt's start plus the per-model timeout,
+    /// capped by the request's deadline.
+    ///
+    /// When a retry cannot happen before `deadline` (a long `Retry-After`, say), the
+    /// last answer is returned as it is, so the client sees the provider's 429 or 5xx
+    /// rather than a timeout.
     pub async fn send(
         &self,
         target: &Target,
         endpoint: Endpoint,
         body: Bytes,
         deadline: Instant,
-    ) -> Result<Response<Incoming>, GatewayError> {
+    ) -> Result<(Response<Incoming>, Instant), GatewayError> {
         let mut attempt = 0u32;
         loop {
-            let now = Instant::now();
-            let budget = deadline.saturating_duration_since(now).min(target.timeout);
+            let attempt_deadline = (Instant::now() + target.timeout).min(deadline);
             let req = self.build(target, endpoint, body.clone())?;
-            let outcome = tokio::time::timeout(budget, self.client.request(req)).await;
-            let wait = match outcome {
+            let outcome = tokio::time::timeout_at(attempt_deadline, self.client.request(req)).await;
+            let (last, wait) = match outcome {
                 Err(_) => {
                     return Err(GatewayError::Timeout(format!(
-                        "the upstream for model {:?} did not answer within {} s",
-                        target.name,
-                        budget.as_secs_f32()
+                        "the upstream for model {:?} did not answer in time",
+                        target.name
                     )))
                 }
                 Ok(Ok(resp)) => {
@@ -123,28 +127,28 @@ impl Upstream {
                     let retryable =
                         status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
                     if !retryable || attempt >= self.max_retries {
-                        return Ok(resp);
+                        return Ok((resp, attempt_deadline));
                     }
-                    retry_after(resp.headers())
+                    let wait = retry_after(resp.headers());
+                    (Ok((resp, attempt_deadline)), wait)
                 }
                 Ok(Err(e)) => {
+                    let err = GatewayError::BadGateway(format!(
+                        "could not reach the upstream for model {:?}: {}",
+                        target.name,
+                        error_chain(&e)
+                    ));
                     if attempt >= self.max_retries {
-                        return Err(GatewayError::BadGateway(format!(
-                            "could not reach the upstream for model {:?}: {}",
-                            target.name,
-                            error_chain(&e)
-                        )));
+                        return Err(err);
                     }
-                    None
+                    (Err(err), None)
                 }
             };
             let wait = wait.unwrap_or_else(|| backoff(attempt));
             if Instant::now() + wait >= deadline {
-                return Err(GatewayError::Timeout(format!(
-                    "the upstream for model {:?} kept failing and the request ran out of time",
-                    target.name
-                )));
+                return last;
             }
+            drop(last);
             tokio::time::sleep(wait).await;
             attempt += 1;
         }

@@ -181,3 +181,12 @@ async fn mock_provider_simulated_latency() {
     assert_eq!(resp.status(), 200);
     assert!(start.elapsed() >= std::time::Duration::from_secs(5));
 }
+
+#[tokio::test(start_paused = true)]
+async fn request_timeout_bounds_the_mock_provider_too() {
+    let gw = Gateway::start(&format!(
+        "[server]\nrequest_timeout_secs = 1\n[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"slow\"\nprovider_model = \"mock/echo\"\nmock_latency_ms = 5000\n"
+    ))
+    .await;
+    expect_error(gw.chat(MASTER, hello("slow")).await, 504).await;
+}

@@ -162,6 +162,33 @@ async fn transient_failures_are_retried_up_to_max_retries() {
     assert_eq!(mock.requests().len(), 1);
 }
 
+#[tokio::test(start_paused = true)]
+async fn retry_after_past_the_deadline_returns_the_providers_429() {
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let cfg = format!(
+        "[server]\nrequest_timeout_secs = 10\n{}",
+        base_config(&mock, "").replace("max_retries = 0", "max_retries = 3")
+    );
+    let gw = Gateway::start(&cfg).await;
+    mock.push_fault(Fault::status(429).retry_after(60));
+    let resp = gw.chat(MASTER, hello("gpt-4o")).await;
+    assert_eq!(resp.headers()["retry-after"], "60");
+    expect_error(resp, 429).await;
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "no retry that cannot finish in time"
+    );
+
+    // a short Retry-After is honoured and the retry succeeds
+    mock.clear_requests();
+    mock.push_fault(Fault::status(429).retry_after(2));
+    let start = tokio::time::Instant::now();
+    assert_eq!(gw.chat(MASTER, hello("gpt-4o")).await.status(), 200);
+    assert!(start.elapsed() >= std::time::Duration::from_secs(2));
+    assert_eq!(mock.requests().len(), 2);
+}
+
 #[tokio::test]
 async fn arbitrary_bytes_never_break_the_gateway() {
     let (_mock, gw) = setup("").await;
