@@ -169,6 +169,15 @@ fn parse_errors_never_echo_an_expanded_secret() {
 }
 
 #[test]
+fn type_errors_never_echo_an_expanded_secret() {
+    let e = err("[server]\nport = \"${MASTER}\"\n");
+    assert!(e.contains("test.toml:2:8"), "{e}");
+    assert!(!e.contains("sk-master-secret"), "secret leaked: {e}");
+    let e = err("[budget]\nenforcement = \"${MASTER}\"\n");
+    assert!(!e.contains("sk-master-secret"), "secret leaked: {e}");
+}
+
+#[test]
 fn unclosed_interpolation_stays_literal() {
     let c = load("[general]\nmaster_key = \"${MASTER\"\n").unwrap();
     assert_eq!(c.master_key.unwrap().expose_secret(), "${MASTER");

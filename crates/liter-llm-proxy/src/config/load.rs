@@ -121,9 +121,40 @@ pub fn load_str(
     })
 }
 
-/// The parser's own message, without any echo of the (expanded) source line.
+/// The parser's own message, without any echo of the (expanded) source line and
+/// without the values it quotes: a string value may have come from `${VAR}`. Field
+/// names (`unknown field \`prot\``) are kept; quoted values and unknown variants are
+/// replaced by `"…"`.
 fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).trim().to_string()
+    let line = message.lines().next().unwrap_or(message).trim();
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    loop {
+        let quote = rest.find('"');
+        let variant = rest.find("variant `");
+        match (quote, variant) {
+            (Some(q), v) if v.is_none_or(|v| q < v) => {
+                out.push_str(&rest[..q]);
+                out.push_str("\"…\"");
+                match rest[q + 1..].find('"') {
+                    Some(end) => rest = &rest[q + 1 + end + 1..],
+                    None => return out,
+                }
+            }
+            (_, Some(v)) => {
+                let start = v + "variant `".len();
+                out.push_str(&rest[..start]);
+                out.push('…');
+                match rest[start..].find('`') {
+                    Some(end) => rest = &rest[start + end..],
+                    None => return out,
+                }
+            }
+            _ => break,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A step of a key path.
@@ -184,4 +215,27 @@ fn locate(source: &str, expanded: &Interpolated, path: &[Seg]) -> (usize, usize)
         }
     }
     line_col(source, expanded.original_offset(span.start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_line;
+
+    #[test]
+    fn parser_messages_lose_their_values() {
+        assert_eq!(
+            first_line(
+                "invalid type: string \"sk-secret\", expected u16\n  |\n1 | port = \"sk-secret\""
+            ),
+            "invalid type: string \"…\", expected u16"
+        );
+        assert_eq!(
+            first_line("unknown variant `sk-secret`, expected `hard` or `soft`"),
+            "unknown variant `…`, expected `hard` or `soft`"
+        );
+        assert_eq!(
+            first_line("unknown field `prot`, expected one of `host`, `port`"),
+            "unknown field `prot`, expected one of `host`, `port`"
+        );
+    }
 }
