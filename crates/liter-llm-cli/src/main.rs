@@ -14,6 +14,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use liter_llm_proxy::config::{self, Config, ConfigError, Overrides};
 use liter_llm_proxy::App;
 
+/// mimalloc: the gateway allocates many small, short-lived buffers per request.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod logging;
 mod mask;
 
 #[derive(Parser)]
@@ -68,17 +73,20 @@ enum LogFormat {
     Json,
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat) -> Arc<logging::Logs> {
+    let logs = logging::Logs::start();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(logging::Sink(logs.clone()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     match format {
         LogFormat::Text => builder.compact().init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    logs
 }
 
 /// Resolve which file to load and load it.
@@ -105,7 +113,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig(args) => check_config(&args),
         Command::Api(args) => {
-            init_logging(args.log_format);
+            let logs = init_logging(args.log_format);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -116,7 +124,10 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(api(args))
+            let code = runtime.block_on(api(args));
+            drop(runtime);
+            logs.flush();
+            code
         }
     }
 }
