@@ -33,6 +33,18 @@ pub enum GatewayError {
     /// Body over `server.body_limit_bytes` (413).
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// A limit was hit (429, with `Retry-After`).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
+    /// No deployment can take the request now (503, `Retry-After` when known).
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
     /// An upstream answered with an error we pass on (4xx, with the provider's message).
     #[error("upstream error {status}")]
     Upstream {
@@ -68,6 +80,8 @@ impl GatewayError {
             GatewayError::ModelNotFound { .. } => StatusCode::NOT_FOUND,
             GatewayError::Route { status, .. } => *status,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream { status, .. } => *status,
             GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             GatewayError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -84,6 +98,8 @@ impl GatewayError {
             GatewayError::ModelNotFound { .. } => "model_not_found",
             GatewayError::Route { .. } => "route",
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
+            GatewayError::RateLimited { .. } => "rate_limited",
+            GatewayError::Unavailable { .. } => "unavailable",
             GatewayError::Upstream { .. } => "upstream_client_error",
             GatewayError::BadGateway(_) => "bad_gateway",
             GatewayError::Timeout(_) => "timeout",
@@ -107,6 +123,8 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => {
                 ("invalid_request_error", Some("request_too_large"))
             }
+            GatewayError::RateLimited { .. } => ("rate_limit_error", Some("rate_limit_exceeded")),
+            GatewayError::Unavailable { .. } => ("api_error", Some("no_deployment_available")),
             GatewayError::Upstream { .. } => ("invalid_request_error", None),
             GatewayError::BadGateway(_) => ("api_error", Some("upstream_error")),
             GatewayError::Timeout(_) => ("timeout_error", Some("timeout")),
@@ -152,16 +170,24 @@ impl IntoResponse for GatewayError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let GatewayError::Upstream {
-            retry_after: Some(v),
-            ..
-        } = &self
-        {
-            headers.insert(header::RETRY_AFTER, v.clone());
+        let retry_after = match &self {
+            GatewayError::Upstream { retry_after, .. } => retry_after.clone(),
+            GatewayError::RateLimited { retry_after, .. } => Some(seconds(*retry_after)),
+            GatewayError::Unavailable { retry_after, .. } => retry_after.map(seconds),
+            _ => None,
+        };
+        if let Some(v) = retry_after {
+            headers.insert(header::RETRY_AFTER, v);
         }
         response.extensions_mut().insert(ErrorKind(self.kind()));
         response
     }
+}
+
+/// Whole seconds, rounded up, as a header value.
+fn seconds(d: std::time::Duration) -> HeaderValue {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    HeaderValue::from(secs.max(1))
 }
 
 /// Put on error responses so the request log can name the error kind.

@@ -203,8 +203,6 @@ fn sections_not_built_yet_are_rejected_by_name() {
         ("[budget]\nglobal_limit = 1.0\n", "[budget]", 1),
         ("\n[cache]\nmax_entries = 1\n", "[cache]", 2),
         ("[files]\n", "[files]", 1),
-        ("[health]\ninterval_secs = 3\n", "[health]", 1),
-        ("[cooldown]\nduration_secs = 3\n", "[cooldown]", 1),
         ("[[aliases]]\npattern = \"anthropic/*\"\n", "[[aliases]]", 1),
         (
             "[general]\nenable_cost_tracking = true\n",
@@ -221,7 +219,7 @@ fn sections_not_built_yet_are_rejected_by_name() {
 }
 
 #[test]
-fn key_limits_and_pool_features_are_not_supported_yet() {
+fn key_limits_are_not_supported_yet() {
     let models = "[[models]]\nname = \"m\"\nprovider_model = \"openai/x\"\n";
     for (extra, needle) in [
         (
@@ -236,16 +234,113 @@ fn key_limits_and_pool_features_are_not_supported_yet() {
             "[[keys]]\nkey = \"k\"\nbudget_limit = 5.0\n",
             "keys[0].budget_limit: not supported yet",
         ),
-        (models, "models[1].name: not supported yet"),
     ] {
         let e = err(&format!("{models}{extra}"));
         assert!(e.contains(needle), "{e}");
     }
-    let e = err("[[models]]\nname = \"m\"\nprovider_model = \"openai/x\"\nfallbacks = [\"n\"]\n");
-    assert!(
-        e.contains("test.toml:4:13: models[0].fallbacks: not supported yet"),
-        "{e}"
+}
+
+#[test]
+fn pools_fallbacks_router_cooldown_and_health() {
+    let c = load(
+        r#"
+[[models]]
+name = "gpt"
+provider_model = "openai/a"
+weight = 3
+order = 1
+rpm = 10
+fallbacks = ["claude"]
+[[models]]
+name = "gpt"
+provider_model = "openai/b"
+order = 2
+context_window_fallbacks = ["big"]
+stream_timeout_secs = 5
+[[models]]
+name = "claude"
+provider_model = "openai/c"
+input_cost_per_token = 0.000001
+[[models]]
+name = "big"
+provider_model = "openai/d"
+[router]
+strategy = "least-busy"
+model_strategy = { claude = "cost-based" }
+model_group_alias = { "gpt-4" = "gpt" }
+seed = 7
+[cooldown]
+duration_secs = 30
+allowed_fails = 3
+[health]
+interval_secs = 15
+probe_model = "gpt"
+"#,
+    )
+    .unwrap();
+    let r = &c.routing;
+    assert_eq!(r.pools.len(), 3);
+    assert_eq!(r.pools[0].name, "gpt");
+    assert_eq!(r.pools[0].fallbacks, ["claude"]);
+    assert_eq!(r.pools[0].context_window_fallbacks, ["big"]);
+    assert_eq!(format!("{:?}", r.pools[0].strategy), "LeastBusy");
+    assert_eq!(format!("{:?}", r.pools[1].strategy), "CostBased");
+    assert_eq!(r.aliases.get("gpt-4").map(String::as_str), Some("gpt"));
+    let cd = r.cooldown.unwrap();
+    assert_eq!(
+        (cd.duration, cd.allowed_fails, cd.window),
+        (Duration::from_secs(30), 3, Duration::from_secs(60))
     );
+    assert_eq!(r.health.as_ref().unwrap().interval, Duration::from_secs(15));
+    assert_eq!(c.models[0].weight, 3.0);
+    assert_eq!(c.models[1].order, 2);
+    assert_eq!(c.models[1].stream_timeout, Some(Duration::from_secs(5)));
+    assert_eq!(c.models[2].order, 1, "default tier");
+}
+
+#[test]
+fn routing_errors_are_reported() {
+    let e = err(r#"
+[[models]]
+name = "a"
+provider_model = "openai/a"
+fallbacks = ["a", "nope"]
+weight = 0
+[router]
+strategy = "fastest"
+"#);
+    assert!(
+        e.contains("test.toml:8:12"),
+        "unknown strategy located: {e}"
+    );
+    let e = err(r#"
+[[models]]
+name = "a"
+provider_model = "openai/a"
+fallbacks = ["a", "nope"]
+weight = 0
+rpm = 0
+[router]
+model_group_alias = { a = "a", b = "zzz" }
+latency_exploration = 2.0
+[cooldown]
+duration_secs = 0
+[health]
+probe_model = "a"
+"#);
+    for needle in [
+        "models[0].fallbacks[0]: \"a\" cannot fall back to itself",
+        "models[0].fallbacks[1]: model \"nope\" is not defined",
+        "models[0].weight: weight must be greater than 0",
+        "models[0].rpm: rpm must be greater than 0",
+        "router.model_group_alias.a: \"a\" is already a model name",
+        "router.model_group_alias.b: alias target \"zzz\"",
+        "router.latency_exploration",
+        "cooldown.duration_secs",
+        "health.probe_model: probe_model has no effect without interval_secs",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
 }
 
 #[test]

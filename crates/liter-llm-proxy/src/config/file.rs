@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub health: Option<HealthSection>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cooldown: Option<CooldownSection>,
+    /// Extension: how requests are spread over a pool's deployments.
+    pub router: RouterSection,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -91,6 +93,31 @@ pub struct ModelEntry {
     /// Extension: simulated latency for the built-in `mock/` provider only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock_latency_ms: Option<u64>,
+    /// Extension: share of traffic for `simple-shuffle` (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// Extension: this deployment's own requests-per-minute limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u32>,
+    /// Extension: this deployment's own tokens-per-minute limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
+    /// Extension: priority tier, lower first (default 1). A higher tier is used only
+    /// when no deployment of the lower tiers can take the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<u32>,
+    /// Extension: for streams, the time allowed until the first chunk arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_timeout_secs: Option<u64>,
+    /// Extension: models to try when this one answers `context_length_exceeded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context_window_fallbacks: Vec<String>,
+    /// Extension: price per input token in USD (used by `cost-based` routing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_cost_per_token: Option<f64>,
+    /// Extension: price per output token in USD (used by `cost-based` routing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_cost_per_token: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -198,4 +225,65 @@ pub struct HealthSection {
 #[serde(deny_unknown_fields)]
 pub struct CooldownSection {
     pub duration_secs: u64,
+    /// Extension: transient failures within `window_secs` that trip the breaker (default 1).
+    #[serde(default = "default_allowed_fails")]
+    pub allowed_fails: u32,
+    /// Extension: the window in which failures are counted (default 60).
+    #[serde(default = "default_fail_window")]
+    pub window_secs: u64,
+}
+
+fn default_allowed_fails() -> u32 {
+    1
+}
+
+fn default_fail_window() -> u64 {
+    60
+}
+
+/// Routing strategies, named as LiteLLM names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Weighted random (by `weight`).
+    #[default]
+    SimpleShuffle,
+    /// Fewest requests in flight.
+    LeastBusy,
+    /// Lowest recent latency, exploring a share of the traffic.
+    LatencyBased,
+    /// Most headroom against the deployment's own rpm/tpm.
+    UsageBased,
+    /// Cheapest by price per token.
+    CostBased,
+}
+
+/// Extension `[router]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterSection {
+    /// The strategy for every pool without its own.
+    pub strategy: Strategy,
+    /// Per-pool strategies, by model name.
+    pub model_strategy: BTreeMap<String, Strategy>,
+    /// Names that point to another model's pool (LiteLLM's `model_group_alias`).
+    pub model_group_alias: BTreeMap<String, String>,
+    /// `latency-based`: share of requests sent to a random deployment, so latencies
+    /// of the others stay fresh (0 to 1).
+    pub latency_exploration: f64,
+    /// Seed for the router's random choices (reproducible distributions in tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl Default for RouterSection {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::SimpleShuffle,
+            model_strategy: BTreeMap::new(),
+            model_group_alias: BTreeMap::new(),
+            latency_exploration: 0.1,
+            seed: None,
+        }
+    }
 }

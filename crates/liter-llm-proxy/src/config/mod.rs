@@ -7,8 +7,10 @@
 mod file;
 pub mod interpolate;
 mod load;
+mod routing;
 mod validate;
 
 pub use file::*;
 pub use load::{discover, load_file, load_str, ConfigError, Issue, CONFIG_FILE_NAME};
+pub use routing::{CooldownSpec, HealthSpec, PoolSpec, Routing};
 pub use validate::{Config, CorsOrigins, Deployment, KeySpec, Overrides};

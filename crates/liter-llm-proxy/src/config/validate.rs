@@ -45,6 +45,16 @@ pub struct Deployment {
     pub api_key: Option<SecretString>,
     pub timeout: Duration,
     pub mock_latency: Option<Duration>,
+    /// Share of traffic under `simple-shuffle`.
+    pub weight: f64,
+    pub rpm: Option<u32>,
+    pub tpm: Option<u64>,
+    /// Priority tier, lower first.
+    pub order: u32,
+    /// For streams: the time allowed until the first chunk.
+    pub stream_timeout: Option<Duration>,
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
 }
 
 /// A `[[keys]]` entry.
@@ -59,6 +69,8 @@ pub struct KeySpec {
 /// The validated configuration the gateway runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Pools, fallbacks, strategies, cooldown and health probes.
+    pub routing: super::routing::Routing,
     pub host: String,
     pub port: u16,
     pub request_timeout: Duration,
@@ -73,9 +85,9 @@ pub struct Config {
     pub file: FileConfig,
 }
 
-type Problems = Vec<(Vec<Seg>, String)>;
+pub(crate) type Problems = Vec<(Vec<Seg>, String)>;
 
-fn key(k: &str) -> Seg {
+pub(crate) fn key(k: &str) -> Seg {
     Seg::Key(k.to_string())
 }
 
@@ -87,7 +99,7 @@ fn not_supported(problems: &mut Problems, path: Vec<Seg>, what: &str, issue: &st
 }
 
 /// `Some` only for a non-empty string: an unset `${VAR}` means "not given".
-fn given(s: &Option<String>) -> Option<&str> {
+pub(crate) fn given(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
 
@@ -201,25 +213,10 @@ pub(crate) fn validate(
         let at = |field: &str| vec![key("models"), Seg::Index(i), key(field)];
         if m.name.trim().is_empty() {
             problems.push((at("name"), "name is empty".into()));
-        } else if !names.insert(m.name.as_str()) {
-            not_supported(
-                &mut problems,
-                at("name"),
-                &format!(
-                    "several [[models]] named {:?} (load-balanced pools)",
-                    m.name
-                ),
-                "routing and resilience",
-            );
+        } else {
+            names.insert(m.name.as_str());
         }
-        if !m.fallbacks.is_empty() {
-            not_supported(
-                &mut problems,
-                at("fallbacks"),
-                "fallbacks",
-                "routing and resilience",
-            );
-        }
+        super::routing::check_deployment(m, &at, &mut problems);
         if m.timeout_secs == Some(0) {
             problems.push((
                 at("timeout_secs"),
@@ -318,6 +315,13 @@ pub(crate) fn validate(
             api_key,
             timeout: Duration::from_secs(m.timeout_secs.unwrap_or(g.default_timeout_secs)),
             mock_latency: m.mock_latency_ms.map(Duration::from_millis),
+            weight: m.weight.unwrap_or(1.0),
+            rpm: m.rpm,
+            tpm: m.tpm,
+            order: m.order.unwrap_or(1),
+            stream_timeout: m.stream_timeout_secs.map(Duration::from_secs),
+            input_cost_per_token: m.input_cost_per_token,
+            output_cost_per_token: m.output_cost_per_token,
         });
     }
 
@@ -346,7 +350,8 @@ pub(crate) fn validate(
             ));
         }
         for (j, model) in k.models.iter().enumerate() {
-            if !names.contains(model.as_str()) {
+            if !names.contains(model.as_str()) && !file.router.model_group_alias.contains_key(model)
+            {
                 problems.push((
                     vec![key("keys"), Seg::Index(i), key("models"), Seg::Index(j)],
                     format!("model {model:?} is not defined in [[models]]"),
@@ -387,12 +392,6 @@ pub(crate) fn validate(
         ),
         (file.cache.is_some(), "cache", "response caching"),
         (file.files.is_some(), "files", "the files API"),
-        (file.health.is_some(), "health", "routing and resilience"),
-        (
-            file.cooldown.is_some(),
-            "cooldown",
-            "routing and resilience",
-        ),
     ] {
         if present {
             not_supported(
@@ -404,10 +403,13 @@ pub(crate) fn validate(
         }
     }
 
+    let routing = super::routing::check_routing(&file, &names, &mut problems);
+
     if !problems.is_empty() {
         return Err(problems);
     }
     Ok(Config {
+        routing,
         host: file.server.host.clone(),
         port: file.server.port,
         request_timeout: Duration::from_secs(file.server.request_timeout_secs),

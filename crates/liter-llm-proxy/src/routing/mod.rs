@@ -1,35 +1,51 @@
 //! Routing stage: from the model name a client sent to the deployment that serves it.
 //!
-//! One `[[models]]` entry is one deployment; pools of several deployments under one
-//! name, fallbacks and cooldowns come with the routing issue. Touches only the
-//! registry built at start-up.
+//! Every `[[models]]` entry is a deployment; entries sharing a name form a pool. A
+//! pick filters the pool to deployments that are healthy, not cooling down and have
+//! room under their own rpm/tpm, keeps the best priority tier (`order`), and lets the
+//! pool's strategy choose. `execute` drives retries and fallbacks with it.
+
+pub mod breaker;
+pub mod deployment;
+pub mod execute;
+pub mod health;
+pub mod strategy;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Uri};
 use liter_llm::providers::AuthStyle;
 use liter_llm::Provider;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use secrecy::ExposeSecret;
+use tokio::time::Instant;
 
 use crate::auth::Principal;
-use crate::config::{Config, Deployment};
+use crate::config::{Config, CooldownSpec, Deployment, PoolSpec};
 use crate::error::GatewayError;
 use crate::upstream::Target;
+pub use deployment::{DeploymentState, InFlight};
 
-/// A deployment and, for network providers, where to send its requests.
+/// One model name and its deployments.
 #[derive(Debug)]
-pub struct Route {
-    pub deployment: Deployment,
-    /// `None` for the in-process mock provider.
-    pub target: Option<Target>,
+pub struct Pool {
+    pub spec: PoolSpec,
+    pub deployments: Vec<Arc<DeploymentState>>,
 }
 
-/// All routes by client-facing model name, in config order for listing.
-#[derive(Debug, Default)]
+/// All pools by name (aliases included), in config order for listing.
+#[derive(Debug)]
 pub struct Registry {
-    by_name: HashMap<String, Arc<Route>>,
-    order: Vec<Arc<Route>>,
+    by_name: HashMap<String, Arc<Pool>>,
+    /// (listed name, pool) in config order; aliases after the pools.
+    order: Vec<(String, Arc<Pool>)>,
+    pub cooldown: Option<CooldownSpec>,
+    exploration: f64,
+    /// Set when `[router] seed` is: reproducible choices.
+    seeded: Option<Mutex<StdRng>>,
 }
 
 fn target_for(d: &Deployment) -> Result<Option<Target>, String> {
@@ -87,23 +103,40 @@ fn target_for(d: &Deployment) -> Result<Option<Target>, String> {
 
 impl Registry {
     pub fn from_config(config: &Config) -> Result<Self, String> {
-        let mut reg = Registry::default();
-        for d in &config.models {
-            let route = Arc::new(Route {
-                target: target_for(d)?,
-                deployment: d.clone(),
+        let routing = &config.routing;
+        let mut by_name = HashMap::new();
+        let mut order = Vec::new();
+        for spec in &routing.pools {
+            let mut deployments = Vec::new();
+            for d in config.models.iter().filter(|d| d.name == spec.name) {
+                deployments.push(Arc::new(DeploymentState::new(d.clone(), target_for(d)?)));
+            }
+            let pool = Arc::new(Pool {
+                spec: spec.clone(),
+                deployments,
             });
-            reg.by_name.insert(d.name.clone(), route.clone());
-            reg.order.push(route);
+            by_name.insert(spec.name.clone(), pool.clone());
+            order.push((spec.name.clone(), pool));
         }
-        Ok(reg)
+        for (alias, target) in &routing.aliases {
+            if let Some(pool) = by_name.get(target).cloned() {
+                by_name.insert(alias.clone(), pool.clone());
+                order.push((alias.clone(), pool));
+            }
+        }
+        Ok(Registry {
+            by_name,
+            order,
+            cooldown: routing.cooldown,
+            exploration: routing.latency_exploration,
+            seeded: routing.seed.map(|s| Mutex::new(StdRng::seed_from_u64(s))),
+        })
     }
 
-    /// The route for `model`, if it exists and `principal` may use it.
-    pub fn resolve(&self, principal: &Principal, model: &str) -> Result<&Arc<Route>, GatewayError> {
-        let route = self
-            .by_name
-            .get(model)
+    /// The pool for `model` (a name or alias), if it exists and `principal` may use it.
+    pub fn resolve(&self, principal: &Principal, model: &str) -> Result<&Arc<Pool>, GatewayError> {
+        let pool = self
+            .pool(model)
             .ok_or_else(|| GatewayError::ModelNotFound {
                 model: model.to_string(),
             })?;
@@ -112,17 +145,31 @@ impl Registry {
                 model: model.to_string(),
             });
         }
-        Ok(route)
+        Ok(pool)
     }
 
-    /// Routes the principal may use, in config order.
+    /// A pool by name or alias, with no permission check (fallbacks).
+    pub fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
+        self.by_name.get(name)
+    }
+
+    /// Names the principal may use, in config order, with their pools.
     pub fn visible<'a>(
         &'a self,
         principal: &'a Principal,
-    ) -> impl Iterator<Item = &'a Arc<Route>> + 'a {
+    ) -> impl Iterator<Item = (&'a str, &'a Arc<Pool>)> + 'a {
         self.order
             .iter()
-            .filter(move |r| principal.may_use(&r.deployment.name))
+            .filter(move |(name, _)| principal.may_use(name))
+            .map(|(name, pool)| (name.as_str(), pool))
+    }
+
+    /// Every deployment of every pool, once.
+    pub fn deployments(&self) -> impl Iterator<Item = &Arc<DeploymentState>> {
+        self.order
+            .iter()
+            .filter(|(name, pool)| *name == pool.spec.name)
+            .flat_map(|(_, pool)| pool.deployments.iter())
     }
 
     pub fn len(&self) -> usize {
@@ -131,5 +178,107 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
+    }
+
+    /// Choose a deployment of `pool` for a request of about `tokens` tokens, skipping
+    /// those in `tried` unless `allow_tried`. The choice is admitted by its breaker and
+    /// counted against its rpm/tpm before it is returned.
+    pub fn pick(
+        &self,
+        pool: &Pool,
+        tried: &[usize],
+        allow_tried: bool,
+        tokens: u64,
+    ) -> Result<(usize, Arc<DeploymentState>), GatewayError> {
+        // A concurrent request may take the last slot between choosing and
+        // reserving; try again a few times before giving up.
+        for _ in 0..4 {
+            let now = Instant::now();
+            let mut cands: Vec<(usize, &Arc<DeploymentState>)> =
+                Vec::with_capacity(pool.deployments.len());
+            let (mut full, mut cooling) = (false, None::<Instant>);
+            for (i, d) in pool.deployments.iter().enumerate() {
+                if (!allow_tried && tried.contains(&i)) || !d.is_healthy() {
+                    continue;
+                }
+                let breaker = d.breaker();
+                if !breaker.available(now) {
+                    let at = breaker.reopens_at().unwrap_or(now);
+                    cooling = Some(cooling.map_or(at, |c| c.min(at)));
+                    continue;
+                }
+                drop(breaker);
+                if !d.has_room(now, tokens) {
+                    full = true;
+                    continue;
+                }
+                cands.push((i, d));
+            }
+            let Some(tier) = cands.iter().map(|(_, d)| d.deployment.order).min() else {
+                return Err(self.none_available(pool, now, full, cooling));
+            };
+            cands.retain(|(_, d)| d.deployment.order == tier);
+            let refs: Vec<&Arc<DeploymentState>> = cands.iter().map(|(_, d)| *d).collect();
+            let choice = self.with_rng(|rng| {
+                strategy::choose(pool.spec.strategy, &refs, rng, self.exploration, now)
+            });
+            let (index, chosen) = cands[choice];
+            if !chosen.breaker().admit(now) {
+                continue;
+            }
+            if !chosen.reserve(now, tokens) {
+                chosen.breaker().release_probe();
+                continue;
+            }
+            return Ok((index, chosen.clone()));
+        }
+        Err(GatewayError::RateLimited {
+            message: format!("every deployment of model {:?} is busy", pool.spec.name),
+            retry_after: Duration::from_secs(1),
+        })
+    }
+
+    fn none_available(
+        &self,
+        pool: &Pool,
+        now: Instant,
+        full: bool,
+        cooling: Option<Instant>,
+    ) -> GatewayError {
+        let name = &pool.spec.name;
+        if full {
+            let wait = pool
+                .deployments
+                .iter()
+                .map(|d| d.until_next_minute(now))
+                .min()
+                .unwrap_or(Duration::from_secs(60));
+            return GatewayError::RateLimited {
+                message: format!("every deployment of model {name:?} is at its rpm/tpm limit"),
+                retry_after: wait,
+            };
+        }
+        match cooling {
+            Some(at) => GatewayError::Unavailable {
+                message: format!(
+                    "every deployment of model {name:?} is cooling down after failures"
+                ),
+                retry_after: Some(
+                    at.saturating_duration_since(now)
+                        .max(Duration::from_secs(1)),
+                ),
+            },
+            None => GatewayError::Unavailable {
+                message: format!("no healthy deployment of model {name:?} is available"),
+                retry_after: None,
+            },
+        }
+    }
+
+    fn with_rng<T>(&self, f: impl FnOnce(&mut dyn rand::RngCore) -> T) -> T {
+        match &self.seeded {
+            Some(rng) => f(&mut *rng.lock().unwrap_or_else(|p| p.into_inner())),
+            None => f(&mut rand::rng()),
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, Response, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use bytes::Bytes;
@@ -14,27 +14,39 @@ use liter_llm::Provider;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::body::{parse_head, with_model, RawBody};
-use super::{mock, App};
+use super::body::{parse_head, RawBody};
+use super::App;
 use crate::auth::Principal;
 use crate::error::GatewayError;
-use crate::routing::Route;
+use crate::routing::execute::{execute, Job, Served};
+use crate::routing::Pool;
 use crate::telemetry::RouteInfo;
-use crate::upstream::{self, stream, Endpoint};
+use crate::upstream::Endpoint;
 
 type Resp = Response<Body>;
 
-/// Attach what the request log needs to know about the route taken.
-fn tagged(result: Result<Resp, GatewayError>, model: Option<&Route>) -> Resp {
+/// Attach what the request log and the client need to know about who answered.
+fn tagged(result: Result<Resp, GatewayError>, served: Option<Served>) -> Resp {
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
-    if let Some(route) = model {
+    if let Some(s) = served {
+        if let Ok(v) = HeaderValue::from_str(&s.model) {
+            resp.headers_mut().insert(ANSWERED_BY_MODEL, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&s.deployment) {
+            resp.headers_mut().insert(ANSWERED_BY_DEPLOYMENT, v);
+        }
         resp.extensions_mut().insert(RouteInfo {
-            model: route.deployment.name.clone(),
-            deployment: route.deployment.provider_model.clone(),
+            model: s.model,
+            deployment: s.deployment,
         });
     }
     resp
 }
+
+/// Which model (pool) answered: differs from the requested one after a fallback.
+pub const ANSWERED_BY_MODEL: HeaderName = HeaderName::from_static("x-liter-llm-model");
+/// Which deployment (`provider_model`) answered.
+pub const ANSWERED_BY_DEPLOYMENT: HeaderName = HeaderName::from_static("x-liter-llm-deployment");
 
 pub async fn chat_completions(
     State(app): State<Arc<App>>,
@@ -58,64 +70,18 @@ async fn proxy(app: Arc<App>, principal: Arc<Principal>, body: Bytes, endpoint: 
         Ok(h) => h,
         Err(e) => return e.into_response(),
     };
-    let route = match app.routes.resolve(&principal, &head.model) {
-        Ok(r) => r.clone(),
+    let pool = match app.routes.resolve(&principal, &head.model) {
+        Ok(p) => p.clone(),
         Err(e) => return e.into_response(),
     };
-    let result = match &route.target {
-        None => tokio::time::timeout_at(
-            deadline,
-            mock::answer(&route.deployment, &body, endpoint, head.stream),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(GatewayError::Timeout(
-                "the request ran past server.request_timeout_secs".into(),
-            ))
-        }),
-        Some(target) => {
-            let body = with_model(&body, &head, &route.deployment.model_id);
-            forward(
-                &app,
-                target,
-                endpoint,
-                body,
-                head.stream && endpoint == Endpoint::Chat,
-                deadline,
-            )
-            .await
-        }
+    let job = Job {
+        body: &body,
+        head: &head,
+        endpoint,
+        deadline,
     };
-    tagged(result, Some(&route))
-}
-
-/// Send to an OpenAI-compatible upstream and relay its answer.
-async fn forward(
-    app: &App,
-    target: &upstream::Target,
-    endpoint: Endpoint,
-    body: Bytes,
-    streaming: bool,
-    deadline: Instant,
-) -> Result<Resp, GatewayError> {
-    let (resp, body_deadline) = app.upstream.send(target, endpoint, body, deadline).await?;
-    let (parts, incoming) = resp.into_parts();
-    if !parts.status.is_success() {
-        let bytes = upstream::read_body(incoming, &target.name, body_deadline).await?;
-        let retry_after = parts.headers.get(header::RETRY_AFTER).cloned();
-        return Err(upstream::upstream_error(
-            parts.status,
-            retry_after,
-            &bytes,
-            &target.name,
-        ));
-    }
-    if streaming {
-        let body = stream::relay(incoming, target.name.clone(), target.timeout, deadline);
-        return Ok(sse_response(body));
-    }
-    let bytes = upstream::read_body(incoming, &target.name, body_deadline).await?;
-    Ok(upstream::json_response(bytes))
+    let (result, served) = execute(&app, &pool, job).await;
+    tagged(result, served)
 }
 
 pub fn sse_response(body: Body) -> Resp {
@@ -129,14 +95,14 @@ pub fn sse_response(body: Body) -> Resp {
     resp
 }
 
-fn model_object(app: &App, route: &Route) -> ModelObject {
+fn model_object(app: &App, name: &str, pool: &Pool) -> ModelObject {
     ModelObject {
-        id: route.deployment.name.clone(),
+        id: name.to_string(),
         object: "model",
         created: app.started_at,
-        owned_by: match route.deployment.provider {
-            Provider::OpenAiCompat(p) => p.name.to_string(),
-            Provider::Mock => "liter-llm".to_string(),
+        owned_by: match pool.deployments.first().map(|d| d.deployment.provider) {
+            Some(Provider::OpenAiCompat(p)) => p.name.to_string(),
+            _ => "liter-llm".to_string(),
         },
     }
 }
@@ -148,7 +114,7 @@ pub async fn list_models(
     let data: Vec<ModelObject> = app
         .routes
         .visible(&principal)
-        .map(|r| model_object(&app, r))
+        .map(|(name, pool)| model_object(&app, name, pool))
         .collect();
     Json(json!({"object": "list", "data": data})).into_response()
 }
@@ -159,7 +125,7 @@ pub async fn get_model(
     Path(id): Path<String>,
 ) -> Resp {
     match app.routes.resolve(&principal, &id) {
-        Ok(route) => Json(model_object(&app, route)).into_response(),
+        Ok(pool) => Json(model_object(&app, &id, pool)).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -172,6 +138,7 @@ pub async fn liveness() -> Resp {
     Json(json!({"status": "alive"})).into_response()
 }
 
+/// Per-deployment state: healthy (probes), cooling down (breaker), in flight.
 pub async fn readiness(State(app): State<Arc<App>>) -> Resp {
     if app.draining.load(Ordering::Relaxed) {
         return (
@@ -180,7 +147,28 @@ pub async fn readiness(State(app): State<Arc<App>>) -> Resp {
         )
             .into_response();
     }
-    Json(json!({"status": "ready", "models": app.routes.len()})).into_response()
+    let now = Instant::now();
+    let deployments: Vec<serde_json::Value> = app
+        .routes
+        .deployments()
+        .map(|d| {
+            let breaker = d.breaker().state();
+            let cooling =
+                matches!(breaker, crate::routing::breaker::State::Open { until } if until > now);
+            let error = d.health_error.lock().map(|e| e.clone()).unwrap_or(None);
+            json!({
+                "model": d.deployment.name,
+                "deployment": d.deployment.provider_model,
+                "healthy": d.is_healthy(),
+                "cooling_down": cooling,
+                "half_open": matches!(breaker, crate::routing::breaker::State::HalfOpen { .. }),
+                "in_flight": d.in_flight.load(Ordering::Relaxed),
+                "health_error": error,
+            })
+        })
+        .collect();
+    Json(json!({"status": "ready", "models": app.routes.len(), "deployments": deployments}))
+        .into_response()
 }
 
 pub async fn not_found() -> Resp {

@@ -1,8 +1,8 @@
 //! The HTTP server: the [`App`] that owns every stage's state, and [`serve`].
 
 pub mod body;
-mod handlers;
-mod mock;
+pub(crate) mod handlers;
+pub(crate) mod mock;
 pub mod stack;
 
 use std::future::Future;
@@ -41,7 +41,7 @@ impl App {
             );
         }
         let routes = Registry::from_config(&config)?;
-        let upstream = Upstream::new(config.max_retries);
+        let upstream = Upstream::new();
         Ok(Arc::new(App {
             keys,
             routes,
@@ -67,15 +67,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = stack::router(app.clone());
+    let probes = crate::routing::health::spawn(app.clone());
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
     let draining = app.clone();
-    axum::serve(listener, router)
+    let result = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
             draining.draining.store(true, Ordering::Relaxed);
             tracing::info!("shutting down: draining in-flight requests");
         })
-        .await
+        .await;
+    if let Some(p) = probes {
+        p.abort();
+    }
+    result
 }

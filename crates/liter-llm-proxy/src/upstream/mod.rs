@@ -1,9 +1,7 @@
-//! The dispatcher: the only place that talks HTTP to providers. It owns the client,
-//! per-attempt timeouts and retries, so adapters never repeat them.
-//!
-//! Retries (up to `general.max_retries`) happen on 429, 5xx and connection failures,
-//! with exponential backoff and jitter, honouring `Retry-After`, and never past the
-//! request's deadline. A timeout is not retried: the upstream may still be working.
+//! The dispatcher: the only place that talks HTTP to providers. It owns the client
+//! and per-attempt timeouts, so adapters never repeat them; the router
+//! (`routing::execute`) decides on retries with the helpers here (backoff,
+//! `Retry-After`).
 
 pub mod stream;
 
@@ -45,7 +43,6 @@ pub enum Endpoint {
 
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    max_retries: u32,
 }
 
 /// Base of the exponential backoff between retries.
@@ -53,8 +50,14 @@ const BACKOFF_BASE: Duration = Duration::from_millis(50);
 /// No single wait between retries is longer than this.
 const BACKOFF_CAP: Duration = Duration::from_secs(8);
 
+impl Default for Upstream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Upstream {
-    pub fn new(max_retries: u32) -> Self {
+    pub fn new() -> Self {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.enforce_http(false);
@@ -68,10 +71,7 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(tls);
-        Self {
-            client,
-            max_retries,
-        }
+        Self { client }
     }
 
     fn build(
@@ -96,67 +96,33 @@ impl Upstream {
             .map_err(|e| GatewayError::Internal(format!("could not build upstream request: {e}")))
     }
 
-    /// Send with retries. Returns the final upstream response (any status) and the
-    /// deadline for reading its body: the attempt's start plus the per-model timeout,
-    /// capped by the request's deadline.
-    ///
-    /// When a retry cannot happen before `deadline` (a long `Retry-After`, say), the
-    /// last answer is returned as it is, so the client sees the provider's 429 or 5xx
-    /// rather than a timeout.
-    pub async fn send(
+    /// One attempt: send and wait for the response headers until `deadline`.
+    /// Retries, fallbacks and cooldowns are the router's (`routing::execute`).
+    pub async fn send_once(
         &self,
         target: &Target,
         endpoint: Endpoint,
         body: Bytes,
         deadline: Instant,
-    ) -> Result<(Response<Incoming>, Instant), GatewayError> {
-        let mut attempt = 0u32;
-        loop {
-            let attempt_deadline = (Instant::now() + target.timeout).min(deadline);
-            let req = self.build(target, endpoint, body.clone())?;
-            let outcome = tokio::time::timeout_at(attempt_deadline, self.client.request(req)).await;
-            let (last, wait) = match outcome {
-                Err(_) => {
-                    return Err(GatewayError::Timeout(format!(
-                        "the upstream for model {:?} did not answer in time",
-                        target.name
-                    )))
-                }
-                Ok(Ok(resp)) => {
-                    let status = resp.status();
-                    let retryable =
-                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-                    if !retryable || attempt >= self.max_retries {
-                        return Ok((resp, attempt_deadline));
-                    }
-                    let wait = retry_after(resp.headers());
-                    (Ok((resp, attempt_deadline)), wait)
-                }
-                Ok(Err(e)) => {
-                    let err = GatewayError::BadGateway(format!(
-                        "could not reach the upstream for model {:?}: {}",
-                        target.name,
-                        error_chain(&e)
-                    ));
-                    if attempt >= self.max_retries {
-                        return Err(err);
-                    }
-                    (Err(err), None)
-                }
-            };
-            let wait = wait.unwrap_or_else(|| backoff(attempt));
-            if Instant::now() + wait >= deadline {
-                return last;
-            }
-            drop(last);
-            tokio::time::sleep(wait).await;
-            attempt += 1;
+    ) -> Result<Response<Incoming>, GatewayError> {
+        let req = self.build(target, endpoint, body)?;
+        match tokio::time::timeout_at(deadline, self.client.request(req)).await {
+            Err(_) => Err(GatewayError::Timeout(format!(
+                "the upstream for model {:?} did not answer in time",
+                target.name
+            ))),
+            Ok(Err(e)) => Err(GatewayError::BadGateway(format!(
+                "could not reach the upstream for model {:?}: {}",
+                target.name,
+                error_chain(&e)
+            ))),
+            Ok(Ok(resp)) => Ok(resp),
         }
     }
 }
 
 /// Full-jitter exponential backoff for the given (0-based) attempt.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let ceiling = BACKOFF_BASE
         .saturating_mul(1u32 << attempt.min(16))
         .min(BACKOFF_CAP);
@@ -166,7 +132,7 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is treated as absent).
-fn retry_after(headers: &axum::http::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &axum::http::HeaderMap) -> Option<Duration> {
     let secs: f64 = headers
         .get(header::RETRY_AFTER)?
         .to_str()
@@ -177,7 +143,7 @@ fn retry_after(headers: &axum::http::HeaderMap) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs).min(BACKOFF_CAP * 8))
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -17,8 +17,12 @@ use tokio::time::Instant;
 
 use crate::error::GatewayError;
 
-struct Relay {
+struct Relay<G> {
     body: Incoming,
+    /// Bytes read before the relay started (the first chunk), handled first.
+    first: Option<Bytes>,
+    /// Held until the stream ends (an in-flight slot, say).
+    _guard: G,
     name: String,
     idle: Duration,
     deadline: Instant,
@@ -28,11 +32,20 @@ struct Relay {
     finished: bool,
 }
 
-/// The SSE body for the client. `idle` bounds the wait for each upstream chunk,
-/// `deadline` the whole stream.
-pub fn relay(body: Incoming, name: String, idle: Duration, deadline: Instant) -> Body {
+/// The SSE body for the client. `first` is data already read; `idle` bounds the wait
+/// for each upstream chunk, `deadline` the whole stream; `guard` is dropped at the end.
+pub fn relay<G: Send + 'static>(
+    body: Incoming,
+    first: Bytes,
+    name: String,
+    idle: Duration,
+    deadline: Instant,
+    guard: G,
+) -> Body {
     let state = Relay {
         body,
+        first: Some(first),
+        _guard: guard,
         name,
         idle,
         deadline,
@@ -63,13 +76,17 @@ fn has_done(events: &[u8]) -> bool {
         || memmem::find(events, b"data:[DONE]").is_some()
 }
 
-async fn step(mut s: Relay) -> Option<(Result<Bytes, Infallible>, Relay)> {
+async fn step<G>(mut s: Relay<G>) -> Option<(Result<Bytes, Infallible>, Relay<G>)> {
     if s.finished {
         return None;
     }
     loop {
         let wait = (Instant::now() + s.idle).min(s.deadline);
-        let failure = match tokio::time::timeout_at(wait, s.body.frame()).await {
+        let next = match s.first.take() {
+            Some(first) => Ok(Some(Ok(http_body::Frame::data(first)))),
+            None => tokio::time::timeout_at(wait, s.body.frame()).await,
+        };
+        let failure = match next {
             Err(_) => GatewayError::Timeout(format!(
                 "the stream from the upstream for model {:?} stalled or ran out of time",
                 s.name

@@ -1,0 +1,296 @@
+//! Executing a request over a pool: pick a deployment, try it, and on a transient
+//! failure (429, 5xx, timeout, connection error) retry on another deployment of the
+//! pool, then move down the model's `fallbacks`. A `context_length_exceeded` answer
+//! goes to the model's `context_window_fallbacks` instead. 4xx other than 429 are
+//! never retried.
+//!
+//! Streams are retried only until their first chunk arrives: after that the stream is
+//! the client's and a failure ends it with an error event. Every wait between attempts
+//! honours `Retry-After` and stops at the request's deadline.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Response, StatusCode};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+
+use super::{DeploymentState, InFlight, Pool};
+use crate::error::GatewayError;
+use crate::server::body::{with_model, Head};
+use crate::server::App;
+use crate::upstream::{self, backoff, stream, Endpoint};
+
+/// What the router needs to know of the request.
+pub struct Job<'a> {
+    pub body: &'a Bytes,
+    pub head: &'a Head,
+    pub endpoint: Endpoint,
+    pub deadline: Instant,
+}
+
+/// Which model and deployment answered (or failed last).
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub model: String,
+    pub deployment: String,
+}
+
+enum Attempt {
+    Done(Response<Body>),
+    Failed {
+        err: GatewayError,
+        transient: bool,
+        retry_after: Option<Duration>,
+        context_exceeded: bool,
+    },
+}
+
+fn served(pool: &Pool, d: &DeploymentState) -> Served {
+    Served {
+        model: pool.spec.name.clone(),
+        deployment: d.deployment.provider_model.clone(),
+    }
+}
+
+/// Run `job` on `first` and its fallbacks.
+pub async fn execute(
+    app: &App,
+    first: &Arc<Pool>,
+    job: Job<'_>,
+) -> (Result<Response<Body>, GatewayError>, Option<Served>) {
+    let routes = &app.routes;
+    // A rough size for rpm/tpm reservations: about four bytes a token.
+    let tokens = (job.body.len() / 4) as u64 + 1;
+    let mut queue: VecDeque<Arc<Pool>> = VecDeque::from([first.clone()]);
+    let mut seen: Vec<String> = vec![first.spec.name.clone()];
+    let mut last: Option<(GatewayError, Option<Served>)> = None;
+
+    'pools: while let Some(pool) = queue.pop_front() {
+        let mut tried: Vec<usize> = Vec::new();
+        let mut wait: Option<Duration> = None;
+        for attempt in 0..=app.config.max_retries {
+            let picked = match routes.pick(&pool, &tried, false, tokens) {
+                Err(_) if !tried.is_empty() => {
+                    // Only deployments already tried are left: wait, then try again.
+                    let w = wait.take().unwrap_or_else(|| backoff(attempt));
+                    if Instant::now() + w >= job.deadline {
+                        break;
+                    }
+                    tokio::time::sleep(w).await;
+                    routes.pick(&pool, &tried, true, tokens)
+                }
+                other => other,
+            };
+            let (index, dep) = match picked {
+                Ok(p) => p,
+                Err(e) => {
+                    if last.is_none() || tried.is_empty() {
+                        last = Some((e, None));
+                    }
+                    break;
+                }
+            };
+            tried.push(index);
+            let info = served(&pool, &dep);
+            match attempt_one(app, &dep, &job, tokens).await {
+                Attempt::Done(resp) => {
+                    dep.breaker().success(Instant::now());
+                    return (Ok(resp), Some(info));
+                }
+                Attempt::Failed {
+                    err,
+                    transient,
+                    retry_after,
+                    context_exceeded,
+                } => {
+                    if context_exceeded && !pool.spec.context_window_fallbacks.is_empty() {
+                        dep.breaker().success(Instant::now());
+                        for name in pool.spec.context_window_fallbacks.iter().rev() {
+                            if let Some(p) = routes.pool(name) {
+                                if !seen.contains(&p.spec.name) {
+                                    seen.push(p.spec.name.clone());
+                                    queue.push_front(p.clone());
+                                }
+                            }
+                        }
+                        last = Some((err, Some(info)));
+                        continue 'pools;
+                    }
+                    if !transient {
+                        dep.breaker().success(Instant::now());
+                        return (Err(err), Some(info));
+                    }
+                    match &routes.cooldown {
+                        Some(spec) => dep.breaker().failure(Instant::now(), spec, retry_after),
+                        None => dep.breaker().release_probe(),
+                    }
+                    tracing::debug!(model = %info.model, deployment = %info.deployment, error = %err, "attempt failed");
+                    wait = retry_after;
+                    last = Some((err, Some(info)));
+                }
+            }
+        }
+        for name in &pool.spec.fallbacks {
+            if let Some(p) = routes.pool(name) {
+                if !seen.contains(&p.spec.name) {
+                    seen.push(p.spec.name.clone());
+                    queue.push_back(p.clone());
+                }
+            }
+        }
+    }
+    match last {
+        Some((err, info)) => (Err(err), info),
+        None => (
+            Err(GatewayError::Unavailable {
+                message: format!(
+                    "no deployment of model {:?} could take the request",
+                    first.spec.name
+                ),
+                retry_after: None,
+            }),
+            None,
+        ),
+    }
+}
+
+/// `context_length_exceeded` in an OpenAI-shaped error body.
+fn is_context_error(err: &GatewayError) -> bool {
+    match err {
+        GatewayError::Upstream { status, body, .. } if *status == StatusCode::BAD_REQUEST => {
+            memchr::memmem::find(body, b"context_length_exceeded").is_some()
+        }
+        _ => false,
+    }
+}
+
+fn failed(err: GatewayError, retry_after: Option<Duration>) -> Attempt {
+    let transient = matches!(
+        err,
+        GatewayError::Timeout(_) | GatewayError::BadGateway(_) | GatewayError::RateLimited { .. }
+    ) || matches!(&err, GatewayError::Upstream { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS);
+    let context_exceeded = is_context_error(&err);
+    Attempt::Failed {
+        err,
+        transient,
+        retry_after,
+        context_exceeded,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct UsageOnly {
+    usage: Option<TotalTokens>,
+}
+
+#[derive(serde::Deserialize)]
+struct TotalTokens {
+    total_tokens: u64,
+}
+
+/// One try on one deployment.
+async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, tokens: u64) -> Attempt {
+    let start = Instant::now();
+    let in_flight = InFlight::new(dep.clone());
+    let streaming = job.head.stream && job.endpoint == Endpoint::Chat;
+    let Some(target) = &dep.target else {
+        let answer = tokio::time::timeout_at(
+            job.deadline,
+            crate::server::mock::answer(&dep.deployment, job.body, job.endpoint, job.head.stream),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(GatewayError::Timeout(
+                "the request ran past server.request_timeout_secs".into(),
+            ))
+        });
+        return match answer {
+            Ok(resp) => Attempt::Done(resp),
+            Err(e) => failed(e, None),
+        };
+    };
+    let body = with_model(job.body, job.head, &dep.deployment.model_id);
+    let attempt_deadline = (start + target.timeout).min(job.deadline);
+    let first_byte_deadline = match dep.deployment.stream_timeout {
+        Some(t) if streaming => (start + t).min(job.deadline),
+        _ => attempt_deadline,
+    };
+    let resp = match app
+        .upstream
+        .send_once(target, job.endpoint, body, first_byte_deadline)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return failed(e, None),
+    };
+    let (parts, mut incoming) = resp.into_parts();
+    if !parts.status.is_success() {
+        let retry_after = upstream::retry_after(&parts.headers);
+        let bytes = match upstream::read_body(incoming, &target.name, attempt_deadline).await {
+            Ok(b) => b,
+            Err(e) => return failed(e, retry_after),
+        };
+        let header = parts.headers.get(header::RETRY_AFTER).cloned();
+        let err = upstream::upstream_error(parts.status, header, &bytes, &target.name);
+        return failed(err, retry_after);
+    }
+    if streaming {
+        // Committed only once the first chunk is here: until then, a retry is safe.
+        let first = match tokio::time::timeout_at(first_byte_deadline, incoming.frame()).await {
+            Err(_) => {
+                return failed(
+                    GatewayError::Timeout(format!(
+                        "the upstream for model {:?} sent no stream data in time",
+                        target.name
+                    )),
+                    None,
+                )
+            }
+            Ok(None) => {
+                return failed(
+                    GatewayError::BadGateway(format!(
+                        "the upstream for model {:?} ended the stream before any data",
+                        target.name
+                    )),
+                    None,
+                )
+            }
+            Ok(Some(Err(e))) => {
+                return failed(
+                    GatewayError::BadGateway(format!(
+                        "the upstream for model {:?} broke off the stream: {}",
+                        target.name,
+                        upstream::error_chain(&e)
+                    )),
+                    None,
+                )
+            }
+            Ok(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        };
+        dep.record_latency(start.elapsed());
+        let body = stream::relay(
+            incoming,
+            first,
+            target.name.clone(),
+            target.timeout,
+            job.deadline,
+            in_flight,
+        );
+        return Attempt::Done(crate::server::handlers::sse_response(body));
+    }
+    let bytes = match upstream::read_body(incoming, &target.name, attempt_deadline).await {
+        Ok(b) => b,
+        Err(e) => return failed(e, None),
+    };
+    dep.record_latency(start.elapsed());
+    if dep.deployment.tpm.is_some() {
+        if let Ok(UsageOnly { usage: Some(u) }) = serde_json::from_slice::<UsageOnly>(&bytes) {
+            dep.settle_tokens(Instant::now(), tokens, u.total_tokens);
+        }
+    }
+    Attempt::Done(upstream::json_response(bytes))
+}
