@@ -7,6 +7,7 @@ mod auth;
 mod chat;
 mod errors;
 mod providers;
+mod routing;
 mod server;
 mod stream;
 mod support;

@@ -1,0 +1,461 @@
+//! Pools, strategies, retries, fallbacks, cooldown and health, end to end against the
+//! mock upstream's fault injection. Deployments are told apart by their upstream model
+//! id (`dep-a`, `dep-b`, ...), which the mock records and faults can target.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use mock_upstream::{Fault, MockUpstream};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// `[[models]]` entry on the mock with upstream id `id`, plus extra lines.
+fn dep(mock: &MockUpstream, name: &str, id: &str, extra: &str) -> String {
+    format!(
+        "[[models]]\nname = \"{name}\"\nprovider_model = \"openai/{id}\"\napi_key = \"k\"\nbase_url = \"{}\"\n{extra}\n",
+        mock.base_url()
+    )
+}
+
+fn header(master: &str, extra: &str) -> String {
+    format!("[general]\nmaster_key = \"{master}\"\nmax_retries = 1\n{extra}\n")
+}
+
+/// Upstream model ids of the recorded requests, in order.
+fn served_ids(mock: &MockUpstream) -> Vec<String> {
+    mock.requests()
+        .iter()
+        .filter_map(|r| r.body.as_ref()?.get("model")?.as_str().map(str::to_string))
+        .collect()
+}
+
+fn counts(ids: &[String]) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for id in ids {
+        *m.entry(id.clone()).or_default() += 1;
+    }
+    m
+}
+
+async fn two_deployments(
+    extra_general: &str,
+    a: &str,
+    b: &str,
+    tail: &str,
+) -> (MockUpstream, Gateway) {
+    let mock = MockUpstream::start().await.unwrap();
+    let cfg = format!(
+        "{}{}{}{}",
+        header(MASTER, extra_general),
+        dep(&mock, "pool", "dep-a", a),
+        dep(&mock, "pool", "dep-b", b),
+        tail
+    );
+    let gw = Gateway::start(&cfg).await;
+    (mock, gw)
+}
+
+#[tokio::test]
+async fn a_failing_deployment_is_retried_on_another() {
+    let (mock, gw) = two_deployments("", "order = 1", "order = 2", "").await;
+    mock.push_fault(Fault::status(500).for_model("dep-a").forever());
+    let resp = gw.chat(MASTER, hello("pool")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-liter-llm-deployment"], "openai/dep-b");
+    assert_eq!(served_ids(&mock), ["dep-a", "dep-b"]);
+}
+
+#[tokio::test]
+async fn a_refused_connection_moves_on() {
+    let mock = MockUpstream::start().await.unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cfg = format!(
+        "{}[[models]]\nname = \"pool\"\nprovider_model = \"openai/dead\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\norder = 1\n{}",
+        header(MASTER, ""),
+        dep(&mock, "pool", "dep-b", "order = 2")
+    );
+    let gw = Gateway::start(&cfg).await;
+    let resp = gw.chat(MASTER, hello("pool")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-liter-llm-deployment"], "openai/dep-b");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_deployment_times_out_and_the_next_answers() {
+    let (mock, gw) = two_deployments("", "order = 1\ntimeout_secs = 2", "order = 2", "").await;
+    mock.push_fault(Fault::hang().for_model("dep-a"));
+    let start = tokio::time::Instant::now();
+    let resp = gw.chat(MASTER, hello("pool")).await;
+    assert_eq!(resp.status(), 200);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn client_errors_are_never_retried() {
+    let (mock, gw) = two_deployments("", "order = 1", "order = 2", "").await;
+    mock.push_fault(Fault::status(400).for_model("dep-a"));
+    expect_error(gw.chat(MASTER, hello("pool")).await, 400).await;
+    assert_eq!(served_ids(&mock), ["dep-a"]);
+}
+
+#[tokio::test]
+async fn fallback_chain_and_which_model_answered() {
+    let mock = MockUpstream::start().await.unwrap();
+    let cfg = format!(
+        "{}{}{}{}",
+        header(MASTER, ""),
+        dep(
+            &mock,
+            "primary",
+            "p1",
+            "fallbacks = [\"secondary\", \"tertiary\"]"
+        ),
+        dep(&mock, "secondary", "s1", ""),
+        dep(&mock, "tertiary", "t1", "")
+    );
+    let gw = Gateway::start(&cfg).await;
+    mock.push_fault(Fault::status(503).for_model("p1").forever());
+    mock.push_fault(Fault::status(500).for_model("s1").forever());
+    let resp = gw.chat(MASTER, hello("primary")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-liter-llm-model"], "tertiary");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["model"], "t1",
+        "the model field names the model that answered"
+    );
+    // 1 try + 1 retry on each failing pool, then the third answers
+    assert_eq!(served_ids(&mock), ["p1", "p1", "s1", "s1", "t1"]);
+}
+
+#[tokio::test]
+async fn exhausted_fallbacks_give_the_last_error() {
+    let mock = MockUpstream::start().await.unwrap();
+    let cfg = format!(
+        "{}{}{}",
+        header(MASTER, ""),
+        dep(&mock, "primary", "p1", "fallbacks = [\"secondary\"]"),
+        dep(&mock, "secondary", "s1", "")
+    );
+    let gw = Gateway::start(&cfg).await;
+    mock.push_fault(Fault::status(503).forever());
+    let resp = gw.chat(MASTER, hello("primary")).await;
+    assert_eq!(resp.headers()["x-liter-llm-model"], "secondary");
+    expect_error(resp, 502).await;
+}
+
+#[tokio::test]
+async fn context_window_fallback_moves_to_the_larger_model() {
+    let mock = MockUpstream::start().await.unwrap();
+    let cfg = format!(
+        "{}{}{}{}",
+        header(MASTER, ""),
+        dep(
+            &mock,
+            "small",
+            "small-1",
+            "context_window_fallbacks = [\"large\"]\nfallbacks = [\"other\"]"
+        ),
+        dep(&mock, "large", "large-1", ""),
+        dep(&mock, "other", "other-1", "")
+    );
+    let gw = Gateway::start(&cfg).await;
+    mock.push_fault(
+        Fault::status(400)
+            .with_body(json!({"error": {"message": "too long", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}))
+            .for_model("small-1"),
+    );
+    let resp = gw.chat(MASTER, hello("small")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-liter-llm-model"], "large");
+    assert_eq!(served_ids(&mock), ["small-1", "large-1"]);
+}
+
+#[tokio::test]
+async fn weights_spread_traffic_with_a_fixed_seed() {
+    let (mock, gw) = two_deployments("", "weight = 3", "weight = 1", "[router]\nseed = 42\n").await;
+    for _ in 0..400 {
+        assert_eq!(gw.chat(MASTER, hello("pool")).await.status(), 200);
+    }
+    let c = counts(&served_ids(&mock));
+    let a = c["dep-a"] as f64 / 400.0;
+    assert!(
+        (0.68..0.82).contains(&a),
+        "dep-a got {a} of the traffic, expected about 0.75"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn priority_tiers_and_cooldown_with_half_open_recovery() {
+    let (mock, gw) = two_deployments(
+        "",
+        "order = 1",
+        "order = 2",
+        "[cooldown]\nduration_secs = 30\nallowed_fails = 1\n",
+    )
+    .await;
+    for _ in 0..5 {
+        gw.chat(MASTER, hello("pool")).await;
+    }
+    assert_eq!(
+        counts(&served_ids(&mock))["dep-a"],
+        5,
+        "tier 1 takes everything"
+    );
+
+    mock.clear_requests();
+    mock.push_fault(Fault::status(503).for_model("dep-a"));
+    assert_eq!(gw.chat(MASTER, hello("pool")).await.status(), 200);
+    for _ in 0..4 {
+        gw.chat(MASTER, hello("pool")).await;
+    }
+    assert_eq!(
+        served_ids(&mock),
+        ["dep-a", "dep-b", "dep-b", "dep-b", "dep-b", "dep-b"],
+        "dep-a cools down"
+    );
+    let ready: Value = gw.get_json("/health/readiness", MASTER).await;
+    assert_eq!(ready["deployments"][0]["cooling_down"], true);
+
+    // after the cooldown one probe goes to dep-a; it fails, so dep-a cools down again
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    mock.clear_requests();
+    mock.push_fault(Fault::status(500).for_model("dep-a"));
+    gw.chat(MASTER, hello("pool")).await;
+    gw.chat(MASTER, hello("pool")).await;
+    assert_eq!(served_ids(&mock), ["dep-a", "dep-b", "dep-b"]);
+
+    // the next probe succeeds and dep-a is fully back
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    mock.clear_requests();
+    for _ in 0..3 {
+        gw.chat(MASTER, hello("pool")).await;
+    }
+    assert_eq!(served_ids(&mock), ["dep-a", "dep-a", "dep-a"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_cools_a_deployment_for_that_long() {
+    let (mock, gw) = two_deployments(
+        "",
+        "order = 1",
+        "order = 2",
+        "[cooldown]\nduration_secs = 5\nallowed_fails = 10\n",
+    )
+    .await;
+    mock.push_fault(Fault::status(429).retry_after(120).for_model("dep-a"));
+    assert_eq!(gw.chat(MASTER, hello("pool")).await.status(), 200);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    mock.clear_requests();
+    gw.chat(MASTER, hello("pool")).await;
+    assert_eq!(served_ids(&mock), ["dep-b"], "still cooling after 60 s");
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    mock.clear_requests();
+    gw.chat(MASTER, hello("pool")).await;
+    assert_eq!(served_ids(&mock), ["dep-a"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_deployment_cooling_is_503_with_retry_after() {
+    let mock = MockUpstream::start().await.unwrap();
+    let cfg = format!(
+        "{}{}[cooldown]\nduration_secs = 30\n",
+        header(MASTER, "").replace("max_retries = 1", "max_retries = 0"),
+        dep(&mock, "solo", "solo-1", "")
+    );
+    let gw = Gateway::start(&cfg).await;
+    mock.push_fault(Fault::status(500));
+    expect_error(gw.chat(MASTER, hello("solo")).await, 502).await;
+    let resp = gw.chat(MASTER, hello("solo")).await;
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry));
+    let err = expect_error(resp, 503).await;
+    assert_eq!(err["error"]["code"], "no_deployment_available");
+}
+
+#[tokio::test]
+async fn a_deployment_rpm_is_never_exceeded() {
+    let mock = MockUpstream::start().await.unwrap();
+    let cfg = format!(
+        "{}{}",
+        header(MASTER, ""),
+        dep(&mock, "limited", "lim-1", "rpm = 3")
+    );
+    let gw = Gateway::start(&cfg).await;
+    let mut statuses = Vec::new();
+    let handles: Vec<_> = (0..10)
+        .map(|_| {
+            tokio::spawn(
+                gw.post("/v1/chat/completions", Some(MASTER), &hello("limited"))
+                    .send(),
+            )
+        })
+        .collect();
+    for h in handles {
+        let resp = h.await.unwrap().unwrap();
+        if resp.status() == 429 {
+            assert!(resp.headers().get("retry-after").is_some());
+        }
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7);
+    assert_eq!(mock.requests().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn latency_based_moves_traffic_to_the_fast_deployment() {
+    let (mock, gw) = two_deployments(
+        "",
+        "",
+        "",
+        "[router]\nstrategy = \"latency-based\"\nlatency_exploration = 0.0\nseed = 1\n",
+    )
+    .await;
+    mock.push_fault(Fault::delay_ms(300).for_model("dep-a").forever());
+    for _ in 0..20 {
+        gw.chat(MASTER, hello("pool")).await;
+    }
+    let c = counts(&served_ids(&mock));
+    assert_eq!(c["dep-a"], 1, "measured once, then avoided: {c:?}");
+    assert_eq!(c["dep-b"], 19);
+}
+
+#[tokio::test(start_paused = true)]
+async fn least_busy_avoids_the_deployment_with_a_request_in_flight() {
+    let (mock, gw) = two_deployments("", "", "", "[router]\nstrategy = \"least-busy\"\n").await;
+    mock.push_fault(Fault::delay_ms(5_000).forever());
+    let first = tokio::spawn(
+        gw.post("/v1/chat/completions", Some(MASTER), &hello("pool"))
+            .send(),
+    );
+    while mock.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let second = tokio::spawn(
+        gw.post("/v1/chat/completions", Some(MASTER), &hello("pool"))
+            .send(),
+    );
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    let ids = served_ids(&mock);
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+}
+
+#[tokio::test]
+async fn cost_and_usage_based_strategies() {
+    let (mock, gw) = two_deployments(
+        "",
+        "input_cost_per_token = 0.00001\noutput_cost_per_token = 0.00003",
+        "input_cost_per_token = 0.000001\noutput_cost_per_token = 0.000002",
+        "[router]\nstrategy = \"cost-based\"\n",
+    )
+    .await;
+    for _ in 0..5 {
+        gw.chat(MASTER, hello("pool")).await;
+    }
+    assert_eq!(counts(&served_ids(&mock))["dep-b"], 5);
+
+    let (mock, gw) = two_deployments(
+        "",
+        "rpm = 10",
+        "rpm = 1000",
+        "[router]\nstrategy = \"usage-based\"\n",
+    )
+    .await;
+    for _ in 0..20 {
+        gw.chat(MASTER, hello("pool")).await;
+    }
+    let c = counts(&served_ids(&mock));
+    assert!(c.get("dep-a").copied().unwrap_or(0) <= 1, "{c:?}");
+}
+
+#[tokio::test]
+async fn streams_are_retried_before_the_first_byte() {
+    let (mock, gw) = two_deployments("", "order = 1", "order = 2", "").await;
+    mock.push_fault(Fault::status(503).for_model("dep-a"));
+    let resp = gw
+        .chat(MASTER, json!({"model": "pool", "stream": true, "messages": [{"role": "user", "content": "x y"}]}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let events = sse_data(&resp.text().await.unwrap());
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(served_ids(&mock), ["dep-a", "dep-b"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_with_no_first_chunk_in_time_moves_on() {
+    let (mock, gw) =
+        two_deployments("", "order = 1\nstream_timeout_secs = 2", "order = 2", "").await;
+    mock.push_fault(Fault::stall_stream(0).for_model("dep-a"));
+    let resp = gw
+        .chat(MASTER, json!({"model": "pool", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-liter-llm-deployment"], "openai/dep-b");
+    assert!(resp.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn health_probes_mark_and_clear_a_deployment() {
+    let (mock, gw) = two_deployments(
+        "",
+        "",
+        "",
+        "[health]\ninterval_secs = 10\n[router]\nseed = 3\n",
+    )
+    .await;
+    mock.push_fault(Fault::status(500).for_model("dep-a").forever());
+    // the first probe round runs at start; give it a moment of (paused) time
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ready = gw.get_json("/health/readiness", MASTER).await;
+    assert_eq!(ready["deployments"][0]["healthy"], false, "{ready}");
+    assert_eq!(ready["deployments"][1]["healthy"], true);
+    mock.clear_requests();
+    for _ in 0..6 {
+        assert_eq!(gw.chat(MASTER, hello("pool")).await.status(), 200);
+    }
+    assert_eq!(
+        counts(&served_ids(&mock))["dep-b"],
+        6,
+        "the unhealthy one is skipped"
+    );
+
+    mock.clear_faults();
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let ready = gw.get_json("/health/readiness", MASTER).await;
+    assert_eq!(ready["deployments"][0]["healthy"], true, "{ready}");
+}
+
+#[tokio::test]
+async fn model_group_alias_points_to_a_pool() {
+    let (mock, gw) = two_deployments(
+        "",
+        "",
+        "",
+        "[router]\nmodel_group_alias = { \"gpt-4\" = \"pool\" }\n",
+    )
+    .await;
+    let resp = gw.chat(MASTER, hello("gpt-4")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-liter-llm-model"], "pool");
+    assert_eq!(gw.model_ids(MASTER).await, ["pool", "gpt-4"]);
+    assert_eq!(mock.requests().len(), 1);
+}
