@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# Benchmark harness: the mock upstream direct, the floor (bench-floor, a bare forwarding proxy)
+# and the gateway (liter-llm, pass-through path), measured in one run. See bench/README.md.
+#
+# Environment (all optional):
+#   BENCH_DURATION     measured seconds per scenario          (default 10)
+#   BENCH_WARMUP       warm-up seconds before each scenario   (default 2)
+#   BENCH_RPS          fixed rate for latency and TTFB        (default 1000)
+#   BENCH_CONNECTIONS  connections for the saturation runs    (default 32)
+#   BENCH_ROUND        seconds per block; in every scenario the paths take turns (default 1)
+#   BENCH_LABEL        suffix of the results file name        (default foundation)
+#   BENCH_SKIP_BUILD=1 use the release binaries already built
+#   BENCH_REQUIRE_GATEWAY=1  exit non-zero when the gateway cannot be measured
+#   BENCH_GATEWAY_RUST_LOG  RUST_LOG for the gateway (default: unset, its default level)
+#   BENCH_MOCK_BIN     use this mock binary instead of target/release/mock-upstream
+#   BENCH_KEEP_RUN=1   keep the run directory (raw JSON, logs) even when everything succeeded
+#   CARGO_TARGET_DIR   where the release binaries are built and looked for
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+DURATION="${BENCH_DURATION:-10}"
+WARMUP="${BENCH_WARMUP:-2}"
+RATE="${BENCH_RPS:-1000}"
+CONNS="${BENCH_CONNECTIONS:-32}"
+ROUND="${BENCH_ROUND:-1}"
+LABEL="${BENCH_LABEL:-foundation}"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+MOCK_BIN="${BENCH_MOCK_BIN:-$BIN/mock-upstream}"
+CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
+
+RUN="$(mktemp -d "${TMPDIR:-/tmp}/liter-llm-bench.XXXXXX")"
+NOTES="$RUN/notes.txt"
+: >"$NOTES"
+note() { echo "$*" >>"$NOTES"; echo "bench: $*" >&2; }
+log() { echo "bench: $*" >&2; }
+
+# --- processes we start, stopped on exit ------------------------------------------------------
+PIDS=()
+DONE=0
+GATEWAY=1
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  # Kept after a failure, or when the gateway was skipped (its logs tell why).
+  if [ "$DONE" = 1 ] && [ "$GATEWAY" = 1 ] && [ "${BENCH_KEEP_RUN:-0}" != 1 ]; then
+    rm -rf "$RUN"
+  else
+    echo "bench: raw results and logs kept in $RUN" >&2
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- pinning: proxy under test on core 0, load generator and mock on core 1 ------------------
+PROXY_PIN=()
+LOAD_PIN=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  PROXY_PIN=(taskset -c 0)
+  LOAD_PIN=(taskset -c 1)
+else
+  note "No pinning: taskset is missing or fewer than 2 cores are available; numbers are not comparable with pinned runs."
+fi
+
+# --- build ---------------------------------------------------------------------------------
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+  pkgs=(-p bench-floor -p bench-loadgen)
+  [ -n "${BENCH_MOCK_BIN:-}" ] || pkgs+=(-p mock-upstream)
+  log "building release binaries (fat LTO, this takes a while)"
+  if ! cargo build --release "${pkgs[@]}" -p liter-llm-cli >"$RUN/build.log" 2>&1; then
+    log "full build failed; building the harness without the gateway (log: $RUN/build.log)"
+    cargo build --release "${pkgs[@]}" >"$RUN/build-harness.log" 2>&1 || {
+      cat "$RUN/build-harness.log" >&2
+      exit 1
+    }
+    GATEWAY=0
+    note "Gateway rows skipped: \`cargo build --release -p liter-llm-cli\` failed."
+  fi
+fi
+for b in "$BIN/bench-floor" "$BIN/bench-loadgen" "$MOCK_BIN"; do
+  [ -x "$b" ] || { echo "bench: missing binary $b" >&2; exit 1; }
+done
+if [ "$GATEWAY" = 1 ] && [ ! -x "$BIN/liter-llm" ]; then
+  GATEWAY=0
+  note "Gateway rows skipped: $BIN/liter-llm does not exist."
+fi
+
+# How busy the machine is without us (1 s sample of /proc/stat): other work skews every number.
+cpu_sample() { awk '/^cpu /{t=0; for (i = 2; i <= 9; i++) t += $i; print t, $5 + $6}' /proc/stat; }
+read -r T0 I0 < <(cpu_sample)
+sleep 1
+read -r T1 I1 < <(cpu_sample)
+BACKGROUND="$(awk -v t="$((T1 - T0))" -v i="$((I1 - I0))" 'BEGIN { printf "%.0f", (t > 0 ? 100 * (t - i) / t : 0) }')"
+if [ "$BACKGROUND" -gt 5 ]; then
+  note "The machine was ${BACKGROUND}% busy with other work just before the run: numbers are less reliable."
+fi
+
+# start NAME CMD...: runs CMD in the background with output to $RUN/NAME.log and sets
+# STARTED_PID. The pinning command execs, so the PID is the program's own.
+STARTED_PID=""
+declare -A NAMED_PID
+start() {
+  local name="$1"
+  shift
+  "$@" >"$RUN/$name.log" 2>&1 &
+  STARTED_PID=$!
+  PIDS+=("$STARTED_PID")
+  NAMED_PID[$name]=$STARTED_PID
+}
+
+# wait_port NAME PID: waits for "listening on http://HOST:PORT" anywhere in the log (stdout and
+# stderr, ANSI colours stripped) and prints PORT; fails if the process exits or 20 s pass.
+wait_port() {
+  local name="$1" pid="$2" i port
+  for ((i = 0; i < 200; i++)); do
+    port="$(sed 's/\x1b\[[0-9;]*m//g' "$RUN/$name.log" |
+      sed -nE 's#.*listening on http://[^ /]*:([0-9]+).*#\1#p' | head -n1)"
+    if [ -n "$port" ]; then
+      echo "$port"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "bench: $name did not report its port; log $RUN/$name.log:" >&2
+  tail -n 20 "$RUN/$name.log" >&2
+  return 1
+}
+
+loadgen() { "${LOAD_PIN[@]}" "$BIN/bench-loadgen" "$@"; }
+
+# --- request bodies --------------------------------------------------------------------------
+BODY="$RUN/body.json"
+BODY_STREAM="$RUN/body-stream.json"
+printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}]}' >"$BODY"
+printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}],"stream":true}' >"$BODY_STREAM"
+
+# --- start the mock, the floor and the gateway -------------------------------------------------
+start mock "${LOAD_PIN[@]}" "$MOCK_BIN" --port 0 --no-record
+MOCK_PID=$STARTED_PID
+MOCK_PORT="$(wait_port mock "$MOCK_PID")"
+log "mock upstream on port $MOCK_PORT (pid $MOCK_PID)"
+
+start floor "${PROXY_PIN[@]}" "$BIN/bench-floor" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$MOCK_PORT"
+FLOOR_PID=$STARTED_PID
+FLOOR_PORT="$(wait_port floor "$FLOOR_PID")"
+log "floor on port $FLOOR_PORT (pid $FLOOR_PID)"
+
+GATEWAY_PID=""
+if [ "$GATEWAY" = 1 ]; then
+  cat >"$RUN/gateway.toml" <<EOF
+[server]
+host = "127.0.0.1"
+port = 0
+
+[general]
+master_key = "sk-bench-master"
+max_retries = 0
+
+[[models]]
+name = "gpt-4o-mini"
+provider_model = "openai/gpt-4o-mini"
+api_key = "sk-upstream"
+base_url = "http://127.0.0.1:$MOCK_PORT/v1"
+EOF
+  # Default log level (what users get) unless BENCH_GATEWAY_RUST_LOG says otherwise; colours off.
+  if [ -n "${BENCH_GATEWAY_RUST_LOG:-}" ]; then
+    GATEWAY_ENV=(env NO_COLOR=1 "RUST_LOG=$BENCH_GATEWAY_RUST_LOG")
+  else
+    GATEWAY_ENV=(env -u RUST_LOG NO_COLOR=1)
+  fi
+  start gateway "${GATEWAY_ENV[@]}" "${PROXY_PIN[@]}" "$BIN/liter-llm" api --config "$RUN/gateway.toml"
+  GATEWAY_PID=$STARTED_PID
+  if GATEWAY_PORT="$(wait_port gateway "$GATEWAY_PID")"; then
+    log "gateway on port $GATEWAY_PORT (pid $GATEWAY_PID)"
+  else
+    GATEWAY=0
+    note "Gateway rows skipped: \`liter-llm api\` did not start (no \"listening on http://\" line)."
+  fi
+fi
+
+# The routing check: the same gateway with a pool of 10 deployments (default strategy) under
+# the one model name, so the router has real choices to make on every request.
+POOL_PORT=""
+if [ "$GATEWAY" = 1 ]; then
+  sed -n '1,/^\[\[models\]\]/p' "$RUN/gateway.toml" | sed '$d' >"$RUN/gateway-pool10.toml"
+  for i in $(seq 1 10); do
+    printf '[[models]]\nname = "gpt-4o-mini"\nprovider_model = "openai/gpt-4o-mini"\napi_key = "sk-upstream-%s"\nbase_url = "http://127.0.0.1:%s/v1"\n\n' \
+      "$i" "$MOCK_PORT" >>"$RUN/gateway-pool10.toml"
+  done
+  start pool10 "${GATEWAY_ENV[@]}" "${PROXY_PIN[@]}" "$BIN/liter-llm" api --config "$RUN/gateway-pool10.toml"
+  POOL_PID=$STARTED_PID
+  POOL_PORT="$(wait_port pool10 "$POOL_PID")" || POOL_PORT=""
+fi
+
+# --- idle RSS, before any traffic -------------------------------------------------------------
+sleep 1
+loadgen rss --pid "$FLOOR_PID" >"$RUN/floor-idle.json"
+[ "$GATEWAY" = 1 ] && loadgen rss --pid "$GATEWAY_PID" >"$RUN/gateway-idle.json"
+
+# --- per-path settings -------------------------------------------------------------------------
+# One Authorization header everywhere: the gateway checks it, the floor forwards it as it is and
+# the mock accepts any key.
+AUTH="Authorization: Bearer sk-bench-master"
+declare -A URL WATCH
+URL[direct]="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"
+URL[floor]="http://127.0.0.1:$FLOOR_PORT/v1/chat/completions"
+WATCH[direct]=0
+WATCH[floor]="$FLOOR_PID"
+PATHS=(direct floor)
+if [ "$GATEWAY" = 1 ]; then
+  URL[gateway]="http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions"
+  WATCH[gateway]="$GATEWAY_PID"
+  PATHS+=(gateway)
+fi
+
+# Smoke check: a streaming and a non-streaming request through every path must succeed.
+for p in "${PATHS[@]}"; do
+  for body in "$BODY" "$BODY_STREAM"; do
+    out="$(loadgen saturate --url "${URL[$p]}" -H "$AUTH" --body-file "$body" \
+      --connections 1 --duration-secs 0.3 --timeout-secs 5 || true)"
+    if ! grep -q '"errors":0,' <<<"$out" || grep -q '"requests":0,' <<<"$out"; then
+      if [ "$p" = gateway ]; then
+        GATEWAY=0
+        PATHS=(direct floor)
+        note "Gateway rows skipped: requests through the gateway failed: $(sed -nE 's/.*"first_error":"([^"]*)".*/\1/p' <<<"$out") (log: $RUN/gateway.log)."
+        break 2
+      fi
+      echo "bench: smoke request through $p failed: $out" >&2
+      exit 1
+    fi
+  done
+done
+
+COMMON=(-H "$AUTH" --duration-secs "$DURATION" --warmup-secs "$WARMUP" --clk-tck "$CLK_TCK")
+# The proxies are pinned to core 0: also measure how much else ran there.
+[ "${#PROXY_PIN[@]}" -gt 0 ] && COMMON+=(--watch-core 0)
+
+# run_paths NAME MODE BODY ARGS...: one load-generator run over all paths, JSON to
+# $RUN/PATH-NAME.json. After one warm-up block per path, the paths take turns in blocks of
+# BENCH_ROUND seconds, so that noise on the machine falls on all of them alike.
+run_paths() {
+  local name="$1" mode="$2" body="$3" p args=()
+  shift 3
+  for p in "${PATHS[@]}"; do
+    args+=(--url "${URL[$p]}" --watch-pid "${WATCH[$p]}" --out "$RUN/$p-$name.json")
+  done
+  log "$name: ${PATHS[*]} taking turns"
+  if ! loadgen "$mode" "${args[@]}" --body-file "$body" --round-secs "$ROUND" "${COMMON[@]}" "$@" >/dev/null; then
+    report_dead
+    exit 1
+  fi
+}
+
+# report_dead: after a failed run, say which of our processes are gone and show their logs.
+report_dead() {
+  local name pid
+  for name in mock floor gateway pool10; do
+    pid="${NAMED_PID[$name]:-}"
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      echo "bench: $name (pid $pid) is not running any more; the end of $RUN/$name.log:" >&2
+      tail -n 5 "$RUN/$name.log" >&2
+    fi
+  done
+}
+
+run_paths sat saturate "$BODY" --connections "$CONNS"
+run_paths rate rate "$BODY" --rps "$RATE"
+run_paths sat-stream saturate "$BODY_STREAM" --connections "$CONNS"
+run_paths ttfb ttfb "$BODY_STREAM" --rps "$RATE"
+
+# Routing cost: one pool of 10 deployments against the single deployment, taking turns.
+if [ "$GATEWAY" = 1 ] && [ -n "$POOL_PORT" ]; then
+  URL[pool10]="http://127.0.0.1:$POOL_PORT/v1/chat/completions"
+  WATCH[pool10]="$POOL_PID"
+  SAVED_PATHS=("${PATHS[@]}")
+  PATHS=(gateway pool10)
+  run_paths pool-sat saturate "$BODY" --connections "$CONNS"
+  run_paths pool-rate rate "$BODY" --rps "$RATE"
+  PATHS=("${SAVED_PATHS[@]}")
+fi
+
+# --- report ------------------------------------------------------------------------------------
+GATEWAY_LOG="default log level"
+[ -n "${BENCH_GATEWAY_RUST_LOG:-}" ] && GATEWAY_LOG="RUST_LOG=$BENCH_GATEWAY_RUST_LOG"
+DATE="$(date -u +%Y-%m-%d)"
+COMMIT="$(git rev-parse --short=12 HEAD 2>/dev/null || echo "none (no commit yet)")"
+if [ -n "$(git status --porcelain 2>/dev/null || true)" ]; then
+  COMMIT="$COMMIT, with uncommitted changes"
+fi
+CPU_MODEL="$(sed -nE 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n1)"
+[ -n "$CPU_MODEL" ] || CPU_MODEL="$(uname -m)"
+mkdir -p "$ROOT/bench/results"
+OUT="$ROOT/bench/results/$DATE-$LABEL.md"
+"$BIN/bench-loadgen" report --dir "$RUN" --rps "$RATE" --out "$OUT" \
+  --title "liter-llm benchmark: $LABEL, $DATE" \
+  --meta "Commit: $COMMIT" \
+  --meta "Machine: $(nproc) cores ($CPU_MODEL), Linux $(uname -r); ${BACKGROUND}% busy with other work just before the run" \
+  --meta "Settings: ${DURATION} s measured after ${WARMUP} s warm-up per scenario; saturation with $CONNS keep-alive connections; fixed rate $RATE req/s, open loop; paths taking turns in ${ROUND} s blocks" \
+  --meta "Gateway: \`liter-llm api\`, master key, one OpenAI model on the mock, \`max_retries = 0\`, $GATEWAY_LOG (logs written to a file)"
+if [ -f "$RUN/pool10-pool-sat.json" ]; then
+  python3 "$ROOT/bench/pool_report.py" "$RUN" >>"$OUT"
+fi
+log "report written to $OUT"
+DONE=1
+
+if [ "$GATEWAY" != 1 ] && [ "${BENCH_REQUIRE_GATEWAY:-0}" = 1 ]; then
+  exit 1
+fi
