@@ -1,9 +1,10 @@
 //! A fake of LLM provider HTTP APIs, for the gateway's integration tests and its benchmark.
 //!
 //! [`MockUpstream::start`] binds `127.0.0.1:0` and serves in a spawned tokio task; point a
-//! provider's base URL at [`MockUpstream::base_url`]. Today it speaks the OpenAI wire format
-//! (chat completions whole and streamed, embeddings, models); other wire formats are meant to be
-//! added as sibling modules of `openai` and routed in `server`.
+//! provider's base URL at [`MockUpstream::base_url`]. It speaks the OpenAI wire format (chat
+//! completions whole and streamed, embeddings, models) and Anthropic's Messages API
+//! (`POST /v1/messages`, whole and streamed; base URL `http://ADDR`, see [`MockUpstream::addr`]);
+//! other wire formats are meant to be added as sibling modules of `openai` and routed in `server`.
 //!
 //! Answers are deterministic (an echo model; tokens are words) so tests can assert exact content
 //! and usage. [`Fault`]s queued with [`MockUpstream::push_fault`] make requests fail on purpose:
@@ -24,8 +25,10 @@
 //! Modules: `server` (accept loop and request pipeline), `state` (what an instance remembers),
 //! `faults` (fault descriptions and matching), `body` (the response body), `control` (the
 //! `/__mock/` API: `POST`/`GET`/`DELETE /__mock/faults`, `GET`/`DELETE /__mock/requests`,
-//! `GET /__mock/served`), `openai` (the OpenAI wire format).
+//! `GET /__mock/served`), `openai` (the OpenAI wire format), `anthropic` (the Anthropic Messages
+//! API).
 
+mod anthropic;
 mod body;
 mod control;
 mod faults;
@@ -47,7 +50,8 @@ pub use crate::state::{RecordedRequest, Served};
 /// Options for [`MockUpstream::start_with`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MockOptions {
-    /// When set, provider requests must send `Authorization: Bearer <key>`; others get OpenAI's 401.
+    /// When set, provider requests must send `Authorization: Bearer <key>` (`x-api-key: <key>` on
+    /// `/v1/messages`); others get the wire format's 401.
     pub require_api_key: Option<String>,
     /// Whether requests are recorded (method, path, headers and JSON body). Defaults to `true`.
     ///

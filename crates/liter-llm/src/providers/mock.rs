@@ -63,6 +63,7 @@ pub fn chat(req: &ChatCompletionRequest, id: &str, created: u64) -> ChatCompleti
                 role: "assistant".into(),
                 content: Some(text),
                 refusal: None,
+                ..AssistantMessage::default()
             },
             logprobs: None,
             finish_reason: Some(finish.into()),
@@ -99,6 +100,7 @@ pub fn chat_chunks(
         Delta {
             role: Some("assistant".into()),
             content: Some(String::new()),
+            ..Delta::default()
         },
         None,
     )];
@@ -108,6 +110,7 @@ pub fn chat_chunks(
             Delta {
                 role: None,
                 content: Some(piece.to_string()),
+                ..Delta::default()
             },
             None,
         ));

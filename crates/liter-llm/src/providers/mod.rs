@@ -3,6 +3,7 @@
 //! `provider_model = "groq/llama3-70b-8192"` is split at the first `/`: the prefix
 //! selects the provider, the rest is the model id the upstream receives.
 
+pub mod anthropic;
 pub mod mock;
 pub mod openai_compat;
 
@@ -13,6 +14,8 @@ pub use openai_compat::{AuthStyle, CompatProvider};
 pub enum Provider {
     /// The OpenAI wire protocol, with per-vendor base URL, auth and key variables.
     OpenAiCompat(&'static CompatProvider),
+    /// Anthropic's Messages API, translated.
+    Anthropic,
     /// The built-in echo model: answers in-process, no network, no key.
     Mock,
 }
@@ -23,34 +26,67 @@ impl Provider {
         if prefix == mock::PREFIX {
             return Some(Provider::Mock);
         }
+        if prefix == anthropic::PREFIX {
+            return Some(Provider::Anthropic);
+        }
         openai_compat::lookup(prefix).map(Provider::OpenAiCompat)
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             Provider::OpenAiCompat(p) => p.name,
+            Provider::Anthropic => anthropic::PREFIX,
             Provider::Mock => mock::PREFIX,
+        }
+    }
+
+    /// Where a network provider lives and where its credentials come from (`None` for
+    /// the in-process mock).
+    pub fn network(&self) -> Option<Network> {
+        match self {
+            Provider::OpenAiCompat(p) => Some(Network {
+                name: p.name,
+                default_base_url: p.default_base_url,
+                key_env: p.key_env,
+                base_url_env: p.base_url_env,
+                key_required: p.key_required,
+            }),
+            Provider::Anthropic => Some(Network {
+                name: anthropic::PREFIX,
+                default_base_url: Some(anthropic::DEFAULT_BASE_URL),
+                key_env: anthropic::KEY_ENV,
+                base_url_env: anthropic::BASE_URL_ENV,
+                key_required: true,
+            }),
+            Provider::Mock => None,
         }
     }
 
     /// Every provider prefix this build knows, for error messages and docs.
     pub fn known_prefixes() -> Vec<&'static str> {
         let mut all: Vec<&'static str> = openai_compat::PROVIDERS.iter().map(|p| p.name).collect();
+        all.push(anthropic::PREFIX);
         all.push(mock::PREFIX);
         all
     }
 }
 
+/// A network provider's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    pub name: &'static str,
+    /// `None`: `base_url` is required.
+    pub default_base_url: Option<&'static str>,
+    /// Variables holding the API key, first found wins.
+    pub key_env: &'static [&'static str],
+    /// Variables that override the default base URL.
+    pub base_url_env: &'static [&'static str],
+    pub key_required: bool,
+}
+
 /// Prefixes of providers that later releases translate natively. Named so that a
 /// config using them fails with "not supported yet" rather than "unknown provider".
-pub const PLANNED_PREFIXES: &[&str] = &[
-    "anthropic",
-    "gemini",
-    "vertex_ai",
-    "bedrock",
-    "azure",
-    "cohere",
-];
+pub const PLANNED_PREFIXES: &[&str] = &["gemini", "vertex_ai", "bedrock", "azure", "cohere"];
 
 /// A parsed `provider_model`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,8 +147,14 @@ mod tests {
             Err(ProviderModelError::Malformed)
         );
         assert_eq!(
-            ProviderModel::parse("anthropic/claude"),
-            Err(ProviderModelError::NotSupportedYet("anthropic".into()))
+            ProviderModel::parse("gemini/gemini-2.0-flash"),
+            Err(ProviderModelError::NotSupportedYet("gemini".into()))
+        );
+        assert_eq!(
+            ProviderModel::parse("anthropic/claude-sonnet-4-20250514")
+                .unwrap()
+                .provider,
+            Provider::Anthropic
         );
         assert_eq!(
             ProviderModel::parse("nope/x"),

@@ -3,6 +3,7 @@
 //! One test binary with a module per area, so the suite links once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod anthropic;
 mod binary;
 mod chat;
 mod control;

@@ -1,0 +1,180 @@
+//! An incremental Server-Sent Events decoder (the WHATWG event-stream format), fed
+//! bytes at arbitrary boundaries.
+//!
+//! Lines end with CRLF, LF or a lone CR, and a CR at the end of one chunk followed by an
+//! LF at the start of the next is one line end. Lines are split only at those ASCII bytes
+//! and an event's data is decoded as UTF-8 only once the event is complete, so a
+//! multi-byte character split between chunks comes out whole. Only `event` and `data`
+//! fields are kept; comments (`:`), `id` and `retry` are ignored. An event left
+//! unterminated at the end of the body is dropped, as the format specifies.
+//!
+//! Nothing here is Anthropic-specific; it could move to `providers/` for other
+//! SSE-speaking adapters.
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SseEvent {
+    /// The `event:` field; empty when the event named none.
+    pub(crate) event: String,
+    /// The `data:` lines joined with `\n`.
+    pub(crate) data: String,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct SseDecoder {
+    /// The current, unterminated line.
+    line: Vec<u8>,
+    /// The last byte seen was a CR ending a line: an LF next is part of that line end.
+    after_cr: bool,
+    event: Vec<u8>,
+    data: Vec<u8>,
+    /// Whether the current event has at least one `data` field.
+    has_data: bool,
+}
+
+impl SseDecoder {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Consumes `input`, pushing every event it completes to `out`.
+    pub(crate) fn feed(&mut self, mut input: &[u8], out: &mut Vec<SseEvent>) {
+        if self.after_cr && !input.is_empty() {
+            self.after_cr = false;
+            if input[0] == b'\n' {
+                input = &input[1..];
+            }
+        }
+        while let Some(pos) = input.iter().position(|&b| b == b'\n' || b == b'\r') {
+            self.line.extend_from_slice(&input[..pos]);
+            let cr = input[pos] == b'\r';
+            input = &input[pos + 1..];
+            self.end_line(out);
+            if cr {
+                match input.first() {
+                    Some(b'\n') => input = &input[1..],
+                    Some(_) => {}
+                    None => self.after_cr = true,
+                }
+            }
+        }
+        self.line.extend_from_slice(input);
+    }
+
+    /// Handles the complete line in `self.line`.
+    fn end_line(&mut self, out: &mut Vec<SseEvent>) {
+        let line = std::mem::take(&mut self.line);
+        if line.is_empty() {
+            self.dispatch(out);
+        } else if line[0] != b':' {
+            let (field, value) = match line.iter().position(|&b| b == b':') {
+                Some(colon) => {
+                    let value = &line[colon + 1..];
+                    (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+                }
+                None => (&line[..], &b""[..]),
+            };
+            match field {
+                b"event" => {
+                    self.event.clear();
+                    self.event.extend_from_slice(value);
+                }
+                b"data" => {
+                    if self.has_data {
+                        self.data.push(b'\n');
+                    }
+                    self.data.extend_from_slice(value);
+                    self.has_data = true;
+                }
+                _ => {}
+            }
+        }
+        // Reuse the line's allocation.
+        self.line = line;
+        self.line.clear();
+    }
+
+    /// A blank line: the event so far is complete.
+    fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
+        if self.has_data {
+            out.push(SseEvent {
+                event: String::from_utf8_lossy(&self.event).into_owned(),
+                data: String::from_utf8_lossy(&self.data).into_owned(),
+            });
+        }
+        self.event.clear();
+        self.data.clear();
+        self.has_data = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let mut d = SseDecoder::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            d.feed(c, &mut out);
+        }
+        out
+    }
+
+    fn ev(event: &str, data: &str) -> SseEvent {
+        SseEvent {
+            event: event.into(),
+            data: data.into(),
+        }
+    }
+
+    #[test]
+    fn lf_crlf_and_cr() {
+        let expected = vec![ev("a", "1"), ev("b", "2")];
+        assert_eq!(
+            decode(&[b"event: a\ndata: 1\n\nevent: b\ndata: 2\n\n"]),
+            expected
+        );
+        assert_eq!(
+            decode(&[b"event: a\r\ndata: 1\r\n\r\nevent: b\r\ndata: 2\r\n\r\n"]),
+            expected
+        );
+        assert_eq!(
+            decode(&[b"event: a\rdata: 1\r\revent: b\rdata: 2\r\r"]),
+            expected
+        );
+    }
+
+    #[test]
+    fn crlf_split_between_chunks() {
+        let out = decode(&[b"data: 1\r", b"\n\r", b"\ndata: 2\r", b"\n", b"\r\n"]);
+        assert_eq!(out, vec![ev("", "1"), ev("", "2")]);
+    }
+
+    #[test]
+    fn multibyte_split_between_chunks() {
+        let bytes = "data: h\u{e9}llo \u{1f30d}\n\n".as_bytes();
+        for cut in 0..bytes.len() {
+            let (a, b) = bytes.split_at(cut);
+            assert_eq!(
+                decode(&[a, b]),
+                vec![ev("", "h\u{e9}llo \u{1f30d}")],
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn fields_comments_and_multiline_data() {
+        let out = decode(&[b": ping\nid: 3\nretry: 10\nevent:x\ndata\ndata:a\ndata:  b\n\n\n\n"]);
+        assert_eq!(out, vec![ev("x", "\na\n b")]);
+        // An event without data is not dispatched, and its name does not leak.
+        let out = decode(&[b"event: lonely\n\ndata: d\n\n"]);
+        assert_eq!(out, vec![ev("", "d")]);
+    }
+
+    #[test]
+    fn unterminated_event_is_not_dispatched() {
+        assert!(decode(&[b"event: a\ndata: 1\n"]).is_empty());
+    }
+}

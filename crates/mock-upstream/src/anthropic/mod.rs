@@ -1,0 +1,156 @@
+//! The Anthropic Messages API wire format: `POST /v1/messages`, its auth (`x-api-key`), its
+//! required `anthropic-version` header, and its error JSON
+//! (`{"type":"error","error":{"type","message"}}`).
+//!
+//! Like [`crate::openai`], this module only turns a parsed request into a [`Reply`];
+//! recording, the order of auth and faults belong to [`crate::server`], which sends a request
+//! here when [`handles`] says so. The answer itself lives in [`messages`].
+
+mod messages;
+
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::body::{self, MockBody, Reply};
+use crate::server::Payload;
+use crate::state::Shared;
+
+/// The one path this wire format serves.
+pub(crate) const PATH: &str = "/v1/messages";
+
+/// Whether a request is for the Anthropic Messages API.
+pub(crate) fn handles(method: &Method, path: &str) -> bool {
+    method == Method::POST && path == PATH
+}
+
+/// Whether the request asks for a streamed response (`"stream": true`).
+pub(crate) fn is_streaming(payload: &Payload) -> bool {
+    payload
+        .json()
+        .and_then(|v| v.get("stream"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// Whether `headers` carry `x-api-key: <key>`.
+pub(crate) fn authorized(headers: &HeaderMap, key: &str) -> bool {
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == key)
+}
+
+/// The 401 Anthropic sends for a wrong or missing key.
+pub(crate) fn unauthorized() -> Reply {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "authentication_error",
+        "invalid x-api-key",
+    )
+    .into()
+}
+
+/// Answers a request the pipeline let through.
+pub(crate) fn respond(shared: &Shared, headers: &HeaderMap, payload: &Payload) -> Reply {
+    if !headers.contains_key("anthropic-version") {
+        return bad_request("anthropic-version: header is required");
+    }
+    let Some(json) = payload.json().filter(|v| v.is_object()) else {
+        return bad_request("The request body is not valid JSON.");
+    };
+    let Some(model) = json.get("model").and_then(Value::as_str) else {
+        return bad_request("model: Field required");
+    };
+    let Some(max_tokens) = json
+        .get("max_tokens")
+        .and_then(Value::as_u64)
+        .filter(|n| *n > 0)
+    else {
+        return bad_request("max_tokens: Field required");
+    };
+    let Some(turns) = json.get("messages").and_then(Value::as_array) else {
+        return bad_request("messages: Field required");
+    };
+    messages::respond(shared, json, model, max_tokens, turns)
+}
+
+/// A 400 `invalid_request_error`.
+fn bad_request(message: &str) -> Reply {
+    error(StatusCode::BAD_REQUEST, "invalid_request_error", message).into()
+}
+
+/// The answer to a [`crate::FaultKind::Status`] fault without a custom body, in Anthropic's
+/// error shape.
+pub(crate) fn fault_error(status: StatusCode) -> http::Response<MockBody> {
+    let message = match (status.as_u16(), status.canonical_reason()) {
+        (529, _) => "mock-upstream fault: HTTP 529 Overloaded".to_string(),
+        (code, Some(reason)) => format!("mock-upstream fault: HTTP {code} {reason}"),
+        (code, None) => format!("mock-upstream fault: HTTP {code}"),
+    };
+    error(status, fault_type(status.as_u16()), &message)
+}
+
+/// The error `type` Anthropic documents for a status.
+fn fault_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        529 => "overloaded_error",
+        500..=599 => "api_error",
+        _ => "invalid_request_error",
+    }
+}
+
+/// Anthropic's error JSON: `{"type":"error","error":{"type","message"}}`.
+pub(crate) fn error(status: StatusCode, kind: &str, message: &str) -> http::Response<MockBody> {
+    body::json(
+        status,
+        &json!({"type": "error", "error": {"type": kind, "message": message}}),
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_only_post_v1_messages() {
+        assert!(handles(&Method::POST, "/v1/messages"));
+        assert!(!handles(&Method::GET, "/v1/messages"));
+        assert!(!handles(&Method::POST, "/v1/messages/count_tokens"));
+        assert!(!handles(&Method::POST, "/v1/chat/completions"));
+    }
+
+    #[test]
+    fn api_key_header() {
+        let mut headers = HeaderMap::new();
+        assert!(!authorized(&headers, "k"));
+        headers.insert("x-api-key", http::HeaderValue::from_static("k"));
+        assert!(authorized(&headers, "k"));
+        assert!(!authorized(&headers, "other"));
+    }
+
+    #[test]
+    fn fault_types_follow_the_status() {
+        for (status, kind) in [
+            (400, "invalid_request_error"),
+            (401, "authentication_error"),
+            (403, "permission_error"),
+            (404, "not_found_error"),
+            (409, "invalid_request_error"),
+            (413, "request_too_large"),
+            (429, "rate_limit_error"),
+            (500, "api_error"),
+            (503, "api_error"),
+            (529, "overloaded_error"),
+        ] {
+            assert_eq!(fault_type(status), kind, "{status}");
+        }
+    }
+}
