@@ -475,7 +475,7 @@ fn invalid_config_stops_api_with_an_error() {
     let file = dir.path().join("c.toml");
     std::fs::write(
         &file,
-        "[[models]]\nname = \"x\"\nprovider_model = \"anthropic/claude\"\n",
+        "[[models]]\nname = \"x\"\nprovider_model = \"bedrock/claude\"\n",
     )
     .unwrap();
     let out = cmd(dir.path())
@@ -487,7 +487,7 @@ fn invalid_config_stops_api_with_an_error() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("c.toml:3:18"), "{err}");
     assert!(
-        err.contains("not supported yet: provider \"anthropic\""),
+        err.contains("not supported yet: provider \"bedrock\""),
         "{err}"
     );
 }

@@ -184,6 +184,21 @@ impl IntoResponse for GatewayError {
     }
 }
 
+/// A provider's error, already in OpenAI's shape (from a translating adapter): passed on
+/// with the status the adapter chose.
+impl From<liter_llm::types::ProviderError> for GatewayError {
+    fn from(e: liter_llm::types::ProviderError) -> Self {
+        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        let retry_after = e.retry_after.map(seconds);
+        let body = serde_json::to_vec(&ErrorBody { error: e.error }).unwrap_or_default();
+        GatewayError::Upstream {
+            status,
+            body: Bytes::from(body),
+            retry_after,
+        }
+    }
+}
+
 /// Whole seconds, rounded up, as a header value.
 fn seconds(d: std::time::Duration) -> HeaderValue {
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);

@@ -364,7 +364,7 @@ provider_model = "custom/x"
 
 [[models]]
 name = "d"
-provider_model = "anthropic/claude-sonnet-4-20250514"
+provider_model = "gemini/gemini-2.0-flash"
 
 [[keys]]
 key = ""
@@ -379,7 +379,7 @@ models = ["zzz"]
         "test.toml:8:18: models[0].provider_model: provider_model \"gpt-4o\" must look like",
         "models[1].provider_model: unknown provider \"nope\"",
         "test.toml:14:1: models[2].base_url: provider \"custom\" needs base_url",
-        "models[3].provider_model: not supported yet: provider \"anthropic\"",
+        "models[3].provider_model: not supported yet: provider \"gemini\"",
         "keys[0].key: key is empty",
         "test.toml:27:11: keys[1].models[0]: model \"zzz\" is not defined",
     ] {

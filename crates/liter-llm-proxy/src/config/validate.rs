@@ -244,8 +244,8 @@ pub(crate) fn validate(
                 continue;
             }
         };
-        let (base_url, api_key) = match pm.provider {
-            Provider::Mock => {
+        let (base_url, api_key) = match pm.provider.network() {
+            None => {
                 if given(&m.api_key).is_some() || given(&m.base_url).is_some() {
                     problems.push((
                         at("provider_model"),
@@ -255,7 +255,7 @@ pub(crate) fn validate(
                 }
                 (None, None)
             }
-            Provider::OpenAiCompat(p) => {
+            Some(p) => {
                 if m.mock_latency_ms.is_some() {
                     problems.push((
                         at("mock_latency_ms"),

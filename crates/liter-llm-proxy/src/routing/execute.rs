@@ -22,7 +22,10 @@ use super::{DeploymentState, InFlight, Pool};
 use crate::error::GatewayError;
 use crate::server::body::{with_model, Head};
 use crate::server::App;
-use crate::upstream::{self, backoff, stream, Endpoint};
+use crate::upstream::{self, backoff, stream, translate, Endpoint, Target, Wire};
+use axum::http::{HeaderName, HeaderValue};
+use liter_llm::providers::anthropic;
+use liter_llm::types::ChatCompletionRequest;
 
 /// What the router needs to know of the request.
 pub struct Job<'a> {
@@ -73,6 +76,13 @@ pub async fn execute(
         let mut tried: Vec<usize> = Vec::new();
         let mut wait: Option<Duration> = None;
         for attempt in 0..=app.config.max_retries {
+            if Instant::now() >= job.deadline {
+                // Out of time: no more attempts, and no deployment is blamed for it.
+                let err = GatewayError::Timeout(
+                    "the request ran past server.request_timeout_secs".into(),
+                );
+                return (Err(err), last.and_then(|(_, info)| info));
+            }
             let picked = match routes.pick(&pool, &tried, false, tokens) {
                 Err(_) if !tried.is_empty() => {
                     // Only deployments already tried are left: wait, then try again.
@@ -124,6 +134,9 @@ pub async fn execute(
                         dep.breaker().success(Instant::now());
                         return (Err(err), Some(info));
                     }
+                    // A failure counts as a slow answer, so latency-based routing
+                    // does not keep choosing a deployment that never succeeds.
+                    dep.record_latency(dep.deployment.timeout);
                     match &routes.cooldown {
                         Some(spec) => dep.breaker().failure(Instant::now(), spec, retry_after),
                         None => dep.breaker().release_probe(),
@@ -172,7 +185,8 @@ fn failed(err: GatewayError, retry_after: Option<Duration>) -> Attempt {
     let transient = matches!(
         err,
         GatewayError::Timeout(_) | GatewayError::BadGateway(_) | GatewayError::RateLimited { .. }
-    ) || matches!(&err, GatewayError::Upstream { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS);
+    ) || matches!(&err, GatewayError::Upstream { status, .. }
+        if *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error());
     let context_exceeded = is_context_error(&err);
     Attempt::Failed {
         err,
@@ -190,6 +204,39 @@ struct UsageOnly {
 #[derive(serde::Deserialize)]
 struct TotalTokens {
     total_tokens: u64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The upstream body and extra headers for this deployment's wire protocol.
+pub(crate) fn prepare(
+    target: &Target,
+    dep: &DeploymentState,
+    job: &Job<'_>,
+) -> Result<(Bytes, Vec<(HeaderName, HeaderValue)>), GatewayError> {
+    match &target.wire {
+        Wire::OpenAi => Ok((
+            with_model(job.body, job.head, &dep.deployment.model_id),
+            Vec::new(),
+        )),
+        Wire::Anthropic(opts) => {
+            if job.endpoint == Endpoint::Embeddings {
+                return Err(GatewayError::bad_request(format!(
+                    "model {:?} (Anthropic) does not offer embeddings",
+                    target.name
+                )));
+            }
+            let req: ChatCompletionRequest = serde_json::from_slice(job.body)
+                .map_err(|e| GatewayError::bad_request(format!("invalid request: {e}")))?;
+            let built = anthropic::build_request(&req, &dep.deployment.model_id, opts)
+                .map_err(|e| GatewayError::from(liter_llm::types::ProviderError::from(e)))?;
+            Ok((built.body, built.headers))
+        }
+    }
 }
 
 /// One try on one deployment.
@@ -213,7 +260,10 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
             Err(e) => failed(e, None),
         };
     };
-    let body = with_model(job.body, job.head, &dep.deployment.model_id);
+    let (body, headers) = match prepare(target, dep, job) {
+        Ok(p) => p,
+        Err(e) => return failed(e, None),
+    };
     let attempt_deadline = (start + target.timeout).min(job.deadline);
     let first_byte_deadline = match dep.deployment.stream_timeout {
         Some(t) if streaming => (start + t).min(job.deadline),
@@ -221,7 +271,7 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
     };
     let resp = match app
         .upstream
-        .send_once(target, job.endpoint, body, first_byte_deadline)
+        .send_once(target, job.endpoint, body, &headers, first_byte_deadline)
         .await
     {
         Ok(r) => r,
@@ -234,8 +284,17 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
             Ok(b) => b,
             Err(e) => return failed(e, retry_after),
         };
-        let header = parts.headers.get(header::RETRY_AFTER).cloned();
-        let err = upstream::upstream_error(parts.status, header, &bytes, &target.name);
+        let err = match &target.wire {
+            Wire::OpenAi => {
+                let header = parts.headers.get(header::RETRY_AFTER).cloned();
+                upstream::upstream_error(parts.status, header, &bytes, &target.name)
+            }
+            Wire::Anthropic(_) => GatewayError::from(anthropic::parse_error(
+                parts.status.as_u16(),
+                &parts.headers,
+                &bytes,
+            )),
+        };
         return failed(err, retry_after);
     }
     if streaming {
@@ -272,14 +331,30 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
             Ok(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
         };
         dep.record_latency(start.elapsed());
-        let body = stream::relay(
-            incoming,
-            first,
-            target.name.clone(),
-            target.timeout,
-            job.deadline,
-            in_flight,
-        );
+        let body = match &target.wire {
+            Wire::OpenAi => stream::relay(
+                incoming,
+                first,
+                target.name.clone(),
+                target.timeout,
+                job.deadline,
+                in_flight,
+            ),
+            Wire::Anthropic(_) => translate::anthropic(
+                incoming,
+                first,
+                anthropic::StreamTranslator::new(
+                    format!("chatcmpl-{:024x}", rand::random::<u128>() >> 32),
+                    job.head.model.clone(),
+                    unix_now(),
+                    job.head.include_usage,
+                ),
+                target.name.clone(),
+                target.timeout,
+                job.deadline,
+                in_flight,
+            ),
+        };
         return Attempt::Done(crate::server::handlers::sse_response(body));
     }
     let bytes = match upstream::read_body(incoming, &target.name, attempt_deadline).await {
@@ -287,6 +362,20 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
         Err(e) => return failed(e, None),
     };
     dep.record_latency(start.elapsed());
+    let bytes = match &target.wire {
+        Wire::OpenAi => bytes,
+        Wire::Anthropic(_) => {
+            match anthropic::parse_response(&bytes, &job.head.model, unix_now()) {
+                Ok(c) => Bytes::from(serde_json::to_vec(&c).unwrap_or_default()),
+                Err(e) => {
+                    return failed(
+                        GatewayError::from(liter_llm::types::ProviderError::from(e)),
+                        None,
+                    )
+                }
+            }
+        }
+    };
     if dep.deployment.tpm.is_some() {
         if let Ok(UsageOnly { usage: Some(u) }) = serde_json::from_slice::<UsageOnly>(&bytes) {
             dep.settle_tokens(Instant::now(), tokens, u.total_tokens);

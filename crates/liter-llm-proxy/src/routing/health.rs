@@ -10,7 +10,9 @@ use bytes::Bytes;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::execute::{prepare, Job};
 use super::DeploymentState;
+use crate::server::body::parse_head;
 use crate::server::App;
 use crate::upstream::{self, Endpoint};
 
@@ -47,10 +49,21 @@ async fn probe(app: &App, d: &Arc<DeploymentState>) {
         "max_tokens": 1,
     });
     let body = Bytes::from(body.to_string());
+    let Ok(head) = parse_head(&body) else { return };
     let deadline = Instant::now() + target.timeout;
+    let job = Job {
+        body: &body,
+        head: &head,
+        endpoint: Endpoint::Chat,
+        deadline,
+    };
+    // The probe is written in the deployment's own wire format.
+    let Ok((body, headers)) = prepare(target, d, &job) else {
+        return;
+    };
     let outcome = match app
         .upstream
-        .send_once(target, Endpoint::Chat, body, deadline)
+        .send_once(target, Endpoint::Chat, body, &headers, deadline)
         .await
     {
         Ok(resp) => {

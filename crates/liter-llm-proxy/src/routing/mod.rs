@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Uri};
-use liter_llm::providers::AuthStyle;
+use liter_llm::providers::{anthropic, AuthStyle};
 use liter_llm::Provider;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use crate::auth::Principal;
 use crate::config::{Config, CooldownSpec, Deployment, PoolSpec};
 use crate::error::GatewayError;
-use crate::upstream::Target;
+use crate::upstream::{Target, Wire};
 pub use deployment::{DeploymentState, InFlight};
 
 /// One model name and its deployments.
@@ -49,7 +49,7 @@ pub struct Registry {
 }
 
 fn target_for(d: &Deployment) -> Result<Option<Target>, String> {
-    let Provider::OpenAiCompat(p) = d.provider else {
+    let Some(net) = d.provider.network() else {
         return Ok(None);
     };
     let Some(base) = &d.base_url else {
@@ -60,20 +60,35 @@ fn target_for(d: &Deployment) -> Result<Option<Target>, String> {
             .parse()
             .map_err(|_| format!("model {:?}: base_url does not form a valid URL", d.name))
     };
+    let (wire, auth_style, chat_uri, embeddings_uri) = match d.provider {
+        Provider::OpenAiCompat(p) => (
+            Wire::OpenAi,
+            p.auth,
+            uri("/chat/completions")?,
+            Some(uri("/embeddings")?),
+        ),
+        Provider::Anthropic => (
+            Wire::Anthropic(anthropic::AnthropicOptions::default()),
+            AuthStyle::Header(anthropic::API_KEY_HEADER),
+            uri(anthropic::MESSAGES_PATH)?,
+            None,
+        ),
+        Provider::Mock => return Ok(None),
+    };
     let auth = match &d.api_key {
         None => {
-            if p.key_required {
+            if net.key_required {
                 tracing::warn!(
                     model = %d.name,
-                    provider = p.name,
-                    env = ?p.key_env,
+                    provider = net.name,
+                    env = ?net.key_env,
                     "no API key for this model: set api_key or one of the variables; requests will go upstream unauthenticated"
                 );
             }
             None
         }
         Some(key) => {
-            let (name, value) = match p.auth {
+            let (name, value) = match auth_style {
                 AuthStyle::Bearer => (
                     axum::http::header::AUTHORIZATION,
                     format!("Bearer {}", key.expose_secret()),
@@ -94,8 +109,9 @@ fn target_for(d: &Deployment) -> Result<Option<Target>, String> {
     };
     Ok(Some(Target {
         name: d.name.clone(),
-        chat_uri: uri("/chat/completions")?,
-        embeddings_uri: uri("/embeddings")?,
+        wire,
+        chat_uri,
+        embeddings_uri,
         auth,
         timeout: d.timeout,
     }))

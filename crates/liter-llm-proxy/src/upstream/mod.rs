@@ -4,6 +4,7 @@
 //! `Retry-After`).
 
 pub mod stream;
+pub mod translate;
 
 use std::time::Duration;
 
@@ -27,11 +28,23 @@ use crate::error::GatewayError;
 pub struct Target {
     /// Client-facing model name, for messages.
     pub name: String,
+    /// The wire protocol, and with it the translation.
+    pub wire: Wire,
     pub chat_uri: Uri,
-    pub embeddings_uri: Uri,
+    /// `None` when the provider has no embeddings endpoint.
+    pub embeddings_uri: Option<Uri>,
     /// Marked sensitive so it is never printed by `Debug` of a request.
     pub auth: Option<(HeaderName, HeaderValue)>,
     pub timeout: Duration,
+}
+
+/// How requests are written for a provider.
+#[derive(Debug, Clone)]
+pub enum Wire {
+    /// OpenAI's protocol: the client's bytes are forwarded (`model` rewritten).
+    OpenAi,
+    /// Anthropic's Messages API, translated both ways.
+    Anthropic(liter_llm::providers::anthropic::AnthropicOptions),
 }
 
 /// Which OpenAI endpoint a request goes to.
@@ -79,10 +92,16 @@ impl Upstream {
         target: &Target,
         endpoint: Endpoint,
         body: Bytes,
+        headers: &[(HeaderName, HeaderValue)],
     ) -> Result<Request<Full<Bytes>>, GatewayError> {
         let uri = match endpoint {
             Endpoint::Chat => target.chat_uri.clone(),
-            Endpoint::Embeddings => target.embeddings_uri.clone(),
+            Endpoint::Embeddings => target.embeddings_uri.clone().ok_or_else(|| {
+                GatewayError::bad_request(format!(
+                    "model {:?} does not offer embeddings",
+                    target.name
+                ))
+            })?,
         };
         let mut req = Request::builder()
             .method(Method::POST)
@@ -91,6 +110,11 @@ impl Upstream {
             .header(header::ACCEPT, "application/json, text/event-stream");
         if let Some((name, value)) = &target.auth {
             req = req.header(name, value);
+        }
+        for (name, value) in headers {
+            if name != header::CONTENT_TYPE {
+                req = req.header(name, value);
+            }
         }
         req.body(Full::new(body))
             .map_err(|e| GatewayError::Internal(format!("could not build upstream request: {e}")))
@@ -103,9 +127,10 @@ impl Upstream {
         target: &Target,
         endpoint: Endpoint,
         body: Bytes,
+        headers: &[(HeaderName, HeaderValue)],
         deadline: Instant,
     ) -> Result<Response<Incoming>, GatewayError> {
-        let req = self.build(target, endpoint, body)?;
+        let req = self.build(target, endpoint, body, headers)?;
         match tokio::time::timeout_at(deadline, self.client.request(req)).await {
             Err(_) => Err(GatewayError::Timeout(format!(
                 "the upstream for model {:?} did not answer in time",
@@ -140,7 +165,8 @@ pub(crate) fn retry_after(headers: &axum::http::HeaderMap) -> Option<Duration> {
         .trim()
         .parse()
         .ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs).min(BACKOFF_CAP * 8))
+    // Capped at an hour; callers never wait past their deadline anyway.
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
 }
 
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {

@@ -253,11 +253,11 @@ async fn retry_after_cools_a_deployment_for_that_long() {
     .await;
     mock.push_fault(Fault::status(429).retry_after(120).for_model("dep-a"));
     assert_eq!(gw.chat(MASTER, hello("pool")).await.status(), 200);
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(110)).await;
     mock.clear_requests();
     gw.chat(MASTER, hello("pool")).await;
-    assert_eq!(served_ids(&mock), ["dep-b"], "still cooling after 60 s");
-    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(served_ids(&mock), ["dep-b"], "still cooling after 110 s");
+    tokio::time::sleep(Duration::from_secs(11)).await;
     mock.clear_requests();
     gw.chat(MASTER, hello("pool")).await;
     assert_eq!(served_ids(&mock), ["dep-a"]);
@@ -458,4 +458,29 @@ async fn model_group_alias_points_to_a_pool() {
     assert_eq!(resp.headers()["x-liter-llm-model"], "pool");
     assert_eq!(gw.model_ids(MASTER).await, ["pool", "gpt-4"]);
     assert_eq!(mock.requests().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_deadline_nothing_more_is_tried_or_blamed() {
+    let mock = MockUpstream::start().await.unwrap();
+    let cfg = format!(
+        "[server]\nrequest_timeout_secs = 3\n{}{}{}{}[cooldown]\nduration_secs = 60\n",
+        header(MASTER, "").replace("max_retries = 1", "max_retries = 3"),
+        dep(&mock, "pool", "dep-a", "order = 1\nfallbacks = [\"other\"]"),
+        dep(&mock, "pool", "dep-b", "order = 2"),
+        dep(&mock, "other", "other-1", "")
+    );
+    let gw = Gateway::start(&cfg).await;
+    mock.push_fault(Fault::hang().for_model("dep-a"));
+    let resp = gw.chat(MASTER, hello("pool")).await;
+    assert_eq!(resp.headers()["x-liter-llm-deployment"], "openai/dep-a");
+    expect_error(resp, 504).await;
+    assert_eq!(
+        served_ids(&mock),
+        ["dep-a"],
+        "nothing is sent after the deadline"
+    );
+    let ready = gw.get_json("/health/readiness", MASTER).await;
+    assert_eq!(ready["deployments"][1]["cooling_down"], false, "{ready}");
+    assert_eq!(ready["deployments"][2]["cooling_down"], false, "{ready}");
 }

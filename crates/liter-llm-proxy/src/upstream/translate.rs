@@ -1,0 +1,119 @@
+//! Streams in another provider's format, translated to OpenAI's SSE as they arrive.
+//!
+//! The translator (an adapter's, e.g. Anthropic's) gets the upstream bytes however
+//! they are split and returns whole OpenAI chunks; this module only moves bytes and
+//! keeps time: a stall, a broken connection or the deadline ends the stream with an
+//! error event, as for pass-through streams.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use liter_llm::providers::anthropic::{StreamOut, StreamTranslator};
+use tokio::time::Instant;
+
+use super::stream::error_event;
+use crate::error::GatewayError;
+
+/// SSE bytes for the translator's output; `true` once the stream is over.
+fn render(outs: Vec<StreamOut>, buf: &mut BytesMut) -> bool {
+    for out in outs {
+        match out {
+            StreamOut::Chunk(chunk) => {
+                buf.extend_from_slice(b"data: ");
+                buf.extend_from_slice(&serde_json::to_vec(&chunk).unwrap_or_default());
+                buf.extend_from_slice(b"\n\n");
+            }
+            StreamOut::Error(e) => {
+                buf.extend_from_slice(&error_event(&GatewayError::from(e)));
+                return true;
+            }
+            StreamOut::Done => {
+                buf.extend_from_slice(b"data: [DONE]\n\n");
+                return true;
+            }
+        }
+    }
+    false
+}
+
+struct State<G> {
+    body: Incoming,
+    first: Option<Bytes>,
+    translator: StreamTranslator,
+    name: String,
+    idle: Duration,
+    deadline: Instant,
+    finished: bool,
+    _guard: G,
+}
+
+/// The client's SSE body for an Anthropic stream.
+pub fn anthropic<G: Send + 'static>(
+    body: Incoming,
+    first: Bytes,
+    translator: StreamTranslator,
+    name: String,
+    idle: Duration,
+    deadline: Instant,
+    guard: G,
+) -> Body {
+    let state = State {
+        body,
+        first: Some(first),
+        translator,
+        name,
+        idle,
+        deadline,
+        finished: false,
+        _guard: guard,
+    };
+    Body::from_stream(futures_util::stream::unfold(state, step))
+}
+
+async fn step<G>(mut s: State<G>) -> Option<(Result<Bytes, Infallible>, State<G>)> {
+    if s.finished {
+        return None;
+    }
+    let mut buf = BytesMut::new();
+    loop {
+        let next = match s.first.take() {
+            Some(first) => Ok(Some(Ok(http_body::Frame::data(first)))),
+            None => {
+                let wait = (Instant::now() + s.idle).min(s.deadline);
+                tokio::time::timeout_at(wait, s.body.frame()).await
+            }
+        };
+        let failure = match next {
+            Err(_) => GatewayError::Timeout(format!(
+                "the stream from the upstream for model {:?} stalled or ran out of time",
+                s.name
+            )),
+            Ok(Some(Err(e))) => GatewayError::BadGateway(format!(
+                "the upstream for model {:?} broke off the stream: {e}",
+                s.name
+            )),
+            Ok(None) => {
+                s.finished = true;
+                render(s.translator.finish(), &mut buf);
+                return (!buf.is_empty()).then(|| (Ok(buf.freeze()), s));
+            }
+            Ok(Some(Ok(frame))) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                s.finished = render(s.translator.feed(&data), &mut buf);
+                if buf.is_empty() {
+                    continue;
+                }
+                return Some((Ok(buf.freeze()), s));
+            }
+        };
+        s.finished = true;
+        tracing::warn!(model = %s.name, error = %failure, "stream ended with an error event");
+        return Some((Ok(error_event(&failure)), s));
+    }
+}
