@@ -203,7 +203,6 @@ fn sections_not_built_yet_are_rejected_by_name() {
         ("[budget]\nglobal_limit = 1.0\n", "[budget]", 1),
         ("\n[cache]\nmax_entries = 1\n", "[cache]", 2),
         ("[files]\n", "[files]", 1),
-        ("[[aliases]]\npattern = \"anthropic/*\"\n", "[[aliases]]", 1),
         (
             "[general]\nenable_cost_tracking = true\n",
             "enable_cost_tracking",
@@ -404,11 +403,20 @@ fn messages_never_quote_values_that_may_be_secrets() {
     .to_string();
     assert!(!e.contains("very-secret"), "{e}");
     assert!(e.contains("models[0].base_url"), "{e}");
+    assert!(e.contains("server.cors_origins[0]"), "{e}");
+    let e = load_str(
+        "[[models]]\nname = \"m\"\nprovider_model = \"openai/x\"\napi_key = \"\"\"${N}\"\"\"\n",
+        "t.toml",
+        &Overrides::default(),
+        secret_env,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("models[0].api_key: the API key contains characters"),
         "{e}"
     );
-    assert!(e.contains("server.cors_origins[0]"), "{e}");
+    assert!(!e.contains("very-secret"), "{e}");
     // a bad base URL from the provider's variable is named by the variable
     let e = load_str(
         "[[models]]\nname = \"m\"\nprovider_model = \"openai/x\"\n",

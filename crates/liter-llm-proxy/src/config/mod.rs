@@ -12,5 +12,6 @@ mod validate;
 
 pub use file::*;
 pub use load::{discover, load_file, load_str, ConfigError, Issue, CONFIG_FILE_NAME};
-pub use routing::{CooldownSpec, HealthSpec, PoolSpec, Routing};
+pub use routing::{glob_match, CooldownSpec, CredentialAlias, HealthSpec, PoolSpec, Routing};
+pub use validate::resolve_network;
 pub use validate::{Config, CorsOrigins, Deployment, KeySpec, Overrides};

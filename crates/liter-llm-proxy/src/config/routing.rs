@@ -46,6 +46,101 @@ pub struct Routing {
     pub seed: Option<u64>,
 }
 
+/// One `[[aliases]]` entry: credentials for every `provider/model` name matching
+/// `pattern` that is not a `[[models]]` name.
+#[derive(Debug, Clone)]
+pub struct CredentialAlias {
+    pub pattern: String,
+    pub provider: liter_llm::Provider,
+    pub base_url: Option<String>,
+    pub api_key: Option<secrecy::SecretString>,
+}
+
+/// Glob match with `*` (any run) and `?` (one character).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// `[[aliases]]`: the provider prefix must be literal and known; credentials resolve as
+/// for `[[models]]` (given values, else the provider's variables and defaults).
+pub(crate) fn check_aliases(
+    file: &FileConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Vec<CredentialAlias> {
+    let mut out = Vec::new();
+    for (i, a) in file.aliases.iter().enumerate() {
+        let at = |f: &str| vec![key("aliases"), Seg::Index(i), key(f)];
+        let prefix = a.pattern.split_once('/').map(|(p, _)| p);
+        let provider = prefix.and_then(liter_llm::Provider::from_prefix);
+        let Some(net) = provider.and_then(|p| p.network()) else {
+            problems.push((
+                at("pattern"),
+                format!(
+                    "pattern {:?} must start with a provider prefix such as \"anthropic/\" (known: {})",
+                    a.pattern,
+                    liter_llm::Provider::known_prefixes().join(", ")
+                ),
+            ));
+            continue;
+        };
+        match super::validate::resolve_network(
+            net,
+            super::validate::given(&a.base_url),
+            super::validate::given(&a.api_key),
+            env,
+        ) {
+            Ok((base_url, api_key)) => out.push(CredentialAlias {
+                pattern: a.pattern.clone(),
+                provider: provider.unwrap_or(liter_llm::Provider::Mock),
+                base_url,
+                api_key,
+            }),
+            Err((field, msg)) => problems.push((at(field), msg)),
+        }
+    }
+    // A provider whose own key variable is set is reachable by name too, as if an
+    // `[[aliases]]` entry `"<provider>/*"` named it (after the explicit ones).
+    for provider in liter_llm::Provider::all_network() {
+        let Some(net) = provider.network() else {
+            continue;
+        };
+        let pattern = format!("{}/*", net.name);
+        if out.iter().any(|a| a.pattern == pattern) {
+            continue;
+        }
+        if let Ok((base_url, Some(api_key))) =
+            super::validate::resolve_network(net, None, None, env)
+        {
+            out.push(CredentialAlias {
+                pattern,
+                provider,
+                base_url,
+                api_key: Some(api_key),
+            });
+        }
+    }
+    out
+}
+
 fn positive(problems: &mut Problems, path: Vec<Seg>, name: &str, ok: bool) {
     if !ok {
         problems.push((path, format!("{name} must be greater than 0")));

@@ -69,6 +69,8 @@ pub struct KeySpec {
 /// The validated configuration the gateway runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `[[aliases]]`: credentials for `provider/model` names sent directly.
+    pub credential_aliases: Vec<super::routing::CredentialAlias>,
     /// Pools, fallbacks, strategies, cooldown and health probes.
     pub routing: super::routing::Routing,
     pub host: String,
@@ -116,6 +118,47 @@ fn check_base_url(url: &str, from: &str) -> Result<String, String> {
             "{from} must be an absolute http:// or https:// URL"
         )),
     }
+}
+
+/// A resolved base URL and API key.
+pub type NetworkCredentials = (Option<String>, Option<SecretString>);
+
+/// Base URL and API key of a network deployment: the given values, else the
+/// provider's variables, else its defaults. Errors name the field and never the value.
+pub fn resolve_network(
+    p: liter_llm::providers::Network,
+    base_url: Option<&str>,
+    api_key: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<NetworkCredentials, (&'static str, String)> {
+    let env_url = p
+        .base_url_env
+        .iter()
+        .find_map(|v| env(v).filter(|x| !x.is_empty()).map(|u| (u, *v)));
+    let (url, from) = match (base_url, env_url) {
+        (Some(u), _) => (u.to_string(), "base_url".to_string()),
+        (None, Some((u, var))) => (u, format!("base_url (from ${var})")),
+        (None, None) => match p.default_base_url {
+            Some(u) => (u.to_string(), "base_url".to_string()),
+            None => return Err(("base_url", format!("provider {:?} needs base_url", p.name))),
+        },
+    };
+    let url = check_base_url(&url, &from).map_err(|msg| ("base_url", msg))?;
+    let api_key = api_key.map(str::to_string).or_else(|| {
+        p.key_env
+            .iter()
+            .find_map(|v| env(v).filter(|x| !x.is_empty()))
+    });
+    if api_key
+        .as_deref()
+        .is_some_and(|k| http::HeaderValue::from_str(&format!("Bearer {k}")).is_err())
+    {
+        return Err((
+            "api_key",
+            "the API key contains characters not allowed in an HTTP header (a newline or control character?)".into(),
+        ));
+    }
+    Ok((Some(url), api_key.map(SecretString::from)))
 }
 
 pub(crate) fn validate(
@@ -262,48 +305,13 @@ pub(crate) fn validate(
                         "mock_latency_ms applies only to mock/ models".into(),
                     ));
                 }
-                let from_env =
-                    |vars: &[&str]| vars.iter().find_map(|v| env(v).filter(|x| !x.is_empty()));
-                let env_url = p
-                    .base_url_env
-                    .iter()
-                    .find_map(|v| env(v).filter(|x| !x.is_empty()).map(|u| (u, *v)));
-                let url = match (given(&m.base_url), env_url) {
-                    (Some(u), _) => Some((u.to_string(), "base_url".to_string())),
-                    (None, Some((u, var))) => Some((u, format!("base_url (from ${var})"))),
-                    (None, None) => p
-                        .default_base_url
-                        .map(|u| (u.to_string(), "base_url".to_string())),
-                };
-                let url = match url {
-                    Some((u, from)) => match check_base_url(&u, &from) {
-                        Ok(u) => Some(u),
-                        Err(msg) => {
-                            problems.push((at("base_url"), msg));
-                            None
-                        }
-                    },
-                    None => {
-                        problems.push((
-                            at("base_url"),
-                            format!("provider {:?} needs base_url", p.name),
-                        ));
-                        None
+                match resolve_network(p, given(&m.base_url), given(&m.api_key), env) {
+                    Ok(found) => found,
+                    Err((field, msg)) => {
+                        problems.push((at(field), msg));
+                        (None, None)
                     }
-                };
-                let api_key = given(&m.api_key)
-                    .map(str::to_string)
-                    .or_else(|| from_env(p.key_env));
-                if api_key
-                    .as_deref()
-                    .is_some_and(|k| http::HeaderValue::from_str(&format!("Bearer {k}")).is_err())
-                {
-                    problems.push((
-                        at("api_key"),
-                        "the API key contains characters not allowed in an HTTP header (a newline or control character?)".into(),
-                    ));
                 }
-                (url, api_key.map(SecretString::from))
             }
         };
         models.push(Deployment {
@@ -325,14 +333,7 @@ pub(crate) fn validate(
         });
     }
 
-    if !file.aliases.is_empty() {
-        not_supported(
-            &mut problems,
-            vec![key("aliases")],
-            "[[aliases]]",
-            "native providers and routing by name",
-        );
-    }
+    let credential_aliases = super::routing::check_aliases(&file, env, &mut problems);
 
     let mut seen_keys = std::collections::HashMap::new();
     let mut keys = Vec::new();
@@ -350,7 +351,13 @@ pub(crate) fn validate(
             ));
         }
         for (j, model) in k.models.iter().enumerate() {
-            if !names.contains(model.as_str()) && !file.router.model_group_alias.contains_key(model)
+            // A `provider/model` name may be reached through [[aliases]] or the
+            // provider's key variable, so it is allowed here too.
+            let direct =
+                ProviderModel::parse(model).is_ok_and(|pm| pm.provider.network().is_some());
+            if !names.contains(model.as_str())
+                && !file.router.model_group_alias.contains_key(model)
+                && !direct
             {
                 problems.push((
                     vec![key("keys"), Seg::Index(i), key("models"), Seg::Index(j)],
@@ -410,6 +417,7 @@ pub(crate) fn validate(
     }
     Ok(Config {
         routing,
+        credential_aliases,
         host: file.server.host.clone(),
         port: file.server.port,
         request_timeout: Duration::from_secs(file.server.request_timeout_secs),

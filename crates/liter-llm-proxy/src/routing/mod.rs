@@ -24,10 +24,11 @@ use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
 use crate::auth::Principal;
-use crate::config::{Config, CooldownSpec, Deployment, PoolSpec};
+use crate::config::{glob_match, Config, CooldownSpec, CredentialAlias, Deployment, PoolSpec};
 use crate::error::GatewayError;
 use crate::upstream::{Target, Wire};
 pub use deployment::{DeploymentState, InFlight};
+use liter_llm::ProviderModel;
 
 /// One model name and its deployments.
 #[derive(Debug)]
@@ -46,6 +47,11 @@ pub struct Registry {
     exploration: f64,
     /// Set when `[router] seed` is: reproducible choices.
     seeded: Option<Mutex<StdRng>>,
+    /// `[[aliases]]`: credentials for `provider/model` names sent directly.
+    credential_aliases: Vec<CredentialAlias>,
+    /// Pools made on first use for `provider/model` names.
+    dynamic: Mutex<HashMap<String, Arc<Pool>>>,
+    default_timeout: Duration,
 }
 
 fn target_for(d: &Deployment) -> Result<Option<Target>, String> {
@@ -146,22 +152,79 @@ impl Registry {
             cooldown: routing.cooldown,
             exploration: routing.latency_exploration,
             seeded: routing.seed.map(|s| Mutex::new(StdRng::seed_from_u64(s))),
+            credential_aliases: config.credential_aliases.clone(),
+            dynamic: Mutex::new(HashMap::new()),
+            default_timeout: config.default_timeout,
         })
     }
 
-    /// The pool for `model` (a name or alias), if it exists and `principal` may use it.
-    pub fn resolve(&self, principal: &Principal, model: &str) -> Result<&Arc<Pool>, GatewayError> {
-        let pool = self
-            .pool(model)
-            .ok_or_else(|| GatewayError::ModelNotFound {
-                model: model.to_string(),
-            })?;
+    /// The pool for `model` (a name or alias, or a `provider/model` name whose
+    /// credentials an `[[aliases]]` entry or the provider's key variable supplies,
+    /// read when the config was loaded), if it
+    /// exists and `principal` may use it.
+    pub fn resolve(&self, principal: &Principal, model: &str) -> Result<Arc<Pool>, GatewayError> {
+        let pool = match self.pool(model) {
+            Some(p) => p.clone(),
+            None => self
+                .direct(model)
+                .ok_or_else(|| GatewayError::ModelNotFound {
+                    model: model.to_string(),
+                })?,
+        };
         if !principal.may_use(model) {
             return Err(GatewayError::ModelNotAllowed {
                 model: model.to_string(),
             });
         }
         Ok(pool)
+    }
+
+    /// A one-deployment pool for a `provider/model` name sent directly, made once.
+    fn direct(&self, model: &str) -> Option<Arc<Pool>> {
+        let mut cache = self.dynamic.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = cache.get(model) {
+            return Some(p.clone());
+        }
+        let pm = ProviderModel::parse(model).ok()?;
+        let alias = self
+            .credential_aliases
+            .iter()
+            .find(|a| a.provider == pm.provider && glob_match(&a.pattern, model))?;
+        let (base_url, api_key) = (alias.base_url.clone(), alias.api_key.clone());
+        let deployment = Deployment {
+            name: model.to_string(),
+            provider_model: model.to_string(),
+            provider: pm.provider,
+            model_id: pm.model_id,
+            base_url,
+            api_key,
+            timeout: self.default_timeout,
+            mock_latency: None,
+            weight: 1.0,
+            rpm: None,
+            tpm: None,
+            order: 1,
+            stream_timeout: None,
+            input_cost_per_token: None,
+            output_cost_per_token: None,
+        };
+        let target = target_for(&deployment).ok()?;
+        let pool = Arc::new(Pool {
+            spec: PoolSpec {
+                name: model.to_string(),
+                strategy: Default::default(),
+                fallbacks: Vec::new(),
+                context_window_fallbacks: Vec::new(),
+            },
+            deployments: vec![Arc::new(DeploymentState::new(deployment, target))],
+        });
+        cache.insert(model.to_string(), pool.clone());
+        Some(pool)
+    }
+
+    /// The `[[aliases]]` patterns, for `/v1/models`.
+    pub fn patterns(&self) -> impl Iterator<Item = &CredentialAlias> {
+        self.credential_aliases.iter()
     }
 
     /// A pool by name or alias, with no permission check (fallbacks).

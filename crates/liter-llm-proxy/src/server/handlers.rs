@@ -71,7 +71,7 @@ async fn proxy(app: Arc<App>, principal: Arc<Principal>, body: Bytes, endpoint: 
         Err(e) => return e.into_response(),
     };
     let pool = match app.routes.resolve(&principal, &head.model) {
-        Ok(p) => p.clone(),
+        Ok(p) => p,
         Err(e) => return e.into_response(),
     };
     let job = Job {
@@ -111,11 +111,23 @@ pub async fn list_models(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,
 ) -> Resp {
-    let data: Vec<ModelObject> = app
+    let mut data: Vec<ModelObject> = app
         .routes
         .visible(&principal)
         .map(|(name, pool)| model_object(&app, name, pool))
         .collect();
+    // `[[aliases]]` patterns: every matching `provider/model` name is reachable.
+    data.extend(
+        app.routes
+            .patterns()
+            .filter(|a| principal.may_use(&a.pattern))
+            .map(|a| ModelObject {
+                id: a.pattern.clone(),
+                object: "model",
+                created: app.started_at,
+                owned_by: a.provider.name().to_string(),
+            }),
+    );
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
@@ -125,7 +137,7 @@ pub async fn get_model(
     Path(id): Path<String>,
 ) -> Resp {
     match app.routes.resolve(&principal, &id) {
-        Ok(pool) => Json(model_object(&app, &id, pool)).into_response(),
+        Ok(pool) => Json(model_object(&app, &id, &pool)).into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod aliases;
 mod anthropic;
 mod auth;
 mod chat;

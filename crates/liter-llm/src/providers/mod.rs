@@ -62,6 +62,16 @@ impl Provider {
         }
     }
 
+    /// Every provider that is reached over the network, in table order.
+    pub fn all_network() -> Vec<Provider> {
+        let mut all: Vec<Provider> = openai_compat::PROVIDERS
+            .iter()
+            .map(Provider::OpenAiCompat)
+            .collect();
+        all.push(Provider::Anthropic);
+        all
+    }
+
     /// Every provider prefix this build knows, for error messages and docs.
     pub fn known_prefixes() -> Vec<&'static str> {
         let mut all: Vec<&'static str> = openai_compat::PROVIDERS.iter().map(|p| p.name).collect();
