@@ -36,9 +36,16 @@ pub struct RouteInfo {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub HeaderValue);
 
+/// `req_` and 32 random hex digits, written without the formatting machinery.
 fn new_id() -> HeaderValue {
-    let id = format!("req_{:032x}", rand::random::<u128>());
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("req_unknown"))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = *b"req_00000000000000000000000000000000";
+    let mut n = rand::random::<u128>();
+    for byte in id[4..].iter_mut().rev() {
+        *byte = HEX[(n & 0xf) as usize];
+        n >>= 4;
+    }
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("req_unknown"))
 }
 
 /// Keep a client's `x-request-id` if it is short and printable, else make one.
@@ -54,7 +61,8 @@ fn request_id(req: &Request) -> HeaderValue {
 struct LogLine {
     id: HeaderValue,
     method: Method,
-    path: String,
+    /// Only its path is logged, never the query.
+    uri: axum::http::Uri,
     info: Option<RouteInfo>,
     key: Option<Arc<Principal>>,
     error: Option<&'static str>,
@@ -73,7 +81,7 @@ impl Drop for LogLine {
             target: "liter_llm::request",
             request_id = self.id.to_str().unwrap_or(""),
             method = %self.method,
-            path = self.path,
+            path = self.uri.path(),
             model = self.info.as_ref().map(|i| i.model.as_str()),
             deployment = self.info.as_ref().map(|i| i.deployment.as_str()),
             key = self.key.as_deref().map(Principal::label),
@@ -122,13 +130,13 @@ pub async fn request_log(mut req: Request, next: Next) -> Response {
     let id = request_id(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let uri = req.uri().clone();
     let mut resp = next.run(req).await;
     resp.headers_mut().insert(REQUEST_ID, id.clone());
     let mut line = LogLine {
         id,
         method,
-        path,
+        uri,
         info: resp.extensions_mut().remove::<RouteInfo>(),
         key: resp.extensions_mut().remove::<Arc<Principal>>(),
         error: resp.extensions().get::<ErrorKind>().map(|k| k.0),
@@ -147,4 +155,19 @@ pub async fn request_log(mut req: Request, next: Next) -> Response {
     line.headers_after = Some(start.elapsed());
     line.completed = Some(false);
     resp.map(|inner| Body::new(LoggedBody { inner, line }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_id;
+
+    #[test]
+    fn ids_are_prefixed_hex_and_distinct() {
+        let (a, b) = (new_id(), new_id());
+        let a = a.to_str().unwrap();
+        assert_eq!(a.len(), 36);
+        assert!(a.starts_with("req_"));
+        assert!(a[4..].bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b.to_str().unwrap());
+    }
 }

@@ -106,8 +106,14 @@ impl Upstream {
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(uri)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "application/json, text/event-stream");
+            .header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )
+            .header(
+                header::ACCEPT,
+                HeaderValue::from_static("application/json, text/event-stream"),
+            );
         if let Some((name, value)) = &target.auth {
             req = req.header(name, value);
         }
