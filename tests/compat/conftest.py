@@ -39,9 +39,13 @@ UPSTREAM_IDS = {
     "gpt-4o": "gpt-4o-2024-08-06",
     "other": "other-model",
     "slow": "slow-model",
+    "claude": "claude-sonnet-4-20250514",
+    "flaky": "flaky-model",
 }
 # Every configured model name, in config order.
-MODEL_NAMES = ["gpt-4o", "other", "slow", "echo"]
+MODEL_NAMES = ["gpt-4o", "other", "slow", "echo", "claude", "flaky"]
+# The [[aliases]] patterns, in config order: /v1/models lists them after the models.
+ALIAS_PATTERNS = ["anthropic/*"]
 # What VIRTUAL_KEY may use.
 VIRTUAL_KEY_MODELS = ["gpt-4o"]
 
@@ -79,6 +83,27 @@ timeout_secs = 1
 [[models]]
 name = "echo"
 provider_model = "mock/echo"
+
+# Native Anthropic provider: base_url is the mock's root (no /v1); the gateway adds /v1/messages.
+[[models]]
+name = "claude"
+provider_model = "anthropic/claude-sonnet-4-20250514"
+api_key = "{upstream_key}"
+base_url = "{root}"
+
+# A pool that falls back to gpt-4o once its attempt (max_retries = 0) has failed.
+[[models]]
+name = "flaky"
+provider_model = "openai/flaky-model"
+base_url = "{base}"
+api_key = "{upstream_key}"
+fallbacks = ["gpt-4o"]
+
+# `anthropic/<id>` sent directly by a client goes to the mock with these credentials.
+[[aliases]]
+pattern = "anthropic/*"
+api_key = "{upstream_key}"
+base_url = "{root}"
 
 [[keys]]
 key = "{vkey}"
@@ -236,11 +261,21 @@ class Gateway:
         self.base_url = self.url + "/v1"
 
 
+# OPENAI_API_KEY, ANTHROPIC_BASE_URL, GROQ_API_BASE, TOGETHER_API_KEY, ...
+PROVIDER_VARIABLE_SUFFIXES = ("_API_KEY", "_API_BASE", "_BASE_URL")
+
+
 def _child_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     # These would override the config we write (clap reads them as flag defaults).
     for var in ("LITER_LLM_MASTER_KEY", "LITER_LLM_LOG_FORMAT"):
         env.pop(var, None)
+    # A provider key variable in the environment would make that provider reachable by name
+    # and listed by /v1/models ("<provider>/*"); a base URL variable could redirect it. The
+    # session config must be all there is.
+    for var in list(env):
+        if var.endswith(PROVIDER_VARIABLE_SUFFIXES):
+            env.pop(var)
     env["RUST_LOG"] = "info"  # the readiness line is logged at info
     env["NO_COLOR"] = "1"
     env.update(extra)
@@ -261,6 +296,7 @@ def gateway(mock: Mock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ga
     config = tmp_path_factory.mktemp("gateway") / "liter-llm-proxy.toml"
     config.write_text(GATEWAY_CONFIG.format(
         master=MASTER_KEY, vkey=VIRTUAL_KEY, upstream_key=UPSTREAM_KEY, base=mock.base_url,
+        root=mock.url,
     ))
     proc = Process("liter-llm", [str(BIN_DIR / "liter-llm"), "api", "--config", str(config)], env=_child_env())
     try:
@@ -276,7 +312,9 @@ def _reset_mock(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each test starts (and leaves) the mock with no queued faults and no recorded requests.
 
     A fault still queued after the test never fired (wrong model filter, request never sent),
-    so whatever the test asserted did not come from it: that is reported as an error.
+    so whatever the test asserted did not come from it: that is reported as an error. A fault
+    queued forever (``times=None``) stays queued whether it fired or not, so it is not checked
+    here: a test using one checks the upstream requests instead.
     """
     if "mock" not in request.fixturenames:
         yield
@@ -284,7 +322,7 @@ def _reset_mock(request: pytest.FixtureRequest) -> Iterator[None]:
     mock: Mock = request.getfixturevalue("mock")
     mock.reset()
     yield
-    leftover = mock.faults()
+    leftover = [f for f in mock.faults() if f.get("times") is not None]
     mock.reset()
     assert leftover == [], f"queued faults never fired: {leftover}"
 

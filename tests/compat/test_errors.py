@@ -209,12 +209,18 @@ def test_upstream_hang_before_a_stream_is_504_at_create(client, mock):
     assert info.value.code == "timeout"
 
 
-def test_stream_cut_before_any_chunk_raises_api_error(client, mock):
-    mock.push_fault({"type": "cut_stream", "after_chunks": 0})
-    stream = client.chat.completions.create(model="gpt-4o", messages=hello(), stream=True)
-    with pytest.raises(openai.APIError) as info:
-        list(stream)
-    assert not isinstance(info.value, (openai.APIStatusError, openai.APIConnectionError))
-    assert isinstance(info.value.body, dict), info.value
-    assert info.value.body["code"] == "upstream_error"
-    assert info.value.body["type"] == "api_error"
+def test_stream_cut_before_any_chunk_raises_at_create(client, mock):
+    # Until its first chunk a stream is routed like any other request: an upstream stream that
+    # breaks before any data is a transient failure, retried elsewhere or handed to the
+    # fallbacks (see test_routing.py). "gpt-4o" has neither (max_retries = 0), so no 200 was
+    # ever sent and the error arrives as a status: the SDK raises at create, not while iterating.
+    mock.push_fault({"type": "cut_stream", "after_chunks": 0}, model=UPSTREAM_IDS["gpt-4o"])
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model="gpt-4o", messages=hello(), stream=True)
+    err = info.value
+    assert err.status_code == 502
+    detail = assert_openai_error_body(err)
+    assert detail["code"] == "upstream_error"
+    assert detail["type"] == "api_error"
+    assert "gpt-4o" in detail["message"]
+    assert len(mock.requests()) == 1

@@ -5,13 +5,14 @@ from __future__ import annotations
 import openai
 import pytest
 
-from conftest import MODEL_NAMES, VIRTUAL_KEY_MODELS
+from conftest import ALIAS_PATTERNS, MODEL_NAMES, VIRTUAL_KEY_MODELS
 
 
 def test_list_has_every_configured_name(client, mock):
     models = client.models.list()
     ids = [m.id for m in models]
-    assert ids == MODEL_NAMES
+    # [[models]] names in config order (each pool once), then the [[aliases]] patterns
+    assert ids == MODEL_NAMES + ALIAS_PATTERNS
     for m in models.data:
         assert m.object == "model"
         assert isinstance(m.created, int)
@@ -20,6 +21,7 @@ def test_list_has_every_configured_name(client, mock):
 
 
 def test_list_is_filtered_for_a_virtual_key(vclient):
+    # alias patterns are filtered too: the key may not use "anthropic/*"
     assert [m.id for m in vclient.models.list()] == VIRTUAL_KEY_MODELS
 
 

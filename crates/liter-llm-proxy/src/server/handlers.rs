@@ -101,8 +101,8 @@ fn model_object(app: &App, name: &str, pool: &Pool) -> ModelObject {
         object: "model",
         created: app.started_at,
         owned_by: match pool.deployments.first().map(|d| d.deployment.provider) {
-            Some(Provider::OpenAiCompat(p)) => p.name.to_string(),
-            _ => "liter-llm".to_string(),
+            Some(Provider::Mock) | None => "liter-llm".to_string(),
+            Some(p) => p.name().to_string(),
         },
     }
 }

@@ -185,3 +185,11 @@ async fn an_overloaded_anthropic_deployment_falls_back() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-liter-llm-model"], "gpt");
 }
+
+#[tokio::test]
+async fn models_list_names_the_provider() {
+    let mock = MockUpstream::start().await.unwrap();
+    let gw = claude_gateway(&mock, "").await;
+    let list = gw.get_json("/v1/models", MASTER).await;
+    assert_eq!(list["data"][0]["owned_by"], "anthropic");
+}
