@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod routing;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod upstream;
 

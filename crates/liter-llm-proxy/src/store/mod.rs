@@ -1,0 +1,186 @@
+//! Stores: the durable state behind the budget, spend and key stages.
+//!
+//! Two narrow traits, [`SpendStore`] (budget reservations and the spend ledger) and
+//! [`KeyStore`] (virtual keys, by hash), each with an SQLite implementation (the
+//! embedded default, one file) and a PostgreSQL one (several gateways sharing one
+//! database). Both pass one conformance suite (`tests/store.rs`). [`open`] picks the
+//! backend from a URL, creates the database if needed and runs the embedded migrations.
+//! This module touches only its database (and, for SQLite, owner lock files next to it).
+//!
+//! # Accounting invariants
+//!
+//! 1. **No overspend under concurrency.** [`SpendStore::reserve`] admits an amount only
+//!    if, for *every* scope, `spent + reserved + amount <= limit` in the scope's current
+//!    window, and it reserves in all of them or none. The check and the write happen in
+//!    one transaction that holds every scope row it reads until commit, so this holds
+//!    between tasks of one gateway and between gateways sharing a database: SQLite
+//!    serialises writers with `BEGIN IMMEDIATE`; PostgreSQL locks each scope row with an
+//!    upsert (`INSERT .. ON CONFLICT DO UPDATE`, which takes the row lock) in name order,
+//!    so transactions never deadlock and read-committed always sees the latest
+//!    committed counters.
+//! 2. **Recorded spend is never lower than what providers billed.**
+//!    [`SpendStore::settle`] releases the reservation, adds the billed cost to every
+//!    scope it touched (even past the limit) and writes the ledger row in one committed
+//!    transaction; SQLite runs with `synchronous=FULL` in WAL mode, so a settled row
+//!    survives `SIGKILL` or power loss. A reservation is durable once `reserve`
+//!    returns, so when a gateway dies mid-request its reservation is still there and
+//!    [`SpendStore::reconcile`] later counts it as spent in full (and writes a ledger
+//!    row with status 0). This is why a reservation's amount must be an upper bound
+//!    of the bill (priced with `max_tokens`).
+//! 3. **Exact money.** Amounts are stored as integer nano-dollars; `f64` USD is
+//!    converted once, at the edge (see `logic.rs`).
+//! 4. **Settling is idempotent.** Reservation ids are never reused and the ledger holds
+//!    at most one row per reservation, so a repeated or late settle changes nothing.
+//! 5. **Reconcile only takes reservations of dead gateways.** Every store handle has a
+//!    random owner id held by a lock for its whole life (a PostgreSQL session advisory
+//!    lock; for SQLite an exclusive `flock` on `<db>.owners/<id>.lock`). The lock goes
+//!    away with the process, however it dies; `reconcile` takes a reservation only once
+//!    it can take its owner's lock, so a live peer's in-flight reservations are left
+//!    alone. Run it at start-up and periodically (a peer's death may be noticed late).
+//!    A caller that abandons `reserve` mid-way (client disconnect) leaks nothing: the
+//!    work runs on its own task, which gives the reservation back if nobody is left to
+//!    receive its id; `settle` and `reconcile` also run to completion on their own task.
+//! 6. **Periods reset on schedule.** A scope with a [`Period`] stores when its window
+//!    started; windows follow each other back to back, and the first write after a
+//!    window ends starts the spend again from zero. Times come from the store's
+//!    [`Clock`] ([`open_with_clock`] injects one) as [`UnixMillis`] (UTC).
+//! 7. **No secret is stored.** [`KeyStore`] only takes the SHA-256 of a key, checked to
+//!    be 64 hex digits; ledger rows name keys by id and alias.
+
+mod clock;
+mod logic;
+mod postgres;
+mod postgres_keys;
+mod sqlite;
+mod sqlite_keys;
+mod types;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use clock::{
+    day_string, Clock, ManualClock, Period, PeriodParseError, SystemClock, UnixMillis,
+};
+pub use types::{
+    BudgetScope, GroupBy, KeyUpdate, LedgerEntry, LedgerFilter, NewKey, Reservation, ReservationId,
+    ReserveError, ScopeSpend, Settlement, SpendGroup, StoreError, StoredKey, UniqueField,
+};
+
+/// Budgets and the spend ledger.
+#[async_trait]
+pub trait SpendStore: Send + Sync {
+    /// Holds `r.amount_usd` back in every scope of `r`, or in none: fails with
+    /// [`ReserveError::OverBudget`] naming the first scope (by name) it does not fit in.
+    /// Creates scope rows on first use and stores each scope's latest limit and period.
+    async fn reserve(&self, r: Reservation) -> Result<ReservationId, ReserveError>;
+
+    /// Ends a reservation: releases it, adds `entry.cost_usd` to each of its scopes
+    /// (even past the limit) and writes `entry` to the ledger, in one transaction.
+    /// Idempotent: a second settle of the same id changes nothing.
+    async fn settle(&self, id: ReservationId, entry: LedgerEntry)
+        -> Result<Settlement, StoreError>;
+
+    /// Counts every reservation whose owner (another store handle) is dead as spent in
+    /// full, writes a status-0 ledger row for it and removes it. Run at start-up (and
+    /// whenever convenient: it never touches a live owner's reservations). Returns how
+    /// many reservations it took.
+    async fn reconcile(&self) -> Result<u64, StoreError>;
+
+    /// A scope's counters as of now (a window that has ended reads as zero spend). An
+    /// unknown scope reads as zeros with no limit.
+    async fn spent(&self, scope: &str) -> Result<ScopeSpend, StoreError>;
+
+    /// Ledger rows matching `filter`, newest first.
+    async fn ledger(&self, filter: &LedgerFilter) -> Result<Vec<LedgerEntry>, StoreError>;
+
+    /// The total cost in USD of the rows matching `filter` (`limit`/`offset` ignored).
+    async fn total(&self, filter: &LedgerFilter) -> Result<f64, StoreError>;
+
+    /// Cost, request and token totals per key, model or day over the rows matching
+    /// `filter` (`limit`/`offset` ignored). See [`GroupBy`] for the order.
+    async fn grouped(
+        &self,
+        by: GroupBy,
+        filter: &LedgerFilter,
+    ) -> Result<Vec<SpendGroup>, StoreError>;
+}
+
+/// Virtual keys, found by the SHA-256 of their secret.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Stores a new key with a fresh id. Fails with [`StoreError::Conflict`] when the
+    /// hash or the alias is taken, [`StoreError::InvalidInput`] when `key_hash` is not
+    /// 64 hex digits.
+    async fn create(&self, key: NewKey) -> Result<StoredKey, StoreError>;
+
+    /// The key whose secret hashes to `key_hash` (hex, any case). Blocked and expired
+    /// keys are returned too: the caller decides.
+    async fn find_by_hash(&self, key_hash: &str) -> Result<Option<StoredKey>, StoreError>;
+
+    /// The key with this id.
+    async fn get(&self, id: &str) -> Result<Option<StoredKey>, StoreError>;
+
+    /// Keys in creation order.
+    async fn list(&self, offset: u64, limit: u64) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Applies `update` atomically; `None` when there is no such key.
+    async fn update(&self, id: &str, update: KeyUpdate) -> Result<Option<StoredKey>, StoreError>;
+
+    /// Deletes the key; `false` when there was none. Its ledger rows stay.
+    async fn delete(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+/// The stores of one database, as [`open`] returns them. Cloning shares them. The
+/// handle's owner lock (invariant 5) lives until the last clone of both is dropped.
+#[derive(Clone)]
+pub struct Stores {
+    /// Virtual keys.
+    pub keys: Arc<dyn KeyStore>,
+    /// Budgets and the ledger.
+    pub spend: Arc<dyn SpendStore>,
+}
+
+impl fmt::Debug for Stores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+/// Opens the database at `url` with the system clock; see [`open_with_clock`].
+pub async fn open(url: &str) -> Result<Stores, StoreError> {
+    open_with_clock(url, Arc::new(SystemClock)).await
+}
+
+/// Opens the database at `url`, creating it if needed and running the embedded
+/// migrations:
+/// - `postgres://...` or `postgresql://...`: PostgreSQL (the database must exist; the
+///   tables go to the connection's `search_path`, e.g. `?options=-c%20search_path%3Dx`);
+/// - `sqlite:///abs/path.db`, `sqlite://rel/path.db`, `sqlite:path.db` or a bare path:
+///   an SQLite file, created with its parent directories on first start.
+pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Stores, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return postgres::open(url, clock).await;
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.contains("://") || path == ":memory:" {
+        return Err(StoreError::Config(format!(
+            "unsupported database url {:?}: use postgres://... or an SQLite file path",
+            redact(url)
+        )));
+    }
+    sqlite::open(std::path::Path::new(path), clock).await
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_owned(),
+    }
+}

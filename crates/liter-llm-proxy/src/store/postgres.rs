@@ -1,0 +1,542 @@
+//! The PostgreSQL backend, for several gateways sharing one database.
+//!
+//! Transactions run at READ COMMITTED with explicit row locks: every scope row a
+//! reservation, settle or reconcile touches is locked (upsert `ON CONFLICT DO UPDATE`
+//! or `SELECT .. FOR UPDATE`) in scope-name order before it is read, so the value read
+//! is the latest committed one, the check and the write cannot interleave with another
+//! transaction's, and lock waits never form a cycle. No serialization retries needed.
+//!
+//! Each handle holds a session advisory lock on its random owner id on a dedicated
+//! connection; the server drops it when that connection dies, however the process ends.
+//! [`SpendStore::reconcile`] takes a dead owner's reservations only inside a transaction
+//! that holds that same lock (`pg_try_advisory_xact_lock`). The server notices a dead
+//! peer's closed socket a moment after it dies, so a reconcile right at start-up may
+//! not see it yet: run reconcile periodically too. Should the lock connection of a live
+//! gateway break, a peer's reconcile counts that gateway's reservations in full and its
+//! later settles become no-ops: spend is then over-counted, never under-counted.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, QueryBuilder, Row};
+
+use super::clock::{day_string, Clock, DAY_MS};
+use super::logic::{self, Prepared, ScopeRow};
+use super::types::{
+    GroupBy, LedgerEntry, LedgerFilter, Reservation, ReservationId, ReserveError, ScopeSpend,
+    Settlement, SpendGroup, StoreError,
+};
+use super::{SpendStore, Stores};
+
+/// Embedded migrations, applied in order; the version is the position + 1.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+
+/// The advisory lock (two-key form, apart from owner ids) that serialises migrations.
+const MIGRATION_LOCK: (i32, i32) = (0x4c4c_4d00, 1);
+
+const LEDGER_COLUMNS: &str = "request_id, key_id, key_alias, model, deployment, prompt_tokens, \
+     completion_tokens, cached_tokens, cost_nanos, status, started_at, ended_at";
+
+const SCOPE_COLUMNS: &str = "spent_nanos, reserved_nanos, limit_nanos, period, period_start";
+
+/// A PostgreSQL database: both stores over one pool.
+#[derive(Clone)]
+pub(super) struct PgStore(pub(super) Arc<Inner>);
+
+pub(super) struct Inner {
+    pub(super) pool: PgPool,
+    pub(super) clock: Arc<dyn Clock>,
+    owner: i64,
+    /// The connection holding this handle's owner lock; closed (lock released) on drop.
+    _owner_conn: std::sync::Mutex<PgConnection>,
+}
+
+pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Stores, StoreError> {
+    let options = PgConnectOptions::from_str(url)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with(options.clone())
+        .await?;
+    migrate(&pool).await?;
+    let owner = rand::random::<i64>();
+    let mut owner_conn = PgConnection::connect_with(&options).await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(owner)
+        .execute(&mut owner_conn)
+        .await?;
+    let store = PgStore(Arc::new(Inner {
+        pool,
+        clock,
+        owner,
+        _owner_conn: std::sync::Mutex::new(owner_conn),
+    }));
+    Ok(Stores {
+        keys: Arc::new(store.clone()),
+        spend: Arc::new(store),
+    })
+}
+
+async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(MIGRATION_LOCK.0)
+        .bind(MIGRATION_LOCK.1)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS store_migrations (
+             version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let current: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0)::BIGINT FROM store_migrations")
+            .fetch_one(&mut *tx)
+            .await?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if current > known {
+        return Err(StoreError::Config(format!(
+            "the database schema (version {current}) is newer than this gateway (version {known})"
+        )));
+    }
+    for (version, sql) in (1i64..)
+        .zip(MIGRATIONS.iter())
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO store_migrations (version, applied_at) VALUES ($1, $2)")
+            .bind(version)
+            .bind(super::SystemClock.now_ms())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn read_scope(r: &PgRow) -> Result<ScopeRow, StoreError> {
+    Ok(ScopeRow {
+        spent: r.try_get(0)?,
+        reserved: r.try_get(1)?,
+        limit: r.try_get(2)?,
+        period: ScopeRow::period_from(r.try_get(3)?)?,
+        period_start: r.try_get(4)?,
+    })
+}
+
+/// Locks and reads a scope row that may not exist yet (created with `limit`).
+async fn lock_or_create_scope(
+    conn: &mut PgConnection,
+    scope: &str,
+    limit: i64,
+) -> Result<ScopeRow, StoreError> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO budget_scopes (scope, limit_nanos) VALUES ($1, $2)
+         ON CONFLICT (scope) DO UPDATE SET limit_nanos = budget_scopes.limit_nanos
+         RETURNING {SCOPE_COLUMNS}"
+    ))
+    .bind(scope)
+    .bind(limit)
+    .fetch_one(&mut *conn)
+    .await?;
+    read_scope(&row)
+}
+
+/// Locks and reads an existing scope row.
+async fn lock_scope(conn: &mut PgConnection, scope: &str) -> Result<Option<ScopeRow>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {SCOPE_COLUMNS} FROM budget_scopes WHERE scope = $1 FOR UPDATE"
+    ))
+    .bind(scope)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(read_scope).transpose()
+}
+
+async fn store_scope(
+    conn: &mut PgConnection,
+    scope: &str,
+    row: &ScopeRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE budget_scopes SET limit_nanos = $2, period = $3, period_start = $4,
+             spent_nanos = $5, reserved_nanos = $6
+         WHERE scope = $1",
+    )
+    .bind(scope)
+    .bind(row.limit)
+    .bind(row.period.map(|p| p.to_string()))
+    .bind(row.period_start)
+    .bind(row.spent)
+    .bind(row.reserved)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Releases `reserved` and adds `cost` in each scope, locking them in name order.
+async fn settle_scopes(
+    conn: &mut PgConnection,
+    deltas: &BTreeMap<String, (i64, i64)>,
+    now: i64,
+) -> Result<(), StoreError> {
+    for (name, (reserved, cost)) in deltas {
+        if let Some(row) = lock_scope(conn, name).await? {
+            let mut row = row.rolled_own(now);
+            row.settle(*reserved, *cost);
+            store_scope(conn, name, &row).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a ledger row unless one exists for `reservation`; `true` when written.
+async fn insert_entry(
+    conn: &mut PgConnection,
+    reservation: Option<i64>,
+    e: &LedgerEntry,
+    cost: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(&format!(
+        "INSERT INTO spend_ledger (reservation_id, {LEDGER_COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (reservation_id) DO NOTHING"
+    ))
+    .bind(reservation)
+    .bind(&e.request_id)
+    .bind(&e.key_id)
+    .bind(&e.key_alias)
+    .bind(&e.model)
+    .bind(&e.deployment)
+    .bind(logic::tokens_col(e.prompt_tokens))
+    .bind(logic::tokens_col(e.completion_tokens))
+    .bind(logic::tokens_col(e.cached_tokens))
+    .bind(cost)
+    .bind(i32::from(e.status))
+    .bind(e.started_at)
+    .bind(e.ended_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+fn read_entry(r: &PgRow) -> Result<LedgerEntry, StoreError> {
+    Ok(LedgerEntry {
+        request_id: r.try_get(0)?,
+        key_id: r.try_get(1)?,
+        key_alias: r.try_get(2)?,
+        model: r.try_get(3)?,
+        deployment: r.try_get(4)?,
+        prompt_tokens: logic::count(r.try_get(5)?),
+        completion_tokens: logic::count(r.try_get(6)?),
+        cached_tokens: logic::count(r.try_get(7)?),
+        cost_usd: logic::usd(r.try_get(8)?),
+        status: u16::try_from(r.try_get::<i32, _>(9)?).unwrap_or(0),
+        started_at: r.try_get(10)?,
+        ended_at: r.try_get(11)?,
+    })
+}
+
+fn push_filter(qb: &mut QueryBuilder<'_, sqlx::Postgres>, f: &LedgerFilter) {
+    qb.push(" WHERE TRUE");
+    if let Some(k) = &f.key {
+        qb.push(" AND (key_id = ").push_bind(k.clone());
+        qb.push(" OR key_alias = ").push_bind(k.clone()).push(")");
+    }
+    if let Some(m) = &f.model {
+        qb.push(" AND model = ").push_bind(m.clone());
+    }
+    if let Some(t) = f.since {
+        qb.push(" AND started_at >= ").push_bind(t);
+    }
+    if let Some(t) = f.until {
+        qb.push(" AND started_at < ").push_bind(t);
+    }
+}
+
+fn parse_reservation(r: &PgRow) -> Result<(i64, Vec<String>), StoreError> {
+    Ok((
+        r.try_get(0)?,
+        logic::parse_names(&r.try_get::<String, _>(1)?)?,
+    ))
+}
+
+impl Inner {
+    async fn reserve_now(&self, r: Reservation) -> Result<ReservationId, ReserveError> {
+        let p = Prepared::new(&r)?;
+        let names = p.names_json()?;
+        let mut tx = self.pool.begin().await?;
+        let now = self.clock.now_ms();
+        let mut rows = Vec::with_capacity(p.scopes.len());
+        for s in &p.scopes {
+            let mut row = lock_or_create_scope(&mut tx, &s.name, s.limit)
+                .await?
+                .rolled(s.period, now);
+            row.limit = s.limit;
+            if let Err(left) = row.check(p.amount, s.limit) {
+                tx.rollback().await?;
+                return Err(ReserveError::OverBudget {
+                    scope: s.name.clone(),
+                    limit_usd: logic::limit_usd(s.limit),
+                    remaining_usd: logic::usd(left),
+                });
+            }
+            row.reserved = row.reserved.saturating_add(p.amount);
+            rows.push(row);
+        }
+        for (s, row) in p.scopes.iter().zip(&rows) {
+            store_scope(&mut tx, &s.name, row).await?;
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO reservations (request_id, owner, amount_nanos, scopes, created_at)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(&r.request_id)
+        .bind(self.owner)
+        .bind(p.amount)
+        .bind(names)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ReservationId(id))
+    }
+
+    /// Undoes a reservation nobody will settle (its caller went away): no ledger row.
+    async fn release(&self, id: ReservationId) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let res =
+            sqlx::query("DELETE FROM reservations WHERE id = $1 RETURNING amount_nanos, scopes")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(res) = res {
+            let (amount, names) = parse_reservation(&res)?;
+            let deltas = names.into_iter().map(|n| (n, (amount, 0))).collect();
+            settle_scopes(&mut tx, &deltas, self.clock.now_ms()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn settle_now(
+        &self,
+        id: ReservationId,
+        entry: LedgerEntry,
+    ) -> Result<Settlement, StoreError> {
+        let cost = logic::amount_nanos(entry.cost_usd, "a cost")?;
+        let mut tx = self.pool.begin().await?;
+        // Deleting locks the reservation row: a concurrent settle of the same id waits
+        // here, then finds it gone and the ledger row present.
+        let res =
+            sqlx::query("DELETE FROM reservations WHERE id = $1 RETURNING amount_nanos, scopes")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let outcome = match res {
+            None => {
+                if insert_entry(&mut tx, Some(id.0), &entry, cost).await? {
+                    Settlement::Unreserved
+                } else {
+                    Settlement::AlreadySettled
+                }
+            }
+            Some(res) => {
+                let (amount, names) = parse_reservation(&res)?;
+                let deltas = names.into_iter().map(|n| (n, (amount, cost))).collect();
+                settle_scopes(&mut tx, &deltas, self.clock.now_ms()).await?;
+                insert_entry(&mut tx, Some(id.0), &entry, cost).await?;
+                Settlement::Applied
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn reconcile_now(&self) -> Result<u64, StoreError> {
+        let owners: Vec<i64> =
+            sqlx::query_scalar("SELECT DISTINCT owner FROM reservations WHERE owner <> $1")
+                .bind(self.owner)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut taken = 0u64;
+        for owner in owners {
+            let mut tx = self.pool.begin().await?;
+            let dead: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(owner)
+                .fetch_one(&mut *tx)
+                .await?;
+            if !dead {
+                tx.rollback().await?;
+                continue;
+            }
+            let rows = sqlx::query(
+                "DELETE FROM reservations WHERE owner = $1
+                 RETURNING amount_nanos, scopes, id, request_id, created_at",
+            )
+            .bind(owner)
+            .fetch_all(&mut *tx)
+            .await?;
+            let now = self.clock.now_ms();
+            let mut deltas: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+            for r in &rows {
+                let (amount, names) = parse_reservation(r)?;
+                for n in &names {
+                    let d = deltas.entry(n.clone()).or_default();
+                    d.0 = d.0.saturating_add(amount);
+                    d.1 = d.1.saturating_add(amount);
+                }
+                let entry = logic::orphan_entry(r.try_get(3)?, &names, amount, r.try_get(4)?, now);
+                insert_entry(&mut tx, Some(r.try_get(2)?), &entry, amount).await?;
+                taken += 1;
+            }
+            settle_scopes(&mut tx, &deltas, now).await?;
+            tx.commit().await?;
+        }
+        Ok(taken)
+    }
+}
+
+/// Runs `f` on its own task so that a caller who goes away cannot abort it half-way.
+async fn detached<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+{
+    tokio::spawn(f)
+        .await
+        .map_err(|e| StoreError::Io(io::Error::other(e.to_string())))?
+}
+
+#[async_trait]
+impl SpendStore for PgStore {
+    async fn reserve(&self, r: Reservation) -> Result<ReservationId, ReserveError> {
+        let inner = Arc::clone(&self.0);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let result = inner.reserve_now(r).await;
+            // The caller is gone: give the reservation back instead of leaking it.
+            if let Err(Ok(id)) = tx.send(result) {
+                if let Err(e) = inner.release(id).await {
+                    tracing::warn!(error = %e, "could not release an abandoned reservation");
+                }
+            }
+        });
+        rx.await
+            .map_err(|_| StoreError::Io(io::Error::other("reservation task failed")))?
+    }
+
+    async fn settle(
+        &self,
+        id: ReservationId,
+        entry: LedgerEntry,
+    ) -> Result<Settlement, StoreError> {
+        let inner = Arc::clone(&self.0);
+        detached(async move { inner.settle_now(id, entry).await }).await
+    }
+
+    async fn reconcile(&self) -> Result<u64, StoreError> {
+        let inner = Arc::clone(&self.0);
+        detached(async move { inner.reconcile_now().await }).await
+    }
+
+    async fn spent(&self, scope: &str) -> Result<ScopeSpend, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SCOPE_COLUMNS} FROM budget_scopes WHERE scope = $1"
+        ))
+        .bind(scope)
+        .fetch_optional(&self.0.pool)
+        .await?;
+        let now = self.0.clock.now_ms();
+        Ok(match row {
+            None => ScopeSpend {
+                scope: scope.to_owned(),
+                spent_usd: 0.0,
+                reserved_usd: 0.0,
+                limit_usd: None,
+                period: None,
+                period_start: None,
+            },
+            Some(row) => {
+                let row = read_scope(&row)?.rolled_own(now);
+                ScopeSpend {
+                    scope: scope.to_owned(),
+                    spent_usd: logic::usd(row.spent),
+                    reserved_usd: logic::usd(row.reserved),
+                    limit_usd: Some(logic::limit_usd(row.limit)),
+                    period: row.period,
+                    period_start: row.period_start,
+                }
+            }
+        })
+    }
+
+    async fn ledger(&self, filter: &LedgerFilter) -> Result<Vec<LedgerEntry>, StoreError> {
+        let mut qb = QueryBuilder::new(format!("SELECT {LEDGER_COLUMNS} FROM spend_ledger"));
+        push_filter(&mut qb, filter);
+        qb.push(" ORDER BY started_at DESC, id DESC");
+        if let Some(limit) = filter.limit {
+            qb.push(" LIMIT ").push_bind(logic::tokens_col(limit));
+        }
+        qb.push(" OFFSET ")
+            .push_bind(logic::tokens_col(filter.offset));
+        let rows = qb.build().fetch_all(&self.0.pool).await?;
+        rows.iter().map(read_entry).collect()
+    }
+
+    async fn total(&self, filter: &LedgerFilter) -> Result<f64, StoreError> {
+        let mut qb =
+            QueryBuilder::new("SELECT COALESCE(SUM(cost_nanos), 0)::BIGINT FROM spend_ledger");
+        push_filter(&mut qb, filter);
+        let nanos: i64 = qb.build_query_scalar().fetch_one(&self.0.pool).await?;
+        Ok(logic::usd(nanos))
+    }
+
+    async fn grouped(
+        &self,
+        by: GroupBy,
+        filter: &LedgerFilter,
+    ) -> Result<Vec<SpendGroup>, StoreError> {
+        let (group, order) = match by {
+            GroupBy::Key => (
+                "COALESCE(key_id, key_alias, '')".to_owned(),
+                "cost DESC, g ASC",
+            ),
+            GroupBy::Model => ("model".to_owned(), "cost DESC, g ASC"),
+            GroupBy::Day => (
+                format!("(started_at / {DAY_MS})::TEXT"),
+                "MIN(started_at) ASC",
+            ),
+        };
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {group} AS g, COALESCE(SUM(cost_nanos), 0)::BIGINT AS cost, COUNT(*),
+                    COALESCE(SUM(prompt_tokens + completion_tokens), 0)::BIGINT
+             FROM spend_ledger"
+        ));
+        push_filter(&mut qb, filter);
+        qb.push(format!(" GROUP BY g ORDER BY {order}"));
+        let rows = qb.build().fetch_all(&self.0.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let g: String = r.try_get(0)?;
+                let group = match by {
+                    GroupBy::Day => day_string(
+                        g.parse()
+                            .map_err(|_| StoreError::Corrupt(format!("day bucket {g:?}")))?,
+                    ),
+                    _ => g,
+                };
+                Ok(SpendGroup {
+                    group,
+                    cost_usd: logic::usd(r.try_get(1)?),
+                    requests: logic::count(r.try_get(2)?),
+                    tokens: logic::count(r.try_get(3)?),
+                })
+            })
+            .collect()
+    }
+}
