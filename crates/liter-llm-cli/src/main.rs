@@ -172,6 +172,10 @@ async fn api(args: ApiArgs) -> ExitCode {
     };
     let local = listener.local_addr().map_or(addr, |a| a.to_string());
     tracing::info!(config = %path.display(), models = app.routes.len(), "liter-llm listening on http://{local}");
+    if !tracing::enabled!(tracing::Level::INFO) {
+        // Scripts wait for this line; say it even when info logs are off.
+        eprintln!("liter-llm listening on http://{local}");
+    }
     // In-flight requests may take up to request_timeout to finish; past that (or on a
     // second signal) the process stops without waiting for them.
     let drain_limit = app.config.request_timeout + Duration::from_secs(5);

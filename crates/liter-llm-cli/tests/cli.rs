@@ -491,3 +491,34 @@ fn invalid_config_stops_api_with_an_error() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_log_level_still_announces_the_address() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, config(&mock)).unwrap();
+    let mut c = cmd(dir.path());
+    c.args(["api", "--config"])
+        .arg(&file)
+        .env("TEST_MASTER", MASTER)
+        .env("RUST_LOG", "warn");
+    let gw = Proc::spawn(c); // waits for "listening on http://"
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(MASTER)
+        .json(&hello())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    gw.signal("-TERM");
+    let (status, logs) = tokio::task::spawn_blocking(move || gw.wait())
+        .await
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        !logs.contains("request_id="),
+        "no request lines at warn: {logs}"
+    );
+}
