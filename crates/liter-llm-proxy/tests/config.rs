@@ -203,11 +203,6 @@ fn sections_not_built_yet_are_rejected_by_name() {
         ("[budget]\nglobal_limit = 1.0\n", "[budget]", 1),
         ("\n[cache]\nmax_entries = 1\n", "[cache]", 2),
         ("[files]\n", "[files]", 1),
-        (
-            "[general]\nenable_cost_tracking = true\n",
-            "enable_cost_tracking",
-            2,
-        ),
         ("[general]\nenable_tracing = true\n", "enable_tracing", 2),
     ] {
         let e = err(src);

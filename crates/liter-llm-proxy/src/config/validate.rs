@@ -232,14 +232,6 @@ pub(crate) fn validate(
             "default_timeout_secs must be greater than 0".into(),
         ));
     }
-    if g.enable_cost_tracking {
-        not_supported(
-            &mut problems,
-            vec![key("general"), key("enable_cost_tracking")],
-            "enable_cost_tracking = true",
-            "cost tracking and budgets",
-        );
-    }
     if g.enable_tracing {
         not_supported(
             &mut problems,

@@ -198,12 +198,60 @@ fn failed(err: GatewayError, retry_after: Option<Duration>) -> Attempt {
 
 #[derive(serde::Deserialize)]
 struct UsageOnly {
-    usage: Option<TotalTokens>,
+    usage: Option<ReportedUsage>,
 }
 
+/// `usage` as chat and embeddings answers report it (embeddings have no completion).
 #[derive(serde::Deserialize)]
-struct TotalTokens {
+struct ReportedUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
     total_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<liter_llm::types::PromptTokensDetails>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+}
+
+impl From<ReportedUsage> for liter_llm::types::Usage {
+    fn from(u: ReportedUsage) -> Self {
+        liter_llm::types::Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.total_tokens,
+            prompt_tokens_details: u.prompt_tokens_details,
+            completion_tokens_details: None,
+            cache_creation_input_tokens: u.cache_creation_input_tokens,
+            cache_read_input_tokens: u.cache_read_input_tokens,
+        }
+    }
+}
+
+/// The response cost in USD, as a header value and for the request log.
+pub const RESPONSE_COST: HeaderName = HeaderName::from_static("x-liter-llm-response-cost");
+/// LiteLLM's name for the same header, for tools that read it.
+pub const LITELLM_RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
+
+/// The cost of a finished answer, for the request log.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseCost(pub f64);
+
+/// Price `usage` for `dep`; an unknown model costs 0 and is logged once.
+fn price(app: &App, dep: &DeploymentState, usage: &liter_llm::types::Usage) -> Option<f64> {
+    let table = app.pricing.as_ref()?;
+    let model = &dep.deployment.provider_model;
+    Some(table.cost(model, usage).unwrap_or_else(|| {
+        let mut seen = app.unpriced.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.insert(model.clone()) {
+            tracing::warn!(deployment = %model, "no price for this model: its requests are counted at cost 0");
+        }
+        0.0
+    }))
 }
 
 fn unix_now() -> u64 {
@@ -376,10 +424,20 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
             }
         }
     };
-    if dep.deployment.tpm.is_some() {
+    let mut cost = None;
+    if dep.deployment.tpm.is_some() || app.pricing.is_some() {
         if let Ok(UsageOnly { usage: Some(u) }) = serde_json::from_slice::<UsageOnly>(&bytes) {
             dep.settle_tokens(Instant::now(), tokens, u.total_tokens);
+            cost = price(app, dep, &u.into());
         }
     }
-    Attempt::Done(upstream::json_response(bytes))
+    let mut resp = upstream::json_response(bytes);
+    if let Some(c) = cost {
+        if let Ok(v) = HeaderValue::from_str(&format!("{c:.10}")) {
+            resp.headers_mut().insert(RESPONSE_COST, v.clone());
+            resp.headers_mut().insert(LITELLM_RESPONSE_COST, v);
+        }
+        resp.extensions_mut().insert(ResponseCost(c));
+    }
+    Attempt::Done(resp)
 }

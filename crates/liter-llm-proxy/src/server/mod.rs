@@ -28,6 +28,11 @@ pub struct App {
     pub started_at: u64,
     /// Set once shutdown has begun: readiness then answers 503.
     pub draining: AtomicBool,
+    /// Prices, when `general.enable_cost_tracking` is on: the embedded table with
+    /// per-model `input_cost_per_token`/`output_cost_per_token` overrides.
+    pub pricing: Option<liter_llm::pricing::PriceTable>,
+    /// Models without a price, each logged once.
+    pub unpriced: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl App {
@@ -42,6 +47,32 @@ impl App {
         }
         let routes = Registry::from_config(&config)?;
         let upstream = Upstream::new();
+        let pricing = config.file.general.enable_cost_tracking.then(|| {
+            let mut table = liter_llm::pricing::PriceTable::embedded().clone();
+            for d in &config.models {
+                if d.input_cost_per_token.is_some() || d.output_cost_per_token.is_some() {
+                    let base = table.get(&d.provider_model).cloned();
+                    let mut price = base.unwrap_or(liter_llm::pricing::ModelPrice {
+                        input_cost_per_token: 0.0,
+                        output_cost_per_token: 0.0,
+                        cache_read_input_token_cost: None,
+                        cache_creation_input_token_cost: None,
+                        max_input_tokens: None,
+                        max_output_tokens: None,
+                        source: Some("liter-llm-proxy.toml".into()),
+                        updated: None,
+                    });
+                    if let Some(p) = d.input_cost_per_token {
+                        price.input_cost_per_token = p;
+                    }
+                    if let Some(p) = d.output_cost_per_token {
+                        price.output_cost_per_token = p;
+                    }
+                    table.insert(&d.provider_model, price);
+                }
+            }
+            table
+        });
         Ok(Arc::new(App {
             keys,
             routes,
@@ -50,6 +81,8 @@ impl App {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             draining: AtomicBool::new(false),
+            pricing,
+            unpriced: Default::default(),
             config,
         }))
     }

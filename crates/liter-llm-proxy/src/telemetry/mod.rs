@@ -65,6 +65,8 @@ struct LogLine {
     uri: axum::http::Uri,
     info: Option<RouteInfo>,
     key: Option<Arc<Principal>>,
+    /// USD, when cost tracking priced the answer.
+    cost: Option<f64>,
     error: Option<&'static str>,
     status: u16,
     start: Instant,
@@ -86,6 +88,7 @@ impl Drop for LogLine {
             deployment = self.info.as_ref().map(|i| i.deployment.as_str()),
             key = self.key.as_deref().map(Principal::label),
             status = self.status,
+            cost_usd = self.cost,
             latency_ms = ms(self.start.elapsed()),
             ttfb_ms = self.headers_after.map(ms),
             stream_completed = self.completed,
@@ -139,6 +142,10 @@ pub async fn request_log(mut req: Request, next: Next) -> Response {
         uri,
         info: resp.extensions_mut().remove::<RouteInfo>(),
         key: resp.extensions_mut().remove::<Arc<Principal>>(),
+        cost: resp
+            .extensions()
+            .get::<crate::routing::execute::ResponseCost>()
+            .map(|c| c.0),
         error: resp.extensions().get::<ErrorKind>().map(|k| k.0),
         status: resp.status().as_u16(),
         start,

@@ -7,6 +7,7 @@ mod aliases;
 mod anthropic;
 mod auth;
 mod chat;
+mod cost;
 mod errors;
 mod providers;
 mod routing;
