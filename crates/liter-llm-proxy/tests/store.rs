@@ -985,15 +985,8 @@ async fn killed_gateway_is_reconciled<H: Harness>() {
     let h = H::new().await;
     let url = h.url();
     let child = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("STORE_CRASH_URL", url)
+        let mut child = Command::new(env!("CARGO_BIN_EXE_liter-llm-store-crash-child"))
+            .arg(url)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -1020,29 +1013,6 @@ async fn killed_gateway_is_reconciled<H: Harness>() {
         [(0, 2.0), (0, 2.0), (0, 2.0), (200, 1.5), (200, 1.5)]
     );
     h.finish().await;
-}
-
-/// The gateway `killed_gateway_is_reconciled` kills: reserves five, settles two, waits.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "run as a child process by killed_gateway_is_reconciled"]
-async fn crash_child() {
-    let Ok(url) = std::env::var("STORE_CRASH_URL") else {
-        return;
-    };
-    let s = store::open(&url).await.unwrap();
-    for i in 0..5 {
-        let r = reservation(&format!("c{i}"), vec![scope("key:crash", 100.0)], 2.0);
-        let id = s.spend.reserve(r).await.unwrap();
-        if i < 2 {
-            s.spend
-                .settle(id, entry(&format!("c{i}"), Some("crash"), "m", 1.5, T0))
-                .await
-                .unwrap();
-        }
-    }
-    // libtest has printed "test crash_child ... " without a newline before this.
-    println!("CRASH-CHILD-READY");
-    tokio::time::sleep(Duration::from_secs(600)).await;
 }
 
 /// Only hashes reach the disk: the secret is nowhere in the database files.

@@ -1,0 +1,52 @@
+//! Test support, not a product binary: a stand-in gateway process for the store's
+//! crash test (`tests/store.rs`, `killed_gateway_is_reconciled`). It reserves five
+//! amounts of $2 against `key:crash` in the store at `argv[1]`, settles two of them at
+//! $1.50, prints `CRASH-CHILD-READY` and waits to be killed with SIGKILL.
+
+use std::time::Duration;
+
+use liter_llm_proxy::store::{self, BudgetScope, LedgerEntry, Reservation};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let url = std::env::args()
+        .nth(1)
+        .ok_or("usage: liter-llm-store-crash-child STORE_URL")?;
+    let s = store::open(&url).await?;
+    for i in 0..5 {
+        let id = s
+            .spend
+            .reserve(Reservation {
+                request_id: format!("c{i}"),
+                scopes: vec![BudgetScope::named("key:crash".to_owned(), 100.0, None)],
+                amount_usd: 2.0,
+            })
+            .await
+            .map_err(|e| format!("reserve: {e:?}"))?;
+        if i < 2 {
+            let at = 1_700_000_000_000;
+            s.spend
+                .settle(
+                    id,
+                    LedgerEntry {
+                        request_id: format!("c{i}"),
+                        key_id: Some("crash".to_owned()),
+                        key_alias: Some("alias-crash".to_owned()),
+                        model: "m".to_owned(),
+                        deployment: "m-east".to_owned(),
+                        prompt_tokens: 100,
+                        completion_tokens: 20,
+                        cached_tokens: 10,
+                        cost_usd: 1.5,
+                        status: 200,
+                        started_at: at,
+                        ended_at: at + 1_500,
+                    },
+                )
+                .await?;
+        }
+    }
+    println!("CRASH-CHILD-READY");
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    Ok(())
+}
