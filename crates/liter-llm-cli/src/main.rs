@@ -163,6 +163,14 @@ async fn api(args: ApiArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Listen for signals before announcing the address, so none is missed.
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("liter-llm: cannot listen for signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -179,16 +187,24 @@ async fn api(args: ApiArgs) -> ExitCode {
     // In-flight requests may take up to request_timeout to finish; past that (or on a
     // second signal) the process stops without waiting for them.
     let drain_limit = app.config.request_timeout + Duration::from_secs(5);
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+    let (second_tx, second_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        signals.next().await;
+        let _ = first_tx.send(());
+        signals.next().await;
+        let _ = second_tx.send(());
+    });
     let draining = Arc::new(Notify::new());
     let begin = draining.clone();
     let serve = liter_llm_proxy::serve(app, listener, async move {
-        shutdown_signal().await;
+        let _ = first_rx.await;
         begin.notify_one();
     });
     let forced = async {
         draining.notified().await;
         tokio::select! {
-            () = shutdown_signal() => "a second signal",
+            _ = second_rx => "a second signal",
             () = tokio::time::sleep(drain_limit) => "the drain time limit",
         }
     };
@@ -219,24 +235,37 @@ fn bracket(host: &str) -> String {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT and SIGTERM, listened to from start-up on, so that every delivery is seen
+/// exactly once: the first starts the drain, a second one stops at once.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
