@@ -43,8 +43,17 @@ pub fn choose(
         }
         Strategy::UsageBased => lowest(cands, rng, |d| -d.headroom(now)),
         Strategy::CostBased => lowest(cands, rng, |d| {
+            // The deployment's own prices, else the embedded pricing table's; a
+            // deployment with neither goes last.
             let dep = &d.deployment;
-            match (dep.input_cost_per_token, dep.output_cost_per_token) {
+            let table = liter_llm::pricing::PriceTable::embedded().get(&dep.provider_model);
+            let input = dep
+                .input_cost_per_token
+                .or(table.map(|p| p.input_cost_per_token));
+            let output = dep
+                .output_cost_per_token
+                .or(table.map(|p| p.output_cost_per_token));
+            match (input, output) {
                 (None, None) => f64::INFINITY,
                 (i, o) => i.unwrap_or(0.0) + o.unwrap_or(0.0),
             }

@@ -484,3 +484,20 @@ async fn past_the_deadline_nothing_more_is_tried_or_blamed() {
     assert_eq!(ready["deployments"][1]["cooling_down"], false, "{ready}");
     assert_eq!(ready["deployments"][2]["cooling_down"], false, "{ready}");
 }
+
+#[tokio::test]
+async fn cost_based_uses_the_pricing_table() {
+    // gpt-4o-mini is far cheaper than gpt-4o in the embedded table.
+    let mock = MockUpstream::start().await.unwrap();
+    let cfg = format!(
+        "{}{}{}[router]\nstrategy = \"cost-based\"\n",
+        header(MASTER, ""),
+        dep(&mock, "pool", "gpt-4o", ""),
+        dep(&mock, "pool", "gpt-4o-mini", "")
+    );
+    let gw = Gateway::start(&cfg).await;
+    for _ in 0..4 {
+        gw.chat(MASTER, hello("pool")).await;
+    }
+    assert_eq!(counts(&served_ids(&mock))["gpt-4o-mini"], 4);
+}
