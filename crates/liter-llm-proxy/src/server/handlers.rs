@@ -152,7 +152,7 @@ pub async fn liveness() -> Resp {
 
 /// Per-deployment state: healthy (probes), cooling down (breaker), in flight.
 pub async fn readiness(State(app): State<Arc<App>>) -> Resp {
-    if app.draining.load(Ordering::Relaxed) {
+    if app.is_draining() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "draining"})),

@@ -32,10 +32,6 @@ pub struct RouteInfo {
     pub deployment: String,
 }
 
-/// The request's id, put in request extensions for inner stages.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub HeaderValue);
-
 /// `req_` and 32 random hex digits, written without the formatting machinery.
 fn new_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -128,10 +124,9 @@ impl http_body::Body for LoggedBody {
     }
 }
 
-pub async fn request_log(mut req: Request, next: Next) -> Response {
+pub async fn request_log(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = request_id(&req);
-    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let uri = req.uri().clone();
     let mut resp = next.run(req).await;

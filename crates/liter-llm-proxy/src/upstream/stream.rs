@@ -17,15 +17,77 @@ use tokio::time::Instant;
 
 use crate::error::GatewayError;
 
-struct Relay<G> {
+/// An upstream stream body read chunk by chunk under its time limits; shared by the
+/// pass-through relay and the translating streams.
+pub(crate) struct Source {
     body: Incoming,
-    /// Bytes read before the relay started (the first chunk), handled first.
+    /// Bytes read before the stream was handed over (the first chunk), returned first.
     first: Option<Bytes>,
+    name: String,
+    /// Bound on each wait for the next chunk.
+    idle: Duration,
+    /// Bound on the whole stream.
+    deadline: Instant,
+}
+
+impl Source {
+    pub(crate) fn new(
+        body: Incoming,
+        first: Bytes,
+        name: String,
+        idle: Duration,
+        deadline: Instant,
+    ) -> Self {
+        Self {
+            body,
+            first: Some(first),
+            name,
+            idle,
+            deadline,
+        }
+    }
+
+    /// The next data chunk, `None` at the end, or the error that ends the stream.
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, GatewayError> {
+        if let Some(first) = self.first.take() {
+            return Ok(Some(first));
+        }
+        loop {
+            let wait = (Instant::now() + self.idle).min(self.deadline);
+            match tokio::time::timeout_at(wait, self.body.frame()).await {
+                Err(_) => {
+                    return Err(GatewayError::Timeout(format!(
+                        "the stream from the upstream for model {:?} stalled or ran out of time",
+                        self.name
+                    )))
+                }
+                Ok(Some(Err(e))) => {
+                    return Err(GatewayError::BadGateway(format!(
+                        "the upstream for model {:?} broke off the stream: {e}",
+                        self.name
+                    )))
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    } // else trailers: keep reading
+                }
+            }
+        }
+    }
+
+    /// The SSE error event that ends the stream, logged once.
+    pub(crate) fn fail(&self, err: &GatewayError) -> Bytes {
+        tracing::warn!(model = %self.name, error = %err, "stream ended with an error event");
+        error_event(err)
+    }
+}
+
+struct Relay<G> {
+    source: Source,
     /// Held until the stream ends (an in-flight slot, say).
     _guard: G,
-    name: String,
-    idle: Duration,
-    deadline: Instant,
     /// Bytes of an event whose end has not arrived yet.
     pending: BytesMut,
     saw_done: bool,
@@ -43,12 +105,8 @@ pub fn relay<G: Send + 'static>(
     guard: G,
 ) -> Body {
     let state = Relay {
-        body,
-        first: Some(first),
+        source: Source::new(body, first, name, idle, deadline),
         _guard: guard,
-        name,
-        idle,
-        deadline,
         pending: BytesMut::new(),
         saw_done: false,
         finished: false,
@@ -81,20 +139,8 @@ async fn step<G>(mut s: Relay<G>) -> Option<(Result<Bytes, Infallible>, Relay<G>
         return None;
     }
     loop {
-        let wait = (Instant::now() + s.idle).min(s.deadline);
-        let next = match s.first.take() {
-            Some(first) => Ok(Some(Ok(http_body::Frame::data(first)))),
-            None => tokio::time::timeout_at(wait, s.body.frame()).await,
-        };
-        let failure = match next {
-            Err(_) => GatewayError::Timeout(format!(
-                "the stream from the upstream for model {:?} stalled or ran out of time",
-                s.name
-            )),
-            Ok(Some(Err(e))) => GatewayError::BadGateway(format!(
-                "the upstream for model {:?} broke off the stream: {e}",
-                s.name
-            )),
+        let failure = match s.source.next().await {
+            Err(e) => e,
             Ok(None) => {
                 s.finished = true;
                 if s.saw_done {
@@ -104,13 +150,10 @@ async fn step<G>(mut s: Relay<G>) -> Option<(Result<Bytes, Infallible>, Relay<G>
                 }
                 GatewayError::BadGateway(format!(
                     "the upstream for model {:?} ended the stream without [DONE]",
-                    s.name
+                    s.source.name
                 ))
             }
-            Ok(Some(Ok(frame))) => {
-                let Ok(data) = frame.into_data() else {
-                    continue; // trailers
-                };
+            Ok(Some(data)) => {
                 if s.pending.is_empty() && last_boundary(&data) == Some(data.len()) {
                     s.saw_done |= has_done(&data);
                     return Some((Ok(data), s));
@@ -125,8 +168,8 @@ async fn step<G>(mut s: Relay<G>) -> Option<(Result<Bytes, Infallible>, Relay<G>
             }
         };
         s.finished = true;
-        tracing::warn!(model = %s.name, error = %failure, "stream ended with an error event");
-        return Some((Ok(error_event(&failure)), s));
+        let event = s.source.fail(&failure);
+        return Some((Ok(event), s));
     }
 }
 

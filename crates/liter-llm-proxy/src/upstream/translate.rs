@@ -10,12 +10,11 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use liter_llm::providers::anthropic::{StreamOut, StreamTranslator};
 use tokio::time::Instant;
 
-use super::stream::error_event;
+use super::stream::{error_event, Source};
 use crate::error::GatewayError;
 
 /// SSE bytes for the translator's output; `true` once the stream is over.
@@ -41,12 +40,8 @@ fn render(outs: Vec<StreamOut>, buf: &mut BytesMut) -> bool {
 }
 
 struct State<G> {
-    body: Incoming,
-    first: Option<Bytes>,
+    source: Source,
     translator: StreamTranslator,
-    name: String,
-    idle: Duration,
-    deadline: Instant,
     finished: bool,
     _guard: G,
 }
@@ -62,12 +57,8 @@ pub fn anthropic<G: Send + 'static>(
     guard: G,
 ) -> Body {
     let state = State {
-        body,
-        first: Some(first),
+        source: Source::new(body, first, name, idle, deadline),
         translator,
-        name,
-        idle,
-        deadline,
         finished: false,
         _guard: guard,
     };
@@ -80,40 +71,23 @@ async fn step<G>(mut s: State<G>) -> Option<(Result<Bytes, Infallible>, State<G>
     }
     let mut buf = BytesMut::new();
     loop {
-        let next = match s.first.take() {
-            Some(first) => Ok(Some(Ok(http_body::Frame::data(first)))),
-            None => {
-                let wait = (Instant::now() + s.idle).min(s.deadline);
-                tokio::time::timeout_at(wait, s.body.frame()).await
+        match s.source.next().await {
+            Err(failure) => {
+                s.finished = true;
+                let event = s.source.fail(&failure);
+                return Some((Ok(event), s));
             }
-        };
-        let failure = match next {
-            Err(_) => GatewayError::Timeout(format!(
-                "the stream from the upstream for model {:?} stalled or ran out of time",
-                s.name
-            )),
-            Ok(Some(Err(e))) => GatewayError::BadGateway(format!(
-                "the upstream for model {:?} broke off the stream: {e}",
-                s.name
-            )),
             Ok(None) => {
                 s.finished = true;
                 render(s.translator.finish(), &mut buf);
                 return (!buf.is_empty()).then(|| (Ok(buf.freeze()), s));
             }
-            Ok(Some(Ok(frame))) => {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
+            Ok(Some(data)) => {
                 s.finished = render(s.translator.feed(&data), &mut buf);
-                if buf.is_empty() {
-                    continue;
+                if !buf.is_empty() {
+                    return Some((Ok(buf.freeze()), s));
                 }
-                return Some((Ok(buf.freeze()), s));
             }
-        };
-        s.finished = true;
-        tracing::warn!(model = %s.name, error = %failure, "stream ended with an error event");
-        return Some((Ok(error_event(&failure)), s));
+        }
     }
 }
