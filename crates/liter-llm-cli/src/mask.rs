@@ -21,6 +21,9 @@ pub fn resolved(cfg: &Config) -> String {
     mask(&mut file.general.master_key);
     for m in &mut file.models {
         mask(&mut m.api_key);
+        mask(&mut m.aws_access_key_id);
+        mask(&mut m.aws_secret_access_key);
+        mask(&mut m.aws_session_token);
     }
     for a in &mut file.aliases {
         mask(&mut a.api_key);

@@ -507,3 +507,56 @@ fn the_example_config_is_valid() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(c.models.iter().any(|m| m.provider.name() == "mock"));
 }
+
+#[test]
+fn provider_specific_fields_are_checked_against_the_provider() {
+    let e = err(r#"
+[[models]]
+name = "c"
+provider_model = "anthropic/claude-sonnet-4-20250514"
+api_key = "k"
+api_version = "2024-10-21"
+aws_region_name = "us-east-1"
+"#);
+    assert!(e.contains("test.toml:6:"), "{e}");
+    assert!(
+        e.contains("api_version does not apply to anthropic/ models"),
+        "{e}"
+    );
+    assert!(
+        e.contains("aws_region_name does not apply to anthropic/ models"),
+        "{e}"
+    );
+
+    let e = err(r#"
+[[models]]
+name = "g"
+provider_model = "openai/gpt-4o"
+api_key = "k"
+drop_params = true
+"#);
+    assert!(
+        e.contains("drop_params applies to translated providers only"),
+        "{e}"
+    );
+
+    // Per model on a translated provider, and globally, it is accepted.
+    let cfg = load(
+        r#"
+[general]
+drop_params = true
+[[models]]
+name = "c"
+provider_model = "anthropic/claude-sonnet-4-20250514"
+api_key = "k"
+[[models]]
+name = "d"
+provider_model = "anthropic/claude-sonnet-4-20250514"
+api_key = "k"
+drop_params = false
+"#,
+    )
+    .unwrap();
+    assert!(cfg.models[0].settings.drop_params);
+    assert!(!cfg.models[1].settings.drop_params);
+}

@@ -52,9 +52,45 @@ fn request(name: &str) -> ChatCompletionRequest {
     serde_json::from_value(read_json(name)).unwrap()
 }
 
+/// Fixtures set OpenAI-only parameters, so they are built with `drop_params` on.
 fn body_of(req: &ChatCompletionRequest) -> Value {
-    let built = build_request(req, MODEL_ID, &AnthropicOptions::default()).unwrap();
+    let opts = AnthropicOptions {
+        drop_params: true,
+        ..AnthropicOptions::default()
+    };
+    let built = build_request(req, MODEL_ID, &opts).unwrap();
     serde_json::from_slice(&built.body).unwrap()
+}
+
+#[test]
+fn unsupported_parameters_are_400_unless_drop_params() {
+    let req = request("request_basic.openai.json");
+    let err = build_request(&req, MODEL_ID, &AnthropicOptions::default()).unwrap_err();
+    assert_eq!(err.status(), 400);
+    let err = liter_llm::types::ProviderError::from(err);
+    assert_eq!(err.error.param.as_deref(), Some("frequency_penalty"));
+    assert!(
+        err.error.message.contains("drop_params"),
+        "{}",
+        err.error.message
+    );
+
+    let opts = AnthropicOptions {
+        drop_params: true,
+        ..AnthropicOptions::default()
+    };
+    let built = build_request(&req, MODEL_ID, &opts).unwrap();
+    assert_eq!(
+        built.dropped,
+        ["frequency_penalty", "metadata", "presence_penalty", "seed"]
+    );
+
+    // `null` means "not set": nothing to drop, nothing to refuse.
+    let mut v: Value = serde_json::from_slice(&read("request_tools.openai.json")).unwrap();
+    v["seed"] = Value::Null;
+    let req: ChatCompletionRequest = serde_json::from_value(v).unwrap();
+    let built = build_request(&req, MODEL_ID, &AnthropicOptions::default()).unwrap();
+    assert!(built.dropped.is_empty());
 }
 
 #[test]
@@ -67,7 +103,10 @@ fn requests_match_their_fixtures() {
 
 #[test]
 fn the_stream_flag_follows_the_request() {
-    let opts = AnthropicOptions::default();
+    let opts = AnthropicOptions {
+        drop_params: true,
+        ..AnthropicOptions::default()
+    };
     let streamed = build_request(&request("request_tools.openai.json"), MODEL_ID, &opts).unwrap();
     assert!(streamed.stream);
     let whole = build_request(&request("request_basic.openai.json"), MODEL_ID, &opts).unwrap();

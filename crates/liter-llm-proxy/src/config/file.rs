@@ -63,6 +63,10 @@ pub struct GeneralSection {
     pub max_retries: u32,
     pub enable_cost_tracking: bool,
     pub enable_tracing: bool,
+    /// Extension (LiteLLM's `drop_params`): for translated providers, drop a parameter
+    /// the provider cannot honour (named in a warning header) instead of answering 400.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub drop_params: bool,
 }
 
 impl Default for GeneralSection {
@@ -73,6 +77,7 @@ impl Default for GeneralSection {
             max_retries: 3,
             enable_cost_tracking: false,
             enable_tracing: false,
+            drop_params: false,
         }
     }
 }
@@ -118,6 +123,29 @@ pub struct ModelEntry {
     /// Extension: price per output token in USD (used by `cost-based` routing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_cost_per_token: Option<f64>,
+    /// Extension: `general.drop_params` for this model only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_params: Option<bool>,
+    /// Extension (azure/): the `api-version` query parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Extension (bedrock/): AWS credentials and region; the standard AWS variables
+    /// are used when these are not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_access_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_secret_access_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_session_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_region_name: Option<String>,
+    /// Extension (vertex_ai/): project, location and service-account JSON file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vertex_project: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vertex_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vertex_credentials: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

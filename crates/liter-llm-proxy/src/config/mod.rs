@@ -8,6 +8,7 @@ mod file;
 pub mod interpolate;
 mod load;
 mod routing;
+mod settings;
 mod validate;
 
 pub use file::*;

@@ -3,6 +3,7 @@
 //! This is also where "not supported yet" is decided: a section or field whose
 //! behaviour is not built is rejected here, never accepted and ignored.
 
+use liter_llm::providers::adapter::ProviderSettings;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -55,6 +56,8 @@ pub struct Deployment {
     pub stream_timeout: Option<Duration>,
     pub input_cost_per_token: Option<f64>,
     pub output_cost_per_token: Option<f64>,
+    /// Provider-specific settings (`api_version`, `aws_*`, `vertex_*`, `drop_params`).
+    pub settings: ProviderSettings,
 }
 
 /// A `[[keys]]` entry.
@@ -80,6 +83,8 @@ pub struct Config {
     pub cors: CorsOrigins,
     pub master_key: Option<SecretString>,
     pub default_timeout: Duration,
+    /// `general.drop_params`, for models made on first use from `[[aliases]]`.
+    pub drop_params: bool,
     pub max_retries: u32,
     pub models: Vec<Deployment>,
     pub keys: Vec<KeySpec>,
@@ -279,6 +284,8 @@ pub(crate) fn validate(
                 continue;
             }
         };
+        let settings =
+            super::settings::provider_settings(m, pm.provider, g.drop_params, &at, &mut problems);
         let (base_url, api_key) = match pm.provider.network() {
             None => {
                 if given(&m.api_key).is_some() || given(&m.base_url).is_some() {
@@ -322,6 +329,7 @@ pub(crate) fn validate(
             stream_timeout: m.stream_timeout_secs.map(Duration::from_secs),
             input_cost_per_token: m.input_cost_per_token,
             output_cost_per_token: m.output_cost_per_token,
+            settings,
         });
     }
 
@@ -417,6 +425,7 @@ pub(crate) fn validate(
         cors,
         master_key,
         default_timeout: Duration::from_secs(file.general.default_timeout_secs),
+        drop_params: file.general.drop_params,
         max_retries: file.general.max_retries,
         models,
         keys,

@@ -24,8 +24,7 @@ use crate::server::body::{with_model, Head};
 use crate::server::App;
 use crate::upstream::{self, backoff, stream, translate, Endpoint, Target, Wire};
 use axum::http::{HeaderName, HeaderValue};
-use liter_llm::providers::anthropic;
-use liter_llm::types::ChatCompletionRequest;
+use liter_llm::providers::adapter::{Call, Operation, StreamMeta, UpstreamRequest};
 
 /// What the router needs to know of the request.
 pub struct Job<'a> {
@@ -237,6 +236,17 @@ pub const RESPONSE_COST: HeaderName = HeaderName::from_static("x-liter-llm-respo
 /// LiteLLM's name for the same header, for tools that read it.
 pub const LITELLM_RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
 
+/// The parameters a translated provider could not honour and `drop_params` dropped,
+/// comma-separated.
+pub const DROPPED_PARAMS: HeaderName = HeaderName::from_static("x-liter-llm-dropped-params");
+
+fn dropped_header(dropped: Vec<String>) -> Option<HeaderValue> {
+    if dropped.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&dropped.join(", ")).ok()
+}
+
 /// The cost of a finished answer, for the request log.
 #[derive(Debug, Clone, Copy)]
 pub struct ResponseCost(pub f64);
@@ -260,29 +270,42 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The upstream body and extra headers for this deployment's wire protocol.
+/// The complete upstream request for this deployment's wire protocol.
 pub(crate) fn prepare(
     target: &Target,
     dep: &DeploymentState,
     job: &Job<'_>,
-) -> Result<(Bytes, Vec<(HeaderName, HeaderValue)>), GatewayError> {
+) -> Result<UpstreamRequest, GatewayError> {
     match &target.wire {
-        Wire::OpenAi => Ok((
-            with_model(job.body, job.head, &dep.deployment.model_id),
-            Vec::new(),
-        )),
-        Wire::Anthropic(opts) => {
-            if job.endpoint == Endpoint::Embeddings {
-                return Err(GatewayError::bad_request(format!(
-                    "model {:?} (Anthropic) does not offer embeddings",
-                    target.name
-                )));
-            }
-            let req: ChatCompletionRequest = serde_json::from_slice(job.body)
-                .map_err(|e| GatewayError::bad_request(format!("invalid request: {e}")))?;
-            let built = anthropic::build_request(&req, &dep.deployment.model_id, opts)
-                .map_err(|e| GatewayError::from(liter_llm::types::ProviderError::from(e)))?;
-            Ok((built.body, built.headers))
+        Wire::OpenAi(t) => {
+            let uri = match job.endpoint {
+                Endpoint::Chat => t.chat_uri.clone(),
+                Endpoint::Embeddings => t.embeddings_uri.clone().ok_or_else(|| {
+                    GatewayError::bad_request(format!(
+                        "model {:?} does not offer embeddings",
+                        target.name
+                    ))
+                })?,
+            };
+            Ok(UpstreamRequest {
+                uri,
+                headers: t.auth.iter().cloned().collect(),
+                body: with_model(job.body, job.head, &dep.deployment.model_id),
+                dropped: Vec::new(),
+            })
+        }
+        Wire::Adapter(adapter) => {
+            let op = match job.endpoint {
+                Endpoint::Embeddings => Operation::Embeddings,
+                Endpoint::Chat if job.head.stream => Operation::ChatStream,
+                Endpoint::Chat => Operation::Chat,
+            };
+            Ok(adapter.build(Call {
+                op,
+                body: job.body,
+                token: None,
+                now: unix_now(),
+            })?)
         }
     }
 }
@@ -308,10 +331,11 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
             Err(e) => failed(e, None),
         };
     };
-    let (body, headers) = match prepare(target, dep, job) {
+    let mut out = match prepare(target, dep, job) {
         Ok(p) => p,
         Err(e) => return failed(e, None),
     };
+    let dropped = dropped_header(std::mem::take(&mut out.dropped));
     let attempt_deadline = (start + target.timeout).min(job.deadline);
     let first_byte_deadline = match dep.deployment.stream_timeout {
         Some(t) if streaming => (start + t).min(job.deadline),
@@ -319,7 +343,7 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
     };
     let resp = match app
         .upstream
-        .send_once(target, job.endpoint, body, &headers, first_byte_deadline)
+        .send_once(target, out, first_byte_deadline)
         .await
     {
         Ok(r) => r,
@@ -333,11 +357,11 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
             Err(e) => return failed(e, retry_after),
         };
         let err = match &target.wire {
-            Wire::OpenAi => {
+            Wire::OpenAi(_) => {
                 let header = parts.headers.get(header::RETRY_AFTER).cloned();
                 upstream::upstream_error(parts.status, header, &bytes, &target.name)
             }
-            Wire::Anthropic(_) => GatewayError::from(anthropic::parse_error(
+            Wire::Adapter(adapter) => GatewayError::from(adapter.parse_error(
                 parts.status.as_u16(),
                 &parts.headers,
                 &bytes,
@@ -380,7 +404,7 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
         };
         dep.record_latency(start.elapsed());
         let body = match &target.wire {
-            Wire::OpenAi => stream::relay(
+            Wire::OpenAi(_) => stream::relay(
                 incoming,
                 first,
                 target.name.clone(),
@@ -388,22 +412,26 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
                 job.deadline,
                 in_flight,
             ),
-            Wire::Anthropic(_) => translate::anthropic(
+            Wire::Adapter(adapter) => translate::translated(
                 incoming,
                 first,
-                anthropic::StreamTranslator::new(
-                    format!("chatcmpl-{:024x}", rand::random::<u128>() >> 32),
-                    job.head.model.clone(),
-                    unix_now(),
-                    job.head.include_usage,
-                ),
+                adapter.stream(StreamMeta {
+                    id: format!("chatcmpl-{:024x}", rand::random::<u128>() >> 32),
+                    model: job.head.model.clone(),
+                    created: unix_now(),
+                    include_usage: job.head.include_usage,
+                }),
                 target.name.clone(),
                 target.timeout,
                 job.deadline,
                 in_flight,
             ),
         };
-        return Attempt::Done(crate::server::handlers::sse_response(body));
+        let mut resp = crate::server::handlers::sse_response(body);
+        if let Some(v) = dropped {
+            resp.headers_mut().insert(DROPPED_PARAMS, v);
+        }
+        return Attempt::Done(resp);
     }
     let bytes = match upstream::read_body(incoming, &target.name, attempt_deadline).await {
         Ok(b) => b,
@@ -411,16 +439,25 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
     };
     dep.record_latency(start.elapsed());
     let bytes = match &target.wire {
-        Wire::OpenAi => bytes,
-        Wire::Anthropic(_) => {
-            match anthropic::parse_response(&bytes, &job.head.model, unix_now()) {
-                Ok(c) => Bytes::from(serde_json::to_vec(&c).unwrap_or_default()),
-                Err(e) => {
+        Wire::OpenAi(_) => bytes,
+        Wire::Adapter(adapter) => {
+            let parsed = match job.endpoint {
+                Endpoint::Chat => adapter
+                    .parse_chat(&bytes, &job.head.model, unix_now())
+                    .map(|c| serde_json::to_vec(&c)),
+                Endpoint::Embeddings => adapter
+                    .parse_embeddings(&bytes, &job.head.model)
+                    .map(|c| serde_json::to_vec(&c)),
+            };
+            match parsed {
+                Ok(Ok(v)) => Bytes::from(v),
+                Ok(Err(e)) => {
                     return failed(
-                        GatewayError::from(liter_llm::types::ProviderError::from(e)),
+                        GatewayError::Internal(format!("cannot encode the answer: {e}")),
                         None,
                     )
                 }
+                Err(e) => return failed(GatewayError::from(e), None),
             }
         }
     };
@@ -432,6 +469,9 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
         }
     }
     let mut resp = upstream::json_response(bytes);
+    if let Some(v) = dropped {
+        resp.headers_mut().insert(DROPPED_PARAMS, v);
+    }
     if let Some(c) = cost {
         if let Ok(v) = HeaderValue::from_str(&format!("{c:.10}")) {
             resp.headers_mut().insert(RESPONSE_COST, v.clone());

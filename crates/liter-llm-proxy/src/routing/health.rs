@@ -58,14 +58,10 @@ async fn probe(app: &App, d: &Arc<DeploymentState>) {
         deadline,
     };
     // The probe is written in the deployment's own wire format.
-    let Ok((body, headers)) = prepare(target, d, &job) else {
+    let Ok(out) = prepare(target, d, &job) else {
         return;
     };
-    let outcome = match app
-        .upstream
-        .send_once(target, Endpoint::Chat, body, &headers, deadline)
-        .await
-    {
+    let outcome = match app.upstream.send_once(target, out, deadline).await {
         Ok(resp) => {
             let status = resp.status();
             let (_, incoming) = resp.into_parts();

@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Uri};
-use liter_llm::providers::{anthropic, AuthStyle};
+use liter_llm::providers::adapter::Secret;
+use liter_llm::providers::{AdapterConfig, AuthStyle};
 use liter_llm::Provider;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -26,7 +27,7 @@ use tokio::time::Instant;
 use crate::auth::Principal;
 use crate::config::{glob_match, Config, CooldownSpec, CredentialAlias, Deployment, PoolSpec};
 use crate::error::GatewayError;
-use crate::upstream::{Target, Wire};
+use crate::upstream::{OpenAiTarget, Target, Wire};
 pub use deployment::{DeploymentState, InFlight};
 use liter_llm::ProviderModel;
 
@@ -52,6 +53,7 @@ pub struct Registry {
     /// Pools made on first use for `provider/model` names.
     dynamic: Mutex<HashMap<String, Arc<Pool>>>,
     default_timeout: Duration,
+    drop_params: bool,
 }
 
 fn target_for(d: &Deployment) -> Result<Option<Target>, String> {
@@ -61,47 +63,56 @@ fn target_for(d: &Deployment) -> Result<Option<Target>, String> {
     let Some(base) = &d.base_url else {
         return Err(format!("model {:?} has no base_url", d.name));
     };
+    if d.api_key.is_none() && net.key_required {
+        tracing::warn!(
+            model = %d.name,
+            provider = net.name,
+            env = ?net.key_env,
+            "no API key for this model: set api_key or one of the variables; requests will go upstream unauthenticated"
+        );
+    }
+    let cfg = AdapterConfig {
+        base_url: base.trim_end_matches('/').to_string(),
+        model_id: d.model_id.clone(),
+        api_key: d
+            .api_key
+            .as_ref()
+            .map(|k| Secret(k.expose_secret().to_string())),
+        settings: d.settings.clone(),
+    };
+    let wire = match d.provider.adapter(&cfg) {
+        Some(adapter) => Wire::Adapter(adapter.map_err(|e| format!("model {:?}: {e}", d.name))?),
+        None => Wire::OpenAi(Box::new(openai_target(d, &cfg)?)),
+    };
+    Ok(Some(Target {
+        name: d.name.clone(),
+        wire,
+        timeout: d.timeout,
+    }))
+}
+
+/// URLs and auth header of an OpenAI-compatible deployment.
+fn openai_target(d: &Deployment, cfg: &AdapterConfig) -> Result<OpenAiTarget, String> {
+    let Provider::OpenAiCompat(p) = d.provider else {
+        return Err(format!(
+            "model {:?}: not an OpenAI-compatible provider",
+            d.name
+        ));
+    };
     let uri = |path: &str| -> Result<Uri, String> {
-        format!("{base}{path}")
+        format!("{}{path}", cfg.base_url)
             .parse()
             .map_err(|_| format!("model {:?}: base_url does not form a valid URL", d.name))
     };
-    let (wire, auth_style, chat_uri, embeddings_uri) = match d.provider {
-        Provider::OpenAiCompat(p) => (
-            Wire::OpenAi,
-            p.auth,
-            uri("/chat/completions")?,
-            Some(uri("/embeddings")?),
-        ),
-        Provider::Anthropic => (
-            Wire::Anthropic(anthropic::AnthropicOptions::default()),
-            AuthStyle::Header(anthropic::API_KEY_HEADER),
-            uri(anthropic::MESSAGES_PATH)?,
-            None,
-        ),
-        Provider::Mock => return Ok(None),
-    };
-    let auth = match &d.api_key {
-        None => {
-            if net.key_required {
-                tracing::warn!(
-                    model = %d.name,
-                    provider = net.name,
-                    env = ?net.key_env,
-                    "no API key for this model: set api_key or one of the variables; requests will go upstream unauthenticated"
-                );
-            }
-            None
-        }
+    let auth = match &cfg.api_key {
+        None => None,
         Some(key) => {
-            let (name, value) = match auth_style {
+            let (name, value) = match p.auth {
                 AuthStyle::Bearer => (
                     axum::http::header::AUTHORIZATION,
-                    format!("Bearer {}", key.expose_secret()),
+                    format!("Bearer {}", key.expose()),
                 ),
-                AuthStyle::Header(h) => {
-                    (HeaderName::from_static(h), key.expose_secret().to_string())
-                }
+                AuthStyle::Header(h) => (HeaderName::from_static(h), key.expose().to_string()),
             };
             let mut value = HeaderValue::from_str(&value).map_err(|_| {
                 format!(
@@ -113,14 +124,11 @@ fn target_for(d: &Deployment) -> Result<Option<Target>, String> {
             Some((name, value))
         }
     };
-    Ok(Some(Target {
-        name: d.name.clone(),
-        wire,
-        chat_uri,
-        embeddings_uri,
+    Ok(OpenAiTarget {
+        chat_uri: uri("/chat/completions")?,
+        embeddings_uri: Some(uri("/embeddings")?),
         auth,
-        timeout: d.timeout,
-    }))
+    })
 }
 
 impl Registry {
@@ -155,6 +163,7 @@ impl Registry {
             credential_aliases: config.credential_aliases.clone(),
             dynamic: Mutex::new(HashMap::new()),
             default_timeout: config.default_timeout,
+            drop_params: config.drop_params,
         })
     }
 
@@ -207,6 +216,10 @@ impl Registry {
             stream_timeout: None,
             input_cost_per_token: None,
             output_cost_per_token: None,
+            settings: liter_llm::providers::adapter::ProviderSettings {
+                drop_params: self.drop_params,
+                ..Default::default()
+            },
         };
         let target = target_for(&deployment).ok()?;
         let pool = Arc::new(Pool {

@@ -17,6 +17,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use liter_llm::providers::adapter::UpstreamRequest;
+use liter_llm::providers::SharedAdapter;
 use liter_llm::types::{ErrorBody, ErrorDetail};
 use rand::Rng;
 use tokio::time::Instant;
@@ -30,11 +32,6 @@ pub struct Target {
     pub name: String,
     /// The wire protocol, and with it the translation.
     pub wire: Wire,
-    pub chat_uri: Uri,
-    /// `None` when the provider has no embeddings endpoint.
-    pub embeddings_uri: Option<Uri>,
-    /// Marked sensitive so it is never printed by `Debug` of a request.
-    pub auth: Option<(HeaderName, HeaderValue)>,
     pub timeout: Duration,
 }
 
@@ -42,9 +39,19 @@ pub struct Target {
 #[derive(Debug, Clone)]
 pub enum Wire {
     /// OpenAI's protocol: the client's bytes are forwarded (`model` rewritten).
-    OpenAi,
-    /// Anthropic's Messages API, translated both ways.
-    Anthropic(liter_llm::providers::anthropic::AnthropicOptions),
+    OpenAi(Box<OpenAiTarget>),
+    /// Any other protocol: an adapter translates both ways.
+    Adapter(SharedAdapter),
+}
+
+/// Where an OpenAI-compatible deployment lives.
+#[derive(Debug, Clone)]
+pub struct OpenAiTarget {
+    pub chat_uri: Uri,
+    /// `None` when the provider has no embeddings endpoint.
+    pub embeddings_uri: Option<Uri>,
+    /// Marked sensitive so it is never printed by `Debug` of a request.
+    pub auth: Option<(HeaderName, HeaderValue)>,
 }
 
 /// Which OpenAI endpoint a request goes to.
@@ -87,42 +94,27 @@ impl Upstream {
         Self { client }
     }
 
-    fn build(
-        &self,
-        target: &Target,
-        endpoint: Endpoint,
-        body: Bytes,
-        headers: &[(HeaderName, HeaderValue)],
-    ) -> Result<Request<Full<Bytes>>, GatewayError> {
-        let uri = match endpoint {
-            Endpoint::Chat => target.chat_uri.clone(),
-            Endpoint::Embeddings => target.embeddings_uri.clone().ok_or_else(|| {
-                GatewayError::bad_request(format!(
-                    "model {:?} does not offer embeddings",
-                    target.name
-                ))
-            })?,
-        };
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(
+    fn build(&self, out: UpstreamRequest) -> Result<Request<Full<Bytes>>, GatewayError> {
+        let mut req = Request::builder().method(Method::POST).uri(out.uri);
+        let (mut has_type, mut has_accept) = (false, false);
+        for (name, value) in out.headers {
+            has_type |= name == header::CONTENT_TYPE;
+            has_accept |= name == header::ACCEPT;
+            req = req.header(name, value);
+        }
+        if !has_type {
+            req = req.header(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
-            )
-            .header(
+            );
+        }
+        if !has_accept {
+            req = req.header(
                 header::ACCEPT,
                 HeaderValue::from_static("application/json, text/event-stream"),
             );
-        if let Some((name, value)) = &target.auth {
-            req = req.header(name, value);
         }
-        for (name, value) in headers {
-            if name != header::CONTENT_TYPE {
-                req = req.header(name, value);
-            }
-        }
-        req.body(Full::new(body))
+        req.body(Full::new(out.body))
             .map_err(|e| GatewayError::Internal(format!("could not build upstream request: {e}")))
     }
 
@@ -131,12 +123,10 @@ impl Upstream {
     pub async fn send_once(
         &self,
         target: &Target,
-        endpoint: Endpoint,
-        body: Bytes,
-        headers: &[(HeaderName, HeaderValue)],
+        out: UpstreamRequest,
         deadline: Instant,
     ) -> Result<Response<Incoming>, GatewayError> {
-        let req = self.build(target, endpoint, body, headers)?;
+        let req = self.build(out)?;
         match tokio::time::timeout_at(deadline, self.client.request(req)).await {
             Err(_) => Err(GatewayError::Timeout(format!(
                 "the upstream for model {:?} did not answer in time",

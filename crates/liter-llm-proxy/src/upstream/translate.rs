@@ -1,6 +1,6 @@
 //! Streams in another provider's format, translated to OpenAI's SSE as they arrive.
 //!
-//! The translator (an adapter's, e.g. Anthropic's) gets the upstream bytes however
+//! The translator (an adapter's) gets the upstream bytes however
 //! they are split and returns whole OpenAI chunks; this module only moves bytes and
 //! keeps time: a stall, a broken connection or the deadline ends the stream with an
 //! error event, as for pass-through streams.
@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use hyper::body::Incoming;
-use liter_llm::providers::anthropic::{StreamOut, StreamTranslator};
+use liter_llm::providers::adapter::{StreamOut, StreamTranslate};
 use tokio::time::Instant;
 
 use super::stream::{error_event, Source};
@@ -41,16 +41,16 @@ fn render(outs: Vec<StreamOut>, buf: &mut BytesMut) -> bool {
 
 struct State<G> {
     source: Source,
-    translator: StreamTranslator,
+    translator: Box<dyn StreamTranslate>,
     finished: bool,
     _guard: G,
 }
 
-/// The client's SSE body for an Anthropic stream.
-pub fn anthropic<G: Send + 'static>(
+/// The client's SSE body for a translated stream.
+pub fn translated<G: Send + 'static>(
     body: Incoming,
     first: Bytes,
-    translator: StreamTranslator,
+    translator: Box<dyn StreamTranslate>,
     name: String,
     idle: Duration,
     deadline: Instant,

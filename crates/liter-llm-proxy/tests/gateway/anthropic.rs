@@ -193,3 +193,36 @@ async fn models_list_names_the_provider() {
     let list = gw.get_json("/v1/models", MASTER).await;
     assert_eq!(list["data"][0]["owned_by"], "anthropic");
 }
+
+#[tokio::test]
+async fn unsupported_parameters_are_400_or_dropped_with_a_warning_header() {
+    let mock = MockUpstream::start().await.unwrap();
+    let body = json!({"model": "claude", "seed": 7, "logprobs": null,
+        "messages": [{"role": "user", "content": "hi"}]});
+
+    let gw = claude_gateway(&mock, "").await;
+    let resp = gw.chat(MASTER, body.clone()).await;
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["param"], "seed");
+    assert_eq!(err["error"]["type"], "invalid_request_error");
+    assert!(mock.requests().is_empty(), "nothing may reach the provider");
+
+    let gw = claude_gateway(&mock, "drop_params = true\n").await;
+    let resp = gw.chat(MASTER, body.clone()).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["x-liter-llm-dropped-params"]
+            .to_str()
+            .unwrap(),
+        "seed"
+    );
+    let sent = mock.requests()[0].body.clone().unwrap();
+    assert!(sent.get("seed").is_none() && sent.get("logprobs").is_none());
+
+    let mut streamed = body;
+    streamed["stream"] = json!(true);
+    let resp = gw.chat(MASTER, streamed).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-liter-llm-dropped-params"], "seed");
+}

@@ -3,10 +3,13 @@
 //! `provider_model = "groq/llama3-70b-8192"` is split at the first `/`: the prefix
 //! selects the provider, the rest is the model id the upstream receives.
 
+pub mod adapter;
 pub mod anthropic;
 pub mod mock;
 pub mod openai_compat;
+pub mod sse;
 
+pub use adapter::{Adapter, AdapterConfig, SharedAdapter};
 pub use openai_compat::{AuthStyle, CompatProvider};
 
 /// A provider the gateway can send requests to.
@@ -60,6 +63,38 @@ impl Provider {
             }),
             Provider::Mock => None,
         }
+    }
+
+    /// The translating adapter for one deployment of this provider; `None` for
+    /// providers whose bytes are forwarded unchanged (the OpenAI-compatible family) or
+    /// answered in-process (`mock`). `Err` says why the settings cannot work.
+    pub fn adapter(&self, cfg: &AdapterConfig) -> Option<Result<SharedAdapter, String>> {
+        match self {
+            Provider::OpenAiCompat(_) | Provider::Mock => None,
+            Provider::Anthropic => Some(
+                anthropic::AnthropicAdapter::new(
+                    cfg,
+                    anthropic::AnthropicOptions {
+                        drop_params: cfg.settings.drop_params,
+                        ..Default::default()
+                    },
+                )
+                .map(|a| std::sync::Arc::new(a) as SharedAdapter),
+            ),
+        }
+    }
+
+    /// The provider-specific settings ([`adapter::ProviderSettings`] fields, by their
+    /// config names) this provider reads. The config loader rejects the others.
+    pub fn setting_fields(&self) -> &'static [&'static str] {
+        match self {
+            Provider::OpenAiCompat(_) | Provider::Mock | Provider::Anthropic => &[],
+        }
+    }
+
+    /// Whether requests are translated (and `drop_params` can apply).
+    pub fn translated(&self) -> bool {
+        !matches!(self, Provider::OpenAiCompat(_) | Provider::Mock)
     }
 
     /// Every provider that is reached over the network, in table order.

@@ -50,8 +50,8 @@
 //!   message's last block) and tools is copied unchanged; `thinking`, `top_k` and other
 //!   parameters we do not model are forwarded as they are. Parts whose `type` is not an
 //!   OpenAI one (e.g. Anthropic's own `document`) are forwarded as blocks unchanged.
-//!   OpenAI-only parameters with no Anthropic meaning are dropped: see
-//!   [`DROPPED_PARAMS`].
+//!   OpenAI-only parameters with no Anthropic meaning ([`DROPPED_PARAMS`]) are
+//!   answered 400 naming the parameter, or dropped when `drop_params` is on.
 //! - **Reasoning**: thinking blocks come back as `reasoning_content` (the text) and
 //!   `thinking_blocks` (the blocks with their signatures), as LiteLLM exposes them; an
 //!   assistant message's `thinking_blocks` are sent back ahead of its content.
@@ -59,19 +59,21 @@
 //!   caller passes (the name the client asked for). Streams use the id given to
 //!   [`StreamTranslator::new`].
 
+mod adapter;
 mod error;
 mod messages;
 mod request;
 mod response;
-mod sse;
 mod stream;
 
 use http::HeaderValue;
 
+pub use super::adapter::StreamOut;
+pub use adapter::AnthropicAdapter;
 pub use error::{parse_error, TranslateError};
 pub use request::{build_request, AnthropicRequest, DROPPED_PARAMS};
 pub use response::parse_response;
-pub use stream::{StreamOut, StreamTranslator};
+pub use stream::StreamTranslator;
 
 /// The `provider_model` prefix.
 pub const PREFIX: &str = "anthropic";
@@ -100,6 +102,8 @@ pub struct AnthropicOptions {
     pub beta: Option<HeaderValue>,
     /// `max_tokens` when the request names none.
     pub default_max_tokens: u64,
+    /// Drop [`DROPPED_PARAMS`] instead of answering 400 (LiteLLM's `drop_params`).
+    pub drop_params: bool,
 }
 
 impl Default for AnthropicOptions {
@@ -108,6 +112,7 @@ impl Default for AnthropicOptions {
             version: HeaderValue::from_static(API_VERSION),
             beta: None,
             default_max_tokens: DEFAULT_MAX_TOKENS,
+            drop_params: false,
         }
     }
 }

@@ -24,10 +24,14 @@ pub struct AnthropicRequest {
     pub body: Bytes,
     /// Whether the body asks for a stream (the answer is `text/event-stream`).
     pub stream: bool,
+    /// Parameters left out under `drop_params` (see [`DROPPED_PARAMS`]).
+    pub dropped: Vec<String>,
 }
 
-/// OpenAI parameters with no Anthropic counterpart, dropped rather than sent (Anthropic
-/// rejects unknown top-level fields). `metadata` is OpenAI's stored-completion tags; the
+/// OpenAI parameters with no Anthropic counterpart (Anthropic rejects unknown top-level
+/// fields). A request that sets one (to anything but `null`) is answered 400 naming
+/// it, unless `drop_params` is on: then it is left out and reported in
+/// [`AnthropicRequest::dropped`]. `metadata` is OpenAI's stored-completion tags; the
 /// Anthropic `metadata.user_id` comes from `user`. `service_tier` is forwarded only when
 /// its value is one Anthropic knows (`auto`, `standard_only`).
 pub const DROPPED_PARAMS: &[&str] = &[
@@ -57,7 +61,8 @@ pub fn build_request(
     model_id: &str,
     opts: &AnthropicOptions,
 ) -> Result<AnthropicRequest, TranslateError> {
-    let body = build_body(req, model_id, opts)?;
+    let mut dropped = Vec::new();
+    let body = build_body(req, model_id, opts, &mut dropped)?;
     let body = serde_json::to_vec(&body).map_err(|e| TranslateError::InvalidRequest {
         message: format!("cannot encode the request: {e}"),
         param: None,
@@ -74,6 +79,7 @@ pub fn build_request(
         headers,
         body: Bytes::from(body),
         stream: req.stream == Some(true),
+        dropped,
     })
 }
 
@@ -82,6 +88,7 @@ fn build_body(
     req: &ChatCompletionRequest,
     model_id: &str,
     opts: &AnthropicOptions,
+    dropped: &mut Vec<String>,
 ) -> Result<Map<String, Value>, TranslateError> {
     if req.n.is_some_and(|n| n > 1) {
         return Err(TranslateError::invalid(
@@ -94,6 +101,18 @@ fn build_body(
         let known_tier =
             key == "service_tier" && matches!(value.as_str(), Some("auto" | "standard_only"));
         if DROPPED_PARAMS.contains(&key.as_str()) || (key == "service_tier" && !known_tier) {
+            if value.is_null() {
+                continue;
+            }
+            if !opts.drop_params {
+                return Err(TranslateError::invalid(
+                    format!(
+                        "anthropic does not support the parameter {key:?}; remove it, or set drop_params = true to drop it"
+                    ),
+                    key.clone(),
+                ));
+            }
+            dropped.push(key.clone());
             continue;
         }
         body.insert(key.clone(), value.clone());
@@ -286,9 +305,14 @@ fn apply_response_format(
 mod tests {
     use super::*;
 
+    /// Built with `drop_params` on (the tests that check the refusal build their own).
     fn body(req: Value) -> Result<Value, TranslateError> {
         let req: ChatCompletionRequest = serde_json::from_value(req).unwrap();
-        let built = build_request(&req, "claude-x", &AnthropicOptions::default())?;
+        let opts = AnthropicOptions {
+            drop_params: true,
+            ..AnthropicOptions::default()
+        };
+        let built = build_request(&req, "claude-x", &opts)?;
         Ok(serde_json::from_slice(&built.body).unwrap())
     }
 

@@ -25,22 +25,11 @@ use serde_json::{json, Value};
 use super::error::{stream_error, ErrorObject};
 use super::finish_reason;
 use super::response::AnthropicUsage;
-use super::sse::{SseDecoder, SseEvent};
+use crate::providers::adapter::StreamOut;
+use crate::providers::sse::{SseDecoder, SseEvent};
 use crate::types::{
     ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ProviderError, ToolCallDelta, Usage,
 };
-
-/// What the translator hands the gateway, in order.
-#[derive(Debug, Clone)]
-pub enum StreamOut {
-    /// A chunk to send as `data: {chunk}`.
-    Chunk(ChatCompletionChunk),
-    /// The stream failed (an `error` event, or a body we cannot read): send it as an error
-    /// event and stop.
-    Error(ProviderError),
-    /// The answer is complete: send `data: [DONE]`.
-    Done,
-}
 
 /// What kind of content block an Anthropic block index holds.
 #[derive(Debug, Clone, Copy)]

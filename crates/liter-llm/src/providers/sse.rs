@@ -8,20 +8,19 @@
 //! fields are kept; comments (`:`), `id` and `retry` are ignored. An event left
 //! unterminated at the end of the body is dropped, as the format specifies.
 //!
-//! Nothing here is Anthropic-specific; it could move to `providers/` for other
-//! SSE-speaking adapters.
+//! Shared by every adapter whose provider streams SSE (Anthropic, Gemini, Cohere).
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SseEvent {
+pub struct SseEvent {
     /// The `event:` field; empty when the event named none.
-    pub(crate) event: String,
+    pub event: String,
     /// The `data:` lines joined with `\n`.
-    pub(crate) data: String,
+    pub data: String,
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct SseDecoder {
+pub struct SseDecoder {
     /// The current, unterminated line.
     line: Vec<u8>,
     /// The last byte seen was a CR ending a line: an LF next is part of that line end.
@@ -33,12 +32,12 @@ pub(crate) struct SseDecoder {
 }
 
 impl SseDecoder {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self::default()
     }
 
     /// Consumes `input`, pushing every event it completes to `out`.
-    pub(crate) fn feed(&mut self, mut input: &[u8], out: &mut Vec<SseEvent>) {
+    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<SseEvent>) {
         if self.after_cr && !input.is_empty() {
             self.after_cr = false;
             if input[0] == b'\n' {
