@@ -35,6 +35,7 @@ mod faults;
 mod openai;
 mod server;
 mod state;
+mod wire;
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -11,9 +11,9 @@
 //! 3. **record** — the request is recorded (when recording is on), before anything can fail it;
 //! 4. **auth** — with `require_api_key`, a wrong or missing key is answered 401;
 //! 5. **fault** — the first matching queued fault is taken and carried out;
-//! 6. **respond** — the wire-format module builds the answer: [`crate::anthropic`] for
-//!    `POST /v1/messages`, [`crate::openai`] for everything else (auth and default fault bodies
-//!    follow the same split);
+//! 6. **respond** — the wire-format module builds the answer, as [`crate::wire::Wire`] tells
+//!    from the method and path ([`crate::anthropic`] for `POST /v1/messages`, [`crate::openai`]
+//!    for everything else); auth and default fault bodies follow the same split;
 //! 7. **account** — usage of a successful, uncut answer is added to [`crate::Served`].
 
 use std::convert::Infallible;
@@ -33,11 +33,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
-use crate::anthropic;
 use crate::body::{self, MockBody, Reply};
 use crate::faults::FaultKind;
-use crate::openai::{self, Endpoint};
+use crate::openai;
 use crate::state::{RecordedRequest, Shared};
+use crate::wire::Wire;
 
 /// A request body as the pipeline sees it.
 pub(crate) enum Payload {
@@ -156,8 +156,7 @@ async fn handle(
     };
     let payload = Payload::parse(&bytes);
     let path = parts.uri.path();
-    let endpoint = Endpoint::classify(&parts.method, path);
-    let is_anthropic = anthropic::handles(&parts.method, path);
+    let wire = Wire::classify(&parts.method, path);
 
     if shared.record {
         shared.record(RecordedRequest {
@@ -179,32 +178,22 @@ async fn handle(
     }
 
     if let Some(key) = &shared.require_api_key {
-        if is_anthropic && !anthropic::authorized(&parts.headers, key) {
-            return anthropic::unauthorized().response;
-        }
-        if !is_anthropic && !openai::authorized(&parts.headers, key) {
-            return openai::unauthorized().response;
+        if !wire.authorized(&parts.headers, key) {
+            return wire.unauthorized().response;
         }
     }
 
-    let model = payload
-        .json()
-        .and_then(|v| v.get("model"))
-        .and_then(Value::as_str);
-    let streaming = if is_anthropic {
-        anthropic::is_streaming(&payload)
-    } else {
-        openai::is_streaming(endpoint, &payload)
-    };
+    let model = wire.model(path, &payload);
+    let streaming = wire.is_streaming(path, &payload);
     let mut cut_after = None;
     let mut stall_after = None;
-    match shared.take_fault(model, streaming) {
+    match shared.take_fault(model.as_deref(), streaming) {
         None => {}
         Some(FaultKind::Status {
             status,
             body,
             retry_after_secs,
-        }) => return status_fault(status, body.as_ref(), retry_after_secs, is_anthropic),
+        }) => return status_fault(status, body.as_ref(), retry_after_secs, wire),
         Some(FaultKind::Delay { ms }) => tokio::time::sleep(Duration::from_millis(ms)).await,
         Some(FaultKind::Hang) => return hang(connection).await,
         Some(FaultKind::DropConnection) => {
@@ -218,11 +207,7 @@ async fn handle(
     let Reply {
         mut response,
         usage,
-    } = if is_anthropic {
-        anthropic::respond(shared, &parts.headers, &payload)
-    } else {
-        openai::respond(shared, endpoint, &parts.method, path, &payload)
-    };
+    } = wire.respond(shared, &parts.method, path, &parts.headers, &payload);
     match (cut_after, stall_after) {
         (Some(n), _) => response
             .body_mut()
@@ -252,18 +237,17 @@ async fn hang(connection: &Connection) -> Response<MockBody> {
 }
 
 /// The answer to a [`FaultKind::Status`] fault; the default body is in the wire format of the
-/// request (Anthropic's for `/v1/messages`).
+/// request.
 fn status_fault(
     status: u16,
     body: Option<&Value>,
     retry_after_secs: Option<u64>,
-    is_anthropic: bool,
+    wire: Wire,
 ) -> Response<MockBody> {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match body {
         Some(json) => body::json(status, json),
-        None if is_anthropic => anthropic::fault_error(status),
-        None => openai::fault_error(status),
+        None => wire.fault_error(status),
     };
     if let Some(secs) = retry_after_secs {
         response
