@@ -156,7 +156,7 @@ async fn api(args: ApiArgs) -> ExitCode {
         }
     };
     let addr = format!("{}:{}", bracket(&cfg.host), cfg.port);
-    let app = match App::build(cfg) {
+    let app = match App::build(cfg).await {
         Ok(app) => app,
         Err(e) => {
             eprintln!("liter-llm: {e}");

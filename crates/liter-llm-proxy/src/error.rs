@@ -39,6 +39,12 @@ pub enum GatewayError {
         message: String,
         retry_after: std::time::Duration,
     },
+    /// A budget would be crossed (402).
+    #[error("{0}")]
+    BudgetExceeded(String),
+    /// The store behind budgets or keys failed (503).
+    #[error("{0}")]
+    StoreUnavailable(String),
     /// No deployment can take the request now (503, `Retry-After` when known).
     #[error("{message}")]
     Unavailable {
@@ -81,6 +87,8 @@ impl GatewayError {
             GatewayError::Route { status, .. } => *status,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::BudgetExceeded(_) => StatusCode::PAYMENT_REQUIRED,
+            GatewayError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream { status, .. } => *status,
             GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -99,6 +107,8 @@ impl GatewayError {
             GatewayError::Route { .. } => "route",
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
             GatewayError::RateLimited { .. } => "rate_limited",
+            GatewayError::BudgetExceeded(_) => "budget_exceeded",
+            GatewayError::StoreUnavailable(_) => "store_unavailable",
             GatewayError::Unavailable { .. } => "unavailable",
             GatewayError::Upstream { .. } => "upstream_client_error",
             GatewayError::BadGateway(_) => "bad_gateway",
@@ -124,6 +134,8 @@ impl GatewayError {
                 ("invalid_request_error", Some("request_too_large"))
             }
             GatewayError::RateLimited { .. } => ("rate_limit_error", Some("rate_limit_exceeded")),
+            GatewayError::BudgetExceeded(_) => ("budget_exceeded", Some("budget_exceeded")),
+            GatewayError::StoreUnavailable(_) => ("api_error", Some("store_unavailable")),
             GatewayError::Unavailable { .. } => ("api_error", Some("no_deployment_available")),
             GatewayError::Upstream { .. } => ("invalid_request_error", None),
             GatewayError::BadGateway(_) => ("api_error", Some("upstream_error")),

@@ -9,8 +9,10 @@
 //! the request head, resolves the route (404/403), and dispatches to the provider.
 
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod routing;
 pub mod server;
 pub mod store;

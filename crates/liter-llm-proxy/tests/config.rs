@@ -199,8 +199,6 @@ fn interpolation_runs_on_the_raw_source() {
 #[test]
 fn sections_not_built_yet_are_rejected_by_name() {
     for (src, needle, line) in [
-        ("[rate_limit]\nrpm = 1\n", "[rate_limit]", 1),
-        ("[budget]\nglobal_limit = 1.0\n", "[budget]", 1),
         ("\n[cache]\nmax_entries = 1\n", "[cache]", 2),
         ("[files]\n", "[files]", 1),
         ("[general]\nenable_tracing = true\n", "enable_tracing", 2),
@@ -213,24 +211,58 @@ fn sections_not_built_yet_are_rejected_by_name() {
 }
 
 #[test]
-fn key_limits_are_not_supported_yet() {
+fn key_limits_rate_limit_and_budget_are_validated() {
     let models = "[[models]]\nname = \"m\"\nprovider_model = \"openai/x\"\n";
+    let cfg = load(&format!(
+        "{models}[[keys]]\nkey = \"k\"\nrpm = 5\ntpm = 100\nbudget_limit = 2.5\nbudget_duration = \"30d\"\nexpires_at = \"2027-01-31T00:00:00Z\"\n\
+         [rate_limit]\nrpm = 600\n[budget]\nglobal_limit = 10.0\nenforcement = \"soft\"\n[budget.model_limits]\n\"openai/x\" = 1.0\n"
+    ))
+    .unwrap();
+    let k = &cfg.keys[0].limits;
+    assert_eq!(
+        (k.rate.rpm, k.rate.tpm, k.budget_limit),
+        (Some(5), Some(100), Some(2.5))
+    );
+    assert_eq!(k.budget_period.unwrap().to_string(), "30d");
+    assert_eq!(k.expires_at, Some(1_801_353_600_000));
+    let g = &cfg.governance;
+    assert_eq!((g.global_rate.rpm, g.global_rate.tpm), (Some(600), None));
+    assert_eq!(g.global_budget, Some(10.0));
+    assert_eq!(g.model_budgets["openai/x"], 1.0);
+
     for (extra, needle) in [
         (
-            "[[keys]]\nkey = \"k\"\nrpm = 5\n",
-            "keys[0].rpm: not supported yet",
+            "[[keys]]\nkey = \"k\"\nrpm = 0\n",
+            "keys[0].rpm: rpm must be greater than 0",
         ),
         (
-            "[[keys]]\nkey = \"k\"\ntpm = 5\n",
-            "keys[0].tpm: not supported yet",
+            "[[keys]]\nkey = \"k\"\nbudget_limit = -1.0\n",
+            "keys[0].budget_limit",
         ),
         (
-            "[[keys]]\nkey = \"k\"\nbudget_limit = 5.0\n",
-            "keys[0].budget_limit: not supported yet",
+            "[[keys]]\nkey = \"k\"\nbudget_limit = 1.0\nbudget_duration = \"monthly\"\n",
+            "keys[0].budget_duration: invalid period",
+        ),
+        (
+            "[[keys]]\nkey = \"k\"\nbudget_duration = \"1d\"\n",
+            "budget_duration needs budget_limit",
+        ),
+        (
+            "[[keys]]\nkey = \"k\"\nexpires_at = \"next week\"\n",
+            "keys[0].expires_at",
+        ),
+        (
+            "[rate_limit]\ntpm = 0\n",
+            "rate_limit.tpm: tpm must be greater than 0",
+        ),
+        (
+            "[budget.model_limits]\ngpt-4o = 1.0\n",
+            "keyed by provider/model",
         ),
     ] {
         let e = err(&format!("{models}{extra}"));
-        assert!(e.contains(needle), "{e}");
+        assert!(e.contains(needle), "{needle}: {e}");
+        assert!(e.contains("test.toml:"), "{e}");
     }
 }
 

@@ -17,8 +17,9 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::Config;
+use crate::config::{Config, KeyLimits};
 use crate::error::GatewayError;
+use crate::limits::Window;
 
 /// The caller of a request, put in the request's extensions by [`authenticate`].
 #[derive(Debug)]
@@ -31,10 +32,17 @@ pub enum Principal {
 
 #[derive(Debug)]
 pub struct VirtualKey {
+    /// A stable id for budgets and the ledger, never the secret: `cfg-` and the first
+    /// 16 hex digits of the key's SHA-256 for keys from the file.
+    pub id: String,
     /// A safe label for logs: the description, or `key#N` (its position in the file).
     pub label: String,
     /// `None` means every model.
     pub models: Option<HashSet<String>>,
+    /// rpm, tpm, budget, expiry.
+    pub limits: KeyLimits,
+    /// The key's rpm/tpm window (`None` without rpm/tpm).
+    pub window: Option<Arc<Window>>,
 }
 
 impl Principal {
@@ -76,9 +84,21 @@ impl KeyRegistry {
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| format!("key#{i}"));
             let models = (!k.models.is_empty()).then(|| k.models.iter().cloned().collect());
+            let d = digest(k.key.expose_secret());
+            let id: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
             by_digest.insert(
-                digest(k.key.expose_secret()),
-                Arc::new(Principal::Virtual(VirtualKey { label, models })),
+                d,
+                Arc::new(Principal::Virtual(VirtualKey {
+                    id: format!("cfg-{id}"),
+                    label,
+                    models,
+                    limits: k.limits.clone(),
+                    window: k
+                        .limits
+                        .rate
+                        .is_set()
+                        .then(|| Arc::new(Window::new(k.limits.rate))),
+                })),
             );
         }
         if let Some(master) = &config.master_key {

@@ -67,6 +67,15 @@ pub struct GeneralSection {
     /// the provider cannot honour (named in a warning header) instead of answering 400.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub drop_params: bool,
+    /// Extension: where spend, the ledger and runtime keys live: `postgres://...`, or
+    /// an SQLite file path (default `liter-llm.db` beside the config file, opened only
+    /// when budgets, cost tracking or the key admin API need it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Extension: a price file in LiteLLM's `model_prices_and_context_window.json`
+    /// format, merged over the embedded table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pricing_file: Option<String>,
 }
 
 impl Default for GeneralSection {
@@ -78,6 +87,8 @@ impl Default for GeneralSection {
             enable_cost_tracking: false,
             enable_tracing: false,
             drop_params: false,
+            database_url: None,
+            pricing_file: None,
         }
     }
 }
@@ -172,6 +183,13 @@ pub struct KeyEntry {
     pub tpm: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_limit: Option<f64>,
+    /// Extension: `budget_limit` applies per window of this length ("30d", "1h", ...)
+    /// instead of for the key's lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_duration: Option<String>,
+    /// Extension: the key is refused from this time on (RFC 3339, or a date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

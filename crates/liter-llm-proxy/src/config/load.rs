@@ -80,7 +80,9 @@ pub fn load_file(path: &Path, overrides: &Overrides) -> Result<Config, ConfigErr
         file: name.clone(),
         error,
     })?;
-    load_str(&source, &name, overrides, |var| std::env::var(var).ok())
+    let mut config = load_str(&source, &name, overrides, |var| std::env::var(var).ok())?;
+    config.source = Some(path.to_path_buf());
+    Ok(config)
 }
 
 /// Interpolate, parse and validate `source`; `file` names it in errors.

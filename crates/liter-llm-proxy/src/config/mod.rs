@@ -5,6 +5,7 @@
 //! with an expanded secret.
 
 mod file;
+mod governance;
 pub mod interpolate;
 mod load;
 mod routing;
@@ -12,6 +13,7 @@ mod settings;
 mod validate;
 
 pub use file::*;
+pub use governance::{default_database, Governance, KeyLimits, RateLimits};
 pub use load::{discover, load_file, load_str, ConfigError, Issue, CONFIG_FILE_NAME};
 pub use routing::{glob_match, CooldownSpec, CredentialAlias, HealthSpec, PoolSpec, Routing};
 pub use validate::resolve_network;

@@ -67,6 +67,8 @@ pub struct KeySpec {
     pub description: Option<String>,
     /// Allowed model names; empty means all.
     pub models: Vec<String>,
+    /// rpm, tpm, budget, expiry.
+    pub limits: super::governance::KeyLimits,
 }
 
 /// The validated configuration the gateway runs on.
@@ -88,6 +90,10 @@ pub struct Config {
     pub max_retries: u32,
     pub models: Vec<Deployment>,
     pub keys: Vec<KeySpec>,
+    /// Limits, budgets, the store and prices.
+    pub governance: super::governance::Governance,
+    /// The config file, when the config came from one (relative paths resolve beside it).
+    pub source: Option<std::path::PathBuf>,
     /// The file as parsed, with overrides applied (for `check-config`; holds secrets).
     pub file: FileConfig,
 }
@@ -365,38 +371,17 @@ pub(crate) fn validate(
                 ));
             }
         }
-        for (field, set) in [
-            ("rpm", k.rpm.is_some()),
-            ("tpm", k.tpm.is_some()),
-            ("budget_limit", k.budget_limit.is_some()),
-        ] {
-            if set {
-                not_supported(
-                    &mut problems,
-                    at(field),
-                    &format!("per-key {field}"),
-                    "governance: limits and budgets",
-                );
-            }
-        }
+        let limits = super::governance::key_limits(k, &at, &mut problems);
         keys.push(KeySpec {
             key: SecretString::from(k.key.clone()),
             description: k.description.clone(),
             models: k.models.clone(),
+            limits,
         });
     }
 
+    let governance = super::governance::governance(&file, &mut problems);
     for (present, section, issue) in [
-        (
-            file.rate_limit.is_some(),
-            "rate_limit",
-            "governance: limits and budgets",
-        ),
-        (
-            file.budget.is_some(),
-            "budget",
-            "governance: limits and budgets",
-        ),
         (file.cache.is_some(), "cache", "response caching"),
         (file.files.is_some(), "files", "the files API"),
     ] {
@@ -429,6 +414,8 @@ pub(crate) fn validate(
         max_retries: file.general.max_retries,
         models,
         keys,
+        governance,
+        source: None,
         file,
     })
 }

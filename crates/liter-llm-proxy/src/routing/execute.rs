@@ -19,6 +19,7 @@ use http_body_util::BodyExt;
 use tokio::time::Instant;
 
 use super::{DeploymentState, InFlight, Pool};
+use crate::budget::Meter;
 use crate::error::GatewayError;
 use crate::server::body::{with_model, Head};
 use crate::server::App;
@@ -32,6 +33,8 @@ pub struct Job<'a> {
     pub head: &'a Head,
     pub endpoint: Endpoint,
     pub deadline: Instant,
+    /// The governance stage's meter, told the usage the provider reports.
+    pub meter: Option<&'a Meter>,
 }
 
 /// Which model and deployment answered (or failed last).
@@ -253,15 +256,7 @@ pub struct ResponseCost(pub f64);
 
 /// Price `usage` for `dep`; an unknown model costs 0 and is logged once.
 fn price(app: &App, dep: &DeploymentState, usage: &liter_llm::types::Usage) -> Option<f64> {
-    let table = app.pricing.as_ref()?;
-    let model = &dep.deployment.provider_model;
-    Some(table.cost(model, usage).unwrap_or_else(|| {
-        let mut seen = app.unpriced.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.insert(model.clone()) {
-            tracing::warn!(deployment = %model, "no price for this model: its requests are counted at cost 0");
-        }
-        0.0
-    }))
+    app.price_of(&dep.deployment.provider_model, usage)
 }
 
 fn unix_now() -> u64 {
@@ -287,10 +282,15 @@ pub(crate) fn prepare(
                     ))
                 })?,
             };
+            let mut body = with_model(job.body, job.head, &dep.deployment.model_id);
+            if job.meter.is_some() && job.head.stream && !job.head.include_usage {
+                // Accounting needs the usage chunk; the relay hides it from the client.
+                body = with_include_usage(&body);
+            }
             Ok(UpstreamRequest {
                 uri,
                 headers: t.auth.iter().cloned().collect(),
-                body: with_model(job.body, job.head, &dep.deployment.model_id),
+                body,
                 dropped: Vec::new(),
             })
         }
@@ -308,6 +308,23 @@ pub(crate) fn prepare(
             })?)
         }
     }
+}
+
+/// `body` with `stream_options.include_usage = true` (other stream options kept).
+fn with_include_usage(body: &Bytes) -> Bytes {
+    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_slice(body) else {
+        return body.clone();
+    };
+    let options = map
+        .entry("stream_options")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    if !options.is_object() {
+        *options = serde_json::Value::Object(Default::default());
+    }
+    if let Some(o) = options.as_object_mut() {
+        o.insert("include_usage".into(), serde_json::Value::Bool(true));
+    }
+    serde_json::to_vec(&map).map_or_else(|_| body.clone(), Bytes::from)
 }
 
 /// One try on one deployment.
@@ -411,20 +428,28 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
                 target.timeout,
                 job.deadline,
                 in_flight,
+                job.meter.map(|m| stream::Tapped {
+                    tap: Box::new(m.clone()),
+                    hide_usage: !job.head.include_usage,
+                }),
             ),
             Wire::Adapter(adapter) => translate::translated(
-                incoming,
-                first,
+                stream::Source::new(
+                    incoming,
+                    first,
+                    target.name.clone(),
+                    target.timeout,
+                    job.deadline,
+                ),
                 adapter.stream(StreamMeta {
                     id: format!("chatcmpl-{:024x}", rand::random::<u128>() >> 32),
                     model: job.head.model.clone(),
                     created: unix_now(),
                     include_usage: job.head.include_usage,
                 }),
-                target.name.clone(),
-                target.timeout,
-                job.deadline,
                 in_flight,
+                job.meter
+                    .map(|m| Box::new(m.clone()) as Box<dyn stream::UsageTap>),
             ),
         };
         let mut resp = crate::server::handlers::sse_response(body);
@@ -462,10 +487,16 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
         }
     };
     let mut cost = None;
-    if dep.deployment.tpm.is_some() || app.pricing.is_some() {
+    if dep.deployment.tpm.is_some() || app.pricing.is_some() || job.meter.is_some() {
         if let Ok(UsageOnly { usage: Some(u) }) = serde_json::from_slice::<UsageOnly>(&bytes) {
             dep.settle_tokens(Instant::now(), tokens, u.total_tokens);
-            cost = price(app, dep, &u.into());
+            let u: liter_llm::types::Usage = u.into();
+            if let Some(m) = job.meter {
+                m.record_usage(u);
+            }
+            if app.config.file.general.enable_cost_tracking {
+                cost = price(app, dep, &u);
+            }
         }
     }
     let mut resp = upstream::json_response(bytes);

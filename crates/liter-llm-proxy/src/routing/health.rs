@@ -56,6 +56,7 @@ async fn probe(app: &App, d: &Arc<DeploymentState>) {
         head: &head,
         endpoint: Endpoint::Chat,
         deadline,
+        meter: None,
     };
     // The probe is written in the deployment's own wire format.
     let Ok(out) = prepare(target, d, &job) else {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderName, HeaderValue, Response, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use bytes::Bytes;
@@ -17,10 +17,12 @@ use tokio::time::Instant;
 use super::body::{parse_head, RawBody};
 use super::App;
 use crate::auth::Principal;
+use crate::budget;
 use crate::error::GatewayError;
 use crate::routing::execute::{execute, Job, Served};
 use crate::routing::Pool;
 use crate::telemetry::RouteInfo;
+use crate::telemetry::REQUEST_ID;
 use crate::upstream::Endpoint;
 
 type Resp = Response<Body>;
@@ -51,20 +53,28 @@ pub const ANSWERED_BY_DEPLOYMENT: HeaderName = HeaderName::from_static("x-liter-
 pub async fn chat_completions(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,
+    headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Resp {
-    proxy(app, principal, body, Endpoint::Chat).await
+    proxy(app, principal, &headers, body, Endpoint::Chat).await
 }
 
 pub async fn embeddings(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,
+    headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Resp {
-    proxy(app, principal, body, Endpoint::Embeddings).await
+    proxy(app, principal, &headers, body, Endpoint::Embeddings).await
 }
 
-async fn proxy(app: Arc<App>, principal: Arc<Principal>, body: Bytes, endpoint: Endpoint) -> Resp {
+async fn proxy(
+    app: Arc<App>,
+    principal: Arc<Principal>,
+    headers: &HeaderMap,
+    body: Bytes,
+    endpoint: Endpoint,
+) -> Resp {
     let deadline = Instant::now() + app.config.request_timeout;
     let head = match parse_head(&body) {
         Ok(h) => h,
@@ -74,14 +84,34 @@ async fn proxy(app: Arc<App>, principal: Arc<Principal>, body: Bytes, endpoint: 
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    let request_id = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let meter =
+        match budget::admit(&app, &principal, &head, &body, &pool, endpoint, request_id).await {
+            Ok(m) => m,
+            Err(resp) => return resp,
+        };
     let job = Job {
         body: &body,
         head: &head,
         endpoint,
         deadline,
+        meter: meter.as_ref(),
     };
     let (result, served) = execute(&app, &pool, job).await;
-    tagged(result, served)
+    let Some(meter) = meter else {
+        return tagged(result, served);
+    };
+    let status = match &result {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.status().as_u16(),
+    };
+    meter.served(served.as_ref().map(|s| s.deployment.as_str()), status);
+    let mut resp = tagged(result, served);
+    meter.decorate(&mut resp);
+    resp
 }
 
 pub fn sse_response(body: Body) -> Resp {

@@ -28,17 +28,20 @@ pub struct App {
     pub started_at: u64,
     /// Set once shutdown has begun: readiness then answers 503.
     pub draining: AtomicBool,
-    /// Prices, when `general.enable_cost_tracking` is on: the embedded table with
-    /// per-model `input_cost_per_token`/`output_cost_per_token` overrides.
+    /// Prices, when cost tracking or budgets need them: the embedded table, merged
+    /// with `general.pricing_file`, with per-model `input_cost_per_token` /
+    /// `output_cost_per_token` overrides.
     pub pricing: Option<liter_llm::pricing::PriceTable>,
     /// Models without a price, each logged once.
     pub unpriced: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Limits, budgets and the store.
+    pub governor: crate::budget::Governor,
 }
 
 impl App {
     /// Build the gateway from a validated config. Fails only on values that cannot
     /// form an upstream request (the message names the model, never a key).
-    pub fn build(config: Config) -> Result<Arc<App>, String> {
+    pub async fn build(config: Config) -> Result<Arc<App>, String> {
         let keys = Arc::new(KeyRegistry::from_config(&config));
         if keys.is_empty() {
             tracing::warn!(
@@ -47,8 +50,29 @@ impl App {
         }
         let routes = Registry::from_config(&config)?;
         let upstream = Upstream::new();
-        let pricing = config.file.general.enable_cost_tracking.then(|| {
-            let mut table = liter_llm::pricing::PriceTable::embedded().clone();
+        let governor = crate::budget::Governor::open(&config).await?;
+        let wants_prices = config.file.general.enable_cost_tracking
+            || governor.stores.is_some()
+            || config.governance.pricing_file.is_some();
+        let base_table = match &config.governance.pricing_file {
+            Some(path) => {
+                let path = match &config.source {
+                    Some(src) if path.is_relative() => {
+                        src.parent().map_or_else(|| path.clone(), |d| d.join(path))
+                    }
+                    _ => path.clone(),
+                };
+                let table = liter_llm::pricing::PriceTable::with_file(&path)
+                    .map_err(|e| format!("general.pricing_file: {e}"))?;
+                for skipped in table.skipped() {
+                    tracing::warn!(entry = %skipped, "pricing_file entry skipped (no input and output price, or no provider)");
+                }
+                table
+            }
+            None => liter_llm::pricing::PriceTable::embedded().clone(),
+        };
+        let pricing = wants_prices.then(|| {
+            let mut table = base_table;
             for d in &config.models {
                 if d.input_cost_per_token.is_some() || d.output_cost_per_token.is_some() {
                     let base = table.get(&d.provider_model).cloned();
@@ -83,7 +107,21 @@ impl App {
             draining: AtomicBool::new(false),
             pricing,
             unpriced: Default::default(),
+            governor,
             config,
+        }))
+    }
+
+    /// The price of `usage` on `provider_model`; an unknown model costs 0 and is logged
+    /// once. `None` when prices are not loaded.
+    pub fn price_of(&self, provider_model: &str, usage: &liter_llm::types::Usage) -> Option<f64> {
+        let table = self.pricing.as_ref()?;
+        Some(table.cost(provider_model, usage).unwrap_or_else(|| {
+            let mut seen = self.unpriced.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.insert(provider_model.to_owned()) {
+                tracing::warn!(deployment = %provider_model, "no price for this model: its requests are counted at cost 0");
+            }
+            0.0
         }))
     }
 

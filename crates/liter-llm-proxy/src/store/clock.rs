@@ -215,9 +215,111 @@ pub fn day_string(days: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
+/// Days since 1970-01-01 of a UTC calendar date (Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses an RFC 3339 time (`2027-01-31T12:00:00Z`, `...+02:00`, fractional seconds
+/// allowed) or a bare date (`2027-01-31`, midnight UTC) into Unix milliseconds.
+pub fn parse_rfc3339(s: &str) -> Option<UnixMillis> {
+    let s = s.trim();
+    let num = |t: &str| -> Option<i64> {
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    let (date, time) = match s.split_once(['T', 't', ' ']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let mut parts = date.splitn(3, '-');
+    let (year, month, day) = (
+        num(parts.next()?)?,
+        num(parts.next()?)?,
+        num(parts.next()?)?,
+    );
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month[(month - 1) as usize] {
+        return None;
+    }
+    let mut millis = days_from_civil(year, month, day) * DAY_MS;
+    if let Some(t) = time {
+        let (clock, offset_ms) = if let Some(c) = t.strip_suffix(['Z', 'z']) {
+            (c, 0)
+        } else {
+            let at = t.rfind(['+', '-'])?;
+            let (c, off) = t.split_at(at);
+            let (h, m) = off[1..].split_once(':')?;
+            let (h, m) = (num(h)?, num(m)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            (c, sign * (h * HOUR + m * MINUTE))
+        };
+        let mut hms = clock.splitn(3, ':');
+        let (h, m) = (num(hms.next()?)?, num(hms.next()?)?);
+        let sec = hms.next()?;
+        let (whole, frac) = sec.split_once('.').unwrap_or((sec, ""));
+        let sec = num(whole)?;
+        if h > 23 || m > 59 || sec > 60 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let frac_ms = frac
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(3)
+            .fold(0, |acc, b| acc * 10 + i64::from(b - b'0'));
+        millis += h * HOUR + m * MINUTE + sec * SECOND + frac_ms - offset_ms;
+    }
+    Some(millis)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01"), Some(0));
+        assert_eq!(parse_rfc3339("1970-01-02T00:00:01Z"), Some(DAY_MS + SECOND));
+        assert_eq!(parse_rfc3339("2000-03-01T00:00:00Z"), Some(951_868_800_000));
+        assert_eq!(
+            parse_rfc3339("2000-03-01T02:00:00.5+02:00"),
+            Some(951_868_800_500)
+        );
+        assert_eq!(parse_rfc3339("2000-02-29"), Some(951_782_400_000));
+        for bad in [
+            "2001-02-29",
+            "2000-13-01",
+            "x",
+            "2000-01-01T25:00:00Z",
+            "2000-01-01T10:00",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn parses_and_prints_periods() {

@@ -61,7 +61,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use clock::{
-    day_string, Clock, ManualClock, Period, PeriodParseError, SystemClock, UnixMillis,
+    day_string, parse_rfc3339, Clock, ManualClock, Period, PeriodParseError, SystemClock,
+    UnixMillis,
 };
 pub use types::{
     BudgetScope, GroupBy, KeyUpdate, LedgerEntry, LedgerFilter, NewKey, Reservation, ReservationId,

@@ -124,9 +124,11 @@ impl http_body::Body for LoggedBody {
     }
 }
 
-pub async fn request_log(req: Request, next: Next) -> Response {
+pub async fn request_log(mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = request_id(&req);
+    // The handlers read it back (the spend ledger names requests by it).
+    req.headers_mut().insert(REQUEST_ID, id.clone());
     let method = req.method().clone();
     let uri = req.uri().clone();
     let mut resp = next.run(req).await;

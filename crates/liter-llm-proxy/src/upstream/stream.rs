@@ -16,10 +16,11 @@ use memchr::memmem;
 use tokio::time::Instant;
 
 use crate::error::GatewayError;
+use liter_llm::types::Usage;
 
 /// An upstream stream body read chunk by chunk under its time limits; shared by the
 /// pass-through relay and the translating streams.
-pub(crate) struct Source {
+pub struct Source {
     body: Incoming,
     /// Bytes read before the stream was handed over (the first chunk), returned first.
     first: Option<Bytes>,
@@ -31,7 +32,7 @@ pub(crate) struct Source {
 }
 
 impl Source {
-    pub(crate) fn new(
+    pub fn new(
         body: Incoming,
         first: Bytes,
         name: String,
@@ -84,10 +85,23 @@ impl Source {
     }
 }
 
+/// Told the usage a stream reports (the governance stage's meter).
+pub trait UsageTap: Send + Sync {
+    fn usage(&self, usage: Usage);
+}
+
+/// A relay's tap: the usage chunk goes to `tap`, and is cut out of what the client
+/// gets when it did not ask for it (`hide_usage`; the gateway asked upstream for it).
+pub struct Tapped {
+    pub tap: Box<dyn UsageTap>,
+    pub hide_usage: bool,
+}
+
 struct Relay<G> {
     source: Source,
     /// Held until the stream ends (an in-flight slot, say).
     _guard: G,
+    tapped: Option<Tapped>,
     /// Bytes of an event whose end has not arrived yet.
     pending: BytesMut,
     saw_done: bool,
@@ -103,10 +117,12 @@ pub fn relay<G: Send + 'static>(
     idle: Duration,
     deadline: Instant,
     guard: G,
+    tapped: Option<Tapped>,
 ) -> Body {
     let state = Relay {
         source: Source::new(body, first, name, idle, deadline),
         _guard: guard,
+        tapped,
         pending: BytesMut::new(),
         saw_done: false,
         finished: false,
@@ -154,16 +170,23 @@ async fn step<G>(mut s: Relay<G>) -> Option<(Result<Bytes, Infallible>, Relay<G>
                 ))
             }
             Ok(Some(data)) => {
-                if s.pending.is_empty() && last_boundary(&data) == Some(data.len()) {
-                    s.saw_done |= has_done(&data);
-                    return Some((Ok(data), s));
-                }
-                s.pending.extend_from_slice(&data);
-                let Some(end) = last_boundary(&s.pending) else {
-                    continue;
+                let events = if s.pending.is_empty() && last_boundary(&data) == Some(data.len()) {
+                    data
+                } else {
+                    s.pending.extend_from_slice(&data);
+                    let Some(end) = last_boundary(&s.pending) else {
+                        continue;
+                    };
+                    s.pending.split_to(end).freeze()
                 };
-                let events = s.pending.split_to(end).freeze();
                 s.saw_done |= has_done(&events);
+                let events = match &s.tapped {
+                    Some(t) => tap_usage(t, events),
+                    None => events,
+                };
+                if events.is_empty() {
+                    continue;
+                }
                 return Some((Ok(events), s));
             }
         };
@@ -171,6 +194,50 @@ async fn step<G>(mut s: Relay<G>) -> Option<(Result<Bytes, Infallible>, Relay<G>
         let event = s.source.fail(&failure);
         return Some((Ok(event), s));
     }
+}
+
+/// A chunk's `choices` and `usage`, to find the usage chunk.
+#[derive(serde::Deserialize)]
+struct UsageChunk {
+    #[serde(default)]
+    choices: Vec<serde::de::IgnoredAny>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+/// Reports the usage chunk among whole `events` and, when asked, leaves it out.
+fn tap_usage(t: &Tapped, events: Bytes) -> Bytes {
+    let has_usage = memmem::find(&events, b"\"usage\":{").is_some()
+        || memmem::find(&events, b"\"usage\": {").is_some();
+    if !has_usage {
+        return events;
+    }
+    let mut kept = BytesMut::with_capacity(events.len());
+    let mut rest: &[u8] = &events;
+    while !rest.is_empty() {
+        let end = match (memmem::find(rest, b"\n\n"), memmem::find(rest, b"\r\n\r\n")) {
+            (Some(a), Some(b)) if b < a => b + 4,
+            (Some(a), _) => a + 2,
+            (None, Some(b)) => b + 4,
+            (None, None) => rest.len(),
+        };
+        let (event, tail) = rest.split_at(end);
+        rest = tail;
+        let data = event
+            .split(|&b| b == b'\n')
+            .find_map(|line| line.strip_prefix(b"data:"))
+            .map(|d| d.trim_ascii());
+        if let Some(Ok(chunk)) = data.map(serde_json::from_slice::<UsageChunk>) {
+            if let Some(u) = chunk.usage {
+                t.tap.usage(u);
+                if t.hide_usage && chunk.choices.is_empty() {
+                    continue;
+                }
+            }
+        }
+        kept.extend_from_slice(event);
+    }
+    kept.freeze()
 }
 
 #[cfg(test)]

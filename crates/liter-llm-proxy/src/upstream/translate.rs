@@ -6,15 +6,12 @@
 //! error event, as for pass-through streams.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
-use hyper::body::Incoming;
 use liter_llm::providers::adapter::{StreamOut, StreamTranslate};
-use tokio::time::Instant;
 
-use super::stream::{error_event, Source};
+use super::stream::{error_event, Source, UsageTap};
 use crate::error::GatewayError;
 
 /// SSE bytes for the translator's output; `true` once the stream is over.
@@ -44,23 +41,31 @@ struct State<G> {
     translator: Box<dyn StreamTranslate>,
     finished: bool,
     _guard: G,
+    /// Told the usage once the answer is complete.
+    tap: Option<Box<dyn UsageTap>>,
+}
+
+impl<G> State<G> {
+    fn report_usage(&mut self) {
+        if let (Some(tap), Some(u)) = (self.tap.take(), self.translator.usage()) {
+            tap.usage(u);
+        }
+    }
 }
 
 /// The client's SSE body for a translated stream.
 pub fn translated<G: Send + 'static>(
-    body: Incoming,
-    first: Bytes,
+    source: Source,
     translator: Box<dyn StreamTranslate>,
-    name: String,
-    idle: Duration,
-    deadline: Instant,
     guard: G,
+    tap: Option<Box<dyn UsageTap>>,
 ) -> Body {
     let state = State {
-        source: Source::new(body, first, name, idle, deadline),
+        source,
         translator,
         finished: false,
         _guard: guard,
+        tap,
     };
     Body::from_stream(futures_util::stream::unfold(state, step))
 }
@@ -80,10 +85,14 @@ async fn step<G>(mut s: State<G>) -> Option<(Result<Bytes, Infallible>, State<G>
             Ok(None) => {
                 s.finished = true;
                 render(s.translator.finish(), &mut buf);
+                s.report_usage();
                 return (!buf.is_empty()).then(|| (Ok(buf.freeze()), s));
             }
             Ok(Some(data)) => {
                 s.finished = render(s.translator.feed(&data), &mut buf);
+                if s.finished {
+                    s.report_usage();
+                }
                 if !buf.is_empty() {
                     return Some((Ok(buf.freeze()), s));
                 }

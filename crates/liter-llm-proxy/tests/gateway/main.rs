@@ -9,6 +9,7 @@ mod auth;
 mod chat;
 mod cost;
 mod errors;
+mod governance;
 mod providers;
 mod routing;
 mod server;

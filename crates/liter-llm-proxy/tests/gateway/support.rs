@@ -14,6 +14,7 @@ pub const VKEY: &str = "vk-limited-key-0001";
 
 pub struct Gateway {
     pub url: String,
+    pub app: std::sync::Arc<App>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -23,15 +24,16 @@ impl Gateway {
     pub async fn start_with_env(toml: &str, env: impl Fn(&str) -> Option<String>) -> Gateway {
         let cfg = load_str(toml, "test.toml", &Overrides::default(), env)
             .unwrap_or_else(|e| panic!("{e}"));
-        let app = App::build(cfg).unwrap();
+        let app = App::build(cfg).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(liter_llm_proxy::serve(app, listener, async move {
+        let task = tokio::spawn(liter_llm_proxy::serve(app.clone(), listener, async move {
             let _ = rx.await;
         }));
         Gateway {
             url: format!("http://{addr}"),
+            app,
             shutdown: Some(tx),
             task: Some(task),
         }

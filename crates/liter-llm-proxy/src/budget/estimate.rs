@@ -1,0 +1,197 @@
+//! What a request may consume, estimated before it is sent: prompt tokens counted with
+//! a real tokenizer (OpenAI's `o200k_base`, used for every provider: other vendors'
+//! tokenizers differ by some percent, and the estimate is settled against the tokens
+//! the provider reports anyway), plus the output the request allows.
+
+use std::sync::{Arc, OnceLock};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tiktoken_rs::CoreBPE;
+
+/// `max_tokens` assumed when neither the request nor the price table gives a limit.
+pub const DEFAULT_MAX_OUTPUT: u64 = 4096;
+/// Tokens per message for role and separators (OpenAI's published rule of thumb).
+const PER_MESSAGE: u64 = 4;
+/// Tokens counted for an image part (OpenAI's high-detail 1024×1024 tile count).
+const PER_IMAGE: u64 = 765;
+
+/// The tokenizer, loaded once on first use (it takes tens of milliseconds).
+#[derive(Clone, Default)]
+pub struct Tokenizer(Arc<OnceLock<Option<CoreBPE>>>);
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokenizer(o200k_base)")
+    }
+}
+
+impl Tokenizer {
+    fn bpe(&self) -> Option<&CoreBPE> {
+        self.0
+            .get_or_init(|| match tiktoken_rs::o200k_base() {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::error!(error = %e, "the tokenizer did not load: prompts are estimated at 4 bytes a token");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// Load now (call from a blocking task at start-up so no request waits for it).
+    pub fn warm(&self) {
+        let _ = self.bpe();
+    }
+
+    pub fn count(&self, text: &str) -> u64 {
+        match self.bpe() {
+            Some(b) => b.encode_ordinary(text).len() as u64,
+            None => (text.len() as u64).div_ceil(4),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ChatBody<'a> {
+    #[serde(default, borrow)]
+    messages: Vec<MessageIn<'a>>,
+    #[serde(default, borrow)]
+    tools: Option<&'a RawValue>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    n: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct MessageIn<'a> {
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    tool_calls: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsBody {
+    #[serde(default)]
+    input: serde_json::Value,
+}
+
+/// Estimated tokens of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    pub prompt: u64,
+    /// The most output the request allows.
+    pub max_output: u64,
+}
+
+impl Estimate {
+    pub fn total(&self) -> u64 {
+        self.prompt + self.max_output
+    }
+}
+
+fn content_tokens(tok: &Tokenizer, content: &RawValue) -> u64 {
+    match serde_json::from_str::<serde_json::Value>(content.get()) {
+        Ok(serde_json::Value::String(s)) => tok.count(&s),
+        Ok(serde_json::Value::Array(parts)) => parts
+            .iter()
+            .map(|p| match p.get("type").and_then(|t| t.as_str()) {
+                Some("text") => p
+                    .get("text")
+                    .and_then(|t| t.as_str())
+                    .map_or(0, |t| tok.count(t)),
+                Some("image_url" | "image" | "input_image") => PER_IMAGE,
+                _ => tok.count(&p.to_string()),
+            })
+            .sum(),
+        Ok(serde_json::Value::Null) | Err(_) => 0,
+        Ok(other) => tok.count(&other.to_string()),
+    }
+}
+
+/// A chat request's estimate; `model_max_output` is the model's output limit, if known.
+pub fn chat(tok: &Tokenizer, body: &[u8], model_max_output: Option<u64>) -> Estimate {
+    let Ok(b) = serde_json::from_slice::<ChatBody<'_>>(body) else {
+        return Estimate {
+            prompt: (body.len() as u64).div_ceil(4),
+            max_output: model_max_output.unwrap_or(DEFAULT_MAX_OUTPUT),
+        };
+    };
+    let mut prompt = 3; // every reply is primed with a few tokens
+    for m in &b.messages {
+        prompt += PER_MESSAGE;
+        if let Some(c) = m.content {
+            prompt += content_tokens(tok, c);
+        }
+        if let Some(t) = m.tool_calls {
+            prompt += tok.count(t.get());
+        }
+    }
+    if let Some(t) = b.tools {
+        prompt += tok.count(t.get());
+    }
+    let per_choice = b
+        .max_completion_tokens
+        .or(b.max_tokens)
+        .or(model_max_output)
+        .unwrap_or(DEFAULT_MAX_OUTPUT);
+    Estimate {
+        prompt,
+        max_output: per_choice.saturating_mul(b.n.unwrap_or(1).max(1)),
+    }
+}
+
+/// An embeddings request's estimate (no output tokens).
+pub fn embeddings(tok: &Tokenizer, body: &[u8]) -> Estimate {
+    let prompt = match serde_json::from_slice::<EmbeddingsBody>(body).map(|b| b.input) {
+        Ok(serde_json::Value::String(s)) => tok.count(&s),
+        Ok(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                serde_json::Value::String(s) => tok.count(s),
+                // Token-id arrays: one token per number.
+                serde_json::Value::Array(ids) => ids.len() as u64,
+                serde_json::Value::Number(_) => 1,
+                _ => 0,
+            })
+            .sum(),
+        _ => (body.len() as u64).div_ceil(4),
+    };
+    Estimate {
+        prompt,
+        max_output: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_with_the_real_tokenizer() {
+        let tok = Tokenizer::default();
+        // "hello world" is two tokens in o200k_base.
+        assert_eq!(tok.count("hello world"), 2);
+        let e = chat(
+            &tok,
+            br#"{"model":"m","max_tokens":50,"n":2,"messages":[{"role":"user","content":"hello world"},{"role":"user","content":[{"type":"text","text":"hello world"},{"type":"image_url","image_url":{"url":"x"}}]}]}"#,
+            Some(1000),
+        );
+        assert_eq!(e.prompt, 3 + 4 + 2 + 4 + 2 + PER_IMAGE);
+        assert_eq!(e.max_output, 100);
+        let e = chat(&tok, br#"{"model":"m","messages":[]}"#, Some(1000));
+        assert_eq!(e.max_output, 1000);
+        let e = embeddings(&tok, br#"{"model":"m","input":["hello world",[1,2,3]]}"#);
+        assert_eq!(
+            e,
+            Estimate {
+                prompt: 5,
+                max_output: 0
+            }
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! Validation of what the governance stages read: per-key limits (`rpm`, `tpm`,
+//! `budget_limit`, `budget_duration`, `expires_at`), `[rate_limit]`, `[budget]` and
+//! the store (`general.database_url`, `general.pricing_file`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::file::{Enforcement, FileConfig, KeyEntry};
+use super::load::Seg;
+use super::validate::{given, key, Problems};
+use crate::store::{parse_rfc3339, Period, UnixMillis};
+
+/// Requests and tokens per minute; `None`: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimits {
+    pub rpm: Option<u32>,
+    pub tpm: Option<u64>,
+}
+
+impl RateLimits {
+    pub fn is_set(&self) -> bool {
+        self.rpm.is_some() || self.tpm.is_some()
+    }
+}
+
+/// A key's limits, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyLimits {
+    pub rate: RateLimits,
+    /// USD, for the key's lifetime or per `budget_period`.
+    pub budget_limit: Option<f64>,
+    pub budget_period: Option<Period>,
+    pub expires_at: Option<UnixMillis>,
+}
+
+/// The gateway-wide governance settings.
+#[derive(Debug, Clone, Default)]
+pub struct Governance {
+    /// `[rate_limit]`.
+    pub global_rate: RateLimits,
+    /// `[budget] global_limit`.
+    pub global_budget: Option<f64>,
+    /// `[budget.model_limits]`, keyed by `provider/model`.
+    pub model_budgets: BTreeMap<String, f64>,
+    pub enforcement: Enforcement,
+    /// `general.database_url` as given (`None`: the default SQLite file when needed).
+    pub database_url: Option<String>,
+    pub pricing_file: Option<PathBuf>,
+}
+
+impl Governance {
+    /// Whether any budget is configured gateway-wide.
+    pub fn has_budgets(&self) -> bool {
+        self.global_budget.is_some() || !self.model_budgets.is_empty()
+    }
+}
+
+fn check_usd(v: f64, path: Vec<Seg>, name: &str, problems: &mut Problems) {
+    if !v.is_finite() || v < 0.0 {
+        problems.push((path, format!("{name} must be a number of USD, 0 or more")));
+    }
+}
+
+pub(super) fn key_limits(
+    k: &KeyEntry,
+    at: &dyn Fn(&str) -> Vec<Seg>,
+    problems: &mut Problems,
+) -> KeyLimits {
+    if k.rpm == Some(0) {
+        problems.push((at("rpm"), "rpm must be greater than 0".into()));
+    }
+    if k.tpm == Some(0) {
+        problems.push((at("tpm"), "tpm must be greater than 0".into()));
+    }
+    if let Some(b) = k.budget_limit {
+        check_usd(b, at("budget_limit"), "budget_limit", problems);
+    }
+    let budget_period = given(&k.budget_duration).and_then(|d| match d.parse::<Period>() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            problems.push((at("budget_duration"), e.to_string()));
+            None
+        }
+    });
+    if budget_period.is_some() && k.budget_limit.is_none() {
+        problems.push((
+            at("budget_duration"),
+            "budget_duration needs budget_limit (the amount that resets)".into(),
+        ));
+    }
+    let expires_at = given(&k.expires_at).and_then(|t| match parse_rfc3339(t) {
+        Some(ms) => Some(ms),
+        None => {
+            problems.push((
+                at("expires_at"),
+                format!("expires_at {t:?} is not an RFC 3339 time such as \"2027-01-31T00:00:00Z\" or a date such as \"2027-01-31\""),
+            ));
+            None
+        }
+    });
+    KeyLimits {
+        rate: RateLimits {
+            rpm: k.rpm,
+            tpm: k.tpm,
+        },
+        budget_limit: k.budget_limit,
+        budget_period,
+        expires_at,
+    }
+}
+
+pub(super) fn governance(file: &FileConfig, problems: &mut Problems) -> Governance {
+    let mut g = Governance::default();
+    if let Some(r) = &file.rate_limit {
+        for (name, zero) in [("rpm", r.rpm == Some(0)), ("tpm", r.tpm == Some(0))] {
+            if zero {
+                problems.push((
+                    vec![key("rate_limit"), key(name)],
+                    format!("{name} must be greater than 0"),
+                ));
+            }
+        }
+        g.global_rate = RateLimits {
+            rpm: r.rpm,
+            tpm: r.tpm,
+        };
+    }
+    if let Some(b) = &file.budget {
+        if let Some(v) = b.global_limit {
+            check_usd(
+                v,
+                vec![key("budget"), key("global_limit")],
+                "global_limit",
+                problems,
+            );
+        }
+        for (model, v) in &b.model_limits {
+            let path = vec![key("budget"), key("model_limits"), key(model)];
+            check_usd(*v, path.clone(), "a model limit", problems);
+            if !model.contains('/') {
+                problems.push((
+                    path,
+                    format!("model_limits are keyed by provider/model (as in provider_model), e.g. \"openai/gpt-4o\"; got {model:?}"),
+                ));
+            }
+        }
+        g.global_budget = b.global_limit;
+        g.model_budgets = b.model_limits.clone();
+        g.enforcement = b.enforcement;
+    }
+    g.database_url = given(&file.general.database_url).map(str::to_owned);
+    g.pricing_file = given(&file.general.pricing_file).map(PathBuf::from);
+    g
+}
+
+/// The default SQLite file: `liter-llm.db` beside the config file (or in the working
+/// directory for a config that is not a file).
+pub fn default_database(config_file: Option<&Path>) -> PathBuf {
+    let dir = config_file
+        .and_then(Path::parent)
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    dir.join("liter-llm.db")
+}

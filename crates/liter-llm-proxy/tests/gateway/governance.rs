@@ -1,0 +1,335 @@
+//! Governance end to end: per-key and global rate limits, budgets (hard and soft),
+//! spend recorded in the ledger, on SQLite and on the machine's PostgreSQL.
+
+use std::sync::Arc;
+
+use liter_llm_proxy::store::{self, LedgerFilter};
+use mock_upstream::{Fault, MockUpstream};
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+use crate::support::*;
+
+const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A fresh SQLite file, or a fresh schema on the local PostgreSQL.
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Db {
+    fn sqlite() -> Db {
+        Db::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    async fn postgres() -> Db {
+        let base = std::env::var("LITER_LLM_TEST_PG_URL").unwrap_or_else(|_| PG_URL.into());
+        let mut conn = sqlx::PgConnection::connect(&base)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL is not reachable at {base}: {e}"));
+        let schema = format!("gw_test_{:016x}", rand::random::<u64>());
+        sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Db::Postgres(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Db::Sqlite(dir) => dir.path().join("spend.db").display().to_string(),
+            Db::Postgres(url) => url.clone(),
+        }
+    }
+}
+
+/// A gateway whose model "priced" costs $0.001 per output token (input free).
+async fn gateway(mock: &MockUpstream, db: &Db, extra: &str) -> Gateway {
+    Gateway::start(&format!(
+        r#"
+[general]
+master_key = "{MASTER}"
+max_retries = 0
+enable_cost_tracking = true
+database_url = "{url}"
+
+[[models]]
+name = "priced"
+provider_model = "openai/house-model"
+base_url = "{base}"
+input_cost_per_token = 0.0
+output_cost_per_token = 0.001
+{extra}
+"#,
+        url = db.url().replace('\\', "\\\\"),
+        base = mock.base_url(),
+    ))
+    .await
+}
+
+fn ask(max_tokens: u64) -> Value {
+    json!({"model": "priced", "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": "hello there"}]})
+}
+
+#[tokio::test]
+async fn key_rpm_answers_429_with_openai_rate_limit_headers() {
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::sqlite();
+    let gw = gateway(
+        &mock,
+        &db,
+        &format!("[[keys]]\nkey = \"{VKEY}\"\nrpm = 2\ntpm = 100000\n"),
+    )
+    .await;
+    let first = gw.chat(VKEY, ask(10)).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-ratelimit-limit-requests"], "2");
+    assert_eq!(first.headers()["x-ratelimit-remaining-requests"], "1");
+    assert_eq!(first.headers()["x-ratelimit-limit-tokens"], "100000");
+    assert_eq!(gw.chat(VKEY, ask(10)).await.status(), 200);
+    let third = gw.chat(VKEY, ask(10)).await;
+    assert_eq!(third.status(), 429);
+    let retry: u64 = third.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(third.headers()["x-ratelimit-remaining-requests"], "0");
+    let body: Value = third.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(
+        mock.requests().len(),
+        2,
+        "the refused request never went upstream"
+    );
+    // The master key is not limited by the key's rpm.
+    assert_eq!(gw.chat(MASTER, ask(10)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn tpm_counts_prompt_and_max_tokens_and_global_limits_apply_to_every_key() {
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::sqlite();
+    let gw = gateway(
+        &mock,
+        &db,
+        &format!("[[keys]]\nkey = \"{VKEY}\"\ntpm = 500\n[rate_limit]\nrpm = 3\n"),
+    )
+    .await;
+    // Alone over the key's tpm: refused, and retrying cannot help.
+    let resp = gw.chat(VKEY, ask(1000)).await;
+    assert_eq!(resp.status(), 429);
+    let msg = resp.json::<Value>().await.unwrap()["error"]["message"].clone();
+    assert!(msg.as_str().unwrap().contains("alone"), "{msg}");
+    // Settled against the real usage, so small requests keep fitting.
+    for _ in 0..2 {
+        assert_eq!(gw.chat(VKEY, ask(200)).await.status(), 200);
+        gw.app.governor.settled().await;
+    }
+    // The gateway-wide rpm counts the master key too (2 admitted + this one).
+    assert_eq!(gw.chat(MASTER, ask(1)).await.status(), 200);
+    let resp = gw.chat(MASTER, ask(1)).await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+}
+
+/// 200 concurrent requests against a key budget that fits 50 reservations.
+async fn concurrent_budget(db: Db) {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.push_fault(Fault::delay_ms(300).forever());
+    // Each request reserves at most 10 output tokens at $0.001: $0.01; 50 fit in $0.50.
+    let gw = gateway(
+        &mock,
+        &db,
+        &format!("[[keys]]\nkey = \"{VKEY}\"\nbudget_limit = 0.5\n"),
+    )
+    .await;
+    let gw = Arc::new(gw);
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let gw = gw.clone();
+        tasks.push(tokio::spawn(async move {
+            gw.chat(VKEY, ask(10)).await.status().as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            200 => ok += 1,
+            402 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    gw.app.governor.settled().await;
+    let stores = gw.app.governor.stores.clone().unwrap();
+    let spent = stores.spend.total(&LedgerFilter::default()).await.unwrap();
+    let billed = mock.served().completion_tokens as f64 * 0.001;
+    assert!(ok >= 50, "every request that fit was admitted: {ok}");
+    assert!(spent <= 0.5 + 1e-9, "spent {spent} over the $0.50 budget");
+    assert!(
+        (spent - billed).abs() < 1e-9,
+        "recorded {spent}, billed {billed}"
+    );
+    let rows = stores.spend.ledger(&LedgerFilter::default()).await.unwrap();
+    // A ledger row per admitted request (a 402 never reached the provider).
+    assert_eq!(rows.len(), ok);
+    assert!(rows
+        .iter()
+        .all(|r| r.key_id.as_deref().is_some_and(|k| k.starts_with("cfg-"))));
+    // Over budget now for the next request's reservation only if the rest is < $0.01.
+    let next = gw.chat(VKEY, ask(10)).await.status().as_u16();
+    assert_eq!(next == 402, spent > 0.49 + 1e-9);
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_requests_never_overspend_sqlite() {
+    concurrent_budget(Db::sqlite()).await;
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_requests_never_overspend_postgres() {
+    concurrent_budget(Db::postgres().await).await;
+}
+
+#[tokio::test]
+async fn spend_survives_a_restart_and_the_budget_still_holds() {
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::sqlite();
+    let keys = format!("[[keys]]\nkey = \"{VKEY}\"\nbudget_limit = 0.02\n");
+    {
+        let gw = gateway(&mock, &db, &keys).await;
+        assert_eq!(gw.chat(VKEY, ask(10)).await.status(), 200);
+        assert_eq!(gw.chat(VKEY, ask(10)).await.status(), 200);
+        gw.app.governor.settled().await;
+    }
+    let gw = gateway(&mock, &db, &keys).await;
+    let spent = gw
+        .app
+        .governor
+        .stores
+        .clone()
+        .unwrap()
+        .spend
+        .total(&LedgerFilter::default())
+        .await
+        .unwrap();
+    assert!(spent > 0.0);
+    // Two echo answers spent part of $0.02; a reservation of $0.02 no longer fits.
+    let resp = gw.chat(VKEY, ask(20)).await;
+    assert_eq!(resp.status(), 402);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "budget_exceeded");
+    assert!(!body.to_string().contains(VKEY));
+}
+
+#[tokio::test]
+async fn soft_budget_lets_requests_through_with_a_warning() {
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::sqlite();
+    let gw = gateway(
+        &mock,
+        &db,
+        "[budget]\nglobal_limit = 0.005\nenforcement = \"soft\"\n",
+    )
+    .await;
+    let resp = gw.chat(MASTER, ask(10)).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["x-liter-llm-budget-warning"]
+        .to_str()
+        .unwrap()
+        .contains("global"));
+    let hard = gateway(&mock, &Db::sqlite(), "[budget]\nglobal_limit = 0.005\n").await;
+    assert_eq!(hard.chat(MASTER, ask(10)).await.status(), 402);
+}
+
+#[tokio::test]
+async fn streams_are_settled_with_their_usage_which_the_client_does_not_see_unless_asked() {
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::sqlite();
+    let gw = gateway(&mock, &db, "").await;
+    let mut body = ask(50);
+    body["stream"] = json!(true);
+    let resp = gw.chat(MASTER, body).await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(!text.contains("\"usage\":{"), "usage chunk hidden: {text}");
+    // The gateway asked upstream for the usage chunk.
+    let sent = mock.requests()[0].body.clone().unwrap();
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+    gw.app.governor.settled().await;
+    let rows = gw
+        .app
+        .governor
+        .stores
+        .clone()
+        .unwrap()
+        .spend
+        .ledger(&LedgerFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let served = mock.served();
+    assert_eq!(rows[0].completion_tokens, served.completion_tokens);
+    assert!((rows[0].cost_usd - served.completion_tokens as f64 * 0.001).abs() < 1e-12);
+    assert_eq!(rows[0].status, 200);
+    assert_eq!(rows[0].deployment, "openai/house-model");
+
+    // Asked for: the client gets it.
+    let mut body = ask(50);
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let text = gw.chat(MASTER, body).await.text().await.unwrap();
+    assert!(text.contains("\"usage\":{"), "{text}");
+}
+
+#[tokio::test]
+async fn an_expired_key_is_refused() {
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::sqlite();
+    let gw = gateway(
+        &mock,
+        &db,
+        &format!("[[keys]]\nkey = \"{VKEY}\"\nexpires_at = \"2020-01-01\"\n"),
+    )
+    .await;
+    let resp = gw.chat(VKEY, ask(10)).await;
+    assert_eq!(resp.status(), 401);
+    assert!(resp.text().await.unwrap().contains("expired"));
+}
+
+#[tokio::test]
+async fn no_clear_key_reaches_the_database() {
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::sqlite();
+    let gw = gateway(
+        &mock,
+        &db,
+        &format!("[[keys]]\nkey = \"{VKEY}\"\nbudget_limit = 1.0\n"),
+    )
+    .await;
+    assert_eq!(gw.chat(VKEY, ask(10)).await.status(), 200);
+    gw.app.governor.settled().await;
+    drop(gw);
+    let Db::Sqlite(dir) = &db else { unreachable!() };
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                memchr_find(&bytes, VKEY.as_bytes()).is_none(),
+                "{} holds the key",
+                path.display()
+            );
+        }
+    }
+    let _ = store::day_string(0);
+}
+
+fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
