@@ -8,6 +8,7 @@
 //! and request log, CORS, body limit, authentication, then the handler, which parses
 //! the request head, resolves the route (404/403), and dispatches to the provider.
 
+pub mod admin;
 pub mod auth;
 pub mod budget;
 pub mod config;

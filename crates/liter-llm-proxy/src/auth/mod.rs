@@ -7,7 +7,7 @@
 //! that are never printed). Touches only request headers and extensions.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -17,9 +17,10 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{Config, KeyLimits};
+use crate::config::{Config, KeyLimits, RateLimits};
 use crate::error::GatewayError;
 use crate::limits::Window;
+use crate::store::KeyStore;
 
 /// The caller of a request, put in the request's extensions by [`authenticate`].
 #[derive(Debug)]
@@ -43,6 +44,8 @@ pub struct VirtualKey {
     pub limits: KeyLimits,
     /// The key's rpm/tpm window (`None` without rpm/tpm).
     pub window: Option<Arc<Window>>,
+    /// A blocked runtime key is refused (401).
+    pub blocked: bool,
 }
 
 impl Principal {
@@ -64,18 +67,45 @@ impl Principal {
 
 type Digest32 = [u8; 32];
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn digest(token: &str) -> Digest32 {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Every credential the gateway accepts.
-#[derive(Debug, Default)]
+/// Every credential the gateway accepts: the master key and `[[keys]]` (in memory),
+/// and keys created through the admin API (in the key store, by SHA-256; found on
+/// first use and cached here until changed through the admin API or
+/// [`RUNTIME_KEY_TTL`] passes, so a change made on another gateway is seen soon).
+#[derive(Default)]
 pub struct KeyRegistry {
     by_digest: HashMap<Digest32, Arc<Principal>>,
+    store: Option<Arc<dyn KeyStore>>,
+    runtime: Mutex<HashMap<Digest32, (std::time::Instant, Arc<Principal>)>>,
+    /// rpm/tpm windows of runtime keys, by key id: kept when a key is re-read.
+    windows: Mutex<HashMap<String, Arc<Window>>>,
+}
+
+impl std::fmt::Debug for KeyRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRegistry")
+            .field("keys", &self.by_digest.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a runtime key read from the store is trusted before it is read again.
+pub const RUNTIME_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The lowercase hex SHA-256 of a key, as the key store holds it.
+pub fn key_hash(token: &str) -> String {
+    digest(token).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl KeyRegistry {
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &Config, store: Option<Arc<dyn KeyStore>>) -> Self {
         let mut by_digest = HashMap::new();
         for (i, k) in config.keys.iter().enumerate() {
             let label = k
@@ -93,6 +123,7 @@ impl KeyRegistry {
                     label,
                     models,
                     limits: k.limits.clone(),
+                    blocked: false,
                     window: k
                         .limits
                         .rate
@@ -104,7 +135,11 @@ impl KeyRegistry {
         if let Some(master) = &config.master_key {
             by_digest.insert(digest(master.expose_secret()), Arc::new(Principal::Master));
         }
-        Self { by_digest }
+        Self {
+            by_digest,
+            store,
+            ..Self::default()
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -116,6 +151,73 @@ impl KeyRegistry {
         let presented = digest(token);
         let (stored, principal) = self.by_digest.get_key_value(&presented)?;
         bool::from(stored.ct_eq(&presented)).then(|| principal.clone())
+    }
+
+    /// A key from the key store (a runtime key), cached. `Err` when the store failed.
+    pub async fn find_runtime(&self, token: &str) -> Result<Option<Arc<Principal>>, GatewayError> {
+        let Some(store) = &self.store else {
+            return Ok(None);
+        };
+        let d = digest(token);
+        if let Some((at, p)) = lock(&self.runtime).get(&d) {
+            if at.elapsed() < RUNTIME_KEY_TTL {
+                return Ok(Some(p.clone()));
+            }
+        }
+        let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+        let found = store.find_by_hash(&hex).await.map_err(|e| {
+            tracing::error!(error = %e, "key store unavailable");
+            GatewayError::StoreUnavailable("the key store is unavailable; try again later".into())
+        })?;
+        let Some(k) = found else {
+            return Ok(None);
+        };
+        let window = {
+            let rate = RateLimits {
+                rpm: k.rpm_limit.map(|r| u32::try_from(r).unwrap_or(u32::MAX)),
+                tpm: k.tpm_limit,
+            };
+            let mut windows = lock(&self.windows);
+            match windows.get(&k.id) {
+                Some(w) if w.limits == rate => Some(w.clone()),
+                _ if rate.is_set() => {
+                    let w = Arc::new(Window::new(rate));
+                    windows.insert(k.id.clone(), w.clone());
+                    Some(w)
+                }
+                _ => None,
+            }
+        };
+        let principal = Arc::new(Principal::Virtual(VirtualKey {
+            label: k
+                .key_alias
+                .clone()
+                .unwrap_or_else(|| format!("key-{}", &k.id[..8.min(k.id.len())])),
+            models: (!k.models.is_empty()).then(|| k.models.iter().cloned().collect()),
+            limits: KeyLimits {
+                rate: window
+                    .as_ref()
+                    .map_or_else(RateLimits::default, |w| w.limits),
+                budget_limit: k.max_budget,
+                budget_period: k.budget_duration,
+                expires_at: k.expires_at,
+            },
+            blocked: k.blocked,
+            id: k.id,
+            window,
+        }));
+        lock(&self.runtime).insert(d, (std::time::Instant::now(), principal.clone()));
+        Ok(Some(principal))
+    }
+
+    /// Forget cached runtime keys (after an admin change).
+    pub fn forget_runtime(&self) {
+        lock(&self.runtime).clear();
+    }
+
+    /// Whether a token is a key of the file (master or `[[keys]]`).
+    pub fn is_configured(&self, token: &str) -> bool {
+        self.find(token).is_some()
     }
 }
 
@@ -145,7 +247,19 @@ pub async fn authenticate(
         };
         return GatewayError::Unauthorized(msg.into()).into_response();
     };
-    match keys.find(token) {
+    let found = match keys.find(token) {
+        Some(p) => Some(p),
+        None => match keys.find_runtime(token).await {
+            Ok(p) => p,
+            Err(e) => return e.into_response(),
+        },
+    };
+    if let Some(Principal::Virtual(k)) = found.as_deref() {
+        if k.blocked {
+            return GatewayError::Unauthorized("this API key is blocked".into()).into_response();
+        }
+    }
+    match found {
         Some(principal) => {
             req.extensions_mut().insert(principal.clone());
             let mut resp = next.run(req).await;

@@ -320,9 +320,12 @@ fn scopes(app: &App, key: Option<&VirtualKey>, pool: &Pool, soft: bool) -> Vec<B
     let soft_limit = |limit: f64| if soft { f64::INFINITY } else { limit };
     let mut out = Vec::with_capacity(3);
     if let Some(k) = key {
-        if let Some(limit) = k.limits.budget_limit {
-            out.push(BudgetScope::key(&k.id, limit, k.limits.budget_period));
-        }
+        // Always kept, so a key's spend is known whether or not it has a budget.
+        out.push(BudgetScope::key(
+            &k.id,
+            k.limits.budget_limit.unwrap_or(f64::INFINITY),
+            k.limits.budget_period,
+        ));
     }
     out.push(BudgetScope::global(
         g.global_budget.map_or(f64::INFINITY, soft_limit),

@@ -42,6 +42,13 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
+/// A JSON body parsed into `T`; malformed JSON or a wrong field is a 400 in OpenAI's
+/// shape naming the problem.
+pub fn parse_json<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, GatewayError> {
+    serde_json::from_slice(raw)
+        .map_err(|e| GatewayError::bad_request(format!("invalid JSON body: {e}")))
+}
+
 /// The configured body limit, put in request extensions so errors can name it.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);

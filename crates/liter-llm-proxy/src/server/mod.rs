@@ -42,7 +42,11 @@ impl App {
     /// Build the gateway from a validated config. Fails only on values that cannot
     /// form an upstream request (the message names the model, never a key).
     pub async fn build(config: Config) -> Result<Arc<App>, String> {
-        let keys = Arc::new(KeyRegistry::from_config(&config));
+        let governor = crate::budget::Governor::open(&config).await?;
+        let keys = Arc::new(KeyRegistry::from_config(
+            &config,
+            governor.stores.as_ref().map(|s| s.keys.clone()),
+        ));
         if keys.is_empty() {
             tracing::warn!(
                 "no master_key and no [[keys]] configured: every API request will be refused with 401; set LITER_LLM_MASTER_KEY"
@@ -50,7 +54,6 @@ impl App {
         }
         let routes = Registry::from_config(&config)?;
         let upstream = Upstream::new();
-        let governor = crate::budget::Governor::open(&config).await?;
         let wants_prices = config.file.general.enable_cost_tracking
             || governor.stores.is_some()
             || config.governance.pricing_file.is_some();

@@ -52,7 +52,8 @@ fn api_routes() -> Router<Arc<App>> {
             .route(&format!("{prefix}/models"), get(h::list_models))
             .route(&format!("{prefix}/models/{{*id}}"), get(h::get_model));
     }
-    router
+    // The admin API (master key only, checked by its handlers).
+    router.merge(crate::admin::routes())
 }
 
 fn cors(origins: &CorsOrigins) -> CorsLayer {

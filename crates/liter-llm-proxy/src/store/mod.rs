@@ -62,7 +62,7 @@ use async_trait::async_trait;
 
 pub use clock::{
     day_string, parse_rfc3339, Clock, ManualClock, Period, PeriodParseError, SystemClock,
-    UnixMillis,
+    UnixMillis, DAY_MS,
 };
 pub use types::{
     BudgetScope, GroupBy, KeyUpdate, LedgerEntry, LedgerFilter, NewKey, Reservation, ReservationId,

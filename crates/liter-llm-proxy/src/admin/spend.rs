@@ -1,0 +1,173 @@
+//! `/spend/logs` and `/global/spend*`: the ledger, as rows, totals and groups.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{master_only, parse_time, rfc3339, store_failed, stores};
+use crate::auth::Principal;
+use crate::error::GatewayError;
+use crate::server::App;
+use crate::store::{GroupBy, LedgerEntry, LedgerFilter};
+
+/// Filters shared by the spend routes (LiteLLM's names).
+#[derive(Debug, Default, Deserialize)]
+pub struct SpendQuery {
+    /// A key's token (id) or alias (never the clear key: query strings end up in logs).
+    api_key: Option<String>,
+    model: Option<String>,
+    start_date: Option<String>,
+    end_date: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+    group_by: Option<String>,
+}
+
+fn filter(q: &SpendQuery) -> Result<LedgerFilter, GatewayError> {
+    Ok(LedgerFilter {
+        key: q.api_key.clone(),
+        model: q.model.clone(),
+        since: q
+            .start_date
+            .as_deref()
+            .map(|s| parse_time("start_date", s, false))
+            .transpose()?,
+        until: q
+            .end_date
+            .as_deref()
+            .map(|s| parse_time("end_date", s, true))
+            .transpose()?,
+        limit: Some(q.limit.unwrap_or(100).min(10_000)),
+        offset: q.offset.unwrap_or(0),
+    })
+}
+
+fn row(e: &LedgerEntry) -> Value {
+    json!({
+        "request_id": e.request_id,
+        "api_key": e.key_id,
+        "key_alias": e.key_alias,
+        "model": e.model,
+        "model_id": e.deployment,
+        "spend": e.cost_usd,
+        "prompt_tokens": e.prompt_tokens,
+        "completion_tokens": e.completion_tokens,
+        "total_tokens": e.prompt_tokens + e.completion_tokens,
+        "cached_tokens": e.cached_tokens,
+        "status": e.status,
+        "startTime": rfc3339(e.started_at),
+        "endTime": rfc3339(e.ended_at),
+    })
+}
+
+async fn guarded<F>(principal: &Principal, f: F) -> Response
+where
+    F: std::future::Future<Output = Result<Response, GatewayError>>,
+{
+    match master_only(principal) {
+        Ok(()) => f.await.unwrap_or_else(IntoResponse::into_response),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn logs(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Arc<Principal>>,
+    Query(q): Query<SpendQuery>,
+) -> Response {
+    guarded(&principal, async {
+        let f = filter(&q)?;
+        let rows = stores(&app)?.spend.ledger(&f).await.map_err(store_failed)?;
+        Ok(Json(rows.iter().map(row).collect::<Vec<_>>()).into_response())
+    })
+    .await
+}
+
+pub async fn global(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Arc<Principal>>,
+    Query(q): Query<SpendQuery>,
+) -> Response {
+    guarded(&principal, async {
+        let f = filter(&q)?;
+        let total = stores(&app)?.spend.total(&f).await.map_err(store_failed)?;
+        Ok(Json(json!({
+            "spend": total,
+            "max_budget": app.config.governance.global_budget,
+        }))
+        .into_response())
+    })
+    .await
+}
+
+async fn grouped(app: &App, q: &SpendQuery, by: GroupBy) -> Result<Response, GatewayError> {
+    let f = filter(q)?;
+    let groups = stores(app)?
+        .spend
+        .grouped(by, &f)
+        .await
+        .map_err(store_failed)?;
+    let name = match by {
+        GroupBy::Key => "api_key",
+        GroupBy::Model => "model",
+        GroupBy::Day => "date",
+    };
+    Ok(Json(
+        groups
+            .iter()
+            .map(|g| {
+                json!({
+                    name: g.group,
+                    "spend": g.cost_usd,
+                    "requests": g.requests,
+                    "total_tokens": g.tokens,
+                })
+            })
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
+}
+
+pub async fn by_key(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Arc<Principal>>,
+    Query(q): Query<SpendQuery>,
+) -> Response {
+    guarded(&principal, grouped(&app, &q, GroupBy::Key)).await
+}
+
+pub async fn by_model(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Arc<Principal>>,
+    Query(q): Query<SpendQuery>,
+) -> Response {
+    guarded(&principal, grouped(&app, &q, GroupBy::Model)).await
+}
+
+/// `group_by=day` (default), `key` or `model`.
+pub async fn report(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Arc<Principal>>,
+    Query(q): Query<SpendQuery>,
+) -> Response {
+    guarded(&principal, async {
+        let by = match q.group_by.as_deref() {
+            None | Some("day" | "date") => GroupBy::Day,
+            Some("key" | "api_key") => GroupBy::Key,
+            Some("model") => GroupBy::Model,
+            Some(_) => {
+                return Err(GatewayError::BadRequest {
+                    message: "group_by must be day, key or model".into(),
+                    param: Some("group_by"),
+                    code: None,
+                })
+            }
+        };
+        grouped(&app, &q, by).await
+    })
+    .await
+}
