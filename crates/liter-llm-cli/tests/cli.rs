@@ -2,106 +2,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
+
+use common::{cmd, Proc};
 
 use mock_upstream::{Fault, MockUpstream};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_liter-llm");
 const MASTER: &str = "sk-cli-master-7f3a9c";
 const UPSTREAM_KEY: &str = "sk-upstream-very-secret-42";
 const VKEY: &str = "vk-cli-virtual-99";
-
-fn cmd(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.current_dir(dir)
-        .env_remove("LITER_LLM_MASTER_KEY")
-        .env_remove("RUST_LOG");
-    c
-}
-
-/// A running gateway process; its stdout is collected in the background.
-struct Proc {
-    child: Child,
-    url: String,
-    output: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn spawn(mut command: Command) -> Proc {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let output = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let output = output.clone();
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(i) = line.find("listening on http://") {
-                        let url: String = line[i + "listening on ".len()..]
-                            .chars()
-                            .take_while(|c| !c.is_whitespace())
-                            .collect();
-                        let _ = tx.send(url);
-                    }
-                    let mut out = output.lock().unwrap();
-                    out.push_str(&line);
-                    out.push('\n');
-                }
-            });
-        }
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("gateway did not start: {}", output.lock().unwrap()));
-        Proc { child, url, output }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    /// Block until the output contains `needle` (a readiness signal, not a fixed sleep).
-    fn wait_for_output(&self, needle: &str) {
-        for _ in 0..2000 {
-            if self.output.lock().unwrap().contains(needle) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        panic!("never saw {needle:?} in:\n{}", self.output.lock().unwrap());
-    }
-
-    fn wait(mut self) -> (std::process::ExitStatus, String) {
-        let status = self.child.wait().unwrap();
-        // let the reader threads drain
-        std::thread::sleep(Duration::from_millis(50));
-        let out = self.output.lock().unwrap().clone();
-        (status, out)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
 
 fn config(mock: &MockUpstream) -> String {
     format!(

@@ -335,7 +335,13 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
     let Some(target) = &dep.target else {
         let answer = tokio::time::timeout_at(
             job.deadline,
-            crate::server::mock::answer(&dep.deployment, job.body, job.endpoint, job.head.stream),
+            crate::server::mock::answer(
+                &dep.deployment,
+                job.body,
+                job.endpoint,
+                job.head.stream,
+                job.meter,
+            ),
         )
         .await
         .unwrap_or_else(|_| {

@@ -29,6 +29,7 @@ pub async fn answer(
     body: &[u8],
     endpoint: Endpoint,
     streaming: bool,
+    meter: Option<&crate::budget::Meter>,
 ) -> Result<Response<Body>, GatewayError> {
     if let Some(latency) = d.mock_latency {
         tokio::time::sleep(latency).await;
@@ -41,13 +42,22 @@ pub async fn answer(
         Endpoint::Embeddings => {
             let mut req: EmbeddingRequest = serde_json::from_slice(body).map_err(invalid)?;
             req.model = d.model_id.clone();
-            Ok(json_response(to_json(&mock::embeddings(&req))?))
+            let answer = mock::embeddings(&req);
+            if let Some(m) = meter {
+                let u = &answer.usage;
+                m.record_usage(liter_llm::types::Usage::new(u.prompt_tokens, 0));
+            }
+            Ok(json_response(to_json(&answer)?))
         }
         Endpoint::Chat => {
             let mut req: ChatCompletionRequest = serde_json::from_slice(body).map_err(invalid)?;
             req.model = d.model_id.clone();
+            let whole = mock::chat(&req, &id, created);
+            if let (Some(m), Some(u)) = (meter, whole.usage) {
+                m.record_usage(u);
+            }
             if !streaming {
-                return Ok(json_response(to_json(&mock::chat(&req, &id, created))?));
+                return Ok(json_response(to_json(&whole)?));
             }
             let mut events = Vec::new();
             for chunk in mock::chat_chunks(&req, &id, created) {

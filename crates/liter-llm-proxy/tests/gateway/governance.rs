@@ -69,6 +69,10 @@ output_cost_per_token = 0.001
     .await
 }
 
+fn spend_store(gw: &Gateway) -> Arc<dyn store::SpendStore> {
+    gw.app.governor.stores.clone().unwrap().spend
+}
+
 fn ask(max_tokens: u64) -> Value {
     json!({"model": "priced", "max_tokens": max_tokens,
         "messages": [{"role": "user", "content": "hello there"}]})
@@ -165,8 +169,8 @@ async fn concurrent_budget(db: Db) {
         }
     }
     gw.app.governor.settled().await;
-    let stores = gw.app.governor.stores.clone().unwrap();
-    let spent = stores.spend.total(&LedgerFilter::default()).await.unwrap();
+    let stores = spend_store(&gw);
+    let spent = stores.total(&LedgerFilter::default()).await.unwrap();
     let billed = mock.served().completion_tokens as f64 * 0.001;
     assert!(ok >= 50, "every request that fit was admitted: {ok}");
     assert!(spent <= 0.5 + 1e-9, "spent {spent} over the $0.50 budget");
@@ -174,7 +178,7 @@ async fn concurrent_budget(db: Db) {
         (spent - billed).abs() < 1e-9,
         "recorded {spent}, billed {billed}"
     );
-    let rows = stores.spend.ledger(&LedgerFilter::default()).await.unwrap();
+    let rows = stores.ledger(&LedgerFilter::default()).await.unwrap();
     // A ledger row per admitted request (a 402 never reached the provider).
     assert_eq!(rows.len(), ok);
     assert!(rows
@@ -207,13 +211,7 @@ async fn spend_survives_a_restart_and_the_budget_still_holds() {
         gw.app.governor.settled().await;
     }
     let gw = gateway(&mock, &db, &keys).await;
-    let spent = gw
-        .app
-        .governor
-        .stores
-        .clone()
-        .unwrap()
-        .spend
+    let spent = spend_store(&gw)
         .total(&LedgerFilter::default())
         .await
         .unwrap();
@@ -262,13 +260,7 @@ async fn streams_are_settled_with_their_usage_which_the_client_does_not_see_unle
     let sent = mock.requests()[0].body.clone().unwrap();
     assert_eq!(sent["stream_options"]["include_usage"], true);
     gw.app.governor.settled().await;
-    let rows = gw
-        .app
-        .governor
-        .stores
-        .clone()
-        .unwrap()
-        .spend
+    let rows = spend_store(&gw)
         .ledger(&LedgerFilter::default())
         .await
         .unwrap();
@@ -332,4 +324,35 @@ async fn no_clear_key_reaches_the_database() {
 
 fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[tokio::test]
+async fn model_limits_cap_one_provider_model() {
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::sqlite();
+    let gw = gateway(
+        &mock,
+        &db,
+        &format!(
+            "[[models]]\nname = \"free\"\nprovider_model = \"openai/free-model\"\nbase_url = \"{}\"\n\
+             [budget.model_limits]\n\"openai/house-model\" = 0.015\n",
+            mock.base_url()
+        ),
+    )
+    .await;
+    // $0.01 reserved fits once in $0.015, and then no more (spend + $0.01 > limit).
+    assert_eq!(gw.chat(MASTER, ask(10)).await.status(), 200);
+    gw.app.governor.settled().await;
+    let spent = spend_store(&gw)
+        .spent("model:openai/house-model")
+        .await
+        .unwrap();
+    assert!(spent.spent_usd > 0.0);
+    let resp = gw.chat(MASTER, ask(15)).await;
+    assert_eq!(resp.status(), 402);
+    assert!(resp.text().await.unwrap().contains("openai/house-model"));
+    // Another model is not limited by it.
+    let mut free = ask(10);
+    free["model"] = json!("free");
+    assert_eq!(gw.chat(MASTER, free).await.status(), 200);
 }
