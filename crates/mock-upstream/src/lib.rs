@@ -26,9 +26,10 @@
 //! `faults` (fault descriptions and matching), `body` (the response body), `control` (the
 //! `/__mock/` API: `POST`/`GET`/`DELETE /__mock/faults`, `GET`/`DELETE /__mock/requests`,
 //! `GET /__mock/served`), `openai` (the OpenAI wire format), `anthropic` (the Anthropic Messages
-//! API).
+//! API), `azure` (Azure OpenAI's deployment URLs, `api-key` and `api-version`).
 
 mod anthropic;
+mod azure;
 mod body;
 mod control;
 mod faults;

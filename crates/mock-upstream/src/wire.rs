@@ -9,6 +9,7 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use serde_json::Value;
 
 use crate::anthropic;
+use crate::azure::{self, AzureCall};
 use crate::body::{MockBody, Reply};
 use crate::openai::{self, Endpoint};
 use crate::server::Payload;
@@ -21,12 +22,17 @@ pub(crate) enum Wire {
     OpenAi(Option<Endpoint>),
     /// Anthropic's Messages API.
     Anthropic,
+    /// Azure OpenAI's deployment URLs and v1 API.
+    Azure(AzureCall),
 }
 
 impl Wire {
-    pub(crate) fn classify(method: &Method, path: &str) -> Wire {
+    pub(crate) fn classify(method: &Method, path: &str, query: Option<&str>) -> Wire {
         if anthropic::handles(method, path) {
             return Wire::Anthropic;
+        }
+        if let Some(call) = azure::classify(method, path, query) {
+            return Wire::Azure(call);
         }
         Wire::OpenAi(Endpoint::classify(method, path))
     }
@@ -36,6 +42,7 @@ impl Wire {
         match self {
             Wire::OpenAi(_) => openai::authorized(headers, key),
             Wire::Anthropic => anthropic::authorized(headers, key),
+            Wire::Azure(_) => azure::authorized(headers, key),
         }
     }
 
@@ -44,13 +51,15 @@ impl Wire {
         match self {
             Wire::OpenAi(_) => openai::unauthorized(),
             Wire::Anthropic => anthropic::unauthorized(),
+            Wire::Azure(_) => azure::unauthorized(),
         }
     }
 
     /// The model a request is for (what faults are matched against): the body's
     /// `model` here; formats that put it in the path read it from there.
-    pub(crate) fn model(self, _path: &str, payload: &Payload) -> Option<String> {
+    pub(crate) fn model(self, path: &str, payload: &Payload) -> Option<String> {
         match self {
+            Wire::Azure(call) => azure::model(call, path, payload),
             Wire::OpenAi(_) | Wire::Anthropic => payload
                 .json()
                 .and_then(|v| v.get("model"))
@@ -64,6 +73,7 @@ impl Wire {
         match self {
             Wire::OpenAi(endpoint) => openai::is_streaming(endpoint, payload),
             Wire::Anthropic => anthropic::is_streaming(payload),
+            Wire::Azure(call) => azure::is_streaming(call, payload),
         }
     }
 
@@ -79,6 +89,7 @@ impl Wire {
         match self {
             Wire::OpenAi(endpoint) => openai::respond(shared, endpoint, method, path, payload),
             Wire::Anthropic => anthropic::respond(shared, headers, payload),
+            Wire::Azure(call) => azure::respond(shared, call, path, payload),
         }
     }
 
@@ -87,6 +98,7 @@ impl Wire {
         match self {
             Wire::OpenAi(_) => openai::fault_error(status),
             Wire::Anthropic => anthropic::fault_error(status),
+            Wire::Azure(_) => azure::fault_error(status),
         }
     }
 }

@@ -6,9 +6,11 @@
 mod aliases;
 mod anthropic;
 mod auth;
+mod azure;
 mod chat;
 mod cost;
 mod errors;
+mod mistral;
 mod providers;
 mod routing;
 mod server;
