@@ -26,11 +26,13 @@
 //! `faults` (fault descriptions and matching), `body` (the response body), `control` (the
 //! `/__mock/` API: `POST`/`GET`/`DELETE /__mock/faults`, `GET`/`DELETE /__mock/requests`,
 //! `GET /__mock/served`), `openai` (the OpenAI wire format), `anthropic` (the Anthropic Messages
-//! API), `azure` (Azure OpenAI's deployment URLs, `api-key` and `api-version`).
+//! API), `azure` (Azure OpenAI's deployment URLs, `api-key` and `api-version`), `cohere` (Chat v2
+//! and Embed v2).
 
 mod anthropic;
 mod azure;
 mod body;
+mod cohere;
 mod control;
 mod faults;
 mod openai;

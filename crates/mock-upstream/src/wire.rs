@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::anthropic;
 use crate::azure::{self, AzureCall};
 use crate::body::{MockBody, Reply};
+use crate::cohere;
 use crate::openai::{self, Endpoint};
 use crate::server::Payload;
 use crate::state::Shared;
@@ -24,6 +25,8 @@ pub(crate) enum Wire {
     Anthropic,
     /// Azure OpenAI's deployment URLs and v1 API.
     Azure(AzureCall),
+    /// Cohere's Chat v2 and Embed v2.
+    Cohere(cohere::Endpoint),
 }
 
 impl Wire {
@@ -34,13 +37,16 @@ impl Wire {
         if let Some(call) = azure::classify(method, path, query) {
             return Wire::Azure(call);
         }
+        if let Some(endpoint) = cohere::classify(method, path) {
+            return Wire::Cohere(endpoint);
+        }
         Wire::OpenAi(Endpoint::classify(method, path))
     }
 
     /// Whether `headers` carry `key` the way this provider expects it.
     pub(crate) fn authorized(self, headers: &HeaderMap, key: &str) -> bool {
         match self {
-            Wire::OpenAi(_) => openai::authorized(headers, key),
+            Wire::OpenAi(_) | Wire::Cohere(_) => openai::authorized(headers, key),
             Wire::Anthropic => anthropic::authorized(headers, key),
             Wire::Azure(_) => azure::authorized(headers, key),
         }
@@ -52,6 +58,7 @@ impl Wire {
             Wire::OpenAi(_) => openai::unauthorized(),
             Wire::Anthropic => anthropic::unauthorized(),
             Wire::Azure(_) => azure::unauthorized(),
+            Wire::Cohere(_) => cohere::unauthorized(),
         }
     }
 
@@ -60,7 +67,7 @@ impl Wire {
     pub(crate) fn model(self, path: &str, payload: &Payload) -> Option<String> {
         match self {
             Wire::Azure(call) => azure::model(call, path, payload),
-            Wire::OpenAi(_) | Wire::Anthropic => payload
+            Wire::OpenAi(_) | Wire::Anthropic | Wire::Cohere(_) => payload
                 .json()
                 .and_then(|v| v.get("model"))
                 .and_then(Value::as_str)
@@ -74,6 +81,7 @@ impl Wire {
             Wire::OpenAi(endpoint) => openai::is_streaming(endpoint, payload),
             Wire::Anthropic => anthropic::is_streaming(payload),
             Wire::Azure(call) => azure::is_streaming(call, payload),
+            Wire::Cohere(endpoint) => cohere::is_streaming(endpoint, payload),
         }
     }
 
@@ -90,6 +98,7 @@ impl Wire {
             Wire::OpenAi(endpoint) => openai::respond(shared, endpoint, method, path, payload),
             Wire::Anthropic => anthropic::respond(shared, headers, payload),
             Wire::Azure(call) => azure::respond(shared, call, path, payload),
+            Wire::Cohere(endpoint) => cohere::respond(shared, endpoint, payload),
         }
     }
 
@@ -99,6 +108,7 @@ impl Wire {
             Wire::OpenAi(_) => openai::fault_error(status),
             Wire::Anthropic => anthropic::fault_error(status),
             Wire::Azure(_) => azure::fault_error(status),
+            Wire::Cohere(_) => cohere::fault_error(status),
         }
     }
 }

@@ -6,6 +6,10 @@
 pub mod adapter;
 pub mod anthropic;
 pub mod azure;
+pub mod chunks;
+pub mod cohere;
+pub mod embeddings;
+pub mod errors;
 pub mod mock;
 pub mod openai_compat;
 pub mod sse;
@@ -22,6 +26,8 @@ pub enum Provider {
     Anthropic,
     /// Azure OpenAI: the OpenAI protocol at deployment URLs with an `api-key` header.
     Azure,
+    /// Cohere's Chat v2 and Embed v2, translated.
+    Cohere,
     /// The built-in echo model: answers in-process, no network, no key.
     Mock,
 }
@@ -38,6 +44,9 @@ impl Provider {
         if prefix == azure::PREFIX {
             return Some(Provider::Azure);
         }
+        if prefix == cohere::PREFIX {
+            return Some(Provider::Cohere);
+        }
         openai_compat::lookup(prefix).map(Provider::OpenAiCompat)
     }
 
@@ -46,6 +55,7 @@ impl Provider {
             Provider::OpenAiCompat(p) => p.name,
             Provider::Anthropic => anthropic::PREFIX,
             Provider::Azure => azure::PREFIX,
+            Provider::Cohere => cohere::PREFIX,
             Provider::Mock => mock::PREFIX,
         }
     }
@@ -75,6 +85,13 @@ impl Provider {
                 base_url_env: azure::BASE_URL_ENV,
                 key_required: true,
             }),
+            Provider::Cohere => Some(Network {
+                name: cohere::PREFIX,
+                default_base_url: Some(cohere::DEFAULT_BASE_URL),
+                key_env: cohere::KEY_ENV,
+                base_url_env: cohere::BASE_URL_ENV,
+                key_required: true,
+            }),
             Provider::Mock => None,
         }
     }
@@ -95,6 +112,9 @@ impl Provider {
                 )
                 .map(|a| std::sync::Arc::new(a) as SharedAdapter),
             ),
+            Provider::Cohere => Some(
+                cohere::CohereAdapter::new(cfg).map(|a| std::sync::Arc::new(a) as SharedAdapter),
+            ),
         }
     }
 
@@ -103,7 +123,9 @@ impl Provider {
     pub fn setting_fields(&self) -> &'static [&'static str] {
         match self {
             Provider::Azure => &["api_version"],
-            Provider::OpenAiCompat(_) | Provider::Mock | Provider::Anthropic => &[],
+            Provider::OpenAiCompat(_) | Provider::Mock | Provider::Anthropic | Provider::Cohere => {
+                &[]
+            }
         }
     }
 
@@ -123,6 +145,7 @@ impl Provider {
             .collect();
         all.push(Provider::Anthropic);
         all.push(Provider::Azure);
+        all.push(Provider::Cohere);
         all
     }
 
@@ -131,6 +154,7 @@ impl Provider {
         let mut all: Vec<&'static str> = openai_compat::PROVIDERS.iter().map(|p| p.name).collect();
         all.push(anthropic::PREFIX);
         all.push(azure::PREFIX);
+        all.push(cohere::PREFIX);
         all.push(mock::PREFIX);
         all
     }
@@ -151,7 +175,7 @@ pub struct Network {
 
 /// Prefixes of providers that later releases translate natively. Named so that a
 /// config using them fails with "not supported yet" rather than "unknown provider".
-pub const PLANNED_PREFIXES: &[&str] = &["gemini", "vertex_ai", "bedrock", "cohere"];
+pub const PLANNED_PREFIXES: &[&str] = &["gemini", "vertex_ai", "bedrock"];
 
 /// A parsed `provider_model`.
 #[derive(Debug, Clone, PartialEq, Eq)]
