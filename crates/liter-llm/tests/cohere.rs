@@ -82,7 +82,10 @@ fn requests_match_their_fixtures() {
             Operation::Chat
         };
         let built = a.build(call(op, &body)).unwrap();
-        assert_eq!(built.uri, Uri::from_static("https://api.cohere.com/v2/chat"));
+        assert_eq!(
+            built.uri,
+            Uri::from_static("https://api.cohere.com/v2/chat")
+        );
         assert!(built.dropped.is_empty());
         let headers: Vec<(String, String)> = built
             .headers
@@ -90,7 +93,10 @@ fn requests_match_their_fixtures() {
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
             .collect();
         assert!(headers.contains(&("authorization".into(), "Bearer co-secret".into())));
-        assert!(built.headers.iter().any(|(n, v)| n == "authorization" && v.is_sensitive()));
+        assert!(built
+            .headers
+            .iter()
+            .any(|(n, v)| n == "authorization" && v.is_sensitive()));
         let sent: Value = serde_json::from_slice(&built.body).unwrap();
         snapshot(&format!("{name}.cohere.json"), &sent);
     }
@@ -101,8 +107,13 @@ fn drop_params_decides_between_400_and_dropping() {
     let body = serde_json::to_vec(&json!({"model": "m", "logit_bias": {"1": 2},
         "messages": [{"role": "user", "content": "x"}]}))
     .unwrap();
-    let e = adapter(false).build(call(Operation::Chat, &body)).unwrap_err();
-    assert_eq!((e.status, e.error.param.as_deref()), (400, Some("logit_bias")));
+    let e = adapter(false)
+        .build(call(Operation::Chat, &body))
+        .unwrap_err();
+    assert_eq!(
+        (e.status, e.error.param.as_deref()),
+        (400, Some("logit_bias"))
+    );
     let built = adapter(true).build(call(Operation::Chat, &body)).unwrap();
     assert_eq!(built.dropped, ["logit_bias"]);
     let sent: Value = serde_json::from_slice(&built.body).unwrap();
@@ -113,8 +124,13 @@ fn drop_params_decides_between_400_and_dropping() {
 fn responses_match_their_fixtures() {
     let a = adapter(false);
     for name in ["response_text", "response_tool_call", "response_max_tokens"] {
-        let c = a.parse_chat(&read(&format!("{name}.json")), "my-command", CREATED).unwrap();
-        snapshot(&format!("{name}.openai.json"), &serde_json::to_value(c).unwrap());
+        let c = a
+            .parse_chat(&read(&format!("{name}.json")), "my-command", CREATED)
+            .unwrap();
+        snapshot(
+            &format!("{name}.openai.json"),
+            &serde_json::to_value(c).unwrap(),
+        );
     }
 }
 
@@ -122,13 +138,24 @@ fn responses_match_their_fixtures() {
 fn embeddings_match_their_fixtures() {
     let a = adapter(false);
     let built = a
-        .build(call(Operation::Embeddings, &read("embed_request.openai.json")))
+        .build(call(
+            Operation::Embeddings,
+            &read("embed_request.openai.json"),
+        ))
         .unwrap();
-    assert_eq!(built.uri, Uri::from_static("https://api.cohere.com/v2/embed"));
+    assert_eq!(
+        built.uri,
+        Uri::from_static("https://api.cohere.com/v2/embed")
+    );
     let sent: Value = serde_json::from_slice(&built.body).unwrap();
     snapshot("embed_request.cohere.json", &sent);
-    let out = a.parse_embeddings(&read("embed_response.json"), "embed").unwrap();
-    snapshot("embed_response.openai.json", &serde_json::to_value(&out).unwrap());
+    let out = a
+        .parse_embeddings(&read("embed_response.json"), "embed")
+        .unwrap();
+    snapshot(
+        "embed_response.openai.json",
+        &serde_json::to_value(&out).unwrap(),
+    );
 
     // The OpenAI SDK's default `base64` becomes little-endian f32 bytes.
     let mut encoded = out.clone();
@@ -208,7 +235,10 @@ fn streamed_tool_calls_reassemble() {
     assert_eq!(calls[1].1, "get_weather");
     let args: Value = serde_json::from_str(&calls[1].2).unwrap();
     assert_eq!(args, json!({"location": "São Paulo 東京"}));
-    assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
     assert_eq!(chunks.last().unwrap(), "[DONE]");
 }
 
@@ -310,7 +340,9 @@ fn byte_at_a_time_and_crlf() {
         let pieces: Vec<&[u8]> = bytes.chunks(1).collect();
         let whole = translate(&[&bytes], true);
         assert_eq!(translate(&pieces, true), whole, "{name}");
-        let crlf = String::from_utf8(bytes.clone()).unwrap().replace('\n', "\r\n");
+        let crlf = String::from_utf8(bytes.clone())
+            .unwrap()
+            .replace('\n', "\r\n");
         assert_eq!(translate(&[crlf.as_bytes()], true), whole, "{name}");
     }
 }

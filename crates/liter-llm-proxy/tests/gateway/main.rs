@@ -8,6 +8,7 @@ mod anthropic;
 mod auth;
 mod azure;
 mod chat;
+mod cohere;
 mod cost;
 mod errors;
 mod mistral;

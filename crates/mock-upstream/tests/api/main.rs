@@ -7,6 +7,7 @@ mod anthropic;
 mod azure;
 mod binary;
 mod chat;
+mod cohere;
 mod control;
 mod embeddings;
 mod faults;
