@@ -55,7 +55,7 @@ pub use crate::state::{RecordedRequest, Served};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MockOptions {
     /// When set, provider requests must send `Authorization: Bearer <key>` (`x-api-key: <key>` on
-    /// `/v1/messages`); others get the wire format's 401.
+    /// `/v1/messages`, `api-key: <key>` on Azure paths); others get the wire format's 401.
     pub require_api_key: Option<String>,
     /// Whether requests are recorded (method, path, headers and JSON body). Defaults to `true`.
     ///
