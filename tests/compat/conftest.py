@@ -41,9 +41,12 @@ UPSTREAM_IDS = {
     "slow": "slow-model",
     "claude": "claude-sonnet-4-20250514",
     "flaky": "flaky-model",
+    "command": "command-a-03-2025",
+    "cohere-embed": "embed-v4.0",
+    "azure-gpt": "gpt4o-prod",
 }
 # Every configured model name, in config order.
-MODEL_NAMES = ["gpt-4o", "other", "slow", "echo", "claude", "flaky"]
+MODEL_NAMES = ["gpt-4o", "other", "slow", "echo", "claude", "flaky", "command", "cohere-embed", "azure-gpt"]
 # The [[aliases]] patterns, in config order: /v1/models lists them after the models.
 ALIAS_PATTERNS = ["anthropic/*"]
 # What VIRTUAL_KEY may use.
@@ -98,6 +101,26 @@ provider_model = "openai/flaky-model"
 base_url = "{base}"
 api_key = "{upstream_key}"
 fallbacks = ["gpt-4o"]
+
+# Native Cohere (Chat v2, Embed v2): base_url is the mock's root; the gateway adds /v2/....
+[[models]]
+name = "command"
+provider_model = "cohere/command-a-03-2025"
+api_key = "{upstream_key}"
+base_url = "{root}"
+
+[[models]]
+name = "cohere-embed"
+provider_model = "cohere/embed-v4.0"
+api_key = "{upstream_key}"
+base_url = "{root}"
+
+# Azure OpenAI: the deployment "gpt4o-prod" at the mock's root, key in api-key.
+[[models]]
+name = "azure-gpt"
+provider_model = "azure/gpt4o-prod"
+api_key = "{upstream_key}"
+base_url = "{root}"
 
 # `anthropic/<id>` sent directly by a client goes to the mock with these credentials.
 [[aliases]]

@@ -26,10 +26,13 @@
 //! `faults` (fault descriptions and matching), `body` (the response body), `control` (the
 //! `/__mock/` API: `POST`/`GET`/`DELETE /__mock/faults`, `GET`/`DELETE /__mock/requests`,
 //! `GET /__mock/served`), `openai` (the OpenAI wire format), `anthropic` (the Anthropic Messages
-//! API).
+//! API), `azure` (Azure OpenAI's deployment URLs, `api-key` and `api-version`), `cohere` (Chat v2
+//! and Embed v2).
 
 mod anthropic;
+mod azure;
 mod body;
+mod cohere;
 mod control;
 mod faults;
 mod openai;
@@ -52,7 +55,7 @@ pub use crate::state::{RecordedRequest, Served};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MockOptions {
     /// When set, provider requests must send `Authorization: Bearer <key>` (`x-api-key: <key>` on
-    /// `/v1/messages`); others get the wire format's 401.
+    /// `/v1/messages`, `api-key: <key>` on Azure paths); others get the wire format's 401.
     pub require_api_key: Option<String>,
     /// Whether requests are recorded (method, path, headers and JSON body). Defaults to `true`.
     ///

@@ -156,7 +156,7 @@ async fn handle(
     };
     let payload = Payload::parse(&bytes);
     let path = parts.uri.path();
-    let wire = Wire::classify(&parts.method, path);
+    let wire = Wire::classify(&parts.method, path, parts.uri.query());
 
     if shared.record {
         shared.record(RecordedRequest {

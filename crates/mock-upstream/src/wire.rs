@@ -9,7 +9,9 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use serde_json::Value;
 
 use crate::anthropic;
+use crate::azure::{self, AzureCall};
 use crate::body::{MockBody, Reply};
+use crate::cohere;
 use crate::openai::{self, Endpoint};
 use crate::server::Payload;
 use crate::state::Shared;
@@ -21,12 +23,22 @@ pub(crate) enum Wire {
     OpenAi(Option<Endpoint>),
     /// Anthropic's Messages API.
     Anthropic,
+    /// Azure OpenAI's deployment URLs and v1 API.
+    Azure(AzureCall),
+    /// Cohere's Chat v2 and Embed v2.
+    Cohere(cohere::Endpoint),
 }
 
 impl Wire {
-    pub(crate) fn classify(method: &Method, path: &str) -> Wire {
+    pub(crate) fn classify(method: &Method, path: &str, query: Option<&str>) -> Wire {
         if anthropic::handles(method, path) {
             return Wire::Anthropic;
+        }
+        if let Some(call) = azure::classify(method, path, query) {
+            return Wire::Azure(call);
+        }
+        if let Some(endpoint) = cohere::classify(method, path) {
+            return Wire::Cohere(endpoint);
         }
         Wire::OpenAi(Endpoint::classify(method, path))
     }
@@ -34,8 +46,9 @@ impl Wire {
     /// Whether `headers` carry `key` the way this provider expects it.
     pub(crate) fn authorized(self, headers: &HeaderMap, key: &str) -> bool {
         match self {
-            Wire::OpenAi(_) => openai::authorized(headers, key),
+            Wire::OpenAi(_) | Wire::Cohere(_) => openai::authorized(headers, key),
             Wire::Anthropic => anthropic::authorized(headers, key),
+            Wire::Azure(_) => azure::authorized(headers, key),
         }
     }
 
@@ -44,14 +57,17 @@ impl Wire {
         match self {
             Wire::OpenAi(_) => openai::unauthorized(),
             Wire::Anthropic => anthropic::unauthorized(),
+            Wire::Azure(_) => azure::unauthorized(),
+            Wire::Cohere(_) => cohere::unauthorized(),
         }
     }
 
     /// The model a request is for (what faults are matched against): the body's
     /// `model` here; formats that put it in the path read it from there.
-    pub(crate) fn model(self, _path: &str, payload: &Payload) -> Option<String> {
+    pub(crate) fn model(self, path: &str, payload: &Payload) -> Option<String> {
         match self {
-            Wire::OpenAi(_) | Wire::Anthropic => payload
+            Wire::Azure(call) => azure::model(call, path, payload),
+            Wire::OpenAi(_) | Wire::Anthropic | Wire::Cohere(_) => payload
                 .json()
                 .and_then(|v| v.get("model"))
                 .and_then(Value::as_str)
@@ -64,6 +80,8 @@ impl Wire {
         match self {
             Wire::OpenAi(endpoint) => openai::is_streaming(endpoint, payload),
             Wire::Anthropic => anthropic::is_streaming(payload),
+            Wire::Azure(call) => azure::is_streaming(call, payload),
+            Wire::Cohere(endpoint) => cohere::is_streaming(endpoint, payload),
         }
     }
 
@@ -79,6 +97,8 @@ impl Wire {
         match self {
             Wire::OpenAi(endpoint) => openai::respond(shared, endpoint, method, path, payload),
             Wire::Anthropic => anthropic::respond(shared, headers, payload),
+            Wire::Azure(call) => azure::respond(shared, call, path, payload),
+            Wire::Cohere(endpoint) => cohere::respond(shared, endpoint, payload),
         }
     }
 
@@ -87,6 +107,8 @@ impl Wire {
         match self {
             Wire::OpenAi(_) => openai::fault_error(status),
             Wire::Anthropic => anthropic::fault_error(status),
+            Wire::Azure(_) => azure::fault_error(status),
+            Wire::Cohere(_) => cohere::fault_error(status),
         }
     }
 }

@@ -290,8 +290,13 @@ pub(crate) fn validate(
                 continue;
             }
         };
-        let settings =
+        let mut settings =
             super::settings::provider_settings(m, pm.provider, g.drop_params, &at, &mut problems);
+        if pm.provider == Provider::Azure && settings.api_version.is_none() {
+            settings.api_version = liter_llm::providers::azure::VERSION_ENV
+                .iter()
+                .find_map(|v| env(v).filter(|x| !x.is_empty()));
+        }
         let (base_url, api_key) = match pm.provider.network() {
             None => {
                 if given(&m.api_key).is_some() || given(&m.base_url).is_some() {

@@ -26,6 +26,7 @@ use crate::server::App;
 use crate::upstream::{self, backoff, stream, translate, Endpoint, Target, Wire};
 use axum::http::{HeaderName, HeaderValue};
 use liter_llm::providers::adapter::{Call, Operation, StreamMeta, UpstreamRequest};
+use liter_llm::providers::embeddings;
 
 /// What the router needs to know of the request.
 pub struct Job<'a> {
@@ -476,9 +477,17 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
                 Endpoint::Chat => adapter
                     .parse_chat(&bytes, &job.head.model, unix_now())
                     .map(|c| serde_json::to_vec(&c)),
-                Endpoint::Embeddings => adapter
-                    .parse_embeddings(&bytes, &job.head.model)
-                    .map(|c| serde_json::to_vec(&c)),
+                Endpoint::Embeddings => {
+                    adapter
+                        .parse_embeddings(&bytes, &job.head.model)
+                        .map(|mut e| {
+                            // Adapters answer floats; OpenAI's SDKs ask for base64 by default.
+                            if embeddings::wants_base64(job.body) {
+                                embeddings::encode_base64(&mut e);
+                            }
+                            serde_json::to_vec(&e)
+                        })
+                }
             };
             match parsed {
                 Ok(Ok(v)) => Bytes::from(v),

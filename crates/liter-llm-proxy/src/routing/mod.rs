@@ -91,23 +91,42 @@ fn target_for(d: &Deployment) -> Result<Option<Target>, String> {
     }))
 }
 
-/// URLs and auth header of an OpenAI-compatible deployment.
+/// URLs and auth header of an OpenAI-compatible deployment (Azure OpenAI included:
+/// deployment URLs with `api-version`, and the key in `api-key`).
 fn openai_target(d: &Deployment, cfg: &AdapterConfig) -> Result<OpenAiTarget, String> {
-    let Provider::OpenAiCompat(p) = d.provider else {
-        return Err(format!(
-            "model {:?}: not an OpenAI-compatible provider",
-            d.name
-        ));
+    let (chat, embeddings, auth) = match d.provider {
+        Provider::OpenAiCompat(p) => (
+            format!("{}/chat/completions", cfg.base_url),
+            format!("{}/embeddings", cfg.base_url),
+            p.auth,
+        ),
+        Provider::Azure => {
+            let urls = liter_llm::providers::azure::urls(
+                &cfg.base_url,
+                &cfg.model_id,
+                cfg.settings.api_version.as_deref(),
+            );
+            (
+                urls.chat,
+                urls.embeddings,
+                AuthStyle::Header(liter_llm::providers::azure::API_KEY_HEADER),
+            )
+        }
+        _ => {
+            return Err(format!(
+                "model {:?}: not an OpenAI-compatible provider",
+                d.name
+            ))
+        }
     };
-    let uri = |path: &str| -> Result<Uri, String> {
-        format!("{}{path}", cfg.base_url)
-            .parse()
+    let uri = |url: String| -> Result<Uri, String> {
+        url.parse()
             .map_err(|_| format!("model {:?}: base_url does not form a valid URL", d.name))
     };
     let auth = match &cfg.api_key {
         None => None,
         Some(key) => {
-            let (name, value) = match p.auth {
+            let (name, value) = match auth {
                 AuthStyle::Bearer => (
                     axum::http::header::AUTHORIZATION,
                     format!("Bearer {}", key.expose()),
@@ -125,8 +144,8 @@ fn openai_target(d: &Deployment, cfg: &AdapterConfig) -> Result<OpenAiTarget, St
         }
     };
     Ok(OpenAiTarget {
-        chat_uri: uri("/chat/completions")?,
-        embeddings_uri: Some(uri("/embeddings")?),
+        chat_uri: uri(chat)?,
+        embeddings_uri: Some(uri(embeddings)?),
         auth,
     })
 }

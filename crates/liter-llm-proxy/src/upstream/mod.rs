@@ -204,10 +204,9 @@ pub fn upstream_error(
 ) -> GatewayError {
     let detail = error_detail(body, status);
     if status.is_client_error() {
-        let body = serde_json::to_vec(&ErrorBody { error: detail }).unwrap_or_default();
         GatewayError::Upstream {
             status,
-            body: Bytes::from(body),
+            body: error_body(detail, body),
             retry_after,
         }
     } else {
@@ -217,6 +216,24 @@ pub fn upstream_error(
             detail.message
         ))
     }
+}
+
+/// The client's error body: OpenAI's four fields, plus any other field of the provider's
+/// error object as it was sent (Azure's `innererror` with its content-filter results).
+fn error_body(detail: ErrorDetail, raw: &[u8]) -> Bytes {
+    let mut out = serde_json::to_value(ErrorBody { error: detail }).unwrap_or_default();
+    let original: Option<serde_json::Value> = serde_json::from_slice(raw).ok();
+    if let (Some(serde_json::Value::Object(extra)), Some(serde_json::Value::Object(error))) = (
+        original.as_ref().and_then(|v| v.get("error")),
+        out.get_mut("error"),
+    ) {
+        for (k, v) in extra {
+            if !error.contains_key(k) {
+                error.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Bytes::from(serde_json::to_vec(&out).unwrap_or_default())
 }
 
 /// The provider's error, read from OpenAI's shape or a bare string; else the raw text.
@@ -303,5 +320,19 @@ mod tests {
         );
         let d = error_detail(b"<html>oops</html>", StatusCode::BAD_GATEWAY);
         assert_eq!(d.message, "<html>oops</html>");
+    }
+
+    #[test]
+    fn error_body_keeps_extra_fields() {
+        let raw = br#"{"error":{"message":"filtered","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation"}}}"#;
+        let body = error_body(error_detail(raw, StatusCode::BAD_REQUEST), raw);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["code"], "content_filter");
+        assert_eq!(v["error"]["status"], 400);
+        assert_eq!(
+            v["error"]["innererror"]["code"],
+            "ResponsibleAIPolicyViolation"
+        );
     }
 }

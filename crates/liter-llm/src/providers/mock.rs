@@ -164,9 +164,7 @@ fn encode(vector: Vec<f32>, base64: bool) -> Value {
     if !base64 {
         return Value::from(vector);
     }
-    use base64::Engine as _;
-    let bytes: Vec<u8> = vector.iter().flat_map(|f| f.to_le_bytes()).collect();
-    Value::from(base64::engine::general_purpose::STANDARD.encode(bytes))
+    Value::from(super::embeddings::f32_base64(&vector))
 }
 
 /// Embeddings for every input, `dimensions` long (default 8), in `encoding_format`.

@@ -5,6 +5,11 @@
 
 pub mod adapter;
 pub mod anthropic;
+pub mod azure;
+pub mod chunks;
+pub mod cohere;
+pub mod embeddings;
+pub mod errors;
 pub mod mock;
 pub mod openai_compat;
 pub mod sse;
@@ -19,6 +24,10 @@ pub enum Provider {
     OpenAiCompat(&'static CompatProvider),
     /// Anthropic's Messages API, translated.
     Anthropic,
+    /// Azure OpenAI: the OpenAI protocol at deployment URLs with an `api-key` header.
+    Azure,
+    /// Cohere's Chat v2 and Embed v2, translated.
+    Cohere,
     /// The built-in echo model: answers in-process, no network, no key.
     Mock,
 }
@@ -32,6 +41,12 @@ impl Provider {
         if prefix == anthropic::PREFIX {
             return Some(Provider::Anthropic);
         }
+        if prefix == azure::PREFIX {
+            return Some(Provider::Azure);
+        }
+        if prefix == cohere::PREFIX {
+            return Some(Provider::Cohere);
+        }
         openai_compat::lookup(prefix).map(Provider::OpenAiCompat)
     }
 
@@ -39,6 +54,8 @@ impl Provider {
         match self {
             Provider::OpenAiCompat(p) => p.name,
             Provider::Anthropic => anthropic::PREFIX,
+            Provider::Azure => azure::PREFIX,
+            Provider::Cohere => cohere::PREFIX,
             Provider::Mock => mock::PREFIX,
         }
     }
@@ -61,6 +78,20 @@ impl Provider {
                 base_url_env: anthropic::BASE_URL_ENV,
                 key_required: true,
             }),
+            Provider::Azure => Some(Network {
+                name: azure::PREFIX,
+                default_base_url: None,
+                key_env: azure::KEY_ENV,
+                base_url_env: azure::BASE_URL_ENV,
+                key_required: true,
+            }),
+            Provider::Cohere => Some(Network {
+                name: cohere::PREFIX,
+                default_base_url: Some(cohere::DEFAULT_BASE_URL),
+                key_env: cohere::KEY_ENV,
+                base_url_env: cohere::BASE_URL_ENV,
+                key_required: true,
+            }),
             Provider::Mock => None,
         }
     }
@@ -70,7 +101,7 @@ impl Provider {
     /// answered in-process (`mock`). `Err` says why the settings cannot work.
     pub fn adapter(&self, cfg: &AdapterConfig) -> Option<Result<SharedAdapter, String>> {
         match self {
-            Provider::OpenAiCompat(_) | Provider::Mock => None,
+            Provider::OpenAiCompat(_) | Provider::Azure | Provider::Mock => None,
             Provider::Anthropic => Some(
                 anthropic::AnthropicAdapter::new(
                     cfg,
@@ -81,6 +112,9 @@ impl Provider {
                 )
                 .map(|a| std::sync::Arc::new(a) as SharedAdapter),
             ),
+            Provider::Cohere => Some(
+                cohere::CohereAdapter::new(cfg).map(|a| std::sync::Arc::new(a) as SharedAdapter),
+            ),
         }
     }
 
@@ -88,13 +122,19 @@ impl Provider {
     /// config names) this provider reads. The config loader rejects the others.
     pub fn setting_fields(&self) -> &'static [&'static str] {
         match self {
-            Provider::OpenAiCompat(_) | Provider::Mock | Provider::Anthropic => &[],
+            Provider::Azure => &["api_version"],
+            Provider::OpenAiCompat(_) | Provider::Mock | Provider::Anthropic | Provider::Cohere => {
+                &[]
+            }
         }
     }
 
     /// Whether requests are translated (and `drop_params` can apply).
     pub fn translated(&self) -> bool {
-        !matches!(self, Provider::OpenAiCompat(_) | Provider::Mock)
+        !matches!(
+            self,
+            Provider::OpenAiCompat(_) | Provider::Azure | Provider::Mock
+        )
     }
 
     /// Every provider that is reached over the network, in table order.
@@ -104,6 +144,8 @@ impl Provider {
             .map(Provider::OpenAiCompat)
             .collect();
         all.push(Provider::Anthropic);
+        all.push(Provider::Azure);
+        all.push(Provider::Cohere);
         all
     }
 
@@ -111,6 +153,8 @@ impl Provider {
     pub fn known_prefixes() -> Vec<&'static str> {
         let mut all: Vec<&'static str> = openai_compat::PROVIDERS.iter().map(|p| p.name).collect();
         all.push(anthropic::PREFIX);
+        all.push(azure::PREFIX);
+        all.push(cohere::PREFIX);
         all.push(mock::PREFIX);
         all
     }
@@ -131,7 +175,7 @@ pub struct Network {
 
 /// Prefixes of providers that later releases translate natively. Named so that a
 /// config using them fails with "not supported yet" rather than "unknown provider".
-pub const PLANNED_PREFIXES: &[&str] = &["gemini", "vertex_ai", "bedrock", "azure", "cohere"];
+pub const PLANNED_PREFIXES: &[&str] = &["gemini", "vertex_ai", "bedrock"];
 
 /// A parsed `provider_model`.
 #[derive(Debug, Clone, PartialEq, Eq)]

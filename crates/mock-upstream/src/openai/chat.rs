@@ -100,7 +100,7 @@ fn word_count(text: &str) -> u64 {
 
 /// `text` cut into one piece per word, each piece running up to the start of the next word, so the
 /// pieces concatenate to `text` (leading whitespace goes with the first word).
-fn word_pieces(text: &str) -> Vec<&str> {
+pub(crate) fn word_pieces(text: &str) -> Vec<&str> {
     let mut starts = Vec::new();
     let mut in_word = false;
     for (i, c) in text.char_indices() {

@@ -5,8 +5,8 @@
 //! translate a parsed request into a [`Reply`]; recording, auth order and faults belong to
 //! [`crate::server`]. Chat completions live in [`chat`], embeddings in [`embeddings`].
 
-mod chat;
-mod embeddings;
+pub(crate) mod chat;
+pub(crate) mod embeddings;
 
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Method, StatusCode};

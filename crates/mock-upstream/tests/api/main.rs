@@ -4,8 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod anthropic;
+mod azure;
 mod binary;
 mod chat;
+mod cohere;
 mod control;
 mod embeddings;
 mod faults;

@@ -16,12 +16,11 @@
 //! Other statuses keep their status and Anthropic's `type`. The message is Anthropic's.
 
 use std::fmt;
-use std::time::Duration;
 
-use http::header::RETRY_AFTER;
 use http::HeaderMap;
 use serde::Deserialize;
 
+use crate::providers::errors::{retry_after, unreadable_error_message};
 use crate::types::ProviderError;
 
 /// A request Anthropic cannot express, or an answer we cannot read.
@@ -164,16 +163,6 @@ pub(crate) fn stream_error(error: &ErrorObject) -> ProviderError {
     to_provider_error(status_for_type(kind), kind, &error.message)
 }
 
-/// `Retry-After` in seconds (integer or decimal); HTTP dates are ignored.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let secs: f64 = value.parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
-}
-
-/// The longest part of a non-JSON error body quoted in the message.
-const MAX_QUOTED: usize = 512;
-
 /// Turns an Anthropic error answer (any non-2xx status) into an OpenAI-shaped error.
 pub fn parse_error(status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError {
     let parsed = serde_json::from_slice::<ErrorEnvelope>(body).ok();
@@ -191,21 +180,10 @@ pub fn parse_error(status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderErr
             };
             (kind, message)
         }
-        _ => {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            let message = if text.is_empty() {
-                let reason = http::StatusCode::from_u16(status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("error");
-                format!("anthropic answered HTTP {status} {reason}")
-            } else {
-                let cut: String = text.chars().take(MAX_QUOTED).collect();
-                format!("anthropic answered HTTP {status}: {cut}")
-            };
-            (type_for_status(status), message)
-        }
+        _ => (
+            type_for_status(status),
+            unreadable_error_message("anthropic", status, body),
+        ),
     };
     let mut out = to_provider_error(status, kind, &message);
     out.retry_after = retry_after(headers);
@@ -215,6 +193,8 @@ pub fn parse_error(status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::RETRY_AFTER;
+    use std::time::Duration;
 
     fn body(kind: &str, message: &str) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({

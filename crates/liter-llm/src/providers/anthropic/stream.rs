@@ -26,10 +26,9 @@ use super::error::{stream_error, ErrorObject};
 use super::finish_reason;
 use super::response::AnthropicUsage;
 use crate::providers::adapter::StreamOut;
+use crate::providers::chunks::ChunkWriter;
 use crate::providers::sse::{SseDecoder, SseEvent};
-use crate::types::{
-    ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ProviderError, ToolCallDelta, Usage,
-};
+use crate::types::{Delta, FunctionCallDelta, ProviderError, ToolCallDelta, Usage};
 
 /// What kind of content block an Anthropic block index holds.
 #[derive(Debug, Clone, Copy)]
@@ -87,10 +86,7 @@ struct MessageDeltaBody {
 #[derive(Debug)]
 pub struct StreamTranslator {
     sse: SseDecoder,
-    id: String,
-    model: String,
-    created: u64,
-    include_usage: bool,
+    out: ChunkWriter,
     /// The role chunk has been sent.
     started: bool,
     /// Anthropic block index → what it holds.
@@ -109,10 +105,12 @@ impl StreamTranslator {
     pub fn new(id: String, model: String, created: u64, include_usage: bool) -> Self {
         Self {
             sse: SseDecoder::new(),
-            id,
-            model,
-            created,
-            include_usage,
+            out: ChunkWriter {
+                id,
+                model,
+                created,
+                include_usage,
+            },
             started: false,
             blocks: Vec::new(),
             tools: 0,
@@ -202,11 +200,9 @@ impl StreamTranslator {
             Event::MessageStop => {
                 self.start(out);
                 let finish = finish_reason(self.stop_reason.as_deref());
-                out.push(self.chunk(Delta::default(), Some(finish)));
-                if self.include_usage {
-                    let mut last = self.chunk_with(Vec::new());
-                    last.usage = Some(Some(self.usage().unwrap_or_default()));
-                    out.push(StreamOut::Chunk(last));
+                out.push(self.out.finish(finish));
+                if self.out.include_usage {
+                    out.push(self.out.usage(self.usage().unwrap_or_default()));
                 }
                 out.push(StreamOut::Done);
                 self.ended = true;
@@ -223,12 +219,7 @@ impl StreamTranslator {
     fn start(&mut self, out: &mut Vec<StreamOut>) {
         if !self.started {
             self.started = true;
-            let delta = Delta {
-                role: Some("assistant".into()),
-                content: Some(String::new()),
-                ..Delta::default()
-            };
-            out.push(self.chunk(delta, None));
+            out.push(self.out.role());
         }
     }
 
@@ -238,7 +229,7 @@ impl StreamTranslator {
         let kind = match block.get("type").and_then(Value::as_str) {
             Some("text") => {
                 if !text("text").is_empty() {
-                    out.push(self.content(text("text")));
+                    out.push(self.out.content(text("text")));
                 }
                 Block::Text
             }
@@ -254,12 +245,12 @@ impl StreamTranslator {
                         arguments: Some(String::new()),
                     }),
                 };
-                out.push(self.tool_delta(call));
+                out.push(self.out.tool_call(call));
                 Block::Tool(tool)
             }
             Some("thinking") => {
                 if !text("thinking").is_empty() {
-                    out.push(self.reasoning(text("thinking")));
+                    out.push(self.out.reasoning(text("thinking")));
                 }
                 Block::Thinking
             }
@@ -268,7 +259,7 @@ impl StreamTranslator {
                     thinking_blocks: Some(vec![block.clone()]),
                     ..Delta::default()
                 };
-                out.push(self.chunk(delta, None));
+                out.push(self.out.delta(delta));
                 Block::Other
             }
             _ => Block::Other,
@@ -289,7 +280,7 @@ impl StreamTranslator {
         match (delta.get("type").and_then(Value::as_str), block) {
             (Some("text_delta"), _) => {
                 self.start(out);
-                out.push(self.content(text("text")));
+                out.push(self.out.content(text("text")));
             }
             (Some("input_json_delta"), Block::Tool(tool)) => {
                 let fragment = text("partial_json");
@@ -302,12 +293,12 @@ impl StreamTranslator {
                         }),
                         ..ToolCallDelta::default()
                     };
-                    out.push(self.tool_delta(call));
+                    out.push(self.out.tool_call(call));
                 }
             }
             (Some("thinking_delta"), _) => {
                 self.start(out);
-                out.push(self.reasoning(text("thinking")));
+                out.push(self.out.reasoning(text("thinking")));
             }
             (Some("signature_delta"), _) => {
                 let signed =
@@ -316,54 +307,10 @@ impl StreamTranslator {
                     thinking_blocks: Some(vec![signed]),
                     ..Delta::default()
                 };
-                out.push(self.chunk(delta, None));
+                out.push(self.out.delta(delta));
             }
             // citations_delta, deltas of server tool blocks, and anything newer.
             _ => {}
-        }
-    }
-
-    fn content(&self, text: &str) -> StreamOut {
-        let delta = Delta {
-            content: Some(text.to_string()),
-            ..Delta::default()
-        };
-        self.chunk(delta, None)
-    }
-
-    fn reasoning(&self, text: &str) -> StreamOut {
-        let delta = Delta {
-            reasoning_content: Some(text.to_string()),
-            ..Delta::default()
-        };
-        self.chunk(delta, None)
-    }
-
-    fn tool_delta(&self, call: ToolCallDelta) -> StreamOut {
-        let delta = Delta {
-            tool_calls: Some(vec![call]),
-            ..Delta::default()
-        };
-        self.chunk(delta, None)
-    }
-
-    fn chunk(&self, delta: Delta, finish: Option<&str>) -> StreamOut {
-        StreamOut::Chunk(self.chunk_with(vec![ChunkChoice {
-            index: 0,
-            delta,
-            logprobs: None,
-            finish_reason: finish.map(str::to_string),
-        }]))
-    }
-
-    fn chunk_with(&self, choices: Vec<ChunkChoice>) -> ChatCompletionChunk {
-        ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices,
-            usage: self.include_usage.then_some(None),
         }
     }
 }
