@@ -32,6 +32,7 @@ mod anthropic;
 mod body;
 mod control;
 mod faults;
+mod google;
 mod openai;
 mod server;
 mod state;

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::anthropic;
 use crate::body::{MockBody, Reply};
+use crate::google::{self, Api};
 use crate::openai::{self, Endpoint};
 use crate::server::Payload;
 use crate::state::Shared;
@@ -21,12 +22,20 @@ pub(crate) enum Wire {
     OpenAi(Option<Endpoint>),
     /// Anthropic's Messages API.
     Anthropic,
+    /// Google's APIs: Gemini, Vertex AI (Google's and Anthropic's models) and the OAuth
+    /// token endpoint.
+    Google(Api),
 }
 
 impl Wire {
     pub(crate) fn classify(method: &Method, path: &str) -> Wire {
         if anthropic::handles(method, path) {
             return Wire::Anthropic;
+        }
+        if method == Method::POST {
+            if let Some(route) = google::route(path) {
+                return Wire::Google(route.api);
+            }
         }
         Wire::OpenAi(Endpoint::classify(method, path))
     }
@@ -36,6 +45,7 @@ impl Wire {
         match self {
             Wire::OpenAi(_) => openai::authorized(headers, key),
             Wire::Anthropic => anthropic::authorized(headers, key),
+            Wire::Google(api) => google::authorized(api, headers, key),
         }
     }
 
@@ -44,13 +54,16 @@ impl Wire {
         match self {
             Wire::OpenAi(_) => openai::unauthorized(),
             Wire::Anthropic => anthropic::unauthorized(),
+            Wire::Google(api) => google::unauthorized(api),
         }
     }
 
     /// The model a request is for (what faults are matched against): the body's
     /// `model` here; formats that put it in the path read it from there.
-    pub(crate) fn model(self, _path: &str, payload: &Payload) -> Option<String> {
+    pub(crate) fn model(self, path: &str, payload: &Payload) -> Option<String> {
         match self {
+            Wire::Google(Api::Token) => None,
+            Wire::Google(_) => google::route(path).map(|r| r.model.to_owned()),
             Wire::OpenAi(_) | Wire::Anthropic => payload
                 .json()
                 .and_then(|v| v.get("model"))
@@ -60,8 +73,9 @@ impl Wire {
     }
 
     /// Whether the request asks for a streamed answer.
-    pub(crate) fn is_streaming(self, _path: &str, payload: &Payload) -> bool {
+    pub(crate) fn is_streaming(self, path: &str, payload: &Payload) -> bool {
         match self {
+            Wire::Google(_) => google::route(path).is_some_and(|r| google::is_streaming(&r)),
             Wire::OpenAi(endpoint) => openai::is_streaming(endpoint, payload),
             Wire::Anthropic => anthropic::is_streaming(payload),
         }
@@ -79,6 +93,10 @@ impl Wire {
         match self {
             Wire::OpenAi(endpoint) => openai::respond(shared, endpoint, method, path, payload),
             Wire::Anthropic => anthropic::respond(shared, headers, payload),
+            Wire::Google(_) => match google::route(path) {
+                Some(route) => google::respond(shared, &route, payload),
+                None => google::error(StatusCode::NOT_FOUND, "not found").into(),
+            },
         }
     }
 
@@ -87,6 +105,9 @@ impl Wire {
         match self {
             Wire::OpenAi(_) => openai::fault_error(status),
             Wire::Anthropic => anthropic::fault_error(status),
+            // Claude on Vertex fails in Anthropic's shape, the rest of Google in Google's.
+            Wire::Google(Api::VertexAnthropic) => anthropic::fault_error(status),
+            Wire::Google(_) => google::fault_error(status),
         }
     }
 }

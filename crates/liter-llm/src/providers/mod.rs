@@ -5,6 +5,8 @@
 
 pub mod adapter;
 pub mod anthropic;
+pub(crate) mod common;
+pub mod gemini;
 pub mod mock;
 pub mod openai_compat;
 pub mod sse;
@@ -19,6 +21,10 @@ pub enum Provider {
     OpenAiCompat(&'static CompatProvider),
     /// Anthropic's Messages API, translated.
     Anthropic,
+    /// The Gemini API (Google AI Studio), translated.
+    Gemini,
+    /// Vertex AI: Gemini models, and Claude models in Anthropic's format.
+    VertexAi,
     /// The built-in echo model: answers in-process, no network, no key.
     Mock,
 }
@@ -32,6 +38,12 @@ impl Provider {
         if prefix == anthropic::PREFIX {
             return Some(Provider::Anthropic);
         }
+        if prefix == gemini::PREFIX {
+            return Some(Provider::Gemini);
+        }
+        if prefix == gemini::VERTEX_PREFIX {
+            return Some(Provider::VertexAi);
+        }
         openai_compat::lookup(prefix).map(Provider::OpenAiCompat)
     }
 
@@ -39,6 +51,8 @@ impl Provider {
         match self {
             Provider::OpenAiCompat(p) => p.name,
             Provider::Anthropic => anthropic::PREFIX,
+            Provider::Gemini => gemini::PREFIX,
+            Provider::VertexAi => gemini::VERTEX_PREFIX,
             Provider::Mock => mock::PREFIX,
         }
     }
@@ -61,6 +75,22 @@ impl Provider {
                 base_url_env: anthropic::BASE_URL_ENV,
                 key_required: true,
             }),
+            Provider::Gemini => Some(Network {
+                name: gemini::PREFIX,
+                default_base_url: Some(gemini::DEFAULT_BASE_URL),
+                key_env: gemini::KEY_ENV,
+                base_url_env: gemini::BASE_URL_ENV,
+                key_required: true,
+            }),
+            // The base URL follows the location (see `derived_base_url`); credentials
+            // come from `vertex_credentials`, or `api_key` as a fixed access token.
+            Provider::VertexAi => Some(Network {
+                name: gemini::VERTEX_PREFIX,
+                default_base_url: None,
+                key_env: &[],
+                base_url_env: &[],
+                key_required: false,
+            }),
             Provider::Mock => None,
         }
     }
@@ -81,6 +111,26 @@ impl Provider {
                 )
                 .map(|a| std::sync::Arc::new(a) as SharedAdapter),
             ),
+            Provider::Gemini => Some(
+                gemini::GeminiAdapter::new(cfg).map(|a| std::sync::Arc::new(a) as SharedAdapter),
+            ),
+            Provider::VertexAi => Some(
+                gemini::VertexAdapter::new(cfg).map(|a| std::sync::Arc::new(a) as SharedAdapter),
+            ),
+        }
+    }
+
+    /// A default base URL that depends on the deployment's settings (Vertex AI: the
+    /// location's host), used when the config gives no `base_url`.
+    pub fn derived_base_url(&self, settings: &adapter::ProviderSettings) -> Option<String> {
+        match self {
+            Provider::VertexAi => Some(gemini::vertex_base_url(
+                settings
+                    .vertex_location
+                    .as_deref()
+                    .unwrap_or(gemini::DEFAULT_LOCATION),
+            )),
+            _ => None,
         }
     }
 
@@ -88,7 +138,10 @@ impl Provider {
     /// config names) this provider reads. The config loader rejects the others.
     pub fn setting_fields(&self) -> &'static [&'static str] {
         match self {
-            Provider::OpenAiCompat(_) | Provider::Mock | Provider::Anthropic => &[],
+            Provider::OpenAiCompat(_) | Provider::Mock | Provider::Anthropic | Provider::Gemini => {
+                &[]
+            }
+            Provider::VertexAi => &["vertex_project", "vertex_location", "vertex_credentials"],
         }
     }
 
@@ -104,6 +157,8 @@ impl Provider {
             .map(Provider::OpenAiCompat)
             .collect();
         all.push(Provider::Anthropic);
+        all.push(Provider::Gemini);
+        all.push(Provider::VertexAi);
         all
     }
 
@@ -111,6 +166,8 @@ impl Provider {
     pub fn known_prefixes() -> Vec<&'static str> {
         let mut all: Vec<&'static str> = openai_compat::PROVIDERS.iter().map(|p| p.name).collect();
         all.push(anthropic::PREFIX);
+        all.push(gemini::PREFIX);
+        all.push(gemini::VERTEX_PREFIX);
         all.push(mock::PREFIX);
         all
     }
@@ -131,7 +188,7 @@ pub struct Network {
 
 /// Prefixes of providers that later releases translate natively. Named so that a
 /// config using them fails with "not supported yet" rather than "unknown provider".
-pub const PLANNED_PREFIXES: &[&str] = &["gemini", "vertex_ai", "bedrock", "azure", "cohere"];
+pub const PLANNED_PREFIXES: &[&str] = &["bedrock", "azure", "cohere"];
 
 /// A parsed `provider_model`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,8 +249,20 @@ mod tests {
             Err(ProviderModelError::Malformed)
         );
         assert_eq!(
-            ProviderModel::parse("gemini/gemini-2.0-flash"),
-            Err(ProviderModelError::NotSupportedYet("gemini".into()))
+            ProviderModel::parse("bedrock/x"),
+            Err(ProviderModelError::NotSupportedYet("bedrock".into()))
+        );
+        assert_eq!(
+            ProviderModel::parse("gemini/gemini-2.0-flash")
+                .unwrap()
+                .provider,
+            Provider::Gemini
+        );
+        assert_eq!(
+            ProviderModel::parse("vertex_ai/claude-sonnet-4@20250514")
+                .unwrap()
+                .provider,
+            Provider::VertexAi
         );
         assert_eq!(
             ProviderModel::parse("anthropic/claude-sonnet-4-20250514")

@@ -133,14 +133,14 @@ fn token_ids(items: &[Value]) -> Option<Vec<u64>> {
 }
 
 /// 64-bit FNV-1a: stable across platforms and Rust versions, unlike `DefaultHasher`.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
         (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 
 /// A unit-length vector of `dimensions` values drawn from a splitmix64 sequence seeded by `seed`.
-fn vector(seed: u64, dimensions: usize) -> Vec<f32> {
+pub(crate) fn vector(seed: u64, dimensions: usize) -> Vec<f32> {
     let mut state = seed;
     let mut values: Vec<f32> = (0..dimensions)
         .map(|_| {

@@ -16,12 +16,11 @@
 //! Other statuses keep their status and Anthropic's `type`. The message is Anthropic's.
 
 use std::fmt;
-use std::time::Duration;
 
-use http::header::RETRY_AFTER;
 use http::HeaderMap;
 use serde::Deserialize;
 
+use crate::providers::common;
 use crate::types::ProviderError;
 
 /// A request Anthropic cannot express, or an answer we cannot read.
@@ -164,13 +163,6 @@ pub(crate) fn stream_error(error: &ErrorObject) -> ProviderError {
     to_provider_error(status_for_type(kind), kind, &error.message)
 }
 
-/// `Retry-After` in seconds (integer or decimal); HTTP dates are ignored.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let secs: f64 = value.parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
-}
-
 /// The longest part of a non-JSON error body quoted in the message.
 const MAX_QUOTED: usize = 512;
 
@@ -208,13 +200,15 @@ pub fn parse_error(status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderErr
         }
     };
     let mut out = to_provider_error(status, kind, &message);
-    out.retry_after = retry_after(headers);
+    out.retry_after = common::retry_after(headers);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::RETRY_AFTER;
+    use std::time::Duration;
 
     fn body(kind: &str, message: &str) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({
