@@ -9,5 +9,6 @@ mod chat;
 mod control;
 mod embeddings;
 mod faults;
+mod google;
 mod stream;
 mod support;
