@@ -96,7 +96,7 @@ fn check(form: &str) -> Result<(), String> {
     }
     let claims = segment(claims)?;
     for name in ["iss", "scope", "aud"] {
-        if !claims[name].as_str().is_some_and(|v| !v.is_empty()) {
+        if claims[name].as_str().is_none_or(str::is_empty) {
             return Err(format!("Invalid JWT: missing {name}"));
         }
     }

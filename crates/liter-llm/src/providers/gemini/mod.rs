@@ -61,14 +61,16 @@
 
 mod adapter;
 pub mod auth;
+mod embed;
 mod error;
 mod request;
 mod response;
 mod stream;
 
 pub use adapter::{GeminiAdapter, VertexAdapter};
+pub use embed::{build_batch_embed, build_predict_embed};
 pub use error::parse_error;
-pub use request::{build_batch_embed, build_generate, build_predict_embed, DROPPED_PARAMS};
+pub use request::{build_generate, DROPPED_PARAMS};
 pub use response::{parse_batch_embed, parse_predict_embed, parse_response};
 pub use stream::StreamTranslator;
 

@@ -1,5 +1,5 @@
 //! The canonical chat request turned into a `GenerateContentRequest` (the body is the
-//! same for the Gemini API and Vertex AI), and embeddings requests for both. See the
+//! same for the Gemini API and Vertex AI). See the
 //! module docs of [`super`] for the decisions; this file only carries them out.
 
 use serde_json::{json, Map, Value};
@@ -7,8 +7,7 @@ use serde_json::{json, Map, Value};
 use super::invalid;
 use crate::providers::common;
 use crate::types::{
-    ChatCompletionRequest, EmbeddingRequest, Message, ProviderError, ResponseFormat, Tool,
-    ToolChoice,
+    ChatCompletionRequest, Message, ProviderError, ResponseFormat, Tool, ToolChoice,
 };
 
 /// OpenAI parameters with no Gemini counterpart. A request that sets one (to anything
@@ -470,62 +469,6 @@ fn mime_from_extension(url: &str) -> Option<&'static str> {
     })
 }
 
-/// The texts of an embeddings `input` (a string or an array of strings).
-pub(crate) fn embedding_texts(req: &EmbeddingRequest) -> Result<Vec<String>, ProviderError> {
-    let bad = || {
-        invalid(
-            "gemini embeds text: input must be a string or an array of strings",
-            "input",
-        )
-    };
-    match &req.input {
-        Value::String(s) => Ok(vec![s.clone()]),
-        Value::Array(items) if !items.is_empty() => items
-            .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(bad))
-            .collect(),
-        _ => Err(bad()),
-    }
-}
-
-/// `batchEmbedContents` body (Gemini API): one request per text.
-pub fn build_batch_embed(req: &EmbeddingRequest, model_id: &str) -> Result<Value, ProviderError> {
-    let task = req.extra.get("task_type").cloned();
-    let requests: Vec<Value> = embedding_texts(req)?
-        .into_iter()
-        .map(|text| {
-            let mut r = Map::new();
-            r.insert("model".into(), Value::from(format!("models/{model_id}")));
-            r.insert("content".into(), json!({ "parts": [{ "text": text }] }));
-            if let Some(d) = req.dimensions {
-                r.insert("outputDimensionality".into(), Value::from(d));
-            }
-            if let Some(t) = &task {
-                r.insert("taskType".into(), t.clone());
-            }
-            Value::Object(r)
-        })
-        .collect();
-    Ok(json!({ "requests": requests }))
-}
-
-/// `:predict` body (Vertex AI text embeddings): one instance per text.
-pub fn build_predict_embed(req: &EmbeddingRequest) -> Result<Value, ProviderError> {
-    let task = req.extra.get("task_type").cloned();
-    let instances: Vec<Value> = embedding_texts(req)?
-        .into_iter()
-        .map(|text| match &task {
-            Some(t) => json!({ "content": text, "task_type": t }),
-            None => json!({ "content": text }),
-        })
-        .collect();
-    let mut body = json!({ "instances": instances });
-    if let Some(d) = req.dimensions {
-        body["parameters"] = json!({ "outputDimensionality": d });
-    }
-    Ok(body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,21 +568,5 @@ mod tests {
             Some("image/jpeg")
         );
         assert_eq!(mime_from_extension("https://x/a"), None);
-    }
-
-    #[test]
-    fn embedding_inputs() {
-        let req: EmbeddingRequest =
-            serde_json::from_value(json!({"model":"m","input":[[1,2]]})).unwrap();
-        assert_eq!(build_batch_embed(&req, "e").unwrap_err().status, 400);
-        let req: EmbeddingRequest = serde_json::from_value(
-            json!({"model":"m","input":"a","dimensions":8,"task_type":"RETRIEVAL_QUERY"}),
-        )
-        .unwrap();
-        assert_eq!(
-            build_predict_embed(&req).unwrap(),
-            json!({"instances":[{"content":"a","task_type":"RETRIEVAL_QUERY"}],
-                   "parameters":{"outputDimensionality":8}})
-        );
     }
 }
