@@ -44,9 +44,14 @@ UPSTREAM_IDS = {
     "command": "command-a-03-2025",
     "cohere-embed": "embed-v4.0",
     "azure-gpt": "gpt4o-prod",
+    "gemini": "gemini-2.0-flash",
+    "vertex": "gemini-2.5-pro",
 }
 # Every configured model name, in config order.
-MODEL_NAMES = ["gpt-4o", "other", "slow", "echo", "claude", "flaky", "command", "cohere-embed", "azure-gpt"]
+MODEL_NAMES = [
+    "gpt-4o", "other", "slow", "echo", "claude", "flaky",
+    "command", "cohere-embed", "azure-gpt", "gemini", "vertex",
+]
 # The [[aliases]] patterns, in config order: /v1/models lists them after the models.
 ALIAS_PATTERNS = ["anthropic/*"]
 # What VIRTUAL_KEY may use.
@@ -120,6 +125,22 @@ base_url = "{root}"
 name = "azure-gpt"
 provider_model = "azure/gpt4o-prod"
 api_key = "{upstream_key}"
+base_url = "{root}"
+
+# Native Gemini API provider: the gateway adds /v1beta/models/<id>:generateContent.
+[[models]]
+name = "gemini"
+provider_model = "gemini/gemini-2.0-flash"
+api_key = "{upstream_key}"
+base_url = "{root}"
+
+# Vertex AI with the test-only service account, whose token_uri is the mock's /token.
+[[models]]
+name = "vertex"
+provider_model = "vertex_ai/gemini-2.5-pro"
+vertex_project = "compat-project"
+vertex_location = "us-central1"
+vertex_credentials = "{vertex_creds}"
 base_url = "{root}"
 
 # `anthropic/<id>` sent directly by a client goes to the mock with these credentials.
@@ -317,9 +338,14 @@ def mock() -> Iterator[Mock]:
 @pytest.fixture(scope="session")
 def gateway(mock: Mock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     config = tmp_path_factory.mktemp("gateway") / "liter-llm-proxy.toml"
+    # The test-only service account (crates/liter-llm/tests/fixtures/gemini), token_uri on the mock.
+    account = json.loads((REPO / "crates/liter-llm/tests/fixtures/gemini/TEST-ONLY-service-account.json").read_text())
+    account["token_uri"] = mock.url + "/token"
+    creds = config.parent / "vertex-sa.json"
+    creds.write_text(json.dumps(account))
     config.write_text(GATEWAY_CONFIG.format(
         master=MASTER_KEY, vkey=VIRTUAL_KEY, upstream_key=UPSTREAM_KEY, base=mock.base_url,
-        root=mock.url,
+        root=mock.url, vertex_creds=creds,
     ))
     proc = Process("liter-llm", [str(BIN_DIR / "liter-llm"), "api", "--config", str(config)], env=_child_env())
     try:

@@ -390,7 +390,7 @@ provider_model = "custom/x"
 
 [[models]]
 name = "d"
-provider_model = "gemini/gemini-2.0-flash"
+provider_model = "bedrock/anthropic.claude-3-haiku"
 
 [[keys]]
 key = ""
@@ -405,7 +405,7 @@ models = ["zzz"]
         "test.toml:8:18: models[0].provider_model: provider_model \"gpt-4o\" must look like",
         "models[1].provider_model: unknown provider \"nope\"",
         "test.toml:14:1: models[2].base_url: provider \"custom\" needs base_url",
-        "models[3].provider_model: not supported yet: provider \"gemini\"",
+        "models[3].provider_model: not supported yet: provider \"bedrock\"",
         "keys[0].key: key is empty",
         "test.toml:27:11: keys[1].models[0]: model \"zzz\" is not defined",
     ] {
@@ -591,4 +591,38 @@ drop_params = false
     .unwrap();
     assert!(cfg.models[0].settings.drop_params);
     assert!(!cfg.models[1].settings.drop_params);
+}
+
+#[test]
+fn vertex_settings_come_from_the_file_or_the_environment() {
+    let env = |v: &str| match v {
+        "VERTEXAI_PROJECT" => Some("env-project".to_string()),
+        "VERTEXAI_LOCATION" => Some("asia-northeast1".to_string()),
+        _ => None,
+    };
+    let cfg = load_str(
+        "[[models]]\nname = \"v\"\nprovider_model = \"vertex_ai/gemini-2.5-pro\"\napi_key = \"ya29.token\"\n[[models]]\nname = \"w\"\nprovider_model = \"vertex_ai/gemini-2.5-pro\"\napi_key = \"ya29.token\"\nvertex_project = \"mine\"\nvertex_location = \"global\"\n",
+        "t.toml",
+        &Overrides::default(),
+        env,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (v, w) = (&cfg.models[0], &cfg.models[1]);
+    assert_eq!(v.settings.vertex_project.as_deref(), Some("env-project"));
+    assert_eq!(
+        v.base_url.as_deref(),
+        Some("https://asia-northeast1-aiplatform.googleapis.com")
+    );
+    assert_eq!(w.settings.vertex_project.as_deref(), Some("mine"));
+    assert_eq!(
+        w.base_url.as_deref(),
+        Some("https://aiplatform.googleapis.com")
+    );
+
+    // vertex_* fields belong to vertex_ai/ models only.
+    let e = err("[[models]]\nname = \"g\"\nprovider_model = \"gemini/gemini-2.5-pro\"\napi_key = \"k\"\nvertex_project = \"p\"\n");
+    assert!(
+        e.contains("vertex_project does not apply to gemini/ models"),
+        "{e}"
+    );
 }

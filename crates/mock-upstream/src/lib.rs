@@ -35,6 +35,7 @@ mod body;
 mod cohere;
 mod control;
 mod faults;
+mod google;
 mod openai;
 mod server;
 mod state;

@@ -43,8 +43,8 @@ use crate::wire::Wire;
 pub(crate) enum Payload {
     /// No body bytes.
     Empty,
-    /// Bytes that are not JSON.
-    Invalid,
+    /// Bytes that are not JSON (kept for formats that are not JSON, e.g. an OAuth form).
+    Invalid(Bytes),
     /// A JSON document.
     Json(Value),
 }
@@ -56,7 +56,15 @@ impl Payload {
         }
         match serde_json::from_slice(bytes) {
             Ok(value) => Self::Json(value),
-            Err(_) => Self::Invalid,
+            Err(_) => Self::Invalid(bytes.clone()),
+        }
+    }
+
+    /// The raw bytes of a body that is not JSON.
+    pub(crate) fn raw(&self) -> Option<&Bytes> {
+        match self {
+            Self::Invalid(bytes) => Some(bytes),
+            Self::Empty | Self::Json(_) => None,
         }
     }
 
@@ -64,7 +72,7 @@ impl Payload {
     pub(crate) fn json(&self) -> Option<&Value> {
         match self {
             Self::Json(value) => Some(value),
-            Self::Empty | Self::Invalid => None,
+            Self::Empty | Self::Invalid(_) => None,
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::anthropic;
 use crate::azure::{self, AzureCall};
 use crate::body::{MockBody, Reply};
 use crate::cohere;
+use crate::google::{self, Api};
 use crate::openai::{self, Endpoint};
 use crate::server::Payload;
 use crate::state::Shared;
@@ -27,6 +28,9 @@ pub(crate) enum Wire {
     Azure(AzureCall),
     /// Cohere's Chat v2 and Embed v2.
     Cohere(cohere::Endpoint),
+    /// Google's APIs: Gemini, Vertex AI (Google's and Anthropic's models) and the OAuth
+    /// token endpoint.
+    Google(Api),
 }
 
 impl Wire {
@@ -36,6 +40,11 @@ impl Wire {
         }
         if let Some(call) = azure::classify(method, path, query) {
             return Wire::Azure(call);
+        }
+        if method == Method::POST {
+            if let Some(route) = google::route(path) {
+                return Wire::Google(route.api);
+            }
         }
         if let Some(endpoint) = cohere::classify(method, path) {
             return Wire::Cohere(endpoint);
@@ -49,6 +58,7 @@ impl Wire {
             Wire::OpenAi(_) | Wire::Cohere(_) => openai::authorized(headers, key),
             Wire::Anthropic => anthropic::authorized(headers, key),
             Wire::Azure(_) => azure::authorized(headers, key),
+            Wire::Google(api) => google::authorized(api, headers, key),
         }
     }
 
@@ -59,6 +69,7 @@ impl Wire {
             Wire::Anthropic => anthropic::unauthorized(),
             Wire::Azure(_) => azure::unauthorized(),
             Wire::Cohere(_) => cohere::unauthorized(),
+            Wire::Google(api) => google::unauthorized(api),
         }
     }
 
@@ -67,6 +78,8 @@ impl Wire {
     pub(crate) fn model(self, path: &str, payload: &Payload) -> Option<String> {
         match self {
             Wire::Azure(call) => azure::model(call, path, payload),
+            Wire::Google(Api::Token) => None,
+            Wire::Google(_) => google::route(path).map(|r| r.model.to_owned()),
             Wire::OpenAi(_) | Wire::Anthropic | Wire::Cohere(_) => payload
                 .json()
                 .and_then(|v| v.get("model"))
@@ -76,8 +89,9 @@ impl Wire {
     }
 
     /// Whether the request asks for a streamed answer.
-    pub(crate) fn is_streaming(self, _path: &str, payload: &Payload) -> bool {
+    pub(crate) fn is_streaming(self, path: &str, payload: &Payload) -> bool {
         match self {
+            Wire::Google(_) => google::route(path).is_some_and(|r| google::is_streaming(&r)),
             Wire::OpenAi(endpoint) => openai::is_streaming(endpoint, payload),
             Wire::Anthropic => anthropic::is_streaming(payload),
             Wire::Azure(call) => azure::is_streaming(call, payload),
@@ -99,6 +113,10 @@ impl Wire {
             Wire::Anthropic => anthropic::respond(shared, headers, payload),
             Wire::Azure(call) => azure::respond(shared, call, path, payload),
             Wire::Cohere(endpoint) => cohere::respond(shared, endpoint, payload),
+            Wire::Google(_) => match google::route(path) {
+                Some(route) => google::respond(shared, &route, payload),
+                None => google::error(StatusCode::NOT_FOUND, "not found").into(),
+            },
         }
     }
 
@@ -109,6 +127,9 @@ impl Wire {
             Wire::Anthropic => anthropic::fault_error(status),
             Wire::Azure(_) => azure::fault_error(status),
             Wire::Cohere(_) => cohere::fault_error(status),
+            // Claude on Vertex fails in Anthropic's shape, the rest of Google in Google's.
+            Wire::Google(Api::VertexAnthropic) => anthropic::fault_error(status),
+            Wire::Google(_) => google::fault_error(status),
         }
     }
 }

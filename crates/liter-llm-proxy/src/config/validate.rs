@@ -297,6 +297,11 @@ pub(crate) fn validate(
                 .iter()
                 .find_map(|v| env(v).filter(|x| !x.is_empty()));
         }
+        if pm.provider == Provider::VertexAi {
+            liter_llm::providers::gemini::vertex_settings_from_env(&mut settings, env);
+        }
+        // A default base URL that follows the settings (Vertex AI: the location's host).
+        let derived_base = pm.provider.derived_base_url(&settings);
         let (base_url, api_key) = match pm.provider.network() {
             None => {
                 if given(&m.api_key).is_some() || given(&m.base_url).is_some() {
@@ -315,7 +320,8 @@ pub(crate) fn validate(
                         "mock_latency_ms applies only to mock/ models".into(),
                     ));
                 }
-                match resolve_network(p, given(&m.base_url), given(&m.api_key), env) {
+                let base = given(&m.base_url).or(derived_base.as_deref());
+                match resolve_network(p, base, given(&m.api_key), env) {
                     Ok(found) => found,
                     Err((field, msg)) => {
                         problems.push((at(field), msg));

@@ -271,6 +271,7 @@ pub(crate) fn prepare(
     target: &Target,
     dep: &DeploymentState,
     job: &Job<'_>,
+    token: Option<&str>,
 ) -> Result<UpstreamRequest, GatewayError> {
     match &target.wire {
         Wire::OpenAi(t) => {
@@ -304,7 +305,7 @@ pub(crate) fn prepare(
             Ok(adapter.build(Call {
                 op,
                 body: job.body,
-                token: None,
+                token,
                 now: unix_now(),
             })?)
         }
@@ -355,7 +356,15 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
             Err(e) => failed(e, None),
         };
     };
-    let mut out = match prepare(target, dep, job) {
+    // Token-authenticated providers (Vertex AI): a cached token, or one fetched now.
+    let token = match &target.token {
+        Some(cache) => match cache.get(&app.upstream, &target.name, job.deadline).await {
+            Ok(t) => Some(t),
+            Err(e) => return failed(e, None),
+        },
+        None => None,
+    };
+    let mut out = match prepare(target, dep, job, token.as_deref()) {
         Ok(p) => p,
         Err(e) => return failed(e, None),
     };

@@ -59,7 +59,11 @@ async fn probe(app: &App, d: &Arc<DeploymentState>) {
         meter: None,
     };
     // The probe is written in the deployment's own wire format.
-    let Ok(out) = prepare(target, d, &job) else {
+    let token = match &target.token {
+        Some(cache) => cache.get(&app.upstream, &target.name, deadline).await.ok(),
+        None => None,
+    };
+    let Ok(out) = prepare(target, d, &job, token.as_deref()) else {
         return;
     };
     let outcome = match app.upstream.send_once(target, out, deadline).await {

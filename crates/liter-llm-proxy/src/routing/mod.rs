@@ -84,10 +84,17 @@ fn target_for(d: &Deployment) -> Result<Option<Target>, String> {
         Some(adapter) => Wire::Adapter(adapter.map_err(|e| format!("model {:?}: {e}", d.name))?),
         None => Wire::OpenAi(Box::new(openai_target(d, &cfg)?)),
     };
+    let token = match &wire {
+        Wire::Adapter(adapter) => {
+            crate::upstream::token::TokenCache::for_adapter(adapter).map(std::sync::Arc::new)
+        }
+        Wire::OpenAi(_) => None,
+    };
     Ok(Some(Target {
         name: d.name.clone(),
         wire,
         timeout: d.timeout,
+        token,
     }))
 }
 

@@ -4,6 +4,7 @@
 //! `Retry-After`).
 
 pub mod stream;
+pub mod token;
 pub mod translate;
 
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub struct Target {
     /// The wire protocol, and with it the translation.
     pub wire: Wire,
     pub timeout: Duration,
+    /// For adapters that authenticate with a short-lived token (Vertex AI).
+    pub token: Option<std::sync::Arc<token::TokenCache>>,
 }
 
 /// How requests are written for a provider.

@@ -8,8 +8,10 @@ pub mod anthropic;
 pub mod azure;
 pub mod chunks;
 pub mod cohere;
+pub(crate) mod common;
 pub mod embeddings;
 pub mod errors;
+pub mod gemini;
 pub mod mock;
 pub mod openai_compat;
 pub mod sse;
@@ -28,6 +30,10 @@ pub enum Provider {
     Azure,
     /// Cohere's Chat v2 and Embed v2, translated.
     Cohere,
+    /// The Gemini API (Google AI Studio), translated.
+    Gemini,
+    /// Vertex AI: Gemini models, and Claude models in Anthropic's format.
+    VertexAi,
     /// The built-in echo model: answers in-process, no network, no key.
     Mock,
 }
@@ -47,6 +53,12 @@ impl Provider {
         if prefix == cohere::PREFIX {
             return Some(Provider::Cohere);
         }
+        if prefix == gemini::PREFIX {
+            return Some(Provider::Gemini);
+        }
+        if prefix == gemini::VERTEX_PREFIX {
+            return Some(Provider::VertexAi);
+        }
         openai_compat::lookup(prefix).map(Provider::OpenAiCompat)
     }
 
@@ -56,6 +68,8 @@ impl Provider {
             Provider::Anthropic => anthropic::PREFIX,
             Provider::Azure => azure::PREFIX,
             Provider::Cohere => cohere::PREFIX,
+            Provider::Gemini => gemini::PREFIX,
+            Provider::VertexAi => gemini::VERTEX_PREFIX,
             Provider::Mock => mock::PREFIX,
         }
     }
@@ -92,6 +106,22 @@ impl Provider {
                 base_url_env: cohere::BASE_URL_ENV,
                 key_required: true,
             }),
+            Provider::Gemini => Some(Network {
+                name: gemini::PREFIX,
+                default_base_url: Some(gemini::DEFAULT_BASE_URL),
+                key_env: gemini::KEY_ENV,
+                base_url_env: gemini::BASE_URL_ENV,
+                key_required: true,
+            }),
+            // The base URL follows the location (see `derived_base_url`); credentials
+            // come from `vertex_credentials`, or `api_key` as a fixed access token.
+            Provider::VertexAi => Some(Network {
+                name: gemini::VERTEX_PREFIX,
+                default_base_url: None,
+                key_env: &[],
+                base_url_env: &[],
+                key_required: false,
+            }),
             Provider::Mock => None,
         }
     }
@@ -115,6 +145,26 @@ impl Provider {
             Provider::Cohere => Some(
                 cohere::CohereAdapter::new(cfg).map(|a| std::sync::Arc::new(a) as SharedAdapter),
             ),
+            Provider::Gemini => Some(
+                gemini::GeminiAdapter::new(cfg).map(|a| std::sync::Arc::new(a) as SharedAdapter),
+            ),
+            Provider::VertexAi => Some(
+                gemini::VertexAdapter::new(cfg).map(|a| std::sync::Arc::new(a) as SharedAdapter),
+            ),
+        }
+    }
+
+    /// A default base URL that depends on the deployment's settings (Vertex AI: the
+    /// location's host), used when the config gives no `base_url`.
+    pub fn derived_base_url(&self, settings: &adapter::ProviderSettings) -> Option<String> {
+        match self {
+            Provider::VertexAi => Some(gemini::vertex_base_url(
+                settings
+                    .vertex_location
+                    .as_deref()
+                    .unwrap_or(gemini::DEFAULT_LOCATION),
+            )),
+            _ => None,
         }
     }
 
@@ -123,9 +173,12 @@ impl Provider {
     pub fn setting_fields(&self) -> &'static [&'static str] {
         match self {
             Provider::Azure => &["api_version"],
-            Provider::OpenAiCompat(_) | Provider::Mock | Provider::Anthropic | Provider::Cohere => {
-                &[]
-            }
+            Provider::OpenAiCompat(_)
+            | Provider::Mock
+            | Provider::Anthropic
+            | Provider::Cohere
+            | Provider::Gemini => &[],
+            Provider::VertexAi => &["vertex_project", "vertex_location", "vertex_credentials"],
         }
     }
 
@@ -146,6 +199,8 @@ impl Provider {
         all.push(Provider::Anthropic);
         all.push(Provider::Azure);
         all.push(Provider::Cohere);
+        all.push(Provider::Gemini);
+        all.push(Provider::VertexAi);
         all
     }
 
@@ -155,6 +210,8 @@ impl Provider {
         all.push(anthropic::PREFIX);
         all.push(azure::PREFIX);
         all.push(cohere::PREFIX);
+        all.push(gemini::PREFIX);
+        all.push(gemini::VERTEX_PREFIX);
         all.push(mock::PREFIX);
         all
     }
@@ -175,7 +232,7 @@ pub struct Network {
 
 /// Prefixes of providers that later releases translate natively. Named so that a
 /// config using them fails with "not supported yet" rather than "unknown provider".
-pub const PLANNED_PREFIXES: &[&str] = &["gemini", "vertex_ai", "bedrock"];
+pub const PLANNED_PREFIXES: &[&str] = &["bedrock"];
 
 /// A parsed `provider_model`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,8 +293,20 @@ mod tests {
             Err(ProviderModelError::Malformed)
         );
         assert_eq!(
-            ProviderModel::parse("gemini/gemini-2.0-flash"),
-            Err(ProviderModelError::NotSupportedYet("gemini".into()))
+            ProviderModel::parse("bedrock/x"),
+            Err(ProviderModelError::NotSupportedYet("bedrock".into()))
+        );
+        assert_eq!(
+            ProviderModel::parse("gemini/gemini-2.0-flash")
+                .unwrap()
+                .provider,
+            Provider::Gemini
+        );
+        assert_eq!(
+            ProviderModel::parse("vertex_ai/claude-sonnet-4@20250514")
+                .unwrap()
+                .provider,
+            Provider::VertexAi
         );
         assert_eq!(
             ProviderModel::parse("anthropic/claude-sonnet-4-20250514")

@@ -249,13 +249,13 @@ fn text_of(content: Option<&Value>, tool_results: bool) -> String {
     }
 }
 
-fn word_count(text: &str) -> u64 {
+pub(crate) fn word_count(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
 
 /// `text` cut into one piece per word, each running up to the start of the next word, so the
 /// pieces concatenate to `text` (leading whitespace goes with the first word).
-fn word_pieces(text: &str) -> Vec<&str> {
+pub(crate) fn word_pieces(text: &str) -> Vec<&str> {
     let mut starts: Vec<usize> = text
         .char_indices()
         .zip(std::iter::once(true).chain(text.chars().map(char::is_whitespace)))
@@ -276,7 +276,7 @@ fn word_pieces(text: &str) -> Vec<&str> {
 }
 
 /// The prefix of `text` holding its first `n` words, without trailing whitespace.
-fn first_words(text: &str, n: u64) -> &str {
+pub(crate) fn first_words(text: &str, n: u64) -> &str {
     let n = usize::try_from(n).unwrap_or(usize::MAX);
     let len: usize = word_pieces(text).iter().take(n).map(|p| p.len()).sum();
     text.get(..len).unwrap_or(text).trim_end()

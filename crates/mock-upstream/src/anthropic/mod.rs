@@ -8,6 +8,8 @@
 
 mod messages;
 
+pub(crate) use messages::{first_words, word_count, word_pieces};
+
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -61,6 +63,35 @@ pub(crate) fn respond(shared: &Shared, headers: &HeaderMap, payload: &Payload) -
     let Some(model) = json.get("model").and_then(Value::as_str) else {
         return bad_request("model: Field required");
     };
+    let Some(max_tokens) = json
+        .get("max_tokens")
+        .and_then(Value::as_u64)
+        .filter(|n| *n > 0)
+    else {
+        return bad_request("max_tokens: Field required");
+    };
+    let Some(turns) = json.get("messages").and_then(Value::as_array) else {
+        return bad_request("messages: Field required");
+    };
+    messages::respond(shared, json, model, max_tokens, turns)
+}
+
+/// Claude on Vertex AI (`:rawPredict` / `:streamRawPredict`): the model is in the path
+/// and the version in the body (`anthropic_version`), which has no `model`.
+pub(crate) fn respond_vertex(shared: &Shared, payload: &Payload, model: &str) -> Reply {
+    let Some(json) = payload.json().filter(|v| v.is_object()) else {
+        return bad_request("The request body is not valid JSON.");
+    };
+    if json
+        .get("anthropic_version")
+        .and_then(Value::as_str)
+        .is_none()
+    {
+        return bad_request("anthropic_version: Field required");
+    }
+    if json.get("model").is_some() {
+        return bad_request("model: Extra inputs are not permitted");
+    }
     let Some(max_tokens) = json
         .get("max_tokens")
         .and_then(Value::as_u64)

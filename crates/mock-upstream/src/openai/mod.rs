@@ -8,6 +8,8 @@
 pub(crate) mod chat;
 pub(crate) mod embeddings;
 
+pub(crate) use embeddings::{fnv1a, vector};
+
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;

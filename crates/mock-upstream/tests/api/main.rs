@@ -11,5 +11,6 @@ mod cohere;
 mod control;
 mod embeddings;
 mod faults;
+mod google;
 mod stream;
 mod support;

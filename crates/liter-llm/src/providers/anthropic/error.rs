@@ -20,7 +20,7 @@ use std::fmt;
 use http::HeaderMap;
 use serde::Deserialize;
 
-use crate::providers::errors::{retry_after, unreadable_error_message};
+use crate::providers::errors::unreadable_error_message;
 use crate::types::ProviderError;
 
 /// A request Anthropic cannot express, or an answer we cannot read.
@@ -186,7 +186,7 @@ pub fn parse_error(status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderErr
         ),
     };
     let mut out = to_provider_error(status, kind, &message);
-    out.retry_after = retry_after(headers);
+    out.retry_after = crate::providers::errors::retry_after(headers);
     out
 }
 

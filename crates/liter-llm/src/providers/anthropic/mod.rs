@@ -104,6 +104,10 @@ pub struct AnthropicOptions {
     pub default_max_tokens: u64,
     /// Drop [`DROPPED_PARAMS`] instead of answering 400 (LiteLLM's `drop_params`).
     pub drop_params: bool,
+    /// For clouds that host Anthropic's models (Vertex AI: `vertex-2023-10-16`): the
+    /// version goes in the body as `anthropic_version`, the model is in the URL, so the
+    /// body has no `model` and no `anthropic-version` header is sent.
+    pub body_version: Option<&'static str>,
 }
 
 impl Default for AnthropicOptions {
@@ -113,6 +117,7 @@ impl Default for AnthropicOptions {
             beta: None,
             default_max_tokens: DEFAULT_MAX_TOKENS,
             drop_params: false,
+            body_version: None,
         }
     }
 }

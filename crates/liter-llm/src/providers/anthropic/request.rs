@@ -67,10 +67,10 @@ pub fn build_request(
         message: format!("cannot encode the request: {e}"),
         param: None,
     })?;
-    let mut headers = vec![
-        (ANTHROPIC_VERSION, opts.version.clone()),
-        (CONTENT_TYPE, HeaderValue::from_static("application/json")),
-    ];
+    let mut headers = vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+    if opts.body_version.is_none() {
+        headers.push((ANTHROPIC_VERSION, opts.version.clone()));
+    }
     if let Some(beta) = &opts.beta {
         headers.push((ANTHROPIC_BETA, beta.clone()));
     }
@@ -129,7 +129,15 @@ fn build_body(
         ));
     }
     body.insert("messages".into(), Value::Array(messages));
-    body.insert("model".into(), Value::from(model_id));
+    match opts.body_version {
+        Some(version) => {
+            body.remove("model");
+            body.insert("anthropic_version".into(), Value::from(version));
+        }
+        None => {
+            body.insert("model".into(), Value::from(model_id));
+        }
+    }
 
     let max_tokens = match req.max_completion_tokens.or(req.max_tokens) {
         Some(n) => n,
@@ -349,6 +357,23 @@ mod tests {
             json!({"model": "claude-x", "max_tokens": 4096, "stream": true,
                    "messages": [{"role": "user", "content": "hi"}]})
         );
+    }
+
+    #[test]
+    fn body_version_replaces_model_and_header() {
+        let req: ChatCompletionRequest = serde_json::from_value(json!({
+            "model": "alias", "messages": [{"role": "user", "content": "hi"}]
+        }))
+        .unwrap();
+        let opts = AnthropicOptions {
+            body_version: Some("vertex-2023-10-16"),
+            ..AnthropicOptions::default()
+        };
+        let built = build_request(&req, "claude-x", &opts).unwrap();
+        assert!(!built.headers.iter().any(|(n, _)| n == "anthropic-version"));
+        let body: Value = serde_json::from_slice(&built.body).unwrap();
+        assert_eq!(body.get("model"), None);
+        assert_eq!(body["anthropic_version"], "vertex-2023-10-16");
     }
 
     #[test]
