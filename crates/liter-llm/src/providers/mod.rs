@@ -5,6 +5,8 @@
 
 pub mod adapter;
 pub mod anthropic;
+pub mod bedrock;
+pub mod convert;
 pub mod mock;
 pub mod openai_compat;
 pub mod sse;
@@ -19,6 +21,8 @@ pub enum Provider {
     OpenAiCompat(&'static CompatProvider),
     /// Anthropic's Messages API, translated.
     Anthropic,
+    /// Amazon Bedrock's Converse API (SigV4, binary event stream), translated.
+    Bedrock,
     /// The built-in echo model: answers in-process, no network, no key.
     Mock,
 }
@@ -32,6 +36,9 @@ impl Provider {
         if prefix == anthropic::PREFIX {
             return Some(Provider::Anthropic);
         }
+        if prefix == bedrock::PREFIX {
+            return Some(Provider::Bedrock);
+        }
         openai_compat::lookup(prefix).map(Provider::OpenAiCompat)
     }
 
@@ -39,6 +46,7 @@ impl Provider {
         match self {
             Provider::OpenAiCompat(p) => p.name,
             Provider::Anthropic => anthropic::PREFIX,
+            Provider::Bedrock => bedrock::PREFIX,
             Provider::Mock => mock::PREFIX,
         }
     }
@@ -61,6 +69,14 @@ impl Provider {
                 base_url_env: anthropic::BASE_URL_ENV,
                 key_required: true,
             }),
+            // The base URL is derived from the region by the config loader.
+            Provider::Bedrock => Some(Network {
+                name: bedrock::PREFIX,
+                default_base_url: None,
+                key_env: &[],
+                base_url_env: bedrock::BASE_URL_ENV,
+                key_required: false,
+            }),
             Provider::Mock => None,
         }
     }
@@ -81,6 +97,10 @@ impl Provider {
                 )
                 .map(|a| std::sync::Arc::new(a) as SharedAdapter),
             ),
+            Provider::Bedrock => Some(
+                bedrock::BedrockAdapter::new(cfg)
+                    .map(|a| std::sync::Arc::new(a) as SharedAdapter),
+            ),
         }
     }
 
@@ -89,6 +109,12 @@ impl Provider {
     pub fn setting_fields(&self) -> &'static [&'static str] {
         match self {
             Provider::OpenAiCompat(_) | Provider::Mock | Provider::Anthropic => &[],
+            Provider::Bedrock => &[
+                "aws_access_key_id",
+                "aws_secret_access_key",
+                "aws_session_token",
+                "aws_region_name",
+            ],
         }
     }
 
@@ -104,6 +130,7 @@ impl Provider {
             .map(Provider::OpenAiCompat)
             .collect();
         all.push(Provider::Anthropic);
+        all.push(Provider::Bedrock);
         all
     }
 
@@ -111,6 +138,7 @@ impl Provider {
     pub fn known_prefixes() -> Vec<&'static str> {
         let mut all: Vec<&'static str> = openai_compat::PROVIDERS.iter().map(|p| p.name).collect();
         all.push(anthropic::PREFIX);
+        all.push(bedrock::PREFIX);
         all.push(mock::PREFIX);
         all
     }
@@ -131,7 +159,7 @@ pub struct Network {
 
 /// Prefixes of providers that later releases translate natively. Named so that a
 /// config using them fails with "not supported yet" rather than "unknown provider".
-pub const PLANNED_PREFIXES: &[&str] = &["gemini", "vertex_ai", "bedrock", "azure", "cohere"];
+pub const PLANNED_PREFIXES: &[&str] = &["gemini", "vertex_ai", "azure", "cohere"];
 
 /// A parsed `provider_model`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use super::error::TranslateError;
+use crate::providers::convert;
 use crate::types::Message;
 
 /// Splits the messages into the top-level `system` and alternating turns.
@@ -204,16 +205,7 @@ fn image_source(url: &str, path: &str) -> Result<Value, TranslateError> {
 
 /// `data:<media type>[;params];base64,<data>` split into media type and data.
 fn parse_data_url<'a>(url: &'a str, path: &str) -> Result<(&'a str, &'a str), TranslateError> {
-    let bad =
-        || TranslateError::invalid("expected a data URL: data:<media type>;base64,<data>", path);
-    let rest = url.strip_prefix("data:").ok_or_else(bad)?;
-    let (meta, data) = rest.split_once(',').ok_or_else(bad)?;
-    let meta = meta.strip_suffix(";base64").ok_or_else(bad)?;
-    let media_type = meta.split(';').next().unwrap_or("").trim();
-    if media_type.is_empty() || data.is_empty() {
-        return Err(bad());
-    }
-    Ok((media_type, data))
+    convert::parse_data_url(url).map_err(|m| TranslateError::invalid(m, path))
 }
 
 /// An OpenAI `file` part (`file_data` as a data URL): images as image blocks, anything
@@ -259,20 +251,7 @@ fn assistant_blocks(message: &Message, path: &str) -> Result<Vec<Value>, Transla
 
 /// Tool-call arguments (a JSON string) as the object Anthropic wants; empty means `{}`.
 fn parse_arguments(arguments: &str, path: &str) -> Result<Value, TranslateError> {
-    if arguments.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(TranslateError::invalid(
-            "tool call arguments must be a JSON object",
-            path,
-        )),
-        Err(e) => Err(TranslateError::invalid(
-            format!("tool call arguments are not valid JSON: {e}"),
-            path,
-        )),
-    }
+    convert::tool_arguments(arguments).map_err(|m| TranslateError::invalid(m, path))
 }
 
 /// A `tool` message as a `tool_result` block.
