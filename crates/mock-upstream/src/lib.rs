@@ -29,6 +29,7 @@
 //! API).
 
 mod anthropic;
+mod bedrock;
 mod body;
 mod control;
 mod faults;

@@ -178,7 +178,7 @@ async fn handle(
     }
 
     if let Some(key) = &shared.require_api_key {
-        if !wire.authorized(&parts.headers, key) {
+        if !wire.authorized(&parts, &bytes, key) {
             return wire.unauthorized().response;
         }
     }

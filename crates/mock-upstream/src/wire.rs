@@ -9,6 +9,7 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use serde_json::Value;
 
 use crate::anthropic;
+use crate::bedrock;
 use crate::body::{MockBody, Reply};
 use crate::openai::{self, Endpoint};
 use crate::server::Payload;
@@ -21,6 +22,8 @@ pub(crate) enum Wire {
     OpenAi(Option<Endpoint>),
     /// Anthropic's Messages API.
     Anthropic,
+    /// Amazon Bedrock's runtime (Converse, ConverseStream, InvokeModel embeddings).
+    Bedrock,
 }
 
 impl Wire {
@@ -28,14 +31,22 @@ impl Wire {
         if anthropic::handles(method, path) {
             return Wire::Anthropic;
         }
+        if bedrock::handles(method, path) {
+            return Wire::Bedrock;
+        }
         Wire::OpenAi(Endpoint::classify(method, path))
     }
 
-    /// Whether `headers` carry `key` the way this provider expects it.
-    pub(crate) fn authorized(self, headers: &HeaderMap, key: &str) -> bool {
+    /// Whether the request carries `key` the way this provider expects it (for
+    /// Bedrock: a SigV4 signature made with `key` as the secret access key).
+    pub(crate) fn authorized(self, request: &http::request::Parts, body: &[u8], key: &str) -> bool {
+        let headers = &request.headers;
         match self {
             Wire::OpenAi(_) => openai::authorized(headers, key),
             Wire::Anthropic => anthropic::authorized(headers, key),
+            Wire::Bedrock => {
+                bedrock::authorized(&request.method, &request.uri, headers, body, key)
+            }
         }
     }
 
@@ -44,13 +55,15 @@ impl Wire {
         match self {
             Wire::OpenAi(_) => openai::unauthorized(),
             Wire::Anthropic => anthropic::unauthorized(),
+            Wire::Bedrock => bedrock::unauthorized(),
         }
     }
 
     /// The model a request is for (what faults are matched against): the body's
     /// `model` here; formats that put it in the path read it from there.
-    pub(crate) fn model(self, _path: &str, payload: &Payload) -> Option<String> {
+    pub(crate) fn model(self, path: &str, payload: &Payload) -> Option<String> {
         match self {
+            Wire::Bedrock => bedrock::model(path),
             Wire::OpenAi(_) | Wire::Anthropic => payload
                 .json()
                 .and_then(|v| v.get("model"))
@@ -60,8 +73,9 @@ impl Wire {
     }
 
     /// Whether the request asks for a streamed answer.
-    pub(crate) fn is_streaming(self, _path: &str, payload: &Payload) -> bool {
+    pub(crate) fn is_streaming(self, path: &str, payload: &Payload) -> bool {
         match self {
+            Wire::Bedrock => bedrock::is_streaming(path),
             Wire::OpenAi(endpoint) => openai::is_streaming(endpoint, payload),
             Wire::Anthropic => anthropic::is_streaming(payload),
         }
@@ -79,6 +93,7 @@ impl Wire {
         match self {
             Wire::OpenAi(endpoint) => openai::respond(shared, endpoint, method, path, payload),
             Wire::Anthropic => anthropic::respond(shared, headers, payload),
+            Wire::Bedrock => bedrock::respond(shared, path, headers, payload),
         }
     }
 
@@ -87,6 +102,7 @@ impl Wire {
         match self {
             Wire::OpenAi(_) => openai::fault_error(status),
             Wire::Anthropic => anthropic::fault_error(status),
+            Wire::Bedrock => bedrock::fault_error(status),
         }
     }
 }

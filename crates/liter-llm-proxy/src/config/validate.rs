@@ -284,8 +284,10 @@ pub(crate) fn validate(
                 continue;
             }
         };
-        let settings =
+        let mut settings =
             super::settings::provider_settings(m, pm.provider, g.drop_params, &at, &mut problems);
+        let derived_url =
+            super::settings::resolve_aws(m, pm.provider, &mut settings, env, &at, &mut problems);
         let (base_url, api_key) = match pm.provider.network() {
             None => {
                 if given(&m.api_key).is_some() || given(&m.base_url).is_some() {
@@ -304,7 +306,8 @@ pub(crate) fn validate(
                         "mock_latency_ms applies only to mock/ models".into(),
                     ));
                 }
-                match resolve_network(p, given(&m.base_url), given(&m.api_key), env) {
+                let base_url = given(&m.base_url).or(derived_url.as_deref());
+                match resolve_network(p, base_url, given(&m.api_key), env) {
                     Ok(found) => found,
                     Err((field, msg)) => {
                         problems.push((at(field), msg));
