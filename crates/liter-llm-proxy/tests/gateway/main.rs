@@ -6,6 +6,7 @@
 mod aliases;
 mod anthropic;
 mod auth;
+mod bedrock;
 mod chat;
 mod cost;
 mod errors;

@@ -53,6 +53,9 @@ fn classify(name: &str, status: u16, message: &str) -> (u16, &'static str, Optio
         "modeltimeout" => (504, "timeout_error", Some("timeout")),
         "modelerror" | "modelstreamerror" => (502, "api_error", Some("model_error")),
         "internalserver" => (500, "api_error", None),
+        _ if status == 400 && is_context_length(message) => {
+            (400, "invalid_request_error", Some("context_length_exceeded"))
+        }
         _ => by_status(status),
     }
 }
