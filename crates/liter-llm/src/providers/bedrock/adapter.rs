@@ -134,10 +134,13 @@ impl BedrockAdapter {
     }
 }
 
+fn bad_header() -> ProviderError {
+    ProviderError::new(500, "api_error", "a signed header is not a valid header value")
+}
+
+/// A header value marked sensitive (credentials, signatures).
 fn sensitive(value: &str) -> Result<HeaderValue, ProviderError> {
-    let mut v = HeaderValue::from_str(value).map_err(|_| {
-        ProviderError::new(500, "api_error", "a signed header is not a valid header value")
-    })?;
+    let mut v = HeaderValue::from_str(value).map_err(|_| bad_header())?;
     v.set_sensitive(true);
     Ok(v)
 }
@@ -169,7 +172,7 @@ impl Adapter for BedrockAdapter {
         let mut headers = vec![
             (CONTENT_TYPE, HeaderValue::from_static("application/json")),
             (ACCEPT, HeaderValue::from_static(accept)),
-            (X_AMZ_DATE, sensitive(&signed.amz_date)?),
+            (X_AMZ_DATE, HeaderValue::from_str(&signed.amz_date).map_err(|_| bad_header())?),
             (AUTHORIZATION, sensitive(&signed.authorization)?),
         ];
         if let Some(token) = &signed.security_token {

@@ -127,7 +127,7 @@ pub fn build_body(
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TitanAnswer {
-    embedding: Vec<f32>,
+    embedding: Vec<f64>,
     #[serde(default)]
     input_text_token_count: u64,
 }
@@ -135,8 +135,8 @@ struct TitanAnswer {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum CohereEmbeddings {
-    Floats(Vec<Vec<f32>>),
-    ByType { float: Vec<Vec<f32>> },
+    Floats(Vec<Vec<f64>>),
+    ByType { float: Vec<Vec<f64>> },
 }
 
 #[derive(Deserialize)]
