@@ -41,9 +41,11 @@ UPSTREAM_IDS = {
     "slow": "slow-model",
     "claude": "claude-sonnet-4-20250514",
     "flaky": "flaky-model",
+    "nova": "amazon.nova-lite-v1:0",
+    "titan": "amazon.titan-embed-text-v2:0",
 }
 # Every configured model name, in config order.
-MODEL_NAMES = ["gpt-4o", "other", "slow", "echo", "claude", "flaky"]
+MODEL_NAMES = ["gpt-4o", "other", "slow", "echo", "claude", "flaky", "nova", "titan"]
 # The [[aliases]] patterns, in config order: /v1/models lists them after the models.
 ALIAS_PATTERNS = ["anthropic/*"]
 # What VIRTUAL_KEY may use.
@@ -98,6 +100,24 @@ provider_model = "openai/flaky-model"
 base_url = "{base}"
 api_key = "{upstream_key}"
 fallbacks = ["gpt-4o"]
+
+# Native Bedrock (Converse, SigV4, event stream): base_url is the mock's root; the gateway
+# adds /model/{{id}}/converse (or /converse-stream, /invoke).
+[[models]]
+name = "nova"
+provider_model = "bedrock/amazon.nova-lite-v1:0"
+aws_access_key_id = "AKIDCOMPAT"
+aws_secret_access_key = "compat-secret"
+aws_region_name = "us-east-1"
+base_url = "{root}"
+
+[[models]]
+name = "titan"
+provider_model = "bedrock/amazon.titan-embed-text-v2:0"
+aws_access_key_id = "AKIDCOMPAT"
+aws_secret_access_key = "compat-secret"
+aws_region_name = "us-east-1"
+base_url = "{root}"
 
 # `anthropic/<id>` sent directly by a client goes to the mock with these credentials.
 [[aliases]]
