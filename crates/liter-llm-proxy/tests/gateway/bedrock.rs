@@ -501,3 +501,19 @@ fn missing_credentials_are_config_errors_naming_field_and_variable() {
         .to_string();
     assert!(err.contains("1 problem") && err.contains("models[0].api_version"), "{err}");
 }
+
+#[test]
+fn aliases_cannot_name_bedrock() {
+    let toml = format!(
+        "[general]\nmaster_key = \"{MASTER}\"\n[[aliases]]\npattern = \"bedrock/*\"\nbase_url = \"http://127.0.0.1:9\"\n"
+    );
+    let err = liter_llm_proxy::config::load_str(
+        &toml,
+        "t.toml",
+        &liter_llm_proxy::config::Overrides::default(),
+        |_| None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("aliases[0].pattern") && err.contains("[[models]]"), "{err}");
+}
