@@ -475,7 +475,7 @@ fn invalid_config_stops_api_with_an_error() {
     let file = dir.path().join("c.toml");
     std::fs::write(
         &file,
-        "[[models]]\nname = \"x\"\nprovider_model = \"bedrock/claude\"\n",
+        "[[models]]\nname = \"x\"\nprovider_model = \"bedrock/claude\"\napi_key = \"k\"\n",
     )
     .unwrap();
     let out = cmd(dir.path())
@@ -485,9 +485,9 @@ fn invalid_config_stops_api_with_an_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("c.toml:3:18"), "{err}");
+    assert!(err.contains("c.toml:4:11"), "{err}");
     assert!(
-        err.contains("not supported yet: provider \"bedrock\""),
+        err.contains("api_key does not apply to bedrock/ models"),
         "{err}"
     );
 }

@@ -72,7 +72,14 @@ const CLAUDE: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
 /// The whole upstream request as JSON (header values included: they are
 /// deterministic at a fixed `now`).
 fn built(a: &BedrockAdapter, op: Operation, body: &[u8]) -> Value {
-    let req = a.build(Call { op, body, token: None, now: NOW }).unwrap();
+    let req = a
+        .build(Call {
+            op,
+            body,
+            token: None,
+            now: NOW,
+        })
+        .unwrap();
     let headers: serde_json::Map<String, Value> = req
         .headers
         .iter()
@@ -92,7 +99,11 @@ fn requests_match_their_fixtures() {
     let a = adapter(CLAUDE, true, false);
     snapshot(
         "request_basic.converse.json",
-        &built(&a, Operation::ChatStream, &read("request_basic.openai.json")),
+        &built(
+            &a,
+            Operation::ChatStream,
+            &read("request_basic.openai.json"),
+        ),
     );
     let a = adapter(&format!("us.{CLAUDE}"), false, true);
     snapshot(
@@ -105,25 +116,74 @@ fn requests_match_their_fixtures() {
 fn unsupported_parameters_are_400_unless_drop_params() {
     let a = adapter(CLAUDE, false, false);
     let e = a
-        .build(Call { op: Operation::Chat, body: &read("request_basic.openai.json"), token: None, now: NOW })
+        .build(Call {
+            op: Operation::Chat,
+            body: &read("request_basic.openai.json"),
+            token: None,
+            now: NOW,
+        })
         .unwrap_err();
     assert_eq!((e.status, e.error.param.as_deref()), (400, Some("seed")));
-    let body = br#"{"model":"m","parallel_tool_calls":false,"messages":[{"role":"user","content":"x"}]}"#;
-    let e = a.build(Call { op: Operation::Chat, body, token: None, now: NOW }).unwrap_err();
+    let body =
+        br#"{"model":"m","parallel_tool_calls":false,"messages":[{"role":"user","content":"x"}]}"#;
+    let e = a
+        .build(Call {
+            op: Operation::Chat,
+            body,
+            token: None,
+            now: NOW,
+        })
+        .unwrap_err();
     assert_eq!(e.error.param.as_deref(), Some("parallel_tool_calls"));
     for (body, param) in [
-        (json!({"model":"m","n":2,"messages":[{"role":"user","content":"x"}]}), "n"),
-        (json!({"model":"m","messages":[{"role":"system","content":"x"}]}), "messages"),
-        (json!({"model":"m","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}), "messages[0].content[0]"),
-        (json!({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/tiff;base64,AAAA"}}]}]}), "messages[0].content[0]"),
-        (json!({"model":"m","messages":[{"role":"tool","content":"r"}]}), "messages[0].tool_call_id"),
-        (json!({"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{x"}}]}]}), "messages[0].tool_calls[0].function.arguments"),
-        (json!({"model":"m","tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"sometimes","messages":[{"role":"user","content":"x"}]}), "tool_choice"),
-        (json!({"model":"m","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"x"}]}), "response_format"),
+        (
+            json!({"model":"m","n":2,"messages":[{"role":"user","content":"x"}]}),
+            "n",
+        ),
+        (
+            json!({"model":"m","messages":[{"role":"system","content":"x"}]}),
+            "messages",
+        ),
+        (
+            json!({"model":"m","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}),
+            "messages[0].content[0]",
+        ),
+        (
+            json!({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/tiff;base64,AAAA"}}]}]}),
+            "messages[0].content[0]",
+        ),
+        (
+            json!({"model":"m","messages":[{"role":"tool","content":"r"}]}),
+            "messages[0].tool_call_id",
+        ),
+        (
+            json!({"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{x"}}]}]}),
+            "messages[0].tool_calls[0].function.arguments",
+        ),
+        (
+            json!({"model":"m","tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"sometimes","messages":[{"role":"user","content":"x"}]}),
+            "tool_choice",
+        ),
+        (
+            json!({"model":"m","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"x"}]}),
+            "response_format",
+        ),
     ] {
         let body = serde_json::to_vec(&body).unwrap();
-        let e = a.build(Call { op: Operation::Chat, body: &body, token: None, now: NOW }).unwrap_err();
-        assert_eq!((e.status, e.error.param.as_deref()), (400, Some(param)), "{}", e.error.message);
+        let e = a
+            .build(Call {
+                op: Operation::Chat,
+                body: &body,
+                token: None,
+                now: NOW,
+            })
+            .unwrap_err();
+        assert_eq!(
+            (e.status, e.error.param.as_deref()),
+            (400, Some(param)),
+            "{}",
+            e.error.message
+        );
     }
     // tool_choice "none" sends no toolConfig.
     let body = br#"{"model":"m","tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"none","messages":[{"role":"user","content":"x"}]}"#;
@@ -133,7 +193,11 @@ fn unsupported_parameters_are_400_unless_drop_params() {
 
 fn response(name: &str) -> Value {
     let a = adapter(CLAUDE, false, false);
-    let mut c = serde_json::to_value(a.parse_chat(&read(name), "claude-on-bedrock", CREATED).unwrap()).unwrap();
+    let mut c = serde_json::to_value(
+        a.parse_chat(&read(name), "claude-on-bedrock", CREATED)
+            .unwrap(),
+    )
+    .unwrap();
     assert!(c["id"].as_str().unwrap().starts_with("chatcmpl-bedrock-"));
     c["id"] = json!("chatcmpl-bedrock-ID");
     c
@@ -141,11 +205,23 @@ fn response(name: &str) -> Value {
 
 #[test]
 fn responses_match_their_fixtures() {
-    for name in ["response_text", "response_tool_use", "response_guardrail", "response_max_tokens"] {
-        snapshot(&format!("{name}.openai.json"), &response(&format!("{name}.json")));
+    for name in [
+        "response_text",
+        "response_tool_use",
+        "response_guardrail",
+        "response_max_tokens",
+    ] {
+        snapshot(
+            &format!("{name}.openai.json"),
+            &response(&format!("{name}.json")),
+        );
     }
     let a = adapter(CLAUDE, false, false);
-    for bad in [&b"not json"[..], b"{}", br#"{"output":{"message":{"content":[{"toolUse":{"name":"f"}}]}}}"#] {
+    for bad in [
+        &b"not json"[..],
+        b"{}",
+        br#"{"output":{"message":{"content":[{"toolUse":{"name":"f"}}]}}}"#,
+    ] {
         assert_eq!(a.parse_chat(bad, "m", 0).unwrap_err().status, 502);
     }
 }
@@ -157,13 +233,21 @@ fn frames(name: &str) -> Vec<u8> {
         let payload = e["payload"].to_string();
         if let Some(kind) = e.get("exception").and_then(Value::as_str) {
             out.extend(eventstream::encode(
-                &[(":exception-type", kind), (":content-type", "application/json"), (":message-type", "exception")],
+                &[
+                    (":exception-type", kind),
+                    (":content-type", "application/json"),
+                    (":message-type", "exception"),
+                ],
                 payload.as_bytes(),
             ));
         } else {
             let kind = e["event"].as_str().unwrap();
             out.extend(eventstream::encode(
-                &[(":event-type", kind), (":content-type", "application/json"), (":message-type", "event")],
+                &[
+                    (":event-type", kind),
+                    (":content-type", "application/json"),
+                    (":message-type", "event"),
+                ],
                 payload.as_bytes(),
             ));
         }
@@ -218,24 +302,39 @@ fn streamed_tool_calls_reassemble_and_usage_is_reported() {
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
             let i = call["index"].as_u64().unwrap() as usize;
             if i == calls.len() {
-                calls.push((call["id"].as_str().unwrap().into(), call["function"]["name"].as_str().unwrap().into(), String::new()));
+                calls.push((
+                    call["id"].as_str().unwrap().into(),
+                    call["function"]["name"].as_str().unwrap().into(),
+                    String::new(),
+                ));
             }
-            calls[i].2.push_str(call["function"]["arguments"].as_str().unwrap_or(""));
+            calls[i]
+                .2
+                .push_str(call["function"]["arguments"].as_str().unwrap_or(""));
         }
     }
     assert_eq!(text, "Checking São Paulo.");
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].1, "get_weather");
-    assert_eq!(serde_json::from_str::<Value>(&calls[0].2).unwrap(), json!({"city": "São Paulo"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&calls[0].2).unwrap(),
+        json!({"city": "São Paulo"})
+    );
     assert_eq!(calls[1].2, "{}");
     assert_eq!(chunks.last().unwrap(), "[DONE]");
 
     let mut t = adapter(CLAUDE, false, false).stream(StreamMeta {
-        id: "c".into(), model: "m".into(), created: 0, include_usage: false,
+        id: "c".into(),
+        model: "m".into(),
+        created: 0,
+        include_usage: false,
     });
     t.feed(&bytes);
     let u = t.usage().unwrap();
-    assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens), (50, 20, 70));
+    assert_eq!(
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+        (50, 20, 70)
+    );
 }
 
 #[test]
@@ -253,7 +352,10 @@ fn truncated_and_corrupt_streams_are_502() {
     let mut short = Vec::new();
     for e in &events.as_array().unwrap()[..5] {
         short.extend(eventstream::encode(
-            &[(":event-type", e["event"].as_str().unwrap()), (":message-type", "event")],
+            &[
+                (":event-type", e["event"].as_str().unwrap()),
+                (":message-type", "event"),
+            ],
             e["payload"].to_string().as_bytes(),
         ));
     }
@@ -290,29 +392,64 @@ fn embeddings_match_their_fixtures() {
     let titan = adapter("amazon.titan-embed-text-v2:0", false, false);
     let cohere = adapter("cohere.embed-english-v3", false, false);
     let mut all = serde_json::Map::new();
-    all.insert("titan_request".into(), built(&titan, Operation::Embeddings, &read("embed_titan.openai.json")));
-    all.insert("cohere_request".into(), built(&cohere, Operation::Embeddings, &read("embed_cohere.openai.json")));
+    all.insert(
+        "titan_request".into(),
+        built(
+            &titan,
+            Operation::Embeddings,
+            &read("embed_titan.openai.json"),
+        ),
+    );
+    all.insert(
+        "cohere_request".into(),
+        built(
+            &cohere,
+            Operation::Embeddings,
+            &read("embed_cohere.openai.json"),
+        ),
+    );
     for (name, a, file) in [
         ("titan_response", &titan, "embed_titan.response.json"),
         ("cohere_response", &cohere, "embed_cohere.response.json"),
-        ("cohere_by_type_response", &cohere, "embed_cohere_by_type.response.json"),
+        (
+            "cohere_by_type_response",
+            &cohere,
+            "embed_cohere_by_type.response.json",
+        ),
     ] {
-        all.insert(name.into(), serde_json::to_value(a.parse_embeddings(&read(file), "emb").unwrap()).unwrap());
+        all.insert(
+            name.into(),
+            serde_json::to_value(a.parse_embeddings(&read(file), "emb").unwrap()).unwrap(),
+        );
     }
     snapshot("embeddings.expected.json", &Value::Object(all));
 
     let call = |a: &BedrockAdapter, body: Value| {
         let body = serde_json::to_vec(&body).unwrap();
-        a.build(Call { op: Operation::Embeddings, body: &body, token: None, now: NOW })
+        a.build(Call {
+            op: Operation::Embeddings,
+            body: &body,
+            token: None,
+            now: NOW,
+        })
     };
     let e = call(&titan, json!({"model": "t", "input": ["a", "b"]})).unwrap_err();
     assert_eq!((e.status, e.error.param.as_deref()), (400, Some("input")));
     let e = call(&titan, json!({"model": "t", "input": [1, 2, 3]})).unwrap_err();
     assert_eq!(e.error.param.as_deref(), Some("input"));
-    let e = call(&cohere, json!({"model": "c", "input": "a", "dimensions": 8})).unwrap_err();
+    let e = call(
+        &cohere,
+        json!({"model": "c", "input": "a", "dimensions": 8}),
+    )
+    .unwrap_err();
     assert_eq!(e.error.param.as_deref(), Some("dimensions"));
     let chat = adapter(CLAUDE, false, false);
-    assert_eq!(call(&chat, json!({"model": "x", "input": "a"})).unwrap_err().status, 400);
+    assert_eq!(
+        call(&chat, json!({"model": "x", "input": "a"}))
+            .unwrap_err()
+            .status,
+        400
+    );
 }
 
 #[test]
@@ -362,6 +499,10 @@ fn byte_at_a_time() {
     for name in TRANSCRIPTS {
         let bytes = frames(&format!("{name}.events.json"));
         let pieces: Vec<&[u8]> = bytes.chunks(1).collect();
-        assert_eq!(translate(&pieces, true), translate(&[&bytes], true), "{name}");
+        assert_eq!(
+            translate(&pieces, true),
+            translate(&[&bytes], true),
+            "{name}"
+        );
     }
 }

@@ -44,9 +44,7 @@ impl Wire {
         match self {
             Wire::OpenAi(_) => openai::authorized(headers, key),
             Wire::Anthropic => anthropic::authorized(headers, key),
-            Wire::Bedrock => {
-                bedrock::authorized(&request.method, &request.uri, headers, body, key)
-            }
+            Wire::Bedrock => bedrock::authorized(&request.method, &request.uri, headers, body, key),
         }
     }
 

@@ -102,7 +102,7 @@ pub(crate) fn check_aliases(
             ));
             continue;
         };
-        if !provider.map_or(true, |p| p.setting_fields().is_empty()) {
+        if provider.is_some_and(|p| !p.setting_fields().is_empty()) {
             problems.push((
                 at("pattern"),
                 format!(

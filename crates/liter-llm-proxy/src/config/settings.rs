@@ -97,9 +97,21 @@ pub(super) fn resolve_aws(
         settings.aws_region_name = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"));
     }
     for (field, missing, vars) in [
-        ("aws_access_key_id", settings.aws_access_key_id.is_none(), "$AWS_ACCESS_KEY_ID"),
-        ("aws_secret_access_key", settings.aws_secret_access_key.is_none(), "$AWS_SECRET_ACCESS_KEY"),
-        ("aws_region_name", settings.aws_region_name.is_none(), "$AWS_REGION or $AWS_DEFAULT_REGION"),
+        (
+            "aws_access_key_id",
+            settings.aws_access_key_id.is_none(),
+            "$AWS_ACCESS_KEY_ID",
+        ),
+        (
+            "aws_secret_access_key",
+            settings.aws_secret_access_key.is_none(),
+            "$AWS_SECRET_ACCESS_KEY",
+        ),
+        (
+            "aws_region_name",
+            settings.aws_region_name.is_none(),
+            "$AWS_REGION or $AWS_DEFAULT_REGION",
+        ),
     ] {
         if missing {
             problems.push((
@@ -113,7 +125,10 @@ pub(super) fn resolve_aws(
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '-')
     {
-        problems.push((at("aws_region_name"), "aws_region_name is not a region name (e.g. us-east-1)".into()));
+        problems.push((
+            at("aws_region_name"),
+            "aws_region_name is not a region name (e.g. us-east-1)".into(),
+        ));
         return None;
     }
     let overridden = given(&m.base_url).is_some()

@@ -309,6 +309,13 @@ pub(crate) fn validate(
                 let base_url = given(&m.base_url).or(derived_url.as_deref());
                 match resolve_network(p, base_url, given(&m.api_key), env) {
                     Ok(found) => found,
+                    // A bedrock/ model without a region: already reported by resolve_aws.
+                    Err(_)
+                        if pm.provider == Provider::Bedrock
+                            && settings.aws_region_name.is_none() =>
+                    {
+                        (None, None)
+                    }
                     Err((field, msg)) => {
                         problems.push((at(field), msg));
                         (None, None)

@@ -132,7 +132,10 @@ async fn stream_is_decoded_from_event_stream_frames_with_usage() {
     assert_eq!(usage["completion_tokens"], 4);
     let req = &mock.requests()[0];
     assert_eq!(req.path, format!("{PATH}/converse-stream"));
-    assert_eq!(req.header("accept"), Some("application/vnd.amazon.eventstream"));
+    assert_eq!(
+        req.header("accept"),
+        Some("application/vnd.amazon.eventstream")
+    );
 }
 
 #[tokio::test]
@@ -263,7 +266,11 @@ async fn images_base64_are_sent_as_bytes_and_urls_are_refused() {
     )
     .await;
     assert_eq!(err["error"]["param"], "messages[0].content[0]");
-    assert_eq!(mock.requests().len(), 1, "a refused request never reaches bedrock");
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "a refused request never reaches bedrock"
+    );
 }
 
 #[tokio::test]
@@ -283,8 +290,12 @@ async fn json_schema_goes_to_output_config_and_json_object_is_refused() {
     let format = &sent["outputConfig"]["textFormat"];
     assert_eq!(format["type"], "json_schema");
     assert_eq!(format["structure"]["jsonSchema"]["name"], "r");
-    let sent_schema: Value =
-        serde_json::from_str(format["structure"]["jsonSchema"]["schema"].as_str().unwrap()).unwrap();
+    let sent_schema: Value = serde_json::from_str(
+        format["structure"]["jsonSchema"]["schema"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(sent_schema, schema);
     let err = expect_error(
         gw.chat(
@@ -310,7 +321,9 @@ async fn bedrock_errors_map_to_openai_errors() {
     let err = expect_error(resp, 429).await;
     assert_eq!(err["error"]["code"], "rate_limit_exceeded");
 
-    mock.push_fault(Fault::status(400).with_body(json!({"message": "Input is too long for requested model."})));
+    mock.push_fault(
+        Fault::status(400).with_body(json!({"message": "Input is too long for requested model."})),
+    );
     let err = expect_error(gw.chat(MASTER, hello("nova")).await, 400).await;
     assert_eq!(err["error"]["code"], "context_length_exceeded");
 
@@ -388,7 +401,11 @@ async fn embeddings_titan_and_cohere() {
     ))
     .await;
     let out: Value = gw
-        .post("/v1/embeddings", Some(MASTER), &json!({"model": "titan", "input": "hello there", "dimensions": 4}))
+        .post(
+            "/v1/embeddings",
+            Some(MASTER),
+            &json!({"model": "titan", "input": "hello there", "dimensions": 4}),
+        )
         .send()
         .await
         .unwrap()
@@ -400,10 +417,17 @@ async fn embeddings_titan_and_cohere() {
     assert_eq!(out["usage"]["prompt_tokens"], 2);
     let req = &mock.requests()[0];
     assert_eq!(req.path, "/model/amazon.titan-embed-text-v2%3A0/invoke");
-    assert_eq!(req.body.clone().unwrap(), json!({"inputText": "hello there", "dimensions": 4}));
+    assert_eq!(
+        req.body.clone().unwrap(),
+        json!({"inputText": "hello there", "dimensions": 4})
+    );
 
     let resp = gw
-        .post("/v1/embeddings", Some(MASTER), &json!({"model": "titan", "input": ["a", "b"]}))
+        .post(
+            "/v1/embeddings",
+            Some(MASTER),
+            &json!({"model": "titan", "input": ["a", "b"]}),
+        )
         .send()
         .await
         .unwrap();
@@ -411,7 +435,11 @@ async fn embeddings_titan_and_cohere() {
     assert_eq!(err["error"]["param"], "input");
 
     let out: Value = gw
-        .post("/v1/embeddings", Some(MASTER), &json!({"model": "cohere", "input": ["a", "b c"]}))
+        .post(
+            "/v1/embeddings",
+            Some(MASTER),
+            &json!({"model": "cohere", "input": ["a", "b c"]}),
+        )
         .send()
         .await
         .unwrap()
@@ -465,10 +493,16 @@ async fn credentials_and_region_from_the_environment_with_a_session_token() {
     let resp = gw.chat(MASTER, hello("nova")).await;
     assert_eq!(resp.status(), 200);
     let req = &mock.requests()[0];
-    assert_eq!(req.header("x-amz-security-token"), Some("session-token-xyz"));
+    assert_eq!(
+        req.header("x-amz-security-token"),
+        Some("session-token-xyz")
+    );
     let auth = req.header("authorization").unwrap();
     assert!(auth.contains("Credential=AKIDENV/"), "{auth}");
-    assert!(auth.contains("/eu-central-1/bedrock/aws4_request"), "{auth}");
+    assert!(
+        auth.contains("/eu-central-1/bedrock/aws4_request"),
+        "{auth}"
+    );
     assert!(auth.contains("x-amz-security-token"), "{auth}");
 }
 
@@ -485,8 +519,14 @@ fn missing_credentials_are_config_errors_naming_field_and_variable() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("aws_secret_access_key") && err.contains("AWS_SECRET_ACCESS_KEY"), "{err}");
-    assert!(err.contains("aws_region_name") && err.contains("AWS_REGION"), "{err}");
+    assert!(
+        err.contains("aws_secret_access_key") && err.contains("AWS_SECRET_ACCESS_KEY"),
+        "{err}"
+    );
+    assert!(
+        err.contains("aws_region_name") && err.contains("AWS_REGION"),
+        "{err}"
+    );
     // The region alone gives the default endpoint; a wrong field is still refused.
     let toml = format!(
         "[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"nova\"\nprovider_model = \"bedrock/{MODEL_ID}\"\napi_version = \"x\"\n"
@@ -496,10 +536,18 @@ fn missing_credentials_are_config_errors_naming_field_and_variable() {
         "AWS_REGION" => Some("us-east-1".to_string()),
         _ => None,
     };
-    let err = liter_llm_proxy::config::load_str(&toml, "t.toml", &liter_llm_proxy::config::Overrides::default(), env)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("1 problem") && err.contains("models[0].api_version"), "{err}");
+    let err = liter_llm_proxy::config::load_str(
+        &toml,
+        "t.toml",
+        &liter_llm_proxy::config::Overrides::default(),
+        env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("1 problem") && err.contains("models[0].api_version"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -515,5 +563,8 @@ fn aliases_cannot_name_bedrock() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("aliases[0].pattern") && err.contains("[[models]]"), "{err}");
+    assert!(
+        err.contains("aliases[0].pattern") && err.contains("[[models]]"),
+        "{err}"
+    );
 }

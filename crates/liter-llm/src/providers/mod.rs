@@ -98,8 +98,7 @@ impl Provider {
                 .map(|a| std::sync::Arc::new(a) as SharedAdapter),
             ),
             Provider::Bedrock => Some(
-                bedrock::BedrockAdapter::new(cfg)
-                    .map(|a| std::sync::Arc::new(a) as SharedAdapter),
+                bedrock::BedrockAdapter::new(cfg).map(|a| std::sync::Arc::new(a) as SharedAdapter),
             ),
         }
     }

@@ -70,7 +70,9 @@ pub(super) fn respond(shared: &Shared, json: &Value, stream: bool) -> Reply {
         .pointer("/toolConfig/tools/0/toolSpec/name")
         .and_then(Value::as_str)
         .filter(|_| last_user.contains("call tool"));
-    let max = json.pointer("/inferenceConfig/maxTokens").and_then(Value::as_u64);
+    let max = json
+        .pointer("/inferenceConfig/maxTokens")
+        .and_then(Value::as_u64);
     let id = shared.next_id();
     let (text, stop) = match tool {
         Some(_) => (String::new(), "tool_use"),
@@ -87,45 +89,70 @@ pub(super) fn respond(shared: &Shared, json: &Value, stream: bool) -> Reply {
     };
     let output = if tool.is_some() { 1 } else { words(&text) };
     let input = input.max(1);
-    let usage = json!({"inputTokens": input, "outputTokens": output, "totalTokens": input + output});
+    let usage =
+        json!({"inputTokens": input, "outputTokens": output, "totalTokens": input + output});
     let tool_id = format!("tooluse_mock_{id}");
     let response = if stream {
         let mut frames = vec![frame::event("messageStart", &json!({"role": "assistant"}))];
         match tool {
             Some(name) => {
-                frames.push(frame::event("contentBlockStart", &json!({"contentBlockIndex": 0,
-                    "start": {"toolUse": {"toolUseId": tool_id, "name": name}}})));
+                frames.push(frame::event(
+                    "contentBlockStart",
+                    &json!({"contentBlockIndex": 0,
+                    "start": {"toolUse": {"toolUseId": tool_id, "name": name}}}),
+                ));
                 for piece in ["{", "}"] {
-                    frames.push(frame::event("contentBlockDelta", &json!({"contentBlockIndex": 0,
-                        "delta": {"toolUse": {"input": piece}}})));
+                    frames.push(frame::event(
+                        "contentBlockDelta",
+                        &json!({"contentBlockIndex": 0,
+                        "delta": {"toolUse": {"input": piece}}}),
+                    ));
                 }
             }
             None => {
                 for piece in pieces(&text) {
-                    frames.push(frame::event("contentBlockDelta",
-                        &json!({"contentBlockIndex": 0, "delta": {"text": piece}})));
+                    frames.push(frame::event(
+                        "contentBlockDelta",
+                        &json!({"contentBlockIndex": 0, "delta": {"text": piece}}),
+                    ));
                 }
             }
         }
-        frames.push(frame::event("contentBlockStop", &json!({"contentBlockIndex": 0})));
+        frames.push(frame::event(
+            "contentBlockStop",
+            &json!({"contentBlockIndex": 0}),
+        ));
         frames.push(frame::event("messageStop", &json!({"stopReason": stop})));
-        frames.push(frame::event("metadata", &json!({"usage": usage, "metrics": {"latencyMs": 1}})));
-        body::response(StatusCode::OK, "application/vnd.amazon.eventstream", MockBody::stream(frames))
+        frames.push(frame::event(
+            "metadata",
+            &json!({"usage": usage, "metrics": {"latencyMs": 1}}),
+        ));
+        body::response(
+            StatusCode::OK,
+            "application/vnd.amazon.eventstream",
+            MockBody::stream(frames),
+        )
     } else {
         let block = match tool {
             Some(name) => json!({"toolUse": {"toolUseId": tool_id, "name": name, "input": {}}}),
             None => json!({"text": text}),
         };
-        body::json(StatusCode::OK, &json!({
-            "output": {"message": {"role": "assistant", "content": [block]}},
-            "stopReason": stop,
-            "usage": usage,
-            "metrics": {"latencyMs": 1},
-        }))
+        body::json(
+            StatusCode::OK,
+            &json!({
+                "output": {"message": {"role": "assistant", "content": [block]}},
+                "stopReason": stop,
+                "usage": usage,
+                "metrics": {"latencyMs": 1},
+            }),
+        )
     };
     Reply {
         response,
-        usage: Some(Tokens { prompt: input, completion: output }),
+        usage: Some(Tokens {
+            prompt: input,
+            completion: output,
+        }),
     }
 }
 
@@ -155,12 +182,22 @@ pub(super) fn embeddings(json: &Value, model: &str) -> Reply {
         let Some(text) = json.get("inputText").and_then(Value::as_str) else {
             return bad_request("inputText: required");
         };
-        let dims = json.get("dimensions").and_then(Value::as_u64).unwrap_or(8).clamp(1, 4096);
+        let dims = json
+            .get("dimensions")
+            .and_then(Value::as_u64)
+            .unwrap_or(8)
+            .clamp(1, 4096);
         let tokens = words(text).max(1);
         Reply {
-            response: body::json(StatusCode::OK, &json!({
-                "embedding": vector(text, dims as usize), "inputTextTokenCount": tokens})),
-            usage: Some(Tokens { prompt: tokens, completion: 0 }),
+            response: body::json(
+                StatusCode::OK,
+                &json!({
+                "embedding": vector(text, dims as usize), "inputTextTokenCount": tokens}),
+            ),
+            usage: Some(Tokens {
+                prompt: tokens,
+                completion: 0,
+            }),
         }
     } else if model.contains("cohere.embed") {
         let Some(texts) = json.get("texts").and_then(Value::as_array) else {
@@ -173,10 +210,16 @@ pub(super) fn embeddings(json: &Value, model: &str) -> Reply {
         let vectors: Vec<Vec<f32>> = texts.iter().map(|t| vector(t, 8)).collect();
         let tokens = texts.iter().map(|t| words(t)).sum::<u64>().max(1);
         Reply {
-            response: body::json(StatusCode::OK, &json!({
+            response: body::json(
+                StatusCode::OK,
+                &json!({
                 "id": "mock-embed", "response_type": "embeddings_floats",
-                "texts": texts, "embeddings": vectors})),
-            usage: Some(Tokens { prompt: tokens, completion: 0 }),
+                "texts": texts, "embeddings": vectors}),
+            ),
+            usage: Some(Tokens {
+                prompt: tokens,
+                completion: 0,
+            }),
         }
     } else {
         bad_request("this model does not support embeddings")

@@ -10,7 +10,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -64,8 +68,11 @@ mod tests {
     #[test]
     fn the_gateway_decoder_reads_these_frames() {
         use liter_llm::providers::bedrock::eventstream::Decoder;
-        let bytes = [event("messageStart", &serde_json::json!({"role": "assistant"})), message(&[], b"")]
-            .concat();
+        let bytes = [
+            event("messageStart", &serde_json::json!({"role": "assistant"})),
+            message(&[], b""),
+        ]
+        .concat();
         let mut out = Vec::new();
         Decoder::new().feed(&bytes, &mut out).unwrap_or_default();
         assert_eq!(out.len(), 2);

@@ -120,7 +120,8 @@ pub(crate) fn authorized(
     if !amz_date.starts_with(date)
         || !names.contains(&"host")
         || !names.contains(&"x-amz-date")
-        || (headers.contains_key("x-amz-security-token") && !names.contains(&"x-amz-security-token"))
+        || (headers.contains_key("x-amz-security-token")
+            && !names.contains(&"x-amz-security-token"))
         || uri.query().is_some()
     {
         return false;
@@ -167,7 +168,12 @@ pub(crate) fn unauthorized() -> Reply {
 }
 
 /// Answers a request the pipeline let through.
-pub(crate) fn respond(shared: &Shared, path: &str, headers: &HeaderMap, payload: &Payload) -> Reply {
+pub(crate) fn respond(
+    shared: &Shared,
+    path: &str,
+    headers: &HeaderMap,
+    payload: &Payload,
+) -> Reply {
     let (Some((_, action)), Some(model)) = (split(path), model(path)) else {
         return bad_request("unknown operation");
     };
@@ -251,7 +257,10 @@ mod tests {
 
     #[test]
     fn routes_and_models() {
-        assert!(handles(&Method::POST, "/model/amazon.nova-lite-v1%3A0/converse"));
+        assert!(handles(
+            &Method::POST,
+            "/model/amazon.nova-lite-v1%3A0/converse"
+        ));
         assert!(handles(&Method::POST, "/model/m/converse-stream"));
         assert!(handles(&Method::POST, "/model/m/invoke"));
         assert!(!handles(&Method::GET, "/model/m/converse"));
@@ -274,19 +283,37 @@ mod tests {
             session_token: None,
         };
         let path = "/model/a.b%3A0/converse";
-        let s = sigv4::sign(&creds, "us-east-1", "bedrock", "POST", "127.0.0.1:9", path,
-            &[("content-type".into(), "application/json".into())], b"{}", 1_700_000_000);
+        let s = sigv4::sign(
+            &creds,
+            "us-east-1",
+            "bedrock",
+            "POST",
+            "127.0.0.1:9",
+            path,
+            &[("content-type".into(), "application/json".into())],
+            b"{}",
+            1_700_000_000,
+        );
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_static("127.0.0.1:9"));
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         headers.insert("x-amz-date", HeaderValue::from_str(&s.amz_date).unwrap());
-        headers.insert("authorization", HeaderValue::from_str(&s.authorization).unwrap());
+        headers.insert(
+            "authorization",
+            HeaderValue::from_str(&s.authorization).unwrap(),
+        );
         let uri: http::Uri = path.parse().unwrap();
         assert!(authorized(&Method::POST, &uri, &headers, b"{}", "secret"));
         assert!(!authorized(&Method::POST, &uri, &headers, b"{ }", "secret"));
         assert!(!authorized(&Method::POST, &uri, &headers, b"{}", "other"));
         let other: http::Uri = "/model/a.b:0/converse".parse().unwrap();
-        assert!(!authorized(&Method::POST, &other, &headers, b"{}", "secret"));
+        assert!(!authorized(
+            &Method::POST,
+            &other,
+            &headers,
+            b"{}",
+            "secret"
+        ));
         headers.insert("host", HeaderValue::from_static("127.0.0.1:10"));
         assert!(!authorized(&Method::POST, &uri, &headers, b"{}", "secret"));
     }

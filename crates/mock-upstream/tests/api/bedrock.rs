@@ -34,8 +34,14 @@ fn event_types(messages: &[Message]) -> Vec<&str> {
         .collect()
 }
 
-async fn post(mock: &MockUpstream, path: &str, body: &Value) -> (StatusCode, http::HeaderMap, Vec<u8>) {
-    let response = send(mock, Method::POST, path, &[], Some(body)).await.unwrap();
+async fn post(
+    mock: &MockUpstream,
+    path: &str,
+    body: &Value,
+) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+    let response = send(mock, Method::POST, path, &[], Some(body))
+        .await
+        .unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let (bytes, _) = read_until_error(response).await;
@@ -48,9 +54,15 @@ async fn converse_echoes_with_word_usage() {
     let (status, _, bytes) = post(&mock, CONVERSE, &converse("hello there")).await;
     assert_eq!(status, StatusCode::OK);
     let reply: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(reply["output"]["message"]["content"], json!([{"text": "echo: hello there"}]));
+    assert_eq!(
+        reply["output"]["message"]["content"],
+        json!([{"text": "echo: hello there"}])
+    );
     assert_eq!(reply["stopReason"], "end_turn");
-    assert_eq!(reply["usage"], json!({"inputTokens": 4, "outputTokens": 3, "totalTokens": 7}));
+    assert_eq!(
+        reply["usage"],
+        json!({"inputTokens": 4, "outputTokens": 3, "totalTokens": 7})
+    );
     assert_eq!(mock.served().prompt_tokens, 4);
 
     let mut cut = converse("a b c d");
@@ -66,18 +78,34 @@ async fn converse_stream_sends_real_frames() {
     let mock = MockUpstream::start().await.unwrap();
     let (status, headers, bytes) = post(&mock, STREAM, &converse("one two")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers["content-type"], "application/vnd.amazon.eventstream");
+    assert_eq!(
+        headers["content-type"],
+        "application/vnd.amazon.eventstream"
+    );
     let messages = frames(&bytes);
     assert_eq!(
         event_types(&messages),
-        ["messageStart", "contentBlockDelta", "contentBlockDelta", "contentBlockDelta",
-         "contentBlockStop", "messageStop", "metadata"]
+        [
+            "messageStart",
+            "contentBlockDelta",
+            "contentBlockDelta",
+            "contentBlockDelta",
+            "contentBlockStop",
+            "messageStop",
+            "metadata"
+        ]
     );
-    assert!(messages.iter().all(|m| m.header(":message-type") == Some("event")));
+    assert!(messages
+        .iter()
+        .all(|m| m.header(":message-type") == Some("event")));
     let text: String = messages
         .iter()
         .filter_map(|m| serde_json::from_slice::<Value>(&m.payload).ok())
-        .filter_map(|p| p.pointer("/delta/text").and_then(Value::as_str).map(str::to_string))
+        .filter_map(|p| {
+            p.pointer("/delta/text")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .collect();
     assert_eq!(text, "echo: one two");
     let meta: Value = serde_json::from_slice(&messages[6].payload).unwrap();
@@ -88,11 +116,15 @@ async fn converse_stream_sends_real_frames() {
 async fn tool_use_whole_and_streamed() {
     let mock = MockUpstream::start().await.unwrap();
     let mut body = converse("please call tool");
-    body["toolConfig"] = json!({"tools": [{"toolSpec": {"name": "lookup", "inputSchema": {"json": {}}}}]});
+    body["toolConfig"] =
+        json!({"tools": [{"toolSpec": {"name": "lookup", "inputSchema": {"json": {}}}}]});
     let (_, _, bytes) = post(&mock, CONVERSE, &body).await;
     let reply: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(reply["stopReason"], "tool_use");
-    assert_eq!(reply["output"]["message"]["content"][0]["toolUse"]["name"], "lookup");
+    assert_eq!(
+        reply["output"]["message"]["content"][0]["toolUse"]["name"],
+        "lookup"
+    );
     let (_, _, bytes) = post(&mock, STREAM, &body).await;
     let messages = frames(&bytes);
     let start: Value = serde_json::from_slice(&messages[1].payload).unwrap();
@@ -100,7 +132,11 @@ async fn tool_use_whole_and_streamed() {
     let input: String = messages
         .iter()
         .filter_map(|m| serde_json::from_slice::<Value>(&m.payload).ok())
-        .filter_map(|p| p.pointer("/delta/toolUse/input").and_then(Value::as_str).map(str::to_string))
+        .filter_map(|p| {
+            p.pointer("/delta/toolUse/input")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .collect();
     assert_eq!(input, "{}");
 }
@@ -126,9 +162,17 @@ async fn embeddings_titan_and_cohere() {
     .await;
     let reply: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(reply["embeddings"].as_array().unwrap().len(), 2);
-    let (status, headers, _) = post(&mock, "/model/cohere.embed-english-v3/invoke", &json!({"texts": ["x"]})).await;
+    let (status, headers, _) = post(
+        &mock,
+        "/model/cohere.embed-english-v3/invoke",
+        &json!({"texts": ["x"]}),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(headers["x-amzn-errortype"].to_str().unwrap().starts_with("ValidationException"));
+    assert!(headers["x-amzn-errortype"]
+        .to_str()
+        .unwrap()
+        .starts_with("ValidationException"));
 }
 
 #[tokio::test]
@@ -139,17 +183,28 @@ async fn status_faults_use_aws_error_shapes_and_target_the_path_model() {
     let (status, headers, bytes) = post(&mock, CONVERSE, &converse("hi")).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(headers["retry-after"], "4");
-    assert!(headers["x-amzn-errortype"].to_str().unwrap().starts_with("ThrottlingException:"));
+    assert!(headers["x-amzn-errortype"]
+        .to_str()
+        .unwrap()
+        .starts_with("ThrottlingException:"));
     let body: Value = serde_json::from_slice(&bytes).unwrap();
     assert!(body["message"].as_str().unwrap().contains("429"));
     // The 503 is for another model: this one is served.
-    assert_eq!(post(&mock, CONVERSE, &converse("hi")).await.0, StatusCode::OK);
+    assert_eq!(
+        post(&mock, CONVERSE, &converse("hi")).await.0,
+        StatusCode::OK
+    );
 
     mock.push_fault(Fault::cut_stream(2));
-    let response = send(&mock, Method::POST, STREAM, &[], Some(&converse("a b c"))).await.unwrap();
+    let response = send(&mock, Method::POST, STREAM, &[], Some(&converse("a b c")))
+        .await
+        .unwrap();
     let (bytes, error) = read_until_error(response).await;
     assert!(error.is_some());
-    assert_eq!(event_types(&frames(&bytes)), ["messageStart", "contentBlockDelta"]);
+    assert_eq!(
+        event_types(&frames(&bytes)),
+        ["messageStart", "contentBlockDelta"]
+    );
 }
 
 fn adapter(secret: &str, base_url: String) -> BedrockAdapter {
@@ -170,9 +225,16 @@ fn adapter(secret: &str, base_url: String) -> BedrockAdapter {
 /// Sends what the adapter builds, the way the gateway's dispatcher would.
 async fn via_adapter(mock: &MockUpstream, secret: &str) -> (StatusCode, Value) {
     let a = adapter(secret, format!("http://{}", mock.addr()));
-    let body = serde_json::to_vec(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})).unwrap();
+    let body =
+        serde_json::to_vec(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+            .unwrap();
     let out = a
-        .build(Call { op: Operation::Chat, body: &body, token: None, now: 1_700_000_000 })
+        .build(Call {
+            op: Operation::Chat,
+            body: &body,
+            token: None,
+            now: 1_700_000_000,
+        })
         .unwrap();
     let mut request = http::Request::builder().method(Method::POST).uri(out.uri);
     for (name, value) in out.headers {

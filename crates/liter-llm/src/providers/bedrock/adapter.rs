@@ -6,7 +6,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
 use super::embed::{self, Family};
 use super::sigv4::{self, Credentials};
-use super::{parse_error, parse_response, request, StreamTranslator, EVENT_STREAM, PREFIX, SERVICE};
+use super::{
+    parse_error, parse_response, request, StreamTranslator, EVENT_STREAM, PREFIX, SERVICE,
+};
 use crate::providers::adapter::{
     Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamTranslate, UpstreamRequest,
 };
@@ -64,7 +66,9 @@ impl BedrockAdapter {
             (session_token.as_deref(), "aws_session_token"),
         ] {
             if value.is_some_and(|v| HeaderValue::from_str(v).is_err()) {
-                return Err(format!("{what} contains characters not allowed in an HTTP header"));
+                return Err(format!(
+                    "{what} contains characters not allowed in an HTTP header"
+                ));
             }
         }
         let base = cfg.base_url.trim_end_matches('/').to_string();
@@ -121,21 +125,34 @@ impl BedrockAdapter {
                 embed::build_body(family, call.body, self.drop_params)?
             }
             Operation::Chat | Operation::ChatStream => {
-                let req: ChatCompletionRequest = serde_json::from_slice(call.body).map_err(|e| {
-                    ProviderError::new(400, "invalid_request_error", format!("invalid request: {e}"))
-                })?;
+                let req: ChatCompletionRequest =
+                    serde_json::from_slice(call.body).map_err(|e| {
+                        ProviderError::new(
+                            400,
+                            "invalid_request_error",
+                            format!("invalid request: {e}"),
+                        )
+                    })?;
                 request::build_body(&req, self.drop_params)?
             }
         };
         let bytes = serde_json::to_vec(&body).map_err(|e| {
-            ProviderError::new(400, "invalid_request_error", format!("cannot encode the request: {e}"))
+            ProviderError::new(
+                400,
+                "invalid_request_error",
+                format!("cannot encode the request: {e}"),
+            )
         })?;
         Ok((bytes, dropped))
     }
 }
 
 fn bad_header() -> ProviderError {
-    ProviderError::new(500, "api_error", "a signed header is not a valid header value")
+    ProviderError::new(
+        500,
+        "api_error",
+        "a signed header is not a valid header value",
+    )
 }
 
 /// A header value marked sensitive (credentials, signatures).
@@ -165,14 +182,20 @@ impl Adapter for BedrockAdapter {
             &body,
             call.now,
         );
-        let uri: Uri = format!("{}{path}", self.origin)
-            .parse().map_err(|_| {
-            ProviderError::new(400, "invalid_request_error", "the model id does not form a valid URL")
+        let uri: Uri = format!("{}{path}", self.origin).parse().map_err(|_| {
+            ProviderError::new(
+                400,
+                "invalid_request_error",
+                "the model id does not form a valid URL",
+            )
         })?;
         let mut headers = vec![
             (CONTENT_TYPE, HeaderValue::from_static("application/json")),
             (ACCEPT, HeaderValue::from_static(accept)),
-            (X_AMZ_DATE, HeaderValue::from_str(&signed.amz_date).map_err(|_| bad_header())?),
+            (
+                X_AMZ_DATE,
+                HeaderValue::from_str(&signed.amz_date).map_err(|_| bad_header())?,
+            ),
             (AUTHORIZATION, sensitive(&signed.authorization)?),
         ];
         if let Some(token) = &signed.security_token {
@@ -186,14 +209,26 @@ impl Adapter for BedrockAdapter {
         })
     }
 
-    fn parse_chat(&self, body: &[u8], model: &str, created: u64) -> Result<ChatCompletion, ProviderError> {
+    fn parse_chat(
+        &self,
+        body: &[u8],
+        model: &str,
+        created: u64,
+    ) -> Result<ChatCompletion, ProviderError> {
         parse_response(body, model, created)
     }
 
-    fn parse_embeddings(&self, body: &[u8], model: &str) -> Result<EmbeddingResponse, ProviderError> {
+    fn parse_embeddings(
+        &self,
+        body: &[u8],
+        model: &str,
+    ) -> Result<EmbeddingResponse, ProviderError> {
         match self.family {
             Some(family) => embed::parse_answer(family, body, model),
-            None => Err(crate::providers::adapter::unsupported(PREFIX, "embeddings for this model")),
+            None => Err(crate::providers::adapter::unsupported(
+                PREFIX,
+                "embeddings for this model",
+            )),
         }
     }
 

@@ -53,11 +53,17 @@ fn texts(input: &Value) -> Result<Vec<String>, ProviderError> {
             .iter()
             .map(|i| {
                 i.as_str().map(str::to_string).ok_or_else(|| {
-                    invalid("bedrock embeddings take text inputs, not token ids", "input")
+                    invalid(
+                        "bedrock embeddings take text inputs, not token ids",
+                        "input",
+                    )
                 })
             })
             .collect(),
-        _ => Err(invalid("input must be a string or a non-empty array of strings", "input")),
+        _ => Err(invalid(
+            "input must be a string or a non-empty array of strings",
+            "input",
+        )),
     }
 }
 
@@ -68,12 +74,21 @@ pub fn build_body(
     drop_params: bool,
 ) -> Result<(Value, Vec<String>), ProviderError> {
     let req: EmbeddingRequest = serde_json::from_slice(body).map_err(|e| {
-        ProviderError::new(400, "invalid_request_error", format!("invalid request: {e}"))
+        ProviderError::new(
+            400,
+            "invalid_request_error",
+            format!("invalid request: {e}"),
+        )
     })?;
     let texts = texts(&req.input)?;
     match req.encoding_format.as_deref() {
         None | Some("float") | Some("base64") => {}
-        Some(_) => return Err(invalid("encoding_format must be float or base64", "encoding_format")),
+        Some(_) => {
+            return Err(invalid(
+                "encoding_format must be float or base64",
+                "encoding_format",
+            ))
+        }
     }
     let mut dropped = Vec::new();
     let mut refuse = |key: &str| -> Result<(), ProviderError> {
@@ -145,8 +160,12 @@ struct CohereAnswer {
 }
 
 fn bad(message: String) -> ProviderError {
-    ProviderError::new(502, "api_error", format!("unreadable answer from bedrock: {message}"))
-        .with_code("bad_upstream_response")
+    ProviderError::new(
+        502,
+        "api_error",
+        format!("unreadable answer from bedrock: {message}"),
+    )
+    .with_code("bad_upstream_response")
 }
 
 /// An InvokeModel embeddings answer in OpenAI's list shape.

@@ -36,15 +36,20 @@ fn classify(name: &str, status: u16, message: &str) -> (u16, &'static str, Optio
     let lower = name.to_ascii_lowercase();
     let lower = lower.trim_end_matches("exception");
     match lower {
-        "validation" if is_context_length(message) => {
-            (400, "invalid_request_error", Some("context_length_exceeded"))
-        }
+        "validation" if is_context_length(message) => (
+            400,
+            "invalid_request_error",
+            Some("context_length_exceeded"),
+        ),
         "validation" => (400, "invalid_request_error", None),
         "accessdenied" => (403, "permission_error", Some("permission_denied")),
-        "unrecognizedclient" | "invalidsignature" | "expiredtoken" | "missingauthenticationtoken"
-        | "incompletesignature" | "invalidclienttokenid" | "signaturedoesnotmatch" => {
-            (401, "authentication_error", Some("invalid_api_key"))
-        }
+        "unrecognizedclient"
+        | "invalidsignature"
+        | "expiredtoken"
+        | "missingauthenticationtoken"
+        | "incompletesignature"
+        | "invalidclienttokenid"
+        | "signaturedoesnotmatch" => (401, "authentication_error", Some("invalid_api_key")),
         "resourcenotfound" => (404, "not_found_error", Some("model_not_found")),
         "throttling" => (429, "rate_limit_error", Some("rate_limit_exceeded")),
         "servicequotaexceeded" => (429, "rate_limit_error", Some("insufficient_quota")),
@@ -53,9 +58,11 @@ fn classify(name: &str, status: u16, message: &str) -> (u16, &'static str, Optio
         "modeltimeout" => (504, "timeout_error", Some("timeout")),
         "modelerror" | "modelstreamerror" => (502, "api_error", Some("model_error")),
         "internalserver" => (500, "api_error", None),
-        _ if status == 400 && is_context_length(message) => {
-            (400, "invalid_request_error", Some("context_length_exceeded"))
-        }
+        _ if status == 400 && is_context_length(message) => (
+            400,
+            "invalid_request_error",
+            Some("context_length_exceeded"),
+        ),
         _ => by_status(status),
     }
 }
@@ -155,7 +162,10 @@ mod tests {
 
     fn headers(name: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(ERROR_TYPE_HEADER, http::HeaderValue::from_str(name).unwrap());
+        h.insert(
+            ERROR_TYPE_HEADER,
+            http::HeaderValue::from_str(name).unwrap(),
+        );
         h
     }
 
@@ -174,7 +184,10 @@ mod tests {
     #[test]
     fn type_in_the_body_and_non_json() {
         let e = parse_error(403, &HeaderMap::new(), br#"{"__type":"com.amazon.coral.service#UnrecognizedClientException","Message":"The security token included in the request is invalid."}"#);
-        assert_eq!((e.status, e.error.kind.as_str()), (401, "authentication_error"));
+        assert_eq!(
+            (e.status, e.error.kind.as_str()),
+            (401, "authentication_error")
+        );
         let e = parse_error(502, &HeaderMap::new(), b"<html>bad</html>");
         assert_eq!((e.status, e.error.kind.as_str()), (502, "api_error"));
         assert!(e.error.message.contains("<html>bad</html>"));
@@ -185,7 +198,10 @@ mod tests {
     #[test]
     fn stream_exceptions_are_camel_case() {
         let e = stream_exception("throttlingException", br#"{"message":"slow down"}"#);
-        assert_eq!((e.status, e.error.code.as_deref()), (429, Some("rate_limit_exceeded")));
+        assert_eq!(
+            (e.status, e.error.code.as_deref()),
+            (429, Some("rate_limit_exceeded"))
+        );
         let e = stream_exception("modelStreamErrorException", b"{}");
         assert_eq!(e.status, 502);
         let e = stream_exception("somethingNew", b"");

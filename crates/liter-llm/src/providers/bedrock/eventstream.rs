@@ -91,7 +91,7 @@ impl Decoder {
             if CRC32.checksum(&rest[0..8]) != be32(&rest[8..12]) {
                 break Err(FrameError("prelude CRC mismatch".into()));
             }
-            if total < OVERHEAD || total > MAX_MESSAGE || headers_len > total - OVERHEAD {
+            if !(OVERHEAD..=MAX_MESSAGE).contains(&total) || headers_len > total - OVERHEAD {
                 break Err(FrameError(format!(
                     "impossible lengths (total {total}, headers {headers_len})"
                 )));
@@ -177,9 +177,10 @@ fn parse_headers(mut b: &[u8]) -> Result<Vec<(String, HeaderValue)>, FrameError>
                 if kind == 6 {
                     HeaderValue::Bytes(v)
                 } else {
-                    HeaderValue::String(String::from_utf8(v).map_err(|_| {
-                        FrameError(format!("header {name:?} is not UTF-8"))
-                    })?)
+                    HeaderValue::String(
+                        String::from_utf8(v)
+                            .map_err(|_| FrameError(format!("header {name:?} is not UTF-8")))?,
+                    )
                 }
             }
             9 => {
@@ -238,7 +239,13 @@ mod tests {
         assert_eq!(frame, encode(&[], b"{}"));
         let mut out = Vec::new();
         Decoder::new().feed(&frame, &mut out).unwrap();
-        assert_eq!(out, vec![Message { headers: vec![], payload: b"{}".to_vec() }]);
+        assert_eq!(
+            out,
+            vec![Message {
+                headers: vec![],
+                payload: b"{}".to_vec()
+            }]
+        );
     }
 
     #[test]
@@ -296,11 +303,19 @@ mod tests {
         let mut bad = encode(&[], b"abc");
         let n = bad.len();
         bad[n - 5] ^= 1;
-        assert!(Decoder::new().feed(&bad, &mut out).unwrap_err().0.contains("message CRC"));
+        assert!(Decoder::new()
+            .feed(&bad, &mut out)
+            .unwrap_err()
+            .0
+            .contains("message CRC"));
         let mut bad = encode(&[], b"abc");
         bad[3] ^= 1;
         let mut d = Decoder::new();
-        assert!(d.feed(&bad, &mut out).unwrap_err().0.contains("prelude CRC"));
+        assert!(d
+            .feed(&bad, &mut out)
+            .unwrap_err()
+            .0
+            .contains("prelude CRC"));
         assert!(d.feed(&encode(&[], b""), &mut out).is_err());
     }
 }

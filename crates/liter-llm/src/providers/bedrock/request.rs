@@ -6,8 +6,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::providers::convert;
-use crate::types::{ChatCompletionRequest, Message, ResponseFormat, Tool, ToolChoice};
 use crate::types::ProviderError;
+use crate::types::{ChatCompletionRequest, Message, ResponseFormat, Tool, ToolChoice};
 
 /// Converse request fields a client may send as they are. Any other parameter
 /// outside OpenAI's typed ones (and `top_k`) is answered 400 naming it, or dropped
@@ -149,7 +149,11 @@ fn convert_messages(messages: &[Message]) -> Result<(Vec<Value>, Vec<Value>), Pr
                     system.push(block);
                 }
             }
-            "user" => push_turn(&mut turns, "user", content_blocks(message.content.as_ref(), &path)?),
+            "user" => push_turn(
+                &mut turns,
+                "user",
+                content_blocks(message.content.as_ref(), &path)?,
+            ),
             "assistant" => {
                 let mut blocks = content_blocks(message.content.as_ref(), &path)?;
                 for (j, call) in message.tool_calls.iter().flatten().enumerate() {
@@ -232,7 +236,10 @@ fn part_block(part: &Value, path: &str) -> Result<Option<Value>, ProviderError> 
     match kind {
         "text" | "refusal" => {
             let Some(text) = part.get(kind).and_then(Value::as_str) else {
-                return Err(invalid(format!("a {kind} part needs a string `{kind}`"), path));
+                return Err(invalid(
+                    format!("a {kind} part needs a string `{kind}`"),
+                    path,
+                ));
             };
             Ok((!text.is_empty()).then(|| json!({"text": text})))
         }
@@ -262,7 +269,9 @@ fn part_block(part: &Value, path: &str) -> Result<Option<Value>, ProviderError> 
                     ))
                 }
             };
-            Ok(Some(json!({"image": {"format": format, "source": {"bytes": data}}})))
+            Ok(Some(
+                json!({"image": {"format": format, "source": {"bytes": data}}}),
+            ))
         }
         "" => Err(invalid("a content part needs a `type`", path)),
         other => Err(invalid(
@@ -286,13 +295,21 @@ fn tool_config(
             "auto" => Some(json!({"auto": {}})),
             "required" => Some(json!({"any": {}})),
             "none" => return Ok(None),
-            other => return Err(invalid(format!("unknown tool_choice {other:?}"), "tool_choice")),
+            other => {
+                return Err(invalid(
+                    format!("unknown tool_choice {other:?}"),
+                    "tool_choice",
+                ))
+            }
         },
         Some(ToolChoice::Object(o)) => match (o.kind.as_str(), &o.function) {
             ("function", Some(f)) => Some(json!({"tool": {"name": f.name}})),
             _ => {
                 return Err(invalid(
-                    format!("tool_choice of type {:?} is not supported for bedrock", o.kind),
+                    format!(
+                        "tool_choice of type {:?} is not supported for bedrock",
+                        o.kind
+                    ),
                     "tool_choice",
                 ))
             }

@@ -77,14 +77,22 @@ pub(crate) fn new_id(created: u64) -> String {
 }
 
 fn bad(message: String) -> ProviderError {
-    ProviderError::new(502, "api_error", format!("unreadable answer from bedrock: {message}"))
-        .with_code("bad_upstream_response")
+    ProviderError::new(
+        502,
+        "api_error",
+        format!("unreadable answer from bedrock: {message}"),
+    )
+    .with_code("bad_upstream_response")
 }
 
 /// Turns a 2xx Converse body into a `chat.completion` for `model`.
-pub fn parse_response(body: &[u8], model: &str, created: u64) -> Result<ChatCompletion, ProviderError> {
-    let r: ConverseResponse = serde_json::from_slice(body)
-        .map_err(|e| bad(format!("not a Converse response: {e}")))?;
+pub fn parse_response(
+    body: &[u8],
+    model: &str,
+    created: u64,
+) -> Result<ChatCompletion, ProviderError> {
+    let r: ConverseResponse =
+        serde_json::from_slice(body).map_err(|e| bad(format!("not a Converse response: {e}")))?;
     let mut text = String::new();
     let mut has_text = false;
     let mut reasoning: Option<String> = None;

@@ -75,7 +75,10 @@ pub fn canonical_uri(path: &str) -> String {
     if path.is_empty() {
         return "/".into();
     }
-    path.split('/').map(uri_encode).collect::<Vec<_>>().join("/")
+    path.split('/')
+        .map(uri_encode)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The canonical request and the signed-headers list. `headers` are (name, value)
@@ -167,7 +170,10 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"********")
-            .field("session_token", &self.session_token.as_ref().map(|_| "********"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "********"),
+            )
             .finish()
     }
 }
@@ -204,7 +210,13 @@ pub fn sign(
     }
     let (request, signed) =
         canonical_request(method, &canonical_uri(path), "", &all, &sha256_hex(body));
-    let sig = signature(&creds.secret_access_key, &amz_date, region, service, &request);
+    let sig = signature(
+        &creds.secret_access_key,
+        &amz_date,
+        region,
+        service,
+        &request,
+    );
     let authorization = format!(
         "{ALGORITHM} Credential={}/{}, SignedHeaders={signed}, Signature={sig}",
         creds.access_key_id,
@@ -291,11 +303,15 @@ mod tests {
     #[test]
     fn canonical_form() {
         let headers = vec![
-            ("Content-Type".to_string(), "application/x-www-form-urlencoded".to_string()),
+            (
+                "Content-Type".to_string(),
+                "application/x-www-form-urlencoded".to_string(),
+            ),
             ("host".to_string(), "example.amazonaws.com".to_string()),
             ("X-Amz-Date".to_string(), "20150830T123600Z".to_string()),
         ];
-        let (request, signed) = canonical_request("POST", "/", "", &headers, &sha256_hex(b"Param1=value1"));
+        let (request, signed) =
+            canonical_request("POST", "/", "", &headers, &sha256_hex(b"Param1=value1"));
         assert_eq!(
             request,
             "POST\n/\n\ncontent-type:application/x-www-form-urlencoded\nhost:example.amazonaws.com\n\
@@ -307,7 +323,10 @@ mod tests {
             "GET",
             "/",
             "",
-            &[("My-Header1".into(), "  a   b  ".into()), ("my-header1".into(), "c".into())],
+            &[
+                ("My-Header1".into(), "  a   b  ".into()),
+                ("my-header1".into(), "c".into()),
+            ],
             "x",
         );
         assert!(request.contains("my-header1:a b,c\n"), "{request}");
@@ -315,8 +334,14 @@ mod tests {
 
     #[test]
     fn bedrock_paths_are_encoded_twice() {
-        let sent = format!("/model/{}/converse", uri_encode("us.anthropic.claude-3-5-sonnet-20240620-v1:0"));
-        assert_eq!(sent, "/model/us.anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse");
+        let sent = format!(
+            "/model/{}/converse",
+            uri_encode("us.anthropic.claude-3-5-sonnet-20240620-v1:0")
+        );
+        assert_eq!(
+            sent,
+            "/model/us.anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse"
+        );
         assert_eq!(
             canonical_uri(&sent),
             "/model/us.anthropic.claude-3-5-sonnet-20240620-v1%253A0/converse"
@@ -329,10 +354,24 @@ mod tests {
     fn session_tokens_are_signed() {
         let mut creds = suite();
         creds.session_token = Some("tok".into());
-        let s = sign(&creds, "us-east-1", "bedrock", "POST", "h", "/", &[], b"{}", SUITE_TIME);
+        let s = sign(
+            &creds,
+            "us-east-1",
+            "bedrock",
+            "POST",
+            "h",
+            "/",
+            &[],
+            b"{}",
+            SUITE_TIME,
+        );
         assert_eq!(s.security_token.as_deref(), Some("tok"));
-        assert!(s.authorization.contains("SignedHeaders=host;x-amz-date;x-amz-security-token,"));
-        assert!(s.authorization.contains("/20150830/us-east-1/bedrock/aws4_request"));
+        assert!(s
+            .authorization
+            .contains("SignedHeaders=host;x-amz-date;x-amz-security-token,"));
+        assert!(s
+            .authorization
+            .contains("/20150830/us-east-1/bedrock/aws4_request"));
         assert!(!format!("{creds:?}").contains("EXAMPLEKEY"));
     }
 }

@@ -70,7 +70,11 @@ impl StreamTranslator {
             Some("error") => {
                 let code = m.header(":error-code").unwrap_or("error");
                 let text = m.header(":error-message").unwrap_or("");
-                let e = ProviderError::new(502, "api_error", format!("bedrock stream error {code}: {text}"));
+                let e = ProviderError::new(
+                    502,
+                    "api_error",
+                    format!("bedrock stream error {code}: {text}"),
+                );
                 return self.fail(out, e);
             }
             _ => {}
@@ -92,7 +96,10 @@ impl StreamTranslator {
                 }
             }
         };
-        let index = payload.get("contentBlockIndex").and_then(Value::as_u64).unwrap_or(0);
+        let index = payload
+            .get("contentBlockIndex")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         match event {
             "messageStart" => self.start(out),
             "contentBlockStart" => {
@@ -100,7 +107,12 @@ impl StreamTranslator {
                 if let Some(tool) = payload.pointer("/start/toolUse") {
                     let n = self.tools.len() as u32;
                     self.tools.push((index, n));
-                    let text = |k: &str| tool.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                    let text = |k: &str| {
+                        tool.get(k)
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string()
+                    };
                     out.push(self.tool_delta(ToolCallDelta {
                         index: n,
                         id: Some(text("toolUseId")),
@@ -123,8 +135,13 @@ impl StreamTranslator {
                         },
                         None,
                     ));
-                } else if let Some(input) = delta.pointer("/toolUse/input").and_then(Value::as_str) {
-                    let tool = self.tools.iter().find(|(i, _)| *i == index).map(|(_, n)| *n);
+                } else if let Some(input) = delta.pointer("/toolUse/input").and_then(Value::as_str)
+                {
+                    let tool = self
+                        .tools
+                        .iter()
+                        .find(|(i, _)| *i == index)
+                        .map(|(_, n)| *n);
                     if let (Some(n), false) = (tool, input.is_empty()) {
                         out.push(self.tool_delta(ToolCallDelta {
                             index: n,
@@ -135,8 +152,9 @@ impl StreamTranslator {
                             ..ToolCallDelta::default()
                         }));
                     }
-                } else if let Some(text) =
-                    delta.pointer("/reasoningContent/text").and_then(Value::as_str)
+                } else if let Some(text) = delta
+                    .pointer("/reasoningContent/text")
+                    .and_then(Value::as_str)
                 {
                     out.push(self.chunk(
                         Delta {
@@ -250,8 +268,12 @@ impl StreamTranslate for StreamTranslator {
         if self.stopped && !self.decoder.has_partial() {
             self.done(&mut out);
         } else {
-            let e = ProviderError::new(502, "api_error", "the bedrock stream ended before messageStop")
-                .with_code("stream_truncated");
+            let e = ProviderError::new(
+                502,
+                "api_error",
+                "the bedrock stream ended before messageStop",
+            )
+            .with_code("stream_truncated");
             self.fail(&mut out, e);
         }
         out
