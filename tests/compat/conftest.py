@@ -46,11 +46,13 @@ UPSTREAM_IDS = {
     "azure-gpt": "gpt4o-prod",
     "gemini": "gemini-2.0-flash",
     "vertex": "gemini-2.5-pro",
+    "nova": "amazon.nova-lite-v1:0",
+    "titan": "amazon.titan-embed-text-v2:0",
 }
 # Every configured model name, in config order.
 MODEL_NAMES = [
     "gpt-4o", "other", "slow", "echo", "claude", "flaky",
-    "command", "cohere-embed", "azure-gpt", "gemini", "vertex",
+    "command", "cohere-embed", "azure-gpt", "gemini", "vertex", "nova", "titan",
 ]
 # The [[aliases]] patterns, in config order: /v1/models lists them after the models.
 ALIAS_PATTERNS = ["anthropic/*"]
@@ -141,6 +143,24 @@ provider_model = "vertex_ai/gemini-2.5-pro"
 vertex_project = "compat-project"
 vertex_location = "us-central1"
 vertex_credentials = "{vertex_creds}"
+base_url = "{root}"
+
+# Native Bedrock (Converse, SigV4, event stream): base_url is the mock's root; the gateway
+# adds /model/{{id}}/converse (or /converse-stream, /invoke).
+[[models]]
+name = "nova"
+provider_model = "bedrock/amazon.nova-lite-v1:0"
+aws_access_key_id = "AKIDCOMPAT"
+aws_secret_access_key = "compat-secret"
+aws_region_name = "us-east-1"
+base_url = "{root}"
+
+[[models]]
+name = "titan"
+provider_model = "bedrock/amazon.titan-embed-text-v2:0"
+aws_access_key_id = "AKIDCOMPAT"
+aws_secret_access_key = "compat-secret"
+aws_region_name = "us-east-1"
 base_url = "{root}"
 
 # `anthropic/<id>` sent directly by a client goes to the mock with these credentials.

@@ -37,15 +37,26 @@ pub fn resolved(cfg: &Config) -> String {
     for d in &cfg.models {
         let _ = writeln!(
             out,
-            "# {:?} -> provider {}, upstream model {:?}, base_url {}, api key {}",
+            "# {:?} -> provider {}, upstream model {:?}, base_url {}, {}",
             d.name,
             d.provider.name(),
             d.model_id,
             d.base_url.as_deref().unwrap_or("(in-process)"),
-            if d.api_key.is_some() {
-                "set"
-            } else {
-                "not set"
+            match (
+                &d.api_key,
+                &d.settings.aws_access_key_id,
+                &d.settings.aws_region_name
+            ) {
+                (_, Some(_), Some(region)) => format!(
+                    "aws credentials set{}, region {region}",
+                    if d.settings.aws_session_token.is_some() {
+                        " (with session token)"
+                    } else {
+                        ""
+                    }
+                ),
+                (Some(_), _, _) => "api key set".to_string(),
+                _ => "api key not set".to_string(),
             },
         );
     }

@@ -382,12 +382,44 @@ async fn a_second_signal_stops_without_waiting_for_the_drain() {
 }
 
 #[test]
+fn check_config_shows_bedrock_credentials_from_the_environment_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "[[models]]\nname = \"nova\"\nprovider_model = \"bedrock/amazon.nova-lite-v1:0\"\naws_secret_access_key = \"${S}\"\n",
+    )
+    .unwrap();
+    let out = cmd(dir.path())
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .env("S", "bedrock-secret-value")
+        .env("AWS_ACCESS_KEY_ID", "AKIDCLI")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_BEDROCK_RUNTIME_ENDPOINT")
+        .env("AWS_REGION", "ap-south-1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("bedrock-secret-value"), "{text}");
+    assert!(
+        text.contains("base_url https://bedrock-runtime.ap-south-1.amazonaws.com, aws credentials set, region ap-south-1"),
+        "{text}"
+    );
+}
+
+#[test]
 fn invalid_config_stops_api_with_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.toml");
     std::fs::write(
         &file,
-        "[[models]]\nname = \"x\"\nprovider_model = \"bedrock/claude\"\n",
+        "[[models]]\nname = \"x\"\nprovider_model = \"bedrock/claude\"\napi_key = \"k\"\n",
     )
     .unwrap();
     let out = cmd(dir.path())
@@ -397,9 +429,9 @@ fn invalid_config_stops_api_with_an_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("c.toml:3:18"), "{err}");
+    assert!(err.contains("c.toml:4:11"), "{err}");
     assert!(
-        err.contains("not supported yet: provider \"bedrock\""),
+        err.contains("api_key does not apply to bedrock/ models"),
         "{err}"
     );
 }

@@ -405,7 +405,7 @@ models = ["zzz"]
         "test.toml:8:18: models[0].provider_model: provider_model \"gpt-4o\" must look like",
         "models[1].provider_model: unknown provider \"nope\"",
         "test.toml:14:1: models[2].base_url: provider \"custom\" needs base_url",
-        "models[3].provider_model: not supported yet: provider \"bedrock\"",
+        "test.toml:18:1: models[3].aws_region_name: bedrock/ models need aws_region_name",
         "keys[0].key: key is empty",
         "test.toml:27:11: keys[1].models[0]: model \"zzz\" is not defined",
     ] {

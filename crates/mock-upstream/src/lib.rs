@@ -2,8 +2,10 @@
 //!
 //! [`MockUpstream::start`] binds `127.0.0.1:0` and serves in a spawned tokio task; point a
 //! provider's base URL at [`MockUpstream::base_url`]. It speaks the OpenAI wire format (chat
-//! completions whole and streamed, embeddings, models) and Anthropic's Messages API
-//! (`POST /v1/messages`, whole and streamed; base URL `http://ADDR`, see [`MockUpstream::addr`]);
+//! completions whole and streamed, embeddings, models), Anthropic's Messages API
+//! (`POST /v1/messages`, whole and streamed; base URL `http://ADDR`, see [`MockUpstream::addr`])
+//! and Amazon Bedrock's runtime (`POST /model/{id}/converse`, `/converse-stream` in the binary
+//! event-stream framing, `/invoke` for Titan and Cohere embeddings; base URL `http://ADDR`);
 //! other wire formats are meant to be added as sibling modules of `openai` and routed in `server`.
 //!
 //! Answers are deterministic (an echo model; tokens are words) so tests can assert exact content
@@ -27,10 +29,11 @@
 //! `/__mock/` API: `POST`/`GET`/`DELETE /__mock/faults`, `GET`/`DELETE /__mock/requests`,
 //! `GET /__mock/served`), `openai` (the OpenAI wire format), `anthropic` (the Anthropic Messages
 //! API), `azure` (Azure OpenAI's deployment URLs, `api-key` and `api-version`), `cohere` (Chat v2
-//! and Embed v2).
+//! and Embed v2), `bedrock` (Bedrock's Converse and InvokeModel, SigV4, event-stream frames).
 
 mod anthropic;
 mod azure;
+mod bedrock;
 mod body;
 mod cohere;
 mod control;
@@ -56,7 +59,8 @@ pub use crate::state::{RecordedRequest, Served};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MockOptions {
     /// When set, provider requests must send `Authorization: Bearer <key>` (`x-api-key: <key>` on
-    /// `/v1/messages`, `api-key: <key>` on Azure paths); others get the wire format's 401.
+    /// `/v1/messages`, `api-key: <key>` on Azure paths; on Bedrock paths a SigV4 signature made
+    /// with `<key>` as the secret access key); others get the wire format's 401 (Bedrock's 403).
     pub require_api_key: Option<String>,
     /// Whether requests are recorded (method, path, headers and JSON body). Defaults to `true`.
     ///

@@ -12,8 +12,9 @@
 //! 4. **auth** — with `require_api_key`, a wrong or missing key is answered 401;
 //! 5. **fault** — the first matching queued fault is taken and carried out;
 //! 6. **respond** — the wire-format module builds the answer, as [`crate::wire::Wire`] tells
-//!    from the method and path ([`crate::anthropic`] for `POST /v1/messages`, [`crate::openai`]
-//!    for everything else); auth and default fault bodies follow the same split;
+//!    from the method and path ([`crate::anthropic`] for `POST /v1/messages`, [`crate::bedrock`]
+//!    for `POST /model/{id}/…`, [`crate::openai`] for everything else); auth and default fault
+//!    bodies follow the same split;
 //! 7. **account** — usage of a successful, uncut answer is added to [`crate::Served`].
 
 use std::convert::Infallible;
@@ -186,7 +187,7 @@ async fn handle(
     }
 
     if let Some(key) = &shared.require_api_key {
-        if !wire.authorized(&parts.headers, key) {
+        if !wire.authorized(&parts, &bytes, key) {
             return wire.unauthorized().response;
         }
     }

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::anthropic;
 use crate::azure::{self, AzureCall};
+use crate::bedrock;
 use crate::body::{MockBody, Reply};
 use crate::cohere;
 use crate::google::{self, Api};
@@ -31,6 +32,8 @@ pub(crate) enum Wire {
     /// Google's APIs: Gemini, Vertex AI (Google's and Anthropic's models) and the OAuth
     /// token endpoint.
     Google(Api),
+    /// Amazon Bedrock's runtime (Converse, ConverseStream, InvokeModel embeddings).
+    Bedrock,
 }
 
 impl Wire {
@@ -49,16 +52,22 @@ impl Wire {
         if let Some(endpoint) = cohere::classify(method, path) {
             return Wire::Cohere(endpoint);
         }
+        if bedrock::handles(method, path) {
+            return Wire::Bedrock;
+        }
         Wire::OpenAi(Endpoint::classify(method, path))
     }
 
-    /// Whether `headers` carry `key` the way this provider expects it.
-    pub(crate) fn authorized(self, headers: &HeaderMap, key: &str) -> bool {
+    /// Whether the request carries `key` the way this provider expects it (for
+    /// Bedrock: a SigV4 signature made with `key` as the secret access key).
+    pub(crate) fn authorized(self, request: &http::request::Parts, body: &[u8], key: &str) -> bool {
+        let headers = &request.headers;
         match self {
             Wire::OpenAi(_) | Wire::Cohere(_) => openai::authorized(headers, key),
             Wire::Anthropic => anthropic::authorized(headers, key),
             Wire::Azure(_) => azure::authorized(headers, key),
             Wire::Google(api) => google::authorized(api, headers, key),
+            Wire::Bedrock => bedrock::authorized(&request.method, &request.uri, headers, body, key),
         }
     }
 
@@ -70,6 +79,7 @@ impl Wire {
             Wire::Azure(_) => azure::unauthorized(),
             Wire::Cohere(_) => cohere::unauthorized(),
             Wire::Google(api) => google::unauthorized(api),
+            Wire::Bedrock => bedrock::unauthorized(),
         }
     }
 
@@ -80,6 +90,7 @@ impl Wire {
             Wire::Azure(call) => azure::model(call, path, payload),
             Wire::Google(Api::Token) => None,
             Wire::Google(_) => google::route(path).map(|r| r.model.to_owned()),
+            Wire::Bedrock => bedrock::model(path),
             Wire::OpenAi(_) | Wire::Anthropic | Wire::Cohere(_) => payload
                 .json()
                 .and_then(|v| v.get("model"))
@@ -92,6 +103,7 @@ impl Wire {
     pub(crate) fn is_streaming(self, path: &str, payload: &Payload) -> bool {
         match self {
             Wire::Google(_) => google::route(path).is_some_and(|r| google::is_streaming(&r)),
+            Wire::Bedrock => bedrock::is_streaming(path),
             Wire::OpenAi(endpoint) => openai::is_streaming(endpoint, payload),
             Wire::Anthropic => anthropic::is_streaming(payload),
             Wire::Azure(call) => azure::is_streaming(call, payload),
@@ -117,6 +129,7 @@ impl Wire {
                 Some(route) => google::respond(shared, &route, payload),
                 None => google::error(StatusCode::NOT_FOUND, "not found").into(),
             },
+            Wire::Bedrock => bedrock::respond(shared, path, headers, payload),
         }
     }
 
@@ -130,6 +143,7 @@ impl Wire {
             // Claude on Vertex fails in Anthropic's shape, the rest of Google in Google's.
             Wire::Google(Api::VertexAnthropic) => anthropic::fault_error(status),
             Wire::Google(_) => google::fault_error(status),
+            Wire::Bedrock => bedrock::fault_error(status),
         }
     }
 }

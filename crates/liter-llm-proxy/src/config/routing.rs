@@ -102,6 +102,16 @@ pub(crate) fn check_aliases(
             ));
             continue;
         };
+        if provider.is_some_and(|p| !p.setting_fields().is_empty()) {
+            problems.push((
+                at("pattern"),
+                format!(
+                    "pattern {:?}: {}/ models need provider settings an alias cannot carry; declare them under [[models]]",
+                    a.pattern, net.name
+                ),
+            ));
+            continue;
+        }
         match super::validate::resolve_network(
             net,
             super::validate::given(&a.base_url),

@@ -59,3 +59,81 @@ pub(super) fn provider_settings(
     }
     settings
 }
+
+/// Bedrock's credentials and region: the model's `aws_*` fields, else the standard AWS
+/// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` (only
+/// with a key id from the environment too), `AWS_REGION`, `AWS_DEFAULT_REGION`). A
+/// missing one is reported naming the field and the variables. Returns the base URL
+/// derived from the region when neither `base_url` nor a base-URL variable is set.
+pub(super) fn resolve_aws(
+    m: &ModelEntry,
+    provider: Provider,
+    settings: &mut ProviderSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+    at: &dyn Fn(&str) -> Vec<Seg>,
+    problems: &mut Problems,
+) -> Option<String> {
+    if provider != Provider::Bedrock {
+        return None;
+    }
+    let var = |name: &str| env(name).filter(|v| !v.is_empty());
+    if given(&m.api_key).is_some() {
+        problems.push((
+            at("api_key"),
+            "api_key does not apply to bedrock/ models: they sign requests with aws_access_key_id and aws_secret_access_key".into(),
+        ));
+    }
+    let key_from_env = settings.aws_access_key_id.is_none();
+    if key_from_env {
+        settings.aws_access_key_id = var("AWS_ACCESS_KEY_ID").map(Secret);
+        if settings.aws_session_token.is_none() {
+            settings.aws_session_token = var("AWS_SESSION_TOKEN").map(Secret);
+        }
+    }
+    if settings.aws_secret_access_key.is_none() {
+        settings.aws_secret_access_key = var("AWS_SECRET_ACCESS_KEY").map(Secret);
+    }
+    if settings.aws_region_name.is_none() {
+        settings.aws_region_name = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"));
+    }
+    for (field, missing, vars) in [
+        (
+            "aws_access_key_id",
+            settings.aws_access_key_id.is_none(),
+            "$AWS_ACCESS_KEY_ID",
+        ),
+        (
+            "aws_secret_access_key",
+            settings.aws_secret_access_key.is_none(),
+            "$AWS_SECRET_ACCESS_KEY",
+        ),
+        (
+            "aws_region_name",
+            settings.aws_region_name.is_none(),
+            "$AWS_REGION or $AWS_DEFAULT_REGION",
+        ),
+    ] {
+        if missing {
+            problems.push((
+                at(field),
+                format!("bedrock/ models need {field} (or {vars} in the environment)"),
+            ));
+        }
+    }
+    let region = settings.aws_region_name.as_deref()?;
+    if !region
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        problems.push((
+            at("aws_region_name"),
+            "aws_region_name is not a region name (e.g. us-east-1)".into(),
+        ));
+        return None;
+    }
+    let overridden = given(&m.base_url).is_some()
+        || liter_llm::providers::bedrock::BASE_URL_ENV
+            .iter()
+            .any(|v| var(v).is_some());
+    (!overridden).then(|| liter_llm::providers::bedrock::default_base_url(region))
+}

@@ -302,6 +302,8 @@ pub(crate) fn validate(
         }
         // A default base URL that follows the settings (Vertex AI: the location's host).
         let derived_base = pm.provider.derived_base_url(&settings);
+        let derived_url =
+            super::settings::resolve_aws(m, pm.provider, &mut settings, env, &at, &mut problems);
         let (base_url, api_key) = match pm.provider.network() {
             None => {
                 if given(&m.api_key).is_some() || given(&m.base_url).is_some() {
@@ -320,9 +322,18 @@ pub(crate) fn validate(
                         "mock_latency_ms applies only to mock/ models".into(),
                     ));
                 }
-                let base = given(&m.base_url).or(derived_base.as_deref());
+                let base = given(&m.base_url)
+                    .or(derived_base.as_deref())
+                    .or(derived_url.as_deref());
                 match resolve_network(p, base, given(&m.api_key), env) {
                     Ok(found) => found,
+                    // A bedrock/ model without a region: already reported by resolve_aws.
+                    Err(_)
+                        if pm.provider == Provider::Bedrock
+                            && settings.aws_region_name.is_none() =>
+                    {
+                        (None, None)
+                    }
                     Err((field, msg)) => {
                         problems.push((at(field), msg));
                         (None, None)

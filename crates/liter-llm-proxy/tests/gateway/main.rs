@@ -8,6 +8,7 @@ mod aliases;
 mod anthropic;
 mod auth;
 mod azure;
+mod bedrock;
 mod chat;
 mod cohere;
 mod cost;

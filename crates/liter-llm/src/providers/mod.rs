@@ -6,9 +6,10 @@
 pub mod adapter;
 pub mod anthropic;
 pub mod azure;
+pub mod bedrock;
 pub mod chunks;
 pub mod cohere;
-pub(crate) mod common;
+pub mod convert;
 pub mod embeddings;
 pub mod errors;
 pub mod gemini;
@@ -34,6 +35,8 @@ pub enum Provider {
     Gemini,
     /// Vertex AI: Gemini models, and Claude models in Anthropic's format.
     VertexAi,
+    /// Amazon Bedrock's Converse API (SigV4, binary event stream), translated.
+    Bedrock,
     /// The built-in echo model: answers in-process, no network, no key.
     Mock,
 }
@@ -59,6 +62,9 @@ impl Provider {
         if prefix == gemini::VERTEX_PREFIX {
             return Some(Provider::VertexAi);
         }
+        if prefix == bedrock::PREFIX {
+            return Some(Provider::Bedrock);
+        }
         openai_compat::lookup(prefix).map(Provider::OpenAiCompat)
     }
 
@@ -70,6 +76,7 @@ impl Provider {
             Provider::Cohere => cohere::PREFIX,
             Provider::Gemini => gemini::PREFIX,
             Provider::VertexAi => gemini::VERTEX_PREFIX,
+            Provider::Bedrock => bedrock::PREFIX,
             Provider::Mock => mock::PREFIX,
         }
     }
@@ -122,6 +129,14 @@ impl Provider {
                 base_url_env: &[],
                 key_required: false,
             }),
+            // The base URL is derived from the region by the config loader.
+            Provider::Bedrock => Some(Network {
+                name: bedrock::PREFIX,
+                default_base_url: None,
+                key_env: &[],
+                base_url_env: bedrock::BASE_URL_ENV,
+                key_required: false,
+            }),
             Provider::Mock => None,
         }
     }
@@ -151,6 +166,9 @@ impl Provider {
             Provider::VertexAi => Some(
                 gemini::VertexAdapter::new(cfg).map(|a| std::sync::Arc::new(a) as SharedAdapter),
             ),
+            Provider::Bedrock => Some(
+                bedrock::BedrockAdapter::new(cfg).map(|a| std::sync::Arc::new(a) as SharedAdapter),
+            ),
         }
     }
 
@@ -179,6 +197,12 @@ impl Provider {
             | Provider::Cohere
             | Provider::Gemini => &[],
             Provider::VertexAi => &["vertex_project", "vertex_location", "vertex_credentials"],
+            Provider::Bedrock => &[
+                "aws_access_key_id",
+                "aws_secret_access_key",
+                "aws_session_token",
+                "aws_region_name",
+            ],
         }
     }
 
@@ -201,6 +225,7 @@ impl Provider {
         all.push(Provider::Cohere);
         all.push(Provider::Gemini);
         all.push(Provider::VertexAi);
+        all.push(Provider::Bedrock);
         all
     }
 
@@ -212,6 +237,7 @@ impl Provider {
         all.push(cohere::PREFIX);
         all.push(gemini::PREFIX);
         all.push(gemini::VERTEX_PREFIX);
+        all.push(bedrock::PREFIX);
         all.push(mock::PREFIX);
         all
     }
@@ -232,7 +258,7 @@ pub struct Network {
 
 /// Prefixes of providers that later releases translate natively. Named so that a
 /// config using them fails with "not supported yet" rather than "unknown provider".
-pub const PLANNED_PREFIXES: &[&str] = &["bedrock"];
+pub const PLANNED_PREFIXES: &[&str] = &[];
 
 /// A parsed `provider_model`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,8 +319,8 @@ mod tests {
             Err(ProviderModelError::Malformed)
         );
         assert_eq!(
-            ProviderModel::parse("bedrock/x"),
-            Err(ProviderModelError::NotSupportedYet("bedrock".into()))
+            ProviderModel::parse("bedrock/x").unwrap().provider,
+            Provider::Bedrock
         );
         assert_eq!(
             ProviderModel::parse("gemini/gemini-2.0-flash")

@@ -5,6 +5,7 @@
 
 mod anthropic;
 mod azure;
+mod bedrock;
 mod binary;
 mod chat;
 mod cohere;

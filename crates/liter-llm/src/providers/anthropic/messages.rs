@@ -6,7 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use super::error::TranslateError;
-use crate::providers::common;
+use crate::providers::convert;
 use crate::types::Message;
 
 /// Splits the messages into the top-level `system` and alternating turns.
@@ -205,9 +205,7 @@ fn image_source(url: &str, path: &str) -> Result<Value, TranslateError> {
 
 /// `data:<media type>[;params];base64,<data>` split into media type and data.
 fn parse_data_url<'a>(url: &'a str, path: &str) -> Result<(&'a str, &'a str), TranslateError> {
-    common::parse_data_url(url).ok_or_else(|| {
-        TranslateError::invalid("expected a data URL: data:<media type>;base64,<data>", path)
-    })
+    convert::parse_data_url(url).map_err(|m| TranslateError::invalid(m, path))
 }
 
 /// An OpenAI `file` part (`file_data` as a data URL): images as image blocks, anything
@@ -253,7 +251,7 @@ fn assistant_blocks(message: &Message, path: &str) -> Result<Vec<Value>, Transla
 
 /// Tool-call arguments (a JSON string) as the object Anthropic wants; empty means `{}`.
 fn parse_arguments(arguments: &str, path: &str) -> Result<Value, TranslateError> {
-    common::parse_arguments(arguments).map_err(|e| TranslateError::invalid(e.to_string(), path))
+    convert::tool_arguments(arguments).map_err(|m| TranslateError::invalid(m, path))
 }
 
 /// A `tool` message as a `tool_result` block.

@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use super::invalid;
-use crate::providers::common;
+use crate::providers::convert;
 use crate::types::{
     ChatCompletionRequest, Message, ProviderError, ResponseFormat, Tool, ToolChoice,
 };
@@ -252,11 +252,8 @@ pub(crate) fn convert_messages(
             "assistant" => {
                 let mut parts = content_parts(message.content.as_ref(), &path)?;
                 for (j, call) in message.tool_calls.iter().flatten().enumerate() {
-                    let args = common::parse_arguments(&call.function.arguments).map_err(|e| {
-                        invalid(
-                            e.to_string(),
-                            format!("{path}.tool_calls[{j}].function.arguments"),
-                        )
+                    let args = convert::tool_arguments(&call.function.arguments).map_err(|e| {
+                        invalid(e, format!("{path}.tool_calls[{j}].function.arguments"))
                     })?;
                     let mut part = Map::new();
                     part.insert(
@@ -432,8 +429,7 @@ fn content_part(part: &Value, path: &str) -> Result<Option<Value>, ProviderError
 /// Gemini API public http(s) URLs of supported types).
 fn url_part(url: &str, path: &str) -> Result<Value, ProviderError> {
     if url.starts_with("data:") {
-        let (mime, data) = common::parse_data_url(url)
-            .ok_or_else(|| invalid("expected a data URL: data:<media type>;base64,<data>", path))?;
+        let (mime, data) = convert::parse_data_url(url).map_err(|m| invalid(m, path))?;
         return Ok(json!({ "inlineData": { "mimeType": mime, "data": data } }));
     }
     if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with("gs://")) {
