@@ -2,8 +2,11 @@
 //! survives `SIGKILL` and power loss). Opening it creates the file and runs the
 //! embedded migrations.
 //!
-//! Writers are serialised twice: an async mutex inside the process (so tasks queue
-//! instead of spinning in SQLite's busy handler) and `BEGIN IMMEDIATE` across processes
+//! Reservations and settlements are queued to one writer task per handle, which runs
+//! whatever is queued as one transaction with one commit (group commit: under load, one
+//! `fsync` serves many requests). Writers are serialised twice: an async mutex inside
+//! the process (so tasks queue instead of spinning in SQLite's busy handler) and
+//! `BEGIN IMMEDIATE` across processes
 //! (the write lock is taken before the first read, so a check and the write that
 //! depends on it can never interleave with another writer's). Readers never block.
 //!
@@ -27,7 +30,7 @@ use sqlx::sqlite::{
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row};
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::clock::{day_string, Clock, DAY_MS};
 use super::logic::{self, Prepared, ScopeRow};
@@ -53,6 +56,8 @@ pub(super) struct Inner {
     pub(super) clock: Arc<dyn Clock>,
     /// Held by the one task of this handle that writes; see the module doc.
     pub(super) write: Mutex<()>,
+    /// Reservations and settlements queued for the writer task (group commit).
+    batch: mpsc::UnboundedSender<Op>,
     owner: i64,
     owners_dir: PathBuf,
     /// Dropped (file removed, lock released) with the last handle.
@@ -81,14 +86,18 @@ pub(super) async fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Stores, S
     let owners_dir = PathBuf::from(dir);
     let owner = rand::random::<i64>();
     let lock = OwnerLock::acquire(&owners_dir, owner)?;
-    let store = SqliteStore(Arc::new(Inner {
+    let (batch, queue) = mpsc::unbounded_channel();
+    let inner = Arc::new(Inner {
         pool,
         clock,
         write: Mutex::new(()),
+        batch,
         owner,
         owners_dir,
         _owner_lock: lock,
-    }));
+    });
+    tokio::spawn(writer(Arc::downgrade(&inner), queue));
+    let store = SqliteStore(inner);
     Ok(Stores {
         keys: Arc::new(store.clone()),
         spend: Arc::new(store),
@@ -283,46 +292,48 @@ fn push_filter(qb: &mut QueryBuilder<'_, sqlx::Sqlite>, f: &LedgerFilter) {
 }
 
 impl Inner {
-    async fn reserve_now(&self, r: Reservation) -> Result<ReservationId, ReserveError> {
-        let p = Prepared::new(&r)?;
+    /// One reservation inside the batch's transaction. `Ok(Err(OverBudget))` wrote
+    /// nothing; `Err` is a database failure that aborts the whole batch.
+    async fn reserve_in(
+        &self,
+        tx: &mut SqliteConnection,
+        request_id: &str,
+        p: &Prepared,
+        now: i64,
+    ) -> Result<Result<ReservationId, ReserveError>, StoreError> {
         let names = p.names_json()?;
-        let _writer = self.write.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let now = self.clock.now_ms();
         let mut rows = Vec::with_capacity(p.scopes.len());
         for s in &p.scopes {
-            let stored = load_scope(&mut tx, &s.name).await?;
+            let stored = load_scope(tx, &s.name).await?;
             let mut row = stored
                 .unwrap_or_else(|| ScopeRow::fresh(s.limit))
                 .rolled(s.period, now);
             row.limit = s.limit;
             if let Err(left) = row.check(p.amount, s.limit) {
-                tx.rollback().await?;
-                return Err(ReserveError::OverBudget {
+                return Ok(Err(ReserveError::OverBudget {
                     scope: s.name.clone(),
                     limit_usd: logic::limit_usd(s.limit),
                     remaining_usd: logic::usd(left),
-                });
+                }));
             }
             row.reserved = row.reserved.saturating_add(p.amount);
             rows.push(row);
         }
         for (s, row) in p.scopes.iter().zip(&rows) {
-            store_scope(&mut tx, &s.name, row).await?;
+            store_scope(tx, &s.name, row).await?;
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO reservations (request_id, owner, amount_nanos, scopes, created_at)
              VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
-        .bind(&r.request_id)
+        .bind(request_id)
         .bind(self.owner)
         .bind(p.amount)
         .bind(names)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(ReservationId(id))
+        Ok(Ok(ReservationId(id)))
     }
 
     /// Undoes a reservation nobody will settle (its caller went away): no ledger row.
@@ -347,22 +358,22 @@ impl Inner {
         Ok(())
     }
 
-    async fn settle_now(
+    /// One settlement inside the batch's transaction.
+    async fn settle_in(
         &self,
+        tx: &mut SqliteConnection,
         id: ReservationId,
-        entry: LedgerEntry,
+        entry: &LedgerEntry,
+        cost: i64,
+        now: i64,
     ) -> Result<Settlement, StoreError> {
-        let cost = logic::amount_nanos(entry.cost_usd, "a cost")?;
-        let _writer = self.write.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let res =
             sqlx::query("DELETE FROM reservations WHERE id = ? RETURNING amount_nanos, scopes")
                 .bind(id.0)
                 .fetch_optional(&mut *tx)
                 .await?;
         let Some(res) = res else {
-            let written = insert_entry(&mut tx, Some(id.0), &entry, cost).await?;
-            tx.commit().await?;
+            let written = insert_entry(tx, Some(id.0), entry, cost).await?;
             return Ok(if written {
                 Settlement::Unreserved
             } else {
@@ -370,17 +381,77 @@ impl Inner {
             });
         };
         let amount: i64 = res.try_get(0)?;
-        let now = self.clock.now_ms();
         for name in logic::parse_names(&res.try_get::<String, _>(1)?)? {
-            if let Some(row) = load_scope(&mut tx, &name).await? {
+            if let Some(row) = load_scope(tx, &name).await? {
                 let mut row = row.rolled_own(now);
                 row.settle(amount, cost);
-                store_scope(&mut tx, &name, &row).await?;
+                store_scope(tx, &name, &row).await?;
             }
         }
-        insert_entry(&mut tx, Some(id.0), &entry, cost).await?;
-        tx.commit().await?;
+        insert_entry(tx, Some(id.0), entry, cost).await?;
         Ok(Settlement::Applied)
+    }
+
+    /// Runs queued reservations and settlements in one transaction and one commit
+    /// (group commit: one `fsync` for the whole batch), then answers each. A database
+    /// failure fails every operation of the batch, and none of them took effect.
+    async fn run_batch(self: &Arc<Self>, ops: &mut Vec<Op>) {
+        let _writer = self.write.lock().await;
+        let now = self.clock.now_ms();
+        let result = async {
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut outcomes = Vec::with_capacity(ops.len());
+            for op in ops.iter() {
+                outcomes.push(match op {
+                    Op::Reserve { request_id, p, .. } => {
+                        Outcome::Reserve(self.reserve_in(&mut tx, request_id, p, now).await?)
+                    }
+                    Op::Settle {
+                        id, entry, cost, ..
+                    } => Outcome::Settle(self.settle_in(&mut tx, *id, entry, *cost, now).await?),
+                });
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(outcomes)
+        }
+        .await;
+        match result {
+            Ok(outcomes) => {
+                for (op, outcome) in ops.drain(..).zip(outcomes) {
+                    match (op, outcome) {
+                        (Op::Reserve { reply, .. }, Outcome::Reserve(r)) => {
+                            // The caller is gone: give the reservation back.
+                            if let Err(Ok(id)) = reply.send(r) {
+                                let inner = Arc::clone(self);
+                                tokio::spawn(async move {
+                                    if let Err(e) = inner.release(id).await {
+                                        tracing::warn!(error = %e, "could not release an abandoned reservation");
+                                    }
+                                });
+                            }
+                        }
+                        (Op::Settle { reply, .. }, Outcome::Settle(s)) => {
+                            let _ = reply.send(Ok(s));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let failed = || StoreError::Io(io::Error::other(message.clone()));
+                for op in ops.drain(..) {
+                    match op {
+                        Op::Reserve { reply, .. } => {
+                            let _ = reply.send(Err(ReserveError::Store(failed())));
+                        }
+                        Op::Settle { reply, .. } => {
+                            let _ = reply.send(Err(failed()));
+                        }
+                    }
+                }
+            }
+        }
     }
 
     async fn reconcile_now(&self) -> Result<u64, StoreError> {
@@ -456,6 +527,42 @@ impl Inner {
     }
 }
 
+/// Most operations one transaction takes.
+const MAX_BATCH: usize = 256;
+
+/// A write waiting for the writer task.
+enum Op {
+    Reserve {
+        request_id: String,
+        p: Prepared,
+        reply: oneshot::Sender<Result<ReservationId, ReserveError>>,
+    },
+    Settle {
+        id: ReservationId,
+        entry: LedgerEntry,
+        cost: i64,
+        reply: oneshot::Sender<Result<Settlement, StoreError>>,
+    },
+}
+
+enum Outcome {
+    Reserve(Result<ReservationId, ReserveError>),
+    Settle(Settlement),
+}
+
+/// The writer task: takes whatever is queued (up to [`MAX_BATCH`]) and commits it as
+/// one transaction. Ends when the store is dropped (its queue closes). Callers that go
+/// away cannot cut a transaction short: it runs here, not on their task.
+async fn writer(inner: std::sync::Weak<Inner>, mut queue: mpsc::UnboundedReceiver<Op>) {
+    let mut ops = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut ops, MAX_BATCH).await > 0 {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        inner.run_batch(&mut ops).await;
+    }
+}
+
 /// Runs `f` on its own task so that a caller who goes away (a client disconnect
 /// cancelling the request future) cannot abort a transaction half-way.
 async fn detached<T, F>(f: F) -> Result<T, StoreError>
@@ -471,19 +578,18 @@ where
 #[async_trait]
 impl SpendStore for SqliteStore {
     async fn reserve(&self, r: Reservation) -> Result<ReservationId, ReserveError> {
-        let inner = Arc::clone(&self.0);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let result = inner.reserve_now(r).await;
-            // The caller is gone: give the reservation back instead of leaking it.
-            if let Err(Ok(id)) = tx.send(result) {
-                if let Err(e) = inner.release(id).await {
-                    tracing::warn!(error = %e, "could not release an abandoned reservation");
-                }
-            }
-        });
+        let p = Prepared::new(&r)?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.0
+            .batch
+            .send(Op::Reserve {
+                request_id: r.request_id,
+                p,
+                reply,
+            })
+            .map_err(|_| StoreError::Io(io::Error::other("the store writer has stopped")))?;
         rx.await
-            .map_err(|_| StoreError::Io(io::Error::other("reservation task failed")))?
+            .map_err(|_| StoreError::Io(io::Error::other("the store writer has stopped")))?
     }
 
     async fn settle(
@@ -491,8 +597,19 @@ impl SpendStore for SqliteStore {
         id: ReservationId,
         entry: LedgerEntry,
     ) -> Result<Settlement, StoreError> {
-        let inner = Arc::clone(&self.0);
-        detached(async move { inner.settle_now(id, entry).await }).await
+        let cost = logic::amount_nanos(entry.cost_usd, "a cost")?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.0
+            .batch
+            .send(Op::Settle {
+                id,
+                entry,
+                cost,
+                reply,
+            })
+            .map_err(|_| StoreError::Io(io::Error::other("the store writer has stopped")))?;
+        rx.await
+            .map_err(|_| StoreError::Io(io::Error::other("the store writer has stopped")))?
     }
 
     async fn reconcile(&self) -> Result<u64, StoreError> {
