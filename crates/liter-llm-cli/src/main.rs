@@ -74,18 +74,36 @@ enum LogFormat {
 }
 
 fn init_logging(format: LogFormat) -> Arc<logging::Logs> {
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let logs = logging::Logs::start();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let json = matches!(format, LogFormat::Json);
+    // The request lines get their own writer, except on a terminal, where the
+    // formatter colours them like every other line.
+    let fast = !ansi;
+    let is_request = |m: &tracing::Metadata<'_>| m.target() == logging::REQUEST_TARGET;
+    let formatter = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_writer(logging::Sink(logs.clone()))
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
-    match format {
-        LogFormat::Text => builder.compact().init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+        .with_ansi(ansi);
+    let formatter = if json {
+        formatter.json().flatten_event(true).boxed()
+    } else {
+        formatter.compact().boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(formatter.with_filter(filter_fn(move |m| !(fast && is_request(m)))))
+        .with(fast.then(|| {
+            logging::RequestLines::new(logs.clone(), json).with_filter(filter_fn(is_request))
+        }))
+        .init();
     logs
 }
 

@@ -7,22 +7,25 @@
 //! that are never printed). Touches only request headers and extensions.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
 
-use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
-use axum::middleware::Next;
+use axum::http::{HeaderMap, Request};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tower::{Layer, Service};
 
 use crate::config::{Config, KeyLimits, RateLimits};
 use crate::error::GatewayError;
 use crate::limits::Window;
 use crate::store::KeyStore;
 
-/// The caller of a request, put in the request's extensions by [`authenticate`].
+/// The caller of a request, put in the request's extensions by [`Authenticate`].
 #[derive(Debug)]
 pub enum Principal {
     /// The master key: every model, no limits.
@@ -222,8 +225,8 @@ impl KeyRegistry {
 }
 
 /// The bearer token of a request: `Authorization: Bearer X` (or a bare `Authorization: X`).
-fn bearer(req: &Request) -> Option<&str> {
-    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?.trim();
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
     let token = match value.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
         Some(_) => return None,
@@ -232,41 +235,161 @@ fn bearer(req: &Request) -> Option<&str> {
     (!token.is_empty()).then_some(token)
 }
 
-/// Middleware: 401 unless the request carries a known key; the principal goes into
-/// the request's extensions for the handlers' per-model check.
-pub async fn authenticate(
-    State(keys): State<Arc<KeyRegistry>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let Some(token) = bearer(&req) else {
+/// What the key check decides without waiting: the caller, the 401, or a token to look
+/// up in the key store (a runtime key; only then does a request pay for a boxed future).
+enum Check {
+    Found(Arc<Principal>),
+    Refused(GatewayError),
+    Lookup(String),
+}
+
+fn check(keys: &KeyRegistry, headers: &HeaderMap) -> Check {
+    let Some(token) = bearer(headers) else {
         let msg = if keys.is_empty() {
             "no API key provided, and this gateway has no master_key or [[keys]] configured"
         } else {
             "no API key provided: send \"Authorization: Bearer <key>\""
         };
-        return GatewayError::Unauthorized(msg.into()).into_response();
+        return Check::Refused(GatewayError::Unauthorized(msg.into()));
     };
-    let found = match keys.find(token) {
-        Some(p) => Some(p),
-        None => match keys.find_runtime(token).await {
-            Ok(p) => p,
-            Err(e) => return e.into_response(),
+    match keys.find(token) {
+        Some(p) => match refusal(&p) {
+            Some(e) => Check::Refused(e),
+            None => Check::Found(p),
         },
-    };
-    if let Some(Principal::Virtual(k)) = found.as_deref() {
-        if k.blocked {
-            return GatewayError::Unauthorized("this API key is blocked".into()).into_response();
+        None => Check::Lookup(token.to_owned()),
+    }
+}
+
+/// The 401 for a blocked key.
+fn refusal(p: &Principal) -> Option<GatewayError> {
+    match p {
+        Principal::Virtual(k) if k.blocked => {
+            Some(GatewayError::Unauthorized("this API key is blocked".into()))
+        }
+        _ => None,
+    }
+}
+
+/// The authentication stage: 401 unless the request carries a known key (from the file,
+/// or from the key store); the principal goes into the request's extensions for the
+/// handlers' per-model check, and into the response's for the request log (which logs
+/// its label, never the secret). A hand-written layer: for the file's keys, no boxed
+/// service or future per request.
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    keys: Arc<KeyRegistry>,
+}
+
+impl AuthLayer {
+    pub fn new(keys: Arc<KeyRegistry>) -> Self {
+        Self { keys }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Authenticate<S> {
+        Authenticate {
+            keys: self.keys.clone(),
+            inner,
         }
     }
-    match found {
-        Some(principal) => {
-            req.extensions_mut().insert(principal.clone());
-            let mut resp = next.run(req).await;
-            // for the request log: which key (by label, never the secret) was used
-            resp.extensions_mut().insert(principal);
-            resp
+}
+
+/// See [`AuthLayer`].
+#[derive(Debug, Clone)]
+pub struct Authenticate<S> {
+    keys: Arc<KeyRegistry>,
+    inner: S,
+}
+
+type BoxFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+impl<S, B> Service<Request<B>> for Authenticate<S>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Unpin + Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = AuthFuture<S::Future, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> AuthFuture<S::Future, S::Error> {
+        match check(&self.keys, req.headers()) {
+            Check::Found(principal) => {
+                req.extensions_mut().insert(principal.clone());
+                AuthFuture::Allowed {
+                    inner: self.inner.call(req),
+                    principal: Some(principal),
+                }
+            }
+            Check::Refused(e) => AuthFuture::Denied(Some(e.into_response())),
+            Check::Lookup(token) => {
+                let keys = self.keys.clone();
+                // the readied service goes with the request; its clone stays here
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                AuthFuture::Store(Box::pin(async move {
+                    let principal = match keys.find_runtime(&token).await {
+                        Ok(Some(p)) => p,
+                        Ok(None) => {
+                            let e = GatewayError::Unauthorized("invalid API key".into());
+                            return Ok(e.into_response());
+                        }
+                        Err(e) => return Ok(e.into_response()),
+                    };
+                    if let Some(e) = refusal(&principal) {
+                        return Ok(e.into_response());
+                    }
+                    req.extensions_mut().insert(principal.clone());
+                    let mut resp = inner.call(req).await?;
+                    resp.extensions_mut().insert(principal);
+                    Ok(resp)
+                }))
+            }
         }
-        None => GatewayError::Unauthorized("invalid API key".into()).into_response(),
+    }
+}
+
+/// [`Authenticate`]'s future: the 401, the inner stack's answer tagged with the caller,
+/// or (for a key not in the file) the key-store lookup followed by either.
+pub enum AuthFuture<F, E> {
+    Denied(Option<Response>),
+    Allowed {
+        inner: F,
+        principal: Option<Arc<Principal>>,
+    },
+    Store(BoxFuture<E>),
+}
+
+impl<F, E> Future for AuthFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>> + Unpin,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            AuthFuture::Denied(resp) => match resp.take() {
+                Some(resp) => Poll::Ready(Ok(resp)),
+                None => Poll::Pending, // polled again after completion: never ready again
+            },
+            AuthFuture::Allowed { inner, principal } => {
+                let mut resp = ready!(Pin::new(inner).poll(cx))?;
+                if let Some(principal) = principal.take() {
+                    resp.extensions_mut().insert(principal);
+                }
+                Poll::Ready(Ok(resp))
+            }
+            AuthFuture::Store(fut) => fut.as_mut().poll(cx),
+        }
     }
 }

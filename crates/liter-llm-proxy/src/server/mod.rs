@@ -1,6 +1,7 @@
 //! The HTTP server: the [`App`] that owns every stage's state, and [`serve`].
 
 pub mod body;
+mod cors;
 pub(crate) mod handlers;
 pub(crate) mod mock;
 pub mod stack;

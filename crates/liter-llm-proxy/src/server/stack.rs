@@ -4,31 +4,33 @@
 //!    connection survives. Outermost so that it also covers the log and CORS layers.
 //! 2. request log: assigns (or keeps) `x-request-id` and writes one line per request
 //!    with the model, deployment, status and latency the inner stages report.
-//! 3. CORS: before auth, so that browser preflights (which carry no key) are answered.
+//! 3. CORS (`cors.rs`): before auth, so that browser preflights (which carry no key)
+//!    are answered.
 //! 4. body limit: caps what any handler may buffer (413 from our own extractor).
 //! 5. auth (route layer on the API routes only): deny by default; the public routes
 //!    are the health endpoints listed below, nothing else.
 //! 6. handlers: parse the head, resolve the route (404/403), dispatch, render.
 //!
 //! Every API route is also served without the `/v1` prefix, as LiteLLM users expect.
+//!
+//! The request-log and auth stages are hand-written tower layers rather than
+//! `axum::middleware::from_fn`, which boxes a service and a future per request: they run
+//! on every request, so their cost shows in the gateway's CPU per request (bench/).
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Method};
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use super::body::BodyLimit;
+use super::cors::CorsLayer;
 use super::handlers as h;
 use super::App;
 use crate::auth;
-use crate::config::CorsOrigins;
 use crate::error::GatewayError;
 use crate::telemetry;
 
@@ -56,27 +58,13 @@ fn api_routes() -> Router<Arc<App>> {
     router.merge(crate::admin::routes())
 }
 
-fn cors(origins: &CorsOrigins) -> CorsLayer {
-    let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers(Any)
-        .expose_headers([HeaderName::from_static("x-request-id")])
-        .max_age(std::time::Duration::from_secs(600));
-    match origins {
-        CorsOrigins::Any => layer.allow_origin(Any),
-        CorsOrigins::List(list) => layer.allow_origin(AllowOrigin::list(
-            list.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
-        )),
-    }
-}
-
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a handler panicked; answered 500");
     GatewayError::Internal("internal error".into()).into_response()
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    let api = api_routes().route_layer(from_fn_with_state(app.keys.clone(), auth::authenticate));
+    let api = api_routes().route_layer(auth::AuthLayer::new(app.keys.clone()));
     let public = Router::new()
         .route(PUBLIC_ROUTES[0], get(h::health))
         .route(PUBLIC_ROUTES[1], get(h::liveness))
@@ -91,8 +79,8 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(panic_response))
-                .layer(axum::middleware::from_fn(telemetry::request_log))
-                .layer(cors(&app.config.cors))
+                .layer(telemetry::RequestLogLayer)
+                .layer(CorsLayer::new(&app.config.cors))
                 .layer(DefaultBodyLimit::max(limit))
                 .layer(Extension(BodyLimit(limit))),
         )

@@ -6,17 +6,17 @@
 //! For a streamed answer the line is written when the stream ends (or the client goes
 //! away), with the total duration and the time to the response headers.
 
+use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{header, HeaderName, HeaderValue, Method};
-use axum::middleware::Next;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::Frame;
+use tower::{Layer, Service};
 
 use std::sync::Arc;
 
@@ -24,6 +24,9 @@ use crate::auth::Principal;
 use crate::error::ErrorKind;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The `tracing` target of the request line (the binary writes it on a fast path).
+pub const REQUEST_TARGET: &str = "liter_llm::request";
 
 /// Which model and deployment served a request; set by the handlers.
 #[derive(Debug, Clone)]
@@ -45,8 +48,8 @@ fn new_id() -> HeaderValue {
 }
 
 /// Keep a client's `x-request-id` if it is short and printable, else make one.
-fn request_id(req: &Request) -> HeaderValue {
-    req.headers()
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    headers
         .get(&REQUEST_ID)
         .filter(|v| v.len() <= 128 && v.as_bytes().iter().all(|b| b.is_ascii_graphic()))
         .cloned()
@@ -58,7 +61,7 @@ struct LogLine {
     id: HeaderValue,
     method: Method,
     /// Only its path is logged, never the query.
-    uri: axum::http::Uri,
+    uri: Uri,
     info: Option<RouteInfo>,
     key: Option<Arc<Principal>>,
     /// USD, when cost tracking priced the answer.
@@ -76,7 +79,7 @@ impl Drop for LogLine {
     fn drop(&mut self) {
         let ms = |d: std::time::Duration| d.as_micros() as f64 / 1000.0;
         tracing::info!(
-            target: "liter_llm::request",
+            target: REQUEST_TARGET,
             request_id = self.id.to_str().unwrap_or(""),
             method = %self.method,
             path = self.uri.path(),
@@ -124,14 +127,92 @@ impl http_body::Body for LoggedBody {
     }
 }
 
-pub async fn request_log(mut req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let id = request_id(&req);
-    // The handlers read it back (the spend ledger names requests by it).
-    req.headers_mut().insert(REQUEST_ID, id.clone());
-    let method = req.method().clone();
-    let uri = req.uri().clone();
-    let mut resp = next.run(req).await;
+/// The request-log stage: a hand-written layer (no boxed service or future per
+/// request, unlike `axum::middleware::from_fn`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestLogLayer;
+
+impl<S> Layer<S> for RequestLogLayer {
+    type Service = RequestLog<S>;
+
+    fn layer(&self, inner: S) -> RequestLog<S> {
+        RequestLog { inner }
+    }
+}
+
+/// See [`RequestLogLayer`].
+#[derive(Debug, Clone)]
+pub struct RequestLog<S> {
+    inner: S,
+}
+
+/// What the line needs from the request, taken before it goes down the stack.
+struct Started {
+    start: Instant,
+    id: HeaderValue,
+    method: Method,
+    uri: Uri,
+}
+
+impl<S, B> Service<Request<B>> for RequestLog<S>
+where
+    S: Service<Request<B>, Response = Response>,
+    S::Future: Unpin,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = LogFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> LogFuture<S::Future> {
+        let id = request_id(req.headers());
+        // The handlers read it back (the spend ledger names requests by it).
+        req.headers_mut().insert(REQUEST_ID, id.clone());
+        let started = Started {
+            start: Instant::now(),
+            id,
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+        };
+        LogFuture {
+            inner: self.inner.call(req),
+            started: Some(started),
+        }
+    }
+}
+
+/// The inner stack's future; on its response, the line is written (or, for a stream,
+/// attached to the body).
+pub struct LogFuture<F> {
+    inner: F,
+    started: Option<Started>,
+}
+
+impl<F, E> Future for LogFuture<F>
+where
+    F: Future<Output = Result<Response, E>> + Unpin,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let resp = ready!(Pin::new(&mut self.inner).poll(cx))?;
+        Poll::Ready(Ok(match self.started.take() {
+            Some(started) => finish(resp, started),
+            None => resp,
+        }))
+    }
+}
+
+fn finish(mut resp: Response, started: Started) -> Response {
+    let Started {
+        start,
+        id,
+        method,
+        uri,
+    } = started;
     resp.headers_mut().insert(REQUEST_ID, id.clone());
     let mut line = LogLine {
         id,

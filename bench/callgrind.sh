@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Instructions per request under callgrind: a noise-free companion to run.sh's CPU µs/req.
+# See bench/README.md ("Instruction counts").
+#
+# Starts the mock upstream, then the floor and the gateway one after the other under
+# `valgrind --tool=callgrind`, sends them the same non-streaming load (bench-loadgen, closed
+# loop), and divides the instructions executed during the measured window by the requests
+# completed in it. Counters are zeroed after a warm-up, so start-up is not counted.
+#
+# Environment (all optional):
+#   CG_WARMUP       warm-up seconds before the counters are zeroed     (default 5)
+#   CG_DURATION     measured seconds                                   (default 20)
+#   CG_CONNECTIONS  keep-alive connections                             (default 8)
+#   CG_PATHS        which proxies, in order                            (default "floor gateway")
+#   CG_STREAM=1     measure streaming requests instead
+#   CG_KEEP=1       keep the run directory (callgrind files: callgrind_annotate FILE)
+#   BENCH_SKIP_BUILD=1, CARGO_TARGET_DIR: as for run.sh
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+WARMUP="${CG_WARMUP:-5}"
+DURATION="${CG_DURATION:-20}"
+CONNS="${CG_CONNECTIONS:-8}"
+read -r -a CG_PATHS <<<"${CG_PATHS:-floor gateway}"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+command -v valgrind >/dev/null || { echo "callgrind: valgrind is not installed" >&2; exit 1; }
+
+RUN="$(mktemp -d "${TMPDIR:-/tmp}/liter-llm-callgrind.XXXXXX")"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "${CG_KEEP:-0}" = 1 ]; then echo "callgrind: files kept in $RUN" >&2; else rm -rf "$RUN"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+  # Line tables let callgrind_annotate name inlined functions; they do not change the code.
+  CARGO_PROFILE_RELEASE_DEBUG="${CARGO_PROFILE_RELEASE_DEBUG:-line-tables-only}" \
+    cargo build --release --locked -p bench-floor -p bench-loadgen -p mock-upstream -p liter-llm-cli \
+    >"$RUN/build.log" 2>&1 || { tail -n 30 "$RUN/build.log" >&2; exit 1; }
+fi
+
+wait_port() { # NAME PID: the port from "listening on http://HOST:PORT" in $RUN/NAME.log
+  local i port
+  for ((i = 0; i < 600; i++)); do
+    port="$(sed 's/\x1b\[[0-9;]*m//g' "$RUN/$1.log" 2>/dev/null | sed -nE 's#.*listening on http://[^ /]*:([0-9]+).*#\1#p' | head -n1)"
+    [ -n "$port" ] && { echo "$port"; return 0; }
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "callgrind: $1 did not start; log:" >&2
+  tail -n 20 "$RUN/$1.log" >&2
+  return 1
+}
+
+PIN_LOAD=()
+PIN_PROXY=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  PIN_LOAD=(taskset -c 1)
+  PIN_PROXY=(taskset -c 0)
+fi
+
+"${PIN_LOAD[@]}" "$BIN/mock-upstream" --port 0 --no-record >"$RUN/mock.log" 2>&1 &
+PIDS+=($!)
+MOCK_PORT="$(wait_port mock $!)"
+
+BODY="$RUN/body.json"
+if [ "${CG_STREAM:-0}" = 1 ]; then
+  printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}],"stream":true}' >"$BODY"
+else
+  printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}]}' >"$BODY"
+fi
+cat >"$RUN/gateway.toml" <<EOF
+[server]
+host = "127.0.0.1"
+port = 0
+
+[general]
+master_key = "sk-bench-master"
+max_retries = 0
+
+[[models]]
+name = "gpt-4o-mini"
+provider_model = "openai/gpt-4o-mini"
+api_key = "sk-upstream"
+base_url = "http://127.0.0.1:$MOCK_PORT/v1"
+EOF
+
+load() { # URL SECONDS [OUT]
+  local out=()
+  [ -n "${3:-}" ] && out=(--out "$3")
+  "${PIN_LOAD[@]}" "$BIN/bench-loadgen" saturate --url "$1" -H "Authorization: Bearer sk-bench-master" \
+    --body-file "$BODY" --connections "$CONNS" --duration-secs "$2" "${out[@]}" >/dev/null
+}
+
+echo "| Path | Requests | Instructions | Instructions/request | vs floor |"
+echo "|---|---:|---:|---:|---:|"
+FLOOR_IPR=""
+for p in "${CG_PATHS[@]}"; do
+  case "$p" in
+    floor) cmd=("$BIN/bench-floor" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$MOCK_PORT") ;;
+    gateway) cmd=("$BIN/liter-llm" api --config "$RUN/gateway.toml") ;;
+    *) echo "callgrind: unknown path $p" >&2; exit 1 ;;
+  esac
+  # The gateway at its default log level (what users get), as in run.sh; env before valgrind,
+  # which does not follow an exec.
+  env -u RUST_LOG NO_COLOR=1 "${PIN_PROXY[@]}" valgrind --tool=callgrind --callgrind-out-file="$RUN/$p.cg.%p" "${cmd[@]}" >"$RUN/$p.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  port="$(wait_port "$p" "$pid")"
+  url="http://127.0.0.1:$port/v1/chat/completions"
+  load "$url" "$WARMUP"
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  load "$url" "$DURATION" "$RUN/$p.json"
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  requests="$(sed -nE 's/.*"requests":([0-9]+).*/\1/p' "$RUN/$p.json")"
+  errors="$(sed -nE 's/.*"errors":([0-9]+).*/\1/p' "$RUN/$p.json")"
+  [ "$errors" = 0 ] || echo "callgrind: $p had $errors errors" >&2
+  # The dump taken right after the measured window (the ".1" file, not the final one at exit).
+  file="$(ls "$RUN/$p".cg.*.1 2>/dev/null | head -n1)"
+  ir="$(sed -nE 's/^(summary|totals): ([0-9]+).*/\2/p' "$file" | head -n1)"
+  ipr=$((ir / requests))
+  [ "$p" = floor ] && FLOOR_IPR=$ipr
+  ratio="–"
+  [ -n "$FLOOR_IPR" ] && ratio="$(awk -v a="$ipr" -v b="$FLOOR_IPR" 'BEGIN { printf "%.2f×", a / b }')"
+  echo "| $p | $requests | $ir | $ipr | $ratio |"
+done
