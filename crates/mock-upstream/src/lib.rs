@@ -58,8 +58,8 @@ pub use crate::state::{RecordedRequest, Served};
 /// Options for [`MockUpstream::start_with`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MockOptions {
-    /// When set, provider requests must send `Authorization: Bearer <key>` (`x-api-key: <key>` on
-    /// `/v1/messages`, `api-key: <key>` on Azure paths; on Bedrock paths a SigV4 signature made
+    /// When set, provider requests must send `Authorization: Bearer <key>` (`x-api-key: <key>` or
+    /// `Authorization: Bearer <key>` on `/v1/messages`, `api-key: <key>` on Azure paths; on Bedrock paths a SigV4 signature made
     /// with `<key>` as the secret access key); others get the wire format's 401 (Bedrock's 403).
     pub require_api_key: Option<String>,
     /// Whether requests are recorded (method, path, headers and JSON body). Defaults to `true`.

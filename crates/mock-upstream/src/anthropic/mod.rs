@@ -34,12 +34,15 @@ pub(crate) fn is_streaming(payload: &Payload) -> bool {
         .unwrap_or(false)
 }
 
-/// Whether `headers` carry `x-api-key: <key>`.
+/// Whether `headers` carry the key as `x-api-key: <key>` (the documented header, which the
+/// gateway sends) or `Authorization: Bearer <key>` (what the official Python SDK sends for
+/// an API key since its 2.x releases).
 pub(crate) fn authorized(headers: &HeaderMap, key: &str) -> bool {
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim() == key)
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    header("x-api-key").is_some_and(|v| v.trim() == key)
+        || header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|v| v.trim() == key)
 }
 
 /// The 401 Anthropic sends for a wrong or missing key.
@@ -165,6 +168,10 @@ mod tests {
         headers.insert("x-api-key", http::HeaderValue::from_static("k"));
         assert!(authorized(&headers, "k"));
         assert!(!authorized(&headers, "other"));
+        let mut bearer = HeaderMap::new();
+        bearer.insert("authorization", http::HeaderValue::from_static("Bearer k"));
+        assert!(authorized(&bearer, "k"));
+        assert!(!authorized(&bearer, "other"));
     }
 
     #[test]

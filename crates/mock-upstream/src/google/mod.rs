@@ -1,6 +1,6 @@
-//! Google's wire formats: the Gemini API (`POST /v1beta/models/{model}:{method}`, key in
-//! `x-goog-api-key`), Vertex AI (`POST /v1/projects/{p}/locations/{l}/publishers/google/
-//! models/{model}:{method}`, `Authorization: Bearer` with a token this mock issued),
+//! Google's wire formats: the Gemini API (`POST /v1beta/models/{model}:{method}`, or `/v1/…`,
+//! key in `x-goog-api-key`), Vertex AI (`POST /v1/projects/{p}/locations/{l}/publishers/google/
+//! models/{model}:{method}`, or `/v1beta1/…`, `Authorization: Bearer` with a token this mock issued),
 //! Claude on Vertex AI (`…/publishers/anthropic/models/{model}:rawPredict` and
 //! `:streamRawPredict`, answered by [`crate::anthropic`]) and the OAuth token endpoint
 //! (`POST /token`, the JWT-bearer grant of a service account).
@@ -52,10 +52,16 @@ pub(crate) fn route(path: &str) -> Option<Route<'_>> {
             method: "",
         });
     }
-    let (api, rest) = if let Some(rest) = path.strip_prefix("/v1beta/models/") {
+    // Both APIs serve a stable and a beta version with the same methods: the Gemini API
+    // `v1` and `v1beta` (google-genai defaults to `v1`), Vertex AI `v1` and `v1beta1`
+    // (google-genai's default).
+    let gemini = ["/v1beta/models/", "/v1/models/"];
+    let (api, rest) = if let Some(rest) = gemini.iter().find_map(|p| path.strip_prefix(p)) {
         (Api::Gemini, rest)
     } else {
-        let rest = path.strip_prefix("/v1/projects/")?;
+        let rest = ["/v1/projects/", "/v1beta1/projects/"]
+            .iter()
+            .find_map(|p| path.strip_prefix(p))?;
         let mut segs = rest.splitn(6, '/');
         let (_project, locations, _location, publishers, publisher, tail) = (
             segs.next()?,
@@ -208,6 +214,11 @@ mod tests {
             (Api::VertexAnthropic, "claude-x@1", "rawPredict")
         );
         assert_eq!(route("/token").unwrap().api, Api::Token);
+        let r = route("/v1/models/gemini-2.0-flash:batchEmbedContents").unwrap();
+        assert_eq!((r.api, r.method), (Api::Gemini, "batchEmbedContents"));
+        let r =
+            route("/v1beta1/projects/p/locations/l/publishers/google/models/g:predict").unwrap();
+        assert_eq!((r.api, r.model), (Api::Vertex, "g"));
         for bad in [
             "/v1/chat/completions",
             "/v1beta/models/x",

@@ -183,7 +183,7 @@ async fn validation_errors_have_anthropics_shape() {
 }
 
 #[tokio::test]
-async fn require_api_key_wants_x_api_key() {
+async fn require_api_key_wants_x_api_key_or_a_bearer_key() {
     let opts = MockOptions {
         require_api_key: Some("sk-ant-good".into()),
         ..MockOptions::default()
@@ -192,7 +192,8 @@ async fn require_api_key_wants_x_api_key() {
     for extra in [
         vec![],
         vec![("x-api-key", "sk-ant-bad")],
-        vec![("authorization", "Bearer sk-ant-good")],
+        vec![("authorization", "Bearer sk-ant-bad")],
+        vec![("authorization", "sk-ant-good")],
     ] {
         let (status, _, reply) = post(&mock, &messages("hi"), &extra).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -202,6 +203,10 @@ async fn require_api_key_wants_x_api_key() {
         );
     }
     let (status, _, _) = post(&mock, &messages("hi"), &[("x-api-key", "sk-ant-good")]).await;
+    assert_eq!(status, StatusCode::OK);
+    // What the official Python SDK sends for an API key.
+    let bearer = [("authorization", "Bearer sk-ant-good")];
+    let (status, _, _) = post(&mock, &messages("hi"), &bearer).await;
     assert_eq!(status, StatusCode::OK);
     // The OpenAI routes still want a Bearer key.
     let response = send(
