@@ -201,6 +201,21 @@ if [ "$GATEWAY" = 1 ]; then
   POOL_PORT="$(wait_port pool10 "$POOL_PID")" || POOL_PORT=""
 fi
 
+# The governance check: the same gateway, but the bench key is a virtual key with rpm, tpm
+# and a budget (so every request is rate-checked, token-counted, reserved in and settled to
+# the SQLite spend store) and cost tracking is on.
+GOV_PORT=""
+if [ "$GATEWAY" = 1 ]; then
+  sed -e 's/^master_key = .*/master_key = "sk-bench-other-master"/' \
+    -e "s#^max_retries = 0#max_retries = 0\nenable_cost_tracking = true\ndatabase_url = \"$RUN/spend.db\"#" \
+    "$RUN/gateway.toml" >"$RUN/gateway-governed.toml"
+  printf '\n[[keys]]\nkey = "sk-bench-master"\nrpm = 100000000\ntpm = 100000000000\nbudget_limit = 1000000.0\n' \
+    >>"$RUN/gateway-governed.toml"
+  start governed "${GATEWAY_ENV[@]}" "${PROXY_PIN[@]}" "$BIN/liter-llm" api --config "$RUN/gateway-governed.toml"
+  GOV_PID=$STARTED_PID
+  GOV_PORT="$(wait_port governed "$GOV_PID")" || GOV_PORT=""
+fi
+
 # --- idle RSS, before any traffic -------------------------------------------------------------
 sleep 1
 loadgen rss --pid "$FLOOR_PID" >"$RUN/floor-idle.json"
@@ -263,7 +278,7 @@ run_paths() {
 # report_dead: after a failed run, say which of our processes are gone and show their logs.
 report_dead() {
   local name pid
-  for name in mock floor gateway pool10; do
+  for name in mock floor gateway pool10 governed; do
     pid="${NAMED_PID[$name]:-}"
     if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
       echo "bench: $name (pid $pid) is not running any more; the end of $RUN/$name.log:" >&2
@@ -294,6 +309,17 @@ if [ "$GATEWAY" = 1 ] && [ -n "$POOL_PORT" ]; then
   PATHS=("${SAVED_PATHS[@]}")
 fi
 
+# Governance cost: limits, budget and cost tracking against plain pass-through, taking turns.
+if [ "$GATEWAY" = 1 ] && [ -n "$GOV_PORT" ]; then
+  URL[governed]="http://127.0.0.1:$GOV_PORT/v1/chat/completions"
+  WATCH[governed]="$GOV_PID"
+  SAVED_PATHS=("${PATHS[@]}")
+  PATHS=(gateway governed)
+  run_paths gov-sat saturate "$BODY" --connections "$CONNS"
+  run_paths gov-rate rate "$BODY" --rps "$RATE"
+  PATHS=("${SAVED_PATHS[@]}")
+fi
+
 # --- report ------------------------------------------------------------------------------------
 GATEWAY_LOG="default log level"
 [ -n "${BENCH_GATEWAY_RUST_LOG:-}" ] && GATEWAY_LOG="RUST_LOG=$BENCH_GATEWAY_RUST_LOG"
@@ -315,6 +341,9 @@ OUT="$ROOT/bench/results/$DATE-$LABEL.md"
 cat "$RUN/rounds.md" >>"$OUT"
 if [ -f "$RUN/pool10-pool-sat.json" ]; then
   python3 "$ROOT/bench/pool_report.py" "$RUN" >>"$OUT"
+fi
+if [ -f "$RUN/governed-gov-sat.json" ]; then
+  python3 "$ROOT/bench/pool_report.py" "$RUN" governed >>"$OUT"
 fi
 log "report written to $OUT"
 DONE=1
