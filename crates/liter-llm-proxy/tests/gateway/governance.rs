@@ -356,3 +356,36 @@ async fn model_limits_cap_one_provider_model() {
     free["model"] = json!("free");
     assert_eq!(gw.chat(MASTER, free).await.status(), 200);
 }
+
+#[tokio::test]
+async fn tpm_holds_under_concurrency() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.push_fault(Fault::delay_ms(500).forever());
+    let db = Db::sqlite();
+    // Each request counts its prompt (about 15 tokens) plus max_tokens 200: 4 fit in 1000.
+    let gw = Arc::new(
+        gateway(
+            &mock,
+            &db,
+            &format!("[[keys]]\nkey = \"{VKEY}\"\ntpm = 1000\n"),
+        )
+        .await,
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let gw = gw.clone();
+        tasks.push(tokio::spawn(async move {
+            gw.chat(VKEY, ask(200)).await.status().as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            200 => ok += 1,
+            429 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(ok, 4, "exactly the requests whose tokens fit were admitted");
+    assert_eq!(mock.requests().len(), 4);
+}
