@@ -2,11 +2,12 @@
 //! survives `SIGKILL` and power loss). Opening it creates the file and runs the
 //! embedded migrations.
 //!
-//! Reservations and settlements are queued to one writer task per handle, which runs
-//! whatever is queued as one transaction with one commit (group commit: under load, one
-//! `fsync` serves many requests). Writers are serialised twice: an async mutex inside
-//! the process (so tasks queue instead of spinning in SQLite's busy handler) and
-//! `BEGIN IMMEDIATE` across processes
+//! Reservations and settlements are queued to one writer thread per handle
+//! (`sqlite_writer.rs`: its own synchronous connection), which runs whatever is queued
+//! as one transaction with one commit (group commit: under load, one `fsync` serves many
+//! requests). Writers are serialised twice: a mutex inside the process (so writers
+//! queue instead of spinning in SQLite's busy handler) and `BEGIN IMMEDIATE` across
+//! processes
 //! (the write lock is taken before the first read, so a check and the write that
 //! depends on it can never interleave with another writer's). Readers never block.
 //!
