@@ -1072,3 +1072,41 @@ async fn sqlite_file_holds_no_clear_key() {
         Err(StoreError::Config(_))
     ));
 }
+
+/// SQLite applies queued writes in queue order, each against the counters the ones
+/// before it left (the writer runs a whole queue as one batch): a settlement frees room
+/// for the reservations queued after it, a reservation that does not fit is refused
+/// without touching any scope, and the later ones that fit are still admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_batch_applies_in_queue_order() {
+    let h = SqliteDb::new().await;
+    let s = h.open().await;
+    let team = || scope("team", 1.0);
+    let a = s
+        .spend
+        .reserve(reservation("a", vec![team()], 0.5))
+        .await
+        .unwrap();
+    // Polled (and so queued) in this order, all before the writer answers any.
+    let settle = s.spend.settle(a, entry("a", None, "m", 0.1, T0));
+    let reserves = futures_util::future::join_all([
+        s.spend.reserve(reservation("b", vec![team()], 0.6)),
+        s.spend
+            .reserve(reservation("c", vec![scope("other", 10.0), team()], 0.5)),
+        s.spend.reserve(reservation("d", vec![team()], 0.3)),
+        s.spend.reserve(reservation("e", vec![team()], 0.1)),
+    ]);
+    let (settled, reserved) = futures_util::future::join(settle, reserves).await;
+    assert_eq!(settled.unwrap(), Settlement::Applied);
+    let mut reserved = reserved.into_iter();
+    assert!(reserved.next().unwrap().is_ok());
+    let (name, left) = over_budget(reserved.next().unwrap().unwrap_err());
+    assert_eq!(name, "team");
+    assert!((left - 0.3).abs() < 1e-9, "{left}");
+    assert!(reserved.next().unwrap().is_ok());
+    assert_eq!(over_budget(reserved.next().unwrap().unwrap_err()).1, 0.0);
+    let t = s.spend.spent("team").await.unwrap();
+    assert_eq!((t.spent_usd, t.reserved_usd), (0.1, 0.9));
+    let other = s.spend.spent("other").await.unwrap();
+    assert_eq!(other.limit_usd, None, "a refused reservation wrote a scope");
+}

@@ -53,6 +53,7 @@ mod postgres;
 mod postgres_keys;
 mod sqlite;
 mod sqlite_keys;
+mod sqlite_writer;
 mod types;
 
 use std::fmt;

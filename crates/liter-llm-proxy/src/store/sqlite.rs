@@ -2,11 +2,12 @@
 //! survives `SIGKILL` and power loss). Opening it creates the file and runs the
 //! embedded migrations.
 //!
-//! Reservations and settlements are queued to one writer task per handle, which runs
-//! whatever is queued as one transaction with one commit (group commit: under load, one
-//! `fsync` serves many requests). Writers are serialised twice: an async mutex inside
-//! the process (so tasks queue instead of spinning in SQLite's busy handler) and
-//! `BEGIN IMMEDIATE` across processes
+//! Reservations and settlements are queued to one writer thread per handle
+//! (`sqlite_writer.rs`: its own synchronous connection), which runs whatever is queued
+//! as one transaction with one commit (group commit: under load, one `fsync` serves many
+//! requests). Writers are serialised twice: a mutex inside the process (so writers
+//! queue instead of spinning in SQLite's busy handler) and `BEGIN IMMEDIATE` across
+//! processes
 //! (the write lock is taken before the first read, so a check and the write that
 //! depends on it can never interleave with another writer's). Readers never block.
 //!
@@ -30,10 +31,11 @@ use sqlx::sqlite::{
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::Mutex;
 
 use super::clock::{day_string, Clock, DAY_MS};
 use super::logic::{self, Prepared, ScopeRow};
+use super::sqlite_writer::{Op, Writer};
 use super::types::{
     GroupBy, LedgerEntry, LedgerFilter, Reservation, ReservationId, ReserveError, ScopeSpend,
     Settlement, SpendGroup, StoreError,
@@ -55,9 +57,10 @@ pub(super) struct Inner {
     pub(super) pool: SqlitePool,
     pub(super) clock: Arc<dyn Clock>,
     /// Held by the one task of this handle that writes; see the module doc.
-    pub(super) write: Mutex<()>,
-    /// Reservations and settlements queued for the writer task (group commit).
-    batch: mpsc::UnboundedSender<Op>,
+    pub(super) write: Arc<Mutex<()>>,
+    /// Reservations and settlements queued for the writer thread (group commit, see
+    /// `sqlite_writer.rs`).
+    batch: std::sync::mpsc::Sender<Op>,
     owner: i64,
     owners_dir: PathBuf,
     /// Dropped (file removed, lock released) with the last handle.
@@ -86,17 +89,21 @@ pub(super) async fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Stores, S
     let owners_dir = PathBuf::from(dir);
     let owner = rand::random::<i64>();
     let lock = OwnerLock::acquire(&owners_dir, owner)?;
-    let (batch, queue) = mpsc::unbounded_channel();
+    let write = Arc::new(Mutex::new(()));
+    let writer = Writer::open(path, owner, Arc::clone(&clock), Arc::clone(&write))?;
+    let (batch, queue) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("sqlite-writer".to_owned())
+        .spawn(move || writer.run(queue))?;
     let inner = Arc::new(Inner {
         pool,
         clock,
-        write: Mutex::new(()),
+        write,
         batch,
         owner,
         owners_dir,
         _owner_lock: lock,
     });
-    tokio::spawn(writer(Arc::downgrade(&inner), queue));
     let store = SqliteStore(inner);
     Ok(Stores {
         keys: Arc::new(store.clone()),
@@ -292,168 +299,6 @@ fn push_filter(qb: &mut QueryBuilder<'_, sqlx::Sqlite>, f: &LedgerFilter) {
 }
 
 impl Inner {
-    /// One reservation inside the batch's transaction. `Ok(Err(OverBudget))` wrote
-    /// nothing; `Err` is a database failure that aborts the whole batch.
-    async fn reserve_in(
-        &self,
-        tx: &mut SqliteConnection,
-        request_id: &str,
-        p: &Prepared,
-        now: i64,
-    ) -> Result<Result<ReservationId, ReserveError>, StoreError> {
-        let names = p.names_json()?;
-        let mut rows = Vec::with_capacity(p.scopes.len());
-        for s in &p.scopes {
-            let stored = load_scope(tx, &s.name).await?;
-            let mut row = stored
-                .unwrap_or_else(|| ScopeRow::fresh(s.limit))
-                .rolled(s.period, now);
-            row.limit = s.limit;
-            if let Err(left) = row.check(p.amount, s.limit) {
-                return Ok(Err(ReserveError::OverBudget {
-                    scope: s.name.clone(),
-                    limit_usd: logic::limit_usd(s.limit),
-                    remaining_usd: logic::usd(left),
-                }));
-            }
-            row.reserved = row.reserved.saturating_add(p.amount);
-            rows.push(row);
-        }
-        for (s, row) in p.scopes.iter().zip(&rows) {
-            store_scope(tx, &s.name, row).await?;
-        }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO reservations (request_id, owner, amount_nanos, scopes, created_at)
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(request_id)
-        .bind(self.owner)
-        .bind(p.amount)
-        .bind(names)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        Ok(Ok(ReservationId(id)))
-    }
-
-    /// Undoes a reservation nobody will settle (its caller went away): no ledger row.
-    async fn release(&self, id: ReservationId) -> Result<(), StoreError> {
-        let _writer = self.write.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let res =
-            sqlx::query("DELETE FROM reservations WHERE id = ? RETURNING amount_nanos, scopes")
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(res) = res {
-            let amount: i64 = res.try_get(0)?;
-            for name in logic::parse_names(&res.try_get::<String, _>(1)?)? {
-                if let Some(mut row) = load_scope(&mut tx, &name).await? {
-                    row.settle(amount, 0);
-                    store_scope(&mut tx, &name, &row).await?;
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// One settlement inside the batch's transaction.
-    async fn settle_in(
-        &self,
-        tx: &mut SqliteConnection,
-        id: ReservationId,
-        entry: &LedgerEntry,
-        cost: i64,
-        now: i64,
-    ) -> Result<Settlement, StoreError> {
-        let res =
-            sqlx::query("DELETE FROM reservations WHERE id = ? RETURNING amount_nanos, scopes")
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(res) = res else {
-            let written = insert_entry(tx, Some(id.0), entry, cost).await?;
-            return Ok(if written {
-                Settlement::Unreserved
-            } else {
-                Settlement::AlreadySettled
-            });
-        };
-        let amount: i64 = res.try_get(0)?;
-        for name in logic::parse_names(&res.try_get::<String, _>(1)?)? {
-            if let Some(row) = load_scope(tx, &name).await? {
-                let mut row = row.rolled_own(now);
-                row.settle(amount, cost);
-                store_scope(tx, &name, &row).await?;
-            }
-        }
-        insert_entry(tx, Some(id.0), entry, cost).await?;
-        Ok(Settlement::Applied)
-    }
-
-    /// Runs queued reservations and settlements in one transaction and one commit
-    /// (group commit: one `fsync` for the whole batch), then answers each. A database
-    /// failure fails every operation of the batch, and none of them took effect.
-    async fn run_batch(self: &Arc<Self>, ops: &mut Vec<Op>) {
-        let _writer = self.write.lock().await;
-        let now = self.clock.now_ms();
-        let result = async {
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-            let mut outcomes = Vec::with_capacity(ops.len());
-            for op in ops.iter() {
-                outcomes.push(match op {
-                    Op::Reserve { request_id, p, .. } => {
-                        Outcome::Reserve(self.reserve_in(&mut tx, request_id, p, now).await?)
-                    }
-                    Op::Settle {
-                        id, entry, cost, ..
-                    } => Outcome::Settle(self.settle_in(&mut tx, *id, entry, *cost, now).await?),
-                });
-            }
-            tx.commit().await?;
-            Ok::<_, StoreError>(outcomes)
-        }
-        .await;
-        match result {
-            Ok(outcomes) => {
-                for (op, outcome) in ops.drain(..).zip(outcomes) {
-                    match (op, outcome) {
-                        (Op::Reserve { reply, .. }, Outcome::Reserve(r)) => {
-                            // The caller is gone: give the reservation back.
-                            if let Err(Ok(id)) = reply.send(r) {
-                                let inner = Arc::clone(self);
-                                tokio::spawn(async move {
-                                    if let Err(e) = inner.release(id).await {
-                                        tracing::warn!(error = %e, "could not release an abandoned reservation");
-                                    }
-                                });
-                            }
-                        }
-                        (Op::Settle { reply, .. }, Outcome::Settle(s)) => {
-                            let _ = reply.send(Ok(s));
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            Err(e) => {
-                let message = e.to_string();
-                let failed = || StoreError::Io(io::Error::other(message.clone()));
-                for op in ops.drain(..) {
-                    match op {
-                        Op::Reserve { reply, .. } => {
-                            let _ = reply.send(Err(ReserveError::Store(failed())));
-                        }
-                        Op::Settle { reply, .. } => {
-                            let _ = reply.send(Err(failed()));
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     async fn reconcile_now(&self) -> Result<u64, StoreError> {
         let owners: Vec<i64> =
             sqlx::query_scalar("SELECT DISTINCT owner FROM reservations WHERE owner <> ?")
@@ -524,42 +369,6 @@ impl Inner {
                 }
             }
         }
-    }
-}
-
-/// Most operations one transaction takes.
-const MAX_BATCH: usize = 256;
-
-/// A write waiting for the writer task.
-enum Op {
-    Reserve {
-        request_id: String,
-        p: Prepared,
-        reply: oneshot::Sender<Result<ReservationId, ReserveError>>,
-    },
-    Settle {
-        id: ReservationId,
-        entry: LedgerEntry,
-        cost: i64,
-        reply: oneshot::Sender<Result<Settlement, StoreError>>,
-    },
-}
-
-enum Outcome {
-    Reserve(Result<ReservationId, ReserveError>),
-    Settle(Settlement),
-}
-
-/// The writer task: takes whatever is queued (up to [`MAX_BATCH`]) and commits it as
-/// one transaction. Ends when the store is dropped (its queue closes). Callers that go
-/// away cannot cut a transaction short: it runs here, not on their task.
-async fn writer(inner: std::sync::Weak<Inner>, mut queue: mpsc::UnboundedReceiver<Op>) {
-    let mut ops = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut ops, MAX_BATCH).await > 0 {
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        inner.run_batch(&mut ops).await;
     }
 }
 
