@@ -39,11 +39,7 @@ impl Family {
     }
 }
 
-fn invalid(message: impl Into<String>, param: &str) -> ProviderError {
-    let mut e = ProviderError::new(400, "invalid_request_error", message.into());
-    e.error.param = Some(param.to_string());
-    e
-}
+use crate::providers::convert::invalid;
 
 /// The texts of `input` (a string or an array of strings).
 fn texts(input: &Value) -> Result<Vec<String>, ProviderError> {

@@ -22,11 +22,7 @@ pub const CONVERSE_FIELDS: &[&str] = &[
     "outputConfig",
 ];
 
-fn invalid(message: impl Into<String>, param: impl Into<String>) -> ProviderError {
-    let mut e = ProviderError::new(400, "invalid_request_error", message.into());
-    e.error.param = Some(param.into());
-    e
-}
+use crate::providers::convert::invalid;
 
 fn unsupported(key: &str) -> ProviderError {
     invalid(
@@ -210,46 +206,16 @@ fn push_turn(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, bl
 
 /// The blocks of an OpenAI `content`; empty text is left out (Bedrock rejects it).
 fn content_blocks(content: Option<&Value>, path: &str) -> Result<Vec<Value>, ProviderError> {
-    match content {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![json!({"text": s})]),
-        Some(Value::Array(parts)) => {
-            let mut blocks = Vec::with_capacity(parts.len());
-            for (j, part) in parts.iter().enumerate() {
-                if let Some(block) = part_block(part, &format!("{path}.content[{j}]"))? {
-                    blocks.push(block);
-                }
-            }
-            Ok(blocks)
-        }
-        Some(_) => Err(invalid(
-            "content must be a string or an array of content parts",
-            format!("{path}.content"),
-        )),
-    }
+    convert::content_items(content, path, part_block)
 }
 
 /// One content part as a Converse content block; `None` for empty text.
 fn part_block(part: &Value, path: &str) -> Result<Option<Value>, ProviderError> {
     let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
     match kind {
-        "text" | "refusal" => {
-            let Some(text) = part.get(kind).and_then(Value::as_str) else {
-                return Err(invalid(
-                    format!("a {kind} part needs a string `{kind}`"),
-                    path,
-                ));
-            };
-            Ok((!text.is_empty()).then(|| json!({"text": text})))
-        }
+        "text" | "refusal" => convert::text_item(part, kind, path),
         "image_url" => {
-            let image = &part["image_url"];
-            let url = image
-                .get("url")
-                .and_then(Value::as_str)
-                .or_else(|| image.as_str())
-                .ok_or_else(|| invalid("image_url.url is required", path))?;
+            let url = convert::image_url(part, path)?;
             if url.starts_with("http://") || url.starts_with("https://") {
                 return Err(invalid(
                     "bedrock takes images as bytes only and the gateway does not fetch URLs: send the image as a base64 data: URL",

@@ -30,12 +30,7 @@ pub const DROPPED_PARAMS: &[&str] = &[
     "reasoning_effort",
 ];
 
-/// A 400 naming `param`.
-pub(crate) fn invalid(message: impl Into<String>, param: impl Into<String>) -> ProviderError {
-    let mut e = ProviderError::new(400, "invalid_request_error", message);
-    e.error.param = Some(param.into());
-    e
-}
+pub(crate) use crate::providers::convert::invalid;
 
 /// Refuses or drops (under `drop_params`) the parameter `key`.
 fn refuse(key: &str, drop_params: bool, dropped: &mut Vec<String>) -> Result<(), ProviderError> {

@@ -140,9 +140,7 @@ pub(crate) fn finish_reason(reason: Option<&str>, called: bool) -> &'static str 
 }
 
 /// A 400 naming the parameter Gemini cannot take.
-pub(crate) fn invalid(message: impl Into<String>, param: impl Into<String>) -> ProviderError {
-    ProviderError::new(400, "invalid_request_error", message).with_param(param)
-}
+pub(crate) use crate::providers::convert::invalid;
 
 /// A 502 for an answer we cannot read.
 pub(crate) fn bad_response(message: impl Into<String>) -> ProviderError {

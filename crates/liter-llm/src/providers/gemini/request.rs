@@ -351,46 +351,16 @@ fn function_response(
 /// The parts of an OpenAI `content` (a string or an array of parts). Empty text is
 /// dropped.
 fn content_parts(content: Option<&Value>, path: &str) -> Result<Vec<Value>, ProviderError> {
-    match content {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![json!({ "text": s })]),
-        Some(Value::Array(parts)) => {
-            let mut out = Vec::with_capacity(parts.len());
-            for (j, part) in parts.iter().enumerate() {
-                if let Some(p) = content_part(part, &format!("{path}.content[{j}]"))? {
-                    out.push(p);
-                }
-            }
-            Ok(out)
-        }
-        Some(_) => Err(invalid(
-            "content must be a string or an array of content parts",
-            format!("{path}.content"),
-        )),
-    }
+    convert::content_items(content, path, content_part)
 }
 
 /// One OpenAI content part as a Gemini part; `None` for empty text.
 fn content_part(part: &Value, path: &str) -> Result<Option<Value>, ProviderError> {
     let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
     match kind {
-        "text" | "refusal" => {
-            let Some(text) = part.get(kind).and_then(Value::as_str) else {
-                return Err(invalid(
-                    format!("a {kind} part needs a string `{kind}`"),
-                    path,
-                ));
-            };
-            Ok((!text.is_empty()).then(|| json!({ "text": text })))
-        }
+        "text" | "refusal" => convert::text_item(part, kind, path),
         "image_url" => {
-            let image = &part["image_url"];
-            let url = image
-                .get("url")
-                .and_then(Value::as_str)
-                .or_else(|| image.as_str())
-                .ok_or_else(|| invalid("image_url.url is required", path))?;
+            let url = convert::image_url(part, path)?;
             url_part(url, path).map(Some)
         }
         "input_audio" => {
