@@ -8,7 +8,7 @@
 //! the diff.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+mod common;
 
 use liter_llm::providers::anthropic::{
     build_request, parse_error, parse_response, AnthropicOptions, StreamOut, StreamTranslator,
@@ -20,32 +20,18 @@ use serde_json::{json, Value};
 const MODEL_ID: &str = "claude-sonnet-4-5-20250929";
 const CREATED: u64 = 1_700_000_000;
 
-fn path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/anthropic")
-        .join(name)
-}
+const FIXTURES: &str = "anthropic";
 
 fn read(name: &str) -> Vec<u8> {
-    std::fs::read(path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    common::read(FIXTURES, name)
 }
 
 fn read_json(name: &str) -> Value {
-    serde_json::from_slice(&read(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    common::read_json(FIXTURES, name)
 }
 
-/// Compares `actual` with the expected file `name` (or writes it, when blessing).
 fn snapshot(name: &str, actual: &Value) {
-    let pretty = serde_json::to_string_pretty(actual).unwrap() + "\n";
-    if std::env::var_os("LITER_LLM_BLESS").is_some() {
-        std::fs::write(path(name), pretty).unwrap();
-        return;
-    }
-    let expected = read_json(name);
-    assert!(
-        *actual == expected,
-        "{name} differs; actual:\n{pretty}\n(bless with LITER_LLM_BLESS=1 after review)"
-    );
+    common::snapshot(FIXTURES, name, actual)
 }
 
 fn request(name: &str) -> ChatCompletionRequest {

@@ -9,7 +9,7 @@
 //! the diff.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+mod common;
 
 use liter_llm::providers::adapter::{
     Adapter, AdapterConfig, Call, Operation, ProviderSettings, Secret, StreamMeta, StreamOut,
@@ -23,31 +23,18 @@ const CREATED: u64 = 1_700_000_000;
 /// 2024-06-20T12:00:00Z.
 const NOW: u64 = 1_718_884_800;
 
-fn path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/bedrock")
-        .join(name)
-}
+const FIXTURES: &str = "bedrock";
 
 fn read(name: &str) -> Vec<u8> {
-    std::fs::read(path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    common::read(FIXTURES, name)
 }
 
 fn read_json(name: &str) -> Value {
-    serde_json::from_slice(&read(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    common::read_json(FIXTURES, name)
 }
 
 fn snapshot(name: &str, actual: &Value) {
-    let pretty = serde_json::to_string_pretty(actual).unwrap() + "\n";
-    if std::env::var_os("LITER_LLM_BLESS").is_some() {
-        std::fs::write(path(name), pretty).unwrap();
-        return;
-    }
-    let expected = read_json(name);
-    assert!(
-        *actual == expected,
-        "{name} differs; actual:\n{pretty}\n(bless with LITER_LLM_BLESS=1 after review)"
-    );
+    common::snapshot(FIXTURES, name, actual)
 }
 
 fn adapter(model_id: &str, drop_params: bool, token: bool) -> BedrockAdapter {

@@ -8,7 +8,7 @@
 //! diff.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+mod common;
 
 use http::Uri;
 use liter_llm::providers::adapter::{
@@ -21,32 +21,14 @@ use serde_json::{json, Value};
 const MODEL_ID: &str = "command-a-03-2025";
 const CREATED: u64 = 1_700_000_000;
 
-fn path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/cohere")
-        .join(name)
-}
+const FIXTURES: &str = "cohere";
 
 fn read(name: &str) -> Vec<u8> {
-    std::fs::read(path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    common::read(FIXTURES, name)
 }
 
-fn read_json(name: &str) -> Value {
-    serde_json::from_slice(&read(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// Compares `actual` with the expected file `name` (or writes it, when blessing).
 fn snapshot(name: &str, actual: &Value) {
-    let pretty = serde_json::to_string_pretty(actual).unwrap() + "\n";
-    if std::env::var_os("LITER_LLM_BLESS").is_some() {
-        std::fs::write(path(name), pretty).unwrap();
-        return;
-    }
-    let expected = read_json(name);
-    assert!(
-        *actual == expected,
-        "{name} differs; actual:\n{pretty}\n(bless with LITER_LLM_BLESS=1 after review)"
-    );
+    common::snapshot(FIXTURES, name, actual)
 }
 
 fn adapter(drop_params: bool) -> CohereAdapter {

@@ -10,7 +10,7 @@
 //! Gemini-side files are hand-written and never blessed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+mod common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -28,32 +28,18 @@ use serde_json::{json, Value};
 
 const CREATED: u64 = 1_700_000_000;
 
-fn path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/gemini")
-        .join(name)
-}
+const FIXTURES: &str = "gemini";
 
 fn read(name: &str) -> Vec<u8> {
-    std::fs::read(path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    common::read(FIXTURES, name)
 }
 
 fn read_json(name: &str) -> Value {
-    serde_json::from_slice(&read(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    common::read_json(FIXTURES, name)
 }
 
-/// Compares `actual` with the expected file `name` (or writes it, when blessing).
 fn snapshot(name: &str, actual: &Value) {
-    let pretty = serde_json::to_string_pretty(actual).unwrap() + "\n";
-    if std::env::var_os("LITER_LLM_BLESS").is_some() {
-        std::fs::write(path(name), pretty).unwrap();
-        return;
-    }
-    let expected = read_json(name);
-    assert!(
-        *actual == expected,
-        "{name} differs; actual:\n{pretty}\n(bless with LITER_LLM_BLESS=1 after review)"
-    );
+    common::snapshot(FIXTURES, name, actual)
 }
 
 fn request(name: &str) -> ChatCompletionRequest {
@@ -279,7 +265,12 @@ fn embeddings_both_ways() {
 }
 
 fn test_account() -> ServiceAccount {
-    ServiceAccount::from_file(path("TEST-ONLY-service-account.json").to_str().unwrap()).unwrap()
+    ServiceAccount::from_file(
+        common::path(FIXTURES, "TEST-ONLY-service-account.json")
+            .to_str()
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -327,7 +318,7 @@ fn vertex_uses_the_exchanged_token() {
         settings: ProviderSettings {
             vertex_location: Some("europe-west4".into()),
             vertex_credentials: Some(
-                path("TEST-ONLY-service-account.json")
+                common::path(FIXTURES, "TEST-ONLY-service-account.json")
                     .to_str()
                     .unwrap()
                     .into(),
