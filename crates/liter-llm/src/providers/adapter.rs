@@ -185,6 +185,12 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     /// A translator for one streamed answer.
     fn stream(&self, meta: StreamMeta) -> Box<dyn StreamTranslate>;
 
+    /// Whether requests need an access token from [`Adapter::token_exchange`] (the
+    /// dispatcher keeps a token cache only for such deployments).
+    fn uses_token(&self) -> bool {
+        false
+    }
+
     /// For token-authenticated providers: the exchange that yields an access token
     /// (`now` in Unix seconds, for signed assertions). `None`: no token needed.
     fn token_exchange(&self, _now: u64) -> Option<Result<TokenRequest, ProviderError>> {

@@ -379,6 +379,10 @@ impl Adapter for VertexAdapter {
         }
     }
 
+    fn uses_token(&self) -> bool {
+        matches!(self.auth, VertexAuth::ServiceAccount(_))
+    }
+
     fn token_exchange(&self, now: u64) -> Option<Result<TokenRequest, ProviderError>> {
         match &self.auth {
             VertexAuth::ServiceAccount(sa) => Some(sa.token_request(now)),
