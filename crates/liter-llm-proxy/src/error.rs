@@ -39,6 +39,12 @@ pub enum GatewayError {
         message: String,
         retry_after: std::time::Duration,
     },
+    /// The caller may not use this route (403), e.g. an admin route with a virtual key.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The named thing does not exist (404), e.g. an unknown key in the admin API.
+    #[error("{0}")]
+    NotFound(String),
     /// A budget would be crossed (402).
     #[error("{0}")]
     BudgetExceeded(String),
@@ -87,6 +93,8 @@ impl GatewayError {
             GatewayError::Route { status, .. } => *status,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
+            GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
             GatewayError::BudgetExceeded(_) => StatusCode::PAYMENT_REQUIRED,
             GatewayError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -107,6 +115,8 @@ impl GatewayError {
             GatewayError::Route { .. } => "route",
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
             GatewayError::RateLimited { .. } => "rate_limited",
+            GatewayError::Forbidden(_) => "forbidden",
+            GatewayError::NotFound(_) => "not_found",
             GatewayError::BudgetExceeded(_) => "budget_exceeded",
             GatewayError::StoreUnavailable(_) => "store_unavailable",
             GatewayError::Unavailable { .. } => "unavailable",
@@ -134,6 +144,8 @@ impl GatewayError {
                 ("invalid_request_error", Some("request_too_large"))
             }
             GatewayError::RateLimited { .. } => ("rate_limit_error", Some("rate_limit_exceeded")),
+            GatewayError::Forbidden(_) => ("permission_error", Some("forbidden")),
+            GatewayError::NotFound(_) => ("invalid_request_error", Some("not_found")),
             GatewayError::BudgetExceeded(_) => ("budget_exceeded", Some("budget_exceeded")),
             GatewayError::StoreUnavailable(_) => ("api_error", Some("store_unavailable")),
             GatewayError::Unavailable { .. } => ("api_error", Some("no_deployment_available")),

@@ -8,11 +8,12 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{master_only, now_millis, rfc3339, store_failed, stores};
+use super::{master_only, rfc3339, store_failed, stores};
 use crate::auth::{key_hash, Principal};
 use crate::error::GatewayError;
 use crate::server::body::{parse_json, RawBody};
 use crate::server::App;
+use crate::store::{Clock, SystemClock};
 use crate::store::{KeyUpdate, NewKey, Period, StoreError, StoredKey, UniqueField};
 
 /// `/key/generate`'s body (LiteLLM's fields; `expires_at` is ours).
@@ -75,7 +76,7 @@ fn expiry(duration: Option<&str>, expires_at: Option<&str>) -> Result<Option<i64
             "duration",
         )),
         (Some("permanent"), None) => Ok(None),
-        (Some(d), None) => Ok(Some(now_millis() + period("duration", d)?.millis())),
+        (Some(d), None) => Ok(Some(SystemClock.now_ms() + period("duration", d)?.millis())),
         (None, Some(t)) => Ok(Some(super::parse_time("expires_at", t, false)?)),
         (None, None) => Ok(None),
     }
@@ -210,7 +211,6 @@ pub async fn info(
                             .keys
                             .find(asked)
                             .is_some_and(|p| matches!(&*p, Principal::Virtual(v) if v.id == k.id))
-                        || key_hash(asked) == k.id
                         || lookup(&app, asked).await?.is_some_and(|s| s.id == k.id);
                     if !same {
                         return Err(super::forbidden());
@@ -240,10 +240,7 @@ pub async fn info(
                             .into_response(),
                     )
                 }
-                None => Err(GatewayError::Route {
-                    status: axum::http::StatusCode::NOT_FOUND,
-                    message: "no such key".into(),
-                }),
+                None => Err(GatewayError::NotFound("no such key".into())),
             },
         }
     };
@@ -294,10 +291,7 @@ pub async fn update(
         let body: UpdateBody = parse_json(&raw)?;
         let s = stores(&app)?;
         let Some(existing) = lookup(&app, &body.key).await? else {
-            return Err(GatewayError::Route {
-                status: axum::http::StatusCode::NOT_FOUND,
-                message: "no such key".into(),
-            });
+            return Err(GatewayError::NotFound("no such key".into()));
         };
         check_limits(
             body.max_budget.flatten(),
@@ -338,10 +332,7 @@ pub async fn update(
                 let spend = key_spend(&app, &k.id).await;
                 Ok(Json(view(&k, spend)).into_response())
             }
-            None => Err(GatewayError::Route {
-                status: axum::http::StatusCode::NOT_FOUND,
-                message: "no such key".into(),
-            }),
+            None => Err(GatewayError::NotFound("no such key".into())),
         }
     };
     run.await.unwrap_or_else(IntoResponse::into_response)

@@ -13,7 +13,6 @@ mod spend;
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -37,10 +36,7 @@ pub fn routes() -> Router<Arc<App>> {
 }
 
 fn forbidden() -> GatewayError {
-    GatewayError::Route {
-        status: StatusCode::FORBIDDEN,
-        message: "this route needs the master key".into(),
-    }
+    GatewayError::Forbidden("this route needs the master key".into())
 }
 
 /// The master key, or 403.
@@ -75,12 +71,6 @@ fn rfc3339(ms: UnixMillis) -> String {
         in_day / 60 % 60,
         in_day % 60
     )
-}
-
-fn now_millis() -> UnixMillis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A date or time query parameter; `end` makes a bare date include its whole day.

@@ -36,7 +36,8 @@ use crate::routing::Pool;
 use crate::server::body::Head;
 use crate::server::App;
 use crate::store::{
-    BudgetScope, LedgerEntry, Reservation, ReservationId, ReserveError, Stores, UnixMillis,
+    BudgetScope, Clock, LedgerEntry, Reservation, ReservationId, ReserveError, Stores, SystemClock,
+    UnixMillis,
 };
 use crate::upstream::Endpoint;
 use estimate::{Estimate, Tokenizer};
@@ -179,12 +180,6 @@ struct State {
     status: u16,
 }
 
-fn now_millis() -> UnixMillis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Meter {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.0.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -274,7 +269,7 @@ impl Drop for Inner {
             cost_usd: cost,
             status: state.status,
             started_at: self.started_at,
-            ended_at: now_millis(),
+            ended_at: SystemClock.now_ms(),
         };
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             // No runtime (process exit): the reservation stays and is counted in full
@@ -361,7 +356,7 @@ pub async fn admit(
         Principal::Virtual(k) => Some(k),
         Principal::Master => None,
     };
-    let now_ms = now_millis();
+    let now_ms = SystemClock.now_ms();
     if let Some(exp) = key.and_then(|k| k.limits.expires_at) {
         if now_ms >= exp {
             return Err(

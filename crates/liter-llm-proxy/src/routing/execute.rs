@@ -255,11 +255,6 @@ fn dropped_header(dropped: Vec<String>) -> Option<HeaderValue> {
 #[derive(Debug, Clone, Copy)]
 pub struct ResponseCost(pub f64);
 
-/// Price `usage` for `dep`; an unknown model costs 0 and is logged once.
-fn price(app: &App, dep: &DeploymentState, usage: &liter_llm::types::Usage) -> Option<f64> {
-    app.price_of(&dep.deployment.provider_model, usage)
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -519,7 +514,7 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
                 m.record_usage(u);
             }
             if app.config.file.general.enable_cost_tracking {
-                cost = price(app, dep, &u);
+                cost = app.price_of(&dep.deployment.provider_model, &u);
             }
         }
     }

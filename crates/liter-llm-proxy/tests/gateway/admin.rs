@@ -122,6 +122,9 @@ async fn generated_keys_work_are_limited_and_can_be_updated_and_deleted() {
     let list = json_of(gw.get("/key/list", Some(MASTER)).send().await.unwrap(), 200).await;
     assert_eq!(list["keys"], json!([token]));
     assert_eq!(list["total_count"], 1);
+    let unknown = gw.get("/key/info?key=nope", Some(MASTER)).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.json::<Value>().await.unwrap()["error"]["code"], "not_found");
     let deleted = json_of(
         gw.post(
             "/key/delete",
@@ -302,6 +305,7 @@ async fn every_admin_route_refuses_a_virtual_key_with_403() {
         assert_eq!(resp.status(), 403, "{path}");
         let body: Value = resp.json().await.unwrap();
         assert!(body["error"]["message"].as_str().is_some(), "{path}");
+        assert_eq!(body["error"]["type"], "permission_error", "{path}");
         let anonymous = match method {
             "POST" => gw.post(path, None, &json!({})).send().await.unwrap(),
             _ => gw.get(path, None).send().await.unwrap(),
