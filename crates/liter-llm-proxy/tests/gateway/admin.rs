@@ -122,9 +122,16 @@ async fn generated_keys_work_are_limited_and_can_be_updated_and_deleted() {
     let list = json_of(gw.get("/key/list", Some(MASTER)).send().await.unwrap(), 200).await;
     assert_eq!(list["keys"], json!([token]));
     assert_eq!(list["total_count"], 1);
-    let unknown = gw.get("/key/info?key=nope", Some(MASTER)).send().await.unwrap();
+    let unknown = gw
+        .get("/key/info?key=nope", Some(MASTER))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown.status(), 404);
-    assert_eq!(unknown.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+    assert_eq!(
+        unknown.json::<Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
     let deleted = json_of(
         gw.post(
             "/key/delete",
