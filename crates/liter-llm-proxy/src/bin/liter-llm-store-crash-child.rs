@@ -1,7 +1,7 @@
 //! Test support, not a product binary: a stand-in gateway process for the store's
 //! crash test (`tests/store.rs`, `killed_gateway_is_reconciled`). It reserves five
 //! amounts of $2 against `key:crash` in the store at `argv[1]`, settles two of them at
-//! $1.50, prints `CRASH-CHILD-READY` and waits to be killed with SIGKILL.
+//! $1.50, waits until that is durable, prints `CRASH-CHILD-READY` and waits to be killed with SIGKILL.
 
 use std::time::Duration;
 
@@ -46,6 +46,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await?;
         }
     }
+    // Settled rows are committed in the background; wait for them (what is settled but
+    // not yet committed at a crash is counted in full instead).
+    s.spend.flush().await?;
     println!("CRASH-CHILD-READY");
     tokio::time::sleep(Duration::from_secs(600)).await;
     Ok(())

@@ -135,14 +135,19 @@ impl Governor {
         })
     }
 
-    /// Waits until every settlement started so far has been written.
+    /// Waits until every settlement started so far has been written and is durable.
     pub async fn settled(&self) {
         loop {
             let notified = self.pending.idle.notified();
             if self.pending.count.load(Ordering::Acquire) == 0 {
-                return;
+                break;
             }
             notified.await;
+        }
+        if let Some(s) = &self.stores {
+            if let Err(e) = s.spend.flush().await {
+                tracing::error!(error = %e, "could not write the spend ledger");
+            }
         }
     }
 }
@@ -271,18 +276,26 @@ impl Drop for Inner {
             started_at: self.started_at,
             ended_at: SystemClock.now_ms(),
         };
+        let spend = stores.spend.clone();
+        let mut settle = Box::pin(async move {
+            if let Err(e) = spend.settle(id, entry).await {
+                tracing::error!(error = %e, "could not settle a reservation: it stays reserved and is counted in full at the next start");
+            }
+        });
+        // A store that settles in memory is done at the first poll; one that waits on
+        // a database gets a task of its own.
+        if futures_util::FutureExt::now_or_never(&mut settle).is_some() {
+            return;
+        }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             // No runtime (process exit): the reservation stays and is counted in full
             // by the next start's reconcile.
             return;
         };
-        let spend = stores.spend.clone();
         let pending = self.app.governor.pending.clone();
         pending.count.fetch_add(1, Ordering::AcqRel);
         rt.spawn(async move {
-            if let Err(e) = spend.settle(id, entry).await {
-                tracing::error!(error = %e, "could not settle a reservation: it stays reserved and is counted in full at the next reconcile");
-            }
+            settle.await;
             if pending.count.fetch_sub(1, Ordering::AcqRel) == 1 {
                 pending.idle.notify_waiters();
             }

@@ -157,5 +157,7 @@ pub async fn serve(
     if let Some(p) = probes {
         p.abort();
     }
+    // Every request has ended: make the spend of the last ones durable before exit.
+    app.governor.settled().await;
     result
 }

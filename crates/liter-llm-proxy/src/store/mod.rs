@@ -48,12 +48,13 @@
 //!    be 64 hex digits; ledger rows name keys by id and alias.
 
 mod clock;
+mod journal;
 mod logic;
 mod postgres;
 mod postgres_keys;
 mod sqlite;
+mod sqlite_book;
 mod sqlite_keys;
-mod sqlite_writer;
 mod types;
 
 use std::fmt;
@@ -93,6 +94,13 @@ pub trait SpendStore: Send + Sync {
     /// A scope's counters as of now (a window that has ended reads as zero spend). An
     /// unknown scope reads as zeros with no limit.
     async fn spent(&self, scope: &str) -> Result<ScopeSpend, StoreError>;
+
+    /// Waits until everything settled so far is durable (a backend that commits each
+    /// settlement before `settle` returns has nothing to wait for). Call before the
+    /// process exits.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Ledger rows matching `filter`, newest first.
     async fn ledger(&self, filter: &LedgerFilter) -> Result<Vec<LedgerEntry>, StoreError>;

@@ -1,0 +1,269 @@
+//! The SQLite store's reservation journal: an append-only log of every reservation,
+//! written (one `write(2)`, into the kernel's page cache) before `reserve` returns, so a
+//! reservation survives `SIGKILL` of the gateway from the moment the request may go
+//! upstream. The book (`sqlite_book.rs`) syncs it to disk (`fdatasync`) on every turn
+//! of its writer, which bounds what power loss can take.
+//!
+//! A reservation is *finished* once its ledger row is committed to SQLite; only then may
+//! the record go. The log is cut into numbered segments (`<dir>/<seq>.log`, one JSON
+//! line a record); a segment other than the one being written is deleted when every
+//! reservation in it has finished. At start-up the records of the segments a previous
+//! process left are read back (`sqlite_book::replay`): a reservation with no ledger row
+//! was in flight when that process died and is counted in full.
+//!
+//! This module touches only its directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+/// A segment is closed (a new one started) once it holds this many bytes.
+const SEGMENT_BYTES: u64 = 4 << 20;
+
+/// One reservation, as journalled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct Record<S = String> {
+    /// The reservation id.
+    pub id: i64,
+    /// The gateway's request id.
+    #[serde(rename = "req")]
+    pub request_id: S,
+    /// The amount held back, nano-USD.
+    pub amount: i64,
+    /// The scope names it was held back in.
+    pub scopes: Vec<S>,
+    /// When it was made, Unix milliseconds.
+    pub at: i64,
+}
+
+/// The journal of one store handle. Appends from many tasks are serialised by a mutex
+/// (each is one short `write`).
+pub(super) struct Journal {
+    dir: PathBuf,
+    active: Mutex<Active>,
+}
+
+struct Active {
+    /// The segment being written; opened on the first append after start or rotation.
+    file: Option<File>,
+    seq: u64,
+    bytes: u64,
+    /// Written since the last [`Journal::sync`].
+    unsynced: bool,
+    buf: Vec<u8>,
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:016x}.log"))
+}
+
+/// The segments in `dir`, oldest first.
+fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let seq = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| u64::from_str_radix(n, 16).ok());
+        if let Some(seq) = seq {
+            out.push((seq, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// What a previous process left in the journal.
+pub(super) struct Leftover {
+    pub records: Vec<Record>,
+    /// Lines that did not parse: a write cut short by a crash (the request it reserved
+    /// for was never sent) or damage.
+    pub unreadable: usize,
+    segments: Vec<PathBuf>,
+}
+
+impl Leftover {
+    /// Deletes the old segments; call once their records are accounted for durably.
+    pub(super) fn remove(self) -> io::Result<()> {
+        for p in self.segments {
+            fs::remove_file(p)?;
+        }
+        Ok(())
+    }
+}
+
+impl Journal {
+    /// Opens (creating) the journal directory and reads what a previous process left.
+    /// New records go to a fresh segment numbered after the old ones.
+    pub(super) fn open(dir: &Path) -> io::Result<(Journal, Leftover)> {
+        fs::create_dir_all(dir)?;
+        let mut left = Leftover {
+            records: Vec::new(),
+            unreadable: 0,
+            segments: Vec::new(),
+        };
+        let mut next = 0;
+        for (seq, path) in segments(dir)? {
+            next = seq + 1;
+            for line in BufReader::new(File::open(&path)?).split(b'\n') {
+                let line = line?;
+                if line.is_empty() {
+                    continue;
+                }
+                match serde_json::from_slice::<Record>(&line) {
+                    Ok(r) => left.records.push(r),
+                    Err(_) => left.unreadable += 1,
+                }
+            }
+            left.segments.push(path);
+        }
+        let journal = Journal {
+            dir: dir.to_owned(),
+            active: Mutex::new(Active {
+                file: None,
+                seq: next,
+                bytes: 0,
+                unsynced: false,
+                buf: Vec::with_capacity(256),
+            }),
+        };
+        Ok((journal, left))
+    }
+
+    fn active(&self) -> MutexGuard<'_, Active> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends `r` (one `write`); returns the segment it went to.
+    pub(super) fn append(&self, r: &Record<&str>) -> io::Result<u64> {
+        let mut a = self.active();
+        let a = &mut *a;
+        a.buf.clear();
+        serde_json::to_writer(&mut a.buf, r).map_err(io::Error::other)?;
+        a.buf.push(b'\n');
+        if a.file.is_some() && a.bytes + a.buf.len() as u64 > SEGMENT_BYTES {
+            // Rotate: the closed segment is synced by the next `sync`, which it waits for
+            // before it can be deleted anyway.
+            if let Some(f) = a.file.take() {
+                f.sync_data()?;
+            }
+            a.seq += 1;
+            a.bytes = 0;
+        }
+        let file = match &mut a.file {
+            Some(f) => f,
+            None => a.file.insert(
+                OpenOptions::new()
+                    .create_new(true)
+                    .append(true)
+                    .open(segment_path(&self.dir, a.seq))?,
+            ),
+        };
+        file.write_all(&a.buf)?;
+        a.bytes += a.buf.len() as u64;
+        a.unsynced = true;
+        Ok(a.seq)
+    }
+
+    /// The segment being written.
+    pub(super) fn active_seq(&self) -> u64 {
+        self.active().seq
+    }
+
+    /// Flushes what was appended since the last call to disk (`fdatasync`).
+    pub(super) fn sync(&self) -> io::Result<()> {
+        let file = {
+            let mut a = self.active();
+            if !std::mem::take(&mut a.unsynced) {
+                return Ok(());
+            }
+            match &a.file {
+                Some(f) => f.try_clone()?,
+                None => return Ok(()),
+            }
+        };
+        file.sync_data()
+    }
+
+    /// Deletes a finished segment (never the active one).
+    pub(super) fn remove(&self, seq: u64) -> io::Result<()> {
+        if seq == self.active_seq() {
+            return Ok(());
+        }
+        match fs::remove_file(segment_path(&self.dir, seq)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn rec(id: i64) -> Record<&'static str> {
+        Record {
+            id,
+            request_id: "req \"quoted\"",
+            amount: 5,
+            scopes: vec!["key:a", "global"],
+            at: 7,
+        }
+    }
+
+    #[test]
+    fn records_survive_reopen_and_torn_lines_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, left) = Journal::open(dir.path()).unwrap();
+        assert!(left.records.is_empty());
+        assert_eq!(j.append(&rec(1)).unwrap(), 0);
+        assert_eq!(j.append(&rec(2)).unwrap(), 0);
+        j.sync().unwrap();
+        drop(j);
+        // A write cut short by a crash.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(segment_path(dir.path(), 0))
+            .unwrap();
+        f.write_all(b"{\"id\":3,\"req\":\"x").unwrap();
+
+        let (j, left) = Journal::open(dir.path()).unwrap();
+        assert_eq!(left.unreadable, 1);
+        let ids: Vec<i64> = left.records.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [1, 2]);
+        assert_eq!(left.records[0].request_id, "req \"quoted\"");
+        assert_eq!(left.records[0].scopes, ["key:a", "global"]);
+        // New records go after the old segments, which stay until removed.
+        assert_eq!(j.append(&rec(4)).unwrap(), 1);
+        left.remove().unwrap();
+        drop(j);
+        let (_, left) = Journal::open(dir.path()).unwrap();
+        let ids: Vec<i64> = left.records.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [4]);
+    }
+
+    #[test]
+    fn segments_rotate_and_only_closed_ones_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = Journal::open(dir.path()).unwrap();
+        let mut id = 0;
+        while j.append(&rec(id)).unwrap() == 0 {
+            id += 1;
+        }
+        assert_eq!(j.active_seq(), 1);
+        j.remove(1).unwrap();
+        assert!(segment_path(dir.path(), 1).exists(), "the active one stays");
+        j.remove(0).unwrap();
+        assert!(!segment_path(dir.path(), 0).exists());
+        drop(j);
+        let (_, left) = Journal::open(dir.path()).unwrap();
+        assert_eq!(left.records.len(), 1);
+        assert_eq!(left.records[0].id, id);
+    }
+}

@@ -1,0 +1,694 @@
+//! The SQLite store's spend book: budgets, reservations and settlements of the one
+//! gateway that owns the database, kept in memory, journalled, and written to SQLite
+//! in the background.
+//!
+//! - **Reserve** checks and holds the amount in every scope under one mutex (so the
+//!   check-and-hold is atomic between tasks) and appends the reservation to the journal
+//!   (`journal.rs`: one `write`) before it returns: from then on the reservation
+//!   survives `SIGKILL`.
+//! - **Settle** releases the reservation, adds the cost to its scopes and queues the
+//!   ledger row, in memory; nothing waits for the disk.
+//! - **The writer thread** wakes when there is something to write, lets a turn's worth
+//!   ([`TURN`]) gather, then syncs the journal (`fdatasync`) and commits, in one
+//!   transaction, the queued ledger rows and the scope rows as they stood when it took
+//!   them (taken together under the mutex, so the committed spend is exactly the sum of
+//!   the committed rows). A journal segment is deleted once every reservation in it has
+//!   its ledger row committed.
+//!
+//! At start-up, [`replay`] counts in full every journalled reservation without a ledger
+//! row (the previous process died with it in flight, or before its row was committed),
+//! then loads the scopes into memory. So recorded spend is never lower than what
+//! providers billed, and a budget holds across a crash. Only one process may own the
+//! book: `sqlite.rs` holds an exclusive lock on the database for the handle's life.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::clock::Clock;
+use super::journal::{Journal, Leftover, Record};
+use super::logic::{self, Prepared, ScopeRow};
+use super::types::{LedgerEntry, ReservationId, ReserveError, ScopeSpend, Settlement, StoreError};
+
+/// How long the writer lets work gather after it is woken, unless a flush is asked for.
+const TURN: Duration = Duration::from_millis(20);
+/// How long the writer waits before trying again after the database failed.
+const RETRY: Duration = Duration::from_secs(1);
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Io(io::Error::other(format!("sqlite: {e}")))
+}
+
+const STORE_SCOPE: &str = "INSERT INTO budget_scopes
+         (scope, limit_nanos, period, period_start, spent_nanos, reserved_nanos)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (scope) DO UPDATE SET
+         limit_nanos = excluded.limit_nanos, period = excluded.period,
+         period_start = excluded.period_start, spent_nanos = excluded.spent_nanos,
+         reserved_nanos = excluded.reserved_nanos";
+const INSERT_ENTRY: &str = "INSERT INTO spend_ledger (reservation_id, request_id, key_id,
+         key_alias, model, deployment, prompt_tokens, completion_tokens, cached_tokens,
+         cost_nanos, status, started_at, ended_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+     ON CONFLICT (reservation_id) DO NOTHING";
+
+/// A scope's counters and whether they changed since the writer last took them.
+struct Scope {
+    row: ScopeRow,
+    dirty: bool,
+}
+
+/// A reservation in flight.
+struct Open {
+    amount: i64,
+    scopes: Vec<String>,
+    /// The journal segment holding it.
+    segment: u64,
+}
+
+/// A ledger row waiting for the writer.
+struct Settled {
+    reservation: i64,
+    entry: LedgerEntry,
+    cost: i64,
+    /// The journal segment of its reservation (`None`: not one of ours).
+    segment: Option<u64>,
+    /// For a reservation id this book does not know: told whether the row was new.
+    inserted: Option<oneshot::Sender<bool>>,
+}
+
+struct State {
+    scopes: HashMap<String, Scope>,
+    /// Names of the scopes with `dirty` set.
+    dirty: Vec<String>,
+    open: HashMap<i64, Open>,
+    /// The first id this process handed out; ids below are a previous process's.
+    first_id: i64,
+    next_id: i64,
+    /// Per journal segment, its reservations whose ledger row is not committed yet.
+    segments: BTreeMap<u64, usize>,
+    settled: Vec<Settled>,
+    /// A wake-up was sent and the writer has not taken the work yet.
+    nudged: bool,
+}
+
+impl State {
+    fn put(&mut self, name: &str, row: ScopeRow) {
+        match self.scopes.get_mut(name) {
+            Some(s) => {
+                s.row = row;
+                if !s.dirty {
+                    s.dirty = true;
+                    self.dirty.push(name.to_owned());
+                }
+            }
+            None => {
+                self.scopes
+                    .insert(name.to_owned(), Scope { row, dirty: true });
+                self.dirty.push(name.to_owned());
+            }
+        }
+    }
+
+    /// `true` when the caller should wake the writer.
+    fn nudge(&mut self) -> bool {
+        !std::mem::replace(&mut self.nudged, true)
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    journal: Journal,
+    clock: Arc<dyn Clock>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+enum Msg {
+    /// There is work; gather a turn's worth, then write.
+    Nudge,
+    /// Write now; answer when it is committed.
+    Flush(Option<oneshot::Sender<Result<(), String>>>),
+}
+
+/// What [`Book::settle`] knows at once.
+pub(super) enum Settle {
+    Done(Settlement),
+    /// Not a reservation of this process: the ledger decides (`true`: the row is new).
+    Check(oneshot::Receiver<bool>),
+}
+
+/// The book of one store handle; dropping it writes what is left and stops the writer.
+pub(super) struct Book {
+    shared: Arc<Shared>,
+    wake: Option<Sender<Msg>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Book {
+    /// Replays what a previous process left (see [`replay`]) on `conn`, then starts the
+    /// writer thread on it. Returns the book and how many reservations were counted in
+    /// full.
+    pub(super) fn open(
+        mut conn: Connection,
+        journal: Journal,
+        leftover: Leftover,
+        clock: Arc<dyn Clock>,
+        write: Arc<tokio::sync::Mutex<()>>,
+    ) -> Result<(Book, u64), StoreError> {
+        let (state, taken) = replay(&mut conn, &leftover, clock.now_ms())?;
+        leftover.remove()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            journal,
+            clock,
+        });
+        let (wake, queue) = mpsc::channel();
+        let writer = Writer {
+            conn,
+            shared: Arc::clone(&shared),
+            write,
+        };
+        let handle = std::thread::Builder::new()
+            .name("spend-writer".to_owned())
+            .spawn(move || writer.run(queue))?;
+        Ok((
+            Book {
+                shared,
+                wake: Some(wake),
+                writer: Some(handle),
+            },
+            taken,
+        ))
+    }
+
+    fn send(&self, m: Msg) {
+        if let Some(w) = &self.wake {
+            let _ = w.send(m);
+        }
+    }
+
+    /// Holds `p.amount` in every scope of `p` or in none, and journals it.
+    pub(super) fn reserve(
+        &self,
+        request_id: &str,
+        p: Prepared,
+    ) -> Result<ReservationId, ReserveError> {
+        let now = self.shared.clock.now_ms();
+        let mut st = self.shared.lock();
+        let mut rows = Vec::with_capacity(p.scopes.len());
+        for s in &p.scopes {
+            let mut row = st
+                .scopes
+                .get(&s.name)
+                .map_or_else(|| ScopeRow::fresh(s.limit), |c| c.row.clone())
+                .rolled(s.period, now);
+            row.limit = s.limit;
+            if let Err(left) = row.check(p.amount, s.limit) {
+                return Err(ReserveError::OverBudget {
+                    scope: s.name.clone(),
+                    limit_usd: logic::limit_usd(s.limit),
+                    remaining_usd: logic::usd(left),
+                });
+            }
+            row.reserved = row.reserved.saturating_add(p.amount);
+            rows.push(row);
+        }
+        let id = st.next_id;
+        let segment = self
+            .shared
+            .journal
+            .append(&Record {
+                id,
+                request_id,
+                amount: p.amount,
+                scopes: p.scopes.iter().map(|s| s.name.as_str()).collect(),
+                at: now,
+            })
+            .map_err(StoreError::Io)?;
+        st.next_id += 1;
+        for (s, row) in p.scopes.iter().zip(rows) {
+            st.put(&s.name, row);
+        }
+        *st.segments.entry(segment).or_default() += 1;
+        st.open.insert(
+            id,
+            Open {
+                amount: p.amount,
+                scopes: p.scopes.into_iter().map(|s| s.name).collect(),
+                segment,
+            },
+        );
+        let nudge = st.nudge();
+        drop(st);
+        if nudge {
+            self.send(Msg::Nudge);
+        }
+        Ok(ReservationId(id))
+    }
+
+    /// Ends a reservation; see [`super::SpendStore::settle`].
+    pub(super) fn settle(&self, id: ReservationId, entry: LedgerEntry, cost: i64) -> Settle {
+        let now = self.shared.clock.now_ms();
+        let mut st = self.shared.lock();
+        if let Some(open) = st.open.remove(&id.0) {
+            for name in &open.scopes {
+                if let Some(s) = st.scopes.get(name) {
+                    let mut row = s.row.clone().rolled_own(now);
+                    row.settle(open.amount, cost);
+                    st.put(name, row);
+                }
+            }
+            st.settled.push(Settled {
+                reservation: id.0,
+                entry,
+                cost,
+                segment: Some(open.segment),
+                inserted: None,
+            });
+            let nudge = st.nudge();
+            drop(st);
+            if nudge {
+                self.send(Msg::Nudge);
+            }
+            return Settle::Done(Settlement::Applied);
+        }
+        if (st.first_id..st.next_id).contains(&id.0) {
+            // Ours, and no longer open: settled before.
+            return Settle::Done(Settlement::AlreadySettled);
+        }
+        // A previous process's (its row is there if it finished or was counted at
+        // start-up) or one never handed out (never hand it out now).
+        st.next_id = st.next_id.max(id.0.saturating_add(1));
+        let (tx, rx) = oneshot::channel();
+        st.settled.push(Settled {
+            reservation: id.0,
+            entry,
+            cost,
+            segment: None,
+            inserted: Some(tx),
+        });
+        drop(st);
+        self.send(Msg::Flush(None));
+        Settle::Check(rx)
+    }
+
+    /// A scope's counters as of now.
+    pub(super) fn spent(&self, scope: &str) -> ScopeSpend {
+        let now = self.shared.clock.now_ms();
+        let row = self
+            .shared
+            .lock()
+            .scopes
+            .get(scope)
+            .map(|s| s.row.clone().rolled_own(now));
+        match row {
+            None => ScopeSpend {
+                scope: scope.to_owned(),
+                spent_usd: 0.0,
+                reserved_usd: 0.0,
+                limit_usd: None,
+                period: None,
+                period_start: None,
+            },
+            Some(row) => ScopeSpend {
+                scope: scope.to_owned(),
+                spent_usd: logic::usd(row.spent),
+                reserved_usd: logic::usd(row.reserved),
+                limit_usd: Some(logic::limit_usd(row.limit)),
+                period: row.period,
+                period_start: row.period_start,
+            },
+        }
+    }
+
+    /// Waits until everything settled so far is committed.
+    pub(super) async fn flush(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Flush(Some(tx)));
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Io(io::Error::other(e))),
+            Err(_) => Err(StoreError::Io(io::Error::other(
+                "the spend writer has stopped",
+            ))),
+        }
+    }
+}
+
+impl Drop for Book {
+    fn drop(&mut self) {
+        // Closing the queue makes the writer write what is left and stop.
+        self.wake = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The writer thread: its own connection, and the book it empties.
+struct Writer {
+    conn: Connection,
+    shared: Arc<Shared>,
+    /// The handle's write mutex (see `sqlite.rs`), held while committing.
+    write: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Writer {
+    fn run(mut self, queue: Receiver<Msg>) {
+        let mut failing = false;
+        loop {
+            let mut waiters = Vec::new();
+            let mut last = false;
+            let first = if failing {
+                match queue.recv_timeout(RETRY) {
+                    Ok(m) => Ok(m),
+                    Err(RecvTimeoutError::Timeout) => Ok(Msg::Flush(None)),
+                    Err(RecvTimeoutError::Disconnected) => Err(()),
+                }
+            } else {
+                queue.recv().map_err(|_| ())
+            };
+            match first {
+                Err(()) => last = true,
+                Ok(Msg::Flush(w)) => waiters.extend(w),
+                Ok(Msg::Nudge) => {
+                    let deadline = Instant::now() + TURN;
+                    loop {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        match queue.recv_timeout(left) {
+                            Ok(Msg::Nudge) => {}
+                            Ok(Msg::Flush(w)) => {
+                                waiters.extend(w);
+                                break;
+                            }
+                            Err(RecvTimeoutError::Timeout) => break,
+                            Err(RecvTimeoutError::Disconnected) => {
+                                last = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            let result = self.turn();
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "could not write the spend ledger; retrying (budgets are still enforced from memory, and the journal keeps every reservation)");
+            }
+            failing = result.is_err();
+            for w in waiters {
+                let _ = w.send(result.clone());
+            }
+            if last {
+                return;
+            }
+        }
+    }
+
+    /// Takes the queued rows and changed scopes, syncs the journal and commits them.
+    fn turn(&mut self) -> Result<(), String> {
+        let (batch, scopes) = {
+            let mut st = self.shared.lock();
+            st.nudged = false;
+            let batch = std::mem::take(&mut st.settled);
+            let names = std::mem::take(&mut st.dirty);
+            let mut scopes = Vec::with_capacity(names.len());
+            for name in names {
+                if let Some(s) = st.scopes.get_mut(&name) {
+                    s.dirty = false;
+                    scopes.push((name, s.row.clone()));
+                }
+            }
+            (batch, scopes)
+        };
+        let synced = self.shared.journal.sync();
+        let committed = if batch.is_empty() && scopes.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let write = Arc::clone(&self.write);
+            let _writer = write.blocking_lock();
+            commit(&mut self.conn, &batch, &scopes)
+        };
+        let mut st = self.shared.lock();
+        match committed {
+            Ok(inserted) => {
+                for (row, new) in batch.into_iter().zip(inserted) {
+                    if let Some(seg) = row.segment {
+                        if let Some(n) = st.segments.get_mut(&seg) {
+                            *n = n.saturating_sub(1);
+                        }
+                    }
+                    if let Some(tx) = row.inserted {
+                        let _ = tx.send(new);
+                    }
+                }
+                let active = self.shared.journal.active_seq();
+                let finished: Vec<u64> = st
+                    .segments
+                    .iter()
+                    .filter(|(&seg, &n)| n == 0 && seg != active)
+                    .map(|(&seg, _)| seg)
+                    .collect();
+                for seg in finished {
+                    st.segments.remove(&seg);
+                    if let Err(e) = self.shared.journal.remove(seg) {
+                        tracing::warn!(error = %e, "could not delete a finished journal segment");
+                    }
+                }
+                synced.map_err(|e| format!("journal sync: {e}"))
+            }
+            Err(e) => {
+                // Keep everything for the next turn, in order.
+                let newer = std::mem::replace(&mut st.settled, batch);
+                st.settled.extend(newer);
+                for (name, _) in scopes {
+                    if let Some(s) = st.scopes.get_mut(&name) {
+                        if !s.dirty {
+                            s.dirty = true;
+                            st.dirty.push(name);
+                        }
+                    }
+                }
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
+fn insert_entry(
+    tx: &rusqlite::Transaction<'_>,
+    reservation: i64,
+    e: &LedgerEntry,
+    cost: i64,
+) -> Result<bool, StoreError> {
+    let n = tx
+        .prepare_cached(INSERT_ENTRY)
+        .map_err(db)?
+        .execute(params![
+            reservation,
+            e.request_id,
+            e.key_id,
+            e.key_alias,
+            e.model,
+            e.deployment,
+            logic::tokens_col(e.prompt_tokens),
+            logic::tokens_col(e.completion_tokens),
+            logic::tokens_col(e.cached_tokens),
+            cost,
+            i32::from(e.status),
+            e.started_at,
+            e.ended_at,
+        ])
+        .map_err(db)?;
+    Ok(n > 0)
+}
+
+fn store_scope(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    row: &ScopeRow,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(STORE_SCOPE)
+        .map_err(db)?
+        .execute(params![
+            name,
+            row.limit,
+            row.period.map(|p| p.to_string()),
+            row.period_start,
+            row.spent,
+            row.reserved,
+        ])
+        .map_err(db)?;
+    Ok(())
+}
+
+/// One transaction: the ledger rows (whether each was new) and the scope rows.
+fn commit(
+    conn: &mut Connection,
+    batch: &[Settled],
+    scopes: &[(String, ScopeRow)],
+) -> Result<Vec<bool>, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    let mut inserted = Vec::with_capacity(batch.len());
+    for s in batch {
+        inserted.push(insert_entry(&tx, s.reservation, &s.entry, s.cost)?);
+    }
+    for (name, row) in scopes {
+        store_scope(&tx, name, row)?;
+    }
+    tx.commit().map_err(db)?;
+    Ok(inserted)
+}
+
+/// Counts in full every reservation a previous process left without a ledger row (the
+/// journal's, and rows of the `reservations` table an older version wrote), writing a
+/// status-0 row for each, then loads every scope. Returns the book's state and how many
+/// reservations were counted.
+fn replay(
+    conn: &mut Connection,
+    leftover: &Leftover,
+    now: i64,
+) -> Result<(State, u64), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    let mut legacy = Vec::new();
+    {
+        let mut stmt = tx
+            .prepare("SELECT id, request_id, amount_nanos, scopes, created_at FROM reservations")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(db)?;
+        for row in rows {
+            let (id, request_id, amount, names, at) = row.map_err(db)?;
+            legacy.push(Record {
+                id,
+                request_id,
+                amount,
+                scopes: logic::parse_names(&names)?,
+                at,
+            });
+        }
+    }
+    tx.execute("DELETE FROM reservations", []).map_err(db)?;
+
+    let mut taken = 0u64;
+    let mut deltas: BTreeMap<String, i64> = BTreeMap::new();
+    let mut max_id = 0i64;
+    for r in leftover.records.iter().chain(&legacy) {
+        max_id = max_id.max(r.id);
+        let finished = tx
+            .prepare_cached("SELECT 1 FROM spend_ledger WHERE reservation_id = ?1")
+            .map_err(db)?
+            .query_row([r.id], |_| Ok(()))
+            .optional()
+            .map_err(db)?
+            .is_some();
+        if finished {
+            continue;
+        }
+        let entry = logic::orphan_entry(r.request_id.clone(), &r.scopes, r.amount, r.at, now);
+        insert_entry(&tx, r.id, &entry, r.amount)?;
+        for name in &r.scopes {
+            *deltas.entry(name.clone()).or_default() += r.amount;
+        }
+        taken += 1;
+    }
+
+    let mut scopes = HashMap::new();
+    {
+        let mut stmt = tx
+            .prepare(
+                "SELECT scope, spent_nanos, limit_nanos, period, period_start FROM budget_scopes",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            })
+            .map_err(db)?;
+        for row in rows {
+            let (name, spent, limit, period, period_start) = row.map_err(db)?;
+            let row = ScopeRow {
+                spent,
+                reserved: 0,
+                limit,
+                period: ScopeRow::period_from(period)?,
+                period_start,
+            };
+            scopes.insert(name, row);
+        }
+    }
+    for (name, amount) in deltas {
+        let row = scopes
+            .remove(&name)
+            .map_or_else(|| ScopeRow::fresh(i64::MAX), |r| r.rolled_own(now));
+        let mut row = row;
+        row.settle(0, amount);
+        store_scope(&tx, &name, &row)?;
+        scopes.insert(name, row);
+    }
+    tx.execute("UPDATE budget_scopes SET reserved_nanos = 0", [])
+        .map_err(db)?;
+
+    let ledger_max: Option<i64> = tx
+        .query_row("SELECT MAX(reservation_id) FROM spend_ledger", [], |r| {
+            r.get(0)
+        })
+        .map_err(db)?;
+    let sequence: Option<i64> = tx
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'reservations'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db)?;
+    tx.commit().map_err(db)?;
+
+    let next_id = max_id
+        .max(ledger_max.unwrap_or(0))
+        .max(sequence.unwrap_or(0))
+        .saturating_add(1);
+    let state = State {
+        scopes: scopes
+            .into_iter()
+            .map(|(name, row)| (name, Scope { row, dirty: false }))
+            .collect(),
+        dirty: Vec::new(),
+        open: HashMap::new(),
+        first_id: next_id,
+        next_id,
+        segments: BTreeMap::new(),
+        settled: Vec::new(),
+        nudged: false,
+    };
+    Ok((state, taken))
+}
