@@ -127,3 +127,57 @@ async fn sigkill_during_streams_never_loses_billed_spend() {
         "the cut-off streams count in full: {recorded}"
     );
 }
+
+/// A gateway stopped with SIGTERM writes every settlement before it exits: after a
+/// restart the recorded spend is exactly what the provider billed, one row a request,
+/// none counted at its reservation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_writes_every_settlement_before_exit() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("spend.db");
+    let file = dir.path().join("liter-llm-proxy.toml");
+    std::fs::write(&file, config(&mock, &db)).unwrap();
+    let start = || {
+        Proc::spawn({
+            let mut c = cmd(dir.path());
+            c.args(["api", "--config", file.to_str().unwrap()]);
+            c
+        })
+    };
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let gw = start();
+    for i in 0..12 {
+        let resp = client
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .bearer_auth(MASTER)
+            .json(&ask(i % 3 == 0))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    let billed = mock.served().completion_tokens as f64 * PRICE;
+    gw.signal("-TERM");
+    let (status, _) = gw.wait();
+    assert!(status.success(), "{status:?}");
+
+    let gw = start();
+    let get = |path: &'static str| {
+        client
+            .get(format!("{}{path}", gw.url))
+            .bearer_auth(MASTER)
+            .send()
+    };
+    let spend: Value = get("/global/spend").await.unwrap().json().await.unwrap();
+    let recorded = spend["spend"].as_f64().unwrap();
+    assert!(
+        (recorded - billed).abs() < 1e-9,
+        "recorded {recorded}, billed {billed}"
+    );
+    let logs: Value = get("/spend/logs").await.unwrap().json().await.unwrap();
+    let rows = logs.as_array().unwrap();
+    assert_eq!(rows.len(), 12);
+    assert!(rows.iter().all(|r| r["status"] == 200), "{rows:?}");
+}

@@ -1165,3 +1165,73 @@ async fn sqlite_batch_applies_in_queue_order() {
     let other = s.spend.spent("other").await.unwrap();
     assert_eq!(other.limit_usd, None, "a refused reservation wrote a scope");
 }
+
+/// A database written by the previous version (schema 1: ledger keyed apart from its
+/// reservation, reservations in a table) upgrades in place: its ledger rows stay, a
+/// reservation a crashed gateway left in the table is counted in full once, and new
+/// ids never collide with old ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgrades_a_version_1_database() {
+    use sqlx::ConnectOptions;
+    let h = SqliteDb::new().await;
+    std::fs::create_dir_all(h.path().parent().unwrap()).unwrap();
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(h.path())
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql(include_str!("../migrations/sqlite/0001_init.sql"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE store_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+         INSERT INTO store_migrations VALUES (1, {T0});
+         INSERT INTO budget_scopes (scope, limit_nanos, spent_nanos, reserved_nanos)
+             VALUES ('key:old', 10000000000, 1500000000, 2000000000);
+         INSERT INTO spend_ledger (reservation_id, request_id, key_id, key_alias, model,
+             deployment, prompt_tokens, completion_tokens, cached_tokens, cost_nanos, status,
+             started_at, ended_at)
+             VALUES (7, 'done', 'old', NULL, 'm', 'm', 10, 5, 0, 1500000000, 200, {T0}, {T0});
+         INSERT INTO reservations (id, request_id, owner, amount_nanos, scopes, created_at)
+             VALUES (8, 'cut', 42, 2000000000, '[\"key:old\"]', {T0});"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+
+    let s = h.open().await;
+    assert_eq!(s.spend.reconcile().await.unwrap(), 1);
+    let k = s.spend.spent("key:old").await.unwrap();
+    assert_eq!((k.spent_usd, k.reserved_usd), (3.5, 0.0));
+    let rows = s.spend.ledger(&LedgerFilter::default()).await.unwrap();
+    let mut seen: Vec<_> = rows
+        .iter()
+        .map(|r| (r.request_id.as_str(), r.status, r.cost_usd))
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(seen, [("cut", 0, 2.0), ("done", 200, 1.5)]);
+    let id = s
+        .spend
+        .reserve(reservation("new", vec![scope("key:old", 10.0)], 1.0))
+        .await
+        .unwrap();
+    assert!(id.0 > 8, "{id:?}");
+    assert_eq!(
+        s.spend
+            .settle(id, entry("new", Some("old"), "m", 0.5, T0))
+            .await
+            .unwrap(),
+        Settlement::Applied
+    );
+    assert_eq!(
+        s.spend
+            .ledger(&LedgerFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}

@@ -5,41 +5,39 @@
 //! embedded default, one file) and a PostgreSQL one (several gateways sharing one
 //! database). Both pass one conformance suite (`tests/store.rs`). [`open`] picks the
 //! backend from a URL, creates the database if needed and runs the embedded migrations.
-//! This module touches only its database (and, for SQLite, owner lock files next to it).
+//! This module touches only its database (and, for SQLite, the lock file and the
+//! reservation journal next to it).
 //!
 //! # Accounting invariants
 //!
 //! 1. **No overspend under concurrency.** [`SpendStore::reserve`] admits an amount only
 //!    if, for *every* scope, `spent + reserved + amount <= limit` in the scope's current
-//!    window, and it reserves in all of them or none. The check and the write happen in
-//!    one transaction that holds every scope row it reads until commit, so this holds
-//!    between tasks of one gateway and between gateways sharing a database: SQLite
-//!    serialises writers with `BEGIN IMMEDIATE`; PostgreSQL locks each scope row with an
-//!    upsert (`INSERT .. ON CONFLICT DO UPDATE`, which takes the row lock) in name order,
-//!    so transactions never deadlock and read-committed always sees the latest
-//!    committed counters.
-//! 2. **Recorded spend is never lower than what providers billed.**
-//!    [`SpendStore::settle`] releases the reservation, adds the billed cost to every
-//!    scope it touched (even past the limit) and writes the ledger row in one committed
-//!    transaction; SQLite runs with `synchronous=FULL` in WAL mode, so a settled row
-//!    survives `SIGKILL` or power loss. A reservation is durable once `reserve`
-//!    returns, so when a gateway dies mid-request its reservation is still there and
-//!    [`SpendStore::reconcile`] later counts it as spent in full (and writes a ledger
-//!    row with status 0). This is why a reservation's amount must be an upper bound
-//!    of the bill (priced with `max_tokens`).
+//!    window, and it reserves in all of them or none. SQLite: the one gateway that owns
+//!    the file (an exclusive lock on `<db>.lock`; a second one is refused at open) checks
+//!    and holds in memory under one mutex. PostgreSQL: the check and the write happen in
+//!    one transaction that locks each scope row with an upsert (`INSERT .. ON CONFLICT DO
+//!    UPDATE`, which takes the row lock) in name order, so gateways sharing the database
+//!    never deadlock and read-committed always sees the latest committed counters.
+//! 2. **Recorded spend is never lower than what providers billed.** A reservation is
+//!    durable against a crash of the gateway once `reserve` returns (SQLite: appended to
+//!    the journal, `journal.rs`; PostgreSQL: committed), and it is an upper bound of the
+//!    bill (priced with `max_tokens`). [`SpendStore::settle`] releases it, adds the billed
+//!    cost to every scope it touched (even past the limit) and writes the ledger row
+//!    (SQLite: in memory at once, committed by the book's writer within a turn, see
+//!    `sqlite_book.rs`; PostgreSQL: in one transaction). A reservation whose ledger row
+//!    never got committed is counted in full, with a status-0 ledger row, by
+//!    [`SpendStore::reconcile`] (SQLite: replayed from the journal at open).
 //! 3. **Exact money.** Amounts are stored as integer nano-dollars; `f64` USD is
 //!    converted once, at the edge (see `logic.rs`).
 //! 4. **Settling is idempotent.** Reservation ids are never reused and the ledger holds
 //!    at most one row per reservation, so a repeated or late settle changes nothing.
-//! 5. **Reconcile only takes reservations of dead gateways.** Every store handle has a
-//!    random owner id held by a lock for its whole life (a PostgreSQL session advisory
-//!    lock; for SQLite an exclusive `flock` on `<db>.owners/<id>.lock`). The lock goes
-//!    away with the process, however it dies; `reconcile` takes a reservation only once
-//!    it can take its owner's lock, so a live peer's in-flight reservations are left
-//!    alone. Run it at start-up and periodically (a peer's death may be noticed late).
-//!    A caller that abandons `reserve` mid-way (client disconnect) leaks nothing: the
-//!    work runs on its own task, which gives the reservation back if nobody is left to
-//!    receive its id; `settle` and `reconcile` also run to completion on their own task.
+//! 5. **Reconcile only takes reservations of dead gateways.** PostgreSQL: every store
+//!    handle has a random owner id held by a session advisory lock for its whole life;
+//!    `reconcile` takes a reservation only once it can take its owner's lock, so a live
+//!    peer's in-flight reservations are left alone. Run it at start-up and periodically
+//!    (a peer's death may be noticed late). SQLite: the handle owns the file, so there is
+//!    no peer; open replays the journal and the first `reconcile` reports the count.
+//!    `settle` and `reconcile` run to completion even if their caller goes away.
 //! 6. **Periods reset on schedule.** A scope with a [`Period`] stores when its window
 //!    started; windows follow each other back to back, and the first write after a
 //!    window ends starts the spend again from zero. Times come from the store's

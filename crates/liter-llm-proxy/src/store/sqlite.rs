@@ -41,7 +41,10 @@ use super::types::{
 use super::{SpendStore, Stores};
 
 /// Embedded migrations, applied in order; the version is the position + 1.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_ledger_by_reservation.sql"),
+];
 
 /// The columns of a ledger row, in [`read_entry`]'s order.
 const LEDGER_COLUMNS: &str = "request_id, key_id, key_alias, model, deployment, prompt_tokens, \

@@ -52,11 +52,11 @@ const STORE_SCOPE: &str = "INSERT INTO budget_scopes
          limit_nanos = excluded.limit_nanos, period = excluded.period,
          period_start = excluded.period_start, spent_nanos = excluded.spent_nanos,
          reserved_nanos = excluded.reserved_nanos";
-const INSERT_ENTRY: &str = "INSERT INTO spend_ledger (reservation_id, request_id, key_id,
+const INSERT_ENTRY: &str = "INSERT INTO spend_ledger (id, request_id, key_id,
          key_alias, model, deployment, prompt_tokens, completion_tokens, cached_tokens,
          cost_nanos, status, started_at, ended_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-     ON CONFLICT (reservation_id) DO NOTHING";
+     ON CONFLICT (id) DO NOTHING";
 
 /// A scope's counters and whether they changed since the writer last took them.
 struct Scope {
@@ -599,7 +599,7 @@ fn replay(
     for r in leftover.records.iter().chain(&legacy) {
         max_id = max_id.max(r.id);
         let finished = tx
-            .prepare_cached("SELECT 1 FROM spend_ledger WHERE reservation_id = ?1")
+            .prepare_cached("SELECT 1 FROM spend_ledger WHERE id = ?1")
             .map_err(db)?
             .query_row([r.id], |_| Ok(()))
             .optional()
@@ -659,9 +659,7 @@ fn replay(
         .map_err(db)?;
 
     let ledger_max: Option<i64> = tx
-        .query_row("SELECT MAX(reservation_id) FROM spend_ledger", [], |r| {
-            r.get(0)
-        })
+        .query_row("SELECT MAX(id) FROM spend_ledger", [], |r| r.get(0))
         .map_err(db)?;
     let sequence: Option<i64> = tx
         .query_row(
