@@ -95,6 +95,10 @@ impl Estimate {
 }
 
 fn content_tokens(tok: &Tokenizer, content: &RawValue) -> u64 {
+    // The common case, plain text, without building a JSON value.
+    if let Ok(text) = serde_json::from_str::<std::borrow::Cow<'_, str>>(content.get()) {
+        return tok.count(&text);
+    }
     match serde_json::from_str::<serde_json::Value>(content.get()) {
         Ok(serde_json::Value::String(s)) => tok.count(&s),
         Ok(serde_json::Value::Array(parts)) => parts

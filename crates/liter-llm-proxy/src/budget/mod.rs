@@ -430,17 +430,16 @@ pub async fn admit(
             .filter_map(|d| app.price_of(&d.deployment.provider_model, &usage))
             .fold(0.0, f64::max);
         let soft = app.config.governance.enforcement == Enforcement::Soft;
-        let mut r = Reservation {
+        let reservation_of = |soft: bool| Reservation {
             request_id: request_id.to_owned(),
-            scopes: scopes(app, key, pool, false),
+            scopes: scopes(app, key, pool, soft),
             amount_usd: reserved_usd,
         };
-        let result = match stores.spend.reserve(r.clone()).await {
+        let result = match stores.spend.reserve(reservation_of(false)).await {
             Err(ReserveError::OverBudget { scope, .. }) if soft && !scope.starts_with("key:") => {
                 tracing::warn!(scope = %scope, model = %head.model, "soft budget crossed: request let through");
                 soft_warning = Some(format!("budget exceeded for {scope} (soft enforcement)"));
-                r.scopes = scopes(app, key, pool, true);
-                stores.spend.reserve(r).await
+                stores.spend.reserve(reservation_of(true)).await
             }
             other => other,
         };

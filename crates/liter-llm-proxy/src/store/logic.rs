@@ -6,8 +6,6 @@
 //! nano-dollar once, at the edge, and every sum and comparison after that is exact, so
 //! 200 concurrent reservations of $0.1 against $5 admit exactly 50 whatever the order.
 
-use std::collections::HashSet;
-
 use super::clock::{Period, UnixMillis};
 use super::types::{
     KeyUpdate, LedgerEntry, NewKey, Reservation, StoreError, StoredKey, UniqueField,
@@ -89,15 +87,8 @@ pub(crate) struct Prepared {
 impl Prepared {
     pub(crate) fn new(r: &Reservation) -> Result<Self, StoreError> {
         let amount = amount_nanos(r.amount_usd, "a reservation amount")?;
-        let mut seen = HashSet::new();
         let mut scopes = Vec::with_capacity(r.scopes.len());
         for s in &r.scopes {
-            if !seen.insert(s.scope.as_str()) {
-                return Err(StoreError::InvalidInput(format!(
-                    "scope {:?} appears twice in one reservation",
-                    s.scope
-                )));
-            }
             scopes.push(ScopeLimit {
                 name: s.scope.clone(),
                 limit: limit_nanos(s.limit_usd)?,
@@ -105,6 +96,12 @@ impl Prepared {
             });
         }
         scopes.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(w) = scopes.windows(2).find(|w| w[0].name == w[1].name) {
+            return Err(StoreError::InvalidInput(format!(
+                "scope {:?} appears twice in one reservation",
+                w[0].name
+            )));
+        }
         Ok(Self { amount, scopes })
     }
 
