@@ -37,7 +37,10 @@ use super::logic::{self, Prepared, ScopeRow};
 use super::types::{LedgerEntry, ReservationId, ReserveError, ScopeSpend, Settlement, StoreError};
 
 /// How long the writer lets work gather after it is woken, unless a flush is asked for.
-const TURN: Duration = Duration::from_millis(20);
+/// A turn costs two `fsync`s (journal and SQLite WAL; some 150 µs of CPU each on a
+/// virtual disk), so this bounds that cost per request at low rates (at 1,000 req/s a
+/// turn carries 100 rows), and it is the window a power cut can take from the journal.
+const TURN: Duration = Duration::from_millis(100);
 /// How long the writer waits before trying again after the database failed.
 const RETRY: Duration = Duration::from_secs(1);
 
