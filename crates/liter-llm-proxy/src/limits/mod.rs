@@ -1,13 +1,22 @@
 //! Rate-limit stage: requests and tokens per minute, per virtual key and gateway-wide
 //! (`[[keys]] rpm/tpm`, `[rate_limit]`).
 //!
-//! Each limit is a sliding window of the last 60 seconds, kept as a log of admitted
-//! requests (time and tokens), so it is exact: no 60-second span ever holds more than
-//! `rpm` requests or more than `tpm` tokens, whatever the boundaries. A request
-//! reserves its estimated tokens (prompt plus `max_tokens`) when it is admitted; when it
-//! ends, [`Admission::settle`] replaces the estimate with the tokens the provider
-//! reported. A request is checked against its key and the global limits together and
-//! admitted by both or neither (locks taken in that order, never the other).
+//! Each limit is a sliding window of the last 60 seconds, kept as a log of buckets:
+//! admissions within `SLOT` (100 ms) of a bucket's first one share that bucket (a
+//! count of requests and a sum of tokens), so a window holds at most 601 buckets
+//! whatever the request rate. A bucket leaves the window only once its last possible
+//! admission is 60 seconds old, i.e. at its start + 100 ms + 60 s. So the limit is a
+//! hard upper bound: no 60-second span ever holds more than `rpm` requests or more than
+//! `tpm` tokens, whatever the boundaries; the price is that a request may be admitted
+//! up to 100 ms later than an exact per-request log would admit it. A refusal's
+//! `retry_after` is the time until enough buckets have left for the request to fit.
+//!
+//! A request reserves its estimated tokens (prompt plus `max_tokens`) when it is
+//! admitted; when it ends, [`Admission::settle`] replaces the estimate with the tokens
+//! the provider reported, in the bucket that holds it (if still in the window); only a
+//! provider reporting more than the estimate can take a minute past `tpm`. A
+//! request is checked against its key and the global limits together and admitted by
+//! both or neither (locks taken in that order, never the other).
 //!
 //! State is per process. Touches nothing but its own counters.
 
@@ -20,48 +29,87 @@ use tokio::time::Instant;
 use crate::config::RateLimits;
 
 const WINDOW: Duration = Duration::from_secs(60);
+/// How close together admissions must be to share a bucket.
+const SLOT: Duration = Duration::from_millis(100);
 
+/// Admissions from `start` to just before `start + SLOT` (or, if the clock readings of
+/// concurrent callers arrive out of order, slightly before `start`).
 #[derive(Debug)]
-struct Entry {
-    at: Instant,
+struct Bucket {
+    start: Instant,
+    /// Numbers buckets in order, so a settlement finds its bucket by index.
     seq: u64,
+    requests: u32,
     tokens: u64,
+}
+
+impl Bucket {
+    /// When the bucket's last possible admission is `WINDOW` old.
+    fn expires(&self) -> Instant {
+        self.start + SLOT + WINDOW
+    }
 }
 
 #[derive(Debug, Default)]
 struct Log {
-    entries: VecDeque<Entry>,
+    buckets: VecDeque<Bucket>,
+    requests: u64,
     tokens: u64,
     next_seq: u64,
 }
 
 impl Log {
     fn expire(&mut self, now: Instant) {
-        while let Some(e) = self.entries.front() {
-            if now.duration_since(e.at) < WINDOW {
+        while let Some(b) = self.buckets.front() {
+            if now < b.expires() {
                 break;
             }
-            self.tokens -= e.tokens;
-            self.entries.pop_front();
+            self.requests -= u64::from(b.requests);
+            self.tokens = self.tokens.saturating_sub(b.tokens);
+            self.buckets.pop_front();
         }
     }
 
-    /// How long until `tokens` more fit under `tpm` (`None`: they never will).
-    fn tokens_free_in(&self, now: Instant, tpm: u64, tokens: u64) -> Option<Duration> {
-        if tokens > tpm {
-            return None;
-        }
-        let mut used = self.tokens;
-        for e in &self.entries {
-            if used + tokens <= tpm {
-                break;
-            }
-            used -= e.tokens;
-            if used + tokens <= tpm {
-                return Some((e.at + WINDOW).saturating_duration_since(now));
+    /// How long until `fits(requests, tokens)` holds as buckets leave (`None`: it does
+    /// not even with the window empty). After `expire(now)`, never zero.
+    fn free_in(&self, now: Instant, fits: impl Fn(u64, u64) -> bool) -> Option<Duration> {
+        let (mut requests, mut tokens) = (self.requests, self.tokens);
+        for b in &self.buckets {
+            requests -= u64::from(b.requests);
+            tokens = tokens.saturating_sub(b.tokens);
+            if fits(requests, tokens) {
+                return Some(b.expires().saturating_duration_since(now));
             }
         }
-        Some(Duration::ZERO)
+        None
+    }
+
+    /// Counts one admission at `now`; returns its bucket's `seq`.
+    fn record(&mut self, now: Instant, tokens: u64) -> u64 {
+        self.requests += 1;
+        self.tokens += tokens;
+        if let Some(b) = self.buckets.back_mut() {
+            if now < b.start + SLOT {
+                b.requests += 1;
+                b.tokens += tokens;
+                return b.seq;
+            }
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.buckets.push_back(Bucket {
+            start: now,
+            seq,
+            requests: 1,
+            tokens,
+        });
+        seq
+    }
+
+    fn bucket_mut(&mut self, seq: u64) -> Option<&mut Bucket> {
+        let front = self.buckets.front()?.seq;
+        let idx = usize::try_from(seq.checked_sub(front)?).ok()?;
+        self.buckets.get_mut(idx).filter(|b| b.seq == seq)
     }
 }
 
@@ -104,28 +152,32 @@ impl Window {
         }
     }
 
+    /// Whether one more request of `tokens` fits in `log` (already expired to `now`);
+    /// if not, what is over and how long until it fits (both limits at once).
     fn check(
         &self,
         log: &Log,
         now: Instant,
         tokens: u64,
     ) -> Result<(), (&'static str, Option<Duration>)> {
-        if let Some(rpm) = self.limits.rpm {
-            if log.entries.len() >= rpm as usize {
-                // The oldest of the last `rpm` requests has to leave the window.
-                let oldest = &log.entries[log.entries.len() - rpm as usize];
-                return Err((
-                    "requests",
-                    Some((oldest.at + WINDOW).saturating_duration_since(now)),
-                ));
-            }
+        let rpm = self.limits.rpm.map(u64::from);
+        let tpm = self.limits.tpm;
+        let fits = |requests: u64, used: u64| {
+            rpm.is_none_or(|rpm| requests < rpm)
+                && tpm.is_none_or(|tpm| used.saturating_add(tokens) <= tpm)
+        };
+        if fits(log.requests, log.tokens) {
+            return Ok(());
         }
-        if let Some(tpm) = self.limits.tpm {
-            if log.tokens + tokens > tpm {
-                return Err(("tokens", log.tokens_free_in(now, tpm, tokens)));
-            }
+        if tpm.is_some_and(|tpm| tokens > tpm) {
+            return Err(("tokens", None));
         }
-        Ok(())
+        let what = if rpm.is_some_and(|rpm| log.requests >= rpm) {
+            "requests"
+        } else {
+            "tokens"
+        };
+        Err((what, log.free_in(now, fits)))
     }
 
     fn remaining(&self, log: &Log) -> Remaining {
@@ -134,7 +186,7 @@ impl Window {
             requests: self
                 .limits
                 .rpm
-                .map(|r| r.saturating_sub(log.entries.len() as u32)),
+                .map(|r| u32::try_from(u64::from(r).saturating_sub(log.requests)).unwrap_or(0)),
             tokens: self.limits.tpm.map(|t| t.saturating_sub(log.tokens)),
         }
     }
@@ -143,6 +195,7 @@ impl Window {
 /// A request admitted by every window it was checked against.
 #[derive(Debug)]
 pub struct Admission {
+    /// Each window with the `seq` of the bucket that holds this request.
     held: Vec<(Arc<Window>, u64)>,
     tokens: u64,
     /// The tightest window, for the `x-ratelimit-*` headers.
@@ -173,14 +226,9 @@ pub fn admit(
     let mut held = Vec::with_capacity(windows.len());
     let mut remaining: Option<Remaining> = None;
     for ((_, w), log) in windows.iter().zip(logs.iter_mut()) {
-        let seq = log.next_seq;
-        log.next_seq += 1;
-        log.entries.push_back(Entry {
-            at: now,
-            seq,
-            tokens,
-        });
-        log.tokens += tokens;
+        // Tokens are only counted where they are limited (so the sums stay bounded).
+        let counted = if w.limits.tpm.is_some() { tokens } else { 0 };
+        let seq = log.record(now, counted);
         held.push(((*w).clone(), seq));
         let r = w.remaining(log);
         remaining = Some(match remaining {
@@ -211,28 +259,21 @@ fn tighter(a: Remaining, b: Remaining) -> bool {
 }
 
 impl Admission {
-    /// Replace the estimate by the tokens really used (if the entry is still in the
-    /// window). Called once, when the request ends.
+    /// Replace the estimate by the tokens really used, in the bucket that holds the
+    /// request (if it is still in the window). Called once, when the request ends.
     pub fn settle(&self, actual: u64) {
         for (w, seq) in &self.held {
             if w.limits.tpm.is_none() {
                 continue;
             }
             let mut log = lock(&w.log);
-            let front = log.entries.front().map(|e| e.seq);
-            let Some(front) = front else { continue };
-            let Some(idx) = seq.checked_sub(front) else {
+            let Some(b) = log.bucket_mut(*seq) else {
                 continue;
             };
-            let Ok(idx) = usize::try_from(idx) else {
-                continue;
-            };
-            if let Some(e) = log.entries.get_mut(idx) {
-                if e.seq == *seq {
-                    let old = std::mem::replace(&mut e.tokens, actual);
-                    log.tokens = log.tokens + actual - old;
-                }
-            }
+            let old = b.tokens;
+            b.tokens = old.saturating_sub(self.tokens).saturating_add(actual);
+            let new = b.tokens;
+            log.tokens = log.tokens.saturating_sub(old).saturating_add(new);
         }
     }
 
@@ -249,18 +290,36 @@ mod tests {
         Arc::new(Window::new(RateLimits { rpm, tpm }))
     }
 
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// xorshift64, so the schedules are the same on every run.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn rpm_is_a_sliding_window() {
         let key = w(Some(2), None);
         let t0 = Instant::now();
         admit(&[("key", &key)], t0, 1).unwrap();
-        admit(&[("key", &key)], t0 + Duration::from_secs(30), 1).unwrap();
-        let r = admit(&[("key", &key)], t0 + Duration::from_secs(59), 1).unwrap_err();
+        admit(&[("key", &key)], t0 + ms(30_000), 1).unwrap();
+        let r = admit(&[("key", &key)], t0 + ms(59_000), 1).unwrap_err();
         assert_eq!(r.what, "requests");
-        assert_eq!(r.retry_after, Some(Duration::from_secs(1)));
-        // At 60 s the first one has left; the second is still in.
-        admit(&[("key", &key)], t0 + Duration::from_secs(60), 1).unwrap();
-        assert!(admit(&[("key", &key)], t0 + Duration::from_secs(61), 1).is_err());
+        assert_eq!(r.retry_after, Some(ms(1_100)));
+        // The first bucket could hold an admission up to t0 + 100 ms: still in at 60 s.
+        let r = admit(&[("key", &key)], t0 + ms(60_000), 1).unwrap_err();
+        assert_eq!(r.retry_after, Some(SLOT));
+        // At 60.1 s the first one has left; the second is still in.
+        admit(&[("key", &key)], t0 + ms(60_100), 1).unwrap();
+        assert!(admit(&[("key", &key)], t0 + ms(61_000), 1).is_err());
     }
 
     #[tokio::test(start_paused = true)]
@@ -269,7 +328,7 @@ mod tests {
         let t0 = Instant::now();
         let a = admit(&[("key", &key)], t0, 80).unwrap();
         let r = admit(&[("key", &key)], t0, 30).unwrap_err();
-        assert_eq!((r.what, r.retry_after), ("tokens", Some(WINDOW)));
+        assert_eq!((r.what, r.retry_after), ("tokens", Some(WINDOW + SLOT)));
         a.settle(10);
         let b = admit(&[("key", &key)], t0, 30).unwrap();
         assert_eq!(b.remaining.unwrap().tokens, Some(60));
@@ -297,5 +356,171 @@ mod tests {
                 .requests,
             Some(8)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn buckets_stay_bounded_whatever_the_rate() {
+        let g = w(Some(u32::MAX), Some(u64::MAX));
+        let buckets = |w: &Window| lock(&w.log).buckets.len();
+        let t0 = Instant::now();
+        // 10,000 admissions over 60 s, one every 6 ms.
+        for i in 0..10_000 {
+            let a = admit(&[("gateway", &g)], t0 + ms(6 * i), 1).unwrap();
+            assert!(buckets(&g) <= 601);
+            if i == 9_999 {
+                let left = a.remaining.unwrap();
+                assert_eq!(left.requests, Some(u32::MAX - 10_000));
+                assert_eq!(left.tokens, Some(u64::MAX - 10_000));
+            }
+        }
+        // The worst case, one admission per slot, for two minutes: exactly 601.
+        let g = w(Some(u32::MAX), None);
+        let mut most = 0;
+        for i in 0..1_200 {
+            admit(&[("gateway", &g)], t0 + SLOT * i, 1).unwrap();
+            most = most.max(buckets(&g));
+        }
+        assert_eq!(most, 601);
+    }
+
+    /// Admitted requests as a client would see them: when, which key, tokens so far.
+    struct Rec {
+        at: u64,
+        key: usize,
+        tokens: u64,
+    }
+
+    /// Requests and tokens of `recs` (those of `key`, or all) in the span [end - 60 s, end].
+    fn in_span(recs: &[Rec], end: u64, key: Option<usize>) -> (u64, u64) {
+        recs.iter()
+            .filter(|r| r.at <= end && end - r.at <= 60_000 && key.is_none_or(|k| r.key == k))
+            .fold((0, 0), |(n, t), r| (n + 1, t + r.tokens))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_minute_ever_holds_more_than_the_limits() {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let keys = [w(Some(30), Some(3_000)), w(Some(30), Some(3_000))];
+        let gateway = w(Some(50), Some(5_000));
+        let t0 = Instant::now();
+        let mut times: Vec<u64> = (0..2_000).map(|_| rng.below(180_000)).collect();
+        times.sort_unstable();
+        let mut recs: Vec<Rec> = Vec::new();
+        let mut admissions: Vec<Admission> = Vec::new();
+        // (when, index in recs, actual tokens)
+        let mut settles: BinaryHeap<Reverse<(u64, usize, u64)>> = BinaryHeap::new();
+        let mut refused = [0u32; 2];
+        for at in times {
+            while let Some(&Reverse((when, i, actual))) = settles.peek() {
+                if when > at {
+                    break;
+                }
+                settles.pop();
+                admissions[i].settle(actual);
+                recs[i].tokens = actual;
+            }
+            let key = rng.below(2) as usize;
+            let estimate = 1 + rng.below(300);
+            let windows = [("key", &keys[key]), ("gateway", &gateway)];
+            match admit(&windows, t0 + ms(at), estimate) {
+                Ok(a) => {
+                    // Providers report at most what was reserved (prompt plus max_tokens).
+                    let actual = rng.below(estimate + 1);
+                    settles.push(Reverse((at + rng.below(70_000), recs.len(), actual)));
+                    admissions.push(a);
+                    recs.push(Rec {
+                        at,
+                        key,
+                        tokens: estimate,
+                    });
+                    for (k, (rpm, tpm)) in [
+                        (Some(0), (30, 3_000)),
+                        (Some(1), (30, 3_000)),
+                        (None, (50, 5_000)),
+                    ] {
+                        let (n, t) = in_span(&recs, at, k);
+                        assert!(n <= rpm && t <= tpm, "{n} requests, {t} tokens at {at} ms");
+                    }
+                }
+                Err(r) => {
+                    assert!(r.retry_after.is_some_and(|d| d > Duration::ZERO));
+                    refused[usize::from(r.what == "tokens")] += 1;
+                }
+            }
+        }
+        assert!(refused[0] > 0 && refused[1] > 0, "{refused:?}");
+        // And with the final tokens, sliding over every span that starts at an admission.
+        let mut end = 0;
+        for start in 0..recs.len() {
+            while end < recs.len() && recs[end].at - recs[start].at <= 60_000 {
+                end += 1;
+            }
+            let span = &recs[start..end];
+            assert!(span.len() <= 50);
+            assert!(span.iter().map(|r| r.tokens).sum::<u64>() <= 5_000);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_honoured() {
+        let t0 = Instant::now();
+        let key = w(Some(3), None);
+        for at in [0, 10_000, 20_050] {
+            admit(&[("key", &key)], t0 + ms(at), 1).unwrap();
+        }
+        let r = admit(&[("key", &key)], t0 + ms(30_000), 1).unwrap_err();
+        assert_eq!((r.what, r.retry_after), ("requests", Some(ms(30_100))));
+        assert!(admit(
+            &[("key", &key)],
+            t0 + ms(60_100) - Duration::from_nanos(1),
+            1
+        )
+        .is_err());
+        admit(&[("key", &key)], t0 + ms(60_100), 1).unwrap();
+
+        let key = w(None, Some(100));
+        admit(&[("key", &key)], t0, 40).unwrap();
+        admit(&[("key", &key)], t0 + ms(5_030), 40).unwrap();
+        // 70 more fit only once both have left.
+        let r = admit(&[("key", &key)], t0 + ms(10_000), 70).unwrap_err();
+        assert_eq!((r.what, r.retry_after), ("tokens", Some(ms(55_130))));
+        assert!(admit(
+            &[("key", &key)],
+            t0 + ms(65_130) - Duration::from_nanos(1),
+            70
+        )
+        .is_err());
+        admit(&[("key", &key)], t0 + ms(65_130), 70).unwrap();
+
+        // A client that always waits exactly `retry_after` gets in, never a moment sooner.
+        let mut rng = Rng(0x0dd_ba11_cafe_f00d);
+        let key = w(Some(20), Some(1_500));
+        let mut held: Vec<Admission> = Vec::new();
+        let mut now = t0;
+        let mut refused = [0u32; 2];
+        for _ in 0..3_000 {
+            now += ms(rng.below(500));
+            if !held.is_empty() && rng.below(4) == 0 {
+                let a = held.swap_remove(rng.below(held.len() as u64) as usize);
+                a.settle(rng.below(a.estimated_tokens() + 1));
+            }
+            let estimate = 1 + rng.below(150);
+            match admit(&[("key", &key)], now, estimate) {
+                Ok(a) => held.push(a),
+                Err(r) => {
+                    refused[usize::from(r.what == "tokens")] += 1;
+                    let wait = r.retry_after.unwrap();
+                    assert!(wait > Duration::ZERO);
+                    let early = now + wait - Duration::from_nanos(1);
+                    assert!(admit(&[("key", &key)], early, estimate).is_err());
+                    now += wait;
+                    held.push(admit(&[("key", &key)], now, estimate).unwrap());
+                }
+            }
+        }
+        assert!(refused[0] > 0 && refused[1] > 0, "{refused:?}");
     }
 }
