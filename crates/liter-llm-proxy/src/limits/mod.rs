@@ -4,11 +4,11 @@
 //! Each limit is a sliding window of the last 60 seconds, kept as a log of buckets:
 //! admissions within `SLOT` (100 ms) of a bucket's first one share that bucket (a
 //! count of requests and a sum of tokens), so a window holds at most 601 buckets
-//! whatever the request rate. A bucket leaves the window only once its last possible
-//! admission is 60 seconds old, i.e. at its start + 100 ms + 60 s. So the limit is a
-//! hard upper bound: no 60-second span ever holds more than `rpm` requests or more than
-//! `tpm` tokens, whatever the boundaries; the price is that a request may be admitted
-//! up to 100 ms later than an exact per-request log would admit it. A refusal's
+//! whatever the request rate. A bucket leaves the window only once its latest
+//! admission is 60 seconds old. So the limit is a hard upper bound: no 60-second span
+//! ever holds more than `rpm` requests or more than `tpm` tokens, whatever the
+//! boundaries; the price is that a request may be admitted up to 100 ms later than an
+//! exact per-request log would admit it (and `Retry-After` is never over 60 s). A refusal's
 //! `retry_after` is the time until enough buckets have left for the request to fit.
 //!
 //! A request reserves its estimated tokens (prompt plus `max_tokens`) when it is
@@ -37,6 +37,8 @@ const SLOT: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 struct Bucket {
     start: Instant,
+    /// The latest admission in the bucket.
+    last: Instant,
     /// Numbers buckets in order, so a settlement finds its bucket by index.
     seq: u64,
     requests: u32,
@@ -44,9 +46,9 @@ struct Bucket {
 }
 
 impl Bucket {
-    /// When the bucket's last possible admission is `WINDOW` old.
+    /// When the bucket's latest admission is `WINDOW` old.
     fn expires(&self) -> Instant {
-        self.start + SLOT + WINDOW
+        self.last + WINDOW
     }
 }
 
@@ -90,6 +92,7 @@ impl Log {
         self.tokens += tokens;
         if let Some(b) = self.buckets.back_mut() {
             if now < b.start + SLOT {
+                b.last = b.last.max(now);
                 b.requests += 1;
                 b.tokens += tokens;
                 return b.seq;
@@ -99,6 +102,7 @@ impl Log {
         self.next_seq += 1;
         self.buckets.push_back(Bucket {
             start: now,
+            last: now,
             seq,
             requests: 1,
             tokens,
@@ -313,12 +317,9 @@ mod tests {
         admit(&[("key", &key)], t0 + ms(30_000), 1).unwrap();
         let r = admit(&[("key", &key)], t0 + ms(59_000), 1).unwrap_err();
         assert_eq!(r.what, "requests");
-        assert_eq!(r.retry_after, Some(ms(1_100)));
-        // The first bucket could hold an admission up to t0 + 100 ms: still in at 60 s.
-        let r = admit(&[("key", &key)], t0 + ms(60_000), 1).unwrap_err();
-        assert_eq!(r.retry_after, Some(SLOT));
-        // At 60.1 s the first one has left; the second is still in.
-        admit(&[("key", &key)], t0 + ms(60_100), 1).unwrap();
+        assert_eq!(r.retry_after, Some(ms(1_000)));
+        // At 60 s the first one has left; the second is still in.
+        admit(&[("key", &key)], t0 + ms(60_000), 1).unwrap();
         assert!(admit(&[("key", &key)], t0 + ms(61_000), 1).is_err());
     }
 
@@ -328,7 +329,7 @@ mod tests {
         let t0 = Instant::now();
         let a = admit(&[("key", &key)], t0, 80).unwrap();
         let r = admit(&[("key", &key)], t0, 30).unwrap_err();
-        assert_eq!((r.what, r.retry_after), ("tokens", Some(WINDOW + SLOT)));
+        assert_eq!((r.what, r.retry_after), ("tokens", Some(WINDOW)));
         a.settle(10);
         let b = admit(&[("key", &key)], t0, 30).unwrap();
         assert_eq!(b.remaining.unwrap().tokens, Some(60));
@@ -373,14 +374,15 @@ mod tests {
                 assert_eq!(left.tokens, Some(u64::MAX - 10_000));
             }
         }
-        // The worst case, one admission per slot, for two minutes: exactly 601.
+        // The worst case, one admission per slot, for two minutes: a full minute of
+        // slots.
         let g = w(Some(u32::MAX), None);
         let mut most = 0;
         for i in 0..1_200 {
             admit(&[("gateway", &g)], t0 + SLOT * i, 1).unwrap();
             most = most.max(buckets(&g));
         }
-        assert_eq!(most, 601);
+        assert_eq!(most, 600);
     }
 
     /// Admitted requests as a client would see them: when, which key, tokens so far.
@@ -390,10 +392,11 @@ mod tests {
         tokens: u64,
     }
 
-    /// Requests and tokens of `recs` (those of `key`, or all) in the span [end - 60 s, end].
+    /// Requests and tokens of `recs` (those of `key`, or all) in the minute ending at
+    /// `end` (the span (end - 60 s, end]: a request 60 s old has left).
     fn in_span(recs: &[Rec], end: u64, key: Option<usize>) -> (u64, u64) {
         recs.iter()
-            .filter(|r| r.at <= end && end - r.at <= 60_000 && key.is_none_or(|k| r.key == k))
+            .filter(|r| r.at <= end && end - r.at < 60_000 && key.is_none_or(|k| r.key == k))
             .fold((0, 0), |(n, t), r| (n + 1, t + r.tokens))
     }
 
@@ -455,7 +458,7 @@ mod tests {
         // And with the final tokens, sliding over every span that starts at an admission.
         let mut end = 0;
         for start in 0..recs.len() {
-            while end < recs.len() && recs[end].at - recs[start].at <= 60_000 {
+            while end < recs.len() && recs[end].at - recs[start].at < 60_000 {
                 end += 1;
             }
             let span = &recs[start..end];
@@ -472,28 +475,28 @@ mod tests {
             admit(&[("key", &key)], t0 + ms(at), 1).unwrap();
         }
         let r = admit(&[("key", &key)], t0 + ms(30_000), 1).unwrap_err();
-        assert_eq!((r.what, r.retry_after), ("requests", Some(ms(30_100))));
+        assert_eq!((r.what, r.retry_after), ("requests", Some(ms(30_000))));
         assert!(admit(
             &[("key", &key)],
-            t0 + ms(60_100) - Duration::from_nanos(1),
+            t0 + ms(60_000) - Duration::from_nanos(1),
             1
         )
         .is_err());
-        admit(&[("key", &key)], t0 + ms(60_100), 1).unwrap();
+        admit(&[("key", &key)], t0 + ms(60_000), 1).unwrap();
 
         let key = w(None, Some(100));
         admit(&[("key", &key)], t0, 40).unwrap();
         admit(&[("key", &key)], t0 + ms(5_030), 40).unwrap();
         // 70 more fit only once both have left.
         let r = admit(&[("key", &key)], t0 + ms(10_000), 70).unwrap_err();
-        assert_eq!((r.what, r.retry_after), ("tokens", Some(ms(55_130))));
+        assert_eq!((r.what, r.retry_after), ("tokens", Some(ms(55_030))));
         assert!(admit(
             &[("key", &key)],
-            t0 + ms(65_130) - Duration::from_nanos(1),
+            t0 + ms(65_030) - Duration::from_nanos(1),
             70
         )
         .is_err());
-        admit(&[("key", &key)], t0 + ms(65_130), 70).unwrap();
+        admit(&[("key", &key)], t0 + ms(65_030), 70).unwrap();
 
         // A client that always waits exactly `retry_after` gets in, never a moment sooner.
         let mut rng = Rng(0x0dd_ba11_cafe_f00d);
