@@ -5,7 +5,7 @@ port 0; their URLs are read from the "listening on http://..." line each prints,
 test waits on a fixed sleep. The gateway's config is written to a temp dir (see
 ``GATEWAY_CONFIG``). Every test starts with an empty fault queue and request log on the mock.
 
-Binaries come from ``target/debug`` (override with ``LITER_LLM_BIN_DIR``); build them
+Binaries come from ``target/debug`` (``$CARGO_TARGET_DIR/debug`` when set; override with ``LITER_LLM_BIN_DIR``); build them
 with ``cargo build -p liter-llm-cli -p mock-upstream`` or run ``scripts/compat.sh``.
 """
 
@@ -28,7 +28,12 @@ import openai
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BIN_DIR = Path(os.environ.get("LITER_LLM_BIN_DIR", REPO / "target" / "debug"))
+BIN_DIR = Path(
+    os.environ.get(
+        "LITER_LLM_BIN_DIR",
+        Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "debug",
+    )
+)
 
 MASTER_KEY = "sk-compat-master-0123456789"
 VIRTUAL_KEY = "vk-compat-gpt4o-only-0001"
