@@ -1235,3 +1235,43 @@ async fn sqlite_upgrades_a_version_1_database() {
         3
     );
 }
+
+/// Settlements reach the database file on their own (the writer commits at least every
+/// second while there is work), not only when someone asks for a flush.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_commits_settlements_in_the_background() {
+    use sqlx::ConnectOptions;
+    let h = SqliteDb::new().await;
+    let s = h.open().await;
+    let id = s
+        .spend
+        .reserve(reservation("bg", vec![scope("global", 10.0)], 1.0))
+        .await
+        .unwrap();
+    s.spend
+        .settle(id, entry("bg", None, "m", 0.25, T0))
+        .await
+        .unwrap();
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(h.path())
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT l.cost_nanos, s.spent_nanos FROM spend_ledger l, budget_scopes s
+             WHERE l.request_id = 'bg' AND s.scope = 'global'",
+        )
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap();
+        if let Some(r) = row {
+            assert_eq!(r, (250_000_000, 250_000_000));
+            break;
+        }
+        assert!(Instant::now() < deadline, "never committed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
