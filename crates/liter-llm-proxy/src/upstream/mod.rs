@@ -288,6 +288,9 @@ fn error_detail(body: &[u8], status: StatusCode) -> ErrorDetail {
 /// A finished JSON answer from upstream, passed through as bytes.
 pub fn json_response(body: Bytes) -> Response<Body> {
     let mut resp = Response::new(Body::from(body));
+    // Room for what later stages add (request id, answering model and deployment, rate
+    // limit, cost), so the map is not regrown per request.
+    *resp.headers_mut() = axum::http::HeaderMap::with_capacity(16);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
