@@ -1090,13 +1090,22 @@ async fn sqlite_file_holds_no_clear_key() {
     e.key_id = Some(key.id.clone());
     s.spend.settle(id, e).await.unwrap();
     let mut bytes = Vec::new();
-    for suffix in ["", "-wal", "-shm", "-journal"] {
+    for suffix in ["", "-wal", "-shm", "-journal", ".lock"] {
         let mut p = h.path().into_os_string();
         p.push(suffix);
         if let Ok(b) = std::fs::read(&p) {
             bytes.extend(b);
         }
     }
+    // And the reservation journal beside it.
+    let mut journal = h.path().into_os_string();
+    journal.push(".journal");
+    let mut segments = 0;
+    for f in std::fs::read_dir(&journal).unwrap() {
+        bytes.extend(std::fs::read(f.unwrap().path()).unwrap());
+        segments += 1;
+    }
+    assert!(segments > 0, "sanity: the journal was read");
     let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     assert!(
         contains(key.key_hash.as_bytes()),

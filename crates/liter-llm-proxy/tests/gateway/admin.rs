@@ -149,16 +149,13 @@ async fn generated_keys_work_are_limited_and_can_be_updated_and_deleted() {
 
     // The clear key is nowhere in the database files.
     drop(gw);
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            let bytes = std::fs::read(&path).unwrap();
-            assert!(
-                !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
-                "{} holds the clear key",
-                path.display()
-            );
-        }
+    for path in files_under(dir.path()) {
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+            "{} holds the clear key",
+            path.display()
+        );
     }
 }
 

@@ -184,3 +184,21 @@ pub fn sse_data(text: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Every file under `dir`, its subfolders included (the SQLite store keeps its
+/// reservation journal in a folder beside the database).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
