@@ -1,7 +1,8 @@
 -- The ledger row's id becomes its reservation's id (the rowid), which drops the
--- separate unique index, and two of the four secondary indexes go: every request
--- writes one row, and each index is one more B-tree insert. Spend queries filter by
--- time and key; by alias or model they scan.
+-- separate unique index, and only the time index stays: every request writes one row,
+-- and each index is one more B-tree insert. Spend queries filter by time with it; by
+-- key, alias or model they scan (a key filter matches its id or its alias, which one
+-- column's index could not serve anyway).
 CREATE TABLE spend_ledger_v2 (
     id                INTEGER PRIMARY KEY,  -- the reservation id
     request_id        TEXT    NOT NULL,
@@ -27,4 +28,3 @@ FROM spend_ledger;
 DROP TABLE spend_ledger;
 ALTER TABLE spend_ledger_v2 RENAME TO spend_ledger;
 CREATE INDEX spend_ledger_started ON spend_ledger (started_at);
-CREATE INDEX spend_ledger_key ON spend_ledger (key_id, started_at);
