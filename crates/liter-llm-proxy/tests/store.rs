@@ -1284,3 +1284,33 @@ async fn sqlite_commits_settlements_in_the_background() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Many settlements in one commit (written in multi-row chunks plus a remainder) all
+/// reach the ledger, each once, with their cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writes_a_large_batch_exactly() {
+    let h = SqliteDb::new().await;
+    let s = h.open().await;
+    let mut ids = Vec::new();
+    for i in 0..75 {
+        let r = reservation(&format!("b{i}"), vec![scope("global", 1000.0)], 1.0);
+        ids.push(s.spend.reserve(r).await.unwrap());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let e = entry(&format!("b{i}"), None, "m", 0.001 * (i + 1) as f64, T0);
+        assert_eq!(s.spend.settle(*id, e).await.unwrap(), Settlement::Applied);
+    }
+    let rows = s.spend.ledger(&LedgerFilter::default()).await.unwrap();
+    assert_eq!(rows.len(), 75);
+    let mut names: Vec<_> = rows.iter().map(|r| r.request_id.clone()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 75);
+    let total = s.spend.total(&LedgerFilter::default()).await.unwrap();
+    assert!((total - 0.001 * 75.0 * 76.0 / 2.0).abs() < 1e-9, "{total}");
+    drop(s);
+    // Nothing is counted again at the next start.
+    let s = h.open().await;
+    assert_eq!(s.spend.reconcile().await.unwrap(), 0);
+    assert!((s.spend.spent("global").await.unwrap().spent_usd - 2.85).abs() < 1e-9);
+}

@@ -64,6 +64,27 @@ const INSERT_ENTRY: &str = "INSERT INTO spend_ledger (id, request_id, key_id,
          cost_nanos, status, started_at, ended_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
      ON CONFLICT (id) DO NOTHING";
+/// Ledger rows written by one statement when there are enough (one statement's fixed
+/// cost then serves them all).
+const CHUNK: usize = 32;
+/// Columns of a ledger row.
+const COLUMNS: usize = 13;
+
+/// `INSERT` of [`CHUNK`] ledger rows.
+fn insert_many() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let row = format!("({})", vec!["?"; COLUMNS].join(", "));
+        format!(
+            "INSERT INTO spend_ledger (id, request_id, key_id, key_alias, model, deployment,
+                 prompt_tokens, completion_tokens, cached_tokens, cost_nanos, status,
+                 started_at, ended_at)
+             VALUES {}
+             ON CONFLICT (id) DO NOTHING",
+            vec![row; CHUNK].join(", ")
+        )
+    })
+}
 
 /// A scope's counters and whether they changed since the writer last took them.
 struct Scope {
@@ -514,32 +535,38 @@ impl Writer {
     }
 }
 
+/// Binds one ledger row at parameters `first..first + COLUMNS`.
+fn bind_entry(
+    stmt: &mut rusqlite::Statement<'_>,
+    first: usize,
+    reservation: i64,
+    e: &LedgerEntry,
+    cost: i64,
+) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(first, reservation)?;
+    stmt.raw_bind_parameter(first + 1, &e.request_id)?;
+    stmt.raw_bind_parameter(first + 2, &e.key_id)?;
+    stmt.raw_bind_parameter(first + 3, &e.key_alias)?;
+    stmt.raw_bind_parameter(first + 4, &e.model)?;
+    stmt.raw_bind_parameter(first + 5, &e.deployment)?;
+    stmt.raw_bind_parameter(first + 6, logic::tokens_col(e.prompt_tokens))?;
+    stmt.raw_bind_parameter(first + 7, logic::tokens_col(e.completion_tokens))?;
+    stmt.raw_bind_parameter(first + 8, logic::tokens_col(e.cached_tokens))?;
+    stmt.raw_bind_parameter(first + 9, cost)?;
+    stmt.raw_bind_parameter(first + 10, i32::from(e.status))?;
+    stmt.raw_bind_parameter(first + 11, e.started_at)?;
+    stmt.raw_bind_parameter(first + 12, e.ended_at)
+}
+
+/// Writes a ledger row unless one with this id exists; `true` when written.
 fn insert_entry(
-    tx: &rusqlite::Transaction<'_>,
+    stmt: &mut rusqlite::Statement<'_>,
     reservation: i64,
     e: &LedgerEntry,
     cost: i64,
 ) -> Result<bool, StoreError> {
-    let n = tx
-        .prepare_cached(INSERT_ENTRY)
-        .map_err(db)?
-        .execute(params![
-            reservation,
-            e.request_id,
-            e.key_id,
-            e.key_alias,
-            e.model,
-            e.deployment,
-            logic::tokens_col(e.prompt_tokens),
-            logic::tokens_col(e.completion_tokens),
-            logic::tokens_col(e.cached_tokens),
-            cost,
-            i32::from(e.status),
-            e.started_at,
-            e.ended_at,
-        ])
-        .map_err(db)?;
-    Ok(n > 0)
+    bind_entry(stmt, 1, reservation, e, cost).map_err(db)?;
+    Ok(stmt.raw_execute().map_err(db)? > 0)
 }
 
 fn store_scope(
@@ -570,9 +597,33 @@ fn write_batch(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db)?;
-    let mut inserted = Vec::with_capacity(batch.len());
-    for s in batch {
-        inserted.push(insert_entry(&tx, s.reservation, &s.entry, s.cost)?);
+    let mut inserted = vec![true; batch.len()];
+    {
+        let mut one = tx.prepare_cached(INSERT_ENTRY).map_err(db)?;
+        // Rows of this gateway's own reservations have fresh ids: they go in chunks. A
+        // settle of an id it does not know may find its row there: one at a time.
+        let mut ours = Vec::with_capacity(batch.len());
+        for (i, s) in batch.iter().enumerate() {
+            if s.inserted.is_some() {
+                inserted[i] = insert_entry(&mut one, s.reservation, &s.entry, s.cost)?;
+            } else {
+                ours.push(s);
+            }
+        }
+        let mut chunks = ours.chunks_exact(CHUNK);
+        if chunks.len() > 0 {
+            let mut many = tx.prepare_cached(insert_many()).map_err(db)?;
+            for chunk in &mut chunks {
+                for (k, s) in chunk.iter().enumerate() {
+                    bind_entry(&mut many, 1 + k * COLUMNS, s.reservation, &s.entry, s.cost)
+                        .map_err(db)?;
+                }
+                many.raw_execute().map_err(db)?;
+            }
+        }
+        for s in chunks.remainder() {
+            insert_entry(&mut one, s.reservation, &s.entry, s.cost)?;
+        }
     }
     for (name, row) in scopes {
         store_scope(&tx, name, row)?;
@@ -638,7 +689,8 @@ fn replay(
             continue;
         }
         let entry = logic::orphan_entry(r.request_id.clone(), &r.scopes, r.amount, r.at, now);
-        insert_entry(&tx, r.id, &entry, r.amount)?;
+        let mut stmt = tx.prepare_cached(INSERT_ENTRY).map_err(db)?;
+        insert_entry(&mut stmt, r.id, &entry, r.amount)?;
         for name in &r.scopes {
             *deltas.entry(name.clone()).or_default() += r.amount;
         }
