@@ -481,6 +481,18 @@ async fn settle_is_idempotent<H: Harness>() {
     h.finish().await;
 }
 
+/// The ledger holds exactly the three `lost*` reservations of
+/// `reconcile_counts_a_dead_gateways_reservations`, each counted in full.
+async fn assert_lost_rows(s: &Stores) {
+    let rows = s.spend.ledger(&LedgerFilter::default()).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        assert_eq!((r.status, r.cost_usd), (0, 2.0));
+        assert_eq!((r.key_id.as_deref(), r.model.as_str()), (Some("k"), "m"));
+        assert!(r.request_id.starts_with("lost"));
+    }
+}
+
 async fn reconcile_counts_a_dead_gateways_reservations<H: Harness>() {
     let h = H::new().await;
     let scopes = || {
@@ -517,16 +529,7 @@ async fn reconcile_counts_a_dead_gateways_reservations<H: Harness>() {
             restarted.spend.settle(lost[0], late).await.unwrap(),
             Settlement::AlreadySettled
         );
-        let rows = restarted
-            .spend
-            .ledger(&LedgerFilter::default())
-            .await
-            .unwrap();
-        assert_eq!(rows.len(), 3);
-        for r in &rows {
-            assert_eq!((r.status, r.cost_usd), (0, 2.0));
-            assert_eq!((r.key_id.as_deref(), r.model.as_str()), (Some("k"), "m"));
-        }
+        assert_lost_rows(&restarted).await;
         // Ids are never handed out twice, across restarts.
         let next = restarted
             .spend
@@ -557,17 +560,7 @@ async fn reconcile_counts_a_dead_gateways_reservations<H: Harness>() {
         (6.0, 1.0),
         "the live reservation stays"
     );
-    let rows = restarted
-        .spend
-        .ledger(&LedgerFilter::default())
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), 3);
-    for r in &rows {
-        assert_eq!((r.status, r.cost_usd), (0, 2.0));
-        assert_eq!((r.key_id.as_deref(), r.model.as_str()), (Some("k"), "m"));
-        assert!(r.request_id.starts_with("lost"));
-    }
+    assert_lost_rows(&restarted).await;
     // A late settle of a reconciled reservation changes nothing; the live one settles.
     let late = entry("lost0", Some("k"), "m", 0.5, T0);
     assert_eq!(

@@ -8,7 +8,8 @@
 
 use super::clock::{Period, UnixMillis};
 use super::types::{
-    KeyUpdate, LedgerEntry, NewKey, Reservation, StoreError, StoredKey, UniqueField,
+    KeyUpdate, LedgerEntry, NewKey, Reservation, ReserveError, ScopeSpend, StoreError, StoredKey,
+    UniqueField,
 };
 
 const NANOS_PER_USD: f64 = 1e9;
@@ -189,6 +190,50 @@ impl ScopeRow {
         } else {
             let left = (i128::from(limit) - used).max(0);
             Err(i64::try_from(left).unwrap_or(i64::MAX))
+        }
+    }
+
+    /// The row with `amount` more held in scope `s` as of `now` (window rolled, the
+    /// reservation's limit stored), or the refusal naming `s` when it does not fit.
+    pub(crate) fn hold(
+        self,
+        s: &ScopeLimit,
+        amount: i64,
+        now: UnixMillis,
+    ) -> Result<Self, ReserveError> {
+        let mut row = self.rolled(s.period, now);
+        row.limit = s.limit;
+        if let Err(left) = row.check(amount, s.limit) {
+            return Err(ReserveError::OverBudget {
+                scope: s.name.clone(),
+                limit_usd: limit_usd(s.limit),
+                remaining_usd: usd(left),
+            });
+        }
+        row.reserved = row.reserved.saturating_add(amount);
+        Ok(row)
+    }
+
+    /// What [`super::SpendStore::spent`] reports for scope `name` with this row (`None`:
+    /// never seen), as of `now`.
+    pub(crate) fn spend(row: Option<Self>, name: &str, now: UnixMillis) -> ScopeSpend {
+        match row.map(|r| r.rolled_own(now)) {
+            None => ScopeSpend {
+                scope: name.to_owned(),
+                spent_usd: 0.0,
+                reserved_usd: 0.0,
+                limit_usd: None,
+                period: None,
+                period_start: None,
+            },
+            Some(row) => ScopeSpend {
+                scope: name.to_owned(),
+                spent_usd: usd(row.spent),
+                reserved_usd: usd(row.reserved),
+                limit_usd: Some(limit_usd(row.limit)),
+                period: row.period,
+                period_start: row.period_start,
+            },
         }
     }
 

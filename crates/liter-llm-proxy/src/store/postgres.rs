@@ -273,20 +273,14 @@ impl Inner {
         let now = self.clock.now_ms();
         let mut rows = Vec::with_capacity(p.scopes.len());
         for s in &p.scopes {
-            let mut row = lock_or_create_scope(&mut tx, &s.name, s.limit)
-                .await?
-                .rolled(s.period, now);
-            row.limit = s.limit;
-            if let Err(left) = row.check(p.amount, s.limit) {
-                tx.rollback().await?;
-                return Err(ReserveError::OverBudget {
-                    scope: s.name.clone(),
-                    limit_usd: logic::limit_usd(s.limit),
-                    remaining_usd: logic::usd(left),
-                });
+            let row = lock_or_create_scope(&mut tx, &s.name, s.limit).await?;
+            match row.hold(s, p.amount, now) {
+                Ok(row) => rows.push(row),
+                Err(refused) => {
+                    tx.rollback().await?;
+                    return Err(refused);
+                }
             }
-            row.reserved = row.reserved.saturating_add(p.amount);
-            rows.push(row);
         }
         for (s, row) in p.scopes.iter().zip(&rows) {
             store_scope(&mut tx, &s.name, row).await?;
@@ -451,28 +445,8 @@ impl SpendStore for PgStore {
         .bind(scope)
         .fetch_optional(&self.0.pool)
         .await?;
-        let now = self.0.clock.now_ms();
-        Ok(match row {
-            None => ScopeSpend {
-                scope: scope.to_owned(),
-                spent_usd: 0.0,
-                reserved_usd: 0.0,
-                limit_usd: None,
-                period: None,
-                period_start: None,
-            },
-            Some(row) => {
-                let row = read_scope(&row)?.rolled_own(now);
-                ScopeSpend {
-                    scope: scope.to_owned(),
-                    spent_usd: logic::usd(row.spent),
-                    reserved_usd: logic::usd(row.reserved),
-                    limit_usd: Some(logic::limit_usd(row.limit)),
-                    period: row.period,
-                    period_start: row.period_start,
-                }
-            }
-        })
+        let row = row.as_ref().map(read_scope).transpose()?;
+        Ok(ScopeRow::spend(row, scope, self.0.clock.now_ms()))
     }
 
     async fn ledger(&self, filter: &LedgerFilter) -> Result<Vec<LedgerEntry>, StoreError> {

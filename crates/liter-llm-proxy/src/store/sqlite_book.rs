@@ -195,6 +195,13 @@ impl Book {
         write: Arc<tokio::sync::Mutex<()>>,
     ) -> Result<(Book, u64), StoreError> {
         let (state, taken) = replay(&mut conn, &leftover, clock.now_ms())?;
+        if leftover.unreadable > 0 {
+            // A record cut short by a crash (its request was never sent) or damage.
+            tracing::warn!(
+                records = leftover.unreadable,
+                "skipped unreadable records in the reservation journal"
+            );
+        }
         leftover.remove()?;
         // The first reservation should not wait for a segment to be made.
         journal.ensure_spare()?;
@@ -238,21 +245,11 @@ impl Book {
         let mut st = self.shared.lock();
         let mut rows = Vec::with_capacity(p.scopes.len());
         for s in &p.scopes {
-            let mut row = st
+            let row = st
                 .scopes
                 .get(&s.name)
-                .map_or_else(|| ScopeRow::fresh(s.limit), |c| c.row.clone())
-                .rolled(s.period, now);
-            row.limit = s.limit;
-            if let Err(left) = row.check(p.amount, s.limit) {
-                return Err(ReserveError::OverBudget {
-                    scope: s.name.clone(),
-                    limit_usd: logic::limit_usd(s.limit),
-                    remaining_usd: logic::usd(left),
-                });
-            }
-            row.reserved = row.reserved.saturating_add(p.amount);
-            rows.push(row);
+                .map_or_else(|| ScopeRow::fresh(s.limit), |c| c.row.clone());
+            rows.push(row.hold(s, p.amount, now)?);
         }
         let id = st.next_id;
         let segment = self
@@ -336,30 +333,8 @@ impl Book {
     /// A scope's counters as of now.
     pub(super) fn spent(&self, scope: &str) -> ScopeSpend {
         let now = self.shared.clock.now_ms();
-        let row = self
-            .shared
-            .lock()
-            .scopes
-            .get(scope)
-            .map(|s| s.row.clone().rolled_own(now));
-        match row {
-            None => ScopeSpend {
-                scope: scope.to_owned(),
-                spent_usd: 0.0,
-                reserved_usd: 0.0,
-                limit_usd: None,
-                period: None,
-                period_start: None,
-            },
-            Some(row) => ScopeSpend {
-                scope: scope.to_owned(),
-                spent_usd: logic::usd(row.spent),
-                reserved_usd: logic::usd(row.reserved),
-                limit_usd: Some(logic::limit_usd(row.limit)),
-                period: row.period,
-                period_start: row.period_start,
-            },
-        }
+        let row = self.shared.lock().scopes.get(scope).map(|s| s.row.clone());
+        ScopeRow::spend(row, scope, now)
     }
 
     /// Waits until everything settled so far is committed.

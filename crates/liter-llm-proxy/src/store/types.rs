@@ -277,7 +277,8 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
-    /// A file next to the SQLite database (owner lock) could not be used.
+    /// A file next to the SQLite database (its lock or reservation journal) could not
+    /// be used.
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
 }
