@@ -11,7 +11,7 @@
 #   CG_WARMUP       warm-up seconds before the counters are zeroed     (default 5)
 #   CG_DURATION     measured seconds                                   (default 20)
 #   CG_CONNECTIONS  keep-alive connections                             (default 8)
-#   CG_PATHS        which proxies, in order                            (default "floor gateway")
+#   CG_PATHS        which proxies, in order: floor, gateway, governed   (default "floor gateway")
 #   CG_STREAM=1     measure streaming requests instead
 #   CG_KEEP=1       keep the run directory (callgrind files: callgrind_annotate FILE)
 #   BENCH_SKIP_BUILD=1, CARGO_TARGET_DIR: as for run.sh
@@ -89,6 +89,13 @@ provider_model = "openai/gpt-4o-mini"
 api_key = "sk-upstream"
 base_url = "http://127.0.0.1:$MOCK_PORT/v1"
 EOF
+# The governed gateway of run.sh: the bench key has rpm, tpm and a budget, cost tracking is on,
+# spend goes to an SQLite file in the run directory.
+sed -e 's/^master_key = .*/master_key = "sk-bench-other-master"/' \
+  -e "s#^max_retries = 0#max_retries = 0\nenable_cost_tracking = true\ndatabase_url = \"$RUN/spend.db\"#" \
+  "$RUN/gateway.toml" >"$RUN/governed.toml"
+printf '\n[[keys]]\nkey = "sk-bench-master"\nrpm = 100000000\ntpm = 100000000000\nbudget_limit = 1000000.0\n' \
+  >>"$RUN/governed.toml"
 
 load() { # URL SECONDS [OUT]
   local out=()
@@ -104,6 +111,7 @@ for p in "${CG_PATHS[@]}"; do
   case "$p" in
     floor) cmd=("$BIN/bench-floor" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$MOCK_PORT") ;;
     gateway) cmd=("$BIN/liter-llm" api --config "$RUN/gateway.toml") ;;
+    governed) cmd=("$BIN/liter-llm" api --config "$RUN/governed.toml") ;;
     *) echo "callgrind: unknown path $p" >&2; exit 1 ;;
   esac
   # The gateway at its default log level (what users get), as in run.sh; env before valgrind,

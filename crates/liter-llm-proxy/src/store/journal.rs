@@ -1,8 +1,14 @@
 //! The SQLite store's reservation journal: an append-only log of every reservation,
-//! written (one `write(2)`, into the kernel's page cache) before `reserve` returns, so a
-//! reservation survives `SIGKILL` of the gateway from the moment the request may go
-//! upstream. The book (`sqlite_book.rs`) syncs it to disk (`fdatasync`) on every turn
-//! of its writer, which bounds what power loss can take.
+//! written into the kernel's page cache before `reserve` returns, so a reservation
+//! survives `SIGKILL` of the gateway from the moment the request may go upstream. The
+//! book (`sqlite_book.rs`) syncs it to disk (`fdatasync`) on every turn of its writer,
+//! which bounds what power loss can take.
+//!
+//! The segment being written is memory-mapped (shared, so its pages *are* the file's
+//! page cache): an append is a copy into the mapping, with no system call. A `pwrite`
+//! of one record cost about 2 µs of kernel time on ext4, a tenth of everything else a
+//! proxied request costs; a process killed after the copy leaves the record in the page
+//! cache all the same. This is the workspace's one `unsafe` use (see [`map`]).
 //!
 //! A reservation is *finished* once its ledger row is committed to SQLite; only then may
 //! the record go. The log is cut into numbered segments (`<dir>/<seq>.log`, one JSON
@@ -18,10 +24,10 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+use memmap2::{MmapMut, MmapOptions};
 use serde::{Deserialize, Serialize};
 
 /// A segment's size: it is closed (a new one started) when the next record would not fit.
@@ -50,14 +56,33 @@ pub(super) struct Journal {
     active: Mutex<Active>,
 }
 
+/// A segment file and its mapping.
+struct Segment {
+    file: File,
+    map: MmapMut,
+}
+
+/// Maps a segment that [`Journal::prepare`] made.
+#[allow(unsafe_code)]
+fn map(file: File) -> io::Result<Segment> {
+    // SAFETY: the mapping's memory is only ever reached through `Segment::map`, and the
+    // file behind it is one this process created (`create_new`) in the journal folder
+    // of a database it holds the exclusive lock on (`sqlite.rs`), written to its full
+    // size with real blocks before it is mapped: nothing else truncates or resizes it
+    // while mapped, so no access can fault. Deleting the file (a finished segment) only
+    // unlinks its name; the mapping stays valid until dropped.
+    let map = unsafe { MmapOptions::new().populate().map_mut(&file)? };
+    Ok(Segment { file, map })
+}
+
 struct Active {
     /// The segment being written; opened on the first append after start or rotation.
-    file: Option<File>,
+    file: Option<Segment>,
     seq: u64,
     /// Where the next record goes in `file`.
     bytes: u64,
     /// A segment made ready for the next rotation, and its number.
-    spare: Option<(u64, File)>,
+    spare: Option<(u64, Segment)>,
     /// The next segment number to hand out.
     next_seq: u64,
     /// Written since the last [`Journal::sync`].
@@ -153,8 +178,9 @@ impl Journal {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Creates segment `seq` at its full size, zero-filled and synced.
-    fn prepare(&self, seq: u64) -> io::Result<File> {
+    /// Creates segment `seq` at its full size, zero-filled (so its blocks exist: a
+    /// full disk fails here, not in a write to the mapping), synced, and maps it.
+    fn prepare(&self, seq: u64) -> io::Result<Segment> {
         let mut file = OpenOptions::new()
             .create_new(true)
             .read(true)
@@ -168,7 +194,7 @@ impl Journal {
             left -= n;
         }
         file.sync_all()?;
-        Ok(file)
+        map(file)
     }
 
     /// Makes a segment ready for the next rotation, if none is (the writer calls this
@@ -195,7 +221,7 @@ impl Journal {
         Ok(())
     }
 
-    /// Appends `r` (one `write` in place); returns the segment it went to.
+    /// Appends `r` (a copy into the mapped segment); returns the segment it went to.
     pub(super) fn append(&self, r: &Record<&str>) -> io::Result<u64> {
         let mut a = self.active();
         let a = &mut *a;
@@ -206,7 +232,7 @@ impl Journal {
             // Rotate: the closed segment is synced by the next `sync`, which it waits for
             // before it can be deleted anyway.
             if let Some(f) = a.file.take() {
-                f.sync_data()?;
+                f.file.sync_data()?;
             }
             a.bytes = 0;
         }
@@ -222,8 +248,12 @@ impl Journal {
             a.seq = seq;
             a.file = Some(file);
         }
-        if let Some(file) = &a.file {
-            file.write_all_at(&a.buf, a.bytes)?;
+        if let Some(seg) = &mut a.file {
+            let at = a.bytes as usize;
+            let Some(dst) = seg.map.get_mut(at..at + a.buf.len()) else {
+                return Err(io::Error::other("a journal record larger than a segment"));
+            };
+            dst.copy_from_slice(&a.buf);
         }
         a.bytes += a.buf.len() as u64;
         a.unsynced = true;
@@ -243,10 +273,12 @@ impl Journal {
                 return Ok(());
             }
             match &a.file {
-                Some(f) => f.try_clone()?,
+                Some(f) => f.file.try_clone()?,
                 None => return Ok(()),
             }
         };
+        // On Linux `fdatasync` also writes the pages dirtied through the mapping
+        // (`msync(MS_SYNC)` is the same call, limited to a range).
         file.sync_data()
     }
 
@@ -266,6 +298,7 @@ impl Journal {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::os::unix::fs::FileExt;
 
     fn rec(id: i64) -> Record<&'static str> {
         Record {
