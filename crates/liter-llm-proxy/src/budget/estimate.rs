@@ -2,8 +2,15 @@
 //! a real tokenizer (OpenAI's `o200k_base`, used for every provider: other vendors'
 //! tokenizers differ by some percent, and the estimate is settled against the tokens
 //! the provider reports anyway), plus the output the request allows.
+//!
+//! Counts are remembered per text ([`Memo`]): a conversation sends its whole history
+//! again on every turn, and system prompts and tool definitions repeat across requests,
+//! so most of a request's text has been counted before. Tokenizing a five-word sentence
+//! takes about 8,000 instructions (mostly the pre-tokenizer's regex) and grows with the
+//! text; a remembered count costs one keyed hash of the text.
 
-use std::sync::{Arc, OnceLock};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -16,9 +23,72 @@ const PER_MESSAGE: u64 = 4;
 /// Tokens counted for an image part (OpenAI's high-detail 1024×1024 tile count).
 const PER_IMAGE: u64 = 765;
 
-/// The tokenizer, loaded once on first use (it takes tens of milliseconds).
+/// The tokenizer, loaded once on first use (it takes tens of milliseconds), and the
+/// counts it gave recently.
 #[derive(Clone, Default)]
-pub struct Tokenizer(Arc<OnceLock<Option<CoreBPE>>>);
+pub struct Tokenizer(Arc<Loaded>);
+
+#[derive(Default)]
+struct Loaded {
+    bpe: OnceLock<Option<CoreBPE>>,
+    memo: Memo,
+}
+
+/// Slots of the [`Memo`] (about 100 KB).
+const MEMO_SLOTS: usize = 4096;
+
+/// Token counts of recently seen texts: a direct-mapped table indexed by a keyed hash
+/// of the text (std's SipHash with a random key, so a client cannot aim texts at one
+/// slot). A slot holds the hash, the length and the count; a text matches when both the
+/// hash and the length do. A newer text takes the slot of an older one.
+struct Memo {
+    hasher: std::hash::RandomState,
+    slots: Box<[Mutex<Slot>]>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    hash: u64,
+    /// The text's length in bytes; 0: empty slot (empty texts are not remembered).
+    len: usize,
+    count: u64,
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Memo {
+            hasher: std::hash::RandomState::new(),
+            slots: (0..MEMO_SLOTS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+impl Memo {
+    fn slot(&self, hash: u64) -> std::sync::MutexGuard<'_, Slot> {
+        self.slots[(hash % MEMO_SLOTS as u64) as usize]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The count of `text`, from the table or from `count` (then remembered).
+    fn get_or(&self, text: &str, count: impl FnOnce(&str) -> u64) -> u64 {
+        if text.is_empty() {
+            return count(text);
+        }
+        let hash = self.hasher.hash_one(text);
+        let seen = *self.slot(hash);
+        if seen.hash == hash && seen.len == text.len() {
+            return seen.count;
+        }
+        let n = count(text);
+        *self.slot(hash) = Slot {
+            hash,
+            len: text.len(),
+            count: n,
+        };
+        n
+    }
+}
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -29,6 +99,7 @@ impl std::fmt::Debug for Tokenizer {
 impl Tokenizer {
     fn bpe(&self) -> Option<&CoreBPE> {
         self.0
+            .bpe
             .get_or_init(|| match tiktoken_rs::o200k_base() {
                 Ok(b) => Some(b),
                 Err(e) => {
@@ -46,7 +117,10 @@ impl Tokenizer {
 
     pub fn count(&self, text: &str) -> u64 {
         match self.bpe() {
-            Some(b) => b.encode_ordinary(text).len() as u64,
+            Some(b) => self
+                .0
+                .memo
+                .get_or(text, |t| b.encode_ordinary(t).len() as u64),
             None => (text.len() as u64).div_ceil(4),
         }
     }
@@ -197,5 +271,29 @@ mod tests {
                 max_output: 0
             }
         );
+    }
+
+    #[test]
+    fn remembered_counts_match_fresh_ones() {
+        let tok = Tokenizer::default();
+        let fresh = Tokenizer::default();
+        // More texts than slots, each counted twice: every answer, from the table or
+        // not, is the tokenizer's own, and slots taken over by other texts are not
+        // mistaken for them.
+        let texts: Vec<String> = (0..2 * MEMO_SLOTS)
+            .map(|i| format!("message {i}: {}", "lorem ipsum ".repeat(i % 7)))
+            .collect();
+        for _ in 0..2 {
+            for t in &texts {
+                let want = fresh.bpe().map(|b| b.encode_ordinary(t).len() as u64);
+                assert_eq!(Some(tok.count(t)), want, "{t}");
+            }
+        }
+        assert_eq!(tok.count(""), 0);
+        // A count is remembered: a text seen before is answered from its slot.
+        let memo = Memo::default();
+        assert_eq!(memo.get_or("hello world", |_| 2), 2);
+        assert_eq!(memo.get_or("hello world", |_| unreachable!()), 2);
+        assert_eq!(memo.get_or("hello world!", |_| 3), 3, "another text");
     }
 }

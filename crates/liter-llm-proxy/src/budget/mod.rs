@@ -180,6 +180,8 @@ struct Inner {
 #[derive(Default)]
 struct State {
     usage: Option<Usage>,
+    /// The cost of `usage`, when the dispatcher priced it already.
+    cost: Option<f64>,
     deployment: Option<String>,
     /// The status the client got; 0 while unknown.
     status: u16,
@@ -192,7 +194,15 @@ impl Meter {
 
     /// The usage the provider reported.
     pub fn record_usage(&self, usage: Usage) {
-        self.state().usage = Some(usage);
+        self.record_priced(usage, None);
+    }
+
+    /// The usage the provider reported and its cost, when already known (priced for
+    /// the deployment that answered).
+    pub fn record_priced(&self, usage: Usage, cost: Option<f64>) {
+        let mut s = self.state();
+        s.usage = Some(usage);
+        s.cost = cost;
     }
 
     /// Which deployment answered, and with what status.
@@ -253,6 +263,7 @@ impl Drop for Inner {
             return;
         };
         let cost = match (&state.usage, &state.deployment) {
+            (Some(_), _) if state.cost.is_some() => state.cost.unwrap_or(0.0),
             (Some(u), Some(d)) => self.app.price_of(d, u).unwrap_or(0.0),
             (Some(_), None) => 0.0,
             (None, _) if failed => 0.0,

@@ -199,42 +199,6 @@ fn failed(err: GatewayError, retry_after: Option<Duration>) -> Attempt {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct UsageOnly {
-    usage: Option<ReportedUsage>,
-}
-
-/// `usage` as chat and embeddings answers report it (embeddings have no completion).
-#[derive(serde::Deserialize)]
-struct ReportedUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    total_tokens: u64,
-    #[serde(default)]
-    prompt_tokens_details: Option<liter_llm::types::PromptTokensDetails>,
-    #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
-    #[serde(default)]
-    cache_read_input_tokens: Option<u64>,
-}
-
-impl From<ReportedUsage> for liter_llm::types::Usage {
-    fn from(u: ReportedUsage) -> Self {
-        liter_llm::types::Usage {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-            total_tokens: u.total_tokens,
-            prompt_tokens_details: u.prompt_tokens_details,
-            completion_tokens_details: None,
-            cache_creation_input_tokens: u.cache_creation_input_tokens,
-            cache_read_input_tokens: u.cache_read_input_tokens,
-        }
-    }
-}
-
 /// The response cost in USD, as a header value and for the request log.
 pub const RESPONSE_COST: HeaderName = HeaderName::from_static("x-liter-llm-response-cost");
 /// LiteLLM's name for the same header, for tools that read it.
@@ -249,6 +213,34 @@ fn dropped_header(dropped: Vec<String>) -> Option<HeaderValue> {
         return None;
     }
     HeaderValue::from_str(&dropped.join(", ")).ok()
+}
+
+/// `usd` in decimal with ten places, as `format!("{usd:.10}")` writes it but without
+/// the float formatter (the last place may round the other way in rare ties).
+fn cost_value(usd: f64) -> HeaderValue {
+    /// 10^10: units of the tenth decimal place in a dollar.
+    const SCALE: f64 = 1e10;
+    let units = (usd * SCALE).round();
+    if !(0.0..1e18).contains(&units) {
+        // Negative, huge or not a number: no price does that, but say it as it is.
+        return HeaderValue::from_str(&format!("{usd:.10}"))
+            .unwrap_or(HeaderValue::from_static("0"));
+    }
+    let mut n = units as u64;
+    let mut text = [0u8; 24];
+    let mut at = text.len();
+    let mut places = 0;
+    while n > 0 || places <= 10 {
+        if places == 10 {
+            at -= 1;
+            text[at] = b'.';
+        }
+        at -= 1;
+        text[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        places += 1;
+    }
+    HeaderValue::from_bytes(&text[at..]).unwrap_or(HeaderValue::from_static("0"))
 }
 
 /// The cost of a finished answer, for the request log.
@@ -507,14 +499,14 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
     };
     let mut cost = None;
     if dep.deployment.tpm.is_some() || app.pricing.is_some() || job.meter.is_some() {
-        if let Ok(UsageOnly { usage: Some(u) }) = serde_json::from_slice::<UsageOnly>(&bytes) {
+        if let Some(u) = upstream::usage::reported(&bytes) {
             dep.settle_tokens(Instant::now(), tokens, u.total_tokens);
             let u: liter_llm::types::Usage = u.into();
-            if let Some(m) = job.meter {
-                m.record_usage(u);
-            }
             if app.config.file.general.enable_cost_tracking {
                 cost = app.price_of(&dep.deployment.provider_model, &u);
+            }
+            if let Some(m) = job.meter {
+                m.record_priced(u, cost);
             }
         }
     }
@@ -523,11 +515,37 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
         resp.headers_mut().insert(DROPPED_PARAMS, v);
     }
     if let Some(c) = cost {
-        if let Ok(v) = HeaderValue::from_str(&format!("{c:.10}")) {
-            resp.headers_mut().insert(RESPONSE_COST, v.clone());
-            resp.headers_mut().insert(LITELLM_RESPONSE_COST, v);
-        }
+        let v = cost_value(c);
+        resp.headers_mut().insert(RESPONSE_COST, v.clone());
+        resp.headers_mut().insert(LITELLM_RESPONSE_COST, v);
         resp.extensions_mut().insert(ResponseCost(c));
     }
     Attempt::Done(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn cost_values_read_as_the_float_formatter_writes_them() {
+        for usd in [
+            0.0,
+            1e-10,
+            4e-10,
+            6e-10,
+            0.000_001_23,
+            0.5,
+            1.0,
+            12.345_678_901_2,
+            99_999.25,
+            1.5e-7 * 5.0 + 6e-7 * 6.0,
+        ] {
+            let ours = cost_value(usd);
+            assert_eq!(ours.to_str().unwrap(), format!("{usd:.10}"), "{usd}");
+        }
+        assert_eq!(cost_value(-1.0).to_str().unwrap(), "-1.0000000000");
+        assert_eq!(cost_value(f64::NAN).to_str().unwrap(), "NaN");
+    }
 }

@@ -49,6 +49,28 @@ pub(super) struct Record<S = String> {
     pub at: i64,
 }
 
+/// `r` as JSON, the bytes `serde_json::to_writer` gives, written field by field (a
+/// third of the instructions of the derived serializer, on every reservation).
+fn write_record(buf: &mut Vec<u8>, r: &Record<&str>) -> serde_json::Result<()> {
+    buf.extend_from_slice(b"{\"id\":");
+    serde_json::to_writer(&mut *buf, &r.id)?;
+    buf.extend_from_slice(b",\"req\":");
+    serde_json::to_writer(&mut *buf, r.request_id)?;
+    buf.extend_from_slice(b",\"amount\":");
+    serde_json::to_writer(&mut *buf, &r.amount)?;
+    buf.extend_from_slice(b",\"scopes\":[");
+    for (i, s) in r.scopes.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        serde_json::to_writer(&mut *buf, s)?;
+    }
+    buf.extend_from_slice(b"],\"at\":");
+    serde_json::to_writer(&mut *buf, &r.at)?;
+    buf.push(b'}');
+    Ok(())
+}
+
 /// The journal of one store handle. Appends from many tasks are serialised by a mutex
 /// (each is one short `write`).
 pub(super) struct Journal {
@@ -226,7 +248,7 @@ impl Journal {
         let mut a = self.active();
         let a = &mut *a;
         a.buf.clear();
-        serde_json::to_writer(&mut a.buf, r).map_err(io::Error::other)?;
+        write_record(&mut a.buf, r).map_err(io::Error::other)?;
         a.buf.push(b'\n');
         if a.file.is_some() && a.bytes + a.buf.len() as u64 > SEGMENT_BYTES {
             // Rotate: the closed segment is synced by the next `sync`, which it waits for
@@ -307,6 +329,34 @@ mod tests {
             amount: 5,
             scopes: vec!["key:a", "global"],
             at: 7,
+        }
+    }
+
+    #[test]
+    fn records_are_written_as_serde_writes_them() {
+        for r in [
+            rec(1),
+            Record {
+                id: -7,
+                request_id: "\u{1}\\\"\n\u{e9}",
+                amount: i64::MAX,
+                scopes: vec![],
+                at: 0,
+            },
+            Record {
+                id: 0,
+                request_id: "",
+                amount: 0,
+                scopes: vec!["key:\"x\"", "model:openai/gpt-4o", "global"],
+                at: i64::MIN,
+            },
+        ] {
+            let mut ours = Vec::new();
+            write_record(&mut ours, &r).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&r).unwrap()
+            );
         }
     }
 

@@ -21,7 +21,7 @@
 //! providers billed, and a budget holds across a crash. Only one process may own the
 //! book: `sqlite.rs` holds an exclusive lock on the database for the handle's life.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +29,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rustc_hash::FxHashMap;
 use tokio::sync::oneshot;
 
 use super::clock::Clock;
@@ -111,11 +112,13 @@ struct Settled {
     inserted: Option<oneshot::Sender<bool>>,
 }
 
+/// Maps keyed by scope names and reservation ids, both ours (not a client's text), hash
+/// with the Fx hash: a few instructions where std's SipHash takes a hundred or more.
 struct State {
-    scopes: HashMap<String, Scope>,
+    scopes: FxHashMap<String, Scope>,
     /// Names of the scopes with `dirty` set.
     dirty: Vec<String>,
-    open: HashMap<i64, Open>,
+    open: FxHashMap<i64, Open>,
     /// The first id this process handed out; ids below are a previous process's.
     first_id: i64,
     next_id: i64,
@@ -672,7 +675,7 @@ fn replay(
         taken += 1;
     }
 
-    let mut scopes = HashMap::new();
+    let mut scopes = FxHashMap::default();
     {
         let mut stmt = tx
             .prepare(
@@ -737,7 +740,7 @@ fn replay(
             .map(|(name, row)| (name, Scope { row, dirty: false }))
             .collect(),
         dirty: Vec::new(),
-        open: HashMap::new(),
+        open: FxHashMap::default(),
         first_id: next_id,
         next_id,
         segments: BTreeMap::new(),

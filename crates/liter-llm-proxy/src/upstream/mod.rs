@@ -6,6 +6,7 @@
 pub mod stream;
 pub mod token;
 pub mod translate;
+pub mod usage;
 
 use std::time::Duration;
 
