@@ -31,7 +31,8 @@ pub struct Tokenizer(Arc<Loaded>);
 #[derive(Default)]
 struct Loaded {
     bpe: OnceLock<Option<CoreBPE>>,
-    memo: Memo,
+    /// Made with the first count (a gateway that counts no tokens does not pay for it).
+    memo: OnceLock<Memo>,
 }
 
 /// Slots of the [`Memo`] (about 100 KB).
@@ -120,6 +121,7 @@ impl Tokenizer {
             Some(b) => self
                 .0
                 .memo
+                .get_or_init(Memo::default)
                 .get_or(text, |t| b.encode_ordinary(t).len() as u64),
             None => (text.len() as u64).div_ceil(4),
         }
