@@ -146,7 +146,7 @@ impl Harness for PgDb {
 }
 
 fn scope(name: &str, limit: f64) -> BudgetScope {
-    BudgetScope::named(name.to_owned(), limit, None)
+    BudgetScope::named(name, limit, None)
 }
 
 fn reservation(request_id: &str, scopes: Vec<BudgetScope>, amount: f64) -> Reservation {

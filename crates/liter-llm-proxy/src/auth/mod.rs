@@ -39,6 +39,8 @@ pub struct VirtualKey {
     /// A stable id for budgets and the ledger, never the secret: `cfg-` and the first
     /// 16 hex digits of the key's SHA-256 for keys from the file.
     pub id: String,
+    /// The name of the key's budget scope (`"key:<id>"`), made once.
+    pub scope: Arc<str>,
     /// A safe label for logs: the description, or `key#N` (its position in the file).
     pub label: String,
     /// `None` means every model.
@@ -122,6 +124,7 @@ impl KeyRegistry {
             by_digest.insert(
                 d,
                 Arc::new(Principal::Virtual(VirtualKey {
+                    scope: crate::store::BudgetScope::key_name(&format!("cfg-{id}")),
                     id: format!("cfg-{id}"),
                     label,
                     models,
@@ -206,6 +209,7 @@ impl KeyRegistry {
                 expires_at: k.expires_at,
             },
             blocked: k.blocked,
+            scope: crate::store::BudgetScope::key_name(&k.id),
             id: k.id,
             window,
         }));

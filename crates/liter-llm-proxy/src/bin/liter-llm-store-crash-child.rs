@@ -18,7 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .spend
             .reserve(Reservation {
                 request_id: format!("c{i}"),
-                scopes: vec![BudgetScope::named("key:crash".to_owned(), 100.0, None)],
+                scopes: vec![BudgetScope::named("key:crash", 100.0, None)],
                 amount_usd: 2.0,
             })
             .await

@@ -64,6 +64,9 @@ pub struct Governor {
     /// use one.
     pub stores: Option<Stores>,
     global_window: Option<Arc<Window>>,
+    /// Scope names made once: `"global"`, and `"model:<provider/model>"` per model budget.
+    global_scope: Arc<str>,
+    model_scopes: std::collections::HashMap<String, Arc<str>>,
     tokenizer: Tokenizer,
     pending: Arc<Pending>,
 }
@@ -130,6 +133,13 @@ impl Governor {
                 .global_rate
                 .is_set()
                 .then(|| Arc::new(Window::new(config.governance.global_rate))),
+            global_scope: BudgetScope::global(0.0, None).scope,
+            model_scopes: config
+                .governance
+                .model_budgets
+                .keys()
+                .map(|m| (m.clone(), BudgetScope::model_name(m)))
+                .collect(),
             tokenizer,
             pending: Arc::default(),
         })
@@ -236,13 +246,19 @@ impl crate::upstream::stream::UsageTap for Meter {
 
 fn rate_headers(h: &mut axum::http::HeaderMap, r: &Remaining) {
     if let (Some(limit), Some(left)) = (r.limits.rpm, r.requests) {
-        h.insert(LIMIT_REQUESTS, HeaderValue::from(limit));
-        h.insert(REMAINING_REQUESTS, HeaderValue::from(left));
+        h.insert(LIMIT_REQUESTS, number(limit.into()));
+        h.insert(REMAINING_REQUESTS, number(left.into()));
     }
     if let (Some(limit), Some(left)) = (r.limits.tpm, r.tokens) {
-        h.insert(LIMIT_TOKENS, HeaderValue::from(limit));
-        h.insert(REMAINING_TOKENS, HeaderValue::from(left));
+        h.insert(LIMIT_TOKENS, number(limit));
+        h.insert(REMAINING_TOKENS, number(left));
     }
+}
+
+/// `n` as a header value, in one allocation (`HeaderValue::from(u64)` takes two).
+fn number(n: u64) -> HeaderValue {
+    let mut digits = itoa::Buffer::new();
+    HeaderValue::from_bytes(digits.format(n).as_bytes()).unwrap_or(HeaderValue::from_static("0"))
 }
 
 impl Drop for Inner {
@@ -340,13 +356,14 @@ fn scopes(app: &App, key: Option<&VirtualKey>, pool: &Pool, soft: bool) -> Vec<B
     let mut out = Vec::with_capacity(3);
     if let Some(k) = key {
         // Always kept, so a key's spend is known whether or not it has a budget.
-        out.push(BudgetScope::key(
-            &k.id,
+        out.push(BudgetScope::named(
+            Arc::clone(&k.scope),
             k.limits.budget_limit.unwrap_or(f64::INFINITY),
             k.limits.budget_period,
         ));
     }
-    out.push(BudgetScope::global(
+    out.push(BudgetScope::named(
+        Arc::clone(&app.governor.global_scope),
         g.global_budget.map_or(f64::INFINITY, soft_limit),
         None,
     ));
@@ -359,7 +376,11 @@ fn scopes(app: &App, key: Option<&VirtualKey>, pool: &Pool, soft: bool) -> Vec<B
     models.sort_unstable();
     models.dedup();
     for m in models {
-        out.push(BudgetScope::model(m, soft_limit(g.model_budgets[m]), None));
+        let limit = soft_limit(g.model_budgets[m]);
+        out.push(match app.governor.model_scopes.get(m) {
+            Some(name) => BudgetScope::named(Arc::clone(name), limit, None),
+            None => BudgetScope::model(m, limit, None),
+        });
     }
     out
 }

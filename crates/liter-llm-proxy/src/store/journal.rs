@@ -35,7 +35,7 @@ const SEGMENT_BYTES: u64 = 4 << 20;
 
 /// One reservation, as journalled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Record<S = String> {
+pub(super) struct Record<S = String, L = Vec<S>> {
     /// The reservation id.
     pub id: i64,
     /// The gateway's request id.
@@ -44,14 +44,17 @@ pub(super) struct Record<S = String> {
     /// The amount held back, nano-USD.
     pub amount: i64,
     /// The scope names it was held back in.
-    pub scopes: Vec<S>,
+    pub scopes: L,
     /// When it was made, Unix milliseconds.
     pub at: i64,
 }
 
 /// `r` as JSON, the bytes `serde_json::to_writer` gives, written field by field (a
 /// third of the instructions of the derived serializer, on every reservation).
-fn write_record(buf: &mut Vec<u8>, r: &Record<&str>) -> serde_json::Result<()> {
+fn write_record<S: AsRef<str>>(
+    buf: &mut Vec<u8>,
+    r: &Record<&str, &[S]>,
+) -> serde_json::Result<()> {
     buf.extend_from_slice(b"{\"id\":");
     serde_json::to_writer(&mut *buf, &r.id)?;
     buf.extend_from_slice(b",\"req\":");
@@ -63,7 +66,7 @@ fn write_record(buf: &mut Vec<u8>, r: &Record<&str>) -> serde_json::Result<()> {
         if i > 0 {
             buf.push(b',');
         }
-        serde_json::to_writer(&mut *buf, s)?;
+        serde_json::to_writer(&mut *buf, s.as_ref())?;
     }
     buf.extend_from_slice(b"],\"at\":");
     serde_json::to_writer(&mut *buf, &r.at)?;
@@ -244,7 +247,7 @@ impl Journal {
     }
 
     /// Appends `r` (a copy into the mapped segment); returns the segment it went to.
-    pub(super) fn append(&self, r: &Record<&str>) -> io::Result<u64> {
+    pub(super) fn append<S: AsRef<str>>(&self, r: &Record<&str, &[S]>) -> io::Result<u64> {
         let mut a = self.active();
         let a = &mut *a;
         a.buf.clear();
@@ -322,12 +325,12 @@ mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
 
-    fn rec(id: i64) -> Record<&'static str> {
+    fn rec(id: i64) -> Record<&'static str, &'static [&'static str]> {
         Record {
             id,
             request_id: "req \"quoted\"",
             amount: 5,
-            scopes: vec!["key:a", "global"],
+            scopes: &["key:a", "global"],
             at: 7,
         }
     }
@@ -340,14 +343,14 @@ mod tests {
                 id: -7,
                 request_id: "\u{1}\\\"\n\u{e9}",
                 amount: i64::MAX,
-                scopes: vec![],
+                scopes: &[],
                 at: 0,
             },
             Record {
                 id: 0,
                 request_id: "",
                 amount: 0,
-                scopes: vec!["key:\"x\"", "model:openai/gpt-4o", "global"],
+                scopes: &["key:\"x\"", "model:openai/gpt-4o", "global"],
                 at: i64::MIN,
             },
         ] {

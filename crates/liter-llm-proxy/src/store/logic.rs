@@ -72,9 +72,15 @@ pub(crate) fn count(n: i64) -> u64 {
 /// One scope of a validated reservation.
 #[derive(Debug, Clone)]
 pub(crate) struct ScopeLimit {
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     pub limit: i64,
     pub period: Option<Period>,
+}
+
+impl AsRef<str> for ScopeLimit {
+    fn as_ref(&self) -> &str {
+        &self.name
+    }
 }
 
 /// A reservation checked and in lock order: scopes sorted by name (every backend locks
@@ -108,7 +114,7 @@ impl Prepared {
 
     /// The scope names as stored on the reservation row.
     pub(crate) fn names_json(&self) -> Result<String, StoreError> {
-        let names: Vec<&str> = self.scopes.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<&str> = self.scopes.iter().map(|s| &*s.name).collect();
         serde_json::to_string(&names).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 }
@@ -205,7 +211,7 @@ impl ScopeRow {
         row.limit = s.limit;
         if let Err(left) = row.check(amount, s.limit) {
             return Err(ReserveError::OverBudget {
-                scope: s.name.clone(),
+                scope: s.name.to_string(),
                 limit_usd: limit_usd(s.limit),
                 remaining_usd: usd(left),
             });
@@ -447,7 +453,7 @@ mod tests {
             amount_usd: 0.5,
         };
         let p = Prepared::new(&r).unwrap();
-        assert_eq!(p.scopes[0].name, "global");
+        assert_eq!(&*p.scopes[0].name, "global");
         let mut dup = r.clone();
         dup.scopes.push(BudgetScope::global(3.0, None));
         assert!(Prepared::new(&dup).is_err());

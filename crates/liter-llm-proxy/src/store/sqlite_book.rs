@@ -34,7 +34,7 @@ use tokio::sync::oneshot;
 
 use super::clock::Clock;
 use super::journal::{Journal, Leftover, Record};
-use super::logic::{self, Prepared, ScopeRow};
+use super::logic::{self, Prepared, ScopeLimit, ScopeRow};
 use super::types::{LedgerEntry, ReservationId, ReserveError, ScopeSpend, Settlement, StoreError};
 
 /// While there is work, the writer syncs the journal to disk every turn: the window a
@@ -96,7 +96,7 @@ struct Scope {
 /// A reservation in flight.
 struct Open {
     amount: i64,
-    scopes: Vec<String>,
+    scopes: Vec<ScopeLimit>,
     /// The journal segment holding it.
     segment: u64,
 }
@@ -115,9 +115,9 @@ struct Settled {
 /// Maps keyed by scope names and reservation ids, both ours (not a client's text), hash
 /// with the Fx hash: a few instructions where std's SipHash takes a hundred or more.
 struct State {
-    scopes: FxHashMap<String, Scope>,
+    scopes: FxHashMap<Arc<str>, Scope>,
     /// Names of the scopes with `dirty` set.
-    dirty: Vec<String>,
+    dirty: Vec<Arc<str>>,
     open: FxHashMap<i64, Open>,
     /// The first id this process handed out; ids below are a previous process's.
     first_id: i64,
@@ -130,19 +130,19 @@ struct State {
 }
 
 impl State {
-    fn put(&mut self, name: &str, row: ScopeRow) {
-        match self.scopes.get_mut(name) {
+    fn put(&mut self, name: &Arc<str>, row: ScopeRow) {
+        match self.scopes.get_mut(&**name) {
             Some(s) => {
                 s.row = row;
                 if !s.dirty {
                     s.dirty = true;
-                    self.dirty.push(name.to_owned());
+                    self.dirty.push(Arc::clone(name));
                 }
             }
             None => {
                 self.scopes
-                    .insert(name.to_owned(), Scope { row, dirty: true });
-                self.dirty.push(name.to_owned());
+                    .insert(Arc::clone(name), Scope { row, dirty: true });
+                self.dirty.push(Arc::clone(name));
             }
         }
     }
@@ -246,13 +246,17 @@ impl Book {
     ) -> Result<ReservationId, ReserveError> {
         let now = self.shared.clock.now_ms();
         let mut st = self.shared.lock();
-        let mut rows = Vec::with_capacity(p.scopes.len());
+        // What holding the amount makes of a scope's row (the names are distinct, so
+        // one scope's hold does not change another's).
+        let held = |st: &State, s: &ScopeLimit| {
+            st.scopes
+                .get(&*s.name)
+                .map_or_else(|| ScopeRow::fresh(s.limit), |c| c.row.clone())
+                .hold(s, p.amount, now)
+        };
+        // Every scope is checked before any is held: all or none.
         for s in &p.scopes {
-            let row = st
-                .scopes
-                .get(&s.name)
-                .map_or_else(|| ScopeRow::fresh(s.limit), |c| c.row.clone());
-            rows.push(row.hold(s, p.amount, now)?);
+            held(&st, s)?;
         }
         let id = st.next_id;
         let segment = self
@@ -262,20 +266,22 @@ impl Book {
                 id,
                 request_id,
                 amount: p.amount,
-                scopes: p.scopes.iter().map(|s| s.name.as_str()).collect(),
+                scopes: &p.scopes[..],
                 at: now,
             })
             .map_err(StoreError::Io)?;
         st.next_id += 1;
-        for (s, row) in p.scopes.iter().zip(rows) {
-            st.put(&s.name, row);
+        for s in &p.scopes {
+            if let Ok(row) = held(&st, s) {
+                st.put(&s.name, row);
+            }
         }
         *st.segments.entry(segment).or_default() += 1;
         st.open.insert(
             id,
             Open {
                 amount: p.amount,
-                scopes: p.scopes.into_iter().map(|s| s.name).collect(),
+                scopes: p.scopes,
                 segment,
             },
         );
@@ -292,11 +298,15 @@ impl Book {
         let now = self.shared.clock.now_ms();
         let mut st = self.shared.lock();
         if let Some(open) = st.open.remove(&id.0) {
-            for name in &open.scopes {
-                if let Some(s) = st.scopes.get(name) {
+            for scope in &open.scopes {
+                if let Some(s) = st.scopes.get_mut(&*scope.name) {
                     let mut row = s.row.clone().rolled_own(now);
                     row.settle(open.amount, cost);
-                    st.put(name, row);
+                    s.row = row;
+                    if !s.dirty {
+                        s.dirty = true;
+                        st.dirty.push(Arc::clone(&scope.name));
+                    }
                 }
             }
             st.settled.push(Settled {
@@ -570,7 +580,7 @@ fn store_scope(
 fn write_batch(
     conn: &mut Connection,
     batch: &[Settled],
-    scopes: &[(String, ScopeRow)],
+    scopes: &[(Arc<str>, ScopeRow)],
 ) -> Result<Vec<bool>, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -737,7 +747,7 @@ fn replay(
     let state = State {
         scopes: scopes
             .into_iter()
-            .map(|(name, row)| (name, Scope { row, dirty: false }))
+            .map(|(name, row)| (Arc::from(name), Scope { row, dirty: false }))
             .collect(),
         dirty: Vec::new(),
         open: FxHashMap::default(),

@@ -2,6 +2,8 @@
 //! their errors. Money crosses as `f64` US dollars; inside the stores it is integer
 //! nano-dollars (see [`super::logic`]), so sums and limit checks are exact.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::clock::{Period, UnixMillis};
@@ -17,8 +19,9 @@ pub struct ReservationId(pub i64);
 pub struct BudgetScope {
     /// The scope's name: `"global"`, `"key:<key id>"`, `"model:<provider/model>"`, or any
     /// other string; one row of spend per distinct name. See [`BudgetScope::key`] and
-    /// friends.
-    pub scope: String,
+    /// friends. Shared: the gateway names each scope once and every reservation
+    /// refers to that name.
+    pub scope: Arc<str>,
     /// The limit in USD for the current window (`f64::INFINITY`: no limit, spend is
     /// still counted). The latest reservation's limit is the one stored and checked,
     /// so a key's `max_budget` can change at any time.
@@ -31,23 +34,33 @@ pub struct BudgetScope {
 impl BudgetScope {
     /// The gateway-wide scope `"global"`.
     pub fn global(limit_usd: f64, period: Option<Period>) -> Self {
-        Self::named("global".to_owned(), limit_usd, period)
+        Self::named("global", limit_usd, period)
     }
 
     /// The scope of one key, `"key:<id>"` (the key's id, never its secret).
     pub fn key(key_id: &str, limit_usd: f64, period: Option<Period>) -> Self {
-        Self::named(format!("key:{key_id}"), limit_usd, period)
+        Self::named(Self::key_name(key_id), limit_usd, period)
+    }
+
+    /// The name of a key's scope, `"key:<id>"`.
+    pub fn key_name(key_id: &str) -> Arc<str> {
+        format!("key:{key_id}").into()
     }
 
     /// The scope of one model, `"model:<provider/model>"`.
     pub fn model(model: &str, limit_usd: f64, period: Option<Period>) -> Self {
-        Self::named(format!("model:{model}"), limit_usd, period)
+        Self::named(Self::model_name(model), limit_usd, period)
+    }
+
+    /// The name of a model's scope, `"model:<provider/model>"`.
+    pub fn model_name(model: &str) -> Arc<str> {
+        format!("model:{model}").into()
     }
 
     /// A scope with any name.
-    pub fn named(scope: String, limit_usd: f64, period: Option<Period>) -> Self {
+    pub fn named(scope: impl Into<Arc<str>>, limit_usd: f64, period: Option<Period>) -> Self {
         Self {
-            scope,
+            scope: scope.into(),
             limit_usd,
             period,
         }

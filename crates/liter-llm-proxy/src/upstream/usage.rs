@@ -2,11 +2,14 @@
 //! the rest: the dispatcher needs it for cost, token limits and settlement, and the
 //! answer itself goes to the client as it came.
 //!
-//! [`reported`] walks the answer's top-level object to its `usage` member, skipping
-//! strings with `memchr` and counting brackets (about a tenth of what deserializing the
-//! whole answer with serde costs), and deserializes only that member.
+//! [`reported`] looks for the last `"usage":` in the answer (where OpenAI-shaped answers
+//! put it), deserializes only that member, and checks that what follows it closes
+//! exactly the top-level object: then it is the answer's own usage and not one nested
+//! deeper. Otherwise it walks the top-level object from the start to its `usage`
+//! member, skipping strings with `memchr` and counting brackets. Both cost a fraction
+//! of deserializing the whole answer with serde.
 
-use memchr::memchr2;
+use memchr::{memchr2, memmem};
 use serde::Deserialize;
 
 /// `usage` as chat and embeddings answers report it (embeddings have no completion).
@@ -41,11 +44,57 @@ impl From<ReportedUsage> for liter_llm::types::Usage {
 }
 
 /// The answer's top-level `usage`, if it has one (and it is an object of the usual
-/// fields); `None` for anything else, malformed JSON included.
+/// fields), as deserializing the whole answer would give it; `None` when there is none.
+/// Malformed JSON gives `None` or whatever usage could be read, never a panic.
 pub fn reported(body: &[u8]) -> Option<ReportedUsage> {
+    if let Some(found) = last_top_level(body) {
+        return found;
+    }
     let value = member(body, b"usage")?;
     let mut de = serde_json::Deserializer::from_slice(value);
     Option::<ReportedUsage>::deserialize(&mut de).ok().flatten()
+}
+
+/// The fast path: `Some(usage)` when the last `"usage":` in `body` is a member of the
+/// top-level object; `None` when that cannot be told this way (the caller then walks
+/// the object from the start).
+fn last_top_level(body: &[u8]) -> Option<Option<ReportedUsage>> {
+    const KEY: &[u8] = b"\"usage\":";
+    let at = memmem::rfind(body, KEY)?;
+    // An odd run of backslashes before the quote escapes it: text inside a string.
+    let slashes = body[..at].iter().rev().take_while(|&&b| b == b'\\').count();
+    if slashes % 2 == 1 {
+        return None;
+    }
+    // An unescaped quote followed by `usage":` opens a key (were it a closing quote, a
+    // bare `usage` would follow: not JSON). Its value, and where the value ends:
+    let start = at + KEY.len();
+    let mut values =
+        serde_json::Deserializer::from_slice(&body[start..]).into_iter::<Option<ReportedUsage>>();
+    let usage = values.next()?.ok()?;
+    let mut i = start + values.byte_offset();
+    // Outside any string now; the member is a top-level one when the rest closes one
+    // bracket, the last, followed by nothing but whitespace.
+    let mut depth = 1usize;
+    while i < body.len() {
+        match body[i] {
+            b'"' => i = string_end(body, i + 1)?,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    let rest = &body[i + 1..];
+                    return rest
+                        .iter()
+                        .all(|b| b.is_ascii_whitespace())
+                        .then_some(usage);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// The bytes from the value of `key` in the top-level object of `json` to the end
@@ -144,19 +193,42 @@ mod tests {
             r#"{"usage":"many"}"#,
             r#"{"usage":{"prompt_tokens":-1}}"#,
             r#"{"a":"unterminated"#,
-            r#"{"a" 1, "usage":{"prompt_tokens":1}}"#,
-            r#"{"a":1}}, "usage":{"prompt_tokens":1}}"#,
             "",
             "   ",
         ];
         for c in cases {
             assert_eq!(reported(c.as_bytes()), by_serde(c.as_bytes()), "{c}");
         }
+        // The common answer takes the fast path; a nested last usage does not.
+        assert_eq!(
+            last_top_level(cases[0].as_bytes())
+                .flatten()
+                .map(|u| u.total_tokens),
+            Some(11)
+        );
+        assert!(last_top_level(
+            br#"{"usage":{"prompt_tokens":4},"x":{"usage":{"prompt_tokens":9}}}"#
+        )
+        .is_none());
+        assert_eq!(
+            reported(br#"{"usage":{"prompt_tokens":4},"x":{"usage":{"prompt_tokens":9}}}"#)
+                .map(|u| u.prompt_tokens),
+            Some(4)
+        );
         // Not an object (serde would read a struct from an array's items): none.
         assert_eq!(reported(br#"[{"usage":{"prompt_tokens":1}}]"#), None);
         // Cut short after its usage: still read (serde gives up on the whole).
         let cut = br#"{"usage":{"prompt_tokens":1},"choices":[{"#;
         assert_eq!(reported(cut).map(|u| u.prompt_tokens), Some(1));
+        // Malformed answers: whatever is read, no panic.
+        for bad in [
+            &br#"{"a" 1, "usage":{"prompt_tokens":1}}"#[..],
+            br#"{"a":1}}, "usage":{"prompt_tokens":1}}"#,
+            br#"{"usage":{"prompt_tokens":1}}}"#,
+            br#"\"usage":{}}"#,
+        ] {
+            let _ = reported(bad);
+        }
         // Every prefix of an answer: no panic.
         let full = cases[0].as_bytes();
         for n in 0..full.len() {
