@@ -218,6 +218,7 @@ impl Book {
             conn,
             shared: Arc::clone(&shared),
             write,
+            spare: Vec::new(),
         };
         let handle = std::thread::Builder::new()
             .name("spend-writer".to_owned())
@@ -380,6 +381,9 @@ struct Writer {
     shared: Arc<Shared>,
     /// The handle's write mutex (see `sqlite.rs`), held while committing.
     write: Arc<tokio::sync::Mutex<()>>,
+    /// The last batch's vector, emptied: the next turn's settlements go into it, so
+    /// requests do not grow a fresh one (and copy it as it doubles) every turn.
+    spare: Vec<Settled>,
 }
 
 impl Writer {
@@ -457,7 +461,7 @@ impl Writer {
         let (batch, scopes) = {
             let mut st = self.shared.lock();
             st.nudged = false;
-            let batch = std::mem::take(&mut st.settled);
+            let batch = std::mem::replace(&mut st.settled, std::mem::take(&mut self.spare));
             let names = std::mem::take(&mut st.dirty);
             let mut scopes = Vec::with_capacity(names.len());
             for name in names {
@@ -478,7 +482,9 @@ impl Writer {
         let mut st = self.shared.lock();
         match committed {
             Ok(inserted) => {
-                for (row, new) in batch.into_iter().zip(inserted) {
+                let mut batch = batch;
+                let len = batch.len();
+                for (row, new) in batch.drain(..).zip(inserted) {
                     if let Some(seg) = row.segment {
                         if let Some(n) = st.segments.get_mut(&seg) {
                             *n = n.saturating_sub(1);
@@ -487,6 +493,10 @@ impl Writer {
                     if let Some(tx) = row.inserted {
                         let _ = tx.send(new);
                     }
+                }
+                // Kept for the next turn unless far larger than turns need now.
+                if batch.capacity() <= 2 * len.max(1024) {
+                    self.spare = batch;
                 }
                 let active = self.shared.journal.active_seq();
                 let finished: Vec<u64> = st
