@@ -60,7 +60,9 @@ pub fn reported(body: &[u8]) -> Option<ReportedUsage> {
 /// the object from the start).
 fn last_top_level(body: &[u8]) -> Option<Option<ReportedUsage>> {
     const KEY: &[u8] = b"\"usage\":";
-    let at = memmem::rfind(body, KEY)?;
+    static FINDER: std::sync::LazyLock<memmem::FinderRev<'static>> =
+        std::sync::LazyLock::new(|| memmem::FinderRev::new(KEY));
+    let at = FINDER.rfind(body)?;
     // An odd run of backslashes before the quote escapes it: text inside a string.
     let slashes = body[..at].iter().rev().take_while(|&&b| b == b'\\').count();
     if slashes % 2 == 1 {
