@@ -267,6 +267,47 @@ impl Fields<'_> {
     }
 }
 
+/// A finite non-zero `v` below 1e-4 in magnitude as `{:?}` writes it (`4.35e-6`): the
+/// same shortest round-trip digits as serde_json's, which writes some of these as
+/// `0.00000435`, laid out in exponent form.
+fn small_f64(out: &mut Vec<u8>, v: f64) {
+    let mut buf = [0u8; 40];
+    let mut w = &mut buf[..];
+    if serde_json::to_writer(&mut w, &v).is_err() {
+        let _ = write!(out, "{v:?}");
+        return;
+    }
+    let len = 40 - w.len();
+    let text = &buf[..len];
+    let (sign, body) = match text.split_first() {
+        Some((b'-', rest)) => (&b"-"[..], rest),
+        _ => (&b""[..], text),
+    };
+    if body.contains(&b'e') {
+        // Already `d.ddde-N`.
+        out.extend_from_slice(text);
+        return;
+    }
+    // `0.000ddd`: the digits after the zeros, and where the first one stands.
+    let Some(frac) = body.strip_prefix(b"0.") else {
+        let _ = write!(out, "{v:?}");
+        return;
+    };
+    let zeros = frac.iter().take_while(|&&b| b == b'0').count();
+    let digits = &frac[zeros..];
+    let Some((first, rest)) = digits.split_first() else {
+        let _ = write!(out, "{v:?}");
+        return;
+    };
+    out.extend_from_slice(sign);
+    out.push(*first);
+    if !rest.is_empty() {
+        out.push(b'.');
+        out.extend_from_slice(rest);
+    }
+    let _ = write!(out, "e-{}", zeros + 1);
+}
+
 /// Printable ASCII other than `"` and `\`: `{:?}` and JSON both write it as it is.
 fn plain(s: &str) -> bool {
     // no early exit, so the loop vectorises: the strings logged are short and plain
@@ -327,6 +368,9 @@ impl Visit for Fields<'_> {
         let decimal = value.is_finite() && (value == 0.0 || (1e-4..1e16).contains(&value.abs()));
         if self.json || decimal {
             let _ = serde_json::to_writer(&mut *self.out, &value);
+        } else if value.is_finite() && value.abs() < 1e-4 {
+            // Costs of one request are mostly here (a few millionths of a dollar).
+            small_f64(self.out, value);
         } else {
             self.debug_text(&value);
         }
@@ -351,6 +395,33 @@ impl Visit for Fields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_numbers_read_as_debug_writes_them() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut checked = 0;
+        for i in 0..300_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = match i % 4 {
+                // Anything small, from the bits.
+                0 => f64::from_bits(x) % 1e-4,
+                // Prices times token counts, as costs are made.
+                1 => 1.5e-7 * ((x >> 8) % 5000) as f64 + 6e-7 * ((x >> 40) % 3000) as f64,
+                2 => ((x % 1_000_000) as f64) * 1e-10,
+                _ => -(((x >> 3) % 99_999) as f64) / 1e9,
+            };
+            if !v.is_finite() || v == 0.0 || v.abs() >= 1e-4 {
+                continue;
+            }
+            let mut ours = Vec::new();
+            small_f64(&mut ours, v);
+            assert_eq!(String::from_utf8(ours).unwrap(), format!("{v:?}"), "{v:e}");
+            checked += 1;
+        }
+        assert!(checked > 200_000, "{checked}");
+    }
     use tracing_subscriber::layer::SubscriberExt;
 
     /// Collects what a layer writes.
