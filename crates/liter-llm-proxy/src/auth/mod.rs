@@ -120,12 +120,13 @@ impl KeyRegistry {
                 .unwrap_or_else(|| format!("key#{i}"));
             let models = (!k.models.is_empty()).then(|| k.models.iter().cloned().collect());
             let d = digest(k.key.expose_secret());
-            let id: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+            let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+            let id = format!("cfg-{hex}");
             by_digest.insert(
                 d,
                 Arc::new(Principal::Virtual(VirtualKey {
-                    scope: crate::store::BudgetScope::key_name(&format!("cfg-{id}")),
-                    id: format!("cfg-{id}"),
+                    scope: crate::store::BudgetScope::key_name(&id),
+                    id,
                     label,
                     models,
                     limits: k.limits.clone(),

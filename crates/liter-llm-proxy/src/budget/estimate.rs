@@ -35,7 +35,7 @@ struct Loaded {
     memo: OnceLock<Memo>,
 }
 
-/// Slots of the [`Memo`] (about 100 KB).
+/// Slots of the [`Memo`] (32 bytes each: 128 KB).
 const MEMO_SLOTS: usize = 4096;
 
 /// Token counts of recently seen texts: a direct-mapped table indexed by a keyed hash

@@ -64,9 +64,11 @@ pub struct Governor {
     /// use one.
     pub stores: Option<Stores>,
     global_window: Option<Arc<Window>>,
-    /// Scope names made once: `"global"`, and `"model:<provider/model>"` per model budget.
+    /// The name of the `"global"` scope, made once.
     global_scope: Arc<str>,
-    model_scopes: std::collections::HashMap<String, Arc<str>>,
+    /// Per `provider/model` with a budget (`[budget] model_limits`): its scope's name,
+    /// made once, and its limit in USD.
+    model_scopes: std::collections::HashMap<String, (Arc<str>, f64)>,
     tokenizer: Tokenizer,
     pending: Arc<Pending>,
 }
@@ -137,8 +139,8 @@ impl Governor {
             model_scopes: config
                 .governance
                 .model_budgets
-                .keys()
-                .map(|m| (m.clone(), BudgetScope::model_name(m)))
+                .iter()
+                .map(|(m, &limit)| (m.clone(), (BudgetScope::model_name(m), limit)))
                 .collect(),
             tokenizer,
             pending: Arc::default(),
@@ -278,12 +280,12 @@ impl Drop for Inner {
         let (Some(stores), Some(id)) = (&self.app.governor.stores, self.reservation) else {
             return;
         };
-        let cost = match (&state.usage, &state.deployment) {
-            (Some(_), _) if state.cost.is_some() => state.cost.unwrap_or(0.0),
-            (Some(u), Some(d)) => self.app.price_of(d, u).unwrap_or(0.0),
-            (Some(_), None) => 0.0,
-            (None, _) if failed => 0.0,
-            (None, _) => self.reserved_usd,
+        let cost = match (&state.usage, state.cost, &state.deployment) {
+            (Some(_), Some(priced), _) => priced,
+            (Some(u), None, Some(d)) => self.app.price_of(d, u).unwrap_or(0.0),
+            (Some(_), None, None) => 0.0,
+            (None, _, _) if failed => 0.0,
+            (None, _, _) => self.reserved_usd,
         };
         let usage = state.usage.unwrap_or_default();
         let entry = LedgerEntry {
@@ -367,20 +369,19 @@ fn scopes(app: &App, key: Option<&VirtualKey>, pool: &Pool, soft: bool) -> Vec<B
         g.global_budget.map_or(f64::INFINITY, soft_limit),
         None,
     ));
-    let mut models: Vec<&str> = pool
+    let mut models: Vec<&(Arc<str>, f64)> = pool
         .deployments
         .iter()
-        .map(|d| d.deployment.provider_model.as_str())
-        .filter(|m| g.model_budgets.contains_key(*m))
+        .filter_map(|d| app.governor.model_scopes.get(&d.deployment.provider_model))
         .collect();
-    models.sort_unstable();
-    models.dedup();
-    for m in models {
-        let limit = soft_limit(g.model_budgets[m]);
-        out.push(match app.governor.model_scopes.get(m) {
-            Some(name) => BudgetScope::named(Arc::clone(name), limit, None),
-            None => BudgetScope::model(m, limit, None),
-        });
+    models.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    models.dedup_by(|a, b| a.0 == b.0);
+    for (name, limit) in models {
+        out.push(BudgetScope::named(
+            Arc::clone(name),
+            soft_limit(*limit),
+            None,
+        ));
     }
     out
 }

@@ -14,11 +14,12 @@
 //! the record go. The log is cut into numbered segments (`<dir>/<seq>.log`, one JSON
 //! line a record); a segment other than the one being written is deleted when every
 //! reservation in it has finished. Segments are written with zeros to their full size
-//! before use (the writer keeps a spare one ready), and records overwrite them in
-//! place: an append then neither allocates blocks nor changes the file's size, which
-//! makes both the `write` and the `fdatasync` cheaper. Readers stop at the zeros. At start-up the records of the segments a previous
-//! process left are read back (`sqlite_book::replay`): a reservation with no ledger row
-//! was in flight when that process died and is counted in full.
+//! before use (the writer keeps a spare one ready) and records overwrite them in place,
+//! so an append neither allocates blocks nor changes the file's size (nor can it hit a
+//! full disk through the mapping), and `fdatasync` has only data to write. Readers stop
+//! at the zeros. At start-up the records of the segments a previous process left are
+//! read back (`sqlite_book::replay`): a reservation with no ledger row was in flight
+//! when that process died and is counted in full.
 //!
 //! This module touches only its directory.
 
@@ -75,7 +76,7 @@ fn write_record<S: AsRef<str>>(
 }
 
 /// The journal of one store handle. Appends from many tasks are serialised by a mutex
-/// (each is one short `write`).
+/// (each is one short copy).
 pub(super) struct Journal {
     dir: PathBuf,
     active: Mutex<Active>,

@@ -129,16 +129,22 @@ struct State {
     nudged: bool,
 }
 
+impl Scope {
+    /// Stores `row`; the first change since the writer took the scope lists it in
+    /// `dirty`.
+    fn set(&mut self, name: &Arc<str>, row: ScopeRow, dirty: &mut Vec<Arc<str>>) {
+        self.row = row;
+        if !self.dirty {
+            self.dirty = true;
+            dirty.push(Arc::clone(name));
+        }
+    }
+}
+
 impl State {
     fn put(&mut self, name: &Arc<str>, row: ScopeRow) {
         match self.scopes.get_mut(&**name) {
-            Some(s) => {
-                s.row = row;
-                if !s.dirty {
-                    s.dirty = true;
-                    self.dirty.push(Arc::clone(name));
-                }
-            }
+            Some(s) => s.set(name, row, &mut self.dirty),
             None => {
                 self.scopes
                     .insert(Arc::clone(name), Scope { row, dirty: true });
@@ -297,17 +303,14 @@ impl Book {
     /// Ends a reservation; see [`super::SpendStore::settle`].
     pub(super) fn settle(&self, id: ReservationId, entry: LedgerEntry, cost: i64) -> Settle {
         let now = self.shared.clock.now_ms();
-        let mut st = self.shared.lock();
+        let mut guard = self.shared.lock();
+        let st = &mut *guard;
         if let Some(open) = st.open.remove(&id.0) {
             for scope in &open.scopes {
                 if let Some(s) = st.scopes.get_mut(&*scope.name) {
                     let mut row = s.row.clone().rolled_own(now);
                     row.settle(open.amount, cost);
-                    s.row = row;
-                    if !s.dirty {
-                        s.dirty = true;
-                        st.dirty.push(Arc::clone(&scope.name));
-                    }
+                    s.set(&scope.name, row, &mut st.dirty);
                 }
             }
             st.settled.push(Settled {
@@ -318,7 +321,7 @@ impl Book {
                 inserted: None,
             });
             let nudge = st.nudge();
-            drop(st);
+            drop(guard);
             if nudge {
                 self.send(Msg::Nudge);
             }
@@ -339,7 +342,7 @@ impl Book {
             segment: None,
             inserted: Some(tx),
         });
-        drop(st);
+        drop(guard);
         self.send(Msg::Flush(None));
         Settle::Check(rx)
     }
