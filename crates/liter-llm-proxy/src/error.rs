@@ -1,10 +1,13 @@
 //! The gateway's one error type, rendered in exactly one place as OpenAI's error JSON
-//! (`{"error":{"message","type","param","code"}}`) with the right status.
+//! (`{"error":{"message","type","param","code"}}`) with the right status and headers
+//! (`Retry-After`, `x-ratelimit-*`). Stages keep their own small error types
+//! (`governance::Refused`, `upstream::TargetError`, `config::ConfigError`, ...) and
+//! convert into this one; nothing else renders an error.
 //!
 //! Messages never carry a key or secret: callers pass model names, statuses and
-//! upstream messages only.
+//! upstream messages only. A leaf of the crate: it imports no other module of it.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use liter_llm::types::{ErrorBody, ErrorDetail};
@@ -33,11 +36,13 @@ pub enum GatewayError {
     /// Body over `server.body_limit_bytes` (413).
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    /// A limit was hit (429, with `Retry-After`).
+    /// A limit was hit (429, with `Retry-After` and, for a key's or the gateway's
+    /// limits, `x-ratelimit-*`).
     #[error("{message}")]
     RateLimited {
         message: String,
         retry_after: std::time::Duration,
+        limits: Option<RateHeaders>,
     },
     /// The caller may not use this route (403), e.g. an admin route with a virtual key.
     #[error("{0}")]
@@ -203,6 +208,13 @@ impl IntoResponse for GatewayError {
         if let Some(v) = retry_after {
             headers.insert(header::RETRY_AFTER, v);
         }
+        if let GatewayError::RateLimited {
+            limits: Some(limits),
+            ..
+        } = &self
+        {
+            limits.write(headers);
+        }
         response.extensions_mut().insert(ErrorKind(self.kind()));
         response
     }
@@ -227,6 +239,38 @@ impl From<liter_llm::types::ProviderError> for GatewayError {
 fn seconds(d: std::time::Duration) -> HeaderValue {
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
     HeaderValue::from(secs.max(1))
+}
+
+pub const LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
+pub const REMAINING_REQUESTS: HeaderName =
+    HeaderName::from_static("x-ratelimit-remaining-requests");
+pub const LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
+pub const REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+
+/// The `x-ratelimit-*` values of a response: (limit, remaining) per minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateHeaders {
+    pub requests: Option<(u64, u64)>,
+    pub tokens: Option<(u64, u64)>,
+}
+
+impl RateHeaders {
+    pub fn write(&self, h: &mut HeaderMap) {
+        if let Some((limit, left)) = self.requests {
+            h.insert(LIMIT_REQUESTS, number(limit));
+            h.insert(REMAINING_REQUESTS, number(left));
+        }
+        if let Some((limit, left)) = self.tokens {
+            h.insert(LIMIT_TOKENS, number(limit));
+            h.insert(REMAINING_TOKENS, number(left));
+        }
+    }
+}
+
+/// `n` as a header value, in one allocation (`HeaderValue::from(u64)` takes two).
+fn number(n: u64) -> HeaderValue {
+    let mut digits = itoa::Buffer::new();
+    HeaderValue::from_bytes(digits.format(n).as_bytes()).unwrap_or(HeaderValue::from_static("0"))
 }
 
 /// Put on error responses so the request log can name the error kind.

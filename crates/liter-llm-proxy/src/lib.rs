@@ -1,23 +1,36 @@
 //! liter-llm-proxy: the gateway as a library.
 //!
 //! [`App::build`] owns everything a running gateway needs (config, key registry,
-//! routes, upstream client); nothing is global, so a test can run several gateways in
-//! one process. [`server::serve`] runs an `App` on a listener until shutdown.
+//! routes, upstream client, prices, the governance stage and its store); nothing is
+//! global, so a test can run several gateways in one process. [`server::serve`] runs an
+//! `App` on a listener until shutdown.
 //!
-//! A request passes, outermost first (see `server/stack.rs`): catch-panic, request id
-//! and request log, CORS, body limit, authentication, then the handler, which parses
-//! the request head, resolves the route (404/403), and dispatches to the provider.
+//! Modules, from the HTTP edge down; a module uses only those below it (a test,
+//! `tests/architecture.rs`, fails on any import cycle between them):
+//! - `server`: the stack (its doc lists every stage of a request in order), handlers;
+//! - `admin`: LiteLLM's key and spend admin API;
+//! - `app`: the [`App`] and its construction;
+//! - `telemetry`: request ids and the request log line;
+//! - `auth`: who is calling;
+//! - `governance`: key expiry, rate limits, token estimate, budgets, the meter;
+//! - `routing`: choosing deployments, retries, fallbacks, cooldowns, health probes;
+//! - `upstream`: the dispatcher and the wire protocols;
+//! - `request`, `pricing`, `store`, `config`, `error`: the request head, prices,
+//!   stores, the validated config, the one error type.
 
 pub mod admin;
+pub mod app;
 pub mod auth;
-pub mod budget;
 pub mod config;
 pub mod error;
-pub mod limits;
+pub mod governance;
+pub mod pricing;
+pub mod request;
 pub mod routing;
 pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod upstream;
 
-pub use server::{serve, App};
+pub use app::App;
+pub use server::serve;

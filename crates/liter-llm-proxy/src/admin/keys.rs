@@ -8,11 +8,11 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{master_only, rfc3339, store_failed, stores};
+use super::{rfc3339, store_failed, stores};
+use crate::app::App;
 use crate::auth::{key_hash, Principal};
 use crate::error::GatewayError;
-use crate::server::body::{parse_json, RawBody};
-use crate::server::App;
+use crate::request::{parse_json, RawBody};
 use crate::store::{Clock, SystemClock};
 use crate::store::{KeyUpdate, NewKey, Period, StoreError, StoredKey, UniqueField};
 
@@ -132,13 +132,8 @@ async fn key_spend(app: &App, id: &str) -> f64 {
     }
 }
 
-pub async fn generate(
-    State(app): State<Arc<App>>,
-    Extension(principal): Extension<Arc<Principal>>,
-    RawBody(raw): RawBody,
-) -> Response {
+pub async fn generate(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Response {
     let run = async {
-        master_only(&principal)?;
         let body: GenerateBody = parse_json(&raw)?;
         let stores = stores(&app)?;
         check_limits(body.max_budget, body.rpm_limit, body.tpm_limit)?;
@@ -281,13 +276,8 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-pub async fn update(
-    State(app): State<Arc<App>>,
-    Extension(principal): Extension<Arc<Principal>>,
-    RawBody(raw): RawBody,
-) -> Response {
+pub async fn update(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Response {
     let run = async {
-        master_only(&principal)?;
         let body: UpdateBody = parse_json(&raw)?;
         let s = stores(&app)?;
         let Some(existing) = lookup(&app, &body.key).await? else {
@@ -347,13 +337,8 @@ pub struct DeleteBody {
     key_aliases: Vec<String>,
 }
 
-pub async fn delete(
-    State(app): State<Arc<App>>,
-    Extension(principal): Extension<Arc<Principal>>,
-    RawBody(raw): RawBody,
-) -> Response {
+pub async fn delete(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Response {
     let run = async {
-        master_only(&principal)?;
         let body: DeleteBody = parse_json(&raw)?;
         let s = stores(&app)?;
         if body.keys.is_empty() && body.key_aliases.is_empty() {
@@ -398,13 +383,8 @@ pub struct ListQuery {
     return_full_object: bool,
 }
 
-pub async fn list(
-    State(app): State<Arc<App>>,
-    Extension(principal): Extension<Arc<Principal>>,
-    Query(q): Query<ListQuery>,
-) -> Response {
+pub async fn list(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Response {
     let run = async {
-        master_only(&principal)?;
         let s = stores(&app)?;
         let size = q.size.unwrap_or(10).clamp(1, 1000);
         let page = q.page.unwrap_or(1).max(1);

@@ -3,22 +3,28 @@
 //! (`/spend/logs`, `/global/spend`, `/global/spend/keys`, `/global/spend/models`,
 //! `/global/spend/report`).
 //!
-//! Master key only (403, OpenAI-shaped, for any other key), except that a virtual key
-//! may read its own `/key/info`. Keys live in the key store as SHA-256 hashes: the clear
-//! key is returned once, by `/key/generate`, and never stored or logged. Every route
-//! needs the database (`general.database_url`); without one they answer 503 naming it.
+//! Master key only, as a whole: [`routes`] carries a route layer that answers 403
+//! (OpenAI-shaped) to any other key, except on the routes named in
+//! [`VIRTUAL_KEY_ROUTES`] (a virtual key reading its own `/key/info`). A new admin route
+//! is therefore master-only unless it is added to that list. Keys live in the key store
+//! as SHA-256 hashes: the clear key is returned once, by `/key/generate`, and never
+//! stored or logged. Every route needs the store (`general.database_url`, or the
+//! default SQLite file beside the config file); without one they answer 503 naming it.
 
 mod keys;
 mod spend;
 
 use std::sync::Arc;
 
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::app::App;
 use crate::auth::Principal;
 use crate::error::GatewayError;
-use crate::server::App;
 use crate::store::{Stores, UnixMillis, DAY_MS};
 
 pub fn routes() -> Router<Arc<App>> {
@@ -33,18 +39,29 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/global/spend/keys", get(spend::by_key))
         .route("/global/spend/models", get(spend::by_model))
         .route("/global/spend/report", get(spend::report))
+        .route_layer(axum::middleware::from_fn(master_only))
+}
+
+/// The admin routes a virtual key may call (each handler then limits it to its own
+/// key). Every other admin route is the master key's alone.
+pub const VIRTUAL_KEY_ROUTES: &[&str] = &["/key/info"];
+
+/// The route layer: the master key, or a virtual key on [`VIRTUAL_KEY_ROUTES`].
+async fn master_only(req: Request, next: Next) -> Response {
+    let allowed = match req.extensions().get::<Arc<Principal>>().map(|p| &**p) {
+        Some(Principal::Master) => true,
+        // A route layer runs only on a matched route, so the path is that route's.
+        Some(Principal::Virtual(_)) => VIRTUAL_KEY_ROUTES.contains(&req.uri().path()),
+        None => false,
+    };
+    if !allowed {
+        return forbidden().into_response();
+    }
+    next.run(req).await
 }
 
 fn forbidden() -> GatewayError {
     GatewayError::Forbidden("this route needs the master key".into())
-}
-
-/// The master key, or 403.
-fn master_only(principal: &Principal) -> Result<(), GatewayError> {
-    match principal {
-        Principal::Master => Ok(()),
-        Principal::Virtual(_) => Err(forbidden()),
-    }
 }
 
 fn stores(app: &App) -> Result<&Stores, GatewayError> {

@@ -22,7 +22,8 @@ use tower::{Layer, Service};
 
 use crate::config::{Config, KeyLimits, RateLimits};
 use crate::error::GatewayError;
-use crate::limits::Window;
+use crate::governance::limits::Window;
+use crate::governance::KeyAccount;
 use crate::store::KeyStore;
 
 /// The caller of a request, put in the request's extensions by [`Authenticate`].
@@ -51,6 +52,22 @@ pub struct VirtualKey {
     pub window: Option<Arc<Window>>,
     /// A blocked runtime key is refused (401).
     pub blocked: bool,
+    /// Created through the admin API (read from the key store), not from the file.
+    pub runtime: bool,
+}
+
+impl VirtualKey {
+    /// What the governance stage needs of this key.
+    pub fn account(&self) -> KeyAccount<'_> {
+        KeyAccount {
+            id: &self.id,
+            label: &self.label,
+            scope: &self.scope,
+            limits: &self.limits,
+            window: self.window.as_ref(),
+            runtime: self.runtime,
+        }
+    }
 }
 
 impl Principal {
@@ -59,6 +76,14 @@ impl Principal {
         match self {
             Principal::Master => true,
             Principal::Virtual(k) => k.models.as_ref().is_none_or(|m| m.contains(model)),
+        }
+    }
+
+    /// The key's account for the governance stage; `None` for the master key.
+    pub fn account(&self) -> Option<KeyAccount<'_>> {
+        match self {
+            Principal::Master => None,
+            Principal::Virtual(k) => Some(k.account()),
         }
     }
 
@@ -131,6 +156,7 @@ impl KeyRegistry {
                     models,
                     limits: k.limits.clone(),
                     blocked: false,
+                    runtime: false,
                     window: k
                         .limits
                         .rate
@@ -210,6 +236,7 @@ impl KeyRegistry {
                 expires_at: k.expires_at,
             },
             blocked: k.blocked,
+            runtime: true,
             scope: crate::store::BudgetScope::key_name(&k.id),
             id: k.id,
             window,

@@ -92,6 +92,8 @@ pub struct Config {
     pub keys: Vec<KeySpec>,
     /// Limits, budgets, the store and prices.
     pub governance: super::governance::Governance,
+    /// `general.enable_cost_tracking`: price answers (cost header, request log).
+    pub enable_cost_tracking: bool,
     /// The config file, when the config came from one (relative paths resolve beside it).
     pub source: Option<std::path::PathBuf>,
     /// The file as parsed, with overrides applied (for `check-config`; holds secrets).
@@ -437,6 +439,7 @@ pub(crate) fn validate(
         models,
         keys,
         governance,
+        enable_cost_tracking: file.general.enable_cost_tracking,
         source: None,
         file,
     })

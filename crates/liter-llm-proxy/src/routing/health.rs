@@ -10,36 +10,38 @@ use bytes::Bytes;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::execute::{prepare, Job};
-use super::DeploymentState;
-use crate::server::body::parse_head;
-use crate::server::App;
-use crate::upstream::{self, Endpoint};
+use super::{DeploymentState, Registry};
+use crate::config::HealthSpec;
+use crate::request::{parse_head, Endpoint};
+use crate::upstream::{self, Job, Upstream};
 
 /// Start the probe loop, if `[health]` asks for one.
-pub fn spawn(app: Arc<App>) -> Option<JoinHandle<()>> {
-    let spec = app.config.routing.health.clone()?;
+pub fn spawn(
+    routes: Arc<Registry>,
+    upstream: Arc<Upstream>,
+    spec: Option<HealthSpec>,
+) -> Option<JoinHandle<()>> {
+    let spec = spec?;
     let only = spec
         .probe_model
         .as_deref()
-        .and_then(|m| app.routes.pool(m))
+        .and_then(|m| routes.pool(m))
         .map(|p| p.spec.name.clone());
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(spec.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let probes = app
-                .routes
+            let probes = routes
                 .deployments()
                 .filter(|d| only.as_ref().is_none_or(|name| &d.deployment.name == name))
-                .map(|d| probe(&app, d));
+                .map(|d| probe(&upstream, d));
             futures_util::future::join_all(probes).await;
         }
     }))
 }
 
-async fn probe(app: &App, d: &Arc<DeploymentState>) {
+async fn probe(upstream: &Upstream, d: &Arc<DeploymentState>) {
     let Some(target) = &d.target else {
         return; // the in-process mock is always up
     };
@@ -56,17 +58,19 @@ async fn probe(app: &App, d: &Arc<DeploymentState>) {
         head: &head,
         endpoint: Endpoint::Chat,
         deadline,
-        meter: None,
+        tap: None,
+        prices: None,
     };
     // The probe is written in the deployment's own wire format.
     let token = match &target.token {
-        Some(cache) => cache.get(&app.upstream, &target.name, deadline).await.ok(),
+        Some(cache) => cache.get(upstream, &target.name, deadline).await.ok(),
         None => None,
     };
-    let Ok(out) = prepare(target, d, &job, token.as_deref()) else {
+    let model_id = &d.deployment.model_id;
+    let Ok(out) = target.protocol.request(&job, model_id, token.as_deref()) else {
         return;
     };
-    let outcome = match app.upstream.send_once(target, out, deadline).await {
+    let outcome = match upstream.send_once(&target.name, out, deadline).await {
         Ok(resp) => {
             let status = resp.status();
             let (_, incoming) = resp.into_parts();

@@ -7,6 +7,7 @@
 
 pub mod breaker;
 pub mod deployment;
+pub mod direct;
 pub mod execute;
 pub mod health;
 pub mod strategy;
@@ -15,20 +16,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{HeaderName, HeaderValue, Uri};
-use liter_llm::providers::adapter::Secret;
-use liter_llm::providers::{AdapterConfig, AuthStyle};
-use liter_llm::Provider;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
-use crate::auth::Principal;
 use crate::config::{glob_match, Config, CooldownSpec, CredentialAlias, Deployment, PoolSpec};
 use crate::error::GatewayError;
-use crate::upstream::{OpenAiTarget, Target, Wire};
+use crate::upstream::{Target, TargetError};
 pub use deployment::{DeploymentState, InFlight};
+use direct::DirectPools;
+pub use execute::{execute, Served};
 use liter_llm::ProviderModel;
 
 /// One model name and its deployments.
@@ -50,122 +47,24 @@ pub struct Registry {
     seeded: Option<Mutex<StdRng>>,
     /// `[[aliases]]`: credentials for `provider/model` names sent directly.
     credential_aliases: Vec<CredentialAlias>,
-    /// Pools made on first use for `provider/model` names.
-    dynamic: Mutex<HashMap<String, Arc<Pool>>>,
+    /// Pools made on first use for `provider/model` names, bounded.
+    direct: DirectPools,
     default_timeout: Duration,
     drop_params: bool,
 }
 
-fn target_for(d: &Deployment) -> Result<Option<Target>, String> {
-    let Some(net) = d.provider.network() else {
-        return Ok(None);
-    };
-    let Some(base) = &d.base_url else {
-        return Err(format!("model {:?} has no base_url", d.name));
-    };
-    if d.api_key.is_none() && net.key_required {
-        tracing::warn!(
-            model = %d.name,
-            provider = net.name,
-            env = ?net.key_env,
-            "no API key for this model: set api_key or one of the variables; requests will go upstream unauthenticated"
-        );
-    }
-    let cfg = AdapterConfig {
-        base_url: base.trim_end_matches('/').to_string(),
-        model_id: d.model_id.clone(),
-        api_key: d
-            .api_key
-            .as_ref()
-            .map(|k| Secret(k.expose_secret().to_string())),
-        settings: d.settings.clone(),
-    };
-    let wire = match d.provider.adapter(&cfg) {
-        Some(adapter) => Wire::Adapter(adapter.map_err(|e| format!("model {:?}: {e}", d.name))?),
-        None => Wire::OpenAi(Box::new(openai_target(d, &cfg)?)),
-    };
-    let token = match &wire {
-        Wire::Adapter(adapter) => {
-            crate::upstream::token::TokenCache::for_adapter(adapter).map(std::sync::Arc::new)
-        }
-        Wire::OpenAi(_) => None,
-    };
-    Ok(Some(Target {
-        name: d.name.clone(),
-        wire,
-        timeout: d.timeout,
-        token,
-    }))
-}
-
-/// URLs and auth header of an OpenAI-compatible deployment (Azure OpenAI included:
-/// deployment URLs with `api-version`, and the key in `api-key`).
-fn openai_target(d: &Deployment, cfg: &AdapterConfig) -> Result<OpenAiTarget, String> {
-    let (chat, embeddings, auth) = match d.provider {
-        Provider::OpenAiCompat(p) => (
-            format!("{}/chat/completions", cfg.base_url),
-            format!("{}/embeddings", cfg.base_url),
-            p.auth,
-        ),
-        Provider::Azure => {
-            let urls = liter_llm::providers::azure::urls(
-                &cfg.base_url,
-                &cfg.model_id,
-                cfg.settings.api_version.as_deref(),
-            );
-            (
-                urls.chat,
-                urls.embeddings,
-                AuthStyle::Header(liter_llm::providers::azure::API_KEY_HEADER),
-            )
-        }
-        _ => {
-            return Err(format!(
-                "model {:?}: not an OpenAI-compatible provider",
-                d.name
-            ))
-        }
-    };
-    let uri = |url: String| -> Result<Uri, String> {
-        url.parse()
-            .map_err(|_| format!("model {:?}: base_url does not form a valid URL", d.name))
-    };
-    let auth = match &cfg.api_key {
-        None => None,
-        Some(key) => {
-            let (name, value) = match auth {
-                AuthStyle::Bearer => (
-                    axum::http::header::AUTHORIZATION,
-                    format!("Bearer {}", key.expose()),
-                ),
-                AuthStyle::Header(h) => (HeaderName::from_static(h), key.expose().to_string()),
-            };
-            let mut value = HeaderValue::from_str(&value).map_err(|_| {
-                format!(
-                    "model {:?}: the API key contains characters not allowed in an HTTP header",
-                    d.name
-                )
-            })?;
-            value.set_sensitive(true);
-            Some((name, value))
-        }
-    };
-    Ok(OpenAiTarget {
-        chat_uri: uri(chat)?,
-        embeddings_uri: Some(uri(embeddings)?),
-        auth,
-    })
-}
-
 impl Registry {
-    pub fn from_config(config: &Config) -> Result<Self, String> {
+    pub fn from_config(config: &Config) -> Result<Self, TargetError> {
         let routing = &config.routing;
         let mut by_name = HashMap::new();
         let mut order = Vec::new();
         for spec in &routing.pools {
             let mut deployments = Vec::new();
             for d in config.models.iter().filter(|d| d.name == spec.name) {
-                deployments.push(Arc::new(DeploymentState::new(d.clone(), target_for(d)?)));
+                deployments.push(Arc::new(DeploymentState::new(
+                    d.clone(),
+                    Target::for_deployment(d)?,
+                )));
             }
             let pool = Arc::new(Pool {
                 spec: spec.clone(),
@@ -187,7 +86,7 @@ impl Registry {
             exploration: routing.latency_exploration,
             seeded: routing.seed.map(|s| Mutex::new(StdRng::seed_from_u64(s))),
             credential_aliases: config.credential_aliases.clone(),
-            dynamic: Mutex::new(HashMap::new()),
+            direct: DirectPools::new(direct::DIRECT_POOLS),
             default_timeout: config.default_timeout,
             drop_params: config.drop_params,
         })
@@ -196,8 +95,12 @@ impl Registry {
     /// The pool for `model` (a name or alias, or a `provider/model` name whose
     /// credentials an `[[aliases]]` entry or the provider's key variable supplies,
     /// read when the config was loaded), if it
-    /// exists and `principal` may use it.
-    pub fn resolve(&self, principal: &Principal, model: &str) -> Result<Arc<Pool>, GatewayError> {
+    /// exists and the caller may use it (`may_use`).
+    pub fn resolve(
+        &self,
+        may_use: impl Fn(&str) -> bool,
+        model: &str,
+    ) -> Result<Arc<Pool>, GatewayError> {
         let pool = match self.pool(model) {
             Some(p) => p.clone(),
             None => self
@@ -206,7 +109,7 @@ impl Registry {
                     model: model.to_string(),
                 })?,
         };
-        if !principal.may_use(model) {
+        if !may_use(model) {
             return Err(GatewayError::ModelNotAllowed {
                 model: model.to_string(),
             });
@@ -216,23 +119,27 @@ impl Registry {
 
     /// A one-deployment pool for a `provider/model` name sent directly, made once.
     fn direct(&self, model: &str) -> Option<Arc<Pool>> {
-        let mut cache = self.dynamic.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = cache.get(model) {
-            return Some(p.clone());
-        }
+        self.direct.get_or_make(model, || self.make_direct(model))
+    }
+
+    /// How many direct-name pools are cached (at most [`direct::DIRECT_POOLS`]).
+    pub fn direct_pools(&self) -> usize {
+        self.direct.len()
+    }
+
+    fn make_direct(&self, model: &str) -> Option<Arc<Pool>> {
         let pm = ProviderModel::parse(model).ok()?;
         let alias = self
             .credential_aliases
             .iter()
             .find(|a| a.provider == pm.provider && glob_match(&a.pattern, model))?;
-        let (base_url, api_key) = (alias.base_url.clone(), alias.api_key.clone());
         let deployment = Deployment {
             name: model.to_string(),
             provider_model: model.to_string(),
             provider: pm.provider,
             model_id: pm.model_id,
-            base_url,
-            api_key,
+            base_url: alias.base_url.clone(),
+            api_key: alias.api_key.clone(),
             timeout: self.default_timeout,
             mock_latency: None,
             weight: 1.0,
@@ -247,8 +154,8 @@ impl Registry {
                 ..Default::default()
             },
         };
-        let target = target_for(&deployment).ok()?;
-        let pool = Arc::new(Pool {
+        let target = Target::for_deployment(&deployment).ok()?;
+        Some(Arc::new(Pool {
             spec: PoolSpec {
                 name: model.to_string(),
                 strategy: Default::default(),
@@ -256,9 +163,7 @@ impl Registry {
                 context_window_fallbacks: Vec::new(),
             },
             deployments: vec![Arc::new(DeploymentState::new(deployment, target))],
-        });
-        cache.insert(model.to_string(), pool.clone());
-        Some(pool)
+        }))
     }
 
     /// The `[[aliases]]` patterns, for `/v1/models`.
@@ -271,14 +176,14 @@ impl Registry {
         self.by_name.get(name)
     }
 
-    /// Names the principal may use, in config order, with their pools.
+    /// Names the caller may use, in config order, with their pools.
     pub fn visible<'a>(
         &'a self,
-        principal: &'a Principal,
+        may_use: impl Fn(&str) -> bool + 'a,
     ) -> impl Iterator<Item = (&'a str, &'a Arc<Pool>)> + 'a {
         self.order
             .iter()
-            .filter(move |(name, _)| principal.may_use(name))
+            .filter(move |(name, _)| may_use(name))
             .map(|(name, pool)| (name.as_str(), pool))
     }
 
@@ -353,6 +258,7 @@ impl Registry {
         Err(GatewayError::RateLimited {
             message: format!("every deployment of model {:?} is busy", pool.spec.name),
             retry_after: Duration::from_secs(1),
+            limits: None,
         })
     }
 
@@ -374,6 +280,7 @@ impl Registry {
             return GatewayError::RateLimited {
                 message: format!("every deployment of model {name:?} is at its rpm/tpm limit"),
                 retry_after: wait,
+                limits: None,
             };
         }
         match cooling {

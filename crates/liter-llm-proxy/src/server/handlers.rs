@@ -1,11 +1,12 @@
-//! Handlers: parse, call the pipeline, render. Each keeps to that.
+//! Handlers: parse, call the pipeline, render. Each keeps to that. The pipeline of an
+//! API request, in order, is listed in `stack.rs`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use bytes::Bytes;
@@ -14,16 +15,15 @@ use liter_llm::Provider;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::body::{parse_head, RawBody};
-use super::App;
+use crate::app::App;
 use crate::auth::Principal;
-use crate::budget;
 use crate::error::GatewayError;
-use crate::routing::execute::{execute, Job, Served};
-use crate::routing::Pool;
+use crate::governance;
+use crate::request::{parse_head, Endpoint, RawBody};
+use crate::routing::{self, Pool, Served};
 use crate::telemetry::RouteInfo;
 use crate::telemetry::REQUEST_ID;
-use crate::upstream::Endpoint;
+use crate::upstream::{Job, UsageTap};
 
 type Resp = Response<Body>;
 
@@ -68,6 +68,9 @@ pub async fn embeddings(
     proxy(app, principal, &headers, body, Endpoint::Embeddings).await
 }
 
+/// The pipeline of a chat or embeddings request after authentication: head parse,
+/// route resolution (404/403), governance (401/429/402/503), routing with retries and
+/// fallbacks, each attempt dispatched upstream; then the meter learns who answered.
 async fn proxy(
     app: Arc<App>,
     principal: Arc<Principal>,
@@ -80,7 +83,7 @@ async fn proxy(
         Ok(h) => h,
         Err(e) => return e.into_response(),
     };
-    let pool = match app.routes.resolve(&principal, &head.model) {
+    let pool = match app.routes.resolve(|m| principal.may_use(m), &head.model) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -88,19 +91,32 @@ async fn proxy(
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let meter =
-        match budget::admit(&app, &principal, &head, &body, &pool, endpoint, request_id).await {
-            Ok(m) => m,
-            Err(resp) => return resp,
-        };
+    let request = governance::Request {
+        head: &head,
+        body: &body,
+        endpoint,
+        request_id,
+    };
+    let meter = match governance::admit(&app.governor, principal.account(), &pool, request).await {
+        Ok(m) => m,
+        Err(refused) => return GatewayError::from(refused).into_response(),
+    };
     let job = Job {
         body: &body,
         head: &head,
         endpoint,
         deadline,
-        meter: meter.as_ref(),
+        tap: meter.as_ref().map(|m| m as &dyn UsageTap),
+        prices: app.cost_prices(),
     };
-    let (result, served) = execute(&app, &pool, job).await;
+    let (result, served) = routing::execute(
+        &app.routes,
+        &app.upstream,
+        app.config.max_retries,
+        &pool,
+        job,
+    )
+    .await;
     let Some(meter) = meter else {
         return tagged(result, served);
     };
@@ -111,17 +127,6 @@ async fn proxy(
     meter.served(served.as_ref().map(|s| s.deployment.as_str()), status);
     let mut resp = tagged(result, served);
     meter.decorate(&mut resp);
-    resp
-}
-
-pub fn sse_response(body: Body) -> Resp {
-    let mut resp = Response::new(body);
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
 }
 
@@ -143,7 +148,7 @@ pub async fn list_models(
 ) -> Resp {
     let mut data: Vec<ModelObject> = app
         .routes
-        .visible(&principal)
+        .visible(|m| principal.may_use(m))
         .map(|(name, pool)| model_object(&app, name, pool))
         .collect();
     // `[[aliases]]` patterns: every matching `provider/model` name is reachable.
@@ -166,7 +171,7 @@ pub async fn get_model(
     Extension(principal): Extension<Arc<Principal>>,
     Path(id): Path<String>,
 ) -> Resp {
-    match app.routes.resolve(&principal, &id) {
+    match app.routes.resolve(|m| principal.may_use(m), &id) {
         Ok(pool) => Json(model_object(&app, &id, &pool)).into_response(),
         Err(e) => e.into_response(),
     }

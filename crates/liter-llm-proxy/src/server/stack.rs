@@ -1,15 +1,40 @@
-//! The whole request stack, built in one place, outermost layer first.
+//! The whole request stack, built in one place, outermost stage first. Adding a stage
+//! means adding its module and one line here (a layer below, or a step of the handler
+//! pipeline in `handlers::proxy`, listed here in order).
 //!
+//! Layers (tower), on every request:
 //! 1. catch-panic: a bug anywhere below becomes a 500 in OpenAI's shape, and the
 //!    connection survives. Outermost so that it also covers the log and CORS layers.
-//! 2. request log: assigns (or keeps) `x-request-id` and writes one line per request
-//!    with the model, deployment, status and latency the inner stages report.
+//! 2. request log (`telemetry`): assigns (or keeps) `x-request-id` and writes one line
+//!    per request. Reads from the response's extensions: `RouteInfo` (model and
+//!    deployment, from the handler), `Arc<Principal>` (from auth), `ResponseCost`
+//!    (from the dispatcher), `ErrorKind` (from the error renderer).
 //! 3. CORS (`cors.rs`): before auth, so that browser preflights (which carry no key)
 //!    are answered.
-//! 4. body limit: caps what any handler may buffer (413 from our own extractor).
-//! 5. auth (route layer on the API routes only): deny by default; the public routes
-//!    are the health endpoints listed below, nothing else.
-//! 6. handlers: parse the head, resolve the route (404/403), dispatch, render.
+//! 4. body limit: caps what any handler may buffer; adds the `BodyLimit` extension so
+//!    the `RawBody` extractor can name it in its 413.
+//! 5. auth (`auth`, a route layer on the API and admin routes; deny by default: the
+//!    public routes are [`PUBLIC_ROUTES`], nothing else): adds `Arc<Principal>` to the
+//!    request's extensions (and the response's, for the log).
+//! 6. admin only (`admin`, a route layer on the admin routes): the master key, except
+//!    the routes in `admin::VIRTUAL_KEY_ROUTES`. Reads `Arc<Principal>`.
+//!
+//! Then, inside the chat and embeddings handlers (`handlers::proxy`), in order:
+//! 7. front door parse (`request::parse_head`): the head of the OpenAI JSON body
+//!    (`model`, `stream`, `stream_options.include_usage`); 400 on a bad body.
+//! 8. route resolution (`routing::Registry::resolve`): the pool behind the model name,
+//!    404 for an unknown model, 403 for one the key may not use.
+//! 9. governance (`governance::admit`): key expiry, rpm/tpm, token estimate, budget
+//!    reservation; returns the `Meter` that settles when the request ends.
+//! 10. routing and fallback (`routing::execute`): picks a deployment (health, breaker,
+//!     per-deployment rpm/tpm, strategy), retries, falls back.
+//! 11. dispatcher (`upstream::dispatch`): one attempt on one deployment, in its wire
+//!     protocol (`upstream::Protocol`); tells the meter the usage, prices the answer.
+//!
+//! On the way out: the handler tags the response with `RouteInfo` and the
+//! `x-liter-llm-model` / `x-liter-llm-deployment` headers, the meter adds
+//! `x-ratelimit-*` and settles when its last handle (the stream body's, for a stream)
+//! is dropped, and the request log writes its line.
 //!
 //! Every API route is also served without the `/v1` prefix, as LiteLLM users expect.
 //!
@@ -26,12 +51,12 @@ use axum::{Extension, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use super::body::BodyLimit;
 use super::cors::CorsLayer;
 use super::handlers as h;
-use super::App;
+use crate::app::App;
 use crate::auth;
 use crate::error::GatewayError;
+use crate::request::BodyLimit;
 use crate::telemetry;
 
 /// Routes that need no key.
@@ -54,7 +79,7 @@ fn api_routes() -> Router<Arc<App>> {
             .route(&format!("{prefix}/models"), get(h::list_models))
             .route(&format!("{prefix}/models/{{*id}}"), get(h::get_model));
     }
-    // The admin API (master key only, checked by its handlers).
+    // The admin API (master key only, by its own route layer).
     router.merge(crate::admin::routes())
 }
 

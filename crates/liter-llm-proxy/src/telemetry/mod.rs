@@ -222,7 +222,7 @@ fn finish(mut resp: Response, started: Started) -> Response {
         key: resp.extensions_mut().remove::<Arc<Principal>>(),
         cost: resp
             .extensions()
-            .get::<crate::routing::execute::ResponseCost>()
+            .get::<crate::upstream::ResponseCost>()
             .map(|c| c.0),
         error: resp.extensions().get::<ErrorKind>().map(|k| k.0),
         status: resp.status().as_u16(),

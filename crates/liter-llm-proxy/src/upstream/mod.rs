@@ -1,9 +1,24 @@
-//! The dispatcher: the only place that talks HTTP to providers. It owns the client
-//! and per-attempt timeouts, so adapters never repeat them; the router
-//! (`routing::execute`) decides on retries with the helpers here (backoff,
-//! `Retry-After`).
+//! The upstream side: the one place that talks HTTP to providers.
+//!
+//! - [`dispatch`]: one attempt on one deployment, from the request to the client's
+//!   response, with its time limits; the router (`routing::execute`) decides on
+//!   retries with what it returns and the helpers here (backoff, `Retry-After`).
+//! - [`target`]: where each deployment's requests go, computed once at start-up, and
+//!   the [`Protocol`] its wire speaks; each wire kind owns its handling:
+//!   [`openai`] forwards the client's bytes, [`adapter`] translates both ways, [`mock`]
+//!   answers in-process.
+//! - [`stream`] and [`translate`]: relaying and translating SSE; [`usage`]: reading the
+//!   usage of an answer; [`token`]: short-lived access tokens (Vertex AI).
+//!
+//! Uses only `request`, `pricing`, `config` and `error`; the stages above hand it what
+//! it needs (a usage tap, a guard held while a stream runs).
 
+pub mod adapter;
+pub mod dispatch;
+pub mod mock;
+pub mod openai;
 pub mod stream;
+pub mod target;
 pub mod token;
 pub mod translate;
 pub mod usage;
@@ -11,7 +26,7 @@ pub mod usage;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Method, Request, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -20,51 +35,15 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use liter_llm::providers::adapter::UpstreamRequest;
-use liter_llm::providers::SharedAdapter;
-use liter_llm::types::{ErrorBody, ErrorDetail};
 use rand::Rng;
 use tokio::time::Instant;
 
 use crate::error::GatewayError;
+pub use dispatch::{dispatch, Answer, Failure, Job, ResponseCost};
+pub use stream::UsageTap;
+pub use target::{Protocol, Target, TargetError};
 
-/// Where and how to send one deployment's requests, computed once at start-up.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// Client-facing model name, for messages.
-    pub name: String,
-    /// The wire protocol, and with it the translation.
-    pub wire: Wire,
-    pub timeout: Duration,
-    /// For adapters that authenticate with a short-lived token (Vertex AI).
-    pub token: Option<std::sync::Arc<token::TokenCache>>,
-}
-
-/// How requests are written for a provider.
-#[derive(Debug, Clone)]
-pub enum Wire {
-    /// OpenAI's protocol: the client's bytes are forwarded (`model` rewritten).
-    OpenAi(Box<OpenAiTarget>),
-    /// Any other protocol: an adapter translates both ways.
-    Adapter(SharedAdapter),
-}
-
-/// Where an OpenAI-compatible deployment lives.
-#[derive(Debug, Clone)]
-pub struct OpenAiTarget {
-    pub chat_uri: Uri,
-    /// `None` when the provider has no embeddings endpoint.
-    pub embeddings_uri: Option<Uri>,
-    /// Marked sensitive so it is never printed by `Debug` of a request.
-    pub auth: Option<(HeaderName, HeaderValue)>,
-}
-
-/// Which OpenAI endpoint a request goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Chat,
-    Embeddings,
-}
-
+/// The HTTP client every attempt goes through.
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
@@ -126,19 +105,17 @@ impl Upstream {
     /// Retries, fallbacks and cooldowns are the router's (`routing::execute`).
     pub async fn send_once(
         &self,
-        target: &Target,
+        name: &str,
         out: UpstreamRequest,
         deadline: Instant,
     ) -> Result<Response<Incoming>, GatewayError> {
         let req = self.build(out)?;
         match tokio::time::timeout_at(deadline, self.client.request(req)).await {
             Err(_) => Err(GatewayError::Timeout(format!(
-                "the upstream for model {:?} did not answer in time",
-                target.name
+                "the upstream for model {name:?} did not answer in time"
             ))),
             Ok(Err(e)) => Err(GatewayError::BadGateway(format!(
-                "could not reach the upstream for model {:?}: {}",
-                target.name,
+                "could not reach the upstream for model {name:?}: {}",
                 error_chain(&e)
             ))),
             Ok(Ok(resp)) => Ok(resp),
@@ -198,94 +175,6 @@ pub async fn read_body(
     }
 }
 
-/// Turn a non-2xx upstream answer into the client's error: 4xx passes through with the
-/// provider's message (OpenAI-shaped), 5xx becomes 502.
-pub fn upstream_error(
-    status: StatusCode,
-    retry_after: Option<HeaderValue>,
-    body: &[u8],
-    name: &str,
-) -> GatewayError {
-    let detail = error_detail(body, status);
-    if status.is_client_error() {
-        GatewayError::Upstream {
-            status,
-            body: error_body(detail, body),
-            retry_after,
-        }
-    } else {
-        GatewayError::BadGateway(format!(
-            "the upstream for model {name:?} failed with status {}: {}",
-            status.as_u16(),
-            detail.message
-        ))
-    }
-}
-
-/// The client's error body: OpenAI's four fields, plus any other field of the provider's
-/// error object as it was sent (Azure's `innererror` with its content-filter results).
-fn error_body(detail: ErrorDetail, raw: &[u8]) -> Bytes {
-    let mut out = serde_json::to_value(ErrorBody { error: detail }).unwrap_or_default();
-    let original: Option<serde_json::Value> = serde_json::from_slice(raw).ok();
-    if let (Some(serde_json::Value::Object(extra)), Some(serde_json::Value::Object(error))) = (
-        original.as_ref().and_then(|v| v.get("error")),
-        out.get_mut("error"),
-    ) {
-        for (k, v) in extra {
-            if !error.contains_key(k) {
-                error.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    Bytes::from(serde_json::to_vec(&out).unwrap_or_default())
-}
-
-/// The provider's error, read from OpenAI's shape or a bare string; else the raw text.
-fn error_detail(body: &[u8], status: StatusCode) -> ErrorDetail {
-    let default_type = if status == StatusCode::TOO_MANY_REQUESTS {
-        "rate_limit_error"
-    } else if status.is_client_error() {
-        "invalid_request_error"
-    } else {
-        "api_error"
-    };
-    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let error = parsed.as_ref().and_then(|v| v.get("error"));
-    match error {
-        Some(serde_json::Value::Object(obj)) => ErrorDetail {
-            message: text(obj.get("message"))
-                .unwrap_or_else(|| format!("upstream status {}", status.as_u16())),
-            kind: text(obj.get("type")).unwrap_or_else(|| default_type.into()),
-            param: text(obj.get("param")),
-            code: obj.get("code").and_then(|c| match c {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            }),
-        },
-        Some(serde_json::Value::String(s)) => ErrorDetail {
-            message: s.clone(),
-            kind: default_type.into(),
-            param: None,
-            code: None,
-        },
-        _ => {
-            let raw = String::from_utf8_lossy(body);
-            let mut message: String = raw.trim().chars().take(500).collect();
-            if message.is_empty() {
-                message = format!("upstream status {}", status.as_u16());
-            }
-            ErrorDetail {
-                message,
-                kind: default_type.into(),
-                param: None,
-                code: None,
-            }
-        }
-    }
-}
-
 /// A finished JSON answer from upstream, passed through as bytes.
 pub fn json_response(body: Bytes) -> Response<Body> {
     let mut resp = Response::new(Body::from(body));
@@ -299,6 +188,18 @@ pub fn json_response(body: Bytes) -> Response<Body> {
     resp
 }
 
+/// A response carrying an SSE body.
+pub fn sse_response(body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,38 +209,5 @@ mod tests {
         assert!(backoff(0) <= BACKOFF_BASE);
         assert!(backoff(3) >= BACKOFF_BASE * 4);
         assert!(backoff(30) <= BACKOFF_CAP);
-    }
-
-    #[test]
-    fn error_detail_shapes() {
-        let d = error_detail(
-            br#"{"error":{"message":"bad","type":"x","param":"p","code":7}}"#,
-            StatusCode::BAD_REQUEST,
-        );
-        assert_eq!(
-            (d.message.as_str(), d.kind.as_str(), d.code.as_deref()),
-            ("bad", "x", Some("7"))
-        );
-        let d = error_detail(br#"{"error":"plain"}"#, StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(
-            (d.message.as_str(), d.kind.as_str()),
-            ("plain", "rate_limit_error")
-        );
-        let d = error_detail(b"<html>oops</html>", StatusCode::BAD_GATEWAY);
-        assert_eq!(d.message, "<html>oops</html>");
-    }
-
-    #[test]
-    fn error_body_keeps_extra_fields() {
-        let raw = br#"{"error":{"message":"filtered","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation"}}}"#;
-        let body = error_body(error_detail(raw, StatusCode::BAD_REQUEST), raw);
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["error"]["type"], "invalid_request_error");
-        assert_eq!(v["error"]["code"], "content_filter");
-        assert_eq!(v["error"]["status"], 400);
-        assert_eq!(
-            v["error"]["innererror"]["code"],
-            "ResponsibleAIPolicyViolation"
-        );
     }
 }

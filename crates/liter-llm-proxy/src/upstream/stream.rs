@@ -85,9 +85,12 @@ impl Source {
     }
 }
 
-/// Told the usage a stream reports (the governance stage's meter).
+/// Told the usage an answer reports (the governance stage's meter).
 pub trait UsageTap: Send + Sync {
-    fn usage(&self, usage: Usage);
+    /// The usage the provider reported and, when the dispatcher priced it, its cost.
+    fn report(&self, usage: Usage, cost: Option<f64>);
+    /// A handle for a stream's body, which outlives the dispatcher's borrow.
+    fn boxed(&self) -> Box<dyn UsageTap>;
 }
 
 /// A relay's tap: the usage chunk goes to `tap`, and is cut out of what the client
@@ -108,19 +111,10 @@ struct Relay<G> {
     finished: bool,
 }
 
-/// The SSE body for the client. `first` is data already read; `idle` bounds the wait
-/// for each upstream chunk, `deadline` the whole stream; `guard` is dropped at the end.
-pub fn relay<G: Send + 'static>(
-    body: Incoming,
-    first: Bytes,
-    name: String,
-    idle: Duration,
-    deadline: Instant,
-    guard: G,
-    tapped: Option<Tapped>,
-) -> Body {
+/// The SSE body for the client, read from `source`; `guard` is dropped at the end.
+pub fn relay<G: Send + 'static>(source: Source, guard: G, tapped: Option<Tapped>) -> Body {
     let state = Relay {
-        source: Source::new(body, first, name, idle, deadline),
+        source,
         _guard: guard,
         tapped,
         pending: BytesMut::new(),
@@ -229,7 +223,7 @@ fn tap_usage(t: &Tapped, events: Bytes) -> Bytes {
             .map(|d| d.trim_ascii());
         if let Some(Ok(chunk)) = data.map(serde_json::from_slice::<UsageChunk>) {
             if let Some(u) = chunk.usage {
-                t.tap.usage(u);
+                t.tap.report(u, None);
                 if t.hide_usage && chunk.choices.is_empty() {
                     continue;
                 }

@@ -48,7 +48,7 @@ struct State<G> {
 impl<G> State<G> {
     fn report_usage(&mut self) {
         if let (Some(tap), Some(u)) = (self.tap.take(), self.translator.usage()) {
-            tap.usage(u);
+            tap.report(u, None);
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Dispatch to the built-in `mock/` provider: the answer is made in-process.
+//! The in-process wire of the built-in `mock/` provider: the answer is made here, with
+//! no network.
 
 use std::convert::Infallible;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,10 +10,11 @@ use bytes::Bytes;
 use liter_llm::providers::mock;
 use liter_llm::types::{ChatCompletionRequest, EmbeddingRequest};
 
-use super::handlers::sse_response;
+use super::dispatch::Job;
+use super::{json_response, sse_response};
 use crate::config::Deployment;
 use crate::error::GatewayError;
-use crate::upstream::{json_response, Endpoint};
+use crate::request::Endpoint;
 
 fn invalid(e: serde_json::Error) -> GatewayError {
     GatewayError::bad_request(format!("invalid request: {e}"))
@@ -24,13 +26,8 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Bytes, GatewayError> {
         .map_err(|e| GatewayError::Internal(format!("could not encode the mock answer: {e}")))
 }
 
-pub async fn answer(
-    d: &Deployment,
-    body: &[u8],
-    endpoint: Endpoint,
-    streaming: bool,
-    meter: Option<&crate::budget::Meter>,
-) -> Result<Response<Body>, GatewayError> {
+pub async fn answer(d: &Deployment, job: &Job<'_>) -> Result<Response<Body>, GatewayError> {
+    let (body, tap) = (&job.body[..], job.tap);
     if let Some(latency) = d.mock_latency {
         tokio::time::sleep(latency).await;
     }
@@ -38,14 +35,14 @@ pub async fn answer(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |t| t.as_secs());
     let id = format!("chatcmpl-mock-{created:x}{:08x}", rand::random::<u32>());
-    match endpoint {
+    match job.endpoint {
         Endpoint::Embeddings => {
             let mut req: EmbeddingRequest = serde_json::from_slice(body).map_err(invalid)?;
             req.model = d.model_id.clone();
             let answer = mock::embeddings(&req);
-            if let Some(m) = meter {
+            if let Some(t) = tap {
                 let u = &answer.usage;
-                m.record_usage(liter_llm::types::Usage::new(u.prompt_tokens, 0));
+                t.report(liter_llm::types::Usage::new(u.prompt_tokens, 0), None);
             }
             Ok(json_response(to_json(&answer)?))
         }
@@ -53,10 +50,10 @@ pub async fn answer(
             let mut req: ChatCompletionRequest = serde_json::from_slice(body).map_err(invalid)?;
             req.model = d.model_id.clone();
             let whole = mock::chat(&req, &id, created);
-            if let (Some(m), Some(u)) = (meter, whole.usage) {
-                m.record_usage(u);
+            if let (Some(t), Some(u)) = (tap, whole.usage) {
+                t.report(u, None);
             }
-            if !streaming {
+            if !job.head.stream {
                 return Ok(json_response(to_json(&whole)?));
             }
             let mut events = Vec::new();

@@ -1,5 +1,6 @@
-//! Request bodies: our own extractor (so a bad body gets OpenAI's error JSON) and the
-//! one-pass "head" parse of a JSON request.
+//! The request as the gateway reads it: our own body extractor (so a bad body gets
+//! OpenAI's error JSON), the one-pass "head" parse of a JSON request, and which
+//! endpoint it is for. Every stage may use this module; it uses only `error`.
 //!
 //! The gateway forwards bytes: it reads only `model`, `stream` and
 //! `stream_options.include_usage`, remembers where `model` sits in the buffer, and
@@ -17,6 +18,13 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::GatewayError;
+
+/// Which OpenAI endpoint a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Embeddings,
+}
 
 /// The raw request body, limited by `server.body_limit_bytes`.
 pub struct RawBody(pub Bytes);

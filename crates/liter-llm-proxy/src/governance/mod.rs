@@ -1,0 +1,466 @@
+//! Governance stage, between routing's name resolution and execution: key expiry,
+//! per-key and global rate limits ([`limits`]), the token estimate ([`estimate`]) and
+//! budget reservation in the spend store; then, when the request ends, settlement by
+//! the [`Meter`] ([`meter`]).
+//!
+//! [`admit`] is the one entry point. It runs in this order: expired key (401), rate
+//! limits (429 with `Retry-After` and `x-ratelimit-*`), budget reservation (402, or a
+//! warning header under soft enforcement; 503 when the store is unreachable: budgets
+//! fail closed). It returns a [`Meter`], which follows the request to its end.
+//!
+//! Requests with nothing to govern (the master key, no global limit, no ledger) get no
+//! meter and cost nothing here. Uses `routing` (the pool's deployments), `upstream`
+//! (the usage tap it implements), `pricing`, `store`, `config`; never the HTTP edge.
+
+pub mod estimate;
+pub mod limits;
+pub mod meter;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use liter_llm::types::Usage;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::config::{Config, Enforcement, KeyLimits};
+use crate::error::{GatewayError, RateHeaders};
+use crate::pricing::Prices;
+use crate::request::{Endpoint, Head};
+use crate::routing::Pool;
+use crate::store::{
+    BudgetScope, Clock, Reservation, ReserveError, StoreError, Stores, SystemClock,
+};
+use estimate::{Estimate, Tokenizer};
+use limits::{Admission, Refusal, Remaining, Window};
+pub use meter::{Meter, BUDGET_WARNING};
+
+/// Settlement tasks still running, so tests and shutdown can wait for them.
+#[derive(Debug, Default)]
+struct Pending {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// What the governance stage keeps for the gateway's lifetime.
+#[derive(Debug)]
+pub struct Governor {
+    /// The spend store and key store, when budgets, cost tracking or the key admin API
+    /// use one.
+    pub stores: Option<Stores>,
+    /// Whether every request is metered into the ledger (a configured database,
+    /// budgets or cost tracking), or only runtime keys' (the store was opened for the
+    /// admin API alone).
+    meter_all: bool,
+    global_window: Option<Arc<Window>>,
+    /// `[budget] global_limit`.
+    global_budget: Option<f64>,
+    /// `[budget] enforcement = "soft"`.
+    soft: bool,
+    /// The name of the `"global"` scope, made once.
+    global_scope: Arc<str>,
+    /// Per `provider/model` with a budget (`[budget] model_limits`): its scope's name,
+    /// made once, and its limit in USD.
+    model_scopes: HashMap<String, (Arc<str>, f64)>,
+    tokenizer: Tokenizer,
+    prices: Option<Arc<Prices>>,
+    pending: Arc<Pending>,
+}
+
+/// The governance stage could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GovernanceError {
+    #[error("budgets need a database: set general.database_url (a postgres:// URL or an SQLite file path)")]
+    NoDatabase,
+    #[error("cannot open the database: {0}")]
+    Open(StoreError),
+    #[error("cannot reconcile the spend store: {0}")]
+    Reconcile(StoreError),
+}
+
+/// Why a request was refused, rendered by `GatewayError`.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("this API key has expired")]
+    Expired,
+    #[error("{}", rate_message(.0))]
+    RateLimited(Refusal),
+    #[error("{whose} would be exceeded by this request (up to ${amount:.6})")]
+    OverBudget { whose: String, amount: f64 },
+    #[error("the spend store is unavailable; try again later")]
+    StoreUnavailable,
+}
+
+fn rate_message(r: &Refusal) -> String {
+    match (r.scope, r.retry_after) {
+        (scope, None) => format!(
+            "this request alone needs more {} than the {scope}'s per-minute limit allows",
+            r.what
+        ),
+        ("key", Some(_)) => format!("rate limit reached for this key: {} per minute", r.what),
+        (_, Some(_)) => format!("rate limit reached for this gateway: {} per minute", r.what),
+    }
+}
+
+impl From<Refused> for GatewayError {
+    fn from(r: Refused) -> Self {
+        let message = r.to_string();
+        match r {
+            Refused::Expired => GatewayError::Unauthorized(message),
+            Refused::RateLimited(refusal) => GatewayError::RateLimited {
+                message,
+                retry_after: refusal.retry_after.unwrap_or(Duration::from_secs(60)),
+                limits: Some(rate_headers(&refusal.remaining)),
+            },
+            Refused::OverBudget { .. } => GatewayError::BudgetExceeded(message),
+            Refused::StoreUnavailable => GatewayError::StoreUnavailable(message),
+        }
+    }
+}
+
+/// The `x-ratelimit-*` values of a window.
+fn rate_headers(r: &Remaining) -> RateHeaders {
+    RateHeaders {
+        requests: r
+            .limits
+            .rpm
+            .zip(r.requests)
+            .map(|(l, left)| (l.into(), left.into())),
+        tokens: r.limits.tpm.zip(r.tokens),
+    }
+}
+
+/// What governance needs of a virtual key (borrowed from the authenticated caller).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyAccount<'a> {
+    /// Stable id for the ledger, never the secret.
+    pub id: &'a str,
+    /// A safe label for the ledger's alias column.
+    pub label: &'a str,
+    /// The key's budget scope name.
+    pub scope: &'a Arc<str>,
+    pub limits: &'a KeyLimits,
+    pub window: Option<&'a Arc<Window>>,
+    /// Created through the admin API (metered whenever there is a store).
+    pub runtime: bool,
+}
+
+/// The database URL to open, or `None` when nothing needs one. The default is the
+/// SQLite file beside the config file: for budgets, cost tracking, and the admin API
+/// (a master key), whenever the config came from a file.
+fn database_url(config: &Config) -> Result<Option<String>, GovernanceError> {
+    let g = &config.governance;
+    if let Some(url) = &g.database_url {
+        return Ok(Some(url.clone()));
+    }
+    let budgets = g.has_budgets() || config.keys.iter().any(|k| k.limits.budget_limit.is_some());
+    let from_file = config.source.is_some();
+    if !(budgets || (from_file && (config.enable_cost_tracking || config.master_key.is_some()))) {
+        return Ok(None);
+    }
+    match &config.source {
+        Some(file) => Ok(Some(
+            crate::config::default_database(Some(file))
+                .display()
+                .to_string(),
+        )),
+        None => Err(GovernanceError::NoDatabase),
+    }
+}
+
+/// Opens the store the config needs, if any (creating it, running migrations,
+/// reconciling reservations that a crashed gateway left).
+pub async fn open_store(config: &Config) -> Result<Option<Stores>, GovernanceError> {
+    let Some(url) = database_url(config)? else {
+        return Ok(None);
+    };
+    let stores = crate::store::open(&url)
+        .await
+        .map_err(GovernanceError::Open)?;
+    match stores.spend.reconcile().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            reservations = n,
+            "counted in full the reservations a stopped gateway left behind"
+        ),
+        Err(e) => return Err(GovernanceError::Reconcile(e)),
+    }
+    Ok(Some(stores))
+}
+
+impl Governor {
+    /// The stage over `stores` (from [`open_store`]); warms the tokenizer when
+    /// tokens are counted.
+    pub async fn new(
+        config: &Config,
+        stores: Option<Stores>,
+        prices: Option<Arc<Prices>>,
+    ) -> Governor {
+        let g = &config.governance;
+        let meter_all = g.database_url.is_some()
+            || g.has_budgets()
+            || config.enable_cost_tracking
+            || config.keys.iter().any(|k| k.limits.budget_limit.is_some());
+        let tokenizer = Tokenizer::default();
+        let counts_tokens = stores.is_some()
+            || g.global_rate.tpm.is_some()
+            || config.keys.iter().any(|k| k.limits.rate.tpm.is_some());
+        if counts_tokens {
+            let t = tokenizer.clone();
+            let _ = tokio::task::spawn_blocking(move || t.warm()).await;
+        }
+        Governor {
+            stores,
+            meter_all,
+            global_window: g
+                .global_rate
+                .is_set()
+                .then(|| Arc::new(Window::new(g.global_rate))),
+            global_budget: g.global_budget,
+            soft: g.enforcement == Enforcement::Soft,
+            global_scope: BudgetScope::global(0.0, None).scope,
+            model_scopes: g
+                .model_budgets
+                .iter()
+                .map(|(m, &limit)| (m.clone(), (BudgetScope::model_name(m), limit)))
+                .collect(),
+            tokenizer,
+            prices,
+            pending: Arc::default(),
+        }
+    }
+
+    /// Waits until every settlement started so far has been written and is durable.
+    pub async fn settled(&self) {
+        loop {
+            let notified = self.pending.idle.notified();
+            if self.pending.count.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            notified.await;
+        }
+        if let Some(s) = &self.stores {
+            if let Err(e) = s.spend.flush().await {
+                tracing::error!(error = %e, "could not write the spend ledger");
+            }
+        }
+    }
+
+    /// The budget scopes of a request: the key's, the gateway's and the model's.
+    fn scopes(&self, key: Option<&KeyAccount<'_>>, pool: &Pool, soft: bool) -> Vec<BudgetScope> {
+        let soft_limit = |limit: f64| if soft { f64::INFINITY } else { limit };
+        let mut out = Vec::with_capacity(3);
+        if let Some(k) = key {
+            // Always kept, so a key's spend is known whether or not it has a budget.
+            out.push(BudgetScope::named(
+                Arc::clone(k.scope),
+                k.limits.budget_limit.unwrap_or(f64::INFINITY),
+                k.limits.budget_period,
+            ));
+        }
+        out.push(BudgetScope::named(
+            Arc::clone(&self.global_scope),
+            self.global_budget.map_or(f64::INFINITY, soft_limit),
+            None,
+        ));
+        let mut models: Vec<&(Arc<str>, f64)> = pool
+            .deployments
+            .iter()
+            .filter_map(|d| self.model_scopes.get(&d.deployment.provider_model))
+            .collect();
+        models.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        models.dedup_by(|a, b| a.0 == b.0);
+        for (name, limit) in models {
+            out.push(BudgetScope::named(
+                Arc::clone(name),
+                soft_limit(*limit),
+                None,
+            ));
+        }
+        out
+    }
+
+    /// The tokens this request may use: its prompt and the most it may answer.
+    fn estimate(&self, body: &[u8], pool: &Pool, endpoint: Endpoint) -> Estimate {
+        match endpoint {
+            Endpoint::Chat => {
+                let max_out = pool
+                    .deployments
+                    .iter()
+                    .filter_map(|d| {
+                        self.prices
+                            .as_ref()?
+                            .get(&d.deployment.provider_model)?
+                            .max_output_tokens
+                    })
+                    .max();
+                estimate::chat(&self.tokenizer, body, max_out)
+            }
+            Endpoint::Embeddings => estimate::embeddings(&self.tokenizer, body),
+        }
+    }
+
+    /// Reserves the most any deployment of the pool could bill for this request, in
+    /// every budget scope it belongs to; under soft enforcement, a crossed gateway or
+    /// model budget lets the request through with a warning.
+    async fn reserve(
+        &self,
+        stores: &Stores,
+        key: Option<&KeyAccount<'_>>,
+        pool: &Pool,
+        estimate: Estimate,
+        request: (&str, &str),
+    ) -> Result<Reserved, Refused> {
+        let (request_id, model) = request;
+        let usage = Usage::new(estimate.prompt, estimate.max_output);
+        let amount = match &self.prices {
+            Some(p) => pool
+                .deployments
+                .iter()
+                .map(|d| p.cost(&d.deployment.provider_model, &usage))
+                .fold(0.0, f64::max),
+            None => 0.0,
+        };
+        let reservation_of = |soft: bool| Reservation {
+            request_id: request_id.to_owned(),
+            scopes: self.scopes(key, pool, soft),
+            amount_usd: amount,
+        };
+        let mut warning = None;
+        let result = match stores.spend.reserve(reservation_of(false)).await {
+            Err(ReserveError::OverBudget { scope, .. })
+                if self.soft && !scope.starts_with("key:") =>
+            {
+                tracing::warn!(scope = %scope, model = %model, "soft budget crossed: request let through");
+                warning = Some(format!("budget exceeded for {scope} (soft enforcement)"));
+                stores.spend.reserve(reservation_of(true)).await
+            }
+            other => other,
+        };
+        match result {
+            Ok(id) => Ok(Reserved {
+                id,
+                amount,
+                warning,
+            }),
+            Err(ReserveError::OverBudget { scope, .. }) => Err(Refused::OverBudget {
+                whose: whose_budget(&scope),
+                amount,
+            }),
+            Err(ReserveError::Store(e)) => {
+                tracing::error!(error = %e, "spend store unavailable: request refused");
+                Err(Refused::StoreUnavailable)
+            }
+        }
+    }
+}
+
+/// A budget reservation held for a request.
+struct Reserved {
+    id: crate::store::ReservationId,
+    amount: f64,
+    /// Set when a soft limit was crossed.
+    warning: Option<String>,
+}
+
+/// How a refusal names a budget scope.
+fn whose_budget(scope: &str) -> String {
+    if scope.starts_with("key:") {
+        "this key's budget".to_owned()
+    } else if scope == "global" {
+        "the gateway's budget".to_owned()
+    } else {
+        format!("the budget of {}", scope.trim_start_matches("model:"))
+    }
+}
+
+/// The request as governance sees it.
+pub struct Request<'a> {
+    pub head: &'a Head,
+    pub body: &'a [u8],
+    pub endpoint: Endpoint,
+    pub request_id: &'a str,
+}
+
+/// Admits a request (`Some(meter)` when it is governed, `None` when there is nothing
+/// to govern), or refuses it: 401 (expired key), 429 (rate limit), 402 (budget), 503
+/// (store unreachable: budgets fail closed).
+pub async fn admit(
+    gov: &Arc<Governor>,
+    key: Option<KeyAccount<'_>>,
+    pool: &Pool,
+    req: Request<'_>,
+) -> Result<Option<Meter>, Refused> {
+    let now_ms = SystemClock.now_ms();
+    if key
+        .and_then(|k| k.limits.expires_at)
+        .is_some_and(|exp| now_ms >= exp)
+    {
+        return Err(Refused::Expired);
+    }
+    let mut windows: Vec<(&'static str, &Arc<Window>)> = Vec::with_capacity(2);
+    if let Some(w) = key.and_then(|k| k.window) {
+        windows.push(("key", w));
+    }
+    if let Some(w) = &gov.global_window {
+        windows.push(("gateway", w));
+    }
+    let stores = gov
+        .stores
+        .as_ref()
+        .filter(|_| gov.meter_all || key.is_some_and(|k| k.runtime));
+    if windows.is_empty() && stores.is_none() {
+        return Ok(None);
+    }
+    let needs_tokens = stores.is_some() || windows.iter().any(|(_, w)| w.limits.tpm.is_some());
+    let estimate = if needs_tokens {
+        gov.estimate(req.body, pool, req.endpoint)
+    } else {
+        Estimate {
+            prompt: 0,
+            max_output: 0,
+        }
+    };
+    let admission: Option<Admission> = if windows.is_empty() {
+        None
+    } else {
+        Some(
+            limits::admit(&windows, Instant::now(), estimate.total())
+                .map_err(Refused::RateLimited)?,
+        )
+    };
+    let reserved = match stores {
+        Some(stores) => {
+            let request = (req.request_id, req.head.model.as_str());
+            match gov
+                .reserve(stores, key.as_ref(), pool, estimate, request)
+                .await
+            {
+                Ok(r) => Some(r),
+                Err(refused) => {
+                    if let Some(a) = &admission {
+                        a.settle(0);
+                    }
+                    return Err(refused);
+                }
+            }
+        }
+        None => None,
+    };
+    Ok(Some(Meter(Arc::new(meter::Inner {
+        gov: gov.clone(),
+        admission,
+        reservation: reserved.as_ref().map(|r| r.id),
+        reserved_usd: reserved.as_ref().map_or(0.0, |r| r.amount),
+        estimate,
+        request_id: req.request_id.to_owned(),
+        key_id: key.map(|k| k.id.to_owned()),
+        key_alias: key.map(|k| k.label.to_owned()),
+        model: req.head.model.clone(),
+        started_at: now_ms,
+        soft_warning: reserved.and_then(|r| r.warning),
+        state: Mutex::default(),
+    }))))
+}

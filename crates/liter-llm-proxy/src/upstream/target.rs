@@ -1,0 +1,160 @@
+//! Where and how one deployment's requests go, computed once at start-up: its URL and
+//! credentials, and the [`Protocol`] of its wire.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use bytes::Bytes;
+use liter_llm::providers::adapter::{Secret, UpstreamRequest};
+use liter_llm::providers::{AdapterConfig, AuthStyle};
+use liter_llm::Provider;
+use secrecy::ExposeSecret;
+
+use super::adapter::Translated;
+use super::dispatch::{Hold, Job};
+use super::openai::PassThrough;
+use super::stream::Source;
+use super::token::TokenCache;
+use crate::config::Deployment;
+use crate::error::GatewayError;
+
+/// One wire protocol: how a request is written for it and how its answers are read.
+/// The dispatcher calls these in order and never asks which protocol it has.
+pub trait Protocol: Send + Sync + fmt::Debug {
+    /// The complete upstream request for `job`, sent as `model_id`.
+    fn request(
+        &self,
+        job: &Job<'_>,
+        model_id: &str,
+        token: Option<&str>,
+    ) -> Result<UpstreamRequest, GatewayError>;
+    /// A non-2xx answer as the client's error.
+    fn error(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> GatewayError;
+    /// The client's SSE body for a stream whose first chunk has arrived; `hold` is
+    /// dropped when the stream ends.
+    fn stream(&self, source: Source, job: &Job<'_>, hold: Hold) -> Body;
+    /// A whole non-streamed answer, in OpenAI's shape.
+    fn answer(&self, bytes: Bytes, job: &Job<'_>) -> Result<Bytes, GatewayError>;
+}
+
+/// Where and how to send one deployment's requests.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Client-facing model name, for messages.
+    pub name: String,
+    pub protocol: Arc<dyn Protocol>,
+    pub timeout: Duration,
+    /// For adapters that authenticate with a short-lived token (Vertex AI).
+    pub token: Option<Arc<TokenCache>>,
+}
+
+/// A deployment whose values cannot form an upstream request. Names the model, never
+/// a key.
+#[derive(Debug, thiserror::Error)]
+#[error("model {model:?}: {reason}")]
+pub struct TargetError {
+    pub model: String,
+    pub reason: String,
+}
+
+impl Target {
+    /// The target of `d`, or `None` for the in-process mock.
+    pub fn for_deployment(d: &Deployment) -> Result<Option<Target>, TargetError> {
+        let fail = |reason: &str| TargetError {
+            model: d.name.clone(),
+            reason: reason.to_string(),
+        };
+        let Some(net) = d.provider.network() else {
+            return Ok(None);
+        };
+        let base = d.base_url.as_ref().ok_or_else(|| fail("no base_url"))?;
+        if d.api_key.is_none() && net.key_required {
+            tracing::warn!(
+                model = %d.name,
+                provider = net.name,
+                env = ?net.key_env,
+                "no API key for this model: set api_key or one of the variables; requests will go upstream unauthenticated"
+            );
+        }
+        let cfg = AdapterConfig {
+            base_url: base.trim_end_matches('/').to_string(),
+            model_id: d.model_id.clone(),
+            api_key: d
+                .api_key
+                .as_ref()
+                .map(|k| Secret(k.expose_secret().to_string())),
+            settings: d.settings.clone(),
+        };
+        let (protocol, token): (Arc<dyn Protocol>, _) = match d.provider.adapter(&cfg) {
+            Some(adapter) => {
+                let adapter = adapter.map_err(|e| fail(&e.to_string()))?;
+                let token = TokenCache::for_adapter(&adapter).map(Arc::new);
+                (Arc::new(Translated(adapter)), token)
+            }
+            None => (Arc::new(pass_through(d, &cfg).map_err(fail)?), None),
+        };
+        Ok(Some(Target {
+            name: d.name.clone(),
+            protocol,
+            timeout: d.timeout,
+            token,
+        }))
+    }
+}
+
+/// URLs and auth header of an OpenAI-compatible deployment (Azure OpenAI included:
+/// deployment URLs with `api-version`, and the key in `api-key`).
+fn pass_through(d: &Deployment, cfg: &AdapterConfig) -> Result<PassThrough, &'static str> {
+    let (chat, embeddings, auth) = match d.provider {
+        Provider::OpenAiCompat(p) => (
+            format!("{}/chat/completions", cfg.base_url),
+            format!("{}/embeddings", cfg.base_url),
+            p.auth,
+        ),
+        Provider::Azure => {
+            let urls = liter_llm::providers::azure::urls(
+                &cfg.base_url,
+                &cfg.model_id,
+                cfg.settings.api_version.as_deref(),
+            );
+            (
+                urls.chat,
+                urls.embeddings,
+                AuthStyle::Header(liter_llm::providers::azure::API_KEY_HEADER),
+            )
+        }
+        _ => return Err("not an OpenAI-compatible provider"),
+    };
+    let uri = |url: String| -> Result<Uri, &'static str> {
+        url.parse()
+            .map_err(|_| "base_url does not form a valid URL")
+    };
+    Ok(PassThrough {
+        name: d.name.clone(),
+        chat_uri: uri(chat)?,
+        embeddings_uri: Some(uri(embeddings)?),
+        auth: cfg
+            .api_key
+            .as_ref()
+            .map(|k| auth_header(auth, k))
+            .transpose()?,
+    })
+}
+
+/// The header that carries `key`, marked sensitive.
+fn auth_header(style: AuthStyle, key: &Secret) -> Result<(HeaderName, HeaderValue), &'static str> {
+    let (name, value) = match style {
+        AuthStyle::Bearer => (
+            axum::http::header::AUTHORIZATION,
+            format!("Bearer {}", key.expose()),
+        ),
+        AuthStyle::Header(h) => (HeaderName::from_static(h), key.expose().to_string()),
+    };
+    let mut value = HeaderValue::from_str(&value)
+        .map_err(|_| "the API key contains characters not allowed in an HTTP header")?;
+    value.set_sensitive(true);
+    Ok((name, value))
+}
