@@ -8,9 +8,8 @@ use bytes::Bytes;
 use liter_llm::providers::adapter::{Call, Operation, StreamMeta, UpstreamRequest};
 use liter_llm::providers::{embeddings, SharedAdapter};
 
-use super::dispatch::{unix_now, Hold, Job};
+use super::protocol::{unix_now, Hold, Job, Protocol};
 use super::stream::Source;
-use super::target::Protocol;
 use super::translate;
 use crate::error::GatewayError;
 use crate::request::Endpoint;

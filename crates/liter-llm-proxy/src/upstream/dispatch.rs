@@ -15,28 +15,13 @@ use http_body_util::BodyExt;
 use liter_llm::types::Usage;
 use tokio::time::Instant;
 
-use super::stream::{Source, UsageTap};
-use super::target::{Protocol, Target};
+use super::protocol::{Job, Protocol};
+use super::stream::Source;
+use super::target::Target;
 use super::{json_response, read_body, retry_after, sse_response, Upstream};
 use crate::config::Deployment;
 use crate::error::GatewayError;
-use crate::pricing::Prices;
-use crate::request::{Endpoint, Head};
-
-/// What the dispatcher needs to know of the request.
-pub struct Job<'a> {
-    pub body: &'a Bytes,
-    pub head: &'a Head,
-    pub endpoint: Endpoint,
-    pub deadline: Instant,
-    /// Told the usage the provider reports (the governance stage's meter).
-    pub tap: Option<&'a dyn UsageTap>,
-    /// Set when cost tracking is on: answers are priced and carry the cost header.
-    pub prices: Option<&'a Prices>,
-}
-
-/// Kept alive while a stream runs (the router's in-flight slot), dropped at its end.
-pub type Hold = Box<dyn Send + 'static>;
+use crate::request::Endpoint;
 
 /// A successful attempt.
 pub struct Answer {
@@ -104,12 +89,6 @@ pub const DROPPED_PARAMS: HeaderName = HeaderName::from_static("x-liter-llm-drop
 /// The cost of a finished answer, put in the response's extensions for the request log.
 #[derive(Debug, Clone, Copy)]
 pub struct ResponseCost(pub f64);
-
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 fn timed_out() -> GatewayError {
     GatewayError::Timeout("the request ran past server.request_timeout_secs".into())

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use liter_llm::providers::mock;
 use liter_llm::types::{ChatCompletionRequest, EmbeddingRequest};
 
-use super::dispatch::Job;
+use super::protocol::Job;
 use super::{json_response, sse_response};
 use crate::config::Deployment;
 use crate::error::GatewayError;

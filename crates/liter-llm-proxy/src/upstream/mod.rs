@@ -4,7 +4,8 @@
 //!   response, with its time limits; the router (`routing::execute`) decides on
 //!   retries with what it returns and the helpers here (backoff, `Retry-After`).
 //! - [`target`]: where each deployment's requests go, computed once at start-up, and
-//!   the [`Protocol`] its wire speaks; each wire kind owns its handling:
+//!   the [`Protocol`] its wire speaks (`protocol`, with the [`Job`] an attempt
+//!   carries); each wire kind owns its handling:
 //!   [`openai`] forwards the client's bytes, [`adapter`] translates both ways, [`mock`]
 //!   answers in-process.
 //! - [`stream`] and [`translate`]: relaying and translating SSE; [`usage`]: reading the
@@ -17,6 +18,7 @@ pub mod adapter;
 pub mod dispatch;
 pub mod mock;
 pub mod openai;
+pub mod protocol;
 pub mod stream;
 pub mod target;
 pub mod token;
@@ -39,9 +41,10 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use crate::error::GatewayError;
-pub use dispatch::{dispatch, Answer, Failure, Job, ResponseCost};
+pub use dispatch::{dispatch, Answer, Failure, ResponseCost};
+pub use protocol::{Job, Protocol};
 pub use stream::UsageTap;
-pub use target::{Protocol, Target, TargetError};
+pub use target::{Target, TargetError};
 
 /// The HTTP client every attempt goes through.
 pub struct Upstream {

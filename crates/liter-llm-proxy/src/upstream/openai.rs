@@ -8,9 +8,8 @@ use bytes::Bytes;
 use liter_llm::providers::adapter::UpstreamRequest;
 use liter_llm::types::{ErrorBody, ErrorDetail};
 
-use super::dispatch::{Hold, Job};
+use super::protocol::{Hold, Job, Protocol};
 use super::stream::{self, Source};
-use super::target::Protocol;
 use crate::error::GatewayError;
 use crate::request::{with_model, Endpoint};
 

@@ -1,44 +1,20 @@
 //! Where and how one deployment's requests go, computed once at start-up: its URL and
 //! credentials, and the [`Protocol`] of its wire.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
-use bytes::Bytes;
-use liter_llm::providers::adapter::{Secret, UpstreamRequest};
+use axum::http::{HeaderName, HeaderValue, Uri};
+use liter_llm::providers::adapter::Secret;
 use liter_llm::providers::{AdapterConfig, AuthStyle};
 use liter_llm::Provider;
 use secrecy::ExposeSecret;
 
 use super::adapter::Translated;
-use super::dispatch::{Hold, Job};
 use super::openai::PassThrough;
-use super::stream::Source;
+use super::protocol::Protocol;
 use super::token::TokenCache;
 use crate::config::Deployment;
-use crate::error::GatewayError;
-
-/// One wire protocol: how a request is written for it and how its answers are read.
-/// The dispatcher calls these in order and never asks which protocol it has.
-pub trait Protocol: Send + Sync + fmt::Debug {
-    /// The complete upstream request for `job`, sent as `model_id`.
-    fn request(
-        &self,
-        job: &Job<'_>,
-        model_id: &str,
-        token: Option<&str>,
-    ) -> Result<UpstreamRequest, GatewayError>;
-    /// A non-2xx answer as the client's error.
-    fn error(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> GatewayError;
-    /// The client's SSE body for a stream whose first chunk has arrived; `hold` is
-    /// dropped when the stream ends.
-    fn stream(&self, source: Source, job: &Job<'_>, hold: Hold) -> Body;
-    /// A whole non-streamed answer, in OpenAI's shape.
-    fn answer(&self, bytes: Bytes, job: &Job<'_>) -> Result<Bytes, GatewayError>;
-}
 
 /// Where and how to send one deployment's requests.
 #[derive(Debug, Clone)]

@@ -1,0 +1,55 @@
+//! The vocabulary every wire kind shares: the [`Job`] an attempt carries, and the
+//! [`Protocol`] trait each wire implements (`openai`, `adapter`; the in-process mock
+//! answers without one). A leaf of `upstream/`: it imports none of its siblings but
+//! `stream`.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use liter_llm::providers::adapter::UpstreamRequest;
+use tokio::time::Instant;
+
+use super::stream::{Source, UsageTap};
+use crate::error::GatewayError;
+use crate::pricing::Prices;
+use crate::request::{Endpoint, Head};
+
+/// What the dispatcher needs to know of the request.
+pub struct Job<'a> {
+    pub body: &'a Bytes,
+    pub head: &'a Head,
+    pub endpoint: Endpoint,
+    pub deadline: Instant,
+    /// Told the usage the provider reports (the governance stage's meter).
+    pub tap: Option<&'a dyn UsageTap>,
+    /// Set when cost tracking is on: answers are priced and carry the cost header.
+    pub prices: Option<&'a Prices>,
+}
+
+/// Kept alive while a stream runs (the router's in-flight slot), dropped at its end.
+pub type Hold = Box<dyn Send + 'static>;
+
+/// One wire protocol: how a request is written for it and how its answers are read.
+/// The dispatcher calls these in order and never asks which protocol it has.
+pub trait Protocol: Send + Sync + std::fmt::Debug {
+    /// The complete upstream request for `job`, sent as `model_id`.
+    fn request(
+        &self,
+        job: &Job<'_>,
+        model_id: &str,
+        token: Option<&str>,
+    ) -> Result<UpstreamRequest, GatewayError>;
+    /// A non-2xx answer as the client's error.
+    fn error(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> GatewayError;
+    /// The client's SSE body for a stream whose first chunk has arrived; `hold` is
+    /// dropped when the stream ends.
+    fn stream(&self, source: Source, job: &Job<'_>, hold: Hold) -> Body;
+    /// A whole non-streamed answer, in OpenAI's shape.
+    fn answer(&self, bytes: Bytes, job: &Job<'_>) -> Result<Bytes, GatewayError>;
+}
+
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
