@@ -633,18 +633,8 @@ fn write_batch(
     Ok(inserted)
 }
 
-/// Counts in full every reservation a previous process left without a ledger row (the
-/// journal's, and rows of the `reservations` table an older version wrote), writing a
-/// status-0 row for each, then loads every scope. Returns the book's state and how many
-/// reservations were counted.
-fn replay(
-    conn: &mut Connection,
-    leftover: &Leftover,
-    now: i64,
-) -> Result<(State, u64), StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db)?;
+/// Reads and empties the `reservations` table an older version wrote.
+fn take_legacy(tx: &rusqlite::Transaction<'_>) -> Result<Vec<Record>, StoreError> {
     let mut legacy = Vec::new();
     {
         let mut stmt = tx
@@ -673,11 +663,20 @@ fn replay(
         }
     }
     tx.execute("DELETE FROM reservations", []).map_err(db)?;
+    Ok(legacy)
+}
 
+/// Writes a status-0 ledger row for each reservation without one; returns how many,
+/// the amount each scope gains, and the highest reservation id seen.
+fn count_orphans<'r>(
+    tx: &rusqlite::Transaction<'_>,
+    records: impl Iterator<Item = &'r Record>,
+    now: i64,
+) -> Result<(u64, BTreeMap<String, i64>, i64), StoreError> {
     let mut taken = 0u64;
     let mut deltas: BTreeMap<String, i64> = BTreeMap::new();
     let mut max_id = 0i64;
-    for r in leftover.records.iter().chain(&legacy) {
+    for r in records {
         max_id = max_id.max(r.id);
         let finished = tx
             .prepare_cached("SELECT 1 FROM spend_ledger WHERE id = ?1")
@@ -698,6 +697,11 @@ fn replay(
         taken += 1;
     }
 
+    Ok((taken, deltas, max_id))
+}
+
+/// Every scope row of the database.
+fn load_scopes(tx: &rusqlite::Transaction<'_>) -> Result<FxHashMap<String, ScopeRow>, StoreError> {
     let mut scopes = FxHashMap::default();
     {
         let mut stmt = tx
@@ -728,6 +732,24 @@ fn replay(
             scopes.insert(name, row);
         }
     }
+    Ok(scopes)
+}
+
+/// Counts in full every reservation a previous process left without a ledger row (the
+/// journal's, and rows of the `reservations` table an older version wrote), writing a
+/// status-0 row for each, then loads every scope. Returns the book's state and how many
+/// reservations were counted.
+fn replay(
+    conn: &mut Connection,
+    leftover: &Leftover,
+    now: i64,
+) -> Result<(State, u64), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    let legacy = take_legacy(&tx)?;
+    let (taken, deltas, max_id) = count_orphans(&tx, leftover.records.iter().chain(&legacy), now)?;
+    let mut scopes = load_scopes(&tx)?;
     for (name, amount) in deltas {
         let row = scopes
             .remove(&name)
