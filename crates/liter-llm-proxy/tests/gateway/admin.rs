@@ -345,3 +345,33 @@ async fn without_a_database_the_admin_api_says_so() {
     assert_eq!(resp.status(), 503);
     assert!(resp.text().await.unwrap().contains("database_url"));
 }
+
+#[tokio::test]
+async fn a_master_key_gets_the_admin_api_on_the_default_sqlite_file() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("liter-llm-proxy.toml");
+    std::fs::write(&file, base_config(&mock, "")).unwrap();
+    let cfg = liter_llm_proxy::config::load_file(&file, &Default::default()).unwrap();
+    let gw = Gateway::start_config(cfg).await;
+    let created = gw
+        .post("/key/generate", Some(MASTER), &json!({"max_budget": 5.0}))
+        .send()
+        .await
+        .unwrap();
+    let created = json_of(created, 200).await;
+    assert!(
+        dir.path().join("liter-llm.db").exists(),
+        "the default store is the SQLite file beside the config file"
+    );
+    let key = created["key"].as_str().unwrap().to_string();
+    assert_eq!(gw.chat(&key, ask("gpt-4o")).await.status(), 200);
+    assert_eq!(gw.chat(MASTER, ask("gpt-4o")).await.status(), 200);
+    gw.app.governor.settled().await;
+    // The runtime key's request is in the ledger; the master key's is not metered,
+    // since nothing but the admin API asked for the store.
+    let logs = gw.get_json("/spend/logs", MASTER).await;
+    let rows = logs.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{logs}");
+    assert_eq!(rows[0]["api_key"], created["token"], "{logs}");
+}

@@ -155,3 +155,25 @@ fn alias_config_errors() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn made_up_names_keep_a_bounded_number_of_pools() {
+    use liter_llm_proxy::routing::direct::DIRECT_POOLS;
+    let mock = MockUpstream::start().await.unwrap();
+    let gw = Gateway::start(&config(&mock, "")).await;
+    for i in 0..DIRECT_POOLS + 100 {
+        let resp = gw
+            .chat(MASTER, hello(&format!("openai/gpt-4-made-up-{i}")))
+            .await;
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(gw.app.routes.direct_pools(), DIRECT_POOLS);
+    // A forgotten name is made again on its next use.
+    assert_eq!(
+        gw.chat(MASTER, hello("openai/gpt-4-made-up-0"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(gw.app.routes.direct_pools(), DIRECT_POOLS);
+}

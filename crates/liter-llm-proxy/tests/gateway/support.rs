@@ -24,6 +24,11 @@ impl Gateway {
     pub async fn start_with_env(toml: &str, env: impl Fn(&str) -> Option<String>) -> Gateway {
         let cfg = load_str(toml, "test.toml", &Overrides::default(), env)
             .unwrap_or_else(|e| panic!("{e}"));
+        Self::start_config(cfg).await
+    }
+
+    /// Start a gateway on 127.0.0.1:0 from a loaded config.
+    pub async fn start_config(cfg: liter_llm_proxy::config::Config) -> Gateway {
         let app = App::build(cfg).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
