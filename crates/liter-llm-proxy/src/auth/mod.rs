@@ -26,6 +26,30 @@ use crate::governance::limits::Window;
 use crate::governance::KeyAccount;
 use crate::store::KeyStore;
 
+/// Why a request was not authenticated (401), or the key store failed (503).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no API key provided, and this gateway has no master_key or [[keys]] configured")]
+    NoKeysConfigured,
+    #[error("no API key provided: send \"Authorization: Bearer <key>\"")]
+    Missing,
+    #[error("invalid API key")]
+    Invalid,
+    #[error("this API key is blocked")]
+    Blocked,
+    #[error("the key store is unavailable; try again later")]
+    StoreUnavailable,
+}
+
+impl From<AuthError> for GatewayError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::StoreUnavailable => GatewayError::StoreUnavailable(e.to_string()),
+            other => GatewayError::Unauthorized(other.to_string()),
+        }
+    }
+}
+
 /// The caller of a request, put in the request's extensions by [`Authenticate`].
 #[derive(Debug)]
 pub enum Principal {
@@ -187,7 +211,7 @@ impl KeyRegistry {
     }
 
     /// A key from the key store (a runtime key), cached. `Err` when the store failed.
-    pub async fn find_runtime(&self, token: &str) -> Result<Option<Arc<Principal>>, GatewayError> {
+    pub async fn find_runtime(&self, token: &str) -> Result<Option<Arc<Principal>>, AuthError> {
         let Some(store) = &self.store else {
             return Ok(None);
         };
@@ -200,7 +224,7 @@ impl KeyRegistry {
         let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
         let found = store.find_by_hash(&hex).await.map_err(|e| {
             tracing::error!(error = %e, "key store unavailable");
-            GatewayError::StoreUnavailable("the key store is unavailable; try again later".into())
+            AuthError::StoreUnavailable
         })?;
         let Some(k) = found else {
             return Ok(None);
@@ -271,18 +295,17 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// up in the key store (a runtime key; only then does a request pay for a boxed future).
 enum Check {
     Found(Arc<Principal>),
-    Refused(GatewayError),
+    Refused(AuthError),
     Lookup(String),
 }
 
 fn check(keys: &KeyRegistry, headers: &HeaderMap) -> Check {
     let Some(token) = bearer(headers) else {
-        let msg = if keys.is_empty() {
-            "no API key provided, and this gateway has no master_key or [[keys]] configured"
+        return Check::Refused(if keys.is_empty() {
+            AuthError::NoKeysConfigured
         } else {
-            "no API key provided: send \"Authorization: Bearer <key>\""
-        };
-        return Check::Refused(GatewayError::Unauthorized(msg.into()));
+            AuthError::Missing
+        });
     };
     match keys.find(token) {
         Some(p) => match refusal(&p) {
@@ -294,11 +317,9 @@ fn check(keys: &KeyRegistry, headers: &HeaderMap) -> Check {
 }
 
 /// The 401 for a blocked key.
-fn refusal(p: &Principal) -> Option<GatewayError> {
+fn refusal(p: &Principal) -> Option<AuthError> {
     match p {
-        Principal::Virtual(k) if k.blocked => {
-            Some(GatewayError::Unauthorized("this API key is blocked".into()))
-        }
+        Principal::Virtual(k) if k.blocked => Some(AuthError::Blocked),
         _ => None,
     }
 }
@@ -363,24 +384,22 @@ where
                     principal: Some(principal),
                 }
             }
-            Check::Refused(e) => AuthFuture::Denied(Some(e.into_response())),
+            Check::Refused(e) => AuthFuture::Denied(Some(GatewayError::from(e).into_response())),
             Check::Lookup(token) => {
                 let keys = self.keys.clone();
                 // the readied service goes with the request; its clone stays here
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 AuthFuture::Store(Box::pin(async move {
-                    let principal = match keys.find_runtime(&token).await {
-                        Ok(Some(p)) => p,
-                        Ok(None) => {
-                            let e = GatewayError::Unauthorized("invalid API key".into());
-                            return Ok(e.into_response());
-                        }
-                        Err(e) => return Ok(e.into_response()),
+                    let found = match keys.find_runtime(&token).await {
+                        Ok(Some(p)) => refusal(&p).map_or(Ok(p), Err),
+                        Ok(None) => Err(AuthError::Invalid),
+                        Err(e) => Err(e),
                     };
-                    if let Some(e) = refusal(&principal) {
-                        return Ok(e.into_response());
-                    }
+                    let principal = match found {
+                        Ok(p) => p,
+                        Err(e) => return Ok(GatewayError::from(e).into_response()),
+                    };
                     req.extensions_mut().insert(principal.clone());
                     let mut resp = inner.call(req).await?;
                     resp.extensions_mut().insert(principal);

@@ -119,7 +119,7 @@ pub async fn execute(
                 Ok(p) => p,
                 Err(e) => {
                     if last.is_none() || tried.is_empty() {
-                        last = Some((e, None));
+                        last = Some((e.into(), None));
                     }
                     break;
                 }

@@ -28,6 +28,49 @@ use direct::DirectPools;
 pub use execute::{execute, Served};
 use liter_llm::ProviderModel;
 
+/// Why no deployment was found for a request.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("the model {0:?} does not exist")]
+    NotFound(String),
+    #[error("key not allowed to access model {0:?}")]
+    NotAllowed(String),
+    /// Concurrent requests took every slot between choosing and reserving.
+    #[error("every deployment of model {0:?} is busy")]
+    Busy(String),
+    #[error("every deployment of model {model:?} is at its rpm/tpm limit")]
+    AtLimit { model: String, wait: Duration },
+    #[error("every deployment of model {model:?} is cooling down after failures")]
+    CoolingDown { model: String, wait: Duration },
+    #[error("no healthy deployment of model {0:?} is available")]
+    NoneHealthy(String),
+}
+
+impl From<RouteError> for GatewayError {
+    fn from(e: RouteError) -> Self {
+        let message = e.to_string();
+        let limited = |retry_after| GatewayError::RateLimited {
+            message: message.clone(),
+            retry_after,
+            limits: None,
+        };
+        match e {
+            RouteError::NotFound(model) => GatewayError::ModelNotFound { model },
+            RouteError::NotAllowed(model) => GatewayError::ModelNotAllowed { model },
+            RouteError::Busy(_) => limited(Duration::from_secs(1)),
+            RouteError::AtLimit { wait, .. } => limited(wait),
+            RouteError::CoolingDown { wait, .. } => GatewayError::Unavailable {
+                message,
+                retry_after: Some(wait),
+            },
+            RouteError::NoneHealthy(_) => GatewayError::Unavailable {
+                message,
+                retry_after: None,
+            },
+        }
+    }
+}
+
 /// One model name and its deployments.
 #[derive(Debug)]
 pub struct Pool {
@@ -93,26 +136,21 @@ impl Registry {
     }
 
     /// The pool for `model` (a name or alias, or a `provider/model` name whose
-    /// credentials an `[[aliases]]` entry or the provider's key variable supplies,
-    /// read when the config was loaded), if it
-    /// exists and the caller may use it (`may_use`).
+    /// credentials an `[[aliases]]` entry supplies), if it exists and the caller may
+    /// use it (`may_use`).
     pub fn resolve(
         &self,
         may_use: impl Fn(&str) -> bool,
         model: &str,
-    ) -> Result<Arc<Pool>, GatewayError> {
+    ) -> Result<Arc<Pool>, RouteError> {
         let pool = match self.pool(model) {
             Some(p) => p.clone(),
             None => self
                 .direct(model)
-                .ok_or_else(|| GatewayError::ModelNotFound {
-                    model: model.to_string(),
-                })?,
+                .ok_or_else(|| RouteError::NotFound(model.to_string()))?,
         };
         if !may_use(model) {
-            return Err(GatewayError::ModelNotAllowed {
-                model: model.to_string(),
-            });
+            return Err(RouteError::NotAllowed(model.to_string()));
         }
         Ok(pool)
     }
@@ -212,7 +250,7 @@ impl Registry {
         tried: &[usize],
         allow_tried: bool,
         tokens: u64,
-    ) -> Result<(usize, Arc<DeploymentState>), GatewayError> {
+    ) -> Result<(usize, Arc<DeploymentState>), RouteError> {
         // A concurrent request may take the last slot between choosing and
         // reserving; try again a few times before giving up.
         for _ in 0..4 {
@@ -255,11 +293,7 @@ impl Registry {
             }
             return Ok((index, chosen.clone()));
         }
-        Err(GatewayError::RateLimited {
-            message: format!("every deployment of model {:?} is busy", pool.spec.name),
-            retry_after: Duration::from_secs(1),
-            limits: None,
-        })
+        Err(RouteError::Busy(pool.spec.name.clone()))
     }
 
     fn none_available(
@@ -268,8 +302,8 @@ impl Registry {
         now: Instant,
         full: bool,
         cooling: Option<Instant>,
-    ) -> GatewayError {
-        let name = &pool.spec.name;
+    ) -> RouteError {
+        let model = pool.spec.name.clone();
         if full {
             let wait = pool
                 .deployments
@@ -277,26 +311,16 @@ impl Registry {
                 .map(|d| d.until_next_minute(now))
                 .min()
                 .unwrap_or(Duration::from_secs(60));
-            return GatewayError::RateLimited {
-                message: format!("every deployment of model {name:?} is at its rpm/tpm limit"),
-                retry_after: wait,
-                limits: None,
-            };
+            return RouteError::AtLimit { model, wait };
         }
         match cooling {
-            Some(at) => GatewayError::Unavailable {
-                message: format!(
-                    "every deployment of model {name:?} is cooling down after failures"
-                ),
-                retry_after: Some(
-                    at.saturating_duration_since(now)
-                        .max(Duration::from_secs(1)),
-                ),
+            Some(at) => RouteError::CoolingDown {
+                model,
+                wait: at
+                    .saturating_duration_since(now)
+                    .max(Duration::from_secs(1)),
             },
-            None => GatewayError::Unavailable {
-                message: format!("no healthy deployment of model {name:?} is available"),
-                retry_after: None,
-            },
+            None => RouteError::NoneHealthy(model),
         }
     }
 

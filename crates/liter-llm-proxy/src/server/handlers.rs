@@ -78,31 +78,35 @@ async fn proxy(
     body: Bytes,
     endpoint: Endpoint,
 ) -> Resp {
+    pipeline(&app, &principal, headers, &body, endpoint)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// [`proxy`]'s steps; a refusal at any of them is the response.
+async fn pipeline(
+    app: &App,
+    principal: &Principal,
+    headers: &HeaderMap,
+    body: &Bytes,
+    endpoint: Endpoint,
+) -> Result<Resp, GatewayError> {
     let deadline = Instant::now() + app.config.request_timeout;
-    let head = match parse_head(&body) {
-        Ok(h) => h,
-        Err(e) => return e.into_response(),
-    };
-    let pool = match app.routes.resolve(|m| principal.may_use(m), &head.model) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
+    let head = parse_head(body)?;
+    let pool = app.routes.resolve(|m| principal.may_use(m), &head.model)?;
     let request_id = headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let request = governance::Request {
         head: &head,
-        body: &body,
+        body,
         endpoint,
         request_id,
     };
-    let meter = match governance::admit(&app.governor, principal.account(), &pool, request).await {
-        Ok(m) => m,
-        Err(refused) => return GatewayError::from(refused).into_response(),
-    };
+    let meter = governance::admit(&app.governor, principal.account(), &pool, request).await?;
     let job = Job {
-        body: &body,
+        body,
         head: &head,
         endpoint,
         deadline,
@@ -118,7 +122,7 @@ async fn proxy(
     )
     .await;
     let Some(meter) = meter else {
-        return tagged(result, served);
+        return Ok(tagged(result, served));
     };
     let status = match &result {
         Ok(r) => r.status().as_u16(),
@@ -127,7 +131,7 @@ async fn proxy(
     meter.served(served.as_ref().map(|s| s.deployment.as_str()), status);
     let mut resp = tagged(result, served);
     meter.decorate(&mut resp);
-    resp
+    Ok(resp)
 }
 
 fn model_object(app: &App, name: &str, pool: &Pool) -> ModelObject {
@@ -173,7 +177,7 @@ pub async fn get_model(
 ) -> Resp {
     match app.routes.resolve(|m| principal.may_use(m), &id) {
         Ok(pool) => Json(model_object(&app, &id, &pool)).into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => GatewayError::from(e).into_response(),
     }
 }
 
