@@ -100,9 +100,7 @@ impl EventMapping for BedrockEvents {
                         self.usage = Some(u);
                     }
                 }
-                if self.stopped {
-                    return Ok(Flow::Complete);
-                }
+                return Ok(Flow::complete_if(self.stopped));
             }
             _ => {}
         }
@@ -111,11 +109,7 @@ impl EventMapping for BedrockEvents {
 
     /// After `messageStop`, a body without `metadata` ends with the usage known so far.
     fn end(&mut self, _: &mut Emit<'_>) -> Flow {
-        if self.stopped {
-            Flow::Complete
-        } else {
-            Flow::Open
-        }
+        Flow::complete_if(self.stopped)
     }
 
     fn usage(&self) -> Option<Usage> {
