@@ -265,20 +265,6 @@ fn errors_match_their_fixture() {
     snapshot("errors.expected.json", &Value::Object(all));
 }
 
-/// `bytes` cut at the given positions (taken modulo the length, in any order).
-fn split_at_cuts(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
-    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
-    cuts.sort_unstable();
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    for cut in cuts {
-        pieces.push(bytes[start..cut].to_vec());
-        start = cut;
-    }
-    pieces.push(bytes[start..].to_vec());
-    pieces
-}
-
 proptest! {
     /// The chunks do not depend on how the body is split into reads: cuts may fall
     /// inside `\r\n`, inside a multi-byte character, or make empty reads.
@@ -294,7 +280,7 @@ proptest! {
             bytes = String::from_utf8(bytes).unwrap().replace('\n', "\r\n").into_bytes();
         }
         let whole = translate(&[&bytes], include_usage);
-        let pieces = split_at_cuts(&bytes, &cuts);
+        let pieces = common::split_at_cuts(&bytes, &cuts);
         let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
         prop_assert_eq!(translate(&refs, include_usage), whole);
     }

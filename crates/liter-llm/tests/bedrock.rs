@@ -450,20 +450,6 @@ fn missing_settings_are_refused() {
     assert!(err.contains("aws_access_key_id"), "{err}");
 }
 
-/// `bytes` cut at the given positions (taken modulo the length, in any order).
-fn split_at_cuts(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
-    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
-    cuts.sort_unstable();
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    for cut in cuts {
-        pieces.push(bytes[start..cut].to_vec());
-        start = cut;
-    }
-    pieces.push(bytes[start..].to_vec());
-    pieces
-}
-
 proptest! {
     /// The chunks do not depend on how the body is split into reads: cuts may fall
     /// inside a prelude, a header, a CRC, a multi-byte character, or make empty reads.
@@ -475,7 +461,7 @@ proptest! {
     ) {
         let bytes = frames(&format!("{}.events.json", TRANSCRIPTS[which]));
         let whole = translate(&[&bytes], include_usage);
-        let pieces = split_at_cuts(&bytes, &cuts);
+        let pieces = common::split_at_cuts(&bytes, &cuts);
         let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
         prop_assert_eq!(translate(&refs, include_usage), whole);
     }

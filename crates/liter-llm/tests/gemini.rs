@@ -357,20 +357,6 @@ fn vertex_uses_the_exchanged_token() {
     assert_eq!((t.token.as_str(), t.expires_in_secs), ("ya29.new", 3599));
 }
 
-/// Splits `bytes` at the given positions (taken modulo the length, sorted).
-fn split_at_cuts(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
-    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
-    cuts.sort_unstable();
-    let mut out = Vec::new();
-    let mut start = 0;
-    for c in cuts {
-        out.push(bytes[start..c].to_vec());
-        start = c;
-    }
-    out.push(bytes[start..].to_vec());
-    out
-}
-
 proptest! {
     /// However the bytes are split (inside CRLFs, inside multi-byte characters), and
     /// whether lines end in CRLF or LF, the chunks are the same.
@@ -386,7 +372,7 @@ proptest! {
             bytes = String::from_utf8(bytes).unwrap().replace("\r\n", "\n").into_bytes();
         }
         let whole = translate(&[&bytes], true);
-        let pieces = split_at_cuts(&bytes, &cuts);
+        let pieces = common::split_at_cuts(&bytes, &cuts);
         let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
         prop_assert_eq!(translate(&refs, true), whole);
     }

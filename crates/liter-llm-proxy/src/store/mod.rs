@@ -50,6 +50,7 @@ mod journal;
 mod logic;
 mod postgres;
 mod postgres_keys;
+mod sql_keys;
 mod sqlite;
 mod sqlite_book;
 mod sqlite_keys;

@@ -1,148 +1,62 @@
-//! [`KeyStore`] on PostgreSQL: the `api_keys` table. `models` and `metadata` are JSONB,
+//! [`KeyStore`](super::KeyStore) on PostgreSQL: the `api_keys` statements and the write
+//! discipline; the store itself is `sql_keys.rs`. `models` and `metadata` are JSONB,
 //! written from and read back as JSON text. An update locks its row (`FOR UPDATE`).
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnection, PgRow};
-use sqlx::Row;
+use sqlx::postgres::{PgQueryResult, Postgres};
+use sqlx::{Pool, Transaction};
 
-use super::logic::{self, KeyColumns};
+use super::clock::UnixMillis;
 use super::postgres::PgStore;
-use super::types::{KeyUpdate, NewKey, StoreError, StoredKey};
-use super::KeyStore;
+use super::sql_keys::{KeySql, KeyTable};
+use super::types::StoreError;
 
-const KEY_COLUMNS: &str = "id, key_hash, key_alias, models::TEXT, max_budget, rpm_limit, \
-     tpm_limit, budget_duration, expires_at, metadata::TEXT, created_at, blocked";
-
-fn read_key(r: &PgRow) -> Result<StoredKey, StoreError> {
-    KeyColumns {
-        id: r.try_get(0)?,
-        key_hash: r.try_get(1)?,
-        key_alias: r.try_get(2)?,
-        models: r.try_get(3)?,
-        max_budget: r.try_get(4)?,
-        rpm_limit: r.try_get(5)?,
-        tpm_limit: r.try_get(6)?,
-        budget_duration: r.try_get(7)?,
-        expires_at: r.try_get(8)?,
-        metadata: r.try_get(9)?,
-        created_at: r.try_get(10)?,
-        blocked: r.try_get(11)?,
-    }
-    .into_key()
-}
-
-async fn fetch_key(
-    conn: &mut PgConnection,
-    column: &str,
-    value: &str,
-    lock: bool,
-) -> Result<Option<StoredKey>, StoreError> {
-    let suffix = if lock { " FOR UPDATE" } else { "" };
-    let row = sqlx::query(&format!(
-        "SELECT {KEY_COLUMNS} FROM api_keys WHERE {column} = $1{suffix}"
-    ))
-    .bind(value)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(read_key).transpose()
-}
-
-impl PgStore {
-    async fn lookup(&self, column: &str, value: &str) -> Result<Option<StoredKey>, StoreError> {
-        let mut conn = self.0.pool.acquire().await?;
-        fetch_key(&mut conn, column, value, false).await
-    }
+macro_rules! select {
+    ($($rest:literal)?) => {
+        concat!(
+            "SELECT id, key_hash, key_alias, models::TEXT, max_budget, rpm_limit, tpm_limit, \
+             budget_duration, expires_at, metadata::TEXT, created_at, blocked FROM api_keys",
+            $($rest)?
+        )
+    };
 }
 
 #[async_trait]
-impl KeyStore for PgStore {
-    async fn create(&self, key: NewKey) -> Result<StoredKey, StoreError> {
-        let now = self.0.clock.now_ms();
-        let key = logic::new_key(key, now);
-        let c = KeyColumns::from_key(&key)?;
-        sqlx::query(
-            "INSERT INTO api_keys (id, key_hash, key_alias, models, max_budget, rpm_limit,
+impl KeyTable for PgStore {
+    type Db = Postgres;
+    /// Row locks and transactions are enough: nothing is held in process.
+    type Writer<'a> = ();
+
+    const SQL: KeySql = KeySql {
+        insert: "INSERT INTO api_keys (id, key_hash, key_alias, models, max_budget, rpm_limit,
                  tpm_limit, budget_duration, expires_at, metadata, created_at, blocked, updated_at)
              VALUES ($1, $2, $3, $4::JSONB, $5, $6, $7, $8, $9, $10::JSONB, $11, $12, $13)",
-        )
-        .bind(&c.id)
-        .bind(&c.key_hash)
-        .bind(&c.key_alias)
-        .bind(&c.models)
-        .bind(c.max_budget)
-        .bind(c.rpm_limit)
-        .bind(c.tpm_limit)
-        .bind(&c.budget_duration)
-        .bind(c.expires_at)
-        .bind(&c.metadata)
-        .bind(c.created_at)
-        .bind(c.blocked)
-        .bind(now)
-        .execute(&self.0.pool)
-        .await
-        .map_err(logic::key_write_error)?;
-        c.into_key()
+        update: "UPDATE api_keys SET key_hash = $2, key_alias = $3, models = $4::JSONB,
+                 max_budget = $5, rpm_limit = $6, tpm_limit = $7, budget_duration = $8,
+                 expires_at = $9, metadata = $10::JSONB, blocked = $12, updated_at = $13
+             WHERE id = $1",
+        by_id: select!(" WHERE id = $1"),
+        by_id_for_update: select!(" WHERE id = $1 FOR UPDATE"),
+        by_hash: select!(" WHERE key_hash = $1"),
+        page: select!(" ORDER BY created_at, id LIMIT $1 OFFSET $2"),
+        delete: "DELETE FROM api_keys WHERE id = $1",
+    };
+
+    fn pool(&self) -> &Pool<Postgres> {
+        &self.0.pool
     }
 
-    async fn find_by_hash(&self, key_hash: &str) -> Result<Option<StoredKey>, StoreError> {
-        match logic::key_hash(key_hash) {
-            Ok(hash) => self.lookup("key_hash", &hash).await,
-            Err(_) => Ok(None),
-        }
+    fn now_ms(&self) -> UnixMillis {
+        self.0.clock.now_ms()
     }
 
-    async fn get(&self, id: &str) -> Result<Option<StoredKey>, StoreError> {
-        self.lookup("id", id).await
+    async fn writer(&self) {}
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.0.pool.begin().await?)
     }
 
-    async fn list(&self, offset: u64, limit: u64) -> Result<Vec<StoredKey>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id LIMIT $1 OFFSET $2"
-        ))
-        .bind(logic::tokens_col(limit))
-        .bind(logic::tokens_col(offset))
-        .fetch_all(&self.0.pool)
-        .await?;
-        rows.iter().map(read_key).collect()
-    }
-
-    async fn update(&self, id: &str, update: KeyUpdate) -> Result<Option<StoredKey>, StoreError> {
-        let mut tx = self.0.pool.begin().await?;
-        let Some(key) = fetch_key(&mut tx, "id", id, true).await? else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let c = KeyColumns::from_key(&logic::apply_update(key, update))?;
-        sqlx::query(
-            "UPDATE api_keys SET key_hash = $1, key_alias = $2, models = $3::JSONB,
-                 max_budget = $4, rpm_limit = $5, tpm_limit = $6, budget_duration = $7,
-                 expires_at = $8, metadata = $9::JSONB, blocked = $10, updated_at = $11
-             WHERE id = $12",
-        )
-        .bind(&c.key_hash)
-        .bind(&c.key_alias)
-        .bind(&c.models)
-        .bind(c.max_budget)
-        .bind(c.rpm_limit)
-        .bind(c.tpm_limit)
-        .bind(&c.budget_duration)
-        .bind(c.expires_at)
-        .bind(&c.metadata)
-        .bind(c.blocked)
-        .bind(self.0.clock.now_ms())
-        .bind(&c.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(logic::key_write_error)?;
-        tx.commit().await?;
-        c.into_key().map(Some)
-    }
-
-    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
-            .bind(id)
-            .execute(&self.0.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
     }
 }

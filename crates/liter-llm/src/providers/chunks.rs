@@ -57,12 +57,12 @@ impl ChunkWriter {
 
     /// A chunk with `delta` and no finish reason.
     pub fn delta(&self, delta: Delta) -> StreamOut {
-        self.choice(delta, None)
+        self.choice_at(0, delta, None)
     }
 
     /// The chunk with the finish reason (and an empty delta).
     pub fn finish(&self, reason: &str) -> StreamOut {
-        self.choice(Delta::default(), Some(reason))
+        self.choice_at(0, Delta::default(), Some(reason))
     }
 
     /// The usage chunk (no choices); send it only when [`Self::include_usage`].
@@ -72,9 +72,10 @@ impl ChunkWriter {
         StreamOut::Chunk(last)
     }
 
-    fn choice(&self, delta: Delta, finish: Option<&str>) -> StreamOut {
+    /// A chunk of choice `index` with `delta` and `finish`.
+    pub fn choice_at(&self, index: u32, delta: Delta, finish: Option<&str>) -> StreamOut {
         StreamOut::Chunk(self.chunk(vec![ChunkChoice {
-            index: 0,
+            index,
             delta,
             logprobs: None,
             finish_reason: finish.map(str::to_string),

@@ -16,6 +16,7 @@ pub mod gemini;
 pub mod mock;
 pub mod openai_compat;
 pub mod sse;
+pub mod stream_driver;
 
 pub use adapter::{Adapter, AdapterConfig, SharedAdapter};
 pub use openai_compat::{AuthStyle, CompatProvider};

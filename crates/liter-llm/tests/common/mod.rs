@@ -36,3 +36,17 @@ pub fn snapshot(provider: &str, name: &str, actual: &Value) {
         "{name} differs; actual:\n{pretty}\n(bless with LITER_LLM_BLESS=1 after review)"
     );
 }
+
+/// `bytes` cut at the given positions (taken modulo the length, in any order).
+pub fn split_at_cuts(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    cuts.sort_unstable();
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for cut in cuts {
+        pieces.push(bytes[start..cut].to_vec());
+        start = cut;
+    }
+    pieces.push(bytes[start..].to_vec());
+    pieces
+}

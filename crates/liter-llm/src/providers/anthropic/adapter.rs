@@ -8,12 +8,10 @@ use super::{
     MESSAGES_PATH, PREFIX,
 };
 use crate::providers::adapter::{
-    unsupported, Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamOut, StreamTranslate,
+    unsupported, Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamTranslate,
     UpstreamRequest,
 };
-use crate::types::{
-    ChatCompletion, ChatCompletionRequest, EmbeddingResponse, ProviderError, Usage,
-};
+use crate::types::{ChatCompletion, ChatCompletionRequest, EmbeddingResponse, ProviderError};
 
 /// One Anthropic deployment.
 #[derive(Debug)]
@@ -98,19 +96,5 @@ impl Adapter for AnthropicAdapter {
             meta.created,
             meta.include_usage,
         ))
-    }
-}
-
-impl StreamTranslate for StreamTranslator {
-    fn feed(&mut self, bytes: &[u8]) -> Vec<StreamOut> {
-        StreamTranslator::feed(self, bytes)
-    }
-
-    fn finish(&mut self) -> Vec<StreamOut> {
-        StreamTranslator::finish(self)
-    }
-
-    fn usage(&self) -> Option<Usage> {
-        StreamTranslator::usage(self)
     }
 }

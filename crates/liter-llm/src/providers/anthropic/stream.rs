@@ -17,7 +17,11 @@
 //!
 //! Tool calls are numbered 0, 1, … in the order their blocks start, whatever Anthropic's
 //! block index. A body that ends before `message_stop` (or an event that is not JSON)
-//! yields a 502 [`StreamOut::Error`]. After `Done` or an error, input is ignored.
+//! yields a 502 [`StreamOut::Error`]. After `Done` or an error, input is ignored. The
+//! bytes, the role chunk, the end of the answer and errors are handled by the shared
+//! [`StreamDriver`]; this module maps the events.
+//!
+//! [`StreamOut::Error`]: crate::providers::adapter::StreamOut::Error
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -25,9 +29,9 @@ use serde_json::{json, Value};
 use super::error::{stream_error, ErrorObject};
 use super::finish_reason;
 use super::response::AnthropicUsage;
-use crate::providers::adapter::StreamOut;
-use crate::providers::chunks::ChunkWriter;
+use crate::providers::adapter::StreamMeta;
 use crate::providers::sse::{SseDecoder, SseEvent};
+use crate::providers::stream_driver::{sse_json, Emit, EventMapping, Flow, StreamDriver};
 use crate::types::{Delta, FunctionCallDelta, ProviderError, ToolCallDelta, Usage};
 
 /// What kind of content block an Anthropic block index holds.
@@ -82,111 +86,50 @@ struct MessageDeltaBody {
     stop_reason: Option<String>,
 }
 
-/// Translates one Anthropic stream. Feed it the body's bytes as they arrive.
-#[derive(Debug)]
-pub struct StreamTranslator {
-    sse: SseDecoder,
-    out: ChunkWriter,
-    /// The role chunk has been sent.
-    started: bool,
+/// Anthropic's events, mapped (the state one stream needs between them).
+#[derive(Debug, Default)]
+pub struct AnthropicEvents {
     /// Anthropic block index → what it holds.
     blocks: Vec<(u64, Block)>,
     /// Tool calls seen so far (the next tool call's index).
     tools: u32,
     usage: Option<AnthropicUsage>,
     stop_reason: Option<String>,
-    /// `Done` or an error has been emitted.
-    ended: bool,
 }
 
-impl StreamTranslator {
+/// Translates one Anthropic stream. Feed it the body's bytes as they arrive.
+pub type StreamTranslator = StreamDriver<AnthropicEvents>;
+
+impl StreamDriver<AnthropicEvents> {
     /// A translator whose chunks carry `id`, `model` and `created`; with `include_usage`
     /// every chunk has `"usage": null` and a last chunk carries the usage, as OpenAI does.
     pub fn new(id: String, model: String, created: u64, include_usage: bool) -> Self {
-        Self {
-            sse: SseDecoder::new(),
-            out: ChunkWriter {
-                id,
-                model,
-                created,
-                include_usage,
-            },
-            started: false,
-            blocks: Vec::new(),
-            tools: 0,
-            usage: None,
-            stop_reason: None,
-            ended: false,
-        }
-    }
-
-    /// Consumes the next bytes of the body (any split, even inside a character).
-    pub fn feed(&mut self, bytes: &[u8]) -> Vec<StreamOut> {
-        let mut out = Vec::new();
-        if self.ended {
-            return out;
-        }
-        let mut events = Vec::new();
-        self.sse.feed(bytes, &mut events);
-        for event in events {
-            self.handle(&event, &mut out);
-            if self.ended {
-                break;
-            }
-        }
-        out
-    }
-
-    /// Call at the end of the body: an error if the stream stopped before `message_stop`.
-    pub fn finish(&mut self) -> Vec<StreamOut> {
-        if self.ended {
-            return Vec::new();
-        }
-        self.ended = true;
-        vec![StreamOut::Error(
-            ProviderError::new(
-                502,
-                "api_error",
-                "the anthropic stream ended before message_stop",
-            )
-            .with_code("stream_truncated"),
-        )]
-    }
-
-    /// The usage reported so far (final once `Done` is out); `None` before
-    /// `message_start`. For accounting, whether or not the client asked for usage.
-    pub fn usage(&self) -> Option<Usage> {
-        self.usage.map(AnthropicUsage::to_usage)
-    }
-
-    /// Whether `Done` or an error has been emitted.
-    pub fn is_finished(&self) -> bool {
-        self.ended
-    }
-
-    fn handle(&mut self, event: &SseEvent, out: &mut Vec<StreamOut>) {
-        let parsed = match serde_json::from_str::<Event>(&event.data) {
-            Ok(parsed) => parsed,
-            Err(e) => {
-                self.ended = true;
-                let message = format!("unreadable anthropic stream event {:?}: {e}", event.event);
-                out.push(StreamOut::Error(
-                    ProviderError::new(502, "api_error", message)
-                        .with_code("bad_upstream_response"),
-                ));
-                return;
-            }
+        let meta = StreamMeta {
+            id,
+            model,
+            created,
+            include_usage,
         };
-        match parsed {
+        StreamDriver::with_mapping(meta, AnthropicEvents::default())
+    }
+}
+
+impl EventMapping for AnthropicEvents {
+    type Framing = SseDecoder;
+    const PROVIDER: &'static str = "anthropic";
+    const END: &'static str = "message_stop";
+
+    fn frame(&mut self, event: &SseEvent, emit: &mut Emit<'_>) -> Result<Flow, ProviderError> {
+        match sse_json::<Event>(Self::PROVIDER, event)? {
             Event::MessageStart { message } => {
                 self.usage = Some(message.usage);
-                self.start(out);
+                emit.start();
             }
             Event::ContentBlockStart {
                 index,
                 content_block,
-            } => self.block_start(index, &content_block, out),
-            Event::ContentBlockDelta { index, delta } => self.block_delta(index, &delta, out),
+            } => self.block_start(index, &content_block, emit),
+            Event::ContentBlockDelta { index, delta } => self.block_delta(index, &delta, emit),
             Event::MessageDelta { delta, usage } => {
                 if delta.stop_reason.is_some() {
                     self.stop_reason = delta.stop_reason;
@@ -198,38 +141,30 @@ impl StreamTranslator {
                 }
             }
             Event::MessageStop => {
-                self.start(out);
-                let finish = finish_reason(self.stop_reason.as_deref());
-                out.push(self.out.finish(finish));
-                if self.out.include_usage {
-                    out.push(self.out.usage(self.usage().unwrap_or_default()));
-                }
-                out.push(StreamOut::Done);
-                self.ended = true;
+                emit.start();
+                emit.finish(finish_reason(self.stop_reason.as_deref()));
+                return Ok(Flow::Complete);
             }
-            Event::Error { error } => {
-                out.push(StreamOut::Error(stream_error(&error)));
-                self.ended = true;
-            }
+            Event::Error { error } => return Err(stream_error(&error)),
             Event::Ignored => {}
         }
+        Ok(Flow::Open)
     }
 
-    /// Sends the role chunk once.
-    fn start(&mut self, out: &mut Vec<StreamOut>) {
-        if !self.started {
-            self.started = true;
-            out.push(self.out.role());
-        }
+    /// `None` before `message_start`.
+    fn usage(&self) -> Option<Usage> {
+        self.usage.map(AnthropicUsage::to_usage)
     }
+}
 
-    fn block_start(&mut self, index: u64, block: &Value, out: &mut Vec<StreamOut>) {
-        self.start(out);
+impl AnthropicEvents {
+    fn block_start(&mut self, index: u64, block: &Value, emit: &mut Emit<'_>) {
+        emit.start();
         let text = |key: &str| block.get(key).and_then(Value::as_str).unwrap_or("");
         let kind = match block.get("type").and_then(Value::as_str) {
             Some("text") => {
                 if !text("text").is_empty() {
-                    out.push(self.out.content(text("text")));
+                    emit.content(text("text"));
                 }
                 Block::Text
             }
@@ -245,12 +180,12 @@ impl StreamTranslator {
                         arguments: Some(String::new()),
                     }),
                 };
-                out.push(self.out.tool_call(call));
+                emit.tool_call(call);
                 Block::Tool(tool)
             }
             Some("thinking") => {
                 if !text("thinking").is_empty() {
-                    out.push(self.out.reasoning(text("thinking")));
+                    emit.reasoning(text("thinking"));
                 }
                 Block::Thinking
             }
@@ -259,7 +194,7 @@ impl StreamTranslator {
                     thinking_blocks: Some(vec![block.clone()]),
                     ..Delta::default()
                 };
-                out.push(self.out.delta(delta));
+                emit.delta(delta);
                 Block::Other
             }
             _ => Block::Other,
@@ -270,7 +205,7 @@ impl StreamTranslator {
         }
     }
 
-    fn block_delta(&mut self, index: u64, delta: &Value, out: &mut Vec<StreamOut>) {
+    fn block_delta(&mut self, index: u64, delta: &Value, emit: &mut Emit<'_>) {
         let block = self
             .blocks
             .iter()
@@ -279,8 +214,8 @@ impl StreamTranslator {
         let text = |key: &str| delta.get(key).and_then(Value::as_str).unwrap_or("");
         match (delta.get("type").and_then(Value::as_str), block) {
             (Some("text_delta"), _) => {
-                self.start(out);
-                out.push(self.out.content(text("text")));
+                emit.start();
+                emit.content(text("text"));
             }
             (Some("input_json_delta"), Block::Tool(tool)) => {
                 let fragment = text("partial_json");
@@ -293,12 +228,12 @@ impl StreamTranslator {
                         }),
                         ..ToolCallDelta::default()
                     };
-                    out.push(self.out.tool_call(call));
+                    emit.tool_call(call);
                 }
             }
             (Some("thinking_delta"), _) => {
-                self.start(out);
-                out.push(self.out.reasoning(text("thinking")));
+                emit.start();
+                emit.reasoning(text("thinking"));
             }
             (Some("signature_delta"), _) => {
                 let signed =
@@ -307,7 +242,7 @@ impl StreamTranslator {
                     thinking_blocks: Some(vec![signed]),
                     ..Delta::default()
                 };
-                out.push(self.out.delta(delta));
+                emit.delta(delta);
             }
             // citations_delta, deltas of server tool blocks, and anything newer.
             _ => {}
@@ -318,6 +253,7 @@ impl StreamTranslator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::adapter::StreamOut;
 
     fn event(data: Value) -> String {
         let kind = data["type"].as_str().unwrap().to_string();

@@ -10,12 +10,10 @@ use super::{
     EMBED_PATH,
 };
 use crate::providers::adapter::{
-    Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamOut, StreamTranslate,
-    UpstreamRequest,
+    Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamTranslate, UpstreamRequest,
 };
 use crate::types::{
     ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse, ProviderError,
-    Usage,
 };
 
 /// One Cohere deployment.
@@ -123,19 +121,5 @@ impl Adapter for CohereAdapter {
 
     fn stream(&self, meta: StreamMeta) -> Box<dyn StreamTranslate> {
         Box::new(StreamTranslator::new(meta))
-    }
-}
-
-impl StreamTranslate for StreamTranslator {
-    fn feed(&mut self, bytes: &[u8]) -> Vec<StreamOut> {
-        StreamTranslator::feed(self, bytes)
-    }
-
-    fn finish(&mut self) -> Vec<StreamOut> {
-        StreamTranslator::finish(self)
-    }
-
-    fn usage(&self) -> Option<Usage> {
-        StreamTranslator::usage(self)
     }
 }

@@ -13,13 +13,12 @@ use super::{
     VERTEX_ANTHROPIC_VERSION, VERTEX_PREFIX,
 };
 use crate::providers::adapter::{
-    unsupported, AccessToken, Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamOut,
-    StreamTranslate, TokenRequest, UpstreamRequest,
+    unsupported, AccessToken, Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamTranslate,
+    TokenRequest, UpstreamRequest,
 };
 use crate::providers::anthropic::{self, AnthropicOptions};
 use crate::types::{
     ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse, ProviderError,
-    Usage,
 };
 
 fn read<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ProviderError> {
@@ -156,20 +155,6 @@ impl Adapter for GeminiAdapter {
             meta.created,
             meta.include_usage,
         ))
-    }
-}
-
-impl StreamTranslate for StreamTranslator {
-    fn feed(&mut self, bytes: &[u8]) -> Vec<StreamOut> {
-        StreamTranslator::feed(self, bytes)
-    }
-
-    fn finish(&mut self) -> Vec<StreamOut> {
-        StreamTranslator::finish(self)
-    }
-
-    fn usage(&self) -> Option<Usage> {
-        StreamTranslator::usage(self)
     }
 }
 

@@ -16,18 +16,21 @@
 //!
 //! Gemini has no end-of-stream event: when the body ends, each started choice gets its
 //! finish chunk, then the usage chunk (when asked) and `Done`. A body that ends before
-//! any `finishReason`, or an event that is not JSON, yields a 502 error.
+//! any `finishReason`, or an event that is not JSON, yields a 502 error. The bytes, the
+//! end of the answer and errors are handled by the shared [`StreamDriver`]; this module
+//! maps the events.
+//!
+//! [`StreamOut::Error`]: crate::providers::adapter::StreamOut::Error
 
 use serde_json::Value;
 
 use super::error::{stream_error, ErrorEnvelope};
 use super::finish_reason;
-use super::response::{read_part, tool_call, GenerateResponse, Part, UsageMetadata};
-use crate::providers::adapter::StreamOut;
-use crate::providers::sse::SseDecoder;
-use crate::types::{
-    ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ProviderError, ToolCallDelta, Usage,
-};
+use super::response::{read_part, tool_call, Candidate, GenerateResponse, Part, UsageMetadata};
+use crate::providers::adapter::StreamMeta;
+use crate::providers::sse::{SseDecoder, SseEvent};
+use crate::providers::stream_driver::{unreadable, Emit, EventMapping, Flow, StreamDriver};
+use crate::types::{Delta, FunctionCallDelta, ProviderError, ToolCallDelta, Usage};
 
 /// One candidate's progress.
 #[derive(Debug, Default)]
@@ -38,217 +41,150 @@ struct ChoiceState {
     finish: Option<String>,
 }
 
-/// Translates one Gemini stream. Feed it the body's bytes as they arrive.
-#[derive(Debug)]
-pub struct StreamTranslator {
-    sse: SseDecoder,
-    id: String,
-    model: String,
-    created: u64,
-    include_usage: bool,
+/// Gemini's events, mapped (the state one stream needs between them).
+#[derive(Debug, Default)]
+pub struct GeminiEvents {
     choices: Vec<ChoiceState>,
     usage: Option<UsageMetadata>,
-    /// `Done` or an error has been emitted.
-    ended: bool,
 }
 
-impl StreamTranslator {
+/// Translates one Gemini stream. Feed it the body's bytes as they arrive.
+pub type StreamTranslator = StreamDriver<GeminiEvents>;
+
+impl StreamDriver<GeminiEvents> {
     pub fn new(id: String, model: String, created: u64, include_usage: bool) -> Self {
-        Self {
-            sse: SseDecoder::new(),
+        let meta = StreamMeta {
             id,
             model,
             created,
             include_usage,
-            choices: Vec::new(),
-            usage: None,
-            ended: false,
-        }
-    }
-
-    pub fn feed(&mut self, bytes: &[u8]) -> Vec<StreamOut> {
-        let mut out = Vec::new();
-        if self.ended {
-            return out;
-        }
-        let mut events = Vec::new();
-        self.sse.feed(bytes, &mut events);
-        for event in events {
-            self.handle(&event.data, &mut out);
-            if self.ended {
-                break;
-            }
-        }
-        out
-    }
-
-    /// The body ended: finish chunks, usage and `Done`, or an error if no candidate
-    /// finished.
-    pub fn finish(&mut self) -> Vec<StreamOut> {
-        if self.ended {
-            return Vec::new();
-        }
-        self.ended = true;
-        if self.choices.is_empty() || self.choices.iter().all(|c| c.finish.is_none()) {
-            return vec![StreamOut::Error(
-                ProviderError::new(
-                    502,
-                    "api_error",
-                    "the gemini stream ended before a finishReason",
-                )
-                .with_code("stream_truncated"),
-            )];
-        }
-        let mut out = Vec::new();
-        for c in &self.choices {
-            let finish = finish_reason(c.finish.as_deref(), c.tools > 0);
-            out.push(self.chunk(c.index, Delta::default(), Some(finish)));
-        }
-        if self.include_usage {
-            let mut last = self.chunk_with(Vec::new());
-            last.usage = Some(Some(self.usage().unwrap_or_default()));
-            out.push(StreamOut::Chunk(last));
-        }
-        out.push(StreamOut::Done);
-        out
-    }
-
-    pub fn usage(&self) -> Option<Usage> {
-        self.usage.map(UsageMetadata::to_usage)
-    }
-
-    fn fail(&mut self, e: ProviderError, out: &mut Vec<StreamOut>) {
-        self.ended = true;
-        out.push(StreamOut::Error(e));
-    }
-
-    fn handle(&mut self, data: &str, out: &mut Vec<StreamOut>) {
-        let value: Value = match serde_json::from_str(data) {
-            Ok(v) => v,
-            Err(e) => {
-                let e = ProviderError::new(
-                    502,
-                    "api_error",
-                    format!("unreadable gemini stream event: {e}"),
-                )
-                .with_code("bad_upstream_response");
-                return self.fail(e, out);
-            }
         };
+        StreamDriver::with_mapping(meta, GeminiEvents::default())
+    }
+}
+
+/// An event that is not a `GenerateContentResponse`.
+fn unreadable_event(e: serde_json::Error) -> ProviderError {
+    unreadable(GeminiEvents::PROVIDER, "", e)
+}
+
+impl EventMapping for GeminiEvents {
+    type Framing = SseDecoder;
+    const PROVIDER: &'static str = "gemini";
+    const END: &'static str = "a finishReason";
+
+    fn frame(&mut self, event: &SseEvent, emit: &mut Emit<'_>) -> Result<Flow, ProviderError> {
+        let value: Value = serde_json::from_str(&event.data).map_err(unreadable_event)?;
         if value.get("error").is_some() {
-            let e = match serde_json::from_value::<ErrorEnvelope>(value) {
+            return Err(match serde_json::from_value::<ErrorEnvelope>(value) {
                 Ok(env) => stream_error(&env.error),
                 Err(_) => ProviderError::new(500, "api_error", "gemini sent an error event"),
-            };
-            return self.fail(e, out);
+            });
         }
-        let resp: GenerateResponse = match serde_json::from_value(value) {
-            Ok(r) => r,
-            Err(e) => {
-                let e = ProviderError::new(
-                    502,
-                    "api_error",
-                    format!("unreadable gemini stream event: {e}"),
-                )
-                .with_code("bad_upstream_response");
-                return self.fail(e, out);
-            }
-        };
+        let resp: GenerateResponse = serde_json::from_value(value).map_err(unreadable_event)?;
         if let Some(u) = resp.usage_metadata {
             self.usage = Some(u);
         }
         if let Some(blocked) = resp.blocked() {
-            return self.fail(blocked, out);
+            return Err(blocked);
         }
         for (pos, candidate) in resp.candidates.iter().enumerate() {
-            let index = candidate.index.unwrap_or(pos as u32);
-            let slot = match self.choices.iter().position(|c| c.index == index) {
-                Some(slot) => slot,
-                None => {
-                    self.choices.push(ChoiceState {
-                        index,
-                        ..ChoiceState::default()
-                    });
-                    let delta = Delta {
-                        role: Some("assistant".into()),
-                        content: Some(String::new()),
-                        ..Delta::default()
-                    };
-                    out.push(self.chunk(index, delta, None));
-                    self.choices.len() - 1
-                }
-            };
-            for part in candidate.content.iter().flat_map(|c| c.parts.iter()) {
-                let part = match read_part(part) {
-                    Ok(p) => p,
-                    Err(e) => return self.fail(e, out),
+            self.candidate(candidate.index.unwrap_or(pos as u32), candidate, emit)?;
+        }
+        Ok(Flow::Open)
+    }
+
+    /// Gemini has no end-of-stream event: the body's end completes every started choice,
+    /// provided one of them finished.
+    fn end(&mut self, emit: &mut Emit<'_>) -> Flow {
+        if self.choices.iter().all(|c| c.finish.is_none()) {
+            return Flow::Open;
+        }
+        for c in &self.choices {
+            let finish = finish_reason(c.finish.as_deref(), c.tools > 0);
+            emit.choice(c.index, Delta::default(), Some(finish));
+        }
+        Flow::Complete
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage.map(UsageMetadata::to_usage)
+    }
+}
+
+impl GeminiEvents {
+    /// The next piece of candidate `index`: its role chunk the first time, then a chunk
+    /// per part; its finish reason is noted.
+    fn candidate(
+        &mut self,
+        index: u32,
+        candidate: &Candidate,
+        emit: &mut Emit<'_>,
+    ) -> Result<(), ProviderError> {
+        let slot = match self.choices.iter().position(|c| c.index == index) {
+            Some(slot) => slot,
+            None => {
+                self.choices.push(ChoiceState {
+                    index,
+                    ..ChoiceState::default()
+                });
+                let delta = Delta {
+                    role: Some("assistant".into()),
+                    content: Some(String::new()),
+                    ..Delta::default()
                 };
-                let delta = match part {
-                    Part::Text(t) if !t.is_empty() => Delta {
-                        content: Some(t),
+                emit.choice(index, delta, None);
+                self.choices.len() - 1
+            }
+        };
+        for part in candidate.content.iter().flat_map(|c| c.parts.iter()) {
+            let delta = match read_part(part)? {
+                Part::Text(t) if !t.is_empty() => Delta {
+                    content: Some(t),
+                    ..Delta::default()
+                },
+                Part::Thought(t) if !t.is_empty() => Delta {
+                    reasoning_content: Some(t),
+                    ..Delta::default()
+                },
+                Part::Call {
+                    name,
+                    arguments,
+                    id,
+                    signature,
+                } => {
+                    let n = self.choices[slot].tools;
+                    self.choices[slot].tools += 1;
+                    let fallback = format!("call_{}_{index}_{n}", emit.id());
+                    let call = tool_call(name, arguments, id, signature, fallback);
+                    Delta {
+                        tool_calls: Some(vec![ToolCallDelta {
+                            index: n,
+                            id: Some(call.id),
+                            kind: Some("function".into()),
+                            function: Some(FunctionCallDelta {
+                                name: Some(call.function.name),
+                                arguments: Some(call.function.arguments),
+                            }),
+                        }]),
                         ..Delta::default()
-                    },
-                    Part::Thought(t) if !t.is_empty() => Delta {
-                        reasoning_content: Some(t),
-                        ..Delta::default()
-                    },
-                    Part::Call {
-                        name,
-                        arguments,
-                        id,
-                        signature,
-                    } => {
-                        let n = self.choices[slot].tools;
-                        self.choices[slot].tools += 1;
-                        let fallback = format!("call_{}_{index}_{n}", self.id);
-                        let call = tool_call(name, arguments, id, signature, fallback);
-                        Delta {
-                            tool_calls: Some(vec![ToolCallDelta {
-                                index: n,
-                                id: Some(call.id),
-                                kind: Some("function".into()),
-                                function: Some(FunctionCallDelta {
-                                    name: Some(call.function.name),
-                                    arguments: Some(call.function.arguments),
-                                }),
-                            }]),
-                            ..Delta::default()
-                        }
                     }
-                    _ => continue,
-                };
-                out.push(self.chunk(index, delta, None));
-            }
-            if let Some(reason) = &candidate.finish_reason {
-                self.choices[slot].finish = Some(reason.clone());
-            }
+                }
+                _ => continue,
+            };
+            emit.choice(index, delta, None);
         }
-    }
-
-    fn chunk(&self, index: u32, delta: Delta, finish: Option<&str>) -> StreamOut {
-        StreamOut::Chunk(self.chunk_with(vec![ChunkChoice {
-            index,
-            delta,
-            logprobs: None,
-            finish_reason: finish.map(str::to_string),
-        }]))
-    }
-
-    fn chunk_with(&self, choices: Vec<ChunkChoice>) -> ChatCompletionChunk {
-        ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices,
-            usage: self.include_usage.then_some(None),
+        if let Some(reason) = &candidate.finish_reason {
+            self.choices[slot].finish = Some(reason.clone());
         }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::adapter::StreamOut;
 
     #[test]
     fn truncated_and_bad_events_are_errors() {
