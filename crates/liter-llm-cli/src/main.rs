@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use liter_llm_proxy::config::{self, Config, ConfigError, Overrides};
 use liter_llm_proxy::App;
+use secrecy::SecretString;
 
 /// mimalloc: the gateway allocates many small, short-lived buffers per request.
 #[global_allocator]
@@ -119,8 +120,10 @@ fn load(args: &ConfigArgs) -> Result<(PathBuf, Config), ConfigError> {
     let overrides = Overrides {
         host: args.host.clone(),
         port: args.port,
-        master_key: args.master_key.clone().filter(|k| !k.is_empty()),
-        master_key_env: std::env::var("LITER_LLM_MASTER_KEY").ok(),
+        master_key: args.master_key.clone().map(SecretString::from),
+        master_key_env: std::env::var("LITER_LLM_MASTER_KEY")
+            .ok()
+            .map(SecretString::from),
     };
     let cfg = config::load_file(&path, &overrides)?;
     Ok((path, cfg))

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::file::FileConfig;
 use super::interpolate::{interpolate, line_col, Interpolated};
-use super::validate::{validate, Config, Overrides};
+use super::overrides::Overrides;
+use super::problems::{render_path, Seg};
+use super::validate::{validate, Config};
 
 pub const CONFIG_FILE_NAME: &str = "liter-llm-proxy.toml";
 
@@ -106,7 +108,7 @@ pub fn load_str(
             },
         }
     })?;
-    validate(parsed, overrides, &env).map_err(|problems| ConfigError::Invalid {
+    validate(&parsed, overrides, &env).map_err(|problems| ConfigError::Invalid {
         file: file.to_string(),
         issues: problems
             .into_iter()
@@ -156,29 +158,6 @@ fn first_line(message: &str) -> String {
         }
     }
     out.push_str(rest);
-    out
-}
-
-/// A step of a key path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-pub(crate) fn render_path(path: &[Seg]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            Seg::Index(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
     out
 }
 
