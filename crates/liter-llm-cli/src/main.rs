@@ -108,24 +108,32 @@ fn init_logging(format: LogFormat) -> Arc<logging::Logs> {
     logs
 }
 
-/// Resolve which file to load and load it.
-fn load(args: &ConfigArgs) -> Result<(PathBuf, Config), ConfigError> {
-    let path = match &args.config {
-        Some(p) => p.clone(),
+/// The file named by `--config`, else the one discovery finds.
+fn config_path(args: &ConfigArgs) -> Result<PathBuf, ConfigError> {
+    match &args.config {
+        Some(p) => Ok(p.clone()),
         None => {
             let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-            config::discover(&cwd).ok_or(ConfigError::NotFound { start: cwd })?
+            config::discover(&cwd).ok_or(ConfigError::NotFound { start: cwd })
         }
-    };
-    let overrides = Overrides {
+    }
+}
+
+fn overrides(args: &ConfigArgs) -> Overrides {
+    Overrides {
         host: args.host.clone(),
         port: args.port,
         master_key: args.master_key.clone().map(SecretString::from),
         master_key_env: std::env::var("LITER_LLM_MASTER_KEY")
             .ok()
             .map(SecretString::from),
-    };
-    let cfg = config::load_file(&path, &overrides)?;
+    }
+}
+
+/// Resolve which file to load and load it.
+fn load(args: &ConfigArgs) -> Result<(PathBuf, Config), ConfigError> {
+    let path = config_path(args)?;
+    let cfg = config::load_file(&path, &overrides(args))?;
     Ok((path, cfg))
 }
 
@@ -154,10 +162,12 @@ fn main() -> ExitCode {
 }
 
 fn check_config(args: &ConfigArgs) -> ExitCode {
-    match load(args) {
-        Ok((path, cfg)) => {
+    let inspected = config_path(args)
+        .and_then(|path| Ok((config::inspect_file(&path, &overrides(args))?, path)));
+    match inspected {
+        Ok((inspection, path)) => {
             println!("# {} is valid", path.display());
-            print!("{}", mask::resolved(&cfg));
+            print!("{}", mask::resolved(&inspection));
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use liter_llm_proxy::config::{load_str, Config, ConfigError, CorsOrigins, Overrides};
+use liter_llm_proxy::config::{
+    inspect_str, load_str, Config, ConfigError, CorsOrigins, Overrides, MASK,
+};
 use secrecy::ExposeSecret;
 
 fn env(name: &str) -> Option<String> {
@@ -37,7 +39,11 @@ fn defaults_match_the_spec() {
     assert!(c.master_key.is_none());
     assert_eq!(c.default_timeout, Duration::from_secs(120));
     assert_eq!(c.max_retries, 3);
-    assert!(!c.file.general.enable_cost_tracking && !c.file.general.enable_tracing);
+    assert!(!c.enable_cost_tracking);
+    let shown = inspect_str("", "test.toml", &Overrides::default(), env)
+        .unwrap()
+        .masked;
+    assert!(!shown.general.enable_cost_tracking && !shown.general.enable_tracing);
     assert!(c.models.is_empty() && c.keys.is_empty());
 }
 
@@ -625,4 +631,85 @@ fn vertex_settings_come_from_the_file_or_the_environment() {
         e.contains("vertex_project does not apply to gemini/ models"),
         "{e}"
     );
+}
+
+const SECRETS_TOML: &str = r#"
+[general]
+master_key = "sk-master-in-file"
+enable_cost_tracking = true
+database_url = "postgres://app:db-password-1@db.internal/llm"
+
+[[models]]
+name = "g"
+provider_model = "openai/gpt-4o"
+api_key = "sk-provider-in-file"
+
+[[models]]
+name = "nova"
+provider_model = "bedrock/amazon.nova-lite-v1:0"
+aws_access_key_id = "AKID-in-file"
+aws_secret_access_key = "aws-secret-in-file"
+aws_region_name = "us-east-1"
+
+[[aliases]]
+pattern = "anthropic/*"
+api_key = "sk-alias-in-file"
+
+[[keys]]
+key = "vk-virtual-in-file"
+"#;
+
+const SECRETS: [&str; 7] = [
+    "sk-master-in-file",
+    "db-password-1",
+    "sk-provider-in-file",
+    "AKID-in-file",
+    "aws-secret-in-file",
+    "sk-alias-in-file",
+    "vk-virtual-in-file",
+];
+
+#[test]
+fn the_runtime_config_holds_runtime_values_and_debug_shows_no_secret() {
+    let c = load(SECRETS_TOML).unwrap();
+    assert!(c.enable_cost_tracking);
+    assert_eq!(
+        c.governance.database_url.as_ref().unwrap().expose_secret(),
+        "postgres://app:db-password-1@db.internal/llm"
+    );
+    let debug = format!("{c:?}");
+    for secret in SECRETS {
+        assert!(
+            !debug.contains(secret),
+            "{secret} in Debug output:\n{debug}"
+        );
+    }
+}
+
+#[test]
+fn the_check_config_view_masks_every_secret_and_applies_overrides() {
+    let o = Overrides {
+        host: Some("127.0.0.1".into()),
+        port: Some(5123),
+        ..Overrides::default()
+    };
+    let i = inspect_str(SECRETS_TOML, "t.toml", &o, env).unwrap();
+    let shown = toml::to_string(&i.masked).unwrap();
+    for secret in SECRETS {
+        assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+    }
+    assert_eq!(i.masked.general.master_key.as_deref(), Some(MASK));
+    assert_eq!(i.masked.models[0].api_key.as_deref(), Some(MASK));
+    assert_eq!(i.masked.aliases[0].api_key.as_deref(), Some(MASK));
+    assert_eq!(i.masked.keys[0].key, MASK);
+    assert_eq!(
+        i.masked.general.database_url.as_deref(),
+        Some("postgres://app:********@db.internal/llm")
+    );
+    assert_eq!(
+        (i.masked.server.host.as_str(), i.masked.server.port),
+        ("127.0.0.1", 5123)
+    );
+    assert_eq!((i.config.host.as_str(), i.config.port), ("127.0.0.1", 5123));
+    assert!(format!("{i:?}").find("sk-master-in-file").is_none());
 }

@@ -79,14 +79,14 @@ fn needs_store(config: &Config) -> bool {
     g.database_url.is_some()
         || g.has_budgets()
         || config.keys.iter().any(|k| k.limits.budget_limit.is_some())
-        || (config.file.general.enable_cost_tracking && config.source.is_some())
+        || (config.enable_cost_tracking && config.source.is_some())
 }
 
 /// The database URL to open: the configured one, or the default SQLite file beside
 /// the config file.
 fn database_url(config: &Config) -> Result<String, String> {
     if let Some(url) = &config.governance.database_url {
-        return Ok(url.clone());
+        return Ok(secrecy::ExposeSecret::expose_secret(url).to_string());
     }
     match &config.source {
         Some(file) => Ok(crate::config::default_database(Some(file))

@@ -6,6 +6,7 @@
 //!
 //! Modules, each depending only on those listed after it:
 //! - `load`: finding and reading the file, turning problems into located messages;
+//! - `view`: what `check-config` shows of the file, secrets masked;
 //! - `validate`: the orchestrator, calling one validator per section;
 //! - `section::*`: the section validators (`server`, `general`, `models` with
 //!   `settings` and `network`, `aliases`, `keys`, `governance`, `routing`, `health`,
@@ -21,9 +22,12 @@ mod overrides;
 mod problems;
 mod section;
 mod validate;
+mod view;
 
 pub use file::*;
-pub use load::{discover, load_file, load_str, ConfigError, Issue, CONFIG_FILE_NAME};
+pub use load::{
+    discover, inspect_file, inspect_str, load_file, load_str, ConfigError, Issue, CONFIG_FILE_NAME,
+};
 pub use overrides::{MasterKeySource, Overrides};
 pub use section::aliases::{glob_match, CredentialAlias};
 pub use section::governance::{default_database, Governance, KeyLimits, RateLimits};
@@ -34,3 +38,4 @@ pub use section::network::{resolve_network, NetworkCredentials, NetworkError, Ur
 pub use section::routing::{PoolSpec, Routing};
 pub use section::server::CorsOrigins;
 pub use validate::Config;
+pub use view::{Inspection, MASK};

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use super::file::FileConfig;
 use super::overrides::Overrides;
@@ -20,7 +20,10 @@ use super::section::routing::Routing;
 use super::section::server::CorsOrigins;
 use super::section::{self, Names};
 
-/// The validated configuration the gateway runs on.
+/// The validated configuration the gateway runs on: runtime values only (the parsed
+/// file is not kept; see `inspect_file` for what `check-config` shows). Every secret
+/// is a [`SecretString`] (or the provider settings' redacted `Secret`), so `Debug`
+/// output shows none.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `[[aliases]]`: credentials for `provider/model` names sent directly.
@@ -37,14 +40,14 @@ pub struct Config {
     /// `general.drop_params`, for models made on first use from `[[aliases]]`.
     pub drop_params: bool,
     pub max_retries: u32,
+    /// `general.enable_cost_tracking`: price every answer.
+    pub enable_cost_tracking: bool,
     pub models: Vec<Deployment>,
     pub keys: Vec<KeySpec>,
     /// Limits, budgets, the store and prices.
     pub governance: Governance,
     /// The config file, when the config came from one (relative paths resolve beside it).
     pub source: Option<std::path::PathBuf>,
-    /// The file as parsed, with overrides applied (for `check-config`; holds secrets).
-    pub file: FileConfig,
 }
 
 pub(crate) fn validate(
@@ -75,12 +78,6 @@ pub(crate) fn validate(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let mut shown = file.clone();
-    shown.server.host = server.host.clone();
-    shown.server.port = server.port;
-    if let Some(k) = &general.master_key {
-        shown.general.master_key = Some(k.expose_secret().to_string());
-    }
     Ok(Config {
         credential_aliases,
         routing,
@@ -93,10 +90,10 @@ pub(crate) fn validate(
         default_timeout: general.default_timeout,
         drop_params: general.drop_params,
         max_retries: general.max_retries,
+        enable_cost_tracking: general.enable_cost_tracking,
         models,
         keys,
         governance,
         source: None,
-        file: shown,
     })
 }

@@ -502,7 +502,7 @@ async fn attempt_one(app: &App, dep: &Arc<DeploymentState>, job: &Job<'_>, token
         if let Some(u) = upstream::usage::reported(&bytes) {
             dep.settle_tokens(Instant::now(), tokens, u.total_tokens);
             let u: liter_llm::types::Usage = u.into();
-            if app.config.file.general.enable_cost_tracking {
+            if app.config.enable_cost_tracking {
                 cost = app.price_of(&dep.deployment.provider_model, &u);
             }
             if let Some(m) = job.meter {

@@ -55,7 +55,7 @@ impl App {
         }
         let routes = Registry::from_config(&config)?;
         let upstream = Upstream::new();
-        let wants_prices = config.file.general.enable_cost_tracking
+        let wants_prices = config.enable_cost_tracking
             || governor.stores.is_some()
             || config.governance.pricing_file.is_some();
         let base_table = match &config.governance.pricing_file {

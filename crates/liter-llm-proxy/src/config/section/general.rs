@@ -15,6 +15,7 @@ pub(crate) struct General {
     pub default_timeout: Duration,
     pub max_retries: u32,
     pub drop_params: bool,
+    pub enable_cost_tracking: bool,
 }
 
 pub(crate) fn check(g: &GeneralSection, overrides: &Overrides, problems: &mut Problems) -> General {
@@ -37,5 +38,6 @@ pub(crate) fn check(g: &GeneralSection, overrides: &Overrides, problems: &mut Pr
         default_timeout: Duration::from_secs(g.default_timeout_secs),
         max_retries: g.max_retries,
         drop_params: g.drop_params,
+        enable_cost_tracking: g.enable_cost_tracking,
     }
 }

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use secrecy::SecretString;
+
 use crate::config::file::{Enforcement, FileConfig, KeyEntry};
 use crate::config::problems::{given, path, Problems, Seg};
 use crate::store::{parse_rfc3339, Period, UnixMillis};
@@ -42,8 +44,9 @@ pub struct Governance {
     /// `[budget.model_limits]`, keyed by `provider/model`.
     pub model_budgets: BTreeMap<String, f64>,
     pub enforcement: Enforcement,
-    /// `general.database_url` as given (`None`: the default SQLite file when needed).
-    pub database_url: Option<String>,
+    /// `general.database_url` as given (`None`: the default SQLite file when needed);
+    /// secret, as it may carry a password.
+    pub database_url: Option<SecretString>,
     pub pricing_file: Option<PathBuf>,
 }
 
@@ -143,7 +146,7 @@ pub(crate) fn check(file: &FileConfig, problems: &mut Problems) -> Governance {
         g.model_budgets = b.model_limits.clone();
         g.enforcement = b.enforcement;
     }
-    g.database_url = given(&file.general.database_url).map(str::to_owned);
+    g.database_url = given(&file.general.database_url).map(SecretString::from);
     g.pricing_file = given(&file.general.pricing_file).map(PathBuf::from);
     g
 }
