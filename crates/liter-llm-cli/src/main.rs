@@ -53,8 +53,8 @@ struct ConfigArgs {
     /// Bind port (overrides [server] port).
     #[arg(long)]
     port: Option<u16>,
-    /// Master key (overrides [general] master_key). Without the flag and without
-    /// master_key in the file, LITER_LLM_MASTER_KEY is used.
+    /// Master key (overrides [general] master_key). Defaults to
+    /// $LITER_LLM_MASTER_KEY, which then overrides the file's master_key too.
     #[arg(long)]
     master_key: Option<String>,
 }
@@ -119,6 +119,8 @@ fn config_path(args: &ConfigArgs) -> Result<PathBuf, ConfigError> {
     }
 }
 
+/// The flags, and LITER_LLM_MASTER_KEY as the default of --master-key (an empty flag
+/// or variable counts as not given).
 fn overrides(args: &ConfigArgs) -> Overrides {
     Overrides {
         host: args.host.clone(),

@@ -22,15 +22,10 @@ pub fn resolved(inspection: &Inspection) -> String {
             credentials(d),
         );
     }
-    let _ = writeln!(
-        out,
-        "# master key {}",
-        if inspection.config.master_key.is_some() {
-            "set"
-        } else {
-            "not set"
-        }
-    );
+    let _ = match &inspection.master_key_source {
+        Some(from) => writeln!(out, "# master_key: {from}"),
+        None => writeln!(out, "# master_key: not set"),
+    };
     out
 }
 

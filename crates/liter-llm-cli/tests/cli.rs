@@ -179,6 +179,27 @@ fn flags_and_env_override_the_file() {
         over.contains("host = \"127.0.0.1\"") && over.contains("port = 5123"),
         "{over}"
     );
+    assert!(plain.contains("# master_key: from the file\n"), "{plain}");
+    let env = run(&[], Some("sk-env-master-31"));
+    assert!(
+        env.contains("# master_key: from LITER_LLM_MASTER_KEY (overrides the file)\n"),
+        "{env}"
+    );
+    let flag = run(
+        &["--master-key", "sk-flag-master-32"],
+        Some("sk-env-master-31"),
+    );
+    assert!(
+        flag.contains("# master_key: from --master-key (overrides the file)\n"),
+        "{flag}"
+    );
+    for (out, secret) in [(&env, "sk-env-master-31"), (&flag, "sk-flag-master-32")] {
+        assert!(out.contains("master_key = \"********\""), "{out}");
+        assert!(
+            !out.contains(secret) && !out.contains("from-file\""),
+            "{out}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,15 +318,23 @@ async fn master_key_flag_and_env_var() {
     let file = dir.path().join("c.toml");
     std::fs::write(&file, config(&mock)).unwrap();
     let client = reqwest::Client::new();
-    for (flag, env) in [(Some("sk-from-flag"), None), (None, Some("sk-from-env"))] {
+    for (flag, env, file_key) in [
+        (Some("sk-from-flag"), None, true),
+        (None, Some("sk-from-env"), false),
+        (None, Some("sk-from-env"), true),
+    ] {
         let mut c = cmd(dir.path());
         c.args(["api", "--config"]).arg(&file);
+        if file_key {
+            c.env("TEST_MASTER", MASTER);
+        }
         if let Some(f) = flag {
             // the flag wins over the file's master_key
-            c.args(["--master-key", f]).env("TEST_MASTER", MASTER);
+            c.args(["--master-key", f]);
         }
         if let Some(e) = env {
-            // the variable is used when the file sets no master key ("${TEST_MASTER}" is empty)
+            // the variable is the flag's default: used when the file sets no master
+            // key ("${TEST_MASTER}" is empty), and winning over the file's when it does
             c.env("LITER_LLM_MASTER_KEY", e);
         }
         let gw = Proc::spawn(c);

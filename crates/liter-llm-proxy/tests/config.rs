@@ -466,34 +466,73 @@ fn messages_never_quote_values_that_may_be_secrets() {
 }
 
 #[test]
-fn master_key_env_is_a_fallback_for_the_file() {
+fn master_key_precedence_is_flag_then_env_then_file() {
+    let source = |src: &str, o: &Overrides| {
+        let i = inspect_str(src, "t.toml", o, env).unwrap();
+        let key = i.config.master_key.map(|k| k.expose_secret().to_string());
+        (key, i.master_key_source.map(|s| s.to_string()))
+    };
+    let file = "[general]\nmaster_key = \"from-file\"\n";
     let env_only = Overrides {
         master_key_env: Some("from-env".into()),
         ..Overrides::default()
     };
-    let c = load_str("", "t.toml", &env_only, env).unwrap();
-    assert_eq!(c.master_key.unwrap().expose_secret(), "from-env");
-    let c = load_str(
-        "[general]\nmaster_key = \"from-file\"\n",
-        "t.toml",
-        &env_only,
-        env,
-    )
-    .unwrap();
-    assert_eq!(c.master_key.unwrap().expose_secret(), "from-file");
+    // The variable is the flag's default: it is used without a file key...
+    assert_eq!(
+        source("", &env_only),
+        (
+            Some("from-env".into()),
+            Some("from LITER_LLM_MASTER_KEY".into())
+        )
+    );
+    // ...and wins over the file's.
+    assert_eq!(
+        source(file, &env_only),
+        (
+            Some("from-env".into()),
+            Some("from LITER_LLM_MASTER_KEY (overrides the file)".into())
+        )
+    );
+    // The usual `master_key = "${LITER_LLM_MASTER_KEY}"`: the same value, nothing overridden.
+    let same = Overrides {
+        master_key_env: Some("sk-master-secret".into()),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        source("[general]\nmaster_key = \"${MASTER}\"\n", &same),
+        (
+            Some("sk-master-secret".into()),
+            Some("from LITER_LLM_MASTER_KEY".into())
+        )
+    );
     let both = Overrides {
         master_key: Some("from-flag".into()),
         master_key_env: Some("from-env".into()),
         ..Overrides::default()
     };
-    let c = load_str(
-        "[general]\nmaster_key = \"from-file\"\n",
-        "t.toml",
-        &both,
-        env,
-    )
-    .unwrap();
-    assert_eq!(c.master_key.unwrap().expose_secret(), "from-flag");
+    assert_eq!(
+        source(file, &both),
+        (
+            Some("from-flag".into()),
+            Some("from --master-key (overrides the file)".into())
+        )
+    );
+    // Empty means not given, for the flag and the variable alike.
+    let empty = Overrides {
+        master_key: Some("".into()),
+        master_key_env: Some("".into()),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        source(file, &empty),
+        (Some("from-file".into()), Some("from the file".into()))
+    );
+    assert_eq!(source("", &empty), (None, None));
+    // A virtual key equal to the master key from the variable is rejected.
+    let e = load_str("[[keys]]\nkey = \"from-env\"\n", "t.toml", &env_only, env)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("must differ from the master key"), "{e}");
 }
 
 #[test]

@@ -15,16 +15,17 @@ pub struct Overrides {
     pub port: Option<u16>,
     /// `--master-key`.
     pub master_key: Option<SecretString>,
-    /// `LITER_LLM_MASTER_KEY`: used when neither `--master-key` nor the file gives one.
+    /// `LITER_LLM_MASTER_KEY`, the default of `--master-key`: used when the flag is
+    /// not given, and then it wins over the file's `master_key`.
     pub master_key_env: Option<SecretString>,
 }
 
 /// Where the master key in force came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MasterKeySource {
-    /// `--master-key`; `overrides_file`: the file sets one too.
+    /// `--master-key`; `overrides_file`: the file sets a different one.
     Flag { overrides_file: bool },
-    /// `LITER_LLM_MASTER_KEY`; `overrides_file`: the file sets one too.
+    /// `LITER_LLM_MASTER_KEY`; `overrides_file`: the file sets a different one.
     Env { overrides_file: bool },
     /// `[general] master_key`.
     File,
@@ -60,21 +61,21 @@ impl Overrides {
         self.port.unwrap_or(file)
     }
 
-    /// The master key and where it came from: `--master-key`, else the file's
-    /// (`file`: non-empty, as interpolated), else `LITER_LLM_MASTER_KEY`.
+    /// The master key and where it came from: `--master-key`, else
+    /// `LITER_LLM_MASTER_KEY` (the flag's default), else the file's (`file`:
+    /// non-empty, as interpolated).
     pub fn master_key(&self, file: Option<&str>) -> Option<(SecretString, MasterKeySource)> {
-        let overrides_file = file.is_some();
+        // The usual `master_key = "${LITER_LLM_MASTER_KEY}"` reads the same value:
+        // nothing is overridden then.
+        let overrides = |k: &SecretString| file.is_some_and(|f| f != k.expose_secret());
         if let Some(k) = non_empty(&self.master_key) {
+            let overrides_file = overrides(k);
             return Some((k.clone(), MasterKeySource::Flag { overrides_file }));
         }
-        if let Some(k) = file {
-            return Some((SecretString::from(k), MasterKeySource::File));
+        if let Some(k) = non_empty(&self.master_key_env) {
+            let overrides_file = overrides(k);
+            return Some((k.clone(), MasterKeySource::Env { overrides_file }));
         }
-        non_empty(&self.master_key_env).map(|k| {
-            let source = MasterKeySource::Env {
-                overrides_file: false,
-            };
-            (k.clone(), source)
-        })
+        file.map(|k| (SecretString::from(k), MasterKeySource::File))
     }
 }
