@@ -495,3 +495,91 @@ async fn quiet_log_level_still_announces_the_address() {
         "no request lines at warn: {logs}"
     );
 }
+
+#[test]
+fn short_flags_c_and_p() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[server]\nport = 4000\n").unwrap();
+    let out = cmd(dir.path())
+        .args(["check-config", "-c"])
+        .arg(&file)
+        .args(["-p", "5124"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!("# {} is valid", file.display())),
+        "{text}"
+    );
+    assert!(text.contains("port = 5124"), "{text}");
+}
+
+#[test]
+fn usage_errors_exit_with_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["check-config", "--bogus"][..],
+        &["api", "-p", "not-a-port"],
+        &["api", "--port", "70000"],
+        &["api", "--log-format", "xml"],
+        &["check-config", "--debug"],
+        &["serve"],
+        &[],
+    ] {
+        let out = cmd(dir.path()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}: the error is explained");
+    }
+    let out = cmd(dir.path()).args(["api", "--help"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "-c, --config",
+        "-p, --port",
+        "--debug",
+        "LITER_LLM_MASTER_KEY",
+    ] {
+        assert!(help.contains(needle), "{needle} in:\n{help}");
+    }
+}
+
+#[test]
+fn debug_logs_unless_rust_log_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        format!("[server]\nhost = \"127.0.0.1\"\n[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"echo\"\nprovider_model = \"mock/echo\"\n"),
+    )
+    .unwrap();
+    for (debug, rust_log, expect) in [
+        (true, None, true),
+        (false, None, false),
+        (true, Some("info"), false),
+    ] {
+        let mut c = cmd(dir.path());
+        c.args(["api", "-c"]).arg(&file).args(["-p", "0"]);
+        if debug {
+            c.arg("--debug");
+        }
+        if let Some(filter) = rust_log {
+            c.env("RUST_LOG", filter);
+        }
+        let gw = Proc::spawn(c); // waits for "listening on http://"
+        gw.signal("-TERM");
+        let (status, logs) = gw.wait();
+        assert!(status.success(), "{logs}");
+        assert_eq!(
+            logs.contains("config loaded"),
+            expect,
+            "--debug {debug}, RUST_LOG {rust_log:?}:\n{logs}"
+        );
+        assert!(!logs.contains(MASTER), "{logs}");
+    }
+}
