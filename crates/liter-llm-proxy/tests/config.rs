@@ -752,3 +752,45 @@ fn the_check_config_view_masks_every_secret_and_applies_overrides() {
     assert_eq!((i.config.host.as_str(), i.config.port), ("127.0.0.1", 5123));
     assert!(format!("{i:?}").find("sk-master-in-file").is_none());
 }
+
+#[test]
+fn a_provider_key_variable_exposes_no_provider_without_an_alias() {
+    let only_openai = |v: &str| (v == "OPENAI_API_KEY").then(|| "sk-env-openai".to_string());
+    let c = load_str("", "t.toml", &Overrides::default(), only_openai).unwrap();
+    assert!(
+        !c.credential_aliases.iter().any(|a| a.pattern == "openai/*"),
+        "{:?}",
+        c.credential_aliases
+    );
+    assert!(c.credential_aliases.is_empty());
+    assert_eq!(c.unexposed_providers, ["openai"]);
+
+    // A [[models]] entry still takes its key from the variable, and exposes only itself.
+    let c = load_str(
+        "[[models]]\nname = \"g\"\nprovider_model = \"openai/gpt-4o\"\n",
+        "t.toml",
+        &Overrides::default(),
+        only_openai,
+    )
+    .unwrap();
+    assert_eq!(
+        c.models[0].api_key.as_ref().unwrap().expose_secret(),
+        "sk-env-openai"
+    );
+    assert!(c.credential_aliases.is_empty());
+    assert_eq!(c.unexposed_providers, ["openai"]);
+
+    // An explicit entry without api_key exposes the provider, on the variable's key.
+    let c = load_str(
+        "[[aliases]]\npattern = \"openai/*\"\n",
+        "t.toml",
+        &Overrides::default(),
+        only_openai,
+    )
+    .unwrap();
+    let a = &c.credential_aliases[0];
+    assert_eq!(a.pattern, "openai/*");
+    assert_eq!(a.api_key.as_ref().unwrap().expose_secret(), "sk-env-openai");
+    assert_eq!(a.base_url.as_deref(), Some("https://api.openai.com/v1"));
+    assert!(c.unexposed_providers.is_empty());
+}

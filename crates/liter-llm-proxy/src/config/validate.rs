@@ -26,8 +26,14 @@ use super::section::{self, Names};
 /// output shows none.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `[[aliases]]`: credentials for `provider/model` names sent directly.
+    /// `[[aliases]]`: credentials for `provider/model` names sent directly. Only the
+    /// explicit entries: a provider key variable never adds one.
     pub credential_aliases: Vec<CredentialAlias>,
+    /// Network providers (their prefixes, in the order of `Provider::all_network`)
+    /// whose own key variable (`OPENAI_API_KEY`, ...) is set and not empty but which
+    /// no `[[aliases]]` entry names, so their `provider/model` names are not exposed.
+    /// For a start-up message; the variable still serves `[[models]]` entries.
+    pub unexposed_providers: Vec<&'static str>,
     /// Pools, fallbacks, strategies, cooldown and health probes.
     pub routing: Routing,
     pub host: String,
@@ -60,8 +66,8 @@ pub(crate) fn validate(
     let server = section::server::check(&file.server, overrides, p);
     let general = section::general::check(&file.general, overrides, p);
     let models = section::models::check(&file.models, &file.general, env, p);
-    let mut credential_aliases = section::aliases::check(&file.aliases, env, p);
-    credential_aliases.extend(section::aliases::implicit(&credential_aliases, env));
+    let credential_aliases = section::aliases::check(&file.aliases, env, p);
+    let unexposed_providers = section::aliases::unexposed(&credential_aliases, env);
     let names = Names::new(&file.models, &file.router.model_group_alias);
     let keys = section::keys::check(&file.keys, general.master_key.as_ref(), &names, p);
     let governance = section::governance::check(file, p);
@@ -80,6 +86,7 @@ pub(crate) fn validate(
     }
     Ok(Config {
         credential_aliases,
+        unexposed_providers,
         routing,
         host: server.host,
         port: server.port,

@@ -1,13 +1,14 @@
 //! `[[aliases]]`: credentials for `provider/model` names that clients send directly.
 //!
-//! A provider key variable in the gateway's environment (`OPENAI_API_KEY`, ...)
-//! supplies credentials to an entry that has no `api_key`, and also exposes its
-//! provider as an implicit `<provider>/*` entry.
+//! Only these entries expose such names: a provider key variable in the gateway's
+//! environment (`OPENAI_API_KEY`, ...) supplies credentials to an entry that has no
+//! `api_key`, but never exposes a provider by itself. The providers whose key variable
+//! is set while no entry names them are listed, so the gateway can say so.
 
 use liter_llm::providers::Network;
 use liter_llm::Provider;
 
-use super::network::resolve_network;
+use super::network::{key_from_env, resolve_network};
 use crate::config::file::AliasEntry;
 use crate::config::problems::{given, key, Problems, Seg};
 
@@ -95,29 +96,17 @@ fn provider_of(a: &AliasEntry) -> Result<(Provider, Network), String> {
     Ok((provider, net))
 }
 
-/// A provider whose own key variable is set is reachable by name too, as if an
-/// `[[aliases]]` entry `"<provider>/*"` named it (after the explicit ones).
-pub(crate) fn implicit(
-    explicit: &[CredentialAlias],
+/// Network providers whose own key variable is set (and not empty) but which no
+/// `[[aliases]]` entry names: their `provider/model` names are not exposed.
+pub(crate) fn unexposed(
+    aliases: &[CredentialAlias],
     env: &dyn Fn(&str) -> Option<String>,
-) -> Vec<CredentialAlias> {
-    let mut out = Vec::new();
-    for provider in Provider::all_network() {
-        let Some(net) = provider.network() else {
-            continue;
-        };
-        let pattern = format!("{}/*", net.name);
-        if explicit.iter().any(|a| a.pattern == pattern) {
-            continue;
-        }
-        if let Ok((base_url, Some(api_key))) = resolve_network(net, None, None, env) {
-            out.push(CredentialAlias {
-                pattern,
-                provider,
-                base_url,
-                api_key: Some(api_key),
-            });
-        }
-    }
-    out
+) -> Vec<&'static str> {
+    Provider::all_network()
+        .into_iter()
+        .filter(|p| !aliases.iter().any(|a| a.provider == *p))
+        .filter_map(|p| p.network())
+        .filter(|net| key_from_env(*net, env).is_some())
+        .map(|net| net.name)
+        .collect()
 }
