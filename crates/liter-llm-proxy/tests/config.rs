@@ -794,3 +794,37 @@ fn a_provider_key_variable_exposes_no_provider_without_an_alias() {
     assert_eq!(a.base_url.as_deref(), Some("https://api.openai.com/v1"));
     assert!(c.unexposed_providers.is_empty());
 }
+
+#[test]
+fn strategies_accept_litellm_spellings() {
+    for (written, expected) in [
+        ("simple-shuffle", "SimpleShuffle"),
+        ("least-busy", "LeastBusy"),
+        ("latency-based", "LatencyBased"),
+        ("latency-based-routing", "LatencyBased"),
+        ("usage-based", "UsageBased"),
+        ("usage-based-routing", "UsageBased"),
+        ("usage-based-routing-v2", "UsageBased"),
+        ("cost-based", "CostBased"),
+        ("cost-based-routing", "CostBased"),
+    ] {
+        let c = load(&format!(
+            "[[models]]\nname = \"a\"\nprovider_model = \"mock/echo\"\n[[models]]\nname = \"b\"\nprovider_model = \"mock/echo\"\n[router]\nstrategy = \"{written}\"\nmodel_strategy = {{ b = \"{written}\" }}\n"
+        ))
+        .unwrap_or_else(|e| panic!("{written}: {e}"));
+        assert_eq!(format!("{:?}", c.routing.pools[0].strategy), expected);
+        assert_eq!(format!("{:?}", c.routing.pools[1].strategy), expected);
+    }
+    let e = err("[router]\nstrategy = \"lowest-cost\"\n");
+    assert!(e.contains("test.toml:2:12"), "{e}");
+    // check-config shows the short name.
+    let i = inspect_str(
+        "[router]\nstrategy = \"latency-based-routing\"\n",
+        "t.toml",
+        &Overrides::default(),
+        env,
+    )
+    .unwrap();
+    let shown = toml::to_string(&i.masked).unwrap();
+    assert!(shown.contains("strategy = \"latency-based\""), "{shown}");
+}
