@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use liter_llm_proxy::config::{
-    inspect_str, load_str, Config, ConfigError, CorsOrigins, Overrides, MASK,
+    inspect_str, load_str, Config, ConfigError, CorsOrigins, Overrides, ProbeTarget, MASK,
 };
 use secrecy::ExposeSecret;
 
@@ -324,6 +324,10 @@ probe_model = "gpt"
         (Duration::from_secs(30), 3, Duration::from_secs(60))
     );
     assert_eq!(r.health.as_ref().unwrap().interval, Duration::from_secs(15));
+    assert_eq!(
+        r.health.as_ref().unwrap().probe,
+        ProbeTarget::Pool("gpt".into())
+    );
     assert_eq!(c.models[0].weight, 3.0);
     assert_eq!(c.models[1].order, 2);
     assert_eq!(c.models[1].stream_timeout, Some(Duration::from_secs(5)));
@@ -827,4 +831,157 @@ fn strategies_accept_litellm_spellings() {
     .unwrap();
     let shown = toml::to_string(&i.masked).unwrap();
     assert!(shown.contains("strategy = \"latency-based\""), "{shown}");
+}
+
+#[test]
+fn probe_model_is_a_pool_or_a_provider_model() {
+    let models = "[[models]]\nname = \"gpt\"\nprovider_model = \"openai/a\"\n[[models]]\nname = \"openai/gpt-4o-mini\"\nprovider_model = \"openai/b\"\n[router]\nmodel_group_alias = { fast = \"gpt\" }\n";
+    let probe = |target: &str| {
+        load(&format!(
+            "{models}[health]\ninterval_secs = 30\nprobe_model = \"{target}\"\n"
+        ))
+        .map(|c| c.routing.health.unwrap().probe)
+    };
+    assert_eq!(probe("gpt").unwrap(), ProbeTarget::Pool("gpt".into()));
+    // A group alias probes its pool.
+    assert_eq!(probe("fast").unwrap(), ProbeTarget::Pool("gpt".into()));
+    // A configured name wins, even when it looks like provider/model.
+    assert_eq!(
+        probe("openai/gpt-4o-mini").unwrap(),
+        ProbeTarget::Pool("openai/gpt-4o-mini".into())
+    );
+    match probe("anthropic/claude-3-5-haiku-20241022").unwrap() {
+        ProbeTarget::Model { provider, model_id } => {
+            assert_eq!(provider.name(), "anthropic");
+            assert_eq!(model_id, "claude-3-5-haiku-20241022");
+        }
+        other => panic!("{other:?}"),
+    }
+    for bad in ["nope", "mock/echo", "zzz/x", "openai/"] {
+        let e = probe(bad).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "health.probe_model: probe_model {bad:?} is neither a [[models]] name or [router] alias nor a provider/model name"
+            )),
+            "{e}"
+        );
+        assert!(e.contains("test.toml:11:15"), "{e}");
+    }
+    let c = load(models).unwrap();
+    assert!(c.routing.health.is_none());
+    let c = load(&format!("{models}[health]\ninterval_secs = 5\n")).unwrap();
+    assert_eq!(c.routing.health.unwrap().probe, ProbeTarget::All);
+}
+
+/// The examples of the spec (docs/ is ours; the spec is shared/spec/): the ones
+/// whose features are built load together. `[cache]`, `[files]` and
+/// `enable_tracing = true` are rejected as "not supported yet" by design.
+#[test]
+fn the_spec_examples_load() {
+    let src = r#"
+[server]
+host = "0.0.0.0"
+port = 4000
+request_timeout_secs = 600
+body_limit_bytes = 10_485_760
+cors_origins = ["https://app.example.com", "https://admin.example.com"]
+
+[general]
+master_key = "${LITER_LLM_MASTER_KEY}"
+default_timeout_secs = 120
+max_retries = 3
+enable_cost_tracking = true
+
+[[models]]
+name = "gpt-4o"
+provider_model = "openai/gpt-4o"
+api_key = "${OPENAI_API_KEY}"
+timeout_secs = 60
+fallbacks = ["claude-sonnet", "llama3-groq"]
+
+[[models]]
+name = "claude-sonnet"
+provider_model = "anthropic/claude-sonnet-4-20250514"
+api_key = "${ANTHROPIC_API_KEY}"
+
+[[models]]
+name = "llama3-groq"
+provider_model = "groq/llama3-70b-8192"
+api_key = "${GROQ_API_KEY}"
+
+# Any model matching "anthropic/*" uses the shared Anthropic key.
+[[aliases]]
+pattern = "anthropic/*"
+api_key = "${ANTHROPIC_API_KEY}"
+
+# Route all OpenAI models through an Azure deployment.
+[[aliases]]
+pattern = "openai/*"
+api_key = "${AZURE_OPENAI_KEY}"
+base_url = "https://my-azure.openai.azure.com"
+
+[[keys]]
+key = "vk-team-frontend"
+description = "Frontend team, chat-only, capped spend"
+models = ["gpt-4o", "claude-sonnet"]
+rpm = 60
+tpm = 200_000
+budget_limit = 100.0
+
+[[keys]]
+key = "vk-batch-worker"
+description = "Overnight batch jobs, unrestricted model access"
+rpm = 10
+budget_limit = 500.0
+
+[rate_limit]
+rpm = 600
+tpm = 1_000_000
+
+[budget]
+global_limit = 1000.0
+enforcement = "hard"  # or "soft" to log but allow through
+
+[budget.model_limits]
+"openai/gpt-4o" = 500.0
+"anthropic/claude-opus-4-20250514" = 200.0
+
+[health]
+interval_secs = 30
+probe_model = "openai/gpt-4o-mini"
+
+[cooldown]
+duration_secs = 60
+"#;
+    let env = |v: &str| match v {
+        "LITER_LLM_MASTER_KEY" => Some("sk-master".to_string()),
+        "OPENAI_API_KEY" | "ANTHROPIC_API_KEY" | "GROQ_API_KEY" | "AZURE_OPENAI_KEY" => {
+            Some(format!("key-{v}"))
+        }
+        _ => None,
+    };
+    let c =
+        load_str(src, "spec.toml", &Overrides::default(), env).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.models.len(), 3);
+    assert_eq!(c.credential_aliases.len(), 2);
+    // GROQ_API_KEY is set and only [[models]] uses it: groq/ names are not exposed.
+    assert_eq!(c.unexposed_providers, ["groq"]);
+    let health = c.routing.health.unwrap();
+    assert_eq!(health.interval, Duration::from_secs(30));
+    match health.probe {
+        ProbeTarget::Model { provider, model_id } => {
+            assert_eq!(
+                (provider.name(), model_id.as_str()),
+                ("openai", "gpt-4o-mini")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The [health] example alone, with no [[models]] at all.
+    let c = load("[health]\ninterval_secs = 30\nprobe_model = \"openai/gpt-4o-mini\"\n").unwrap();
+    assert!(matches!(
+        c.routing.health.unwrap().probe,
+        ProbeTarget::Model { .. }
+    ));
 }

@@ -31,7 +31,7 @@ pub use load::{
 pub use overrides::{MasterKeySource, Overrides};
 pub use section::aliases::{glob_match, CredentialAlias};
 pub use section::governance::{default_database, Governance, KeyLimits, RateLimits};
-pub use section::health::{CooldownSpec, HealthSpec};
+pub use section::health::{CooldownSpec, HealthSpec, ProbeTarget};
 pub use section::keys::KeySpec;
 pub use section::models::Deployment;
 pub use section::network::{resolve_network, NetworkCredentials, NetworkError, UrlSource};

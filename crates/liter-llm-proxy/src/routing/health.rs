@@ -19,11 +19,11 @@ use crate::upstream::{self, Endpoint};
 /// Start the probe loop, if `[health]` asks for one.
 pub fn spawn(app: Arc<App>) -> Option<JoinHandle<()>> {
     let spec = app.config.routing.health.clone()?;
-    let only = spec
-        .probe_model
-        .as_deref()
-        .and_then(|m| app.routes.pool(m))
-        .map(|p| p.spec.name.clone());
+    let only = match &spec.probe {
+        crate::config::ProbeTarget::Pool(m) => app.routes.pool(m).map(|p| p.spec.name.clone()),
+        // `provider/model` targets: no restriction yet (every deployment is probed).
+        _ => None,
+    };
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(spec.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use liter_llm::{Provider, ProviderModel};
+
 use super::Names;
 use crate::config::file::{CooldownSection, HealthSection};
 use crate::config::problems::{path, positive, Problems, Seg};
@@ -13,11 +15,27 @@ pub struct CooldownSpec {
     pub window: Duration,
 }
 
+/// What `[health] probe_model` asks to probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeTarget {
+    /// No `probe_model`: every deployment.
+    All,
+    /// A `[[models]]` name, or a group alias resolved to its pool's name: that
+    /// pool's deployments.
+    Pool(String),
+    /// A `provider/model` name (of a network provider) that is not a configured name,
+    /// as in the spec's `probe_model = "openai/gpt-4o-mini"`: every deployment of
+    /// `provider`, each probed with `model_id`.
+    Model {
+        provider: Provider,
+        model_id: String,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct HealthSpec {
     pub interval: Duration,
-    /// Only this model's deployments are probed; all when `None`.
-    pub probe_model: Option<String>,
+    pub probe: ProbeTarget,
 }
 
 pub(crate) fn check_cooldown(c: &CooldownSection, problems: &mut Problems) -> CooldownSpec {
@@ -43,14 +61,13 @@ pub(crate) fn check_health(
     problems: &mut Problems,
 ) -> Option<HealthSpec> {
     let at = |f: &str| -> Vec<Seg> { path(&["health", f]) };
-    if let Some(m) = &h.probe_model {
-        if !names.is_known(m) {
-            problems.push((
-                at("probe_model"),
-                format!("model {m:?} is not defined in [[models]]"),
-            ));
-        }
-    }
+    let probe = match h.probe_model.as_deref() {
+        None => ProbeTarget::All,
+        Some(m) => probe_target(m, names).unwrap_or_else(|msg| {
+            problems.push((at("probe_model"), msg));
+            ProbeTarget::All
+        }),
+    };
     match h.interval_secs {
         Some(0) => {
             problems.push((
@@ -61,7 +78,7 @@ pub(crate) fn check_health(
         }
         Some(secs) => Some(HealthSpec {
             interval: Duration::from_secs(secs),
-            probe_model: h.probe_model.clone(),
+            probe,
         }),
         None => {
             if h.probe_model.is_some() {
@@ -72,5 +89,26 @@ pub(crate) fn check_health(
             }
             None
         }
+    }
+}
+
+/// A configured name (or group alias) first; else a `provider/model` name.
+fn probe_target(m: &str, names: &Names<'_>) -> Result<ProbeTarget, String> {
+    if let Some(pool) = names.pool_of(m) {
+        return Ok(ProbeTarget::Pool(pool.to_string()));
+    }
+    match ProviderModel::parse(m) {
+        Ok(pm) if pm.provider.network().is_some() => Ok(ProbeTarget::Model {
+            provider: pm.provider,
+            model_id: pm.model_id,
+        }),
+        _ => Err(format!(
+            "probe_model {m:?} is neither a [[models]] name or [router] alias nor a provider/model name of a known provider such as \"openai/gpt-4o-mini\" (known: {})",
+            Provider::known_prefixes()
+                .into_iter()
+                .filter(|p| *p != "mock")
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }

@@ -47,4 +47,12 @@ impl<'a> Names<'a> {
     pub fn is_known(&self, name: &str) -> bool {
         self.is_model(name) || self.aliases.contains_key(name)
     }
+
+    /// The pool a known name stands for: itself, or a group alias's target.
+    pub fn pool_of<'n>(&'n self, name: &'n str) -> Option<&'n str> {
+        if self.is_model(name) {
+            return Some(name);
+        }
+        self.aliases.get(name).map(String::as_str)
+    }
 }
