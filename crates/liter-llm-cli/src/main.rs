@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use liter_llm_proxy::config::{self, Config, ConfigError, Overrides};
 use liter_llm_proxy::App;
+use secrecy::SecretString;
 
 /// mimalloc: the gateway allocates many small, short-lived buffers per request.
 #[global_allocator]
@@ -44,16 +45,16 @@ enum Command {
 struct ConfigArgs {
     /// Config file. Without it, liter-llm-proxy.toml is looked for in the working
     /// directory and then each parent.
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'c', long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Bind address (overrides [server] host).
     #[arg(long)]
     host: Option<String>,
     /// Bind port (overrides [server] port).
-    #[arg(long)]
+    #[arg(short = 'p', long)]
     port: Option<u16>,
-    /// Master key (overrides [general] master_key). Without the flag and without
-    /// master_key in the file, LITER_LLM_MASTER_KEY is used.
+    /// Master key (overrides [general] master_key). Defaults to
+    /// $LITER_LLM_MASTER_KEY, which then overrides the file's master_key too.
     #[arg(long)]
     master_key: Option<String>,
 }
@@ -65,6 +66,9 @@ struct ApiArgs {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LITER_LLM_LOG_FORMAT")]
     log_format: LogFormat,
+    /// Debug-level logs from liter-llm itself (ignored when RUST_LOG is set).
+    #[arg(long)]
+    debug: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -73,15 +77,20 @@ enum LogFormat {
     Json,
 }
 
-fn init_logging(format: LogFormat) -> Arc<logging::Logs> {
+/// The log filter of `--debug` when RUST_LOG is not set: debug lines from the gateway's
+/// own crates, info from its dependencies.
+const DEBUG_FILTER: &str = "info,liter_llm=debug,liter_llm_proxy=debug";
+
+fn init_logging(format: LogFormat, debug: bool) -> Arc<logging::Logs> {
     use tracing_subscriber::filter::filter_fn;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
 
     let logs = logging::Logs::start();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if debug { DEBUG_FILTER } else { "info" })
+    });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let json = matches!(format, LogFormat::Json);
     // The request lines get their own writer, except on a terminal, where the
@@ -107,22 +116,34 @@ fn init_logging(format: LogFormat) -> Arc<logging::Logs> {
     logs
 }
 
-/// Resolve which file to load and load it.
-fn load(args: &ConfigArgs) -> Result<(PathBuf, Config), ConfigError> {
-    let path = match &args.config {
-        Some(p) => p.clone(),
+/// The file named by `--config`, else the one discovery finds.
+fn config_path(args: &ConfigArgs) -> Result<PathBuf, ConfigError> {
+    match &args.config {
+        Some(p) => Ok(p.clone()),
         None => {
             let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-            config::discover(&cwd).ok_or(ConfigError::NotFound { start: cwd })?
+            config::discover(&cwd).ok_or(ConfigError::NotFound { start: cwd })
         }
-    };
-    let overrides = Overrides {
+    }
+}
+
+/// The flags, and LITER_LLM_MASTER_KEY as the default of --master-key (an empty flag
+/// or variable counts as not given).
+fn overrides(args: &ConfigArgs) -> Overrides {
+    Overrides {
         host: args.host.clone(),
         port: args.port,
-        master_key: args.master_key.clone().filter(|k| !k.is_empty()),
-        master_key_env: std::env::var("LITER_LLM_MASTER_KEY").ok(),
-    };
-    let cfg = config::load_file(&path, &overrides)?;
+        master_key: args.master_key.clone().map(SecretString::from),
+        master_key_env: std::env::var("LITER_LLM_MASTER_KEY")
+            .ok()
+            .map(SecretString::from),
+    }
+}
+
+/// Resolve which file to load and load it.
+fn load(args: &ConfigArgs) -> Result<(PathBuf, Config), ConfigError> {
+    let path = config_path(args)?;
+    let cfg = config::load_file(&path, &overrides(args))?;
     Ok((path, cfg))
 }
 
@@ -131,7 +152,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig(args) => check_config(&args),
         Command::Api(args) => {
-            let logs = init_logging(args.log_format);
+            let logs = init_logging(args.log_format, args.debug);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -151,10 +172,12 @@ fn main() -> ExitCode {
 }
 
 fn check_config(args: &ConfigArgs) -> ExitCode {
-    match load(args) {
-        Ok((path, cfg)) => {
+    let inspected = config_path(args)
+        .and_then(|path| Ok((config::inspect_file(&path, &overrides(args))?, path)));
+    match inspected {
+        Ok((inspection, path)) => {
             println!("# {} is valid", path.display());
-            print!("{}", mask::resolved(&cfg));
+            print!("{}", mask::resolved(&inspection));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -173,6 +196,14 @@ async fn api(args: ApiArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    tracing::debug!(
+        config = %path.display(),
+        models = cfg.models.len(),
+        keys = cfg.keys.len(),
+        aliases = cfg.credential_aliases.len(),
+        master_key = cfg.master_key.is_some(),
+        "config loaded"
+    );
     let addr = format!("{}:{}", bracket(&cfg.host), cfg.port);
     let app = match App::build(cfg).await {
         Ok(app) => app,
@@ -182,7 +213,7 @@ async fn api(args: ApiArgs) -> ExitCode {
         }
     };
     // Listen for signals before announcing the address, so none is missed.
-    let mut signals = match Signals::new() {
+    let signals = match Signals::new() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("liter-llm: cannot listen for signals: {e}");
@@ -202,8 +233,17 @@ async fn api(args: ApiArgs) -> ExitCode {
         // Scripts wait for this line; say it even when info logs are off.
         eprintln!("liter-llm listening on http://{local}");
     }
-    // In-flight requests may take up to request_timeout to finish; past that (or on a
-    // second signal) the process stops without waiting for them.
+    serve_until_signalled(app, listener, signals).await
+}
+
+/// Serve until the first signal, then drain: in-flight requests may take up to
+/// request_timeout to finish; past that (or on a second signal) the process stops
+/// without waiting for them.
+async fn serve_until_signalled(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    mut signals: Signals,
+) -> ExitCode {
     let drain_limit = app.config.request_timeout + Duration::from_secs(5);
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
     let (second_tx, second_rx) = tokio::sync::oneshot::channel::<()>();

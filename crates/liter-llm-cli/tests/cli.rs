@@ -179,6 +179,27 @@ fn flags_and_env_override_the_file() {
         over.contains("host = \"127.0.0.1\"") && over.contains("port = 5123"),
         "{over}"
     );
+    assert!(plain.contains("# master_key: from the file\n"), "{plain}");
+    let env = run(&[], Some("sk-env-master-31"));
+    assert!(
+        env.contains("# master_key: from LITER_LLM_MASTER_KEY (overrides the file)\n"),
+        "{env}"
+    );
+    let flag = run(
+        &["--master-key", "sk-flag-master-32"],
+        Some("sk-env-master-31"),
+    );
+    assert!(
+        flag.contains("# master_key: from --master-key (overrides the file)\n"),
+        "{flag}"
+    );
+    for (out, secret) in [(&env, "sk-env-master-31"), (&flag, "sk-flag-master-32")] {
+        assert!(out.contains("master_key = \"********\""), "{out}");
+        assert!(
+            !out.contains(secret) && !out.contains("from-file\""),
+            "{out}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,15 +318,23 @@ async fn master_key_flag_and_env_var() {
     let file = dir.path().join("c.toml");
     std::fs::write(&file, config(&mock)).unwrap();
     let client = reqwest::Client::new();
-    for (flag, env) in [(Some("sk-from-flag"), None), (None, Some("sk-from-env"))] {
+    for (flag, env, file_key) in [
+        (Some("sk-from-flag"), None, true),
+        (None, Some("sk-from-env"), false),
+        (None, Some("sk-from-env"), true),
+    ] {
         let mut c = cmd(dir.path());
         c.args(["api", "--config"]).arg(&file);
+        if file_key {
+            c.env("TEST_MASTER", MASTER);
+        }
         if let Some(f) = flag {
             // the flag wins over the file's master_key
-            c.args(["--master-key", f]).env("TEST_MASTER", MASTER);
+            c.args(["--master-key", f]);
         }
         if let Some(e) = env {
-            // the variable is used when the file sets no master key ("${TEST_MASTER}" is empty)
+            // the variable is the flag's default: used when the file sets no master
+            // key ("${TEST_MASTER}" is empty), and winning over the file's when it does
             c.env("LITER_LLM_MASTER_KEY", e);
         }
         let gw = Proc::spawn(c);
@@ -465,4 +494,92 @@ async fn quiet_log_level_still_announces_the_address() {
         !logs.contains("request_id="),
         "no request lines at warn: {logs}"
     );
+}
+
+#[test]
+fn short_flags_c_and_p() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[server]\nport = 4000\n").unwrap();
+    let out = cmd(dir.path())
+        .args(["check-config", "-c"])
+        .arg(&file)
+        .args(["-p", "5124"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!("# {} is valid", file.display())),
+        "{text}"
+    );
+    assert!(text.contains("port = 5124"), "{text}");
+}
+
+#[test]
+fn usage_errors_exit_with_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["check-config", "--bogus"][..],
+        &["api", "-p", "not-a-port"],
+        &["api", "--port", "70000"],
+        &["api", "--log-format", "xml"],
+        &["check-config", "--debug"],
+        &["serve"],
+        &[],
+    ] {
+        let out = cmd(dir.path()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}: the error is explained");
+    }
+    let out = cmd(dir.path()).args(["api", "--help"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "-c, --config",
+        "-p, --port",
+        "--debug",
+        "LITER_LLM_MASTER_KEY",
+    ] {
+        assert!(help.contains(needle), "{needle} in:\n{help}");
+    }
+}
+
+#[test]
+fn debug_logs_unless_rust_log_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        format!("[server]\nhost = \"127.0.0.1\"\n[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"echo\"\nprovider_model = \"mock/echo\"\n"),
+    )
+    .unwrap();
+    for (debug, rust_log, expect) in [
+        (true, None, true),
+        (false, None, false),
+        (true, Some("info"), false),
+    ] {
+        let mut c = cmd(dir.path());
+        c.args(["api", "-c"]).arg(&file).args(["-p", "0"]);
+        if debug {
+            c.arg("--debug");
+        }
+        if let Some(filter) = rust_log {
+            c.env("RUST_LOG", filter);
+        }
+        let gw = Proc::spawn(c); // waits for "listening on http://"
+        gw.signal("-TERM");
+        let (status, logs) = gw.wait();
+        assert!(status.success(), "{logs}");
+        assert_eq!(
+            logs.contains("config loaded"),
+            expect,
+            "--debug {debug}, RUST_LOG {rust_log:?}:\n{logs}"
+        );
+        assert!(!logs.contains(MASTER), "{logs}");
+    }
 }

@@ -58,6 +58,12 @@ impl App {
                 "no master_key and no [[keys]] configured: every API request will be refused with 401; set LITER_LLM_MASTER_KEY"
             );
         }
+        if !config.unexposed_providers.is_empty() {
+            tracing::info!(
+                providers = ?config.unexposed_providers,
+                "provider key variables are set for providers no [[aliases]] entry names: their models are reachable only through [[models]]; add an [[aliases]] entry such as pattern = \"openai/*\" to expose one"
+            );
+        }
         let routes = Arc::new(Registry::from_config(&config)?);
         Ok(Arc::new(App {
             keys,

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use liter_llm_proxy::config::{load_str, Config, ConfigError, CorsOrigins, Overrides};
+use liter_llm_proxy::config::{
+    inspect_str, load_str, Config, ConfigError, CorsOrigins, Overrides, ProbeTarget, MASK,
+};
 use secrecy::ExposeSecret;
 
 fn env(name: &str) -> Option<String> {
@@ -37,7 +39,11 @@ fn defaults_match_the_spec() {
     assert!(c.master_key.is_none());
     assert_eq!(c.default_timeout, Duration::from_secs(120));
     assert_eq!(c.max_retries, 3);
-    assert!(!c.file.general.enable_cost_tracking && !c.file.general.enable_tracing);
+    assert!(!c.enable_cost_tracking);
+    let shown = inspect_str("", "test.toml", &Overrides::default(), env)
+        .unwrap()
+        .masked;
+    assert!(!shown.general.enable_cost_tracking && !shown.general.enable_tracing);
     assert!(c.models.is_empty() && c.keys.is_empty());
 }
 
@@ -318,6 +324,10 @@ probe_model = "gpt"
         (Duration::from_secs(30), 3, Duration::from_secs(60))
     );
     assert_eq!(r.health.as_ref().unwrap().interval, Duration::from_secs(15));
+    assert_eq!(
+        r.health.as_ref().unwrap().probe,
+        ProbeTarget::Pool("gpt".into())
+    );
     assert_eq!(c.models[0].weight, 3.0);
     assert_eq!(c.models[1].order, 2);
     assert_eq!(c.models[1].stream_timeout, Some(Duration::from_secs(5)));
@@ -460,34 +470,73 @@ fn messages_never_quote_values_that_may_be_secrets() {
 }
 
 #[test]
-fn master_key_env_is_a_fallback_for_the_file() {
+fn master_key_precedence_is_flag_then_env_then_file() {
+    let source = |src: &str, o: &Overrides| {
+        let i = inspect_str(src, "t.toml", o, env).unwrap();
+        let key = i.config.master_key.map(|k| k.expose_secret().to_string());
+        (key, i.master_key_source.map(|s| s.to_string()))
+    };
+    let file = "[general]\nmaster_key = \"from-file\"\n";
     let env_only = Overrides {
         master_key_env: Some("from-env".into()),
         ..Overrides::default()
     };
-    let c = load_str("", "t.toml", &env_only, env).unwrap();
-    assert_eq!(c.master_key.unwrap().expose_secret(), "from-env");
-    let c = load_str(
-        "[general]\nmaster_key = \"from-file\"\n",
-        "t.toml",
-        &env_only,
-        env,
-    )
-    .unwrap();
-    assert_eq!(c.master_key.unwrap().expose_secret(), "from-file");
+    // The variable is the flag's default: it is used without a file key...
+    assert_eq!(
+        source("", &env_only),
+        (
+            Some("from-env".into()),
+            Some("from LITER_LLM_MASTER_KEY".into())
+        )
+    );
+    // ...and wins over the file's.
+    assert_eq!(
+        source(file, &env_only),
+        (
+            Some("from-env".into()),
+            Some("from LITER_LLM_MASTER_KEY (overrides the file)".into())
+        )
+    );
+    // The usual `master_key = "${LITER_LLM_MASTER_KEY}"`: the same value, nothing overridden.
+    let same = Overrides {
+        master_key_env: Some("sk-master-secret".into()),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        source("[general]\nmaster_key = \"${MASTER}\"\n", &same),
+        (
+            Some("sk-master-secret".into()),
+            Some("from LITER_LLM_MASTER_KEY".into())
+        )
+    );
     let both = Overrides {
         master_key: Some("from-flag".into()),
         master_key_env: Some("from-env".into()),
         ..Overrides::default()
     };
-    let c = load_str(
-        "[general]\nmaster_key = \"from-file\"\n",
-        "t.toml",
-        &both,
-        env,
-    )
-    .unwrap();
-    assert_eq!(c.master_key.unwrap().expose_secret(), "from-flag");
+    assert_eq!(
+        source(file, &both),
+        (
+            Some("from-flag".into()),
+            Some("from --master-key (overrides the file)".into())
+        )
+    );
+    // Empty means not given, for the flag and the variable alike.
+    let empty = Overrides {
+        master_key: Some("".into()),
+        master_key_env: Some("".into()),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        source(file, &empty),
+        (Some("from-file".into()), Some("from the file".into()))
+    );
+    assert_eq!(source("", &empty), (None, None));
+    // A virtual key equal to the master key from the variable is rejected.
+    let e = load_str("[[keys]]\nkey = \"from-env\"\n", "t.toml", &env_only, env)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("must differ from the master key"), "{e}");
 }
 
 #[test]
@@ -625,4 +674,314 @@ fn vertex_settings_come_from_the_file_or_the_environment() {
         e.contains("vertex_project does not apply to gemini/ models"),
         "{e}"
     );
+}
+
+const SECRETS_TOML: &str = r#"
+[general]
+master_key = "sk-master-in-file"
+enable_cost_tracking = true
+database_url = "postgres://app:db-password-1@db.internal/llm"
+
+[[models]]
+name = "g"
+provider_model = "openai/gpt-4o"
+api_key = "sk-provider-in-file"
+
+[[models]]
+name = "nova"
+provider_model = "bedrock/amazon.nova-lite-v1:0"
+aws_access_key_id = "AKID-in-file"
+aws_secret_access_key = "aws-secret-in-file"
+aws_region_name = "us-east-1"
+
+[[aliases]]
+pattern = "anthropic/*"
+api_key = "sk-alias-in-file"
+
+[[keys]]
+key = "vk-virtual-in-file"
+"#;
+
+const SECRETS: [&str; 7] = [
+    "sk-master-in-file",
+    "db-password-1",
+    "sk-provider-in-file",
+    "AKID-in-file",
+    "aws-secret-in-file",
+    "sk-alias-in-file",
+    "vk-virtual-in-file",
+];
+
+#[test]
+fn the_runtime_config_holds_runtime_values_and_debug_shows_no_secret() {
+    let c = load(SECRETS_TOML).unwrap();
+    assert!(c.enable_cost_tracking);
+    assert_eq!(
+        c.governance.database_url.as_ref().unwrap().expose_secret(),
+        "postgres://app:db-password-1@db.internal/llm"
+    );
+    let debug = format!("{c:?}");
+    for secret in SECRETS {
+        assert!(
+            !debug.contains(secret),
+            "{secret} in Debug output:\n{debug}"
+        );
+    }
+}
+
+#[test]
+fn the_check_config_view_masks_every_secret_and_applies_overrides() {
+    let o = Overrides {
+        host: Some("127.0.0.1".into()),
+        port: Some(5123),
+        ..Overrides::default()
+    };
+    let i = inspect_str(SECRETS_TOML, "t.toml", &o, env).unwrap();
+    let shown = toml::to_string(&i.masked).unwrap();
+    for secret in SECRETS {
+        assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+    }
+    assert_eq!(i.masked.general.master_key.as_deref(), Some(MASK));
+    assert_eq!(i.masked.models[0].api_key.as_deref(), Some(MASK));
+    assert_eq!(i.masked.aliases[0].api_key.as_deref(), Some(MASK));
+    assert_eq!(i.masked.keys[0].key, MASK);
+    assert_eq!(
+        i.masked.general.database_url.as_deref(),
+        Some("postgres://app:********@db.internal/llm")
+    );
+    assert_eq!(
+        (i.masked.server.host.as_str(), i.masked.server.port),
+        ("127.0.0.1", 5123)
+    );
+    assert_eq!((i.config.host.as_str(), i.config.port), ("127.0.0.1", 5123));
+    assert!(format!("{i:?}").find("sk-master-in-file").is_none());
+}
+
+#[test]
+fn a_provider_key_variable_exposes_no_provider_without_an_alias() {
+    let only_openai = |v: &str| (v == "OPENAI_API_KEY").then(|| "sk-env-openai".to_string());
+    let c = load_str("", "t.toml", &Overrides::default(), only_openai).unwrap();
+    assert!(
+        !c.credential_aliases.iter().any(|a| a.pattern == "openai/*"),
+        "{:?}",
+        c.credential_aliases
+    );
+    assert!(c.credential_aliases.is_empty());
+    assert_eq!(c.unexposed_providers, ["openai"]);
+
+    // A [[models]] entry still takes its key from the variable, and exposes only itself.
+    let c = load_str(
+        "[[models]]\nname = \"g\"\nprovider_model = \"openai/gpt-4o\"\n",
+        "t.toml",
+        &Overrides::default(),
+        only_openai,
+    )
+    .unwrap();
+    assert_eq!(
+        c.models[0].api_key.as_ref().unwrap().expose_secret(),
+        "sk-env-openai"
+    );
+    assert!(c.credential_aliases.is_empty());
+    assert_eq!(c.unexposed_providers, ["openai"]);
+
+    // An explicit entry without api_key exposes the provider, on the variable's key.
+    let c = load_str(
+        "[[aliases]]\npattern = \"openai/*\"\n",
+        "t.toml",
+        &Overrides::default(),
+        only_openai,
+    )
+    .unwrap();
+    let a = &c.credential_aliases[0];
+    assert_eq!(a.pattern, "openai/*");
+    assert_eq!(a.api_key.as_ref().unwrap().expose_secret(), "sk-env-openai");
+    assert_eq!(a.base_url.as_deref(), Some("https://api.openai.com/v1"));
+    assert!(c.unexposed_providers.is_empty());
+}
+
+#[test]
+fn strategies_accept_litellm_spellings() {
+    for (written, expected) in [
+        ("simple-shuffle", "SimpleShuffle"),
+        ("least-busy", "LeastBusy"),
+        ("latency-based", "LatencyBased"),
+        ("latency-based-routing", "LatencyBased"),
+        ("usage-based", "UsageBased"),
+        ("usage-based-routing", "UsageBased"),
+        ("usage-based-routing-v2", "UsageBased"),
+        ("cost-based", "CostBased"),
+        ("cost-based-routing", "CostBased"),
+    ] {
+        let c = load(&format!(
+            "[[models]]\nname = \"a\"\nprovider_model = \"mock/echo\"\n[[models]]\nname = \"b\"\nprovider_model = \"mock/echo\"\n[router]\nstrategy = \"{written}\"\nmodel_strategy = {{ b = \"{written}\" }}\n"
+        ))
+        .unwrap_or_else(|e| panic!("{written}: {e}"));
+        assert_eq!(format!("{:?}", c.routing.pools[0].strategy), expected);
+        assert_eq!(format!("{:?}", c.routing.pools[1].strategy), expected);
+    }
+    let e = err("[router]\nstrategy = \"lowest-cost\"\n");
+    assert!(e.contains("test.toml:2:12"), "{e}");
+    // check-config shows the short name.
+    let i = inspect_str(
+        "[router]\nstrategy = \"latency-based-routing\"\n",
+        "t.toml",
+        &Overrides::default(),
+        env,
+    )
+    .unwrap();
+    let shown = toml::to_string(&i.masked).unwrap();
+    assert!(shown.contains("strategy = \"latency-based\""), "{shown}");
+}
+
+#[test]
+fn probe_model_is_a_pool_or_a_provider_model() {
+    let models = "[[models]]\nname = \"gpt\"\nprovider_model = \"openai/a\"\n[[models]]\nname = \"openai/gpt-4o-mini\"\nprovider_model = \"openai/b\"\n[router]\nmodel_group_alias = { fast = \"gpt\" }\n";
+    let probe = |target: &str| {
+        load(&format!(
+            "{models}[health]\ninterval_secs = 30\nprobe_model = \"{target}\"\n"
+        ))
+        .map(|c| c.routing.health.unwrap().probe)
+    };
+    assert_eq!(probe("gpt").unwrap(), ProbeTarget::Pool("gpt".into()));
+    // A group alias probes its pool.
+    assert_eq!(probe("fast").unwrap(), ProbeTarget::Pool("gpt".into()));
+    // A configured name wins, even when it looks like provider/model.
+    assert_eq!(
+        probe("openai/gpt-4o-mini").unwrap(),
+        ProbeTarget::Pool("openai/gpt-4o-mini".into())
+    );
+    match probe("anthropic/claude-3-5-haiku-20241022").unwrap() {
+        ProbeTarget::Model { provider, model_id } => {
+            assert_eq!(provider.name(), "anthropic");
+            assert_eq!(model_id, "claude-3-5-haiku-20241022");
+        }
+        other => panic!("{other:?}"),
+    }
+    for bad in ["nope", "mock/echo", "zzz/x", "openai/"] {
+        let e = probe(bad).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "health.probe_model: probe_model {bad:?} is neither a [[models]] name or [router] alias nor a provider/model name"
+            )),
+            "{e}"
+        );
+        assert!(e.contains("test.toml:11:15"), "{e}");
+    }
+    let c = load(models).unwrap();
+    assert!(c.routing.health.is_none());
+    let c = load(&format!("{models}[health]\ninterval_secs = 5\n")).unwrap();
+    assert_eq!(c.routing.health.unwrap().probe, ProbeTarget::All);
+}
+
+/// The examples of the spec (docs/ is ours; the spec is shared/spec/): the ones
+/// whose features are built load together. `[cache]`, `[files]` and
+/// `enable_tracing = true` are rejected as "not supported yet" by design.
+#[test]
+fn the_spec_examples_load() {
+    let src = r#"
+[server]
+host = "0.0.0.0"
+port = 4000
+request_timeout_secs = 600
+body_limit_bytes = 10_485_760
+cors_origins = ["https://app.example.com", "https://admin.example.com"]
+
+[general]
+master_key = "${LITER_LLM_MASTER_KEY}"
+default_timeout_secs = 120
+max_retries = 3
+enable_cost_tracking = true
+
+[[models]]
+name = "gpt-4o"
+provider_model = "openai/gpt-4o"
+api_key = "${OPENAI_API_KEY}"
+timeout_secs = 60
+fallbacks = ["claude-sonnet", "llama3-groq"]
+
+[[models]]
+name = "claude-sonnet"
+provider_model = "anthropic/claude-sonnet-4-20250514"
+api_key = "${ANTHROPIC_API_KEY}"
+
+[[models]]
+name = "llama3-groq"
+provider_model = "groq/llama3-70b-8192"
+api_key = "${GROQ_API_KEY}"
+
+# Any model matching "anthropic/*" uses the shared Anthropic key.
+[[aliases]]
+pattern = "anthropic/*"
+api_key = "${ANTHROPIC_API_KEY}"
+
+# Route all OpenAI models through an Azure deployment.
+[[aliases]]
+pattern = "openai/*"
+api_key = "${AZURE_OPENAI_KEY}"
+base_url = "https://my-azure.openai.azure.com"
+
+[[keys]]
+key = "vk-team-frontend"
+description = "Frontend team, chat-only, capped spend"
+models = ["gpt-4o", "claude-sonnet"]
+rpm = 60
+tpm = 200_000
+budget_limit = 100.0
+
+[[keys]]
+key = "vk-batch-worker"
+description = "Overnight batch jobs, unrestricted model access"
+rpm = 10
+budget_limit = 500.0
+
+[rate_limit]
+rpm = 600
+tpm = 1_000_000
+
+[budget]
+global_limit = 1000.0
+enforcement = "hard"  # or "soft" to log but allow through
+
+[budget.model_limits]
+"openai/gpt-4o" = 500.0
+"anthropic/claude-opus-4-20250514" = 200.0
+
+[health]
+interval_secs = 30
+probe_model = "openai/gpt-4o-mini"
+
+[cooldown]
+duration_secs = 60
+"#;
+    let env = |v: &str| match v {
+        "LITER_LLM_MASTER_KEY" => Some("sk-master".to_string()),
+        "OPENAI_API_KEY" | "ANTHROPIC_API_KEY" | "GROQ_API_KEY" | "AZURE_OPENAI_KEY" => {
+            Some(format!("key-{v}"))
+        }
+        _ => None,
+    };
+    let c =
+        load_str(src, "spec.toml", &Overrides::default(), env).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.models.len(), 3);
+    assert_eq!(c.credential_aliases.len(), 2);
+    // GROQ_API_KEY is set and only [[models]] uses it: groq/ names are not exposed.
+    assert_eq!(c.unexposed_providers, ["groq"]);
+    let health = c.routing.health.unwrap();
+    assert_eq!(health.interval, Duration::from_secs(30));
+    match health.probe {
+        ProbeTarget::Model { provider, model_id } => {
+            assert_eq!(
+                (provider.name(), model_id.as_str()),
+                ("openai", "gpt-4o-mini")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The [health] example alone, with no [[models]] at all.
+    let c = load("[health]\ninterval_secs = 30\nprobe_model = \"openai/gpt-4o-mini\"\n").unwrap();
+    assert!(matches!(
+        c.routing.health.unwrap().probe,
+        ProbeTarget::Model { .. }
+    ));
 }

@@ -287,7 +287,8 @@ fn default_fail_window() -> u64 {
     60
 }
 
-/// Routing strategies, named as LiteLLM names them.
+/// Routing strategies. Each also accepts LiteLLM's `routing_strategy` spelling
+/// (`latency-based-routing`, ...); `check-config` shows the short name.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
@@ -297,10 +298,13 @@ pub enum Strategy {
     /// Fewest requests in flight.
     LeastBusy,
     /// Lowest recent latency, exploring a share of the traffic.
+    #[serde(alias = "latency-based-routing")]
     LatencyBased,
     /// Most headroom against the deployment's own rpm/tpm.
+    #[serde(alias = "usage-based-routing", alias = "usage-based-routing-v2")]
     UsageBased,
     /// Cheapest by price per token.
+    #[serde(alias = "cost-based-routing")]
     CostBased,
 }
 

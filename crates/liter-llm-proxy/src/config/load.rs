@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use super::file::FileConfig;
 use super::interpolate::{interpolate, line_col, Interpolated};
-use super::validate::{validate, Config, Overrides};
+use super::overrides::Overrides;
+use super::problems::{render_path, Seg};
+use super::validate::{validate, Config};
+use super::view::{inspect, Inspection};
 
 pub const CONFIG_FILE_NAME: &str = "liter-llm-proxy.toml";
 
@@ -75,14 +78,25 @@ pub fn discover(start: &Path) -> Option<PathBuf> {
 
 /// Read, interpolate from the process environment, parse and validate a file.
 pub fn load_file(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+    read_file(path, overrides).map(|(_, config)| config)
+}
+
+/// As [`load_file`], plus what `check-config` prints of the file (secrets masked).
+pub fn inspect_file(path: &Path, overrides: &Overrides) -> Result<Inspection, ConfigError> {
+    let (parsed, config) = read_file(path, overrides)?;
+    Ok(inspect(parsed, config, overrides))
+}
+
+fn read_file(path: &Path, overrides: &Overrides) -> Result<(FileConfig, Config), ConfigError> {
     let name = path.display().to_string();
     let source = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
         file: name.clone(),
         error,
     })?;
-    let mut config = load_str(&source, &name, overrides, |var| std::env::var(var).ok())?;
+    let env = |var: &str| std::env::var(var).ok();
+    let (parsed, mut config) = parse_and_validate(&source, &name, overrides, &env)?;
     config.source = Some(path.to_path_buf());
-    Ok(config)
+    Ok((parsed, config))
 }
 
 /// Interpolate, parse and validate `source`; `file` names it in errors.
@@ -92,7 +106,27 @@ pub fn load_str(
     overrides: &Overrides,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let expanded = interpolate(source, &env);
+    parse_and_validate(source, file, overrides, &env).map(|(_, config)| config)
+}
+
+/// As [`load_str`], plus what `check-config` prints of the file (secrets masked).
+pub fn inspect_str(
+    source: &str,
+    file: &str,
+    overrides: &Overrides,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Inspection, ConfigError> {
+    let (parsed, config) = parse_and_validate(source, file, overrides, &env)?;
+    Ok(inspect(parsed, config, overrides))
+}
+
+fn parse_and_validate(
+    source: &str,
+    file: &str,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(FileConfig, Config), ConfigError> {
+    let expanded = interpolate(source, env);
     let parsed: FileConfig = toml::from_str(&expanded.text).map_err(|e| {
         let offset = e.span().map_or(0, |s| expanded.original_offset(s.start));
         let (line, column) = line_col(source, offset);
@@ -106,7 +140,7 @@ pub fn load_str(
             },
         }
     })?;
-    validate(parsed, overrides, &env).map_err(|problems| ConfigError::Invalid {
+    let config = validate(&parsed, overrides, env).map_err(|problems| ConfigError::Invalid {
         file: file.to_string(),
         issues: problems
             .into_iter()
@@ -120,7 +154,8 @@ pub fn load_str(
                 }
             })
             .collect(),
-    })
+    })?;
+    Ok((parsed, config))
 }
 
 /// The parser's own message, without any echo of the (expanded) source line and
@@ -156,29 +191,6 @@ fn first_line(message: &str) -> String {
         }
     }
     out.push_str(rest);
-    out
-}
-
-/// A step of a key path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-pub(crate) fn render_path(path: &[Seg]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            Seg::Index(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
     out
 }
 

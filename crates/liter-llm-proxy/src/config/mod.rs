@@ -3,18 +3,39 @@
 //!
 //! Every problem is reported with the file, the key path, line and column, and never
 //! with an expanded secret.
+//!
+//! Modules, each depending only on those listed after it:
+//! - `load`: finding and reading the file, turning problems into located messages;
+//! - `view`: what `check-config` shows of the file, secrets masked;
+//! - `validate`: the orchestrator, calling one validator per section;
+//! - `section::*`: the section validators (`server`, `general`, `models` with
+//!   `settings` and `network`, `aliases`, `keys`, `governance`, `routing`, `health`,
+//!   `unsupported`), each returning its part of the runtime config;
+//! - `overrides`: the command-line values, applied as data;
+//! - `file`: the TOML structs; `interpolate`: `${VAR}`;
+//! - `problems`: the shared vocabulary (key paths, the problem list), a leaf.
 
 mod file;
-mod governance;
 pub mod interpolate;
 mod load;
-mod routing;
-mod settings;
+mod overrides;
+mod problems;
+mod section;
 mod validate;
+mod view;
 
 pub use file::*;
-pub use governance::{default_database, Governance, KeyLimits, RateLimits};
-pub use load::{discover, load_file, load_str, ConfigError, Issue, CONFIG_FILE_NAME};
-pub use routing::{glob_match, CooldownSpec, CredentialAlias, HealthSpec, PoolSpec, Routing};
-pub use validate::resolve_network;
-pub use validate::{Config, CorsOrigins, Deployment, KeySpec, Overrides};
+pub use load::{
+    discover, inspect_file, inspect_str, load_file, load_str, ConfigError, Issue, CONFIG_FILE_NAME,
+};
+pub use overrides::{MasterKeySource, Overrides};
+pub use section::aliases::{glob_match, CredentialAlias};
+pub use section::governance::{default_database, Governance, KeyLimits, RateLimits};
+pub use section::health::{CooldownSpec, HealthSpec, ProbeTarget};
+pub use section::keys::KeySpec;
+pub use section::models::Deployment;
+pub use section::network::{resolve_network, NetworkCredentials, NetworkError, UrlSource};
+pub use section::routing::{PoolSpec, Routing};
+pub use section::server::CorsOrigins;
+pub use validate::Config;
+pub use view::{Inspection, MASK};

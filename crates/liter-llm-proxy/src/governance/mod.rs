@@ -153,7 +153,7 @@ pub struct KeyAccount<'a> {
 fn database_url(config: &Config) -> Result<Option<String>, GovernanceError> {
     let g = &config.governance;
     if let Some(url) = &g.database_url {
-        return Ok(Some(url.clone()));
+        return Ok(Some(secrecy::ExposeSecret::expose_secret(url).to_owned()));
     }
     let budgets = g.has_budgets() || config.keys.iter().any(|k| k.limits.budget_limit.is_some());
     let from_file = config.source.is_some();

@@ -1,7 +1,9 @@
 //! Health probes (`[health]`): every `interval_secs`, a small real request (one
 //! token) to each deployment; one that fails is marked unhealthy, and the router
-//! skips it until a later probe passes. `probe_model`, when set, limits probing to
-//! that model's deployments.
+//! skips it until a later probe passes. `probe_model`, when set, is either a
+//! `[[models]]` name (only that pool's deployments are probed) or a `provider/model`
+//! (every deployment of that provider is probed, sending that model: a cheap model on
+//! the same credentials and base URL stands for the provider's health).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,9 +13,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{DeploymentState, Registry};
-use crate::config::HealthSpec;
+use crate::config::{HealthSpec, ProbeTarget};
 use crate::request::{parse_head, Endpoint};
-use crate::upstream::{self, Job, Upstream};
+use crate::upstream::{self, Job, Target, Upstream};
 
 /// Start the probe loop, if `[health]` asks for one.
 pub fn spawn(
@@ -22,31 +24,67 @@ pub fn spawn(
     spec: Option<HealthSpec>,
 ) -> Option<JoinHandle<()>> {
     let spec = spec?;
-    let only = spec
-        .probe_model
-        .as_deref()
-        .and_then(|m| routes.pool(m))
-        .map(|p| p.spec.name.clone());
+    let probes = probes(&routes, &spec.probe);
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(spec.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let probes = routes
-                .deployments()
-                .filter(|d| only.as_ref().is_none_or(|name| &d.deployment.name == name))
-                .map(|d| probe(&upstream, d));
-            futures_util::future::join_all(probes).await;
+            let round = probes.iter().map(|(d, p)| probe(&upstream, d, p));
+            futures_util::future::join_all(round).await;
         }
     }))
 }
 
-async fn probe(upstream: &Upstream, d: &Arc<DeploymentState>) {
-    let Some(target) = &d.target else {
-        return; // the in-process mock is always up
+/// What one probe sends: to the deployment's own target and model, or, for a
+/// `provider/model` probe, to a target made for that model on the deployment's
+/// credentials and base URL.
+enum ProbeWith {
+    Own,
+    Model { target: Target, model_id: String },
+}
+
+/// The deployments `probe` names, each with what its probe sends. The in-process mock
+/// is always up and never probed.
+fn probes(routes: &Registry, probe: &ProbeTarget) -> Vec<(Arc<DeploymentState>, ProbeWith)> {
+    let remote = routes.deployments().filter(|d| d.target.is_some());
+    match probe {
+        ProbeTarget::All => remote.map(|d| (d.clone(), ProbeWith::Own)).collect(),
+        ProbeTarget::Pool(name) => remote
+            .filter(|d| &d.deployment.name == name)
+            .map(|d| (d.clone(), ProbeWith::Own))
+            .collect(),
+        ProbeTarget::Model { provider, model_id } => remote
+            .filter(|d| d.deployment.provider == *provider)
+            .filter_map(|d| {
+                let mut probed = d.deployment.clone();
+                probed.model_id = model_id.clone();
+                let target = match Target::for_deployment(&probed) {
+                    Ok(Some(t)) => t,
+                    Ok(None) => return None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "health probe not possible for this deployment");
+                        return None;
+                    }
+                };
+                let with = ProbeWith::Model {
+                    target,
+                    model_id: model_id.clone(),
+                };
+                Some((d.clone(), with))
+            })
+            .collect(),
+    }
+}
+
+async fn probe(upstream: &Upstream, d: &Arc<DeploymentState>, with: &ProbeWith) {
+    let (target, model_id) = match (with, &d.target) {
+        (ProbeWith::Model { target, model_id }, _) => (target, model_id),
+        (ProbeWith::Own, Some(target)) => (target, &d.deployment.model_id),
+        (ProbeWith::Own, None) => return,
     };
     let body = serde_json::json!({
-        "model": d.deployment.model_id,
+        "model": model_id,
         "messages": [{"role": "user", "content": "ping"}],
         "max_tokens": 1,
     });
@@ -66,7 +104,6 @@ async fn probe(upstream: &Upstream, d: &Arc<DeploymentState>) {
         Some(cache) => cache.get(upstream, &target.name, deadline).await.ok(),
         None => None,
     };
-    let model_id = &d.deployment.model_id;
     let Ok(out) = target.protocol.request(&job, model_id, token.as_deref()) else {
         return;
     };

@@ -1,4 +1,5 @@
-//! `[[aliases]]` and provider variables: `provider/model` names sent directly.
+//! `[[aliases]]` and provider variables: `provider/model` names sent directly, and
+//! only through an explicit `[[aliases]]` entry.
 
 use mock_upstream::MockUpstream;
 use serde_json::json;
@@ -74,14 +75,17 @@ async fn names_no_alias_covers_are_404() {
 }
 
 #[tokio::test]
-async fn a_provider_key_variable_makes_its_models_reachable() {
+async fn an_alias_without_api_key_uses_the_provider_key_variable() {
     let mock = MockUpstream::start().await.unwrap();
     let base = mock.base_url();
-    let gw = Gateway::start_with_env(&config(&mock, ""), move |v| match v {
-        "GROQ_API_KEY" => Some("gsk-from-env".into()),
-        "GROQ_API_BASE" => Some(base.clone()),
-        _ => None,
-    })
+    let gw = Gateway::start_with_env(
+        &config(&mock, "[[aliases]]\npattern = \"groq/*\"\n"),
+        move |v| match v {
+            "GROQ_API_KEY" => Some("gsk-from-env".into()),
+            "GROQ_API_BASE" => Some(base.clone()),
+            _ => None,
+        },
+    )
     .await;
     assert_eq!(
         gw.chat(MASTER, hello("groq/llama3-70b-8192"))
@@ -98,6 +102,29 @@ async fn a_provider_key_variable_makes_its_models_reachable() {
         ids,
         ["configured", "anthropic/*", "openai/gpt-4*", "groq/*"]
     );
+    assert!(gw.app.config.unexposed_providers.is_empty());
+}
+
+#[tokio::test]
+async fn a_provider_key_variable_alone_exposes_nothing() {
+    let mock = MockUpstream::start().await.unwrap();
+    let base = mock.base_url();
+    let gw = Gateway::start_with_env(&config(&mock, ""), move |v| match v {
+        "GROQ_API_KEY" => Some("gsk-from-env".into()),
+        "GROQ_API_BASE" => Some(base.clone()),
+        "OPENAI_API_KEY" => Some("sk-from-env".into()),
+        _ => None,
+    })
+    .await;
+    expect_error(gw.chat(MASTER, hello("groq/llama3-70b-8192")).await, 404).await;
+    // openai/gpt-4* is declared, so openai is exposed (by that pattern only).
+    expect_error(gw.chat(MASTER, hello("openai/o1")).await, 404).await;
+    assert!(mock.requests().is_empty());
+    assert_eq!(
+        gw.model_ids(MASTER).await,
+        ["configured", "anthropic/*", "openai/gpt-4*"]
+    );
+    assert_eq!(gw.app.config.unexposed_providers, ["groq"]);
 }
 
 #[tokio::test]

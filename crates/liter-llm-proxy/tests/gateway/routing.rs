@@ -501,3 +501,39 @@ async fn cost_based_uses_the_pricing_table() {
     }
     assert_eq!(counts(&served_ids(&mock))["gpt-4o-mini"], 4);
 }
+
+#[tokio::test]
+async fn a_provider_model_probe_sends_that_model_to_each_deployment_of_the_provider() {
+    // The spec's `probe_model = "openai/gpt-4o-mini"`: the probe is that model, sent
+    // on each openai/ deployment's own credentials and base URL; a failing probe marks
+    // those deployments unhealthy.
+    let (mock, gw) = two_deployments(
+        "",
+        "",
+        "",
+        "[[models]]\nname = \"local\"\nprovider_model = \"mock/echo\"\n[health]\ninterval_secs = 3600\nprobe_model = \"openai/probe-cheap\"\n",
+    )
+    .await;
+    mock.push_fault(Fault::status(500).for_model("probe-cheap").forever());
+    let mut ready = Value::Null;
+    for _ in 0..500 {
+        ready = gw.get_json("/health/readiness", MASTER).await;
+        let unhealthy = ready["deployments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["healthy"] == false)
+            .count();
+        if unhealthy == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ready["deployments"][0]["healthy"], false, "{ready}");
+    assert_eq!(ready["deployments"][1]["healthy"], false, "{ready}");
+    assert_eq!(
+        ready["deployments"][2]["healthy"], true,
+        "mock/ is not probed: {ready}"
+    );
+    assert_eq!(served_ids(&mock), ["probe-cheap", "probe-cheap"]);
+}

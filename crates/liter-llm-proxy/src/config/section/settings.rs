@@ -4,12 +4,11 @@
 use liter_llm::providers::adapter::{ProviderSettings, Secret};
 use liter_llm::Provider;
 
-use super::file::ModelEntry;
-use super::load::Seg;
-use super::validate::{given, Problems};
+use crate::config::file::ModelEntry;
+use crate::config::problems::{given, Problems, Seg};
 
 /// The settings of `m` for `provider`, reporting every field the provider does not use.
-pub(super) fn provider_settings(
+pub(crate) fn provider_settings(
     m: &ModelEntry,
     provider: Provider,
     general_drop_params: bool,
@@ -60,12 +59,29 @@ pub(super) fn provider_settings(
     settings
 }
 
+/// Settings the provider reads from its variables when the file leaves them unset:
+/// Azure's `api_version`, Vertex AI's project, location and credentials file.
+pub(crate) fn from_env(
+    provider: Provider,
+    settings: &mut ProviderSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) {
+    if provider == Provider::Azure && settings.api_version.is_none() {
+        settings.api_version = liter_llm::providers::azure::VERSION_ENV
+            .iter()
+            .find_map(|v| env(v).filter(|x| !x.is_empty()));
+    }
+    if provider == Provider::VertexAi {
+        liter_llm::providers::gemini::vertex_settings_from_env(settings, env);
+    }
+}
+
 /// Bedrock's credentials and region: the model's `aws_*` fields, else the standard AWS
 /// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` (only
 /// with a key id from the environment too), `AWS_REGION`, `AWS_DEFAULT_REGION`). A
 /// missing one is reported naming the field and the variables. Returns the base URL
 /// derived from the region when neither `base_url` nor a base-URL variable is set.
-pub(super) fn resolve_aws(
+pub(crate) fn resolve_aws(
     m: &ModelEntry,
     provider: Provider,
     settings: &mut ProviderSettings,

@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::file::{Enforcement, FileConfig, KeyEntry};
-use super::load::Seg;
-use super::validate::{given, key, Problems};
+use secrecy::SecretString;
+
+use crate::config::file::{Enforcement, FileConfig, KeyEntry};
+use crate::config::problems::{given, path, Problems, Seg};
 use crate::store::{parse_rfc3339, Period, UnixMillis};
 
 /// Requests and tokens per minute; `None`: no limit.
@@ -43,8 +44,9 @@ pub struct Governance {
     /// `[budget.model_limits]`, keyed by `provider/model`.
     pub model_budgets: BTreeMap<String, f64>,
     pub enforcement: Enforcement,
-    /// `general.database_url` as given (`None`: the default SQLite file when needed).
-    pub database_url: Option<String>,
+    /// `general.database_url` as given (`None`: the default SQLite file when needed);
+    /// secret, as it may carry a password.
+    pub database_url: Option<SecretString>,
     pub pricing_file: Option<PathBuf>,
 }
 
@@ -61,7 +63,7 @@ fn check_usd(v: f64, path: Vec<Seg>, name: &str, problems: &mut Problems) {
     }
 }
 
-pub(super) fn key_limits(
+pub(crate) fn key_limits(
     k: &KeyEntry,
     at: &dyn Fn(&str) -> Vec<Seg>,
     problems: &mut Problems,
@@ -109,13 +111,13 @@ pub(super) fn key_limits(
     }
 }
 
-pub(super) fn governance(file: &FileConfig, problems: &mut Problems) -> Governance {
+pub(crate) fn check(file: &FileConfig, problems: &mut Problems) -> Governance {
     let mut g = Governance::default();
     if let Some(r) = &file.rate_limit {
         for (name, zero) in [("rpm", r.rpm == Some(0)), ("tpm", r.tpm == Some(0))] {
             if zero {
                 problems.push((
-                    vec![key("rate_limit"), key(name)],
+                    path(&["rate_limit", name]),
                     format!("{name} must be greater than 0"),
                 ));
             }
@@ -127,19 +129,15 @@ pub(super) fn governance(file: &FileConfig, problems: &mut Problems) -> Governan
     }
     if let Some(b) = &file.budget {
         if let Some(v) = b.global_limit {
-            check_usd(
-                v,
-                vec![key("budget"), key("global_limit")],
-                "global_limit",
-                problems,
-            );
+            let at = path(&["budget", "global_limit"]);
+            check_usd(v, at, "global_limit", problems);
         }
         for (model, v) in &b.model_limits {
-            let path = vec![key("budget"), key("model_limits"), key(model)];
-            check_usd(*v, path.clone(), "a model limit", problems);
+            let at = path(&["budget", "model_limits", model]);
+            check_usd(*v, at.clone(), "a model limit", problems);
             if !model.contains('/') {
                 problems.push((
-                    path,
+                    at,
                     format!("model_limits are keyed by provider/model (as in provider_model), e.g. \"openai/gpt-4o\"; got {model:?}"),
                 ));
             }
@@ -148,7 +146,7 @@ pub(super) fn governance(file: &FileConfig, problems: &mut Problems) -> Governan
         g.model_budgets = b.model_limits.clone();
         g.enforcement = b.enforcement;
     }
-    g.database_url = given(&file.general.database_url).map(str::to_owned);
+    g.database_url = given(&file.general.database_url).map(SecretString::from);
     g.pricing_file = given(&file.general.pricing_file).map(PathBuf::from);
     g
 }

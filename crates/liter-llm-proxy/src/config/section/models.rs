@@ -1,0 +1,195 @@
+//! `[[models]]`: one deployment per entry, with its provider selected and its
+//! credentials, base URL and provider settings found.
+
+use std::time::Duration;
+
+use liter_llm::providers::adapter::ProviderSettings;
+use liter_llm::providers::ProviderModelError;
+use liter_llm::{Provider, ProviderModel};
+use secrecy::SecretString;
+
+use super::network::{resolve_network, NetworkCredentials};
+use super::settings;
+use crate::config::file::{GeneralSection, ModelEntry};
+use crate::config::problems::{given, key, positive, Problems, Seg};
+
+/// One `[[models]]` entry, resolved: provider selected, credentials and base URL found.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// The name clients send.
+    pub name: String,
+    /// As written, e.g. `groq/llama3-70b-8192`.
+    pub provider_model: String,
+    pub provider: Provider,
+    /// What the upstream receives in `model`.
+    pub model_id: String,
+    /// Base URL without trailing slash (None only for the in-process mock).
+    pub base_url: Option<String>,
+    pub api_key: Option<SecretString>,
+    pub timeout: Duration,
+    pub mock_latency: Option<Duration>,
+    /// Share of traffic under `simple-shuffle`.
+    pub weight: f64,
+    pub rpm: Option<u32>,
+    pub tpm: Option<u64>,
+    /// Priority tier, lower first.
+    pub order: u32,
+    /// For streams: the time allowed until the first chunk.
+    pub stream_timeout: Option<Duration>,
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    /// Provider-specific settings (`api_version`, `aws_*`, `vertex_*`, `drop_params`).
+    pub settings: ProviderSettings,
+}
+
+type At<'a> = &'a dyn Fn(&str) -> Vec<Seg>;
+
+pub(crate) fn check(
+    models: &[ModelEntry],
+    general: &GeneralSection,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Vec<Deployment> {
+    let mut out = Vec::new();
+    for (i, m) in models.iter().enumerate() {
+        let at = |field: &str| vec![key("models"), Seg::Index(i), key(field)];
+        if let Some(d) = deployment(m, general, env, &at, problems) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+fn deployment(
+    m: &ModelEntry,
+    g: &GeneralSection,
+    env: &dyn Fn(&str) -> Option<String>,
+    at: At<'_>,
+    problems: &mut Problems,
+) -> Option<Deployment> {
+    if m.name.trim().is_empty() {
+        problems.push((at("name"), "name is empty".into()));
+    }
+    check_numbers(m, at, problems);
+    let pm = match ProviderModel::parse(&m.provider_model) {
+        Ok(pm) => pm,
+        Err(e) => {
+            problems.push((
+                at("provider_model"),
+                provider_model_error(&m.provider_model, e),
+            ));
+            return None;
+        }
+    };
+    let mut settings = settings::provider_settings(m, pm.provider, g.drop_params, at, problems);
+    settings::from_env(pm.provider, &mut settings, env);
+    // A default base URL that follows the settings (Vertex AI: the location's host).
+    let derived_base = pm.provider.derived_base_url(&settings);
+    let derived_url = settings::resolve_aws(m, pm.provider, &mut settings, env, at, problems);
+    let derived = derived_base.or(derived_url);
+    let (base_url, api_key) = credentials(m, pm.provider, &settings, derived, env, at, problems);
+    Some(Deployment {
+        name: m.name.clone(),
+        provider_model: m.provider_model.clone(),
+        provider: pm.provider,
+        model_id: pm.model_id,
+        base_url,
+        api_key,
+        timeout: Duration::from_secs(m.timeout_secs.unwrap_or(g.default_timeout_secs)),
+        mock_latency: m.mock_latency_ms.map(Duration::from_millis),
+        weight: m.weight.unwrap_or(1.0),
+        rpm: m.rpm,
+        tpm: m.tpm,
+        order: m.order.unwrap_or(1),
+        stream_timeout: m.stream_timeout_secs.map(Duration::from_secs),
+        input_cost_per_token: m.input_cost_per_token,
+        output_cost_per_token: m.output_cost_per_token,
+        settings,
+    })
+}
+
+fn provider_model_error(written: &str, e: ProviderModelError) -> String {
+    match e {
+        ProviderModelError::Malformed => format!(
+            "provider_model {written:?} must look like \"provider/model\", e.g. \"openai/gpt-4o\""
+        ),
+        ProviderModelError::NotSupportedYet(p) => format!(
+            "not supported yet: provider {p:?} (planned: native providers); supported now: {}",
+            Provider::known_prefixes().join(", ")
+        ),
+        ProviderModelError::Unknown(p) => format!(
+            "unknown provider {p:?}; known providers: {}",
+            Provider::known_prefixes().join(", ")
+        ),
+    }
+}
+
+/// The base URL and key: none for the in-process mock, else as [`resolve_network`].
+fn credentials(
+    m: &ModelEntry,
+    provider: Provider,
+    settings: &ProviderSettings,
+    derived: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+    at: At<'_>,
+    problems: &mut Problems,
+) -> NetworkCredentials {
+    let Some(p) = provider.network() else {
+        if given(&m.api_key).is_some() || given(&m.base_url).is_some() {
+            problems.push((
+                at("provider_model"),
+                "the mock/ provider answers in-process: api_key and base_url do not apply".into(),
+            ));
+        }
+        return (None, None);
+    };
+    if m.mock_latency_ms.is_some() {
+        problems.push((
+            at("mock_latency_ms"),
+            "mock_latency_ms applies only to mock/ models".into(),
+        ));
+    }
+    let base = given(&m.base_url).or(derived.as_deref());
+    match resolve_network(p, base, given(&m.api_key), env) {
+        Ok(found) => found,
+        // A bedrock/ model without a region: already reported by resolve_aws.
+        Err(_) if provider == Provider::Bedrock && settings.aws_region_name.is_none() => {
+            (None, None)
+        }
+        Err(e) => {
+            problems.push((at(e.field()), e.to_string()));
+            (None, None)
+        }
+    }
+}
+
+/// The numeric fields: routing weights and limits, prices, the timeout.
+fn check_numbers(m: &ModelEntry, at: At<'_>, problems: &mut Problems) {
+    if let Some(w) = m.weight {
+        positive(problems, at("weight"), "weight", w.is_finite() && w > 0.0);
+    }
+    if let Some(r) = m.rpm {
+        positive(problems, at("rpm"), "rpm", r > 0);
+    }
+    if let Some(t) = m.tpm {
+        positive(problems, at("tpm"), "tpm", t > 0);
+    }
+    if let Some(t) = m.stream_timeout_secs {
+        let name = "stream_timeout_secs";
+        positive(problems, at(name), name, t > 0);
+    }
+    for (field, price) in [
+        ("input_cost_per_token", m.input_cost_per_token),
+        ("output_cost_per_token", m.output_cost_per_token),
+    ] {
+        if price.is_some_and(|p| !p.is_finite() || p < 0.0) {
+            problems.push((at(field), format!("{field} must be 0 or more")));
+        }
+    }
+    if m.timeout_secs == Some(0) {
+        problems.push((
+            at("timeout_secs"),
+            "timeout_secs must be greater than 0".into(),
+        ));
+    }
+}

@@ -1,0 +1,137 @@
+//! `[router]` and the routing fields of `[[models]]`: pools (entries sharing a name),
+//! their strategies and fallbacks, and group aliases.
+
+use std::collections::BTreeMap;
+
+use super::health::{CooldownSpec, HealthSpec};
+use super::Names;
+use crate::config::file::{FileConfig, ModelEntry, RouterSection, Strategy};
+use crate::config::problems::{key, path, Problems, Seg};
+
+/// One pool: every `[[models]]` entry sharing a name.
+#[derive(Debug, Clone)]
+pub struct PoolSpec {
+    pub name: String,
+    pub strategy: Strategy,
+    /// Tried in order when the pool is exhausted (union over the pool's entries).
+    pub fallbacks: Vec<String>,
+    /// Tried when a deployment answers `context_length_exceeded`.
+    pub context_window_fallbacks: Vec<String>,
+}
+
+/// The validated routing settings.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    /// Pools in config order.
+    pub pools: Vec<PoolSpec>,
+    /// Alias name → pool name.
+    pub aliases: BTreeMap<String, String>,
+    pub cooldown: Option<CooldownSpec>,
+    pub health: Option<HealthSpec>,
+    pub latency_exploration: f64,
+    pub seed: Option<u64>,
+}
+
+/// Pools, group aliases, fallbacks and strategies (without `[cooldown]` and
+/// `[health]`, which the caller adds).
+pub(crate) fn check(file: &FileConfig, names: &Names<'_>, problems: &mut Problems) -> Routing {
+    let router = &file.router;
+    check_group_aliases(router, names, problems);
+    check_fallbacks(&file.models, names, problems);
+    for name in router.model_strategy.keys() {
+        if !names.is_model(name) {
+            problems.push((
+                path(&["router", "model_strategy", name]),
+                format!("model {name:?} is not defined in [[models]]"),
+            ));
+        }
+    }
+    if !(0.0..=1.0).contains(&router.latency_exploration) {
+        problems.push((
+            path(&["router", "latency_exploration"]),
+            "latency_exploration must be between 0 and 1".into(),
+        ));
+    }
+    Routing {
+        pools: pools(&file.models, router),
+        aliases: router.model_group_alias.clone(),
+        cooldown: None,
+        health: None,
+        latency_exploration: router.latency_exploration,
+        seed: router.seed,
+    }
+}
+
+fn pools(models: &[ModelEntry], router: &RouterSection) -> Vec<PoolSpec> {
+    let mut pools: Vec<PoolSpec> = Vec::new();
+    for m in models {
+        let at = match pools.iter().position(|p| p.name == m.name) {
+            Some(at) => at,
+            None => {
+                pools.push(PoolSpec {
+                    name: m.name.clone(),
+                    strategy: router
+                        .model_strategy
+                        .get(&m.name)
+                        .copied()
+                        .unwrap_or(router.strategy),
+                    fallbacks: Vec::new(),
+                    context_window_fallbacks: Vec::new(),
+                });
+                pools.len() - 1
+            }
+        };
+        let pool = &mut pools[at];
+        union_in_order(&mut pool.fallbacks, &m.fallbacks);
+        union_in_order(
+            &mut pool.context_window_fallbacks,
+            &m.context_window_fallbacks,
+        );
+    }
+    pools
+}
+
+fn union_in_order(into: &mut Vec<String>, from: &[String]) {
+    for name in from {
+        if !into.contains(name) {
+            into.push(name.clone());
+        }
+    }
+}
+
+/// An alias must be a new name, and its target a `[[models]]` name.
+fn check_group_aliases(router: &RouterSection, names: &Names<'_>, problems: &mut Problems) {
+    for (alias, target) in &router.model_group_alias {
+        let at = path(&["router", "model_group_alias", alias]);
+        if names.is_model(alias) {
+            problems.push((
+                at,
+                format!("{alias:?} is already a model name; an alias must be a new name"),
+            ));
+        } else if !names.is_model(target) {
+            problems.push((
+                at,
+                format!("alias target {target:?} is not defined in [[models]]"),
+            ));
+        }
+    }
+}
+
+/// Each fallback must be another model or a group alias.
+fn check_fallbacks(models: &[ModelEntry], names: &Names<'_>, problems: &mut Problems) {
+    for (i, m) in models.iter().enumerate() {
+        for (field, list) in [
+            ("fallbacks", &m.fallbacks),
+            ("context_window_fallbacks", &m.context_window_fallbacks),
+        ] {
+            for (j, f) in list.iter().enumerate() {
+                let at = vec![key("models"), Seg::Index(i), key(field), Seg::Index(j)];
+                if f == &m.name {
+                    problems.push((at, format!("{:?} cannot fall back to itself", m.name)));
+                } else if !names.is_known(f) {
+                    problems.push((at, format!("model {f:?} is not defined in [[models]]")));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! What `check-config` shows of the file: the file as parsed, with the command-line
+//! overrides applied and every secret masked. Built beside the runtime [`Config`],
+//! which never holds the parsed file.
+
+use super::file::FileConfig;
+use super::overrides::{MasterKeySource, Overrides};
+use super::problems::given;
+use super::validate::Config;
+
+/// What a masked secret is shown as.
+pub const MASK: &str = "********";
+
+/// A validated config and what `check-config` prints of its file.
+#[derive(Debug)]
+pub struct Inspection {
+    pub config: Config,
+    /// The file as parsed, with `--host`, `--port` and the master key in force
+    /// applied, and `master_key`, every `api_key`, the `aws_*` keys, every
+    /// `[[keys]] key` and the password of `database_url` replaced by [`MASK`] (an
+    /// empty value stays empty). Holds no secret.
+    pub masked: FileConfig,
+    /// Where the master key in force came from (`None`: no master key).
+    pub master_key_source: Option<MasterKeySource>,
+}
+
+fn mask(s: &mut Option<String>) {
+    if let Some(v) = s {
+        if !v.is_empty() {
+            *v = MASK.to_string();
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:********@host/db`; a URL
+/// without a password and a file path are shown as they are.
+fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let Some((userinfo, _)) = authority.rsplit_once('@') else {
+        return url.to_string();
+    };
+    let Some((user, _)) = userinfo.split_once(':') else {
+        return url.to_string();
+    };
+    format!("{scheme}://{user}:{MASK}{}", &rest[userinfo.len()..])
+}
+
+pub(crate) fn inspect(file: FileConfig, config: Config, overrides: &Overrides) -> Inspection {
+    let master_key_source = overrides
+        .master_key(given(&file.general.master_key))
+        .map(|(_, from)| from);
+    let mut masked = file;
+    masked.server.host = config.host.clone();
+    masked.server.port = config.port;
+    if config.master_key.is_some() {
+        masked.general.master_key = Some(MASK.to_string());
+    }
+    masked.general.database_url = masked.general.database_url.as_deref().map(mask_password);
+    for m in &mut masked.models {
+        mask(&mut m.api_key);
+        mask(&mut m.aws_access_key_id);
+        mask(&mut m.aws_secret_access_key);
+        mask(&mut m.aws_session_token);
+    }
+    for a in &mut masked.aliases {
+        mask(&mut a.api_key);
+    }
+    for k in &mut masked.keys {
+        k.key = MASK.to_string();
+    }
+    Inspection {
+        config,
+        masked,
+        master_key_source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_password;
+
+    #[test]
+    fn database_passwords_are_masked() {
+        assert_eq!(
+            mask_password("postgres://app:s3cr%40t@db.internal:5432/llm"),
+            "postgres://app:********@db.internal:5432/llm"
+        );
+        assert_eq!(
+            mask_password("postgres://app@db/llm"),
+            "postgres://app@db/llm"
+        );
+        assert_eq!(mask_password("data/liter-llm.db"), "data/liter-llm.db");
+    }
+}
