@@ -147,6 +147,16 @@ pub struct KeyAccount<'a> {
     pub runtime: bool,
 }
 
+/// Whether every request goes to the ledger: a database is named, or budgets or cost
+/// tracking ask for it. Otherwise a store serves the admin API and runtime keys only.
+fn meters_all(config: &Config) -> bool {
+    let g = &config.governance;
+    g.database_url.is_some()
+        || g.has_budgets()
+        || config.enable_cost_tracking
+        || config.keys.iter().any(|k| k.limits.budget_limit.is_some())
+}
+
 /// The database URL to open, or `None` when nothing needs one. The default is the
 /// SQLite file beside the config file: for budgets, cost tracking, and the admin API
 /// (a master key), whenever the config came from a file.
@@ -171,14 +181,21 @@ fn database_url(config: &Config) -> Result<Option<String>, GovernanceError> {
 }
 
 /// Opens the store the config needs, if any (creating it, running migrations,
-/// reconciling reservations that a crashed gateway left).
+/// reconciling reservations that a crashed gateway left). When only the admin API
+/// asked for the default file and it cannot be opened (another gateway holds it), the
+/// gateway starts without a store, says so, and the admin API answers 503.
 pub async fn open_store(config: &Config) -> Result<Option<Stores>, GovernanceError> {
     let Some(url) = database_url(config)? else {
         return Ok(None);
     };
-    let stores = crate::store::open(&url)
-        .await
-        .map_err(GovernanceError::Open)?;
+    let stores = match crate::store::open(&url).await {
+        Ok(s) => s,
+        Err(e) if !meters_all(config) => {
+            tracing::warn!(error = %e, "the admin API is off: its default database could not be opened; set general.database_url");
+            return Ok(None);
+        }
+        Err(e) => return Err(GovernanceError::Open(e)),
+    };
     match stores.spend.reconcile().await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(
@@ -199,10 +216,7 @@ impl Governor {
         prices: Option<Arc<Prices>>,
     ) -> Governor {
         let g = &config.governance;
-        let meter_all = g.database_url.is_some()
-            || g.has_budgets()
-            || config.enable_cost_tracking
-            || config.keys.iter().any(|k| k.limits.budget_limit.is_some());
+        let meter_all = meters_all(config);
         let tokenizer = Tokenizer::default();
         let counts_tokens = stores.is_some()
             || g.global_rate.tpm.is_some()

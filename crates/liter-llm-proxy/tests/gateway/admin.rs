@@ -375,3 +375,22 @@ async fn a_master_key_gets_the_admin_api_on_the_default_sqlite_file() {
     assert_eq!(rows.len(), 1, "{logs}");
     assert_eq!(rows[0]["api_key"], created["token"], "{logs}");
 }
+
+#[tokio::test]
+async fn a_second_gateway_on_the_same_default_file_starts_without_the_admin_api() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("a.toml"), dir.path().join("b.toml"));
+    std::fs::write(&first, base_config(&mock, "")).unwrap();
+    std::fs::write(&second, base_config(&mock, "")).unwrap();
+    let load = |f| liter_llm_proxy::config::load_file(f, &Default::default()).unwrap();
+    let a = Gateway::start_config(load(&first)).await;
+    let b = Gateway::start_config(load(&second)).await;
+    let generate = |gw: &Gateway| gw.post("/key/generate", Some(MASTER), &json!({})).send();
+    assert_eq!(generate(&a).await.unwrap().status(), 200);
+    let refused = generate(&b).await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.text().await.unwrap().contains("database_url"));
+    // It serves the API all the same.
+    assert_eq!(b.chat(MASTER, ask("gpt-4o")).await.status(), 200);
+}
