@@ -40,6 +40,18 @@ pub struct ServerSection {
     pub request_timeout_secs: u64,
     pub body_limit_bytes: usize,
     pub cors_origins: Vec<String>,
+    /// Extension: the time a client has to send a request's whole head.
+    pub header_timeout_secs: u64,
+    /// Extension: the longest a request body may go without sending a byte.
+    pub body_timeout_secs: u64,
+    /// Extension: how long an idle kept-alive connection stays open.
+    pub keepalive_timeout_secs: u64,
+    /// Extension: the most client connections open at once.
+    pub max_connections: usize,
+    /// Extension: the largest single SSE event accepted from an upstream.
+    pub max_event_bytes: usize,
+    /// Extension: the largest non-streamed answer accepted from an upstream.
+    pub max_response_bytes: usize,
 }
 
 impl Default for ServerSection {
@@ -50,6 +62,12 @@ impl Default for ServerSection {
             request_timeout_secs: 600,
             body_limit_bytes: 10 * 1024 * 1024,
             cors_origins: vec!["*".into()],
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            keepalive_timeout_secs: 75,
+            max_connections: 4096,
+            max_event_bytes: 1024 * 1024,
+            max_response_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -214,6 +232,13 @@ pub enum Enforcement {
 pub struct BudgetSection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub global_limit: Option<f64>,
+    /// Extension: the price of a model the price table does not know, per input
+    /// token, for requests a budget applies to (without it they are refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_input_cost_per_token: Option<f64>,
+    /// Extension: as `default_input_cost_per_token`, per output token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_output_cost_per_token: Option<f64>,
     pub model_limits: BTreeMap<String, f64>,
     pub enforcement: Enforcement,
 }

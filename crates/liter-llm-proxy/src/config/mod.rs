@@ -36,6 +36,6 @@ pub use section::keys::KeySpec;
 pub use section::models::Deployment;
 pub use section::network::{resolve_network, NetworkCredentials, NetworkError, UrlSource};
 pub use section::routing::{PoolSpec, Routing};
-pub use section::server::CorsOrigins;
+pub use section::server::{CorsOrigins, Limits};
 pub use validate::Config;
 pub use view::{Inspection, MASK};

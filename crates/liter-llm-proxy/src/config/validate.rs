@@ -17,7 +17,7 @@ use super::section::governance::Governance;
 use super::section::keys::KeySpec;
 use super::section::models::Deployment;
 use super::section::routing::Routing;
-use super::section::server::CorsOrigins;
+use super::section::server::{CorsOrigins, Limits};
 use super::section::{self, Names};
 
 /// The validated configuration the gateway runs on: runtime values only (the parsed
@@ -41,6 +41,8 @@ pub struct Config {
     pub request_timeout: Duration,
     pub body_limit: usize,
     pub cors: CorsOrigins,
+    /// Connection, buffer and timeout limits (`[server]`; docs/security.md).
+    pub limits: Limits,
     pub master_key: Option<SecretString>,
     pub default_timeout: Duration,
     /// `general.drop_params`, for models made on first use from `[[aliases]]`.
@@ -93,6 +95,7 @@ pub(crate) fn validate(
         request_timeout: server.request_timeout,
         body_limit: server.body_limit,
         cors: server.cors,
+        limits: server.limits,
         master_key: general.master_key,
         default_timeout: general.default_timeout,
         drop_params: general.drop_params,

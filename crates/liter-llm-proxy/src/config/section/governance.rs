@@ -48,6 +48,10 @@ pub struct Governance {
     /// secret, as it may carry a password.
     pub database_url: Option<SecretString>,
     pub pricing_file: Option<PathBuf>,
+    /// `[budget] default_input_cost_per_token` / `default_output_cost_per_token`: the
+    /// price of models the table does not know, for budgeted requests (`None`: such
+    /// requests are refused).
+    pub default_price: Option<(f64, f64)>,
 }
 
 impl Governance {
@@ -141,6 +145,26 @@ pub(crate) fn check(file: &FileConfig, problems: &mut Problems) -> Governance {
                     format!("model_limits are keyed by provider/model (as in provider_model), e.g. \"openai/gpt-4o\"; got {model:?}"),
                 ));
             }
+        }
+        for (field, v) in [
+            (
+                "default_input_cost_per_token",
+                b.default_input_cost_per_token,
+            ),
+            (
+                "default_output_cost_per_token",
+                b.default_output_cost_per_token,
+            ),
+        ] {
+            if let Some(v) = v {
+                check_usd(v, path(&["budget", field]), field, problems);
+            }
+        }
+        if b.default_input_cost_per_token.is_some() || b.default_output_cost_per_token.is_some() {
+            g.default_price = Some((
+                b.default_input_cost_per_token.unwrap_or(0.0),
+                b.default_output_cost_per_token.unwrap_or(0.0),
+            ));
         }
         g.global_budget = b.global_limit;
         g.model_budgets = b.model_limits.clone();

@@ -13,6 +13,24 @@ pub enum CorsOrigins {
     List(Vec<String>),
 }
 
+/// The limits that protect the gateway from its clients and its upstreams
+/// (`[server]`; see docs/security.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `header_timeout_secs`: the time a client has to send a request's whole head.
+    pub header_timeout: Duration,
+    /// `body_timeout_secs`: the longest a request body may go without a byte.
+    pub body_timeout: Duration,
+    /// `keepalive_timeout_secs`: how long an idle kept-alive connection stays open.
+    pub keepalive_timeout: Duration,
+    /// `max_connections`: client connections open at once.
+    pub max_connections: usize,
+    /// `max_event_bytes`: the largest SSE event accepted from an upstream.
+    pub max_event_bytes: usize,
+    /// `max_response_bytes`: the largest non-streamed upstream answer.
+    pub max_response_bytes: usize,
+}
+
 /// `[server]`, resolved.
 pub(crate) struct Server {
     pub host: String,
@@ -20,6 +38,7 @@ pub(crate) struct Server {
     pub request_timeout: Duration,
     pub body_limit: usize,
     pub cors: CorsOrigins,
+    pub limits: Limits,
 }
 
 pub(crate) fn check(s: &ServerSection, overrides: &Overrides, problems: &mut Problems) -> Server {
@@ -30,6 +49,12 @@ pub(crate) fn check(s: &ServerSection, overrides: &Overrides, problems: &mut Pro
     for (field, value) in [
         ("request_timeout_secs", s.request_timeout_secs),
         ("body_limit_bytes", s.body_limit_bytes as u64),
+        ("header_timeout_secs", s.header_timeout_secs),
+        ("body_timeout_secs", s.body_timeout_secs),
+        ("keepalive_timeout_secs", s.keepalive_timeout_secs),
+        ("max_connections", s.max_connections as u64),
+        ("max_event_bytes", s.max_event_bytes as u64),
+        ("max_response_bytes", s.max_response_bytes as u64),
     ] {
         if value == 0 {
             problems.push((
@@ -44,6 +69,14 @@ pub(crate) fn check(s: &ServerSection, overrides: &Overrides, problems: &mut Pro
         request_timeout: Duration::from_secs(s.request_timeout_secs),
         body_limit: s.body_limit_bytes,
         cors: cors(&s.cors_origins, problems),
+        limits: Limits {
+            header_timeout: Duration::from_secs(s.header_timeout_secs),
+            body_timeout: Duration::from_secs(s.body_timeout_secs),
+            keepalive_timeout: Duration::from_secs(s.keepalive_timeout_secs),
+            max_connections: s.max_connections,
+            max_event_bytes: s.max_event_bytes,
+            max_response_bytes: s.max_response_bytes,
+        },
     }
 }
 
