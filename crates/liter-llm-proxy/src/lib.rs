@@ -24,6 +24,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod governance;
+pub mod logtext;
 pub mod pricing;
 pub mod request;
 pub mod routing;

@@ -5,6 +5,7 @@
 //!
 //! A leaf of the crate: it reads the validated config and nothing else.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -12,11 +13,20 @@ use liter_llm::pricing::{ModelPrice, PriceTable, PricingError};
 use liter_llm::types::Usage;
 
 use crate::config::Config;
+use crate::logtext::Clean;
+
+/// How many unpriced models are remembered (each is logged once).
+const UNPRICED_LOGGED: usize = 1024;
 
 /// The price table the gateway runs with.
 #[derive(Debug)]
 pub struct Prices {
-    table: PriceTable,
+    /// The embedded table itself unless a file or per-model prices change it (a copy
+    /// only then).
+    table: Cow<'static, PriceTable>,
+    /// `[budget] default_*_cost_per_token`: the price of a model the table does not
+    /// know.
+    default: Option<ModelPrice>,
     /// Models without a price, each logged once.
     unpriced: Mutex<HashSet<String>>,
 }
@@ -47,9 +57,9 @@ impl Prices {
                 for skipped in table.skipped() {
                     tracing::warn!(entry = %skipped, "pricing_file entry skipped (no input and output price, or no provider)");
                 }
-                table
+                Cow::Owned(table)
             }
-            None => PriceTable::embedded().clone(),
+            None => Cow::Borrowed(PriceTable::embedded()),
         };
         for d in &config.models {
             if d.input_cost_per_token.is_none() && d.output_cost_per_token.is_none() {
@@ -65,24 +75,43 @@ impl Prices {
             if let Some(p) = d.output_cost_per_token {
                 price.output_cost_per_token = p;
             }
-            table.insert(&d.provider_model, price);
+            table.to_mut().insert(&d.provider_model, price);
         }
+        let default = config
+            .governance
+            .default_price
+            .map(|(input, output)| ModelPrice {
+                input_cost_per_token: input,
+                output_cost_per_token: output,
+                ..config_price()
+            });
         Ok(Some(Prices {
             table,
+            default,
             unpriced: Mutex::default(),
         }))
     }
 
-    /// The price of `usage` on `provider_model`; an unknown model costs 0 and is logged
-    /// once.
+    /// Whether `provider_model` has a price (its own, or the configured default).
+    pub fn is_priced(&self, provider_model: &str) -> bool {
+        self.default.is_some() || self.table.get(provider_model).is_some()
+    }
+
+    /// The price of `usage` on `provider_model`; a model without a price costs the
+    /// default price, or 0 (logged once).
     pub fn cost(&self, provider_model: &str, usage: &Usage) -> f64 {
-        self.table.cost(provider_model, usage).unwrap_or_else(|| {
-            let mut seen = self.unpriced.lock().unwrap_or_else(|p| p.into_inner());
-            if seen.insert(provider_model.to_owned()) {
-                tracing::warn!(deployment = %provider_model, "no price for this model: its requests are counted at cost 0");
-            }
-            0.0
-        })
+        if let Some(cost) = self.table.cost(provider_model, usage) {
+            return cost;
+        }
+        if let Some(default) = &self.default {
+            return default.cost(usage);
+        }
+        let mut seen = self.unpriced.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: made-up direct names must not grow the set without end.
+        if seen.len() < UNPRICED_LOGGED && seen.insert(provider_model.to_owned()) {
+            tracing::warn!(deployment = %Clean(provider_model), "no price for this model: its requests are counted at cost 0");
+        }
+        0.0
     }
 
     /// The model's price entry, if it has one.

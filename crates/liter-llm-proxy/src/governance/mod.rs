@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::config::{Config, Enforcement, KeyLimits};
 use crate::error::{GatewayError, RateHeaders};
+use crate::logtext::Clean;
 use crate::pricing::Prices;
 use crate::request::{Endpoint, Head};
 use crate::routing::Pool;
@@ -91,6 +92,9 @@ pub enum Refused {
     OverBudget { whose: String, amount: f64 },
     #[error("the spend store is unavailable; try again later")]
     StoreUnavailable,
+    /// A budget applies and the model has no price, so the budget could not hold.
+    #[error("model {0:?} has no price, so the budget that applies to this request cannot be enforced; price it with input_cost_per_token / output_cost_per_token on its [[models]] entry or in general.pricing_file, or set [budget] default_input_cost_per_token / default_output_cost_per_token")]
+    Unpriced(String),
 }
 
 fn rate_message(r: &Refusal) -> String {
@@ -116,6 +120,11 @@ impl From<Refused> for GatewayError {
             },
             Refused::OverBudget { .. } => GatewayError::BudgetExceeded(message),
             Refused::StoreUnavailable => GatewayError::StoreUnavailable(message),
+            Refused::Unpriced(_) => GatewayError::BadRequest {
+                message,
+                param: Some("model"),
+                code: Some("model_not_priced"),
+            },
         }
     }
 }
@@ -218,7 +227,9 @@ impl Governor {
         let g = &config.governance;
         let meter_all = meters_all(config);
         let tokenizer = Tokenizer::default();
-        let counts_tokens = stores.is_some()
+        // Loaded now when every request counts tokens; otherwise (a store for the admin
+        // API's keys only) on the first count, so an ungoverned gateway never holds it.
+        let counts_tokens = (stores.is_some() && meter_all)
             || g.global_rate.tpm.is_some()
             || config.keys.iter().any(|k| k.limits.rate.tpm.is_some());
         if counts_tokens {
@@ -296,6 +307,17 @@ impl Governor {
         out
     }
 
+    /// Whether any spend limit applies to a request of `key` on `pool`: the key's
+    /// budget, the gateway's, or a model budget of one of its deployments.
+    fn budget_applies(&self, key: Option<&KeyAccount<'_>>, pool: &Pool) -> bool {
+        key.is_some_and(|k| k.limits.budget_limit.is_some())
+            || self.global_budget.is_some()
+            || pool
+                .deployments
+                .iter()
+                .any(|d| self.model_scopes.contains_key(&d.deployment.provider_model))
+    }
+
     /// The tokens this request may use: its prompt and the most it may answer.
     fn estimate(&self, body: &[u8], pool: &Pool, endpoint: Endpoint) -> Estimate {
         match endpoint {
@@ -328,6 +350,15 @@ impl Governor {
         request: (&str, &str),
     ) -> Result<Reserved, Refused> {
         let (request_id, model) = request;
+        if self.budget_applies(key, pool) {
+            let unpriced = pool.deployments.iter().find(|d| {
+                let name = &d.deployment.provider_model;
+                d.target.is_some() && !self.prices.as_ref().is_some_and(|p| p.is_priced(name))
+            });
+            if let Some(d) = unpriced {
+                return Err(Refused::Unpriced(d.deployment.provider_model.clone()));
+            }
+        }
         let usage = Usage::new(estimate.prompt, estimate.max_output);
         let amount = match &self.prices {
             Some(p) => pool
@@ -347,7 +378,7 @@ impl Governor {
             Err(ReserveError::OverBudget { scope, .. })
                 if self.soft && !scope.starts_with("key:") =>
             {
-                tracing::warn!(scope = %scope, model = %model, "soft budget crossed: request let through");
+                tracing::warn!(scope = %Clean(&scope), model = %Clean(model), "soft budget crossed: request let through");
                 warning = Some(format!("budget exceeded for {scope} (soft enforcement)"));
                 stores.spend.reserve(reservation_of(true)).await
             }

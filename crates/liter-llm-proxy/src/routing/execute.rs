@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::{DeploymentState, InFlight, Pool, Registry};
 use crate::error::GatewayError;
+use crate::logtext::Clean;
 use crate::upstream::{backoff, dispatch, Failure, Job, Upstream};
 
 /// Which model and deployment answered (or failed last).
@@ -147,7 +148,7 @@ pub async fn execute(
                         continue 'pools;
                     }
                     After::Retry { wait: w } => {
-                        tracing::debug!(model = %info.model, deployment = %info.deployment, error = %failure.err, "attempt failed");
+                        tracing::debug!(model = %Clean(&info.model), deployment = %Clean(&info.deployment), error = %Clean(&failure.err), "attempt failed");
                         wait = w;
                         last = Some((failure.err, Some(info)));
                     }

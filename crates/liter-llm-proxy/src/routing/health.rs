@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::{DeploymentState, Registry};
 use crate::config::{HealthSpec, ProbeTarget};
+use crate::logtext::Clean;
 use crate::request::{parse_head, Endpoint};
 use crate::upstream::{self, Job, Target, Upstream};
 
@@ -125,7 +126,7 @@ async fn probe(upstream: &Upstream, d: &Arc<DeploymentState>, with: &ProbeWith) 
             tracing::info!(model = %d.deployment.name, deployment = %d.deployment.provider_model, "deployment healthy again")
         }
         Err(e) if was => {
-            tracing::warn!(model = %d.deployment.name, deployment = %d.deployment.provider_model, error = %e, "deployment unhealthy")
+            tracing::warn!(model = %d.deployment.name, deployment = %d.deployment.provider_model, error = %Clean(e), "deployment unhealthy")
         }
         _ => {}
     }

@@ -97,7 +97,9 @@ fn map(file: File) -> io::Result<Segment> {
     // size with real blocks before it is mapped: nothing else truncates or resizes it
     // while mapped, so no access can fault. Deleting the file (a finished segment) only
     // unlinks its name; the mapping stays valid until dropped.
-    let map = unsafe { MmapOptions::new().populate().map_mut(&file)? };
+    // Not populated: a page joins the process's memory when the first record lands in
+    // it (one fault per page of records), so an idle gateway does not hold the segment.
+    let map = unsafe { MmapOptions::new().map_mut(&file)? };
     Ok(Segment { file, map })
 }
 

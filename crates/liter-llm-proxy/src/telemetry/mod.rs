@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use crate::auth::Principal;
 use crate::error::ErrorKind;
+use crate::logtext::capped;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -82,9 +83,10 @@ impl Drop for LogLine {
             target: REQUEST_TARGET,
             request_id = self.id.to_str().unwrap_or(""),
             method = %self.method,
-            path = self.uri.path(),
-            model = self.info.as_ref().map(|i| i.model.as_str()),
-            deployment = self.info.as_ref().map(|i| i.deployment.as_str()),
+            // Strings from outside, capped; the formatters quote and escape them.
+            path = capped(self.uri.path()),
+            model = self.info.as_ref().map(|i| capped(&i.model)),
+            deployment = self.info.as_ref().map(|i| capped(&i.deployment)),
             key = self.key.as_deref().map(Principal::label),
             status = self.status,
             cost_usd = self.cost,

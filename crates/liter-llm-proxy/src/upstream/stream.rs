@@ -16,6 +16,7 @@ use memchr::memmem;
 use tokio::time::Instant;
 
 use crate::error::GatewayError;
+use crate::logtext::Clean;
 use liter_llm::types::Usage;
 
 /// An upstream stream body read chunk by chunk under its time limits; shared by the
@@ -80,7 +81,7 @@ impl Source {
 
     /// The SSE error event that ends the stream, logged once.
     pub(crate) fn fail(&self, err: &GatewayError) -> Bytes {
-        tracing::warn!(model = %self.name, error = %err, "stream ended with an error event");
+        tracing::warn!(model = %Clean(&self.name), error = %Clean(err), "stream ended with an error event");
         error_event(err)
     }
 }

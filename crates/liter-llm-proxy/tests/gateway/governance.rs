@@ -394,3 +394,84 @@ async fn tpm_holds_under_concurrency() {
     assert_eq!(ok, 4, "exactly the requests whose tokens fit were admitted");
     assert_eq!(mock.requests().len(), 4);
 }
+
+/// An `[[models]]` entry the price table does not know.
+fn unpriced_model(mock: &MockUpstream) -> String {
+    format!(
+        "[[models]]\nname = \"unpriced\"\nprovider_model = \"openai/o1-pro-lookalike\"\nbase_url = \"{}\"\n",
+        mock.base_url()
+    )
+}
+
+fn ask_unpriced() -> Value {
+    json!({"model": "unpriced", "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hello there"}]})
+}
+
+#[tokio::test]
+async fn a_budget_is_not_bypassed_through_a_model_without_a_price() {
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::sqlite();
+    let keys = format!("[[keys]]\nkey = \"{VKEY}\"\nbudget_limit = 0.01\n");
+    let gw = gateway(&mock, &db, &format!("{}{keys}", unpriced_model(&mock))).await;
+    let refused = gw.chat(VKEY, ask_unpriced()).await;
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "model_not_priced", "{body}");
+    assert_eq!(body["error"]["param"], "model");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("openai/o1-pro-lookalike"), "{message}");
+    assert!(message.contains("pricing_file"), "{message}");
+    assert!(mock.requests().is_empty(), "nothing went upstream");
+    // Without a budget on the request (the master key, no gateway budget), the model
+    // is served, at cost 0.
+    assert_eq!(gw.chat(MASTER, ask_unpriced()).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_default_price_prices_unknown_models_and_the_budget_holds() {
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::sqlite();
+    let extra = format!(
+        "{}[[keys]]\nkey = \"{VKEY}\"\nbudget_limit = 0.05\n[budget]\ndefault_output_cost_per_token = 0.001\n",
+        unpriced_model(&mock)
+    );
+    let gw = gateway(&mock, &db, &extra).await;
+    let mut served = 0;
+    for _ in 0..20 {
+        match gw.chat(VKEY, ask_unpriced()).await.status().as_u16() {
+            200 => served += 1,
+            402 => break,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // Each answer reserves max_tokens (10) at $0.001 and costs its real output: the
+    // budget trips before 20 requests, and spend never passes it.
+    assert!((1..20).contains(&served), "served {served}");
+    gw.app.governor.settled().await;
+    let spent = spend_store(&gw)
+        .total(&LedgerFilter::default())
+        .await
+        .unwrap();
+    assert!(spent > 0.0 && spent <= 0.05 + 1e-9, "spent {spent}");
+}
+
+#[tokio::test]
+async fn token_limits_hold_on_a_model_without_a_price() {
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::sqlite();
+    let extra = format!(
+        "{}[[keys]]\nkey = \"{VKEY}\"\ntpm = 40\n",
+        unpriced_model(&mock)
+    );
+    let gw = gateway(&mock, &db, &extra).await;
+    assert_eq!(gw.chat(VKEY, ask_unpriced()).await.status(), 200);
+    let mut limited = false;
+    for _ in 0..10 {
+        if gw.chat(VKEY, ask_unpriced()).await.status() == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "tpm applies whatever the price");
+}
