@@ -35,7 +35,7 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use liter_llm::providers::adapter::UpstreamRequest;
 use rand::Rng;
 use tokio::time::Instant;
@@ -50,6 +50,12 @@ pub use target::{Target, TargetError};
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
+
+/// An upstream connection unused this long is closed.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle upstream connections kept per host; a burst's extra connections close when it
+/// ends.
+pub const POOL_MAX_IDLE_PER_HOST: usize = 256;
 
 /// Base of the exponential backoff between retries.
 const BACKOFF_BASE: Duration = Duration::from_millis(50);
@@ -74,8 +80,12 @@ impl Upstream {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
+        // The idle timeout needs the timer to be enforced: without it, every connection
+        // a burst opened stays open for good (found by bench/soak.py).
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
             .build(tls);
         Self { client }
     }
