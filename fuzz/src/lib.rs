@@ -46,7 +46,7 @@ pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let env = |var: &str| (var.len() % 2 == 0).then(|| format!("value-of-{var}"));
+    let env = |var: &str| var.len().is_multiple_of(2).then(|| format!("value-of-{var}"));
     let overrides = liter_llm_proxy::config::Overrides::default();
     if let Err(e) = liter_llm_proxy::config::load_str(text, "fuzz.toml", &overrides, env) {
         // Rendering the error (line and column lookup) must not panic either.
