@@ -9,9 +9,12 @@ KIND is one of:
         on, spend in SQLite and in PostgreSQL, vs plain pass-through (goal: within 25%);
   govf  the same with fresh prompts (a new text on every request, every prompt tokenized).
 
-Reads RUN_DIR/PATH-PREFIX-sat.rK.json (K = 1..ROUNDS) and RUN_DIR/PATH-PREFIX-rate.json. The
+Reads RUN_DIR/PATH-PREFIX-sat.rK.json (K = 1..ROUNDS) and RUN_DIR/PATH-PREFIX-rate.json, PATH
+being `gateway` and the compared gateway, PREFIX that comparison's (each compared gateway takes
+turns with the plain one in runs of its own: pool, gov, gov-pg, govf, govf-pg). The
 saturation ratio is the median of the rounds' ratios, the CPU figures are those of the median
-round, and every round's ratio is listed. A path that was not measured (its file is missing)
+round (the lower middle one for an even count), and every round's ratio is listed ("–": no
+2xx response or no CPU time in that round, left out of the median). A path that was not measured (its file is missing)
 shows as "–" and its goals as n/a. Appends "RESULT<TAB>GOAL<TAB>MEASURED" lines to
 RUN_DIR/goals.tsv.
 """
@@ -28,19 +31,19 @@ GOVERNED_TEXT = (
     "for the run; the server's own CPU time is not in the gateway's figures (it is not pinned "
     "and runs on either core)."
 )
-GOVERNED = [("governed", "SQLite"), ("governed-pg", "PostgreSQL")]
+# (compared path, label, file prefix of its runs)
+GOVERNED = [("governed", "SQLite", "gov"), ("governed-pg", "PostgreSQL", "gov-pg")]
+FRESH = [("governed", "SQLite", "govf"), ("governed-pg", "PostgreSQL", "govf-pg")]
 SPECS = {
     "pool": dict(
-        prefix="pool",
         goal=1.10,
-        others=[("pool10", "10 deployments")],
+        others=[("pool10", "10 deployments", "pool")],
         title="## Routing: a pool of 10 deployments (default strategy) vs one deployment",
         text="Goal: CPU per request within 10% of the single deployment, same run, paths taking turns.",
         base="1 deployment",
         name="Routing, pool of 10 vs 1",
     ),
     "gov": dict(
-        prefix="gov",
         goal=1.25,
         others=GOVERNED,
         title="## Governance, same prompt: key with rpm, tpm and budget, cost tracking on, vs plain pass-through",
@@ -53,12 +56,11 @@ SPECS = {
         name="Governance, same prompt",
     ),
     "govf": dict(
-        prefix="govf",
         goal=1.25,
-        others=GOVERNED,
+        others=FRESH,
         title="## Governance, fresh prompts: a new text on every request",
         text=(
-            "As above, but every request (on every path) carries six words that no other "
+            "As above, but every request, on both paths, carries six words that no other "
             "request of the run carries (`bench-loadgen --vary`), so the memo never answers: "
             "every prompt is tokenized. Goal: within 25% of the plain pass-through."
         ),
@@ -67,12 +69,13 @@ SPECS = {
     ),
 }
 spec = SPECS[kind]
-prefix, goal = spec["prefix"], spec["goal"]
+goal = spec["goal"]
 
 
 def result(path, name):
+    """The JSON of PATH in the run NAME (e.g. `gov-sat.r1`); {} when it was not measured."""
     try:
-        with open(f"{run}/{path}-{prefix}-{name}.json") as f:
+        with open(f"{run}/{path}-{name}.json") as f:
             return json.load(f)
     except FileNotFoundError:
         return {}
@@ -90,19 +93,22 @@ def fmt(v, spec_):
     return "–" if v is None else format(v, spec_)
 
 
-def saturation(other):
-    """(base CPU, other CPU, median ratio, all ratios, name of the median round)."""
-    rows = []
+def saturation(other, prefix):
+    """(base CPU, other CPU, median ratio, every round's ratio or None, name of the median
+    round). A round without a ratio (no 2xx response, or no CPU time, on either path) is
+    listed as "–" and left out of the median."""
+    rows, every = [], []
     for k in range(1, rounds + 1):
-        one, two = cpu("gateway", f"sat.r{k}"), cpu(other, f"sat.r{k}")
+        name = f"{prefix}-sat.r{k}"
+        one, two = cpu("gateway", name), cpu(other, name)
         r = ratio(one, two)
+        every.append(r)
         if r is not None:
-            rows.append((r, one, two, f"sat.r{k}"))
+            rows.append((r, one, two, name))
     if not rows:
-        return None, None, None, [], None
-    ratios = [r for r, _, _, _ in rows]
+        return None, None, None, every, None
     median = sorted(rows)[(len(rows) - 1) // 2]
-    return median[1], median[2], statistics.median(ratios), ratios, median[3]
+    return median[1], median[2], statistics.median(r for r, _, _, _ in rows), every, median[3]
 
 
 def pace(other, name, field, unit):
@@ -122,16 +128,18 @@ out = ["", spec["title"], "", spec["text"], ""]
 out.append(f"| Load | Against | {spec['base'].capitalize()} CPU µs/req | Compared CPU µs/req | Ratio | Rounds | Result | Req/s or p50 µs, {spec['base']} → compared |")
 out.append("|---|---|---:|---:|---:|---|---|---|")
 goals = []
-for other, label in spec["others"]:
-    one, two, r, ratios, median = saturation(other)
-    listed = ", ".join(f"{x:.2f}×" for x in ratios) if ratios else "–"
-    sat = ("saturation", one, two, r, f"median of {len(ratios)}: {listed}" if ratios else "–",
+for other, label, prefix in spec["others"]:
+    one, two, r, every, median = saturation(other, prefix)
+    listed = ", ".join("–" if x is None else f"{x:.2f}×" for x in every)
+    counted = sum(x is not None for x in every)
+    sat = ("saturation", one, two, r, f"median of {counted}: {listed}" if counted else "–",
            pace(other, median, "rps", "req/s") if median else "–",
-           errors(other, [f"sat.r{k}" for k in range(1, rounds + 1)]))
-    one, two = cpu("gateway", "rate"), cpu(other, "rate")
+           errors(other, [f"{prefix}-sat.r{k}" for k in range(1, rounds + 1)]))
+    rate = f"{prefix}-rate"
+    one, two = cpu("gateway", rate), cpu(other, rate)
     fixed = ("fixed rate", one, two, ratio(one, two), "one run",
-             ("p50 " + pace(other, "rate", "p50_us", "µs")).replace("p50 –", "–"),
-             errors(other, ["rate"]))
+             ("p50 " + pace(other, rate, "p50_us", "µs")).replace("p50 –", "–"),
+             errors(other, [rate]))
     for load, one, two, r, note, speed, errs in (sat, fixed):
         verdict = "n/a" if r is None else ("PASS" if r <= goal else "MISS")
         shown = "–" if r is None else f"{r:.2f}×"

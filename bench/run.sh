@@ -369,17 +369,15 @@ report_dead() {
   done
 }
 
-# compare PREFIX BODY [LOADGEN ARGS...]: the plain gateway against the gateways in COMPARED
-# that started, taking turns: BENCH_REPEAT saturation rounds (compare.py reports the median
-# ratio) and one fixed-rate run.
+# compare PREFIX PATH BODY [LOADGEN ARGS...]: the plain gateway against gateway PATH (when it
+# started), taking turns: BENCH_REPEAT saturation rounds (compare.py reports the median ratio)
+# and one fixed-rate run. One compared gateway per run: a gateway that falls behind the fixed
+# rate works off its queue during the next blocks, on core 0, and would disturb a third path.
 compare() {
-  local prefix="$1" body="$2" p r
-  shift 2
-  PATHS=(gateway)
-  for p in "${COMPARED[@]}"; do
-    [ -n "${URL[$p]:-}" ] && PATHS+=("$p")
-  done
-  [ "${#PATHS[@]}" -gt 1 ] || return 0
+  local prefix="$1" path="$2" body="$3" r
+  shift 3
+  [ -n "${URL[$path]:-}" ] || return 0
+  PATHS=(gateway "$path")
   for ((r = 1; r <= REPEAT; r++)); do
     run_paths "$prefix-sat.r$r" saturate "$body" --connections "$CONNS" "$@"
   done
@@ -399,13 +397,14 @@ run_paths ttfb ttfb "$BODY_STREAM" --rps "$RATE"
 
 if [ "$GATEWAY" = 1 ]; then
   # Routing cost: a pool of 10 deployments against the single deployment.
-  COMPARED=(pool10)
-  compare pool "$BODY"
+  compare pool pool10 "$BODY"
   # Governance cost, with the same prompt on every request (its count comes from the
-  # tokenizer's memo) and with fresh prompts (every prompt tokenized; on every path alike).
-  COMPARED=(governed governed-pg)
-  compare gov "$BODY"
-  compare govf "$BODY_FRESH" "${FRESH[@]}"
+  # tokenizer's memo) and with fresh prompts (every prompt tokenized; on both paths alike).
+  # SQLite first: PostgreSQL's own background work after its runs stays out of them.
+  compare gov governed "$BODY"
+  compare govf governed "$BODY_FRESH" "${FRESH[@]}"
+  compare gov-pg governed-pg "$BODY"
+  compare govf-pg governed-pg "$BODY_FRESH" "${FRESH[@]}"
 fi
 
 # --- report ------------------------------------------------------------------------------------
