@@ -13,6 +13,8 @@
 #   CG_CONNECTIONS  keep-alive connections                             (default 8)
 #   CG_PATHS        which proxies, in order: floor, gateway, governed   (default "floor gateway")
 #   CG_STREAM=1     measure streaming requests instead
+#   CG_FRESH=1      fresh prompts: six words no other request carries in every prompt
+#                   (bench-loadgen --vary), so the governed gateway tokenizes every one
 #   CG_KEEP=1       keep the run directory (callgrind files: callgrind_annotate FILE)
 #   BENCH_SKIP_BUILD=1, CARGO_TARGET_DIR: as for run.sh
 set -euo pipefail
@@ -69,10 +71,16 @@ PIDS+=($!)
 MOCK_PORT="$(wait_port mock $!)"
 
 BODY="$RUN/body.json"
+PROMPT="Say hello to the benchmark"
+VARY=()
+if [ "${CG_FRESH:-0}" = 1 ]; then
+  PROMPT="Say hello to the benchmark: {{fresh}}"
+  VARY=(--vary '{{fresh}}')
+fi
 if [ "${CG_STREAM:-0}" = 1 ]; then
-  printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}],"stream":true}' >"$BODY"
+  printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"%s"}],"stream":true}' "$PROMPT" >"$BODY"
 else
-  printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}]}' >"$BODY"
+  printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"%s"}]}' "$PROMPT" >"$BODY"
 fi
 cat >"$RUN/gateway.toml" <<EOF
 [server]
@@ -101,7 +109,7 @@ load() { # URL SECONDS [OUT]
   local out=()
   [ -n "${3:-}" ] && out=(--out "$3")
   "${PIN_LOAD[@]}" "$BIN/bench-loadgen" saturate --url "$1" -H "Authorization: Bearer sk-bench-master" \
-    --body-file "$BODY" --connections "$CONNS" --duration-secs "$2" "${out[@]}" >/dev/null
+    --body-file "$BODY" "${VARY[@]}" --connections "$CONNS" --duration-secs "$2" "${out[@]}" >/dev/null
 }
 
 echo "| Path | Requests | Instructions | Instructions/request | vs floor |"

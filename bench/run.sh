@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark harness: the mock upstream direct, the floor (bench-floor, a bare forwarding proxy)
-# and the gateway (liter-llm, pass-through path), measured in one run. See bench/README.md.
+# and the gateway (liter-llm, pass-through path), measured in one run; then the gateway against
+# itself with a pool of 10 deployments and with governance (SQLite and PostgreSQL, same and
+# fresh prompts). See bench/README.md.
 #
 # Environment (all optional):
 #   BENCH_DURATION     measured seconds per scenario          (default 10)
@@ -8,13 +10,18 @@
 #   BENCH_RPS          fixed rate for latency and TTFB        (default 1000)
 #   BENCH_CONNECTIONS  connections for the saturation runs    (default 32)
 #   BENCH_ROUND        seconds per block; in every scenario the paths take turns (default 1)
-#   BENCH_REPEAT       rounds of the non-streaming saturation scenario; the median one is reported (default 3)
+#   BENCH_REPEAT       rounds of each non-streaming saturation comparison (gateway vs floor, pool,
+#                      governance); the median ratio is reported (default 3)
 #   BENCH_LABEL        suffix of the results file name        (default foundation)
 #   BENCH_SKIP_BUILD=1 use the release binaries already built
 #   BENCH_REQUIRE_GATEWAY=1  exit non-zero when the gateway cannot be measured
 #   BENCH_GATEWAY_RUST_LOG  RUST_LOG for the gateway (default: unset, its default level)
 #   BENCH_MOCK_BIN     use this mock binary instead of target/release/mock-upstream
-#   BENCH_KEEP_RUN=1   keep the run directory (raw JSON, logs) even when everything succeeded
+#   BENCH_KEEP_RUN=1   keep the run directory (raw JSON, logs) and the PostgreSQL schema
+#   BENCH_STRICT=1     exit non-zero when a goal is missed or could not be measured (says which)
+#   BENCH_POSTGRES_URL database of the governed gateway on PostgreSQL; the run creates a schema
+#                      of its own there and drops it on exit (default
+#                      postgres://postgres@127.0.0.1:5432/test; none: skip that gateway)
 #   CARGO_TARGET_DIR   where the release binaries are built and looked for
 set -euo pipefail
 
@@ -31,6 +38,9 @@ LABEL="${BENCH_LABEL:-foundation}"
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 MOCK_BIN="${BENCH_MOCK_BIN:-$BIN/mock-upstream}"
 CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
+PG_URL="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+# The schema the run created in PG_URL (dropped on exit).
+PG_SCHEMA=""
 
 RUN="$(mktemp -d "${TMPDIR:-/tmp}/liter-llm-bench.XXXXXX")"
 NOTES="$RUN/notes.txt"
@@ -50,6 +60,13 @@ cleanup() {
   for pid in "${PIDS[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
+  if [ -n "$PG_SCHEMA" ]; then
+    if [ "${BENCH_KEEP_RUN:-0}" = 1 ]; then
+      echo "bench: PostgreSQL schema $PG_SCHEMA kept" >&2
+    elif ! psql "$PG_URL" -qXc "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" >/dev/null 2>&1; then
+      echo "bench: could not drop the PostgreSQL schema $PG_SCHEMA" >&2
+    fi
+  fi
   # Kept after a failure, or when the gateway was skipped (its logs tell why).
   if [ "$DONE" = 1 ] && [ "$GATEWAY" = 1 ] && [ "${BENCH_KEEP_RUN:-0}" != 1 ]; then
     rm -rf "$RUN"
@@ -110,6 +127,7 @@ declare -A NAMED_PID
 start() {
   local name="$1"
   shift
+  : >"$RUN/$name.log" # before wait_port looks at it
   "$@" >"$RUN/$name.log" 2>&1 &
   STARTED_PID=$!
   PIDS+=("$STARTED_PID")
@@ -140,10 +158,31 @@ loadgen() { "${LOAD_PIN[@]}" "$BIN/bench-loadgen" "$@"; }
 # --- request bodies --------------------------------------------------------------------------
 BODY="$RUN/body.json"
 BODY_STREAM="$RUN/body-stream.json"
+BODY_FRESH="$RUN/body-fresh.json"
 printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}]}' >"$BODY"
 printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}],"stream":true}' >"$BODY_STREAM"
+# Fresh prompts: the load generator puts six words that no other request carries in place of
+# the marker (--vary), so no request's text has been counted before.
+FRESH=(--vary '{{fresh}}')
+printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark: {{fresh}}"}]}' >"$BODY_FRESH"
+# One Authorization header everywhere: the gateway checks it, the floor forwards it as it is and
+# the mock accepts any key.
+AUTH="Authorization: Bearer sk-bench-master"
 
-# --- start the mock, the floor and the gateway -------------------------------------------------
+# smoke URL BODY: a short burst of requests; prints the first error and fails unless every
+# request succeeded.
+smoke() {
+  local out
+  out="$(loadgen saturate --url "$1" -H "$AUTH" --body-file "$2" \
+    --connections 1 --duration-secs 0.3 --timeout-secs 5 || true)"
+  if ! grep -q '"errors":0,' <<<"$out" || grep -q '"requests":0,' <<<"$out"; then
+    sed -nE 's/.*"first_error":"([^"]*)".*/\1/p' <<<"$out"
+    [ -n "$out" ] || echo "the load generator failed"
+    return 1
+  fi
+}
+
+# --- start the mock, the floor and the gateways ------------------------------------------------
 start mock "${LOAD_PIN[@]}" "$MOCK_BIN" --port 0 --no-record
 MOCK_PID=$STARTED_PID
 MOCK_PORT="$(wait_port mock "$MOCK_PID")"
@@ -154,9 +193,13 @@ FLOOR_PID=$STARTED_PID
 FLOOR_PORT="$(wait_port floor "$FLOOR_PID")"
 log "floor on port $FLOOR_PORT (pid $FLOOR_PID)"
 
+# Each gateway has a directory of its own: a gateway with a master key and no database_url
+# opens liter-llm.db beside its config (the admin API's store), and an SQLite file belongs to
+# one gateway.
 GATEWAY_PID=""
 if [ "$GATEWAY" = 1 ]; then
-  cat >"$RUN/gateway.toml" <<EOF
+  mkdir -p "$RUN/gateway"
+  cat >"$RUN/gateway/config.toml" <<EOF
 [server]
 host = "127.0.0.1"
 port = 0
@@ -177,7 +220,7 @@ EOF
   else
     GATEWAY_ENV=(env -u RUST_LOG NO_COLOR=1)
   fi
-  start gateway "${GATEWAY_ENV[@]}" "${PROXY_PIN[@]}" "$BIN/liter-llm" api --config "$RUN/gateway.toml"
+  start gateway "${GATEWAY_ENV[@]}" "${PROXY_PIN[@]}" "$BIN/liter-llm" api --config "$RUN/gateway/config.toml"
   GATEWAY_PID=$STARTED_PID
   if GATEWAY_PORT="$(wait_port gateway "$GATEWAY_PID")"; then
     log "gateway on port $GATEWAY_PORT (pid $GATEWAY_PID)"
@@ -187,44 +230,6 @@ EOF
   fi
 fi
 
-# The routing check: the same gateway with a pool of 10 deployments (default strategy) under
-# the one model name, so the router has real choices to make on every request.
-POOL_PORT=""
-if [ "$GATEWAY" = 1 ]; then
-  sed -n '1,/^\[\[models\]\]/p' "$RUN/gateway.toml" | sed '$d' >"$RUN/gateway-pool10.toml"
-  for i in $(seq 1 10); do
-    printf '[[models]]\nname = "gpt-4o-mini"\nprovider_model = "openai/gpt-4o-mini"\napi_key = "sk-upstream-%s"\nbase_url = "http://127.0.0.1:%s/v1"\n\n' \
-      "$i" "$MOCK_PORT" >>"$RUN/gateway-pool10.toml"
-  done
-  start pool10 "${GATEWAY_ENV[@]}" "${PROXY_PIN[@]}" "$BIN/liter-llm" api --config "$RUN/gateway-pool10.toml"
-  POOL_PID=$STARTED_PID
-  POOL_PORT="$(wait_port pool10 "$POOL_PID")" || POOL_PORT=""
-fi
-
-# The governance check: the same gateway, but the bench key is a virtual key with rpm, tpm
-# and a budget (so every request is rate-checked, token-counted, reserved in and settled to
-# the SQLite spend store) and cost tracking is on.
-GOV_PORT=""
-if [ "$GATEWAY" = 1 ]; then
-  sed -e 's/^master_key = .*/master_key = "sk-bench-other-master"/' \
-    -e "s#^max_retries = 0#max_retries = 0\nenable_cost_tracking = true\ndatabase_url = \"$RUN/spend.db\"#" \
-    "$RUN/gateway.toml" >"$RUN/gateway-governed.toml"
-  printf '\n[[keys]]\nkey = "sk-bench-master"\nrpm = 100000000\ntpm = 100000000000\nbudget_limit = 1000000.0\n' \
-    >>"$RUN/gateway-governed.toml"
-  start governed "${GATEWAY_ENV[@]}" "${PROXY_PIN[@]}" "$BIN/liter-llm" api --config "$RUN/gateway-governed.toml"
-  GOV_PID=$STARTED_PID
-  GOV_PORT="$(wait_port governed "$GOV_PID")" || GOV_PORT=""
-fi
-
-# --- idle RSS, before any traffic -------------------------------------------------------------
-sleep 1
-loadgen rss --pid "$FLOOR_PID" >"$RUN/floor-idle.json"
-[ "$GATEWAY" = 1 ] && loadgen rss --pid "$GATEWAY_PID" >"$RUN/gateway-idle.json"
-
-# --- per-path settings -------------------------------------------------------------------------
-# One Authorization header everywhere: the gateway checks it, the floor forwards it as it is and
-# the mock accepts any key.
-AUTH="Authorization: Bearer sk-bench-master"
 declare -A URL WATCH
 URL[direct]="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"
 URL[floor]="http://127.0.0.1:$FLOOR_PORT/v1/chat/completions"
@@ -240,20 +245,97 @@ fi
 # Smoke check: a streaming and a non-streaming request through every path must succeed.
 for p in "${PATHS[@]}"; do
   for body in "$BODY" "$BODY_STREAM"; do
-    out="$(loadgen saturate --url "${URL[$p]}" -H "$AUTH" --body-file "$body" \
-      --connections 1 --duration-secs 0.3 --timeout-secs 5 || true)"
-    if ! grep -q '"errors":0,' <<<"$out" || grep -q '"requests":0,' <<<"$out"; then
+    if ! why="$(smoke "${URL[$p]}" "$body")"; then
       if [ "$p" = gateway ]; then
         GATEWAY=0
         PATHS=(direct floor)
-        note "Gateway rows skipped: requests through the gateway failed: $(sed -nE 's/.*"first_error":"([^"]*)".*/\1/p' <<<"$out") (log: $RUN/gateway.log)."
+        note "Gateway rows skipped: requests through the gateway failed: $why (log: $RUN/gateway.log)."
         break 2
       fi
-      echo "bench: smoke request through $p failed: $out" >&2
+      echo "bench: smoke request through $p failed: $why" >&2
       exit 1
     fi
   done
 done
+
+# extra_gateway NAME: starts the gateway configured in $RUN/NAME/config.toml and, when it
+# listens and a request through it succeeds, sets URL[NAME] and WATCH[NAME] for run_paths.
+# Otherwise notes why its rows are missing (their goals then read n/a).
+extra_gateway() {
+  local name="$1" port why
+  start "$name" "${GATEWAY_ENV[@]}" "${PROXY_PIN[@]}" "$BIN/liter-llm" api --config "$RUN/$name/config.toml"
+  if ! port="$(wait_port "$name" "$STARTED_PID")"; then
+    note "Rows of $name skipped: it did not start (log: $RUN/$name.log)."
+    return 0
+  fi
+  if ! why="$(smoke "http://127.0.0.1:$port/v1/chat/completions" "$BODY")"; then
+    note "Rows of $name skipped: requests through it failed: $why (log: $RUN/$name.log)."
+    return 0
+  fi
+  URL[$name]="http://127.0.0.1:$port/v1/chat/completions"
+  WATCH[$name]="$STARTED_PID"
+  log "$name on port $port (pid $STARTED_PID)"
+}
+
+# governed_config NAME DATABASE_URL: the plain gateway's config, but the bench key is a virtual
+# key with rpm, tpm and a budget (so every request is rate-checked, token-counted, reserved in
+# and settled to the spend store at DATABASE_URL) and cost tracking is on.
+governed_config() {
+  mkdir -p "$RUN/$1"
+  sed -e 's/^master_key = .*/master_key = "sk-bench-other-master"/' \
+    -e "s#^max_retries = 0#max_retries = 0\nenable_cost_tracking = true\ndatabase_url = \"$2\"#" \
+    "$RUN/gateway/config.toml" >"$RUN/$1/config.toml"
+  printf '\n[[keys]]\nkey = "sk-bench-master"\nrpm = 100000000\ntpm = 100000000000\nbudget_limit = 1000000.0\n' \
+    >>"$RUN/$1/config.toml"
+}
+
+# postgres_schema: creates a schema of its own for this run in BENCH_POSTGRES_URL (dropped on
+# exit) and prints the database_url whose search_path is that schema.
+postgres_schema() {
+  local schema sep='?'
+  if [ "$PG_URL" = none ]; then
+    note "Rows of governed-pg skipped: BENCH_POSTGRES_URL=none."
+    return 1
+  fi
+  if ! command -v psql >/dev/null; then
+    note "Rows of governed-pg skipped: psql (which creates the run's schema) is not installed."
+    return 1
+  fi
+  schema="bench_$(date +%s)_$$"
+  if ! psql "$PG_URL" -qXc "CREATE SCHEMA $schema" >"$RUN/psql.log" 2>&1; then
+    note "Rows of governed-pg skipped: CREATE SCHEMA in BENCH_POSTGRES_URL failed: $(tr '\n\t' '  ' <"$RUN/psql.log")"
+    return 1
+  fi
+  PG_SCHEMA=$schema
+  [[ "$PG_URL" == *\?* ]] && sep='&'
+  echo "$PG_URL${sep}options=-c%20search_path%3D$schema"
+}
+
+if [ "$GATEWAY" = 1 ]; then
+  # The routing check: a pool of 10 deployments (default strategy) under the one model name, so
+  # the router has real choices to make on every request.
+  mkdir -p "$RUN/pool10"
+  sed -n '1,/^\[\[models\]\]/p' "$RUN/gateway/config.toml" | sed '$d' >"$RUN/pool10/config.toml"
+  for i in $(seq 1 10); do
+    printf '[[models]]\nname = "gpt-4o-mini"\nprovider_model = "openai/gpt-4o-mini"\napi_key = "sk-upstream-%s"\nbase_url = "http://127.0.0.1:%s/v1"\n\n' \
+      "$i" "$MOCK_PORT" >>"$RUN/pool10/config.toml"
+  done
+  extra_gateway pool10
+  # The governance checks: spend in SQLite (a file in the gateway's directory) and in
+  # PostgreSQL (a schema of its own, created for this run).
+  governed_config governed "$RUN/governed/spend.db"
+  extra_gateway governed
+  # Not in a command substitution: postgres_schema sets PG_SCHEMA for the cleanup.
+  if postgres_schema >"$RUN/pg-url.txt"; then
+    governed_config governed-pg "$(cat "$RUN/pg-url.txt")"
+    extra_gateway governed-pg
+  fi
+fi
+
+# --- idle RSS, before any traffic -------------------------------------------------------------
+sleep 1
+loadgen rss --pid "$FLOOR_PID" >"$RUN/floor-idle.json"
+[ "$GATEWAY" = 1 ] && loadgen rss --pid "$GATEWAY_PID" >"$RUN/gateway-idle.json"
 
 COMMON=(-H "$AUTH" --duration-secs "$DURATION" --warmup-secs "$WARMUP" --clk-tck "$CLK_TCK")
 # The proxies are pinned to core 0: also measure how much else ran there.
@@ -278,13 +360,28 @@ run_paths() {
 # report_dead: after a failed run, say which of our processes are gone and show their logs.
 report_dead() {
   local name pid
-  for name in mock floor gateway pool10 governed; do
+  for name in mock floor gateway pool10 governed governed-pg; do
     pid="${NAMED_PID[$name]:-}"
     if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
       echo "bench: $name (pid $pid) is not running any more; the end of $RUN/$name.log:" >&2
       tail -n 5 "$RUN/$name.log" >&2
     fi
   done
+}
+
+# compare PREFIX PATH BODY [LOADGEN ARGS...]: the plain gateway against gateway PATH (when it
+# started), taking turns: BENCH_REPEAT saturation rounds (compare.py reports the median ratio)
+# and one fixed-rate run. One compared gateway per run: a gateway that falls behind the fixed
+# rate works off its queue during the next blocks, on core 0, and would disturb a third path.
+compare() {
+  local prefix="$1" path="$2" body="$3" r
+  shift 3
+  [ -n "${URL[$path]:-}" ] || return 0
+  PATHS=(gateway "$path")
+  for ((r = 1; r <= REPEAT; r++)); do
+    run_paths "$prefix-sat.r$r" saturate "$body" --connections "$CONNS" "$@"
+  done
+  run_paths "$prefix-rate" rate "$body" --rps "$RATE" "$@"
 }
 
 # The headline number (non-streaming CPU per request vs the floor) is measured in BENCH_REPEAT
@@ -298,26 +395,16 @@ run_paths rate rate "$BODY" --rps "$RATE"
 run_paths sat-stream saturate "$BODY_STREAM" --connections "$CONNS"
 run_paths ttfb ttfb "$BODY_STREAM" --rps "$RATE"
 
-# Routing cost: one pool of 10 deployments against the single deployment, taking turns.
-if [ "$GATEWAY" = 1 ] && [ -n "$POOL_PORT" ]; then
-  URL[pool10]="http://127.0.0.1:$POOL_PORT/v1/chat/completions"
-  WATCH[pool10]="$POOL_PID"
-  SAVED_PATHS=("${PATHS[@]}")
-  PATHS=(gateway pool10)
-  run_paths pool-sat saturate "$BODY" --connections "$CONNS"
-  run_paths pool-rate rate "$BODY" --rps "$RATE"
-  PATHS=("${SAVED_PATHS[@]}")
-fi
-
-# Governance cost: limits, budget and cost tracking against plain pass-through, taking turns.
-if [ "$GATEWAY" = 1 ] && [ -n "$GOV_PORT" ]; then
-  URL[governed]="http://127.0.0.1:$GOV_PORT/v1/chat/completions"
-  WATCH[governed]="$GOV_PID"
-  SAVED_PATHS=("${PATHS[@]}")
-  PATHS=(gateway governed)
-  run_paths gov-sat saturate "$BODY" --connections "$CONNS"
-  run_paths gov-rate rate "$BODY" --rps "$RATE"
-  PATHS=("${SAVED_PATHS[@]}")
+if [ "$GATEWAY" = 1 ]; then
+  # Routing cost: a pool of 10 deployments against the single deployment.
+  compare pool pool10 "$BODY"
+  # Governance cost, with the same prompt on every request (its count comes from the
+  # tokenizer's memo) and with fresh prompts (every prompt tokenized; on both paths alike).
+  # SQLite first: PostgreSQL's own background work after its runs stays out of them.
+  compare gov governed "$BODY"
+  compare govf governed "$BODY_FRESH" "${FRESH[@]}"
+  compare gov-pg governed-pg "$BODY"
+  compare govf-pg governed-pg "$BODY_FRESH" "${FRESH[@]}"
 fi
 
 # --- report ------------------------------------------------------------------------------------
@@ -332,22 +419,30 @@ CPU_MODEL="$(sed -nE 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo |
 [ -n "$CPU_MODEL" ] || CPU_MODEL="$(uname -m)"
 mkdir -p "$ROOT/bench/results"
 OUT="$ROOT/bench/results/$DATE-$LABEL.md"
-"$BIN/bench-loadgen" report --dir "$RUN" --rps "$RATE" --out "$OUT" \
+GOALS="$RUN/goals.tsv"
+: >"$GOALS"
+"$BIN/bench-loadgen" report --dir "$RUN" --rps "$RATE" --out "$OUT" --goals "$GOALS" \
   --title "liter-llm benchmark: $LABEL, $DATE" \
   --meta "Commit: $COMMIT" \
   --meta "Machine: $(nproc) cores ($CPU_MODEL), Linux $(uname -r); ${BACKGROUND}% busy with other work just before the run" \
-  --meta "Settings: ${DURATION} s measured after ${WARMUP} s warm-up per scenario; saturation with $CONNS keep-alive connections; fixed rate $RATE req/s, open loop; paths taking turns in ${ROUND} s blocks" \
-  --meta "Gateway: \`liter-llm api\`, master key, one OpenAI model on the mock, \`max_retries = 0\`, $GATEWAY_LOG (logs written to a file)"
-cat "$RUN/rounds.md" >>"$OUT"
-if [ -f "$RUN/pool10-pool-sat.json" ]; then
-  python3 "$ROOT/bench/pool_report.py" "$RUN" >>"$OUT"
-fi
-if [ -f "$RUN/governed-gov-sat.json" ]; then
-  python3 "$ROOT/bench/pool_report.py" "$RUN" governed >>"$OUT"
-fi
+  --meta "Settings: ${DURATION} s measured after ${WARMUP} s warm-up per scenario; saturation with $CONNS keep-alive connections, $REPEAT rounds of each non-streaming comparison; fixed rate $RATE req/s, open loop; paths taking turns in ${ROUND} s blocks" \
+  --meta "Gateway: \`liter-llm api\`, master key, one OpenAI model on the mock, \`max_retries = 0\`, $GATEWAY_LOG (logs written to a file)" >/dev/null
+{
+  cat "$RUN/rounds.md"
+  for kind in pool gov govf; do
+    python3 "$ROOT/bench/compare.py" "$RUN" "$REPEAT" "$kind"
+  done
+  python3 "$ROOT/bench/summary.py" "$GOALS"
+} >>"$OUT"
+cat "$OUT"
 log "report written to $OUT"
 DONE=1
 
 if [ "$GATEWAY" != 1 ] && [ "${BENCH_REQUIRE_GATEWAY:-0}" = 1 ]; then
+  exit 1
+fi
+if [ "${BENCH_STRICT:-0}" = 1 ] && grep -qv '^PASS' "$GOALS"; then
+  echo "bench: BENCH_STRICT=1 and these goals were missed or not measured:" >&2
+  grep -v '^PASS' "$GOALS" | awk -F '\t' '{ printf "bench:   %s: %s (measured: %s)\n", $1, $2, $3 }' >&2
   exit 1
 fi

@@ -20,6 +20,8 @@ use hyper::client::conn::http1::{handshake, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::vary::{Counter, Fresh};
+
 pub type Sender = SendRequest<Full<Bytes>>;
 
 /// Everything needed to build the same request again and again.
@@ -32,6 +34,8 @@ pub struct Target {
     /// Host header plus the user's `--header`s.
     headers: HeaderMap,
     body: Bytes,
+    /// With `--vary`: a new body for every request, built from `body`.
+    fresh: Option<Fresh>,
     timeout: Duration,
 }
 
@@ -79,12 +83,23 @@ impl Target {
             path,
             headers: map,
             body: body.unwrap_or_default(),
+            fresh: None,
             timeout,
         })
     }
 
+    /// Every request's body gets a phrase no other request carries in place of `marker`.
+    pub fn vary(mut self, marker: &str, counter: Counter) -> anyhow::Result<Self> {
+        self.fresh = Some(Fresh::new(&self.body, marker, counter)?);
+        Ok(self)
+    }
+
     fn request(&self) -> Request<Full<Bytes>> {
-        let mut req = Request::new(Full::new(self.body.clone()));
+        let body = match &self.fresh {
+            Some(fresh) => fresh.body(),
+            None => self.body.clone(),
+        };
+        let mut req = Request::new(Full::new(body));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.path.clone();
         *req.headers_mut() = self.headers.clone();

@@ -6,6 +6,8 @@
 //! - `rss`: prints the `VmRSS` of a process (used for the idle reading).
 //! - `report`: renders the JSON results of a run directory as the markdown table.
 //!
+//! With `--vary MARKER`, every request's body is new (see [`vary`]): fresh prompts.
+//!
 //! Each mode can measure several targets in one run: they take turns in short blocks, so noise on
 //! the machine falls on all of them alike. With `--watch-pid`, the run also reports the CPU time that process spent per response and its
 //! peak RSS, both over exactly the measured window.
@@ -15,6 +17,7 @@ mod modes;
 mod procmon;
 mod report;
 mod stats;
+mod vary;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -27,6 +30,7 @@ use crate::{
     modes::{Outcome, Phases},
     procmon::Watch,
     stats::{us, RunResult},
+    vary::Counter,
 };
 
 #[derive(Parser)]
@@ -86,6 +90,14 @@ struct Common {
     /// Request body (sent as `POST`, `Content-Type: application/json`); without it, `GET`.
     #[arg(long)]
     body_file: Option<PathBuf>,
+    /// Replace every occurrence of this marker in the body, request by request, with a phrase of
+    /// six words that no other request carries (fresh prompts: no cache of earlier texts helps).
+    #[arg(long, requires = "body_file")]
+    vary: Option<String>,
+    /// With --vary: the number of the first phrase (default: the clock in microseconds, so that
+    /// a later run never repeats an earlier run's phrases).
+    #[arg(long, requires = "vary")]
+    vary_start: Option<u64>,
     /// Per-request timeout.
     #[arg(long, default_value_t = 30.0)]
     timeout_secs: f64,
@@ -136,15 +148,15 @@ impl Common {
             None => None,
         };
         let timeout = Duration::from_secs_f64(self.timeout_secs);
+        let counter = Counter::new(self.vary_start);
         self.url
             .iter()
             .map(|url| {
-                Ok(Arc::new(Target::new(
-                    url,
-                    &self.headers,
-                    body.clone(),
-                    timeout,
-                )?))
+                let target = Target::new(url, &self.headers, body.clone(), timeout)?;
+                Ok(Arc::new(match &self.vary {
+                    Some(marker) => target.vary(marker, counter.clone())?,
+                    None => target,
+                }))
             })
             .collect()
     }

@@ -309,12 +309,13 @@ mod tests {
 
     use bytes::Bytes;
     use http::{Response, StatusCode};
-    use http_body_util::Full;
+    use http_body_util::{BodyExt, Full};
     use hyper::{body::Incoming, server::conn::http1, service::service_fn, Request};
     use hyper_util::rt::TokioIo;
     use tokio::net::TcpListener;
 
     use super::*;
+    use crate::vary::Counter;
 
     /// A server that answers 200, or 401 without `Authorization`.
     async fn server() -> String {
@@ -446,6 +447,47 @@ mod tests {
         assert!(out[0].stats.requests > 10 && out[0].stats.errors == 0);
         assert!(out[1].stats.requests == 0 && out[1].stats.errors > 10);
         assert_eq!(out[1].window, Duration::from_millis(200));
+    }
+
+    /// A server that answers 200 and keeps every request body it was sent.
+    async fn recording_server() -> (String, Arc<Mutex<Vec<Bytes>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let seen = seen.clone();
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        seen.lock().unwrap().push(body);
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))))
+                    }
+                });
+                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+            }
+        });
+        (format!("http://{addr}/v1/chat/completions"), bodies)
+    }
+
+    #[tokio::test]
+    async fn fresh_bodies_reach_the_target_all_different() {
+        let (url, bodies) = recording_server().await;
+        let template = Bytes::from_static(br#"{"messages":[{"content":"hi %V"}]}"#);
+        let target = Target::new(&url, &[], Some(template), Duration::from_secs(5))
+            .unwrap()
+            .vary("%V", Counter::new(None))
+            .unwrap();
+        let out = one(saturate(vec![(Arc::new(target), None)], 4, phases(0.2), ZERO).await);
+        assert_eq!(out.stats.errors, 0);
+        let bodies = bodies.lock().unwrap();
+        assert!(bodies.len() > 10, "{}", bodies.len());
+        let distinct: std::collections::HashSet<_> = bodies.iter().collect();
+        assert_eq!(distinct.len(), bodies.len(), "a body was sent twice");
+        assert!(bodies.iter().all(|b| !b.windows(2).any(|w| w == b"%V")));
     }
 
     #[test]
