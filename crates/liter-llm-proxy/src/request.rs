@@ -50,10 +50,23 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// A JSON body parsed into `T`; malformed JSON or a wrong field is a 400 in OpenAI's
-/// shape naming the problem.
+/// The body as text. JSON is UTF-8: a body that is not is refused (400) before anything
+/// parses or forwards it. One SIMD pass; the position is looked up only on error.
+fn utf8(body: &[u8]) -> Result<&str, GatewayError> {
+    simdutf8::basic::from_utf8(body).map_err(|_| {
+        let at = std::str::from_utf8(body)
+            .err()
+            .map_or(0, |e| e.valid_up_to());
+        GatewayError::bad_request(format!(
+            "the request body is not valid UTF-8 (invalid byte at offset {at}); JSON must be UTF-8"
+        ))
+    })
+}
+
+/// A JSON body parsed into `T`; malformed JSON (or UTF-8) or a wrong field is a 400 in
+/// OpenAI's shape naming the problem.
 pub fn parse_json<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, GatewayError> {
-    serde_json::from_slice(raw)
+    serde_json::from_str(utf8(raw)?)
         .map_err(|e| GatewayError::bad_request(format!("invalid JSON body: {e}")))
 }
 
@@ -129,14 +142,15 @@ impl<'de> Visitor<'de> for HeadVisitor {
     }
 }
 
-/// Parse the head of a JSON request body, validating the whole body's syntax.
+/// Parse the head of a JSON request body, validating the whole body's syntax and its
+/// UTF-8 (strings the head parse skips would otherwise reach the provider unchecked).
 pub fn parse_head(body: &[u8]) -> Result<Head, GatewayError> {
     if body.is_empty() {
         return Err(GatewayError::bad_request(
             "the request body is empty; expected a JSON object",
         ));
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut de = serde_json::Deserializer::from_str(utf8(body)?);
     let found = de
         .deserialize_map(HeadVisitor)
         .and_then(|f| de.end().map(|()| f))
@@ -218,6 +232,10 @@ mod tests {
             (b"{\"model\":\"\"}", "must not be empty"),
             (b"{\"model\":\"m\",\"stream\":\"yes\"}", "boolean"),
             (b"{\"model\":\"m\"} trailing", "invalid JSON"),
+            (
+                b"{\"model\":\"m\",\"x\":\"\xff\"}",
+                "not valid UTF-8 (invalid byte at offset 18)",
+            ),
         ] {
             let err = parse_head(body).unwrap_err();
             assert_eq!(err.status(), StatusCode::BAD_REQUEST);
