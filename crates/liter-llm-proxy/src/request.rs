@@ -9,7 +9,9 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::time::Duration;
 
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use bytes::{Bytes, BytesMut};
@@ -26,7 +28,10 @@ pub enum Endpoint {
     Embeddings,
 }
 
-/// The raw request body, limited by `server.body_limit_bytes`.
+/// The raw request body, limited by `server.body_limit_bytes`: an announced
+/// `Content-Length` over the limit is refused (413) before any of the body is read, a
+/// body that grows past it while being read too, and one that stalls past
+/// `server.body_timeout_secs` ([`BodyTimedOut`]) gets a 408.
 pub struct RawBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
@@ -37,18 +42,43 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             .extensions()
             .get::<BodyLimit>()
             .map_or(usize::MAX, |l| l.0);
+        // The announced length (`Content-Length`, as hyper decoded it), before reading.
+        let announced = http_body::Body::size_hint(req.body()).lower();
+        if announced > u64::try_from(limit).unwrap_or(u64::MAX) {
+            return Err(GatewayError::PayloadTooLarge { limit });
+        }
         match Bytes::from_request(req, state).await {
             Ok(bytes) => Ok(RawBody(bytes)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(GatewayError::PayloadTooLarge { limit })
-            }
-            Err(rejection) => Err(GatewayError::bad_request(format!(
-                "could not read the request body: {}",
-                rejection.body_text()
-            ))),
+            Err(rejection) => Err(unreadable(&rejection, limit)),
         }
     }
 }
+
+/// Why a body could not be read, as the client's error.
+fn unreadable(rejection: &BytesRejection, limit: usize) -> GatewayError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return GatewayError::PayloadTooLarge { limit };
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = cause {
+        if let Some(t) = e.downcast_ref::<BodyTimedOut>() {
+            return GatewayError::RequestTimeout(format!(
+                "{t} (server.body_timeout_secs); the request was not processed"
+            ));
+        }
+        cause = e.source();
+    }
+    GatewayError::bad_request(format!(
+        "could not read the request body: {}",
+        rejection.body_text()
+    ))
+}
+
+/// The error of a request body that sent nothing for `server.body_timeout_secs`: the
+/// server's body wrapper yields it, [`RawBody`] turns it into a 408.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the request body sent nothing for {} s", .0.as_secs())]
+pub struct BodyTimedOut(pub Duration);
 
 /// The body as text. JSON is UTF-8: a body that is not is refused (400) before anything
 /// parses or forwards it. One SIMD pass; the position is looked up only on error.
