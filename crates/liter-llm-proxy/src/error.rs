@@ -33,6 +33,9 @@ pub enum GatewayError {
     /// No such route (404) or method (405).
     #[error("{message}")]
     Route { status: StatusCode, message: String },
+    /// The request body stalled past `server.body_timeout_secs` (408).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// Body over `server.body_limit_bytes` (413).
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -96,6 +99,7 @@ impl GatewayError {
             GatewayError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
             GatewayError::ModelNotFound { .. } => StatusCode::NOT_FOUND,
             GatewayError::Route { status, .. } => *status,
+            GatewayError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -118,6 +122,7 @@ impl GatewayError {
             GatewayError::ModelNotAllowed { .. } => "model_not_allowed",
             GatewayError::ModelNotFound { .. } => "model_not_found",
             GatewayError::Route { .. } => "route",
+            GatewayError::RequestTimeout(_) => "request_timeout",
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
             GatewayError::RateLimited { .. } => "rate_limited",
             GatewayError::Forbidden(_) => "forbidden",
@@ -145,6 +150,7 @@ impl GatewayError {
                 ("invalid_request_error", Some("method_not_allowed"))
             }
             GatewayError::Route { .. } => ("invalid_request_error", Some("unknown_url")),
+            GatewayError::RequestTimeout(_) => ("invalid_request_error", Some("request_timeout")),
             GatewayError::PayloadTooLarge { .. } => {
                 ("invalid_request_error", Some("request_too_large"))
             }

@@ -9,7 +9,9 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::time::Duration;
 
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use bytes::{Bytes, BytesMut};
@@ -26,7 +28,10 @@ pub enum Endpoint {
     Embeddings,
 }
 
-/// The raw request body, limited by `server.body_limit_bytes`.
+/// The raw request body, limited by `server.body_limit_bytes`: an announced
+/// `Content-Length` over the limit is refused (413) before any of the body is read, a
+/// body that grows past it while being read too, and one that stalls past
+/// `server.body_timeout_secs` ([`BodyTimedOut`]) gets a 408.
 pub struct RawBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
@@ -37,23 +42,61 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             .extensions()
             .get::<BodyLimit>()
             .map_or(usize::MAX, |l| l.0);
+        // The announced length (`Content-Length`, as hyper decoded it), before reading.
+        let announced = http_body::Body::size_hint(req.body()).lower();
+        if announced > u64::try_from(limit).unwrap_or(u64::MAX) {
+            return Err(GatewayError::PayloadTooLarge { limit });
+        }
         match Bytes::from_request(req, state).await {
             Ok(bytes) => Ok(RawBody(bytes)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(GatewayError::PayloadTooLarge { limit })
-            }
-            Err(rejection) => Err(GatewayError::bad_request(format!(
-                "could not read the request body: {}",
-                rejection.body_text()
-            ))),
+            Err(rejection) => Err(unreadable(&rejection, limit)),
         }
     }
 }
 
-/// A JSON body parsed into `T`; malformed JSON or a wrong field is a 400 in OpenAI's
-/// shape naming the problem.
+/// Why a body could not be read, as the client's error.
+fn unreadable(rejection: &BytesRejection, limit: usize) -> GatewayError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return GatewayError::PayloadTooLarge { limit };
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = cause {
+        if let Some(t) = e.downcast_ref::<BodyTimedOut>() {
+            return GatewayError::RequestTimeout(format!(
+                "{t} (server.body_timeout_secs); the request was not processed"
+            ));
+        }
+        cause = e.source();
+    }
+    GatewayError::bad_request(format!(
+        "could not read the request body: {}",
+        rejection.body_text()
+    ))
+}
+
+/// The error of a request body that sent nothing for `server.body_timeout_secs`: the
+/// server's body wrapper yields it, [`RawBody`] turns it into a 408.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the request body sent nothing for {} s", .0.as_secs())]
+pub struct BodyTimedOut(pub Duration);
+
+/// The body as text. JSON is UTF-8: a body that is not is refused (400) before anything
+/// parses or forwards it. One SIMD pass; the position is looked up only on error.
+fn utf8(body: &[u8]) -> Result<&str, GatewayError> {
+    simdutf8::basic::from_utf8(body).map_err(|_| {
+        let at = std::str::from_utf8(body)
+            .err()
+            .map_or(0, |e| e.valid_up_to());
+        GatewayError::bad_request(format!(
+            "the request body is not valid UTF-8 (invalid byte at offset {at}); JSON must be UTF-8"
+        ))
+    })
+}
+
+/// A JSON body parsed into `T`; malformed JSON (or UTF-8) or a wrong field is a 400 in
+/// OpenAI's shape naming the problem.
 pub fn parse_json<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, GatewayError> {
-    serde_json::from_slice(raw)
+    serde_json::from_str(utf8(raw)?)
         .map_err(|e| GatewayError::bad_request(format!("invalid JSON body: {e}")))
 }
 
@@ -129,14 +172,15 @@ impl<'de> Visitor<'de> for HeadVisitor {
     }
 }
 
-/// Parse the head of a JSON request body, validating the whole body's syntax.
+/// Parse the head of a JSON request body, validating the whole body's syntax and its
+/// UTF-8 (strings the head parse skips would otherwise reach the provider unchecked).
 pub fn parse_head(body: &[u8]) -> Result<Head, GatewayError> {
     if body.is_empty() {
         return Err(GatewayError::bad_request(
             "the request body is empty; expected a JSON object",
         ));
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut de = serde_json::Deserializer::from_str(utf8(body)?);
     let found = de
         .deserialize_map(HeadVisitor)
         .and_then(|f| de.end().map(|()| f))
@@ -218,6 +262,10 @@ mod tests {
             (b"{\"model\":\"\"}", "must not be empty"),
             (b"{\"model\":\"m\",\"stream\":\"yes\"}", "boolean"),
             (b"{\"model\":\"m\"} trailing", "invalid JSON"),
+            (
+                b"{\"model\":\"m\",\"x\":\"\xff\"}",
+                "not valid UTF-8 (invalid byte at offset 18)",
+            ),
         ] {
             let err = parse_head(body).unwrap_err();
             assert_eq!(err.status(), StatusCode::BAD_REQUEST);

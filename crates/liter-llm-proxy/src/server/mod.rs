@@ -1,48 +1,151 @@
 //! The HTTP edge: the stack (`stack.rs`, which lists every stage in order), the
-//! handlers, CORS, and [`serve`]. The top of the crate: it may use every module below,
-//! and none uses it.
+//! handlers, CORS, and [`serve`] with its accept loop (here) and connections
+//! (`conn.rs`, `body.rs`). The top of the crate: it may use every module below, and
+//! none uses it.
 
+mod body;
+mod conn;
 mod cors;
 pub(crate) mod handlers;
 pub mod stack;
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
+use rustc_hash::FxHashMap;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::app::App;
 
-/// Serve `app` on `listener` until `shutdown` resolves; then stop accepting and wait
-/// for in-flight requests and streams to finish.
+/// Serve `app` on `listener` until `shutdown` resolves; then stop accepting, close the
+/// connections that have not sent a whole request, and wait for in-flight requests and
+/// streams to finish.
+///
+/// At most `server.max_connections` connections are open at once: the next one is
+/// accepted only when one closes, so the excess waits in the listen queue.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = stack::router(app.clone());
+    let limits = app.config.limits;
+    let shared = Arc::new(conn::Shared::new(stack::router(app.clone()), limits));
     let probes = crate::routing::health::spawn(
         app.routes.clone(),
         app.upstream.clone(),
         app.config.routing.health.clone(),
     );
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let draining = app.clone();
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            draining.draining.store(true, Ordering::Relaxed);
-            tracing::info!("shutting down: draining in-flight requests");
-        })
-        .await;
+    let slot_count = limits
+        .max_connections
+        .min(Semaphore::MAX_PERMITS)
+        .min(u32::MAX as usize);
+    let slots = Arc::new(Semaphore::new(slot_count));
+    let open = Arc::new(Open::default());
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, slot) = tokio::select! {
+            next = accept(&listener, &slots) => next,
+            () = &mut shutdown => break,
+        };
+        let (member, stop) = open.join();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            conn::serve(tcp, shared, stop).await;
+            drop((member, slot));
+        });
+    }
+    app.draining.store(true, Ordering::Relaxed);
+    tracing::info!("shutting down: draining in-flight requests");
+    drop(listener);
+    open.stop_all();
+    // Every connection holds a slot until it ends.
+    let _all = slots.acquire_many(slot_count as u32).await;
     if let Some(p) = probes {
         p.abort();
     }
     // Every request has ended: make the spend of the last ones durable before exit.
     app.governor.settled().await;
-    result
+    Ok(())
+}
+
+/// The next connection, once a slot is free, with `TCP_NODELAY` set.
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+) -> (TcpStream, OwnedSemaphorePermit) {
+    let Ok(slot) = slots.clone().acquire_owned().await else {
+        // Only a closed semaphore fails, and this one is never closed.
+        return std::future::pending().await;
+    };
+    loop {
+        match listener.accept().await {
+            Ok((tcp, _)) => {
+                let _ = tcp.set_nodelay(true);
+                return (tcp, slot);
+            }
+            Err(e) if is_connection_error(&e) => {}
+            Err(e) => {
+                // Out of file descriptors or memory: wait instead of spinning.
+                tracing::error!("accepting a connection failed: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// An error of one incoming connection (gone before it was accepted), not of the
+/// listener.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
+}
+
+/// The open connections' shutdown signals. One per connection, so that a connection
+/// checks its own with an atomic load when it wakes (a shared `watch` or `Notify`
+/// would take a shared lock on every wake of every connection).
+#[derive(Default)]
+struct Open {
+    senders: Mutex<(u64, FxHashMap<u64, oneshot::Sender<()>>)>,
+}
+
+/// A connection's place in [`Open`], given up when it ends.
+struct Member {
+    open: Arc<Open>,
+    id: u64,
+}
+
+impl Open {
+    fn join(self: &Arc<Self>) -> (Member, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        let mut senders = self.senders.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = senders.0;
+        senders.0 += 1;
+        senders.1.insert(id, tx);
+        let open = self.clone();
+        (Member { open, id }, rx)
+    }
+
+    fn stop_all(&self) {
+        let mut senders = self.senders.lock().unwrap_or_else(PoisonError::into_inner);
+        for (_, tx) in senders.1.drain() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let mut senders = self
+            .open
+            .senders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        senders.1.remove(&self.id);
+    }
 }

@@ -2,6 +2,9 @@
 //! means adding its module and one line here (a layer below, or a step of the handler
 //! pipeline in `handlers::proxy`, listed here in order).
 //!
+//! Before the stack, the accept loop (`server::serve`, `conn.rs`) holds each connection
+//! to its header, keep-alive and body idle timeouts and to `max_connections`.
+//!
 //! Layers (tower), on every request:
 //! 1. catch-panic: a bug anywhere below becomes a 500 in OpenAI's shape, and the
 //!    connection survives. Outermost so that it also covers the log and CORS layers.
@@ -12,7 +15,8 @@
 //! 3. CORS (`cors.rs`): before auth, so that browser preflights (which carry no key)
 //!    are answered.
 //! 4. body limit: caps what any handler may buffer; adds the `BodyLimit` extension so
-//!    the `RawBody` extractor can name it in its 413.
+//!    the `RawBody` extractor can name it in its 413 (and refuse an announced
+//!    `Content-Length` over it before reading).
 //! 5. auth (`auth`, a route layer on the API and admin routes; deny by default: the
 //!    public routes are [`PUBLIC_ROUTES`], nothing else): adds `Arc<Principal>` to the
 //!    request's extensions (and the response's, for the log).
