@@ -44,6 +44,10 @@ pub enum RouteError {
     CoolingDown { model: String, wait: Duration },
     #[error("no healthy deployment of model {0:?} is available")]
     NoneHealthy(String),
+    /// A name no model can have (a control character, over 256 bytes, a `..` part),
+    /// refused before it can reach an upstream URL. The name is not repeated.
+    #[error("invalid model name: {0}")]
+    InvalidModel(liter_llm::providers::url::ModelIdError),
 }
 
 impl From<RouteError> for GatewayError {
@@ -66,6 +70,11 @@ impl From<RouteError> for GatewayError {
             RouteError::NoneHealthy(_) => GatewayError::Unavailable {
                 message,
                 retry_after: None,
+            },
+            RouteError::InvalidModel(_) => GatewayError::BadRequest {
+                message,
+                param: Some("model"),
+                code: Some("invalid_model"),
             },
         }
     }
@@ -145,9 +154,17 @@ impl Registry {
     ) -> Result<Arc<Pool>, RouteError> {
         let pool = match self.pool(model) {
             Some(p) => p.clone(),
-            None => self
-                .direct(model)
-                .ok_or_else(|| RouteError::NotFound(model.to_string()))?,
+            None => {
+                // Not a configured name: it may become a `provider/model` pool whose id
+                // goes into an upstream URL.
+                liter_llm::providers::url::check_name(model).map_err(RouteError::InvalidModel)?;
+                if let Ok(pm) = ProviderModel::parse(model) {
+                    liter_llm::providers::url::check_model_id(&pm.model_id)
+                        .map_err(RouteError::InvalidModel)?;
+                }
+                self.direct(model)
+                    .ok_or_else(|| RouteError::NotFound(model.to_string()))?
+            }
         };
         if !may_use(model) {
             return Err(RouteError::NotAllowed(model.to_string()));

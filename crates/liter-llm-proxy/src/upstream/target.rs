@@ -46,6 +46,7 @@ impl Target {
         let Some(net) = d.provider.network() else {
             return Ok(None);
         };
+        liter_llm::providers::url::check_model_id(&d.model_id).map_err(|e| fail(&e.to_string()))?;
         let base = d.base_url.as_ref().ok_or_else(|| fail("no base_url"))?;
         if d.api_key.is_none() && net.key_required {
             tracing::warn!(
@@ -95,7 +96,8 @@ fn pass_through(d: &Deployment, cfg: &AdapterConfig) -> Result<PassThrough, &'st
                 &cfg.base_url,
                 &cfg.model_id,
                 cfg.settings.api_version.as_deref(),
-            );
+            )
+            .map_err(|_| "the deployment name cannot be used in a URL")?;
             (
                 urls.chat,
                 urls.embeddings,

@@ -15,6 +15,7 @@ mod cost;
 mod errors;
 mod gemini;
 mod governance;
+mod hardening_upstream;
 mod mistral;
 mod providers;
 mod routing;

@@ -1,0 +1,83 @@
+//! Hostile clients and upstreams against the upstream side (docs/security.md,
+//! "Upstreams"): model ids that try to steer upstream URLs, upstreams that echo the
+//! gateway's credentials, send an event that never ends, or a huge answer.
+
+use liter_llm_proxy::config::{load_str, Overrides};
+use liter_llm_proxy::App;
+use mock_upstream::MockUpstream;
+
+use crate::support::*;
+
+// ---- Model ids in upstream URLs --------------------------------------------------
+
+fn alias_config(mock: &MockUpstream) -> String {
+    format!(
+        "[general]\nmaster_key = \"{MASTER}\"\nmax_retries = 0\n\
+         [[aliases]]\npattern = \"gemini/*\"\napi_key = \"{UPSTREAM_KEY}\"\nbase_url = \"http://{addr}\"\n",
+        addr = mock.addr()
+    )
+}
+
+#[tokio::test]
+async fn client_model_ids_cannot_leave_the_model_path() {
+    let mock = MockUpstream::start().await.unwrap();
+    let gw = Gateway::start(&alias_config(&mock)).await;
+    // Refused before anything is sent: dot segments, control characters, long names.
+    for model in [
+        "gemini/../../../../canary".to_string(),
+        "gemini/..".to_string(),
+        "gemini/x/./y".to_string(),
+        "openai/../../x".to_string(),
+        "gemini/a\nb".to_string(),
+        "gemini/x\u{1b}[31m".to_string(),
+        format!("gemini/{}", "m".repeat(300)),
+        format!("no-such-model-{}", "m".repeat(300)),
+    ] {
+        let err = expect_error(gw.chat(MASTER, hello(&model)).await, 400).await;
+        assert_eq!(err["error"]["param"], "model", "{model:?}: {err}");
+        assert_eq!(err["error"]["code"], "invalid_model", "{model:?}: {err}");
+    }
+    assert!(mock.requests().is_empty(), "{:?}", mock.requests());
+
+    // Anything else is one encoded segment: no query, no fragment, no new segment.
+    for (model, path) in [
+        ("gemini/x?y=1", "/v1beta/models/x%3Fy%3D1:generateContent"),
+        ("gemini/x#y", "/v1beta/models/x%23y:generateContent"),
+        (
+            "gemini/a/b%2F..",
+            "/v1beta/models/a%2Fb%252F..:generateContent",
+        ),
+        (
+            "gemini/m:streamGenerateContent",
+            "/v1beta/models/m%3AstreamGenerateContent:generateContent",
+        ),
+    ] {
+        mock.clear_requests();
+        let resp = gw.chat(MASTER, hello(model)).await;
+        let reqs = mock.requests();
+        assert_eq!(reqs.len(), 1, "{model}: {} {reqs:?}", resp.status());
+        assert_eq!(reqs[0].path, path, "{model}");
+    }
+}
+
+#[tokio::test]
+async fn configured_model_ids_are_checked_at_start() {
+    let base = "base_url = \"http://127.0.0.1:9\"";
+    let key = format!("api_key = \"{UPSTREAM_KEY}\"");
+    let aws = "aws_access_key_id = \"AKIDTEST\"\naws_secret_access_key = \"secret-0123456789\"\naws_region_name = \"us-west-2\"";
+    for (id, settings) in [
+        ("gemini/../x", key.as_str()),
+        ("azure/..", key.as_str()),
+        ("bedrock/a/../../b", aws),
+        ("vertex_ai/x\ny", &format!("{key}\nvertex_project = \"p\"")),
+    ] {
+        let toml = format!(
+            "[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"m\"\nprovider_model = {id:?}\n{base}\n{settings}\n"
+        );
+        let cfg = load_str(&toml, "test.toml", &Overrides::default(), |_| None)
+            .unwrap_or_else(|e| panic!("{id:?}: {e}"));
+        let err = App::build(cfg).await.err().expect(id).to_string();
+        assert!(err.contains("model id"), "{id:?}: {err}");
+        assert!(err.contains("\"m\""), "{id:?}: {err}");
+    }
+}
