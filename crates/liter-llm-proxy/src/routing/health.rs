@@ -60,7 +60,7 @@ fn probes(routes: &Registry, probe: &ProbeTarget) -> Vec<(Arc<DeploymentState>, 
             .filter_map(|d| {
                 let mut probed = d.deployment.clone();
                 probed.model_id = model_id.clone();
-                let target = match Target::for_deployment(&probed) {
+                let target = match Target::for_deployment(&probed, &routes.limits) {
                     Ok(Some(t)) => t,
                     Ok(None) => return None,
                     Err(e) => {

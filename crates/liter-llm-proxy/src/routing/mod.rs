@@ -20,7 +20,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::time::Instant;
 
-use crate::config::{glob_match, Config, CooldownSpec, CredentialAlias, Deployment, PoolSpec};
+use crate::config::{
+    glob_match, Config, CooldownSpec, CredentialAlias, Deployment, Limits, PoolSpec,
+};
 use crate::error::GatewayError;
 use crate::upstream::{Target, TargetError};
 pub use deployment::{DeploymentState, InFlight};
@@ -103,6 +105,8 @@ pub struct Registry {
     direct: DirectPools,
     default_timeout: Duration,
     drop_params: bool,
+    /// Bounds on what is read from upstreams (`[server]`), for the targets made here.
+    pub limits: Limits,
 }
 
 impl Registry {
@@ -115,7 +119,7 @@ impl Registry {
             for d in config.models.iter().filter(|d| d.name == spec.name) {
                 deployments.push(Arc::new(DeploymentState::new(
                     d.clone(),
-                    Target::for_deployment(d)?,
+                    Target::for_deployment(d, &config.limits)?,
                 )));
             }
             let pool = Arc::new(Pool {
@@ -141,6 +145,7 @@ impl Registry {
             direct: DirectPools::new(direct::DIRECT_POOLS),
             default_timeout: config.default_timeout,
             drop_params: config.drop_params,
+            limits: config.limits,
         })
     }
 
@@ -209,7 +214,7 @@ impl Registry {
                 ..Default::default()
             },
         };
-        let target = Target::for_deployment(&deployment).ok()?;
+        let target = Target::for_deployment(&deployment, &self.limits).ok()?;
         Some(Arc::new(Pool {
             spec: PoolSpec {
                 name: model.to_string(),

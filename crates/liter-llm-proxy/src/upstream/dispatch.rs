@@ -16,7 +16,7 @@ use liter_llm::types::Usage;
 use tokio::time::Instant;
 
 use super::protocol::{Job, Protocol};
-use super::stream::Source;
+use super::stream::{Source, SourceOf};
 use super::target::Target;
 use super::{json_response, read_body, retry_after, sse_response, Upstream};
 use crate::config::Deployment;
@@ -144,13 +144,7 @@ pub async fn dispatch<G: Send + 'static>(
     let mut answer = if streaming {
         let first = first_chunk(incoming, &target.name, first_byte_deadline).await?;
         let latency = start.elapsed();
-        let source = Source::new(
-            first.0,
-            first.1,
-            target.name.clone(),
-            target.timeout,
-            job.deadline,
-        );
+        let source = Source::new(first.0, first.1, source_of(target), job.deadline);
         let body = target.protocol.stream(source, job, Box::new(hold));
         Answer {
             response: sse_response(body),
@@ -166,6 +160,15 @@ pub async fn dispatch<G: Send + 'static>(
         answer.response.headers_mut().insert(DROPPED_PARAMS, v);
     }
     Ok(answer)
+}
+
+/// What a stream's [`Source`] takes from its deployment.
+fn source_of(target: &Target) -> SourceOf {
+    SourceOf {
+        name: target.name.clone(),
+        idle: target.timeout,
+        max_event_bytes: target.limits.max_event_bytes,
+    }
 }
 
 /// Waits for a stream's first chunk: committed only once it is here.

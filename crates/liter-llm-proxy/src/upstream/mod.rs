@@ -44,7 +44,7 @@ use crate::error::GatewayError;
 pub use dispatch::{dispatch, Answer, Failure, ResponseCost};
 pub use protocol::{Job, Protocol};
 pub use stream::UsageTap;
-pub use target::{Target, TargetError};
+pub use target::{ReadLimits, Target, TargetError};
 
 /// The HTTP client every attempt goes through.
 pub struct Upstream {

@@ -1,5 +1,6 @@
 //! Where and how one deployment's requests go, computed once at start-up: its URL and
-//! credentials, and the [`Protocol`] of its wire.
+//! credentials, the [`Protocol`] of its wire, and the bounds on what is read from its
+//! upstream ([`ReadLimits`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use super::adapter::Translated;
 use super::openai::PassThrough;
 use super::protocol::Protocol;
 use super::token::TokenCache;
-use crate::config::Deployment;
+use crate::config::{Deployment, Limits};
 
 /// Where and how to send one deployment's requests.
 #[derive(Debug, Clone)]
@@ -25,6 +26,22 @@ pub struct Target {
     pub timeout: Duration,
     /// For adapters that authenticate with a short-lived token (Vertex AI).
     pub token: Option<Arc<TokenCache>>,
+    pub limits: ReadLimits,
+}
+
+/// Bounds on what is read from an upstream (`[server]`, see docs/security.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// `max_event_bytes`: the longest stream event (SSE event, event-stream message).
+    pub max_event_bytes: usize,
+}
+
+impl From<&Limits> for ReadLimits {
+    fn from(l: &Limits) -> Self {
+        ReadLimits {
+            max_event_bytes: l.max_event_bytes,
+        }
+    }
 }
 
 /// A deployment whose values cannot form an upstream request. Names the model, never
@@ -37,8 +54,9 @@ pub struct TargetError {
 }
 
 impl Target {
-    /// The target of `d`, or `None` for the in-process mock.
-    pub fn for_deployment(d: &Deployment) -> Result<Option<Target>, TargetError> {
+    /// The target of `d`, or `None` for the in-process mock; `limits` bound what is
+    /// read from its upstream.
+    pub fn for_deployment(d: &Deployment, limits: &Limits) -> Result<Option<Target>, TargetError> {
         let fail = |reason: &str| TargetError {
             model: d.name.clone(),
             reason: reason.to_string(),
@@ -78,6 +96,7 @@ impl Target {
             protocol,
             timeout: d.timeout,
             token,
+            limits: ReadLimits::from(limits),
         }))
     }
 }

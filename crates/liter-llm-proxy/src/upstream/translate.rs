@@ -3,7 +3,8 @@
 //! The translator (an adapter's) gets the upstream bytes however
 //! they are split and returns whole OpenAI chunks; this module only moves bytes and
 //! keeps time: a stall, a broken connection or the deadline ends the stream with an
-//! error event, as for pass-through streams.
+//! error event, as for pass-through streams. The translator's framing holds at most
+//! `server.max_event_bytes` of one event (see `StreamMeta::max_event_bytes`).
 
 use std::convert::Infallible;
 

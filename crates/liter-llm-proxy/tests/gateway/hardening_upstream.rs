@@ -2,11 +2,36 @@
 //! "Upstreams"): model ids that try to steer upstream URLs, upstreams that echo the
 //! gateway's credentials, send an event that never ends, or a huge answer.
 
+use std::time::Duration;
+
+use futures_util::StreamExt;
 use liter_llm_proxy::config::{load_str, Overrides};
 use liter_llm_proxy::App;
-use mock_upstream::MockUpstream;
+use mock_upstream::{Fault, MockUpstream};
+use serde_json::{json, Value};
 
 use crate::support::*;
+
+/// The whole body of a streamed answer, within `bound`.
+async fn stream_text(resp: reqwest::Response, bound: Duration) -> String {
+    assert_eq!(resp.status(), 200);
+    let read = async {
+        let mut text = String::new();
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+        text
+    };
+    tokio::time::timeout(bound, read)
+        .await
+        .expect("the stream did not end in time")
+}
+
+fn streamed(model: &str) -> Value {
+    json!({"model": model, "stream": true,
+        "messages": [{"role": "user", "content": "hello gateway"}]})
+}
 
 // ---- Model ids in upstream URLs --------------------------------------------------
 
@@ -79,5 +104,32 @@ async fn configured_model_ids_are_checked_at_start() {
         let err = App::build(cfg).await.err().expect(id).to_string();
         assert!(err.contains("model id"), "{id:?}: {err}");
         assert!(err.contains("\"m\""), "{id:?}: {err}");
+    }
+}
+
+// ---- An event that never ends ------------------------------------------------------
+
+#[tokio::test]
+async fn an_event_that_never_ends_ends_the_stream_at_the_limit() {
+    let mock = MockUpstream::start().await.unwrap();
+    // A request timeout far beyond the test's bound: only the event limit can end it.
+    let limits = "[server]\nmax_event_bytes = 65536\nrequest_timeout_secs = 300\n";
+    let gw = Gateway::start(&format!(
+        "{limits}{}[[models]]\nname = \"claude\"\nprovider_model = \"anthropic/claude-sonnet-4-20250514\"\napi_key = \"{UPSTREAM_KEY}\"\nbase_url = \"http://{}\"\n",
+        base_config(&mock, ""),
+        mock.addr()
+    ))
+    .await;
+    // Pass-through and translated: `data: ` and then 16 KiB chunks, never a blank line.
+    for model in ["gpt-4o", "claude"] {
+        mock.push_fault(Fault::endless_event(16 * 1024));
+        let resp = gw.post("/v1/chat/completions", Some(MASTER), &streamed(model));
+        let text = stream_text(resp.send().await.unwrap(), Duration::from_secs(20)).await;
+        let events = sse_data(&text);
+        assert_eq!(events.len(), 1, "{model}: {text}");
+        let err: Value = serde_json::from_str(&events[0]).unwrap();
+        let message = err["error"]["message"].as_str().unwrap();
+        assert!(message.contains("max_event_bytes"), "{model}: {err}");
+        assert!(message.contains("65536"), "{model}: {err}");
     }
 }

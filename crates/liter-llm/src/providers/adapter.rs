@@ -112,6 +112,10 @@ pub struct StreamMeta {
     pub created: u64,
     /// `stream_options.include_usage`: end with a usage chunk.
     pub include_usage: bool,
+    /// The most bytes one upstream event (an SSE event, an event-stream message) may
+    /// have; a longer one ends the stream with an error (the gateway's
+    /// `server.max_event_bytes`).
+    pub max_event_bytes: usize,
 }
 
 /// What a stream translator hands the gateway, in order.

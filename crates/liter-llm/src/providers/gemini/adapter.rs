@@ -152,12 +152,7 @@ impl Adapter for GeminiAdapter {
     }
 
     fn stream(&self, meta: StreamMeta) -> Box<dyn StreamTranslate> {
-        Box::new(StreamTranslator::new(
-            meta.id,
-            meta.model,
-            meta.created,
-            meta.include_usage,
-        ))
+        Box::new(StreamTranslator::for_meta(meta))
     }
 }
 
@@ -354,18 +349,8 @@ impl Adapter for VertexAdapter {
 
     fn stream(&self, meta: StreamMeta) -> Box<dyn StreamTranslate> {
         match self.publisher {
-            Publisher::Google => Box::new(StreamTranslator::new(
-                meta.id,
-                meta.model,
-                meta.created,
-                meta.include_usage,
-            )),
-            Publisher::Anthropic(_) => Box::new(anthropic::StreamTranslator::new(
-                meta.id,
-                meta.model,
-                meta.created,
-                meta.include_usage,
-            )),
+            Publisher::Google => Box::new(StreamTranslator::for_meta(meta)),
+            Publisher::Anthropic(_) => Box::new(anthropic::StreamTranslator::for_meta(meta)),
         }
     }
 
