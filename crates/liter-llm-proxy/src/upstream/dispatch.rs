@@ -133,9 +133,10 @@ pub async fn dispatch<G: Send + 'static>(
         .send_once(&target.name, out, first_byte_deadline)
         .await?;
     let (parts, incoming) = resp.into_parts();
+    let limit = target.limits.max_response_bytes;
     if !parts.status.is_success() {
         let retry_after = retry_after(&parts.headers);
-        let err = match read_body(incoming, &target.name, attempt_deadline).await {
+        let err = match read_body(incoming, &target.name, attempt_deadline, limit).await {
             Ok(bytes) => target.protocol.error(parts.status, &parts.headers, &bytes),
             Err(e) => e,
         };
@@ -152,7 +153,7 @@ pub async fn dispatch<G: Send + 'static>(
             tokens: None,
         }
     } else {
-        let bytes = read_body(incoming, &target.name, attempt_deadline).await?;
+        let bytes = read_body(incoming, &target.name, attempt_deadline, limit).await?;
         let latency = start.elapsed();
         whole_answer(target.protocol.as_ref(), d, job, bytes, latency)?
     };

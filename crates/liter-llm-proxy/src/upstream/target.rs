@@ -34,12 +34,15 @@ pub struct Target {
 pub struct ReadLimits {
     /// `max_event_bytes`: the longest stream event (SSE event, event-stream message).
     pub max_event_bytes: usize,
+    /// `max_response_bytes`: the largest whole answer (or error answer).
+    pub max_response_bytes: usize,
 }
 
 impl From<&Limits> for ReadLimits {
     fn from(l: &Limits) -> Self {
         ReadLimits {
             max_event_bytes: l.max_event_bytes,
+            max_response_bytes: l.max_response_bytes,
         }
     }
 }

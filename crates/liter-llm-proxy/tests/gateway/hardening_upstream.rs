@@ -133,3 +133,34 @@ async fn an_event_that_never_ends_ends_the_stream_at_the_limit() {
         assert!(message.contains("65536"), "{model}: {err}");
     }
 }
+
+// ---- A huge answer -------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_huge_answer_is_a_502_naming_the_limit() {
+    let mock = MockUpstream::start().await.unwrap();
+    let gw = Gateway::start(&format!(
+        "[server]\nmax_response_bytes = 1048576\n{}",
+        base_config(&mock, "")
+    ))
+    .await;
+    let big = json!({"pad": "a".repeat(2 << 20)});
+    for fault in [
+        // Chunked, success and error answers; and one that announces its length.
+        Fault::huge_answer(200, 8 << 20),
+        Fault::huge_answer(500, 8 << 20),
+        Fault::huge_answer(400, 8 << 20),
+        Fault::status(200).with_body(big),
+    ] {
+        mock.push_fault(fault.clone());
+        let err = expect_error(gw.chat(MASTER, hello("gpt-4o")).await, 502).await;
+        let message = err["error"]["message"].as_str().unwrap();
+        assert!(message.contains("max_response_bytes"), "{fault:?}: {err}");
+        assert!(message.contains("1048576"), "{fault:?}: {err}");
+    }
+    // Within the limit, answers pass as before.
+    mock.push_fault(Fault::huge_answer(200, 1000));
+    let resp = gw.chat(MASTER, hello("gpt-4o")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap().len(), 1000);
+}
