@@ -96,6 +96,8 @@ fn timed_out() -> GatewayError {
 
 /// One attempt of `job` on deployment `d` (`target`: `None` for the in-process mock).
 /// `hold` is kept by a stream's body until the stream ends, and dropped here otherwise.
+/// A failure's message and body are passed through the deployment's scrub: they may
+/// quote what the upstream said, and the upstream may echo the gateway's key.
 pub async fn dispatch<G: Send + 'static>(
     upstream: &Upstream,
     d: &Deployment,
@@ -114,6 +116,23 @@ pub async fn dispatch<G: Send + 'static>(
             tokens: None,
         });
     };
+    attempt(upstream, d, target, job, hold, start)
+        .await
+        .map_err(|f| Failure {
+            err: target.scrub.error(f.err),
+            retry_after: f.retry_after,
+        })
+}
+
+/// [`dispatch`] on a network deployment.
+async fn attempt<G: Send + 'static>(
+    upstream: &Upstream,
+    d: &Deployment,
+    target: &Target,
+    job: &Job<'_>,
+    hold: G,
+    start: Instant,
+) -> Result<Answer, Failure> {
     // Token-authenticated providers (Vertex AI): a cached token, or one fetched now.
     let token = match &target.token {
         Some(cache) => Some(cache.get(upstream, &target.name, job.deadline).await?),
@@ -168,6 +187,7 @@ fn source_of(target: &Target) -> SourceOf {
     SourceOf {
         name: target.name.clone(),
         idle: target.timeout,
+        scrub: target.scrub.clone(),
         max_event_bytes: target.limits.max_event_bytes,
     }
 }

@@ -9,7 +9,8 @@
 //!   [`openai`] forwards the client's bytes, [`adapter`] translates both ways, [`mock`]
 //!   answers in-process.
 //! - [`stream`] and [`translate`]: relaying and translating SSE; [`usage`]: reading the
-//!   usage of an answer; [`token`]: short-lived access tokens (Vertex AI).
+//!   usage of an answer; [`token`]: short-lived access tokens (Vertex AI); [`scrub`]:
+//!   keeping a deployment's secrets out of the upstream text passed on.
 //!
 //! Uses only `request`, `pricing`, `config` and `error`; the stages above hand it what
 //! it needs (a usage tap, a guard held while a stream runs).
@@ -19,6 +20,7 @@ pub mod dispatch;
 pub mod mock;
 pub mod openai;
 pub mod protocol;
+pub mod scrub;
 pub mod stream;
 pub mod target;
 pub mod token;
@@ -43,6 +45,7 @@ use tokio::time::Instant;
 use crate::error::GatewayError;
 pub use dispatch::{dispatch, Answer, Failure, ResponseCost};
 pub use protocol::{Job, Protocol};
+pub use scrub::Scrub;
 pub use stream::UsageTap;
 pub use target::{ReadLimits, Target, TargetError};
 

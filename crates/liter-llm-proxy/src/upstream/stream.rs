@@ -9,9 +9,11 @@
 //! one gets the stream ended with an error event once that much is held, and each
 //! arriving chunk is searched for the end of an event only in its own bytes (plus the
 //! three before them, where a `\r\n\r\n` may begin), so holding a long event costs
-//! time linear in its length.
+//! time linear in its length. The events passed on go through the deployment's
+//! [`Scrub`] (an upstream's error event may echo the gateway's key).
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -21,6 +23,7 @@ use hyper::body::Incoming;
 use memchr::memmem;
 use tokio::time::Instant;
 
+use super::scrub::Scrub;
 use crate::error::GatewayError;
 use crate::logtext::Clean;
 use liter_llm::types::Usage;
@@ -36,6 +39,8 @@ pub struct Source {
     idle: Duration,
     /// Bound on the whole stream.
     deadline: Instant,
+    /// The deployment's secrets, kept out of what is passed on.
+    scrub: Arc<Scrub>,
     /// The longest event accepted (`server.max_event_bytes`).
     max_event_bytes: usize,
 }
@@ -46,6 +51,7 @@ pub struct SourceOf {
     pub name: String,
     /// Bound on each wait for the next chunk.
     pub idle: Duration,
+    pub scrub: Arc<Scrub>,
     pub max_event_bytes: usize,
 }
 
@@ -57,6 +63,7 @@ impl Source {
             name: of.name,
             idle: of.idle,
             deadline,
+            scrub: of.scrub,
             max_event_bytes: of.max_event_bytes,
         }
     }
@@ -96,10 +103,18 @@ impl Source {
         }
     }
 
-    /// The SSE error event that ends the stream, logged once.
-    pub(crate) fn fail(&self, err: &GatewayError) -> Bytes {
-        tracing::warn!(model = %Clean(&self.name), error = %Clean(err), "stream ended with an error event");
-        error_event(err)
+    /// The SSE error event that ends the stream, logged once (both without the
+    /// deployment's secrets).
+    pub(crate) fn fail(&self, err: GatewayError) -> Bytes {
+        let err = self.scrub.error(err);
+        tracing::warn!(model = %Clean(&self.name), error = %Clean(&err), "stream ended with an error event");
+        error_event(&err)
+    }
+
+    /// The SSE event of an error the upstream itself sent (not logged: it is the
+    /// answer), without the deployment's secrets.
+    pub(crate) fn upstream_error_event(&self, err: GatewayError) -> Bytes {
+        error_event(&self.scrub.error(err))
     }
 
     /// The error that ends a stream whose event grew past the limit.
@@ -238,7 +253,7 @@ async fn step<G>(mut s: Relay<G>) -> Option<(Result<Bytes, Infallible>, Relay<G>
                 if s.saw_done {
                     // Whatever follows [DONE] (normally nothing) is passed on as is.
                     let rest = s.pending.split().freeze();
-                    return (!rest.is_empty()).then_some((Ok(rest), s));
+                    return (!rest.is_empty()).then(|| (Ok(s.source.scrub.bytes(rest)), s));
                 }
                 GatewayError::BadGateway(format!(
                     "the upstream for model {:?} ended the stream without [DONE]",
@@ -257,12 +272,12 @@ async fn step<G>(mut s: Relay<G>) -> Option<(Result<Bytes, Infallible>, Relay<G>
                     if events.is_empty() {
                         continue;
                     }
-                    return Some((Ok(events), s));
+                    return Some((Ok(s.source.scrub.bytes(events)), s));
                 }
             },
         };
         s.finished = true;
-        let event = s.source.fail(&failure);
+        let event = s.source.fail(failure);
         return Some((Ok(event), s));
     }
 }

@@ -1,6 +1,6 @@
 //! Where and how one deployment's requests go, computed once at start-up: its URL and
-//! credentials, the [`Protocol`] of its wire, and the bounds on what is read from its
-//! upstream ([`ReadLimits`]).
+//! credentials, the [`Protocol`] of its wire, the secrets to keep out of what its
+//! upstream says ([`Scrub`]) and the bounds on what is read from it ([`ReadLimits`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use secrecy::ExposeSecret;
 use super::adapter::Translated;
 use super::openai::PassThrough;
 use super::protocol::Protocol;
+use super::scrub::Scrub;
 use super::token::TokenCache;
 use crate::config::{Deployment, Limits};
 
@@ -26,6 +27,8 @@ pub struct Target {
     pub timeout: Duration,
     /// For adapters that authenticate with a short-lived token (Vertex AI).
     pub token: Option<Arc<TokenCache>>,
+    /// The deployment's secrets, removed from any upstream text passed on or logged.
+    pub scrub: Arc<Scrub>,
     pub limits: ReadLimits,
 }
 
@@ -86,9 +89,11 @@ impl Target {
                 .map(|k| Secret(k.expose_secret().to_string())),
             settings: d.settings.clone(),
         };
+        let mut secrets = secrets_of(&cfg);
         let (protocol, token): (Arc<dyn Protocol>, _) = match d.provider.adapter(&cfg) {
             Some(adapter) => {
                 let adapter = adapter.map_err(|e| fail(&e.to_string()))?;
+                secrets.extend(adapter.secrets());
                 let token = TokenCache::for_adapter(&adapter).map(Arc::new);
                 (Arc::new(Translated(adapter)), token)
             }
@@ -99,9 +104,21 @@ impl Target {
             protocol,
             timeout: d.timeout,
             token,
+            scrub: Arc::new(Scrub::new(secrets.iter().map(Secret::expose))),
             limits: ReadLimits::from(limits),
         }))
     }
+}
+
+/// The configured secrets of a deployment: its API key (or Vertex AI access token),
+/// AWS secret key and session token.
+fn secrets_of(cfg: &AdapterConfig) -> Vec<Secret> {
+    let s = &cfg.settings;
+    [&cfg.api_key, &s.aws_secret_access_key, &s.aws_session_token]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
 }
 
 /// URLs and auth header of an OpenAI-compatible deployment (Azure OpenAI included:

@@ -12,6 +12,106 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
+/// Everything the gateway's own crates log on this thread, captured in-process.
+///
+/// One global subscriber (installed once, for the whole test binary) writes the events
+/// of a thread that asked for a capture to that capture, and drops the others. Global,
+/// not a scoped default per test: a callsite first hit on another thread while a
+/// scoped default is being set can keep a cached "never" and be lost to it.
+mod logs {
+    use std::cell::RefCell;
+    use std::fmt::{Debug, Write};
+    use std::sync::{Arc, Mutex, Once};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    #[derive(Clone, Default)]
+    pub struct Captured(Arc<Mutex<String>>);
+
+    impl Captured {
+        pub fn text(&self) -> String {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    thread_local! {
+        static ACTIVE: RefCell<Option<Captured>> = const { RefCell::new(None) };
+    }
+
+    /// Ends this thread's capture when dropped.
+    pub struct Guard;
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            ACTIVE.with(|a| a.borrow_mut().take());
+        }
+    }
+
+    struct Capture;
+
+    struct Line<'a>(&'a mut String);
+
+    impl Visit for Line<'_> {
+        fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+
+    fn write(level: &str, f: impl FnOnce(&mut Line<'_>)) {
+        ACTIVE.with(|a| {
+            if let Some(captured) = &*a.borrow() {
+                let mut line = level.to_string();
+                f(&mut Line(&mut line));
+                let mut all = captured.0.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+    }
+
+    impl Subscriber for Capture {
+        /// Every level of the gateway's own crates (the request path runs on the test's
+        /// thread: the tests use tokio's current-thread runtime).
+        fn enabled(&self, m: &Metadata<'_>) -> bool {
+            m.target().starts_with("liter_llm")
+        }
+
+        fn new_span(&self, span: &Attributes<'_>) -> Id {
+            write("SPAN", |line| span.record(line));
+            Id::from_u64(1)
+        }
+
+        fn record(&self, _: &Id, values: &Record<'_>) {
+            write("RECORD", |line| values.record(line));
+        }
+
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+        fn event(&self, event: &Event<'_>) {
+            write(event.metadata().level().as_str(), |line| event.record(line));
+        }
+
+        fn enter(&self, _: &Id) {}
+
+        fn exit(&self, _: &Id) {}
+    }
+
+    /// Captures what this thread logs until the guard is dropped.
+    pub fn capture() -> (Captured, Guard) {
+        static INSTALL: Once = Once::new();
+        INSTALL.call_once(|| {
+            tracing::subscriber::set_global_default(Capture)
+                .expect("another global subscriber in the gateway tests");
+            tracing::callsite::rebuild_interest_cache();
+        });
+        let captured = Captured::default();
+        ACTIVE.with(|a| *a.borrow_mut() = Some(captured.clone()));
+        (captured, Guard)
+    }
+}
+
 /// The whole body of a streamed answer, within `bound`.
 async fn stream_text(resp: reqwest::Response, bound: Duration) -> String {
     assert_eq!(resp.status(), 200);
@@ -105,6 +205,114 @@ async fn configured_model_ids_are_checked_at_start() {
         assert!(err.contains("model id"), "{id:?}: {err}");
         assert!(err.contains("\"m\""), "{id:?}: {err}");
     }
+}
+
+// ---- The gateway's secrets in upstream text ---------------------------------------
+
+/// The key never appears, and the redaction shows where it was.
+fn assert_scrubbed(text: &str, secret: &str) {
+    assert!(!text.contains(secret), "the secret leaked: {text}");
+    assert!(text.contains("[redacted]"), "no redaction in: {text}");
+}
+
+#[tokio::test]
+async fn an_echoed_key_reaches_neither_the_client_nor_the_log() {
+    let (logs, _guard) = logs::capture();
+    let mock = MockUpstream::start().await.unwrap();
+    let gw = Gateway::start(&base_config(&mock, "")).await;
+    // Pass-through (the OpenAI wire): errors relayed as they are, and a 5xx as a 502.
+    for (status, answered) in [(401, 401), (400, 400), (500, 502)] {
+        mock.push_fault(Fault::echo_key(status));
+        let err = expect_error(gw.chat(MASTER, hello("gpt-4o")).await, answered).await;
+        assert_scrubbed(&err.to_string(), UPSTREAM_KEY);
+    }
+    // An error event in the middle of a stream.
+    mock.push_fault(Fault::echo_key_in_stream(1));
+    let resp = gw.post("/v1/chat/completions", Some(MASTER), &streamed("gpt-4o"));
+    let text = stream_text(resp.send().await.unwrap(), Duration::from_secs(20)).await;
+    assert_scrubbed(&text, UPSTREAM_KEY);
+    // The echo was real: the mock got the key, and the log saw the errors, scrubbed.
+    let sent = format!("Bearer {UPSTREAM_KEY}");
+    assert!(mock
+        .requests()
+        .iter()
+        .all(|r| r.header("authorization") == Some(sent.as_str())));
+    let log = logs.text();
+    assert!(log.contains("Incorrect API key provided"), "{log}");
+    assert!(!log.contains(UPSTREAM_KEY), "the key is in the log:\n{log}");
+}
+
+#[tokio::test]
+async fn an_echoed_key_is_scrubbed_from_translated_errors_too() {
+    let (logs, _guard) = logs::capture();
+    let mock = MockUpstream::start().await.unwrap();
+    let gw = Gateway::start(&format!(
+        "[general]\nmaster_key = \"{MASTER}\"\nmax_retries = 0\n[[models]]\nname = \"claude\"\nprovider_model = \"anthropic/claude-sonnet-4-20250514\"\napi_key = \"{UPSTREAM_KEY}\"\nbase_url = \"http://{}\"\n",
+        mock.addr()
+    ))
+    .await;
+    for status in [401, 400, 500] {
+        mock.push_fault(Fault::echo_key(status));
+        let resp = gw.chat(MASTER, hello("claude")).await;
+        let text = resp.text().await.unwrap();
+        assert_scrubbed(&text, UPSTREAM_KEY);
+    }
+    mock.push_fault(Fault::echo_key_in_stream(2));
+    let resp = gw.post("/v1/chat/completions", Some(MASTER), &streamed("claude"));
+    let text = stream_text(resp.send().await.unwrap(), Duration::from_secs(20)).await;
+    assert_scrubbed(&text, UPSTREAM_KEY);
+    // Translated errors are the answer, not logged; nothing else may log the key.
+    let log = logs.text();
+    assert!(log.contains("status=401"), "{log}");
+    assert!(!log.contains(UPSTREAM_KEY), "the key is in the log:\n{log}");
+}
+
+#[tokio::test]
+async fn aws_secrets_and_vertex_key_material_are_scrubbed() {
+    let mock = MockUpstream::start().await.unwrap();
+    // Bedrock: the secret key and the session token, echoed in full.
+    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYSCRUBME";
+    let token = "FQoGZXIvYXdzEXAMPLESESSIONTOKEN0123";
+    let sa = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../liter-llm/tests/fixtures/gemini/TEST-ONLY-service-account.json"
+    ))
+    .unwrap();
+    let mut sa: Value = serde_json::from_str(&sa).unwrap();
+    sa["token_uri"] = json!(format!("http://{}/token", mock.addr()));
+    let pem = sa["private_key"].as_str().unwrap().to_string();
+    let creds = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(creds.path(), sa.to_string()).unwrap();
+    let gw = Gateway::start(&format!(
+        "[general]\nmaster_key = \"{MASTER}\"\nmax_retries = 0\n\
+         [[models]]\nname = \"nova\"\nprovider_model = \"bedrock/us.amazon.nova-lite-v1:0\"\naws_access_key_id = \"AKIDTEST\"\naws_secret_access_key = \"{secret}\"\naws_session_token = \"{token}\"\naws_region_name = \"us-west-2\"\nbase_url = \"http://{addr}\"\n\
+         [[models]]\nname = \"vtx\"\nprovider_model = \"vertex_ai/gemini-2.0-flash\"\nvertex_project = \"proj\"\nvertex_credentials = \"{}\"\nbase_url = \"http://{addr}\"\n",
+        creds.path().display(),
+        addr = mock.addr()
+    ))
+    .await;
+    mock.push_fault(
+        Fault::status(403)
+            .with_body(json!({"message": format!("The request signature with {secret} and {token} does not match")})),
+    );
+    let text = gw.chat(MASTER, hello("nova")).await.text().await.unwrap();
+    assert_scrubbed(&text, secret);
+    assert!(!text.contains(token), "{text}");
+
+    // Vertex AI: a line of the service account's private key, echoed.
+    let line = pem
+        .lines()
+        .find(|l| l.len() >= 60 && !l.starts_with("-----"))
+        .unwrap()
+        .to_string();
+    mock.push_fault(
+        Fault::status(400)
+            .for_model("gemini-2.0-flash")
+            .with_body(json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                "message": format!("cannot parse key {line}")}})),
+    );
+    let text = gw.chat(MASTER, hello("vtx")).await.text().await.unwrap();
+    assert_scrubbed(&text, &line);
 }
 
 // ---- An event that never ends ------------------------------------------------------

@@ -201,6 +201,13 @@ pub trait Adapter: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Secrets this adapter read beyond the [`AdapterConfig`]'s (Vertex AI: the
+    /// service account's key material), which the gateway keeps out of any upstream
+    /// text it passes on or logs.
+    fn secrets(&self) -> Vec<Secret> {
+        Vec::new()
+    }
+
     /// The token endpoint's answer.
     fn parse_token(&self, status: u16, body: &[u8]) -> Result<AccessToken, ProviderError> {
         let _ = body;

@@ -13,8 +13,8 @@ use super::{
     VERTEX_ANTHROPIC_VERSION, VERTEX_PREFIX,
 };
 use crate::providers::adapter::{
-    unsupported, AccessToken, Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamTranslate,
-    TokenRequest, UpstreamRequest,
+    unsupported, AccessToken, Adapter, AdapterConfig, Call, Operation, Secret, StreamMeta,
+    StreamTranslate, TokenRequest, UpstreamRequest,
 };
 use crate::providers::anthropic::{self, AnthropicOptions};
 use crate::providers::url::{encode_segment, model_segment};
@@ -367,6 +367,13 @@ impl Adapter for VertexAdapter {
 
     fn parse_token(&self, status: u16, body: &[u8]) -> Result<AccessToken, ProviderError> {
         parse_token_answer(status, body)
+    }
+
+    fn secrets(&self) -> Vec<Secret> {
+        match &self.auth {
+            VertexAuth::ServiceAccount(sa) => sa.key_material(),
+            VertexAuth::Static(_) => Vec::new(),
+        }
     }
 }
 
