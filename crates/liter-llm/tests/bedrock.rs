@@ -258,6 +258,7 @@ fn translate(pieces: &[&[u8]], include_usage: bool) -> Vec<Value> {
         model: "claude-on-bedrock".into(),
         created: CREATED,
         include_usage,
+        max_event_bytes: liter_llm::providers::sse::DEFAULT_MAX_EVENT_BYTES,
     });
     let mut out = Vec::new();
     for piece in pieces {
@@ -315,6 +316,7 @@ fn streamed_tool_calls_reassemble_and_usage_is_reported() {
         model: "m".into(),
         created: 0,
         include_usage: false,
+        max_event_bytes: liter_llm::providers::sse::DEFAULT_MAX_EVENT_BYTES,
     });
     t.feed(&bytes);
     let u = t.usage().unwrap();

@@ -169,6 +169,7 @@ fn translate(pieces: &[&[u8]], include_usage: bool) -> Vec<Value> {
         model: "my-command".into(),
         created: CREATED,
         include_usage,
+        max_event_bytes: liter_llm::providers::sse::DEFAULT_MAX_EVENT_BYTES,
     });
     let mut out = Vec::new();
     for piece in pieces {

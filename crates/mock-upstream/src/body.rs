@@ -51,6 +51,8 @@ enum End {
     Cut(Option<Pin<Box<Sleep>>>),
     /// Never: the body stays pending until the connection is dropped.
     Stall,
+    /// Never: this chunk again and again, as fast as the client reads.
+    Repeat(Bytes),
 }
 
 /// A response body made of frames prepared in advance.
@@ -98,6 +100,23 @@ impl MockBody {
         self.end = End::Stall;
     }
 
+    /// Keeps the first `n` frames, then `last`, and ends.
+    pub(crate) fn end_after(&mut self, n: usize, last: Bytes) {
+        self.frames.truncate(n);
+        self.frames.push_back(last);
+        self.exact_len = false;
+        self.end = End::Clean;
+    }
+
+    /// `first`, then `chunk` forever.
+    pub(crate) fn endless(first: Bytes, chunk: Bytes) -> Self {
+        Self {
+            frames: VecDeque::from([first]),
+            exact_len: false,
+            end: End::Repeat(chunk),
+        }
+    }
+
     /// Keeps the first `n` frames and makes the body end with an error after them.
     pub(crate) fn cut_after(&mut self, n: usize) {
         self.frames.truncate(n);
@@ -121,6 +140,7 @@ impl Body for MockBody {
         match &mut this.end {
             End::Clean => Poll::Ready(None),
             End::Stall => Poll::Pending,
+            End::Repeat(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk.clone())))),
             End::Cut(grace) => {
                 let timer = grace.get_or_insert_with(|| Box::pin(tokio::time::sleep(CUT_GRACE)));
                 ready!(timer.as_mut().poll(cx));

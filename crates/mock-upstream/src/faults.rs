@@ -70,6 +70,36 @@ pub enum FaultKind {
     },
     /// Close the TCP connection without writing any response.
     DropConnection,
+    /// Answer `status` with an error, in the wire format's shape, whose message quotes the
+    /// credential the request presented (`Authorization: Bearer`, `x-api-key`, `api-key`,
+    /// `x-goog-api-key`; the whole `Authorization` value otherwise), as providers that echo a
+    /// wrong key do: `Incorrect API key provided: <key>`.
+    EchoKey {
+        /// HTTP status code.
+        status: u16,
+    },
+    /// Streaming requests only: send the first `after_chunks` SSE events, then an error event
+    /// (in the wire format's shape) quoting the presented credential as [`FaultKind::EchoKey`]
+    /// does, and end the body. Non-streaming requests leave it queued.
+    EchoKeyInStream {
+        /// Number of complete SSE events sent before the error event.
+        after_chunks: u32,
+    },
+    /// Streaming requests only: answer 200 `text/event-stream` with `data: ` and then
+    /// `chunk_bytes`-byte chunks of `a`, without ever ending the event or the body (until the
+    /// client goes away). Non-streaming requests leave it queued.
+    EndlessEvent {
+        /// Size of each chunk after the first.
+        chunk_bytes: u32,
+    },
+    /// Answer `status` with a JSON body of exactly `bytes` bytes (`{"pad":"aaa…"}`), sent
+    /// chunked (no `Content-Length`) in 64 KiB chunks.
+    HugeAnswer {
+        /// HTTP status code.
+        status: u16,
+        /// Length of the body.
+        bytes: u64,
+    },
 }
 
 fn default_times() -> Option<u32> {
@@ -120,6 +150,27 @@ impl Fault {
         Self::new(FaultKind::DropConnection)
     }
 
+    /// Answer `status` with an error quoting the credential the request presented.
+    pub fn echo_key(status: u16) -> Self {
+        Self::new(FaultKind::EchoKey { status })
+    }
+
+    /// Send `after_chunks` SSE events of a streaming response, then an error event quoting the
+    /// credential the request presented.
+    pub fn echo_key_in_stream(after_chunks: u32) -> Self {
+        Self::new(FaultKind::EchoKeyInStream { after_chunks })
+    }
+
+    /// Answer a streaming request with one event that never ends, in `chunk_bytes` chunks.
+    pub fn endless_event(chunk_bytes: u32) -> Self {
+        Self::new(FaultKind::EndlessEvent { chunk_bytes })
+    }
+
+    /// Answer `status` with a JSON body of `bytes` bytes.
+    pub fn huge_answer(status: u16, bytes: u64) -> Self {
+        Self::new(FaultKind::HugeAnswer { status, bytes })
+    }
+
     /// Add a `Retry-After: secs` header. Only meaningful for [`FaultKind::Status`]; ignored otherwise.
     pub fn retry_after(mut self, secs: u64) -> Self {
         if let FaultKind::Status {
@@ -168,7 +219,10 @@ impl Fault {
         };
         let stream_only = matches!(
             self.kind,
-            FaultKind::CutStream { .. } | FaultKind::StallStream { .. }
+            FaultKind::CutStream { .. }
+                | FaultKind::StallStream { .. }
+                | FaultKind::EchoKeyInStream { .. }
+                | FaultKind::EndlessEvent { .. }
         );
         let kind_ok = streaming || !stream_only;
         model_ok && kind_ok
@@ -229,5 +283,27 @@ mod tests {
         assert!(Fault::cut_stream(1).matches(Some("a"), true));
         assert!(!Fault::stall_stream(1).matches(Some("a"), false));
         assert!(Fault::stall_stream(1).matches(Some("a"), true));
+        assert!(!Fault::echo_key_in_stream(1).matches(None, false));
+        assert!(!Fault::endless_event(16).matches(None, false));
+        assert!(Fault::endless_event(16).matches(None, true));
+        assert!(Fault::echo_key(401).matches(None, false));
+        assert!(Fault::huge_answer(200, 10).matches(None, false));
+    }
+
+    #[test]
+    fn hostile_faults_in_json() {
+        let f: Fault = serde_json::from_value(
+            json!({"kind": {"type": "endless_event", "chunk_bytes": 16384}}),
+        )
+        .unwrap();
+        assert_eq!(f, Fault::endless_event(16384));
+        let f: Fault = serde_json::from_value(
+            json!({"kind": {"type": "huge_answer", "status": 200, "bytes": 1000}}),
+        )
+        .unwrap();
+        assert_eq!(f, Fault::huge_answer(200, 1000));
+        let f: Fault =
+            serde_json::from_value(json!({"kind": {"type": "echo_key", "status": 401}})).unwrap();
+        assert_eq!(f, Fault::echo_key(401));
     }
 }

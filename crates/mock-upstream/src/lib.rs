@@ -10,9 +10,10 @@
 //!
 //! Answers are deterministic (an echo model; tokens are words) so tests can assert exact content
 //! and usage. [`Fault`]s queued with [`MockUpstream::push_fault`] make requests fail on purpose:
-//! error statuses with `Retry-After`, delays, hangs, cut streams and dropped connections. Every
-//! request is recorded (see [`MockUpstream::requests`]) and the usage reported is totalled (see
-//! [`MockUpstream::served`]). The same controls are exposed over HTTP under `/__mock/` for tests
+//! error statuses with `Retry-After`, delays, hangs, cut streams, dropped connections and hostile
+//! answers (a credential echoed in an error or mid-stream, an event that never ends, a huge
+//! body). Every request is recorded (see [`MockUpstream::requests`]) and the usage reported is
+//! totalled (see [`MockUpstream::served`]). The same controls are exposed over HTTP under `/__mock/` for tests
 //! written in other languages, and the `mock-upstream` binary serves the mock standalone.
 //!
 //! ```no_run

@@ -194,8 +194,7 @@ async fn handle(
 
     let model = wire.model(path, &payload);
     let streaming = wire.is_streaming(path, &payload);
-    let mut cut_after = None;
-    let mut stall_after = None;
+    let mut tail = None;
     match shared.take_fault(model.as_deref(), streaming) {
         None => {}
         Some(FaultKind::Status {
@@ -209,28 +208,90 @@ async fn handle(
             connection.drop_now.notify_one();
             return hang(connection).await;
         }
-        Some(FaultKind::CutStream { after_chunks }) => cut_after = Some(after_chunks),
-        Some(FaultKind::StallStream { after_chunks }) => stall_after = Some(after_chunks),
+        Some(FaultKind::CutStream { after_chunks }) => tail = Some(Tail::Cut(after_chunks)),
+        Some(FaultKind::StallStream { after_chunks }) => tail = Some(Tail::Stall(after_chunks)),
+        Some(FaultKind::EchoKey { status }) => {
+            return wire.error_saying(status_code(status), &echo(&parts.headers))
+        }
+        Some(FaultKind::EchoKeyInStream { after_chunks }) => {
+            tail = Some(Tail::Echo(after_chunks));
+        }
+        Some(FaultKind::EndlessEvent { chunk_bytes }) => return endless_event(chunk_bytes),
+        Some(FaultKind::HugeAnswer { status, bytes }) => return huge_answer(status, bytes),
     }
 
     let Reply {
         mut response,
         usage,
     } = wire.respond(shared, &parts.method, path, &parts.headers, &payload);
-    match (cut_after, stall_after) {
-        (Some(n), _) => response
-            .body_mut()
-            .cut_after(usize::try_from(n).unwrap_or(usize::MAX)),
-        (None, Some(n)) => response
-            .body_mut()
-            .stall_after(usize::try_from(n).unwrap_or(usize::MAX)),
-        (None, None) => {
+    let n = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+    match tail {
+        Some(Tail::Cut(k)) => response.body_mut().cut_after(n(k)),
+        Some(Tail::Stall(k)) => response.body_mut().stall_after(n(k)),
+        Some(Tail::Echo(k)) => {
+            let event = wire.stream_error_event(&echo(&parts.headers));
+            response.body_mut().end_after(n(k), event);
+        }
+        None => {
             if let (true, Some(tokens)) = (response.status().is_success(), usage) {
                 shared.add_served(tokens);
             }
         }
     }
     response
+}
+
+/// How a stream fault changes the end of a normal streamed answer.
+enum Tail {
+    Cut(u32),
+    Stall(u32),
+    Echo(u32),
+}
+
+fn status_code(status: u16) -> StatusCode {
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The message of an [`FaultKind::EchoKey`] answer: the credential the request presented.
+fn echo(headers: &http::HeaderMap) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let key = header("authorization")
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v))
+        .or_else(|| header("x-api-key"))
+        .or_else(|| header("api-key"))
+        .or_else(|| header("x-goog-api-key"))
+        .unwrap_or("");
+    format!("Incorrect API key provided: {key}. You can find your API key in your account.")
+}
+
+/// One SSE event that never ends: `data: ` and then `chunk_bytes` of `a`, forever.
+fn endless_event(chunk_bytes: u32) -> Response<MockBody> {
+    let chunk = Bytes::from(vec![b'a'; usize::try_from(chunk_bytes).unwrap_or(1).max(1)]);
+    body::response(
+        StatusCode::OK,
+        "text/event-stream",
+        MockBody::endless(Bytes::from_static(b"data: "), chunk),
+    )
+}
+
+/// A JSON body of exactly `bytes` bytes, in 64 KiB chunks.
+fn huge_answer(status: u16, bytes: u64) -> Response<MockBody> {
+    const CHUNK: usize = 64 * 1024;
+    let len = usize::try_from(bytes).unwrap_or(usize::MAX).max(12);
+    let pad = Bytes::from(vec![b'a'; CHUNK]);
+    let mut frames = vec![Bytes::from_static(b"{\"pad\":\"")];
+    let mut left = len - 10;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        frames.push(pad.slice(..n));
+        left -= n;
+    }
+    frames.push(Bytes::from_static(b"\"}"));
+    body::response(
+        status_code(status),
+        "application/json",
+        MockBody::stream(frames),
+    )
 }
 
 /// Never answers while the connection lives. Over HTTP/1 this future is dropped with the connection

@@ -133,6 +133,41 @@ impl Wire {
         }
     }
 
+    /// An error answer saying `message`, in this format's error shape.
+    pub(crate) fn error_saying(self, status: StatusCode, message: &str) -> Response<MockBody> {
+        match self {
+            Wire::OpenAi(_) | Wire::Azure(_) => openai::error(
+                status,
+                message,
+                "invalid_request_error",
+                None,
+                Some("invalid_api_key"),
+            ),
+            Wire::Anthropic | Wire::Google(Api::VertexAnthropic) => {
+                anthropic::error(status, anthropic::fault_type(status.as_u16()), message)
+            }
+            Wire::Cohere(_) => cohere::error(status, message),
+            Wire::Google(_) => google::error(status, message),
+            Wire::Bedrock => bedrock::error(status, "AccessDeniedException", message),
+        }
+    }
+
+    /// A stream's error event saying `message`, in this format's shape (Anthropic's
+    /// `event: error`, else an OpenAI-shaped `data: {"error":…}`).
+    pub(crate) fn stream_error_event(self, message: &str) -> bytes::Bytes {
+        let text = match self {
+            Wire::Anthropic | Wire::Google(Api::VertexAnthropic) => format!(
+                "event: error\ndata: {}\n\n",
+                serde_json::json!({"type": "error", "error": {"type": "api_error", "message": message}})
+            ),
+            _ => format!(
+                "data: {}\n\n",
+                serde_json::json!({"error": {"message": message, "type": "api_error", "param": null, "code": null}})
+            ),
+        };
+        bytes::Bytes::from(text)
+    }
+
     /// The default body of a status fault, in this format's error shape.
     pub(crate) fn fault_error(self, status: StatusCode) -> Response<MockBody> {
         match self {

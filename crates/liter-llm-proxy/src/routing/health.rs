@@ -60,7 +60,7 @@ fn probes(routes: &Registry, probe: &ProbeTarget) -> Vec<(Arc<DeploymentState>, 
             .filter_map(|d| {
                 let mut probed = d.deployment.clone();
                 probed.model_id = model_id.clone();
-                let target = match Target::for_deployment(&probed) {
+                let target = match Target::for_deployment(&probed, &routes.limits) {
                     Ok(Some(t)) => t,
                     Ok(None) => return None,
                     Err(e) => {
@@ -112,7 +112,8 @@ async fn probe(upstream: &Upstream, d: &Arc<DeploymentState>, with: &ProbeWith) 
         Ok(resp) => {
             let status = resp.status();
             let (_, incoming) = resp.into_parts();
-            match upstream::read_body(incoming, &target.name, deadline).await {
+            let limit = target.limits.max_response_bytes;
+            match upstream::read_body(incoming, &target.name, deadline, limit).await {
                 Ok(_) if status.is_success() => Ok(()),
                 Ok(_) => Err(format!("probe answered with status {}", status.as_u16())),
                 Err(e) => Err(e.to_string()),

@@ -20,7 +20,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::time::Instant;
 
-use crate::config::{glob_match, Config, CooldownSpec, CredentialAlias, Deployment, PoolSpec};
+use crate::config::{
+    glob_match, Config, CooldownSpec, CredentialAlias, Deployment, Limits, PoolSpec,
+};
 use crate::error::GatewayError;
 use crate::upstream::{Target, TargetError};
 pub use deployment::{DeploymentState, InFlight};
@@ -44,6 +46,10 @@ pub enum RouteError {
     CoolingDown { model: String, wait: Duration },
     #[error("no healthy deployment of model {0:?} is available")]
     NoneHealthy(String),
+    /// A name no model can have (a control character, over 256 bytes, a `..` part),
+    /// refused before it can reach an upstream URL. The name is not repeated.
+    #[error("invalid model name: {0}")]
+    InvalidModel(liter_llm::providers::url::ModelIdError),
 }
 
 impl From<RouteError> for GatewayError {
@@ -66,6 +72,11 @@ impl From<RouteError> for GatewayError {
             RouteError::NoneHealthy(_) => GatewayError::Unavailable {
                 message,
                 retry_after: None,
+            },
+            RouteError::InvalidModel(_) => GatewayError::BadRequest {
+                message,
+                param: Some("model"),
+                code: Some("invalid_model"),
             },
         }
     }
@@ -94,6 +105,8 @@ pub struct Registry {
     direct: DirectPools,
     default_timeout: Duration,
     drop_params: bool,
+    /// Bounds on what is read from upstreams (`[server]`), for the targets made here.
+    pub limits: Limits,
 }
 
 impl Registry {
@@ -106,7 +119,7 @@ impl Registry {
             for d in config.models.iter().filter(|d| d.name == spec.name) {
                 deployments.push(Arc::new(DeploymentState::new(
                     d.clone(),
-                    Target::for_deployment(d)?,
+                    Target::for_deployment(d, &config.limits)?,
                 )));
             }
             let pool = Arc::new(Pool {
@@ -132,6 +145,7 @@ impl Registry {
             direct: DirectPools::new(direct::DIRECT_POOLS),
             default_timeout: config.default_timeout,
             drop_params: config.drop_params,
+            limits: config.limits,
         })
     }
 
@@ -145,9 +159,17 @@ impl Registry {
     ) -> Result<Arc<Pool>, RouteError> {
         let pool = match self.pool(model) {
             Some(p) => p.clone(),
-            None => self
-                .direct(model)
-                .ok_or_else(|| RouteError::NotFound(model.to_string()))?,
+            None => {
+                // Not a configured name: it may become a `provider/model` pool whose id
+                // goes into an upstream URL.
+                liter_llm::providers::url::check_name(model).map_err(RouteError::InvalidModel)?;
+                if let Ok(pm) = ProviderModel::parse(model) {
+                    liter_llm::providers::url::check_model_id(&pm.model_id)
+                        .map_err(RouteError::InvalidModel)?;
+                }
+                self.direct(model)
+                    .ok_or_else(|| RouteError::NotFound(model.to_string()))?
+            }
         };
         if !may_use(model) {
             return Err(RouteError::NotAllowed(model.to_string()));
@@ -192,7 +214,7 @@ impl Registry {
                 ..Default::default()
             },
         };
-        let target = Target::for_deployment(&deployment).ok()?;
+        let target = Target::for_deployment(&deployment, &self.limits).ok()?;
         Some(Arc::new(Pool {
             spec: PoolSpec {
                 name: model.to_string(),

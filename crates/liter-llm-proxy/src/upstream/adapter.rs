@@ -48,6 +48,7 @@ impl Protocol for Translated {
             model: job.head.model.clone(),
             created: unix_now(),
             include_usage: job.head.include_usage,
+            max_event_bytes: source.max_event_bytes(),
         });
         translate::translated(source, translator, hold, job.tap.map(|t| t.boxed()))
     }

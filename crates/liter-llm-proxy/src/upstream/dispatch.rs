@@ -16,7 +16,7 @@ use liter_llm::types::Usage;
 use tokio::time::Instant;
 
 use super::protocol::{Job, Protocol};
-use super::stream::Source;
+use super::stream::{Source, SourceOf};
 use super::target::Target;
 use super::{json_response, read_body, retry_after, sse_response, Upstream};
 use crate::config::Deployment;
@@ -96,6 +96,8 @@ fn timed_out() -> GatewayError {
 
 /// One attempt of `job` on deployment `d` (`target`: `None` for the in-process mock).
 /// `hold` is kept by a stream's body until the stream ends, and dropped here otherwise.
+/// A failure's message and body are passed through the deployment's scrub: they may
+/// quote what the upstream said, and the upstream may echo the gateway's key.
 pub async fn dispatch<G: Send + 'static>(
     upstream: &Upstream,
     d: &Deployment,
@@ -114,6 +116,23 @@ pub async fn dispatch<G: Send + 'static>(
             tokens: None,
         });
     };
+    attempt(upstream, d, target, job, hold, start)
+        .await
+        .map_err(|f| Failure {
+            err: target.scrub.error(f.err),
+            retry_after: f.retry_after,
+        })
+}
+
+/// [`dispatch`] on a network deployment.
+async fn attempt<G: Send + 'static>(
+    upstream: &Upstream,
+    d: &Deployment,
+    target: &Target,
+    job: &Job<'_>,
+    hold: G,
+    start: Instant,
+) -> Result<Answer, Failure> {
     // Token-authenticated providers (Vertex AI): a cached token, or one fetched now.
     let token = match &target.token {
         Some(cache) => Some(cache.get(upstream, &target.name, job.deadline).await?),
@@ -133,9 +152,10 @@ pub async fn dispatch<G: Send + 'static>(
         .send_once(&target.name, out, first_byte_deadline)
         .await?;
     let (parts, incoming) = resp.into_parts();
+    let limit = target.limits.max_response_bytes;
     if !parts.status.is_success() {
         let retry_after = retry_after(&parts.headers);
-        let err = match read_body(incoming, &target.name, attempt_deadline).await {
+        let err = match read_body(incoming, &target.name, attempt_deadline, limit).await {
             Ok(bytes) => target.protocol.error(parts.status, &parts.headers, &bytes),
             Err(e) => e,
         };
@@ -144,13 +164,7 @@ pub async fn dispatch<G: Send + 'static>(
     let mut answer = if streaming {
         let first = first_chunk(incoming, &target.name, first_byte_deadline).await?;
         let latency = start.elapsed();
-        let source = Source::new(
-            first.0,
-            first.1,
-            target.name.clone(),
-            target.timeout,
-            job.deadline,
-        );
+        let source = Source::new(first.0, first.1, source_of(target), job.deadline);
         let body = target.protocol.stream(source, job, Box::new(hold));
         Answer {
             response: sse_response(body),
@@ -158,7 +172,7 @@ pub async fn dispatch<G: Send + 'static>(
             tokens: None,
         }
     } else {
-        let bytes = read_body(incoming, &target.name, attempt_deadline).await?;
+        let bytes = read_body(incoming, &target.name, attempt_deadline, limit).await?;
         let latency = start.elapsed();
         whole_answer(target.protocol.as_ref(), d, job, bytes, latency)?
     };
@@ -166,6 +180,16 @@ pub async fn dispatch<G: Send + 'static>(
         answer.response.headers_mut().insert(DROPPED_PARAMS, v);
     }
     Ok(answer)
+}
+
+/// What a stream's [`Source`] takes from its deployment.
+fn source_of(target: &Target) -> SourceOf {
+    SourceOf {
+        name: target.name.clone(),
+        idle: target.timeout,
+        scrub: target.scrub.clone(),
+        max_event_bytes: target.limits.max_event_bytes,
+    }
 }
 
 /// Waits for a stream's first chunk: committed only once it is here.

@@ -9,7 +9,8 @@
 //!   [`openai`] forwards the client's bytes, [`adapter`] translates both ways, [`mock`]
 //!   answers in-process.
 //! - [`stream`] and [`translate`]: relaying and translating SSE; [`usage`]: reading the
-//!   usage of an answer; [`token`]: short-lived access tokens (Vertex AI).
+//!   usage of an answer; [`token`]: short-lived access tokens (Vertex AI); [`scrub`]:
+//!   keeping a deployment's secrets out of the upstream text passed on.
 //!
 //! Uses only `request`, `pricing`, `config` and `error`; the stages above hand it what
 //! it needs (a usage tap, a guard held while a stream runs).
@@ -19,6 +20,7 @@ pub mod dispatch;
 pub mod mock;
 pub mod openai;
 pub mod protocol;
+pub mod scrub;
 pub mod stream;
 pub mod target;
 pub mod token;
@@ -31,7 +33,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, Request, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -43,8 +45,9 @@ use tokio::time::Instant;
 use crate::error::GatewayError;
 pub use dispatch::{dispatch, Answer, Failure, ResponseCost};
 pub use protocol::{Job, Protocol};
+pub use scrub::Scrub;
 pub use stream::UsageTap;
-pub use target::{Target, TargetError};
+pub use target::{ReadLimits, Target, TargetError};
 
 /// The HTTP client every attempt goes through.
 pub struct Upstream {
@@ -170,19 +173,32 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Read a whole upstream body before `deadline`.
+/// Read a whole upstream body of at most `limit` bytes (`server.max_response_bytes`)
+/// before `deadline`. A longer one is a 502 naming the limit, as soon as its announced
+/// length or the bytes read so far say so.
 pub async fn read_body(
     body: Incoming,
     name: &str,
     deadline: Instant,
+    limit: usize,
 ) -> Result<Bytes, GatewayError> {
-    match tokio::time::timeout_at(deadline, body.collect()).await {
+    let too_large = || {
+        GatewayError::BadGateway(format!(
+            "the answer of the upstream for model {name:?} is larger than server.max_response_bytes ({limit} bytes)"
+        ))
+    };
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(body, limit);
+    match tokio::time::timeout_at(deadline, limited.collect()).await {
         Err(_) => Err(GatewayError::Timeout(format!(
             "the upstream for model {name:?} did not finish its answer in time"
         ))),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Ok(Err(e)) => Err(GatewayError::BadGateway(format!(
             "the upstream for model {name:?} broke off its answer: {}",
-            error_chain(&e)
+            error_chain(e.as_ref())
         ))),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }

@@ -4,8 +4,16 @@
 //! is held until its end arrives. So if the upstream breaks off, times out or ends
 //! without `data: [DONE]`, the client gets a clean `data: {"error":...}` event instead
 //! of a silent truncation or half a JSON object.
+//!
+//! An event may be at most `server.max_event_bytes` long: an upstream that never ends
+//! one gets the stream ended with an error event once that much is held, and each
+//! arriving chunk is searched for the end of an event only in its own bytes (plus the
+//! three before them, where a `\r\n\r\n` may begin), so holding a long event costs
+//! time linear in its length. The events passed on go through the deployment's
+//! [`Scrub`] (an upstream's error event may echo the gateway's key).
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -15,6 +23,7 @@ use hyper::body::Incoming;
 use memchr::memmem;
 use tokio::time::Instant;
 
+use super::scrub::Scrub;
 use crate::error::GatewayError;
 use crate::logtext::Clean;
 use liter_llm::types::Usage;
@@ -30,23 +39,38 @@ pub struct Source {
     idle: Duration,
     /// Bound on the whole stream.
     deadline: Instant,
+    /// The deployment's secrets, kept out of what is passed on.
+    scrub: Arc<Scrub>,
+    /// The longest event accepted (`server.max_event_bytes`).
+    max_event_bytes: usize,
+}
+
+/// The parts of a [`Source`] that come from its deployment.
+pub struct SourceOf {
+    /// Client-facing model name, for messages.
+    pub name: String,
+    /// Bound on each wait for the next chunk.
+    pub idle: Duration,
+    pub scrub: Arc<Scrub>,
+    pub max_event_bytes: usize,
 }
 
 impl Source {
-    pub fn new(
-        body: Incoming,
-        first: Bytes,
-        name: String,
-        idle: Duration,
-        deadline: Instant,
-    ) -> Self {
+    pub fn new(body: Incoming, first: Bytes, of: SourceOf, deadline: Instant) -> Self {
         Self {
             body,
             first: Some(first),
-            name,
-            idle,
+            name: of.name,
+            idle: of.idle,
             deadline,
+            scrub: of.scrub,
+            max_event_bytes: of.max_event_bytes,
         }
+    }
+
+    /// The longest event accepted, for translators.
+    pub fn max_event_bytes(&self) -> usize {
+        self.max_event_bytes
     }
 
     /// The next data chunk, `None` at the end, or the error that ends the stream.
@@ -79,10 +103,26 @@ impl Source {
         }
     }
 
-    /// The SSE error event that ends the stream, logged once.
-    pub(crate) fn fail(&self, err: &GatewayError) -> Bytes {
-        tracing::warn!(model = %Clean(&self.name), error = %Clean(err), "stream ended with an error event");
-        error_event(err)
+    /// The SSE error event that ends the stream, logged once (both without the
+    /// deployment's secrets).
+    pub(crate) fn fail(&self, err: GatewayError) -> Bytes {
+        let err = self.scrub.error(err);
+        tracing::warn!(model = %Clean(&self.name), error = %Clean(&err), "stream ended with an error event");
+        error_event(&err)
+    }
+
+    /// The SSE event of an error the upstream itself sent (not logged: it is the
+    /// answer), without the deployment's secrets.
+    pub(crate) fn upstream_error_event(&self, err: GatewayError) -> Bytes {
+        error_event(&self.scrub.error(err))
+    }
+
+    /// The error that ends a stream whose event grew past the limit.
+    fn event_too_large(&self) -> GatewayError {
+        GatewayError::BadGateway(format!(
+            "the upstream for model {:?} sent a stream event larger than server.max_event_bytes ({} bytes)",
+            self.name, self.max_event_bytes
+        ))
     }
 }
 
@@ -106,7 +146,7 @@ struct Relay<G> {
     /// Held until the stream ends (an in-flight slot, say).
     _guard: G,
     tapped: Option<Tapped>,
-    /// Bytes of an event whose end has not arrived yet.
+    /// Bytes of an event whose end has not arrived yet (never an event boundary).
     pending: BytesMut,
     saw_done: bool,
     finished: bool,
@@ -135,14 +175,70 @@ pub fn error_event(err: &GatewayError) -> Bytes {
 
 /// End of the last complete event in `buf` (just past its blank line), if any.
 fn last_boundary(buf: &[u8]) -> Option<usize> {
+    #[cfg(test)]
+    tests::SEARCHED.with(|n| n.set(n.get() + buf.len()));
     let lf = memmem::rfind(buf, b"\n\n").map(|i| i + 2);
     let crlf = memmem::rfind(buf, b"\r\n\r\n").map(|i| i + 4);
     lf.max(crlf)
 }
 
+/// Whether `buf` ends just after an event (the usual chunk: whole events).
+fn ends_an_event(buf: &[u8]) -> bool {
+    buf.ends_with(b"\n\n") || buf.ends_with(b"\r\n\r\n")
+}
+
+/// The length of the longest event in `events` (whole events, each with its end).
+fn longest_event(events: &[u8]) -> usize {
+    let mut longest = 0;
+    let mut rest = events;
+    while !rest.is_empty() {
+        let end = next_event_end(rest);
+        longest = longest.max(end);
+        rest = &rest[end..];
+    }
+    longest
+}
+
+/// The end of the first event in `rest` (just past its blank line), or its length.
+fn next_event_end(rest: &[u8]) -> usize {
+    match (memmem::find(rest, b"\n\n"), memmem::find(rest, b"\r\n\r\n")) {
+        (Some(a), Some(b)) if b < a => b + 4,
+        (Some(a), _) => a + 2,
+        (None, Some(b)) => b + 4,
+        (None, None) => rest.len(),
+    }
+}
+
+/// Whether `events` has a `data: [DONE]` line (one search).
 fn has_done(events: &[u8]) -> bool {
-    memmem::find(events, b"data: [DONE]").is_some()
-        || memmem::find(events, b"data:[DONE]").is_some()
+    memmem::find_iter(events, b"[DONE]").any(|i| {
+        let before = &events[..i];
+        before.ends_with(b"data: ") || before.ends_with(b"data:")
+    })
+}
+
+/// The whole events `data` completes, `Ok(None)` while an event is still open, or
+/// `Err` once one is longer than `max` bytes. Each chunk is searched once, with the 3
+/// bytes before it: the held bytes hold no event end.
+fn whole_events(pending: &mut BytesMut, data: Bytes, max: usize) -> Result<Option<Bytes>, ()> {
+    let events = if pending.is_empty() && ends_an_event(&data) {
+        data
+    } else {
+        let from = pending.len().saturating_sub(3);
+        pending.extend_from_slice(&data);
+        let Some(end) = last_boundary(&pending[from..]) else {
+            return if pending.len() > max {
+                Err(())
+            } else {
+                Ok(None)
+            };
+        };
+        pending.split_to(from + end).freeze()
+    };
+    if pending.len() > max || (events.len() > max && longest_event(&events) > max) {
+        return Err(());
+    }
+    Ok(Some(events))
 }
 
 async fn step<G>(mut s: Relay<G>) -> Option<(Result<Bytes, Infallible>, Relay<G>)> {
@@ -157,36 +253,31 @@ async fn step<G>(mut s: Relay<G>) -> Option<(Result<Bytes, Infallible>, Relay<G>
                 if s.saw_done {
                     // Whatever follows [DONE] (normally nothing) is passed on as is.
                     let rest = s.pending.split().freeze();
-                    return (!rest.is_empty()).then_some((Ok(rest), s));
+                    return (!rest.is_empty()).then(|| (Ok(s.source.scrub.bytes(rest)), s));
                 }
                 GatewayError::BadGateway(format!(
                     "the upstream for model {:?} ended the stream without [DONE]",
                     s.source.name
                 ))
             }
-            Ok(Some(data)) => {
-                let events = if s.pending.is_empty() && last_boundary(&data) == Some(data.len()) {
-                    data
-                } else {
-                    s.pending.extend_from_slice(&data);
-                    let Some(end) = last_boundary(&s.pending) else {
-                        continue;
+            Ok(Some(data)) => match whole_events(&mut s.pending, data, s.source.max_event_bytes) {
+                Ok(None) => continue,
+                Err(()) => s.source.event_too_large(),
+                Ok(Some(events)) => {
+                    s.saw_done |= has_done(&events);
+                    let events = match &s.tapped {
+                        Some(t) => tap_usage(t, events),
+                        None => events,
                     };
-                    s.pending.split_to(end).freeze()
-                };
-                s.saw_done |= has_done(&events);
-                let events = match &s.tapped {
-                    Some(t) => tap_usage(t, events),
-                    None => events,
-                };
-                if events.is_empty() {
-                    continue;
+                    if events.is_empty() {
+                        continue;
+                    }
+                    return Some((Ok(s.source.scrub.bytes(events)), s));
                 }
-                return Some((Ok(events), s));
-            }
+            },
         };
         s.finished = true;
-        let event = s.source.fail(&failure);
+        let event = s.source.fail(failure);
         return Some((Ok(event), s));
     }
 }
@@ -202,21 +293,18 @@ struct UsageChunk {
 
 /// Reports the usage chunk among whole `events` and, when asked, leaves it out.
 fn tap_usage(t: &Tapped, events: Bytes) -> Bytes {
-    let has_usage = memmem::find(&events, b"\"usage\":{").is_some()
-        || memmem::find(&events, b"\"usage\": {").is_some();
+    // One search: `"usage":` followed by an object, with or without a space.
+    let has_usage = memmem::find_iter(&events, b"\"usage\":").any(|i| {
+        let after = &events[i + 8..];
+        after.starts_with(b"{") || after.starts_with(b" {")
+    });
     if !has_usage {
         return events;
     }
     let mut kept = BytesMut::with_capacity(events.len());
     let mut rest: &[u8] = &events;
     while !rest.is_empty() {
-        let end = match (memmem::find(rest, b"\n\n"), memmem::find(rest, b"\r\n\r\n")) {
-            (Some(a), Some(b)) if b < a => b + 4,
-            (Some(a), _) => a + 2,
-            (None, Some(b)) => b + 4,
-            (None, None) => rest.len(),
-        };
-        let (event, tail) = rest.split_at(end);
+        let (event, tail) = rest.split_at(next_event_end(rest));
         rest = tail;
         let data = event
             .split(|&b| b == b'\n')
@@ -237,7 +325,17 @@ fn tap_usage(t: &Tapped, events: Bytes) -> Bytes {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::cell::Cell;
+
+    use proptest::prelude::*;
+
     use super::*;
+
+    thread_local! {
+        /// Bytes `last_boundary` searched on this thread.
+        pub(super) static SEARCHED: Cell<usize> = const { Cell::new(0) };
+    }
 
     #[test]
     fn boundaries() {
@@ -245,5 +343,84 @@ mod tests {
         assert_eq!(last_boundary(b"data: a\r\n\r\n"), Some(11));
         assert_eq!(last_boundary(b"data: a\n"), None);
         assert!(has_done(b"data: x\n\ndata: [DONE]\n\n"));
+        assert!(has_done(b"data:[DONE]\n\n"));
+        assert!(!has_done(b"data: {\"text\":\"[DONE]\"}\n\n"));
+        assert_eq!(
+            longest_event(b"data: a\n\ndata: bbb\r\n\r\ndata: c\n\n"),
+            13
+        );
+    }
+
+    /// Feeds `chunks` as the relay does: the whole events, or the limit error.
+    fn feed(chunks: &[&[u8]], max: usize) -> Result<Vec<u8>, ()> {
+        let mut pending = BytesMut::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            if let Some(events) = whole_events(&mut pending, Bytes::copy_from_slice(c), max)? {
+                out.extend_from_slice(&events);
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn an_event_that_never_ends_is_searched_once_and_refused_at_the_limit() {
+        // `data: ` and then 100-byte pieces without a blank line: each piece is searched
+        // once (with 3 bytes before it), never the whole held event again.
+        let piece = [b'a'; 100];
+        let mut chunks: Vec<&[u8]> = vec![b"data: "];
+        chunks.extend(std::iter::repeat_n(&piece[..], 10_000));
+        SEARCHED.with(|n| n.set(0));
+        assert_eq!(feed(&chunks, usize::MAX), Ok(Vec::new()));
+        let searched = SEARCHED.with(Cell::get);
+        assert!(searched <= 10_001 * 103, "searched {searched} bytes");
+        // With a limit, it ends as soon as the held bytes pass it.
+        let mut pending = BytesMut::new();
+        let mut fed = 0;
+        for c in &chunks {
+            fed += c.len();
+            if whole_events(&mut pending, Bytes::copy_from_slice(c), 1000).is_err() {
+                break;
+            }
+        }
+        assert!(fed <= 1100, "still holding after {fed} bytes");
+        // A whole event over the limit is refused even when it comes in one chunk.
+        let big = format!("data: {}\n\n", "b".repeat(2000));
+        assert_eq!(feed(&[big.as_bytes()], 1000), Err(()));
+        assert!(feed(&[big.as_bytes()], 4000).is_ok());
+    }
+
+    proptest! {
+        /// However the bytes are split (inside a CRLF, inside the blank line), the
+        /// relay passes on every event as soon as its end has arrived, whole and in
+        /// order, and holds only the open one.
+        #[test]
+        fn whole_events_do_not_depend_on_the_split(
+            crlf in any::<bool>(),
+            cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..12),
+        ) {
+            let mut body = String::new();
+            for i in 0..6 {
+                body.push_str(&format!("data: {{\"n\":{i},\"pad\":\"{}\"}}\n\n", "x".repeat(i * 3)));
+            }
+            body.push_str("data: [DONE]\n\n");
+            let body = if crlf { body.replace('\n', "\r\n") } else { body };
+            let bytes = body.as_bytes();
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+            cuts.push(bytes.len());
+            cuts.sort_unstable();
+            let mut pending = BytesMut::new();
+            let mut out = Vec::new();
+            let mut at = 0;
+            for c in cuts {
+                let chunk = Bytes::copy_from_slice(&bytes[at..c]);
+                at = c;
+                if let Some(events) = whole_events(&mut pending, chunk, 1 << 20).unwrap() {
+                    out.extend_from_slice(&events);
+                }
+                let complete = last_boundary(&bytes[..at]).unwrap_or(0);
+                prop_assert_eq!(&out[..], &bytes[..complete]);
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Where and how one deployment's requests go, computed once at start-up: its URL and
-//! credentials, and the [`Protocol`] of its wire.
+//! credentials, the [`Protocol`] of its wire, the secrets to keep out of what its
+//! upstream says ([`Scrub`]) and the bounds on what is read from it ([`ReadLimits`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,9 @@ use secrecy::ExposeSecret;
 use super::adapter::Translated;
 use super::openai::PassThrough;
 use super::protocol::Protocol;
+use super::scrub::Scrub;
 use super::token::TokenCache;
-use crate::config::Deployment;
+use crate::config::{Deployment, Limits};
 
 /// Where and how to send one deployment's requests.
 #[derive(Debug, Clone)]
@@ -25,6 +27,27 @@ pub struct Target {
     pub timeout: Duration,
     /// For adapters that authenticate with a short-lived token (Vertex AI).
     pub token: Option<Arc<TokenCache>>,
+    /// The deployment's secrets, removed from any upstream text passed on or logged.
+    pub scrub: Arc<Scrub>,
+    pub limits: ReadLimits,
+}
+
+/// Bounds on what is read from an upstream (`[server]`, see docs/security.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// `max_event_bytes`: the longest stream event (SSE event, event-stream message).
+    pub max_event_bytes: usize,
+    /// `max_response_bytes`: the largest whole answer (or error answer).
+    pub max_response_bytes: usize,
+}
+
+impl From<&Limits> for ReadLimits {
+    fn from(l: &Limits) -> Self {
+        ReadLimits {
+            max_event_bytes: l.max_event_bytes,
+            max_response_bytes: l.max_response_bytes,
+        }
+    }
 }
 
 /// A deployment whose values cannot form an upstream request. Names the model, never
@@ -37,8 +60,9 @@ pub struct TargetError {
 }
 
 impl Target {
-    /// The target of `d`, or `None` for the in-process mock.
-    pub fn for_deployment(d: &Deployment) -> Result<Option<Target>, TargetError> {
+    /// The target of `d`, or `None` for the in-process mock; `limits` bound what is
+    /// read from its upstream.
+    pub fn for_deployment(d: &Deployment, limits: &Limits) -> Result<Option<Target>, TargetError> {
         let fail = |reason: &str| TargetError {
             model: d.name.clone(),
             reason: reason.to_string(),
@@ -46,6 +70,7 @@ impl Target {
         let Some(net) = d.provider.network() else {
             return Ok(None);
         };
+        liter_llm::providers::url::check_model_id(&d.model_id).map_err(|e| fail(&e.to_string()))?;
         let base = d.base_url.as_ref().ok_or_else(|| fail("no base_url"))?;
         if d.api_key.is_none() && net.key_required {
             tracing::warn!(
@@ -64,9 +89,11 @@ impl Target {
                 .map(|k| Secret(k.expose_secret().to_string())),
             settings: d.settings.clone(),
         };
+        let mut secrets = secrets_of(&cfg);
         let (protocol, token): (Arc<dyn Protocol>, _) = match d.provider.adapter(&cfg) {
             Some(adapter) => {
                 let adapter = adapter.map_err(|e| fail(&e.to_string()))?;
+                secrets.extend(adapter.secrets());
                 let token = TokenCache::for_adapter(&adapter).map(Arc::new);
                 (Arc::new(Translated(adapter)), token)
             }
@@ -77,8 +104,21 @@ impl Target {
             protocol,
             timeout: d.timeout,
             token,
+            scrub: Arc::new(Scrub::new(secrets.iter().map(Secret::expose))),
+            limits: ReadLimits::from(limits),
         }))
     }
+}
+
+/// The configured secrets of a deployment: its API key (or Vertex AI access token),
+/// AWS secret key and session token.
+fn secrets_of(cfg: &AdapterConfig) -> Vec<Secret> {
+    let s = &cfg.settings;
+    [&cfg.api_key, &s.aws_secret_access_key, &s.aws_session_token]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
 }
 
 /// URLs and auth header of an OpenAI-compatible deployment (Azure OpenAI included:
@@ -95,7 +135,8 @@ fn pass_through(d: &Deployment, cfg: &AdapterConfig) -> Result<PassThrough, &'st
                 &cfg.base_url,
                 &cfg.model_id,
                 cfg.settings.api_version.as_deref(),
-            );
+            )
+            .map_err(|_| "the deployment name cannot be used in a URL")?;
             (
                 urls.chat,
                 urls.embeddings,

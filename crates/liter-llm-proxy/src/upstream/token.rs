@@ -29,6 +29,9 @@ use crate::error::GatewayError;
 /// A token this close to its expiry is replaced before use.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
+/// The largest token endpoint answer read (a real one is a few hundred bytes).
+pub const MAX_TOKEN_ANSWER_BYTES: usize = 64 * 1024;
+
 struct Cached {
     token: String,
     expires_at: Instant,
@@ -133,9 +136,13 @@ impl Upstream {
             Ok(Ok(resp)) => resp,
         };
         let status = resp.status().as_u16();
-        match tokio::time::timeout_at(deadline, resp.into_body().collect()).await {
+        let body = http_body_util::Limited::new(resp.into_body(), MAX_TOKEN_ANSWER_BYTES);
+        match tokio::time::timeout_at(deadline, body.collect()).await {
             Err(_) => Err(failed("no answer in time".into())),
-            Ok(Err(e)) => Err(failed(error_chain(&e))),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(failed(format!(
+                "the answer is larger than {MAX_TOKEN_ANSWER_BYTES} bytes"
+            ))),
+            Ok(Err(e)) => Err(failed(error_chain(e.as_ref()))),
             Ok(Ok(body)) => Ok((status, body.to_bytes())),
         }
     }

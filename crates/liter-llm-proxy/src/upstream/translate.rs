@@ -3,7 +3,9 @@
 //! The translator (an adapter's) gets the upstream bytes however
 //! they are split and returns whole OpenAI chunks; this module only moves bytes and
 //! keeps time: a stall, a broken connection or the deadline ends the stream with an
-//! error event, as for pass-through streams.
+//! error event, as for pass-through streams. The translator's framing holds at most
+//! `server.max_event_bytes` of one event (see `StreamMeta::max_event_bytes`), and its
+//! error events, like every error of the stream, go through the deployment's scrub.
 
 use std::convert::Infallible;
 
@@ -11,11 +13,11 @@ use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use liter_llm::providers::adapter::{StreamOut, StreamTranslate};
 
-use super::stream::{error_event, Source, UsageTap};
+use super::stream::{Source, UsageTap};
 use crate::error::GatewayError;
 
 /// SSE bytes for the translator's output; `true` once the stream is over.
-fn render(outs: Vec<StreamOut>, buf: &mut BytesMut) -> bool {
+fn render(outs: Vec<StreamOut>, buf: &mut BytesMut, source: &Source) -> bool {
     for out in outs {
         match out {
             StreamOut::Chunk(chunk) => {
@@ -24,7 +26,7 @@ fn render(outs: Vec<StreamOut>, buf: &mut BytesMut) -> bool {
                 buf.extend_from_slice(b"\n\n");
             }
             StreamOut::Error(e) => {
-                buf.extend_from_slice(&error_event(&GatewayError::from(e)));
+                buf.extend_from_slice(&source.upstream_error_event(GatewayError::from(e)));
                 return true;
             }
             StreamOut::Done => {
@@ -79,17 +81,17 @@ async fn step<G>(mut s: State<G>) -> Option<(Result<Bytes, Infallible>, State<G>
         match s.source.next().await {
             Err(failure) => {
                 s.finished = true;
-                let event = s.source.fail(&failure);
+                let event = s.source.fail(failure);
                 return Some((Ok(event), s));
             }
             Ok(None) => {
                 s.finished = true;
-                render(s.translator.finish(), &mut buf);
+                render(s.translator.finish(), &mut buf, &s.source);
                 s.report_usage();
                 return (!buf.is_empty()).then(|| (Ok(buf.freeze()), s));
             }
             Ok(Some(data)) => {
-                s.finished = render(s.translator.feed(&data), &mut buf);
+                s.finished = render(s.translator.feed(&data), &mut buf, &s.source);
                 if s.finished {
                     s.report_usage();
                 }

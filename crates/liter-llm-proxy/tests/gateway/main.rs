@@ -16,6 +16,7 @@ mod errors;
 mod gemini;
 mod governance;
 mod hardening_edge;
+mod hardening_upstream;
 mod mistral;
 mod providers;
 mod routing;

@@ -112,6 +112,10 @@ pub struct StreamMeta {
     pub created: u64,
     /// `stream_options.include_usage`: end with a usage chunk.
     pub include_usage: bool,
+    /// The most bytes one upstream event (an SSE event, an event-stream message) may
+    /// have; a longer one ends the stream with an error (the gateway's
+    /// `server.max_event_bytes`).
+    pub max_event_bytes: usize,
 }
 
 /// What a stream translator hands the gateway, in order.
@@ -195,6 +199,13 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     /// (`now` in Unix seconds, for signed assertions). `None`: no token needed.
     fn token_exchange(&self, _now: u64) -> Option<Result<TokenRequest, ProviderError>> {
         None
+    }
+
+    /// Secrets this adapter read beyond the [`AdapterConfig`]'s (Vertex AI: the
+    /// service account's key material), which the gateway keeps out of any upstream
+    /// text it passes on or logs.
+    fn secrets(&self) -> Vec<Secret> {
+        Vec::new()
     }
 
     /// The token endpoint's answer.

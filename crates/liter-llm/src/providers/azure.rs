@@ -28,6 +28,8 @@
 //! - **Version**: [`DEFAULT_API_VERSION`], the latest GA data-plane inference version of
 //!   Microsoft's REST reference, when neither the config nor the environment names one.
 
+use crate::providers::url::{encode_segment, model_segment, ModelIdError};
+
 /// The `provider_model` prefix.
 pub const PREFIX: &str = "azure";
 /// The header that carries the API key.
@@ -51,8 +53,15 @@ pub struct AzureUrls {
 }
 
 /// The URLs for `deployment` at the resource endpoint `base_url`, with `api_version`
-/// (`None`: [`DEFAULT_API_VERSION`]; [`V1`]: the v1 API).
-pub fn urls(base_url: &str, deployment: &str, api_version: Option<&str>) -> AzureUrls {
+/// (`None`: [`DEFAULT_API_VERSION`]; [`V1`]: the v1 API). The deployment name is
+/// checked and written as one encoded path segment ([`crate::providers::url`]); with
+/// the v1 API it goes in the body, and is checked all the same.
+pub fn urls(
+    base_url: &str,
+    deployment: &str,
+    api_version: Option<&str>,
+) -> Result<AzureUrls, ModelIdError> {
+    let deployment = model_segment(deployment)?;
     let base = base_url.trim_end_matches('/');
     let base = base.strip_suffix("/openai/v1").unwrap_or(base);
     let base = base.strip_suffix("/openai").unwrap_or(base);
@@ -61,33 +70,18 @@ pub fn urls(base_url: &str, deployment: &str, api_version: Option<&str>) -> Azur
         .filter(|v| !v.is_empty())
         .unwrap_or(DEFAULT_API_VERSION);
     if version == V1 {
-        return AzureUrls {
+        return Ok(AzureUrls {
             chat: format!("{base}/openai/v1/chat/completions"),
             embeddings: format!("{base}/openai/v1/embeddings"),
-        };
+        });
     }
-    let deployment = encode_segment(deployment);
     let version = encode_segment(version);
     let url =
         |op: &str| format!("{base}/openai/deployments/{deployment}/{op}?api-version={version}");
-    AzureUrls {
+    Ok(AzureUrls {
         chat: url("chat/completions"),
         embeddings: url("embeddings"),
-    }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters (deployment names are
-/// letters, digits, `-`, `_` and `.`, so this rarely does anything).
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    })
 }
 
 #[cfg(test)]
@@ -96,7 +90,7 @@ mod tests {
 
     #[test]
     fn deployment_urls() {
-        let u = urls("https://res.openai.azure.com/", "gpt-4o-prod", None);
+        let u = urls("https://res.openai.azure.com/", "gpt-4o-prod", None).unwrap();
         assert_eq!(
             u.chat,
             "https://res.openai.azure.com/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21"
@@ -109,7 +103,8 @@ mod tests {
             "https://res.openai.azure.com/openai",
             "my dep",
             Some("2025-04-01-preview"),
-        );
+        )
+        .unwrap();
         assert_eq!(
             u.chat,
             "https://res.openai.azure.com/openai/deployments/my%20dep/chat/completions?api-version=2025-04-01-preview"
@@ -122,7 +117,7 @@ mod tests {
             "https://res.openai.azure.com",
             "https://res.openai.azure.com/openai/v1/",
         ] {
-            let u = urls(base, "dep", Some("v1"));
+            let u = urls(base, "dep", Some("v1")).unwrap();
             assert_eq!(
                 u.chat,
                 "https://res.openai.azure.com/openai/v1/chat/completions"

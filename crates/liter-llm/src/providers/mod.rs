@@ -17,6 +17,7 @@ pub mod mock;
 pub mod openai_compat;
 pub mod sse;
 pub mod stream_driver;
+pub mod url;
 
 pub use adapter::{Adapter, AdapterConfig, SharedAdapter};
 pub use openai_compat::{AuthStyle, CompatProvider};

@@ -41,20 +41,27 @@ pub trait Framing: fmt::Debug + Send {
 
     /// Whether the body stopped inside a frame that may not be dropped.
     fn has_partial(&self) -> bool;
+
+    /// The most bytes one frame may have ([`StreamMeta::max_event_bytes`]); a longer
+    /// one is an error from `feed`, before more than that is buffered.
+    fn set_limit(&mut self, max_event_bytes: usize);
 }
 
-/// SSE: never fails, and an unterminated event at the end of the body is dropped, as the
-/// format specifies (so it is never "partial").
+/// SSE: fails only on an event over the limit, and an unterminated event at the end of
+/// the body is dropped, as the format specifies (so it is never "partial").
 impl Framing for SseDecoder {
     type Frame = SseEvent;
 
     fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), String> {
-        SseDecoder::feed(self, bytes, out);
-        Ok(())
+        SseDecoder::feed(self, bytes, out).map_err(|e| e.to_string())
     }
 
     fn has_partial(&self) -> bool {
         false
+    }
+
+    fn set_limit(&mut self, max_event_bytes: usize) {
+        SseDecoder::set_limit(self, max_event_bytes);
     }
 }
 
@@ -189,8 +196,10 @@ pub struct StreamDriver<M: EventMapping> {
 impl<M: EventMapping> StreamDriver<M> {
     /// A driver whose chunks are for `meta`.
     pub fn with_mapping(meta: StreamMeta, mapping: M) -> Self {
+        let mut framing = M::Framing::default();
+        framing.set_limit(meta.max_event_bytes);
         Self {
-            framing: M::Framing::default(),
+            framing,
             mapping,
             writer: ChunkWriter::new(meta),
             started: false,
@@ -306,6 +315,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
+    use crate::providers::sse::DEFAULT_MAX_EVENT_BYTES;
 
     /// A toy provider: `{"text": ..}` is content, `{"end": reason}` completes the
     /// answer, `{"fail": status}` is an error event; `{"tokens": n}` reports usage.
@@ -356,6 +366,7 @@ mod tests {
             model: "m".into(),
             created: 0,
             include_usage,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
         };
         StreamDriver::with_mapping(meta, Toy::default())
     }
@@ -465,6 +476,8 @@ mod tests {
         fn has_partial(&self) -> bool {
             !self.buf.is_empty()
         }
+
+        fn set_limit(&mut self, _: usize) {}
     }
 
     /// Each frame is content; `stop` finishes (the answer completes at the body's end).
@@ -503,6 +516,7 @@ mod tests {
             model: "m".into(),
             created: 0,
             include_usage: false,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
         };
         StreamDriver::with_mapping(meta, Words::default())
     }

@@ -125,7 +125,7 @@ pub(crate) fn fault_error(status: StatusCode) -> http::Response<MockBody> {
 }
 
 /// The error `type` Anthropic documents for a status.
-fn fault_type(status: u16) -> &'static str {
+pub(crate) fn fault_type(status: u16) -> &'static str {
     match status {
         401 => "authentication_error",
         402 => "billing_error",

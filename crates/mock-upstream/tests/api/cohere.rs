@@ -63,6 +63,7 @@ fn stream_out(mock: &MockUpstream, bytes: &[u8]) -> Vec<StreamOut> {
         model: "command".into(),
         created: 1,
         include_usage: true,
+        max_event_bytes: liter_llm::providers::sse::DEFAULT_MAX_EVENT_BYTES,
     });
     let mut out = Vec::new();
     for piece in bytes.chunks(5) {

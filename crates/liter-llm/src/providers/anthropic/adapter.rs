@@ -90,11 +90,6 @@ impl Adapter for AnthropicAdapter {
     }
 
     fn stream(&self, meta: StreamMeta) -> Box<dyn StreamTranslate> {
-        Box::new(StreamTranslator::new(
-            meta.id,
-            meta.model,
-            meta.created,
-            meta.include_usage,
-        ))
+        Box::new(StreamTranslator::for_meta(meta))
     }
 }

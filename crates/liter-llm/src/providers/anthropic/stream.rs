@@ -30,7 +30,7 @@ use super::error::{stream_error, ErrorObject};
 use super::finish_reason;
 use super::response::AnthropicUsage;
 use crate::providers::adapter::StreamMeta;
-use crate::providers::sse::{SseDecoder, SseEvent};
+use crate::providers::sse::{SseDecoder, SseEvent, DEFAULT_MAX_EVENT_BYTES};
 use crate::providers::stream_driver::{sse_json, Emit, EventMapping, Flow, StreamDriver};
 use crate::types::{Delta, FunctionCallDelta, ProviderError, ToolCallDelta, Usage};
 
@@ -104,12 +104,17 @@ impl StreamDriver<AnthropicEvents> {
     /// A translator whose chunks carry `id`, `model` and `created`; with `include_usage`
     /// every chunk has `"usage": null` and a last chunk carries the usage, as OpenAI does.
     pub fn new(id: String, model: String, created: u64, include_usage: bool) -> Self {
-        let meta = StreamMeta {
+        Self::for_meta(StreamMeta {
             id,
             model,
             created,
             include_usage,
-        };
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+        })
+    }
+
+    /// A translator for `meta` (its event size limit included).
+    pub fn for_meta(meta: StreamMeta) -> Self {
         StreamDriver::with_mapping(meta, AnthropicEvents::default())
     }
 }

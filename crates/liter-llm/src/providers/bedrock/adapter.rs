@@ -12,6 +12,7 @@ use super::{
 use crate::providers::adapter::{
     Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamTranslate, UpstreamRequest,
 };
+use crate::providers::url::check_model_id;
 use crate::types::{ChatCompletion, ChatCompletionRequest, EmbeddingResponse, ProviderError};
 
 const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
@@ -90,7 +91,10 @@ impl BedrockAdapter {
             prefix: uri.path().trim_end_matches('/').to_string(),
             origin: format!("{}://{authority}", uri.scheme_str().unwrap_or("https")),
             host,
-            model_segment: sigv4::uri_encode(&cfg.model_id),
+            model_segment: {
+                check_model_id(&cfg.model_id).map_err(|e| e.to_string())?;
+                sigv4::uri_encode(&cfg.model_id)
+            },
             family: Family::of(&cfg.model_id),
             creds: Credentials {
                 access_key_id,

@@ -62,15 +62,33 @@ impl fmt::Display for FrameError {
 impl std::error::Error for FrameError {}
 
 /// Buffers bytes until whole messages are in.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Decoder {
     buf: Vec<u8>,
     failed: bool,
+    /// The largest message accepted (at most [`MAX_MESSAGE`]).
+    max_message: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self {
+            buf: Vec::new(),
+            failed: false,
+            max_message: MAX_MESSAGE,
+        }
+    }
 }
 
 impl Decoder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Accept messages of at most `max_bytes` bytes (never more than [`MAX_MESSAGE`]):
+    /// a prelude announcing a longer one is an error before its body is buffered.
+    pub fn set_limit(&mut self, max_bytes: usize) {
+        self.max_message = max_bytes.min(MAX_MESSAGE);
     }
 
     /// Consumes `bytes`, pushing every message they complete to `out`. After an error
@@ -91,9 +109,15 @@ impl Decoder {
             if CRC32.checksum(&rest[0..8]) != be32(&rest[8..12]) {
                 break Err(FrameError("prelude CRC mismatch".into()));
             }
-            if !(OVERHEAD..=MAX_MESSAGE).contains(&total) || headers_len > total - OVERHEAD {
+            if total < OVERHEAD || headers_len > total - OVERHEAD {
                 break Err(FrameError(format!(
                     "impossible lengths (total {total}, headers {headers_len})"
+                )));
+            }
+            if total > self.max_message {
+                break Err(FrameError(format!(
+                    "a message of {total} bytes is larger than the limit of {} bytes (server.max_event_bytes)",
+                    self.max_message
                 )));
             }
             if rest.len() < total {

@@ -44,6 +44,10 @@ impl Framing for Decoder {
     fn has_partial(&self) -> bool {
         Decoder::has_partial(self)
     }
+
+    fn set_limit(&mut self, max_event_bytes: usize) {
+        Decoder::set_limit(self, max_event_bytes);
+    }
 }
 
 /// ConverseStream's messages, mapped (the state one stream needs between them).

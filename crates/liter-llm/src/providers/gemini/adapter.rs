@@ -13,10 +13,11 @@ use super::{
     VERTEX_ANTHROPIC_VERSION, VERTEX_PREFIX,
 };
 use crate::providers::adapter::{
-    unsupported, AccessToken, Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamTranslate,
-    TokenRequest, UpstreamRequest,
+    unsupported, AccessToken, Adapter, AdapterConfig, Call, Operation, Secret, StreamMeta,
+    StreamTranslate, TokenRequest, UpstreamRequest,
 };
 use crate::providers::anthropic::{self, AnthropicOptions};
+use crate::providers::url::{encode_segment, model_segment};
 use crate::types::{
     ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse, ProviderError,
 };
@@ -62,8 +63,10 @@ fn method(op: Operation) -> &'static str {
 /// One Gemini API deployment.
 #[derive(Debug)]
 pub struct GeminiAdapter {
-    /// `{base}/v1beta/models/{model}`.
+    /// `{base}/v1beta/models/{model}`, the model id one encoded segment.
     model_url: String,
+    /// The model id as configured (the embeddings body names it).
+    model_id: String,
     /// `x-goog-api-key`, marked sensitive.
     key: Option<HeaderValue>,
     drop_params: bool,
@@ -74,7 +77,7 @@ impl GeminiAdapter {
         let model_url = format!(
             "{}/v1beta/models/{}",
             cfg.base_url.trim_end_matches('/'),
-            cfg.model_id
+            model_segment(&cfg.model_id).map_err(|e| e.to_string())?
         );
         model_url
             .parse::<Uri>()
@@ -91,6 +94,7 @@ impl GeminiAdapter {
         };
         Ok(Self {
             model_url,
+            model_id: cfg.model_id.clone(),
             key,
             drop_params: cfg.settings.drop_params,
         })
@@ -102,8 +106,7 @@ impl Adapter for GeminiAdapter {
         let (url, body, dropped) = match call.op {
             Operation::Embeddings => {
                 let req: EmbeddingRequest = read(call.body)?;
-                let model_id = self.model_url.rsplit('/').next().unwrap_or_default();
-                let body = build_batch_embed(&req, model_id)?;
+                let body = build_batch_embed(&req, &self.model_id)?;
                 (
                     format!("{}:batchEmbedContents", self.model_url),
                     Bytes::from(body.to_string()),
@@ -149,12 +152,7 @@ impl Adapter for GeminiAdapter {
     }
 
     fn stream(&self, meta: StreamMeta) -> Box<dyn StreamTranslate> {
-        Box::new(StreamTranslator::new(
-            meta.id,
-            meta.model,
-            meta.created,
-            meta.include_usage,
-        ))
+        Box::new(StreamTranslator::for_meta(meta))
     }
 }
 
@@ -230,9 +228,11 @@ impl VertexAdapter {
             (Publisher::Google, "google")
         };
         let model_url = format!(
-            "{}/v1/projects/{project}/locations/{location}/publishers/{name}/models/{}",
+            "{}/v1/projects/{}/locations/{}/publishers/{name}/models/{}",
             cfg.base_url.trim_end_matches('/'),
-            cfg.model_id
+            encode_segment(&project),
+            encode_segment(location),
+            model_segment(&cfg.model_id).map_err(|e| e.to_string())?
         );
         model_url.parse::<Uri>().map_err(|_| {
             "base_url, project, location and model do not form a valid URL".to_string()
@@ -349,18 +349,8 @@ impl Adapter for VertexAdapter {
 
     fn stream(&self, meta: StreamMeta) -> Box<dyn StreamTranslate> {
         match self.publisher {
-            Publisher::Google => Box::new(StreamTranslator::new(
-                meta.id,
-                meta.model,
-                meta.created,
-                meta.include_usage,
-            )),
-            Publisher::Anthropic(_) => Box::new(anthropic::StreamTranslator::new(
-                meta.id,
-                meta.model,
-                meta.created,
-                meta.include_usage,
-            )),
+            Publisher::Google => Box::new(StreamTranslator::for_meta(meta)),
+            Publisher::Anthropic(_) => Box::new(anthropic::StreamTranslator::for_meta(meta)),
         }
     }
 
@@ -377,6 +367,13 @@ impl Adapter for VertexAdapter {
 
     fn parse_token(&self, status: u16, body: &[u8]) -> Result<AccessToken, ProviderError> {
         parse_token_answer(status, body)
+    }
+
+    fn secrets(&self) -> Vec<Secret> {
+        match &self.auth {
+            VertexAuth::ServiceAccount(sa) => sa.key_material(),
+            VertexAuth::Static(_) => Vec::new(),
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::providers::adapter::{AccessToken, TokenRequest};
+use crate::providers::adapter::{AccessToken, Secret, TokenRequest};
 use crate::types::ProviderError;
 
 /// The OAuth scope Vertex AI needs.
@@ -41,6 +41,8 @@ pub struct ServiceAccount {
     pub project_id: Option<String>,
     key_id: Option<String>,
     key: RsaKeyPair,
+    /// The file's `private_key` as written (PEM), to keep out of error text.
+    pem: Secret,
 }
 
 impl fmt::Debug for ServiceAccount {
@@ -99,7 +101,23 @@ impl ServiceAccount {
             project_id: file.project_id,
             key_id: file.private_key_id,
             key,
+            pem: Secret(file.private_key),
         })
+    }
+
+    /// The key material an upstream must never echo to a client: the PEM as written,
+    /// and each of its base64 lines (a partial echo is a leak too).
+    pub fn key_material(&self) -> Vec<Secret> {
+        let mut out = vec![self.pem.clone()];
+        out.extend(
+            self.pem
+                .expose()
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.len() >= 16 && !l.starts_with("-----"))
+                .map(|l| Secret(l.to_string())),
+        );
+        out
     }
 
     /// The signed JWT for an exchange at `now` (Unix seconds).

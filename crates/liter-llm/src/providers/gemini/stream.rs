@@ -28,7 +28,7 @@ use super::error::{stream_error, ErrorEnvelope};
 use super::finish_reason;
 use super::response::{read_part, tool_call, Candidate, GenerateResponse, Part, UsageMetadata};
 use crate::providers::adapter::StreamMeta;
-use crate::providers::sse::{SseDecoder, SseEvent};
+use crate::providers::sse::{SseDecoder, SseEvent, DEFAULT_MAX_EVENT_BYTES};
 use crate::providers::stream_driver::{unreadable, Emit, EventMapping, Flow, StreamDriver};
 use crate::types::{Delta, FunctionCallDelta, ProviderError, ToolCallDelta, Usage};
 
@@ -53,12 +53,17 @@ pub type StreamTranslator = StreamDriver<GeminiEvents>;
 
 impl StreamDriver<GeminiEvents> {
     pub fn new(id: String, model: String, created: u64, include_usage: bool) -> Self {
-        let meta = StreamMeta {
+        Self::for_meta(StreamMeta {
             id,
             model,
             created,
             include_usage,
-        };
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+        })
+    }
+
+    /// A translator for `meta` (its event size limit included).
+    pub fn for_meta(meta: StreamMeta) -> Self {
         StreamDriver::with_mapping(meta, GeminiEvents::default())
     }
 }
