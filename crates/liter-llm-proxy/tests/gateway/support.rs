@@ -111,6 +111,18 @@ impl Drop for Gateway {
     }
 }
 
+/// Move the tokio clock forward by `by` at once, for cooldowns measured in tens of
+/// seconds. Call it only at a quiet moment (no request in flight, every response read):
+/// the clock is paused just for the jump and runs normally again at once, so it never
+/// races with socket I/O the way a test-long paused clock does (a paused runtime skips
+/// to its next timer whenever no socket event has arrived yet). Each request helper
+/// here uses a fresh client, so no pooled client connection lives across the jump.
+pub async fn skip_time(by: std::time::Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
