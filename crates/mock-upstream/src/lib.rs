@@ -10,7 +10,8 @@
 //!
 //! Answers are deterministic (an echo model; tokens are words) so tests can assert exact content
 //! and usage. [`Fault`]s queued with [`MockUpstream::push_fault`] make requests fail on purpose:
-//! error statuses with `Retry-After`, delays, hangs, cut streams and dropped connections. Every
+//! error statuses with `Retry-After`, delays, hangs, cut streams, dropped connections, and
+//! requests or streams held until the test releases them ([`MockUpstream::release`]). Every
 //! request is recorded (see [`MockUpstream::requests`]) and the usage reported is totalled (see
 //! [`MockUpstream::served`]). The same controls are exposed over HTTP under `/__mock/` for tests
 //! written in other languages, and the `mock-upstream` binary serves the mock standalone.
@@ -27,7 +28,7 @@
 //! Modules: `server` (accept loop and request pipeline), `state` (what an instance remembers),
 //! `faults` (fault descriptions and matching), `body` (the response body), `control` (the
 //! `/__mock/` API: `POST`/`GET`/`DELETE /__mock/faults`, `GET`/`DELETE /__mock/requests`,
-//! `GET /__mock/served`), `openai` (the OpenAI wire format), `anthropic` (the Anthropic Messages
+//! `GET /__mock/served`, `POST /__mock/release`), `openai` (the OpenAI wire format), `anthropic` (the Anthropic Messages
 //! API), `azure` (Azure OpenAI's deployment URLs, `api-key` and `api-version`), `cohere` (Chat v2
 //! and Embed v2), `bedrock` (Bedrock's Converse and InvokeModel, SigV4, event-stream frames).
 
@@ -144,6 +145,13 @@ impl MockUpstream {
     /// Queues a fault. Faults are matched in FIFO order against each incoming request.
     pub fn push_fault(&self, fault: Fault) {
         self.shared.push_faults([fault]);
+    }
+
+    /// Lets `n` requests held by [`Fault::hold`] or [`Fault::hold_stream`] go on. A release
+    /// given before a held request reaches its hold is kept for it (like a semaphore's
+    /// permit), so a test may release as soon as it has seen what it waited for.
+    pub fn release(&self, n: usize) {
+        self.shared.release(n);
     }
 
     /// Removes every queued fault.

@@ -10,7 +10,8 @@
 //! 2. **read** — the whole body is read and parsed as JSON (once);
 //! 3. **record** — the request is recorded (when recording is on), before anything can fail it;
 //! 4. **auth** — with `require_api_key`, a wrong or missing key is answered 401;
-//! 5. **fault** — the first matching queued fault is taken and carried out;
+//! 5. **fault** — the first matching queued fault is taken and carried out (a held request
+//!    or stream waits here, or mid-body, for [`crate::MockUpstream::release`]);
 //! 6. **respond** — the wire-format module builds the answer, as [`crate::wire::Wire`] tells
 //!    from the method and path ([`crate::anthropic`] for `POST /v1/messages`, [`crate::bedrock`]
 //!    for `POST /model/{id}/…`, [`crate::openai`] for everything else); auth and default fault
@@ -196,6 +197,7 @@ async fn handle(
     let streaming = wire.is_streaming(path, &payload);
     let mut cut_after = None;
     let mut stall_after = None;
+    let mut hold_after = None;
     match shared.take_fault(model.as_deref(), streaming) {
         None => {}
         Some(FaultKind::Status {
@@ -211,6 +213,8 @@ async fn handle(
         }
         Some(FaultKind::CutStream { after_chunks }) => cut_after = Some(after_chunks),
         Some(FaultKind::StallStream { after_chunks }) => stall_after = Some(after_chunks),
+        Some(FaultKind::Hold) => shared.released().await,
+        Some(FaultKind::HoldStream { after_chunks }) => hold_after = Some(after_chunks),
     }
 
     let Reply {
@@ -225,6 +229,10 @@ async fn handle(
             .body_mut()
             .stall_after(usize::try_from(n).unwrap_or(usize::MAX)),
         (None, None) => {
+            if let Some(n) = hold_after {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                response.body_mut().hold_after(n, shared.released());
+            }
             if let (true, Some(tokens)) = (response.status().is_success(), usage) {
                 shared.add_served(tokens);
             }
