@@ -123,6 +123,15 @@ pub async fn skip_time(by: std::time::Duration) {
     tokio::time::resume();
 }
 
+/// Waits (bounded) until the mock has recorded `n` requests, then asserts it.
+pub async fn wait_for_requests(mock: &MockUpstream, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while mock.requests().len() < n && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(mock.requests().len(), n);
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }

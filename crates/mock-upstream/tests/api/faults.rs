@@ -89,7 +89,12 @@ async fn hung_request_fails_when_the_mock_stops() {
         Some(&chat("m", "hi")),
     );
     let stopper = async {
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        // Stop once the request reached the mock (bounded wait, asserted after).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while mock.requests().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(mock.requests().len(), 1, "the request never arrived");
         mock.shutdown();
     };
     let (outcome, ()) = tokio::join!(
