@@ -4,7 +4,7 @@
 //! |----------------------------|-----------------------------------------------------------|
 //! | `POST /__mock/faults`      | body `{"faults":[Fault,...]}`: append; answers `{"queued":N}` |
 //! | `GET /__mock/faults`       | the queued faults as a JSON array                         |
-//! | `DELETE /__mock/faults`    | clear the fault queue                                     |
+//! | `DELETE /__mock/faults`    | clear the fault queue (and releases not used yet)         |
 //! | `GET /__mock/requests`     | the recorded requests as a JSON array                     |
 //! | `DELETE /__mock/requests`  | clear the recorded requests                               |
 //! | `GET /__mock/served`       | the [`crate::Served`] totals                              |

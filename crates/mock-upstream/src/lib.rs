@@ -154,7 +154,7 @@ impl MockUpstream {
         self.shared.release(n);
     }
 
-    /// Removes every queued fault.
+    /// Removes every queued fault, and forgets releases no held request has used yet.
     pub fn clear_faults(&self) {
         self.shared.clear_faults();
     }

@@ -129,10 +129,13 @@ impl Shared {
         queue.len()
     }
 
+    /// Clears the fault queue, and forgets releases no held request has used yet (so a
+    /// release given for a request that never got held cannot free a later test's hold).
     pub(crate) fn clear_faults(&self) {
         let mut queue = lock(&self.faults);
         queue.clear();
         self.fault_count.store(0, Ordering::Release);
+        self.releases.forget_permits(usize::MAX);
     }
 
     pub(crate) fn faults(&self) -> Vec<Fault> {
@@ -245,6 +248,11 @@ mod tests {
         assert!(futures_poll_once(&mut waiting).is_none(), "no release left");
         s.release(1);
         waiting.await;
+        s.release(2);
+        s.clear_faults();
+        let after_clear = s.released();
+        tokio::pin!(after_clear);
+        assert!(futures_poll_once(&mut after_clear).is_none(), "cleared");
     }
 
     /// Polls a future once with a no-op waker.
