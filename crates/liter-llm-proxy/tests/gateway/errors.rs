@@ -90,11 +90,8 @@ async fn upstream_5xx_is_502() {
 
 #[tokio::test]
 async fn unreachable_upstream_is_502() {
-    // bind then drop a listener: nothing listens on that port any more
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // bound for the whole test but not listening: connections are refused
+    let (_reserved, port) = refusing_port();
     let gw = Gateway::start(&format!(
         "[general]\nmaster_key = \"{MASTER}\"\nmax_retries = 0\n[[models]]\nname = \"m\"\nprovider_model = \"openai/x\"\napi_key = \"{UPSTREAM_KEY}\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\n"
     ))

@@ -69,10 +69,8 @@ async fn a_failing_deployment_is_retried_on_another() {
 #[tokio::test]
 async fn a_refused_connection_moves_on() {
     let mock = MockUpstream::start().await.unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // bound for the whole test but not listening: connections are refused
+    let (_reserved, port) = refusing_port();
     let cfg = format!(
         "{}[[models]]\nname = \"pool\"\nprovider_model = \"openai/dead\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\norder = 1\n{}",
         header(MASTER, ""),

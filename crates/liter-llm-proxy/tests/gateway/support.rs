@@ -132,6 +132,17 @@ pub async fn wait_for_requests(mock: &MockUpstream, n: usize) {
     assert_eq!(mock.requests().len(), n);
 }
 
+/// A loopback port where connections are refused, reserved while the returned socket
+/// lives: the socket is bound (no other test or process can take the port) but never
+/// listens, so a connection to it is refused at once. Keep the socket for the whole
+/// test; never drop it and reuse the number.
+pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
