@@ -154,6 +154,12 @@ impl MockUpstream {
         self.shared.release(n);
     }
 
+    /// Sets the `expires_in` (seconds) of the access tokens `POST /token` issues from now on
+    /// (3600 by default, as Google's).
+    pub fn set_token_lifetime(&self, secs: u64) {
+        self.shared.set_token_lifetime(secs);
+    }
+
     /// Removes every queued fault, and forgets releases no held request has used yet.
     pub fn clear_faults(&self) {
         self.shared.clear_faults();

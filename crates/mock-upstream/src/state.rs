@@ -82,7 +82,12 @@ pub(crate) struct Shared {
     /// Releases for [`FaultKind::Hold`] and [`FaultKind::HoldStream`]: one permit lets one
     /// held request go on. Starts empty; permits given before a hold is reached wait for it.
     releases: Arc<Semaphore>,
+    /// `expires_in` of the access tokens `POST /token` issues, in seconds.
+    token_lifetime: AtomicU64,
 }
+
+/// Google's access tokens live an hour.
+pub(crate) const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 3600;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the data half-updated in a way that
@@ -103,7 +108,18 @@ impl Shared {
             served_completion: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             releases: Arc::new(Semaphore::new(0)),
+            token_lifetime: AtomicU64::new(DEFAULT_TOKEN_LIFETIME_SECS),
         }
+    }
+
+    /// Sets the `expires_in` of the access tokens issued from now on.
+    pub(crate) fn set_token_lifetime(&self, secs: u64) {
+        self.token_lifetime.store(secs, Ordering::Relaxed);
+    }
+
+    /// The `expires_in` of the access tokens issued now.
+    pub(crate) fn token_lifetime(&self) -> u64 {
+        self.token_lifetime.load(Ordering::Relaxed)
     }
 
     /// Lets `n` held requests go on (now, or when they reach their hold).
