@@ -16,6 +16,7 @@ mod errors;
 mod gemini;
 mod governance;
 mod mistral;
+mod promises;
 mod providers;
 mod routing;
 mod server;

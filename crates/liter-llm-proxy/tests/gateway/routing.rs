@@ -11,26 +11,26 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 /// `[[models]]` entry on the mock with upstream id `id`, plus extra lines.
-fn dep(mock: &MockUpstream, name: &str, id: &str, extra: &str) -> String {
+pub(crate) fn dep(mock: &MockUpstream, name: &str, id: &str, extra: &str) -> String {
     format!(
         "[[models]]\nname = \"{name}\"\nprovider_model = \"openai/{id}\"\napi_key = \"k\"\nbase_url = \"{}\"\n{extra}\n",
         mock.base_url()
     )
 }
 
-fn header(master: &str, extra: &str) -> String {
+pub(crate) fn header(master: &str, extra: &str) -> String {
     format!("[general]\nmaster_key = \"{master}\"\nmax_retries = 1\n{extra}\n")
 }
 
 /// Upstream model ids of the recorded requests, in order.
-fn served_ids(mock: &MockUpstream) -> Vec<String> {
+pub(crate) fn served_ids(mock: &MockUpstream) -> Vec<String> {
     mock.requests()
         .iter()
         .filter_map(|r| r.body.as_ref()?.get("model")?.as_str().map(str::to_string))
         .collect()
 }
 
-fn counts(ids: &[String]) -> HashMap<String, usize> {
+pub(crate) fn counts(ids: &[String]) -> HashMap<String, usize> {
     let mut m = HashMap::new();
     for id in ids {
         *m.entry(id.clone()).or_default() += 1;
@@ -38,7 +38,7 @@ fn counts(ids: &[String]) -> HashMap<String, usize> {
     m
 }
 
-async fn two_deployments(
+pub(crate) async fn two_deployments(
     extra_general: &str,
     a: &str,
     b: &str,
