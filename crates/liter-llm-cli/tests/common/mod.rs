@@ -52,7 +52,8 @@ impl Proc {
                     if let Some(i) = line.find("listening on http://") {
                         let url: String = line[i + "listening on ".len()..]
                             .chars()
-                            .take_while(|c| !c.is_whitespace())
+                            // (a JSON log line quotes the message)
+                            .take_while(|c| !c.is_whitespace() && *c != '"')
                             .collect();
                         let _ = tx.send(url);
                     }
