@@ -46,7 +46,11 @@ pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let env = |var: &str| var.len().is_multiple_of(2).then(|| format!("value-of-{var}"));
+    let env = |var: &str| {
+        var.len()
+            .is_multiple_of(2)
+            .then(|| format!("value-of-{var}"))
+    };
     let overrides = liter_llm_proxy::config::Overrides::default();
     if let Err(e) = liter_llm_proxy::config::load_str(text, "fuzz.toml", &overrides, env) {
         // Rendering the error (line and column lookup) must not panic either.
@@ -99,7 +103,9 @@ pub fn sse(data: &[u8]) {
     let mut decoder = SseDecoder::new();
     let mut events = Vec::new();
     for piece in chunks(data) {
-        decoder.feed(piece, &mut events);
+        if decoder.feed(piece, &mut events).is_err() {
+            return; // an event over the limit ends the stream
+        }
     }
 }
 
@@ -151,6 +157,7 @@ pub fn streams(data: &[u8]) {
             model: "fuzz".into(),
             created: 0,
             include_usage: true,
+            max_event_bytes: 1 << 20,
         });
         for piece in chunks(data) {
             let _ = translator.feed(piece);

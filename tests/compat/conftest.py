@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -300,6 +301,10 @@ class Mock:
         kind = {"type": "status", "status": status, "body": body, "retry_after_secs": retry_after_secs}
         self.push_fault(kind, model=model)
 
+    def release(self, count: int = 1) -> None:
+        """Let ``count`` requests held by a ``hold`` or ``hold_stream`` fault go on."""
+        self._control("POST", "release", {"count": count})
+
     def faults(self) -> list[dict[str, Any]]:
         return self._control("GET", "faults")
 
@@ -328,6 +333,18 @@ class Gateway:
         self.config_path = config_path
         self.url = process.url
         self.base_url = self.url + "/v1"
+
+    def request_line(self, request_id: str, timeout_secs: float = 15.0) -> Optional[str]:
+        """The gateway's request log line for ``request_id``, waiting (bounded) for it: a
+        stream's line is written when its body ends. ``None`` if it never came."""
+        deadline = time.monotonic() + timeout_secs
+        while True:
+            for line in list(self.process.lines):
+                if f'request_id="{request_id}"' in line:
+                    return line
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.01)
 
 
 # OPENAI_API_KEY, ANTHROPIC_BASE_URL, GROQ_API_BASE, TOGETHER_API_KEY, ...

@@ -165,12 +165,27 @@ def test_stream_without_include_usage_has_no_usage_chunk(client, mock):
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "echo: a b"
 
 
-def test_stream_iterated_with_the_context_manager_and_early_close(client, mock):
+def test_stream_iterated_with_the_context_manager_and_early_close(client, mock, gateway):
+    # The upstream sends its first event and then holds the rest, so the stream is
+    # certainly still open when the client closes it after one chunk.
+    mock.push_fault({"type": "hold_stream", "after_chunks": 1}, model=CLAUDE_ID)
     with client.chat.completions.create(
         model="claude", messages=hello("w1 w2 w3 w4 w5 w6"), stream=True
     ) as stream:
         first = next(iter(stream))
+        request_id = stream.response.headers["x-request-id"]
     assert first.object == "chat.completion.chunk"
+    assert first.choices[0].delta.role == "assistant"
+    assert stream.response.is_closed, "the context manager closed the stream early"
+
+    # The gateway saw the client go before the end: its request line says so ...
+    line = gateway.request_line(request_id)
+    assert line is not None, f"no request line for {request_id}:\n{gateway.process.output()}"
+    assert "stream_completed=false" in line, line
+    assert 'model="claude"' in line and "status=200" in line, line
+    # ... and keeps serving the same client (the held upstream stream is not waited on).
+    again = client.chat.completions.create(model="claude", messages=hello("after close"))
+    assert again.choices[0].message.content == "echo: after close"
 
 
 # --- tools --------------------------------------------------------------------------------

@@ -170,21 +170,35 @@ fn flags_and_env_override_the_file() {
         if let Some(v) = env {
             c.env("LITER_LLM_MASTER_KEY", v);
         }
-        String::from_utf8(c.output().unwrap().stdout).unwrap()
+        let out = c.output().unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success(),
+            "{extra:?} {env:?}: {:?}\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
     };
     let plain = run(&[], None);
     assert!(plain.contains("host = \"0.0.0.0\"") && plain.contains("port = 4000"));
+    assert!(plain.contains("# master_key: from the file\n"), "{plain}");
     let over = run(&["--host", "127.0.0.1", "--port", "5123"], None);
     assert!(
         over.contains("host = \"127.0.0.1\"") && over.contains("port = 5123"),
         "{over}"
     );
-    assert!(plain.contains("# master_key: from the file\n"), "{plain}");
+    assert!(!over.contains("port = 4000"), "{over}");
+    // The variable overrides the file's master key...
     let env = run(&[], Some("sk-env-master-31"));
     assert!(
         env.contains("# master_key: from LITER_LLM_MASTER_KEY (overrides the file)\n"),
         "{env}"
     );
+    // ... an empty one counts as not set ...
+    let empty = run(&[], Some(""));
+    assert!(empty.contains("# master_key: from the file\n"), "{empty}");
+    // ... and the flag overrides both.
     let flag = run(
         &["--master-key", "sk-flag-master-32"],
         Some("sk-env-master-31"),
@@ -265,12 +279,17 @@ async fn serves_logs_without_secrets_and_drains_on_sigterm() {
     // a slow request is in flight when SIGTERM arrives: it still completes
     mock.push_fault(Fault::delay_ms(400));
     let slow = tokio::spawn(client.post(&url).bearer_auth(MASTER).json(&hello()).send());
-    for _ in 0..400 {
+    for _ in 0..2000 {
         if mock.requests().len() == 4 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    assert_eq!(
+        mock.requests().len(),
+        4,
+        "the slow request reached the upstream"
+    );
     gw.signal("-TERM");
     let slow = slow.await.unwrap().unwrap();
     assert_eq!(slow.status(), 200, "in-flight request was cut by shutdown");
@@ -278,6 +297,11 @@ async fn serves_logs_without_secrets_and_drains_on_sigterm() {
         .await
         .unwrap();
     assert!(status.success(), "exit {status:?}\n{logs}");
+    // The output was read to its end: the checks for absent secrets below see it all.
+    assert!(
+        logs.lines().last().is_some_and(|l| l.contains("stopped")),
+        "{logs}"
+    );
 
     // one line per request, with id, model, deployment, status and latency
     let line = logs
@@ -388,12 +412,17 @@ async fn a_second_signal_stops_without_waiting_for_the_drain() {
             .json(&hello())
             .send(),
     );
-    for _ in 0..400 {
+    for _ in 0..2000 {
         if !mock.requests().is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "the stuck request reached the upstream"
+    );
     gw.signal("-TERM");
     let gw = tokio::task::spawn_blocking(move || {
         gw.wait_for_output("draining in-flight requests");

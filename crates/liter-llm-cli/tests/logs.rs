@@ -60,6 +60,11 @@ base_url = "{}"
         .await
         .unwrap();
     assert!(status.success(), "exit {status:?}\n{logs}");
+    // Read to the end (the last line is the shutdown's), so every line is checked.
+    assert!(
+        logs.lines().last().is_some_and(|l| l.contains("stopped")),
+        "{logs}"
+    );
     assert!(
         logs.contains("plain-unpriced-model"),
         "the ordinary name is logged: {logs}"

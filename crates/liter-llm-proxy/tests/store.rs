@@ -427,6 +427,52 @@ async fn two_gateways_never_overshoot<H: Harness>() {
     h.finish().await;
 }
 
+/// Reservations naming the same scopes in opposite orders ([a, b] and [b, a]), many at
+/// once and from two gateways where the database allows it, all complete: none waits
+/// forever or fails with a deadlock, and both scopes add up exactly.
+async fn opposite_scope_orders_never_deadlock<H: Harness>() {
+    let h = H::new().await;
+    let handles = if H::SHARED {
+        vec![h.open().await, h.open().await]
+    } else {
+        vec![h.open().await]
+    };
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let spend = handles[i % handles.len()].spend.clone();
+        tasks.push(tokio::spawn(async move {
+            let (a, b) = (scope("key:a", 1e6), scope("model:b", 1e6));
+            let scopes = if i % 2 == 0 { vec![a, b] } else { vec![b, a] };
+            let id = spend
+                .reserve(reservation(&format!("d{i}"), scopes, 1.0))
+                .await
+                .unwrap_or_else(|e| panic!("reservation {i}: {e:?}"));
+            let settled = spend
+                .settle(id, entry(&format!("d{i}"), None, "m", 0.5, T0 + i as i64))
+                .await
+                .unwrap_or_else(|e| panic!("settlement {i}: {e:?}"));
+            assert_eq!(settled, Settlement::Applied);
+        }));
+    }
+    let all = futures_util::future::join_all(tasks);
+    let done = tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .expect("reservations in opposite scope orders did not finish: a deadlock");
+    for t in done {
+        t.unwrap();
+    }
+    for name in ["key:a", "model:b"] {
+        let spent = handles[0].spend.spent(name).await.unwrap();
+        assert_eq!(
+            (spent.spent_usd, spent.reserved_usd),
+            (100.0, 0.0),
+            "{name}"
+        );
+    }
+    drop(handles);
+    h.finish().await;
+}
+
 async fn settle_is_idempotent<H: Harness>() {
     let h = H::new().await;
     let s = h.open().await;
@@ -1017,6 +1063,7 @@ conformance!(
     no_partial_reservation,
     concurrent_reservations_never_overshoot,
     two_gateways_never_overshoot,
+    opposite_scope_orders_never_deadlock,
     settle_is_idempotent,
     reconcile_counts_a_dead_gateways_reservations,
     abandoned_reservation_is_released,

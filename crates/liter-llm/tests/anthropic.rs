@@ -298,3 +298,13 @@ fn byte_at_a_time() {
         );
     }
 }
+
+#[test]
+fn blessing_golden_files_is_refused_under_ci() {
+    assert_eq!(common::blessing(None, false), Ok(false));
+    assert_eq!(common::blessing(None, true), Ok(true));
+    assert_eq!(common::blessing(Some("false"), true), Ok(true));
+    assert_eq!(common::blessing(Some("true"), false), Ok(false));
+    assert!(common::blessing(Some("true"), true).is_err());
+    assert!(common::blessing(Some("1"), true).is_err());
+}

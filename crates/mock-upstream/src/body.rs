@@ -55,12 +55,28 @@ enum End {
     Repeat(Bytes),
 }
 
+/// Frames held back until a release (see [`crate::FaultKind::HoldStream`]).
+struct Held {
+    frames: VecDeque<Bytes>,
+    release: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl fmt::Debug for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Held")
+            .field("frames", &self.frames.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A response body made of frames prepared in advance.
 #[derive(Debug)]
 pub struct MockBody {
     frames: VecDeque<Bytes>,
     /// Whether the length is announced (`Content-Length`) rather than sent chunked.
     exact_len: bool,
+    /// Frames sent only once `release` resolves, after `frames`.
+    held: Option<Held>,
     end: End,
 }
 
@@ -75,6 +91,7 @@ impl MockBody {
         Self {
             frames,
             exact_len: true,
+            held: None,
             end: End::Clean,
         }
     }
@@ -89,8 +106,23 @@ impl MockBody {
         Self {
             frames: frames.into(),
             exact_len: false,
+            held: None,
             end: End::Clean,
         }
+    }
+
+    /// Sends the first `n` frames, then the rest only once `release` resolves.
+    pub(crate) fn hold_after(
+        &mut self,
+        n: usize,
+        release: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let rest = self.frames.split_off(n.min(self.frames.len()));
+        self.exact_len = false;
+        self.held = Some(Held {
+            frames: rest,
+            release: Box::pin(release),
+        });
     }
 
     /// Keeps the first `n` frames and then never ends (nor sends anything more).
@@ -114,6 +146,7 @@ impl MockBody {
             frames: VecDeque::from([first]),
             exact_len: false,
             end: End::Repeat(chunk),
+            held: None,
         }
     }
 
@@ -137,6 +170,14 @@ impl Body for MockBody {
         if let Some(frame) = this.frames.pop_front() {
             return Poll::Ready(Some(Ok(Frame::data(frame))));
         }
+        if let Some(held) = &mut this.held {
+            ready!(held.release.as_mut().poll(cx));
+            this.frames = std::mem::take(&mut held.frames);
+            this.held = None;
+            if let Some(frame) = this.frames.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(frame))));
+            }
+        }
         match &mut this.end {
             End::Clean => Poll::Ready(None),
             End::Stall => Poll::Pending,
@@ -150,7 +191,7 @@ impl Body for MockBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.frames.is_empty() && matches!(self.end, End::Clean)
+        self.frames.is_empty() && self.held.is_none() && matches!(self.end, End::Clean)
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -218,6 +259,22 @@ mod tests {
         assert_eq!(body.size_hint().exact(), Some(5));
         assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
         assert!(MockBody::empty().is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn held_body_waits_for_its_release() {
+        let mut body = MockBody::stream(vec!["a".into(), "b".into(), "c".into()]);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        body.hold_after(1, async move {
+            let _ = rx.await;
+        });
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, Bytes::from("a"));
+        let next = tokio::time::timeout(Duration::from_millis(50), body.frame()).await;
+        assert!(next.is_err(), "the rest came before the release");
+        tx.send(()).unwrap();
+        let rest = body.collect().await.unwrap().to_bytes();
+        assert_eq!(rest, Bytes::from("bc"));
     }
 
     #[tokio::test]

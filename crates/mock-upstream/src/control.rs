@@ -4,10 +4,11 @@
 //! |----------------------------|-----------------------------------------------------------|
 //! | `POST /__mock/faults`      | body `{"faults":[Fault,...]}`: append; answers `{"queued":N}` |
 //! | `GET /__mock/faults`       | the queued faults as a JSON array                         |
-//! | `DELETE /__mock/faults`    | clear the fault queue                                     |
+//! | `DELETE /__mock/faults`    | clear the fault queue (and releases not used yet)         |
 //! | `GET /__mock/requests`     | the recorded requests as a JSON array                     |
 //! | `DELETE /__mock/requests`  | clear the recorded requests                               |
 //! | `GET /__mock/served`       | the [`crate::Served`] totals                              |
+//! | `POST /__mock/release`     | body `{"count":N}` (or empty: 1): let N held requests go on |
 //!
 //! Control requests are not recorded, need no API key and are never faulted. This module touches
 //! only [`Shared`]'s public operations.
@@ -26,6 +27,12 @@ use crate::state::Shared;
 #[derive(Deserialize)]
 struct PushFaults {
     faults: Vec<Fault>,
+}
+
+/// Body of `POST /__mock/release`.
+#[derive(Deserialize)]
+struct Release {
+    count: usize,
 }
 
 /// Answers a control request; `route` is the path after `/__mock/`.
@@ -66,11 +73,33 @@ pub(crate) async fn handle(
             body::json(StatusCode::OK, &json!({ "cleared": true }))
         }
         (&Method::GET, "served") => body::json(StatusCode::OK, &shared.served()),
+        (&Method::POST, "release") => release(shared, incoming).await,
         _ => problem(
             StatusCode::NOT_FOUND,
             &format!("no control endpoint {method} /__mock/{route}"),
         ),
     }
+}
+
+/// `POST /__mock/release`: lets `count` held requests go on (1 without a body).
+async fn release(shared: &Shared, incoming: Incoming) -> Response<MockBody> {
+    let bytes = match incoming.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => return problem(StatusCode::BAD_REQUEST, &err.to_string()),
+    };
+    let count = if bytes.is_empty() {
+        1
+    } else {
+        match serde_json::from_slice::<Release>(&bytes) {
+            Ok(release) => release.count,
+            Err(err) => {
+                let message = format!("expected {{\"count\":N}}: {err}");
+                return problem(StatusCode::BAD_REQUEST, &message);
+            }
+        }
+    };
+    shared.release(count);
+    body::json(StatusCode::OK, &json!({ "released": count }))
 }
 
 /// The status of a status fault whose code HTTP cannot carry.

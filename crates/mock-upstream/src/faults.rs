@@ -100,6 +100,17 @@ pub enum FaultKind {
         /// Length of the body.
         bytes: u64,
     },
+    /// Wait until the test lets one held request go on ([`crate::MockUpstream::release`],
+    /// `POST /__mock/release`), then answer normally. A release given before the request
+    /// reaches its hold is kept for it, so releasing never races with the request.
+    Hold,
+    /// Streaming requests only: send the first `after_chunks` SSE events, wait for a
+    /// release as [`FaultKind::Hold`] does, then send the rest of the stream normally.
+    /// Non-streaming requests leave it queued.
+    HoldStream {
+        /// Number of complete SSE `data:` events sent before the hold.
+        after_chunks: u32,
+    },
 }
 
 fn default_times() -> Option<u32> {
@@ -171,6 +182,17 @@ impl Fault {
         Self::new(FaultKind::HugeAnswer { status, bytes })
     }
 
+    /// Answer only once the test releases the request ([`crate::MockUpstream::release`]).
+    pub fn hold() -> Self {
+        Self::new(FaultKind::Hold)
+    }
+
+    /// Send `after_chunks` SSE events of a streaming response, then wait for a release
+    /// before sending the rest.
+    pub fn hold_stream(after_chunks: u32) -> Self {
+        Self::new(FaultKind::HoldStream { after_chunks })
+    }
+
     /// Add a `Retry-After: secs` header. Only meaningful for [`FaultKind::Status`]; ignored otherwise.
     pub fn retry_after(mut self, secs: u64) -> Self {
         if let FaultKind::Status {
@@ -211,7 +233,7 @@ impl Fault {
     /// Whether this fault applies to a request for `model` (`None`: the body names no model).
     ///
     /// `streaming` tells whether the request asked for a streamed response; only streaming requests
-    /// match [`FaultKind::CutStream`] and [`FaultKind::StallStream`].
+    /// match [`FaultKind::CutStream`], [`FaultKind::StallStream`] and [`FaultKind::HoldStream`].
     pub(crate) fn matches(&self, model: Option<&str>, streaming: bool) -> bool {
         let model_ok = match &self.model {
             None => true,
@@ -223,6 +245,7 @@ impl Fault {
                 | FaultKind::StallStream { .. }
                 | FaultKind::EchoKeyInStream { .. }
                 | FaultKind::EndlessEvent { .. }
+                | FaultKind::HoldStream { .. }
         );
         let kind_ok = streaming || !stream_only;
         model_ok && kind_ok
@@ -269,6 +292,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cut, Fault::cut_stream(2).for_model("x"));
+        let held: Fault =
+            serde_json::from_value(json!({"kind": {"type": "hold_stream", "after_chunks": 1}}))
+                .unwrap();
+        assert_eq!(held, Fault::hold_stream(1));
+        let hold: Fault = serde_json::from_value(json!({"kind": {"type": "hold"}})).unwrap();
+        assert_eq!(hold, Fault::hold());
         let back: Fault = serde_json::from_value(serde_json::to_value(&forever).unwrap()).unwrap();
         assert_eq!(back, forever);
     }
@@ -305,5 +334,8 @@ mod tests {
         let f: Fault =
             serde_json::from_value(json!({"kind": {"type": "echo_key", "status": 401}})).unwrap();
         assert_eq!(f, Fault::echo_key(401));
+        assert!(!Fault::hold_stream(1).matches(Some("a"), false));
+        assert!(Fault::hold_stream(1).matches(Some("a"), true));
+        assert!(Fault::hold().matches(Some("a"), false));
     }
 }

@@ -10,10 +10,11 @@
 //!
 //! Answers are deterministic (an echo model; tokens are words) so tests can assert exact content
 //! and usage. [`Fault`]s queued with [`MockUpstream::push_fault`] make requests fail on purpose:
-//! error statuses with `Retry-After`, delays, hangs, cut streams, dropped connections and hostile
+//! error statuses with `Retry-After`, delays, hangs, cut streams, dropped connections, hostile
 //! answers (a credential echoed in an error or mid-stream, an event that never ends, a huge
-//! body). Every request is recorded (see [`MockUpstream::requests`]) and the usage reported is
-//! totalled (see [`MockUpstream::served`]). The same controls are exposed over HTTP under `/__mock/` for tests
+//! body), and requests or streams held until the test releases them
+//! ([`MockUpstream::release`]). Every request is recorded (see [`MockUpstream::requests`]) and
+//! the usage reported is totalled (see [`MockUpstream::served`]). The same controls are exposed over HTTP under `/__mock/` for tests
 //! written in other languages, and the `mock-upstream` binary serves the mock standalone.
 //!
 //! ```no_run
@@ -28,7 +29,7 @@
 //! Modules: `server` (accept loop and request pipeline), `state` (what an instance remembers),
 //! `faults` (fault descriptions and matching), `body` (the response body), `control` (the
 //! `/__mock/` API: `POST`/`GET`/`DELETE /__mock/faults`, `GET`/`DELETE /__mock/requests`,
-//! `GET /__mock/served`), `openai` (the OpenAI wire format), `anthropic` (the Anthropic Messages
+//! `GET /__mock/served`, `POST /__mock/release`), `openai` (the OpenAI wire format), `anthropic` (the Anthropic Messages
 //! API), `azure` (Azure OpenAI's deployment URLs, `api-key` and `api-version`), `cohere` (Chat v2
 //! and Embed v2), `bedrock` (Bedrock's Converse and InvokeModel, SigV4, event-stream frames).
 
@@ -147,7 +148,20 @@ impl MockUpstream {
         self.shared.push_faults([fault]);
     }
 
-    /// Removes every queued fault.
+    /// Lets `n` requests held by [`Fault::hold`] or [`Fault::hold_stream`] go on. A release
+    /// given before a held request reaches its hold is kept for it (like a semaphore's
+    /// permit), so a test may release as soon as it has seen what it waited for.
+    pub fn release(&self, n: usize) {
+        self.shared.release(n);
+    }
+
+    /// Sets the `expires_in` (seconds) of the access tokens `POST /token` issues from now on
+    /// (3600 by default, as Google's).
+    pub fn set_token_lifetime(&self, secs: u64) {
+        self.shared.set_token_lifetime(secs);
+    }
+
+    /// Removes every queued fault, and forgets releases no held request has used yet.
     pub fn clear_faults(&self) {
         self.shared.clear_faults();
     }

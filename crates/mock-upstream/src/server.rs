@@ -10,7 +10,8 @@
 //! 2. **read** — the whole body is read and parsed as JSON (once);
 //! 3. **record** — the request is recorded (when recording is on), before anything can fail it;
 //! 4. **auth** — with `require_api_key`, a wrong or missing key is answered 401;
-//! 5. **fault** — the first matching queued fault is taken and carried out;
+//! 5. **fault** — the first matching queued fault is taken and carried out (a held request
+//!    or stream waits here, or mid-body, for [`crate::MockUpstream::release`]);
 //! 6. **respond** — the wire-format module builds the answer, as [`crate::wire::Wire`] tells
 //!    from the method and path ([`crate::anthropic`] for `POST /v1/messages`, [`crate::bedrock`]
 //!    for `POST /model/{id}/…`, [`crate::openai`] for everything else); auth and default fault
@@ -218,6 +219,8 @@ async fn handle(
         }
         Some(FaultKind::EndlessEvent { chunk_bytes }) => return endless_event(chunk_bytes),
         Some(FaultKind::HugeAnswer { status, bytes }) => return huge_answer(status, bytes),
+        Some(FaultKind::Hold) => shared.released().await,
+        Some(FaultKind::HoldStream { after_chunks }) => tail = Some(Tail::Hold(after_chunks)),
     }
 
     let Reply {
@@ -231,6 +234,12 @@ async fn handle(
         Some(Tail::Echo(k)) => {
             let event = wire.stream_error_event(&echo(&parts.headers));
             response.body_mut().end_after(n(k), event);
+        }
+        Some(Tail::Hold(k)) => {
+            response.body_mut().hold_after(n(k), shared.released());
+            if let (true, Some(tokens)) = (response.status().is_success(), usage) {
+                shared.add_served(tokens);
+            }
         }
         None => {
             if let (true, Some(tokens)) = (response.status().is_success(), usage) {
@@ -246,6 +255,7 @@ enum Tail {
     Cut(u32),
     Stall(u32),
     Echo(u32),
+    Hold(u32),
 }
 
 fn status_code(status: u16) -> StatusCode {

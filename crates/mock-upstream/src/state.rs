@@ -8,7 +8,9 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::Semaphore;
 
 use serde::{Deserialize, Serialize};
 
@@ -77,7 +79,15 @@ pub(crate) struct Shared {
     served_completion: AtomicU64,
     /// Source of the `N` in response ids such as `chatcmpl-mock-N`.
     next_id: AtomicU64,
+    /// Releases for [`FaultKind::Hold`] and [`FaultKind::HoldStream`]: one permit lets one
+    /// held request go on. Starts empty; permits given before a hold is reached wait for it.
+    releases: Arc<Semaphore>,
+    /// `expires_in` of the access tokens `POST /token` issues, in seconds.
+    token_lifetime: AtomicU64,
 }
+
+/// Google's access tokens live an hour.
+pub(crate) const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 3600;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the data half-updated in a way that
@@ -97,6 +107,33 @@ impl Shared {
             served_prompt: AtomicU64::new(0),
             served_completion: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
+            releases: Arc::new(Semaphore::new(0)),
+            token_lifetime: AtomicU64::new(DEFAULT_TOKEN_LIFETIME_SECS),
+        }
+    }
+
+    /// Sets the `expires_in` of the access tokens issued from now on.
+    pub(crate) fn set_token_lifetime(&self, secs: u64) {
+        self.token_lifetime.store(secs, Ordering::Relaxed);
+    }
+
+    /// The `expires_in` of the access tokens issued now.
+    pub(crate) fn token_lifetime(&self) -> u64 {
+        self.token_lifetime.load(Ordering::Relaxed)
+    }
+
+    /// Lets `n` held requests go on (now, or when they reach their hold).
+    pub(crate) fn release(&self, n: usize) {
+        self.releases.add_permits(n);
+    }
+
+    /// Resolves once a release is available, and uses it up.
+    pub(crate) fn released(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let releases = Arc::clone(&self.releases);
+        async move {
+            if let Ok(permit) = releases.acquire_owned().await {
+                permit.forget();
+            }
         }
     }
 
@@ -108,10 +145,13 @@ impl Shared {
         queue.len()
     }
 
+    /// Clears the fault queue, and forgets releases no held request has used yet (so a
+    /// release given for a request that never got held cannot free a later test's hold).
     pub(crate) fn clear_faults(&self) {
         let mut queue = lock(&self.faults);
         queue.clear();
         self.fault_count.store(0, Ordering::Release);
+        self.releases.forget_permits(usize::MAX);
     }
 
     pub(crate) fn faults(&self) -> Vec<Fault> {
@@ -212,6 +252,33 @@ mod tests {
             Some(FaultKind::Status { status: 500, .. })
         ));
         assert_eq!(s.take_fault(Some("a"), false), None);
+    }
+
+    #[tokio::test]
+    async fn a_release_given_before_the_hold_is_kept_for_it() {
+        let s = shared();
+        s.release(1);
+        s.released().await;
+        let waiting = s.released();
+        tokio::pin!(waiting);
+        assert!(futures_poll_once(&mut waiting).is_none(), "no release left");
+        s.release(1);
+        waiting.await;
+        s.release(2);
+        s.clear_faults();
+        let after_clear = s.released();
+        tokio::pin!(after_clear);
+        assert!(futures_poll_once(&mut after_clear).is_none(), "cleared");
+    }
+
+    /// Polls a future once with a no-op waker.
+    fn futures_poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match std::pin::Pin::new(f).poll(&mut cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }
     }
 
     #[test]

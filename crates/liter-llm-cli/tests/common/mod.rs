@@ -19,11 +19,15 @@ pub fn cmd(dir: &Path) -> Command {
     c
 }
 
-/// A running gateway process; its stdout is collected in the background.
+/// A running gateway process; its stdout and stderr are collected in the background,
+/// by one reader thread each.
 pub struct Proc {
     pub child: Child,
     pub url: String,
     pub output: Arc<Mutex<String>>,
+    /// Joined by [`Proc::wait`]: each ends at its pipe's end of file, so once both are
+    /// joined every line the process wrote is in `output`.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Proc {
@@ -35,19 +39,21 @@ impl Proc {
             .unwrap();
         let output = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel::<String>();
+        let mut readers = Vec::new();
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let output = output.clone();
             let tx = tx.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines() {
                     let Ok(line) = line else { break };
                     if let Some(i) = line.find("listening on http://") {
                         let url: String = line[i + "listening on ".len()..]
                             .chars()
-                            .take_while(|c| !c.is_whitespace())
+                            // (a JSON log line quotes the message)
+                            .take_while(|c| !c.is_whitespace() && *c != '"')
                             .collect();
                         let _ = tx.send(url);
                     }
@@ -55,12 +61,17 @@ impl Proc {
                     out.push_str(&line);
                     out.push('\n');
                 }
-            });
+            }));
         }
         let url = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("gateway did not start: {}", output.lock().unwrap()));
-        Proc { child, url, output }
+        Proc {
+            child,
+            url,
+            output,
+            readers,
+        }
     }
 
     pub fn signal(&self, sig: &str) {
@@ -82,10 +93,13 @@ impl Proc {
         panic!("never saw {needle:?} in:\n{}", self.output.lock().unwrap());
     }
 
+    /// Waits for the process to exit and for its output to be read to the end.
     pub fn wait(mut self) -> (std::process::ExitStatus, String) {
         let status = self.child.wait().unwrap();
-        // let the reader threads drain
-        std::thread::sleep(Duration::from_millis(50));
+        // The process is gone, so its pipes reach end of file and the readers end.
+        for reader in std::mem::take(&mut self.readers) {
+            reader.join().unwrap();
+        }
         let out = self.output.lock().unwrap().clone();
         (status, out)
     }

@@ -64,6 +64,11 @@ pub const POOL_MAX_IDLE_PER_HOST: usize = 256;
 const BACKOFF_BASE: Duration = Duration::from_millis(50);
 /// No single wait between retries is longer than this.
 const BACKOFF_CAP: Duration = Duration::from_secs(8);
+/// A provider's `Retry-After` is honoured up to this long (as a wait before a retry
+/// and as a deployment's cooldown): a misbehaving upstream's huge value must not take
+/// a deployment out for an hour unnoticed. After it one trial request goes through; a
+/// provider that still answers 429 with `Retry-After` cools the deployment down again.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(64);
 
 impl Default for Upstream {
     fn default() -> Self {
@@ -149,7 +154,8 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(millis)
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is treated as absent).
+/// `Retry-After` in seconds, at most [`RETRY_AFTER_CAP`] (the HTTP-date form is
+/// treated as absent).
 pub(crate) fn retry_after(headers: &axum::http::HeaderMap) -> Option<Duration> {
     let secs: f64 = headers
         .get(header::RETRY_AFTER)?
@@ -158,8 +164,9 @@ pub(crate) fn retry_after(headers: &axum::http::HeaderMap) -> Option<Duration> {
         .trim()
         .parse()
         .ok()?;
-    // Capped at an hour; callers never wait past their deadline anyway.
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+    // Callers never wait past their deadline anyway.
+    let cap = RETRY_AFTER_CAP.as_secs_f64();
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(cap)))
 }
 
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
@@ -232,6 +239,23 @@ pub fn sse_response(body: Body) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn retry_after_of(value: &str) -> Option<Duration> {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+        retry_after(&headers)
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_capped_at_64() {
+        assert_eq!(retry_after_of("2"), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after_of("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(retry_after_of("64"), Some(Duration::from_secs(64)));
+        assert_eq!(retry_after_of("120"), Some(Duration::from_secs(64)));
+        assert_eq!(retry_after_of("86400"), Some(Duration::from_secs(64)));
+        assert_eq!(retry_after_of("-1"), None);
+        assert_eq!(retry_after_of("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
 
     #[test]
     fn backoff_grows_and_caps() {

@@ -181,6 +181,7 @@ impl Scrub {
             },
             GatewayError::BadGateway(m) => GatewayError::BadGateway(t(m)),
             GatewayError::Timeout(m) => GatewayError::Timeout(t(m)),
+            GatewayError::RequestTimeout(m) => GatewayError::RequestTimeout(t(m)),
             GatewayError::Internal(m) => GatewayError::Internal(t(m)),
             GatewayError::Unauthorized(m) => GatewayError::Unauthorized(t(m)),
             GatewayError::Forbidden(m) => GatewayError::Forbidden(t(m)),

@@ -150,115 +150,120 @@ impl Upstream {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    //! Driven through the real Vertex adapter, built from a config as the gateway builds
+    //! it, against the mock upstream's OAuth token endpoint over loopback.
 
-    use liter_llm::providers::adapter::{
-        AccessToken, Adapter, Call, StreamMeta, StreamTranslate, UpstreamRequest,
-    };
-    use liter_llm::types::{ChatCompletion, EmbeddingResponse, ProviderError};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use mock_upstream::{Fault, MockUpstream};
+    use serde_json::{json, Value};
 
     use super::*;
+    use crate::config::{load_str, Overrides};
+    use crate::upstream::Target;
 
-    /// An adapter whose tokens live `ttl` seconds.
-    #[derive(Debug)]
-    struct Tokened {
-        ttl: u64,
+    /// A Vertex deployment whose service account's `token_uri` is the mock's `/token`:
+    /// its token cache, and the file (kept alive with it).
+    fn vertex_cache(mock: &MockUpstream) -> (Arc<TokenCache>, tempfile::NamedTempFile) {
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../liter-llm/tests/fixtures/gemini/TEST-ONLY-service-account.json"
+        );
+        let mut sa: Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+        sa["token_uri"] = json!(format!("http://{}/token", mock.addr()));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), sa.to_string()).unwrap();
+        let toml = format!(
+            "[[models]]\nname = \"vtx\"\nprovider_model = \"vertex_ai/gemini-2.0-flash\"\nvertex_project = \"proj\"\nvertex_location = \"europe-west4\"\nvertex_credentials = \"{}\"\nbase_url = \"http://{}\"\n",
+            file.path().display(),
+            mock.addr()
+        );
+        let cfg = load_str(&toml, "test.toml", &Overrides::default(), |_| None).unwrap();
+        let target = Target::for_deployment(&cfg.models[0], &cfg.limits)
+            .unwrap()
+            .unwrap();
+        (target.token.unwrap(), file)
     }
 
-    impl Adapter for Tokened {
-        fn build(&self, _: Call<'_>) -> Result<UpstreamRequest, ProviderError> {
-            unimplemented!()
-        }
-        fn parse_chat(&self, _: &[u8], _: &str, _: u64) -> Result<ChatCompletion, ProviderError> {
-            unimplemented!()
-        }
-        fn parse_embeddings(&self, _: &[u8], _: &str) -> Result<EmbeddingResponse, ProviderError> {
-            unimplemented!()
-        }
-        fn parse_error(&self, s: u16, _: &axum::http::HeaderMap, _: &[u8]) -> ProviderError {
-            ProviderError::new(s, "api_error", "x")
-        }
-        fn stream(&self, _: StreamMeta) -> Box<dyn StreamTranslate> {
-            unimplemented!()
-        }
-        fn uses_token(&self) -> bool {
-            true
-        }
-        fn token_exchange(&self, _now: u64) -> Option<Result<TokenRequest, ProviderError>> {
-            Some(Ok(TokenRequest {
-                uri: "http://token.test/token".parse().unwrap(),
-                headers: Vec::new(),
-                body: Bytes::new(),
-            }))
-        }
-        fn parse_token(&self, status: u16, body: &[u8]) -> Result<AccessToken, ProviderError> {
-            if status != 200 {
-                return Err(ProviderError::new(401, "authentication_error", "refused"));
-            }
-            Ok(AccessToken {
-                token: String::from_utf8_lossy(body).into_owned(),
-                expires_in_secs: self.ttl,
-            })
-        }
+    fn deadline() -> Instant {
+        Instant::now() + Duration::from_secs(30)
     }
 
-    fn cache(ttl: u64) -> TokenCache {
-        let adapter: SharedAdapter = Arc::new(Tokened { ttl });
-        TokenCache::for_adapter(&adapter).unwrap()
+    fn exchanges(mock: &MockUpstream) -> usize {
+        mock.requests()
+            .iter()
+            .filter(|r| r.path == "/token")
+            .count()
     }
 
-    /// An exchange that counts its calls and takes a moment, so concurrent callers
-    /// overlap.
-    async fn counted(calls: &AtomicUsize) -> Result<(u16, Bytes), GatewayError> {
-        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        Ok((200, Bytes::from(format!("tok-{n}"))))
-    }
-
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn concurrent_requests_share_one_exchange() {
-        let cache = cache(3600);
-        let calls = AtomicUsize::new(0);
-        let (a, b) = tokio::join!(
-            cache.get_with(|_| counted(&calls)),
-            cache.get_with(|_| counted(&calls))
+        let mock = MockUpstream::start().await.unwrap();
+        let (cache, _file) = vertex_cache(&mock);
+        let upstream = Upstream::new();
+        // The exchange is held at the mock until both callers are waiting on it.
+        mock.push_fault(Fault::hold());
+        let release = async {
+            let until = std::time::Instant::now() + Duration::from_secs(20);
+            while mock.requests().is_empty() && std::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            assert_eq!(exchanges(&mock), 1);
+            mock.release(1);
+        };
+        let (a, b, ()) = tokio::join!(
+            cache.get(&upstream, "vtx", deadline()),
+            cache.get(&upstream, "vtx", deadline()),
+            release
         );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a.starts_with("ya29.mock-token-"), "{a}");
+        assert_eq!(a, b);
+        assert_eq!(exchanges(&mock), 1);
+    }
+
+    #[tokio::test]
+    async fn tokens_are_reused_until_their_refresh_margin() {
+        let mock = MockUpstream::start().await.unwrap();
+        let (cache, _file) = vertex_cache(&mock);
+        let upstream = Upstream::new();
+        // A token that expires within REFRESH_MARGIN is replaced at its next use...
+        mock.set_token_lifetime(REFRESH_MARGIN.as_secs() / 2);
+        let first = cache.get(&upstream, "vtx", deadline()).await.unwrap();
+        let second = cache.get(&upstream, "vtx", deadline()).await.unwrap();
+        assert_ne!(first, second);
+        assert_eq!(exchanges(&mock), 2);
+        // ... one that lives well past it is reused.
+        mock.set_token_lifetime(3600);
+        let third = cache.get(&upstream, "vtx", deadline()).await.unwrap();
+        assert_ne!(third, second);
         assert_eq!(
-            (a.unwrap(), b.unwrap()),
-            ("tok-1".to_string(), "tok-1".to_string())
+            cache.get(&upstream, "vtx", deadline()).await.unwrap(),
+            third
         );
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(exchanges(&mock), 3);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn expiring_tokens_are_refreshed() {
-        let cache = cache(3600);
-        let calls = AtomicUsize::new(0);
-        assert_eq!(cache.get_with(|_| counted(&calls)).await.unwrap(), "tok-1");
-        // Still well inside its life: reused.
-        tokio::time::advance(Duration::from_secs(3000)).await;
-        assert_eq!(cache.get_with(|_| counted(&calls)).await.unwrap(), "tok-1");
-        // Within the refresh margin of its expiry: replaced.
-        tokio::time::advance(Duration::from_secs(560)).await;
-        assert_eq!(cache.get_with(|_| counted(&calls)).await.unwrap(), "tok-2");
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn failures_are_not_cached() {
-        let cache = cache(3600);
-        let e = cache
-            .get_with(|_| async { Ok((400, Bytes::from_static(b"{}"))) })
-            .await
-            .unwrap_err();
+        let mock = MockUpstream::start().await.unwrap();
+        let (cache, _file) = vertex_cache(&mock);
+        let upstream = Upstream::new();
+        // The endpoint refuses the credentials: 401.
+        mock.push_fault(Fault::status(400).with_body(
+            json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."}),
+        ));
+        let e = cache.get(&upstream, "vtx", deadline()).await.unwrap_err();
         assert_eq!(e.status().as_u16(), 401);
-        let e = cache
-            .get_with(|_| async { Err(GatewayError::BadGateway("down".into())) })
-            .await
-            .unwrap_err();
+        // The endpoint cannot be reached: 502.
+        mock.push_fault(Fault::drop_connection());
+        let e = cache.get(&upstream, "vtx", deadline()).await.unwrap_err();
         assert_eq!(e.status().as_u16(), 502);
-        let calls = AtomicUsize::new(0);
-        assert_eq!(cache.get_with(|_| counted(&calls)).await.unwrap(), "tok-1");
+        // Neither was kept: the next use exchanges again, and succeeds.
+        let token = cache.get(&upstream, "vtx", deadline()).await.unwrap();
+        assert!(token.starts_with("ya29.mock-token-"), "{token}");
+        assert_eq!(exchanges(&mock), 3);
     }
 }

@@ -168,25 +168,27 @@ async fn mock_provider_answers_without_network() {
     assert_eq!(emb["data"][0]["embedding"].as_array().unwrap().len(), 8);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn mock_provider_simulated_latency() {
-    let gw = echo_gateway(
-        "slow",
-        "mock_latency_ms = 5000
-",
-    )
-    .await;
-    let start = tokio::time::Instant::now();
+    let gw = echo_gateway("slow", "mock_latency_ms = 300\n").await;
+    let start = std::time::Instant::now();
     let resp = gw.chat(MASTER, hello("slow")).await;
     assert_eq!(resp.status(), 200);
-    assert!(start.elapsed() >= std::time::Duration::from_secs(5));
+    assert!(start.elapsed() >= std::time::Duration::from_millis(300));
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn request_timeout_bounds_the_mock_provider_too() {
     let gw = Gateway::start(&format!(
-        "[server]\nrequest_timeout_secs = 1\n[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"slow\"\nprovider_model = \"mock/echo\"\nmock_latency_ms = 5000\n"
+        "[server]\nrequest_timeout_secs = 1\n[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"slow\"\nprovider_model = \"mock/echo\"\nmock_latency_ms = 60000\n"
     ))
     .await;
+    // Real time: cut at the 1 s deadline, long before the 60 s latency.
+    let start = std::time::Instant::now();
     expect_error(gw.chat(MASTER, hello("slow")).await, 504).await;
+    let waited = start.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(1) && waited < std::time::Duration::from_secs(30),
+        "{waited:?}"
+    );
 }

@@ -10,20 +10,20 @@ use sqlx::Connection;
 
 use crate::support::*;
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub(crate) const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// A fresh SQLite file, or a fresh schema on the local PostgreSQL.
-enum Db {
+pub(crate) enum Db {
     Sqlite(tempfile::TempDir),
     Postgres(String),
 }
 
 impl Db {
-    fn sqlite() -> Db {
+    pub(crate) fn sqlite() -> Db {
         Db::Sqlite(tempfile::tempdir().unwrap())
     }
 
-    async fn postgres() -> Db {
+    pub(crate) async fn postgres() -> Db {
         let base = std::env::var("LITER_LLM_TEST_PG_URL").unwrap_or_else(|_| PG_URL.into());
         let mut conn = sqlx::PgConnection::connect(&base)
             .await
@@ -37,7 +37,15 @@ impl Db {
         Db::Postgres(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
     }
 
-    fn url(&self) -> String {
+    /// The PostgreSQL schema this database lives in.
+    pub(crate) fn pg_schema(&self) -> Option<&str> {
+        match self {
+            Db::Sqlite(_) => None,
+            Db::Postgres(url) => url.rsplit("search_path%3D").next(),
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
         match self {
             Db::Sqlite(dir) => dir.path().join("spend.db").display().to_string(),
             Db::Postgres(url) => url.clone(),
@@ -46,7 +54,7 @@ impl Db {
 }
 
 /// A gateway whose model "priced" costs $0.001 per output token (input free).
-async fn gateway(mock: &MockUpstream, db: &Db, extra: &str) -> Gateway {
+pub(crate) async fn gateway(mock: &MockUpstream, db: &Db, extra: &str) -> Gateway {
     Gateway::start(&format!(
         r#"
 [general]
@@ -69,11 +77,11 @@ output_cost_per_token = 0.001
     .await
 }
 
-fn spend_store(gw: &Gateway) -> Arc<dyn store::SpendStore> {
+pub(crate) fn spend_store(gw: &Gateway) -> Arc<dyn store::SpendStore> {
     gw.app.governor.stores.clone().unwrap().spend
 }
 
-fn ask(max_tokens: u64) -> Value {
+pub(crate) fn ask(max_tokens: u64) -> Value {
     json!({"model": "priced", "max_tokens": max_tokens,
         "messages": [{"role": "user", "content": "hello there"}]})
 }

@@ -51,19 +51,24 @@ async fn body_over_the_limit_is_413() {
     assert!(mock.requests().len() == 1);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn request_timeout_is_504() {
     let mock = mock_upstream::MockUpstream::start().await.unwrap();
     let gw = Gateway::start(&format!(
-        "[server]\nrequest_timeout_secs = 2\n{}",
+        "[server]\nrequest_timeout_secs = 1\n{}",
         base_config(&mock, "")
     ))
     .await;
-    mock.push_fault(Fault::delay_ms(60_000));
-    let start = tokio::time::Instant::now();
+    mock.push_fault(Fault::hang());
+    // Real time: the upper bound is generous for a busy machine.
+    let start = std::time::Instant::now();
     let err = expect_error(gw.chat(MASTER, hello("gpt-4o")).await, 504).await;
     assert_eq!(err["error"]["type"], "timeout_error");
-    assert!(start.elapsed() < Duration::from_secs(10));
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(30),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test]
@@ -157,13 +162,7 @@ async fn shutdown_drains_in_flight_requests_and_streams() {
         .send(),
     );
     // wait until both reached the upstream
-    for _ in 0..200 {
-        if mock.requests().len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert_eq!(mock.requests().len(), 2);
+    wait_for_requests(&mock, 2).await;
     let url = gw.url.clone();
     let stopped = gw.begin_shutdown();
     let plain = plain.await.unwrap().unwrap();

@@ -1,5 +1,7 @@
 //! Streaming: SSE relay, include_usage, and clean error events when a stream breaks.
 
+use std::time::Duration;
+
 use futures_util::StreamExt;
 use mock_upstream::Fault;
 use serde_json::{json, Value};
@@ -82,37 +84,44 @@ async fn a_stream_cut_mid_way_ends_with_an_error_event() {
     }
 }
 
-#[tokio::test(start_paused = true)]
+// Timeouts run in real time: short ones, with generous upper bounds.
+#[tokio::test]
 async fn a_stream_whose_upstream_never_answers_is_504() {
     let mock = mock_upstream::MockUpstream::start().await.unwrap();
     let gw = Gateway::start(&base_config(&mock, "").replace(
         "name = \"gpt-4o\"\n",
-        "name = \"gpt-4o\"\ntimeout_secs = 5\n",
+        "name = \"gpt-4o\"\ntimeout_secs = 1\n",
     ))
     .await;
     mock.push_fault(Fault::hang());
+    let start = std::time::Instant::now();
     let resp = gw.chat(MASTER, stream_body("gpt-4o", false)).await;
     // the hang is before the headers: a plain 504
     expect_error(resp, 504).await;
+    assert!(start.elapsed() < Duration::from_secs(30));
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_stream_that_stalls_mid_way_ends_with_a_timeout_event() {
     let mock = mock_upstream::MockUpstream::start().await.unwrap();
     let gw = Gateway::start(&base_config(&mock, "").replace(
         "name = \"gpt-4o\"\n",
-        "name = \"gpt-4o\"\ntimeout_secs = 5\n",
+        "name = \"gpt-4o\"\ntimeout_secs = 1\n",
     ))
     .await;
     mock.push_fault(Fault::stall_stream(2));
-    let start = tokio::time::Instant::now();
+    let start = std::time::Instant::now();
     let resp = gw.chat(MASTER, stream_body("gpt-4o", false)).await;
     assert_eq!(resp.status(), 200);
     let events = sse_data(&resp.text().await.unwrap());
     assert_eq!(events.len(), 3, "{events:?}");
     let err: Value = serde_json::from_str(&events[2]).unwrap();
     assert_eq!(err["error"]["code"], "timeout");
-    assert!(start.elapsed() >= std::time::Duration::from_secs(5));
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(30),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test]
@@ -125,22 +134,39 @@ async fn upstream_error_before_the_stream_is_a_plain_error() {
 
 #[tokio::test]
 async fn the_first_event_arrives_before_the_stream_ends() {
-    // The gateway must not buffer a stream: with a long answer the client sees bytes
-    // while the rest is still being relayed.
-    let (_mock, gw) = setup("").await;
-    let long = "word ".repeat(2000);
-    let resp = gw
-        .chat(
-            MASTER,
-            json!({"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":long}]}),
-        )
-        .await;
-    let mut stream = resp.bytes_stream();
-    let first = stream.next().await.unwrap().unwrap();
-    assert!(first.starts_with(b"data: "));
-    let mut rest = 0usize;
+    // The gateway must not buffer a stream. The mock sends the first event and then
+    // holds the rest until the test releases it, which the test does only once the
+    // client has read that first event: a gateway that waited for the end of the
+    // stream would never deliver it, and the read below would time out.
+    let (mock, gw) = setup("").await;
+    mock.push_fault(Fault::hold_stream(1));
+    let read_first = async {
+        let resp = gw.chat(MASTER, stream_body("gpt-4o", false)).await;
+        assert_eq!(resp.status(), 200);
+        let mut stream = resp.bytes_stream();
+        let mut first = Vec::new();
+        while !first.windows(2).any(|w| w == b"\n\n") {
+            let chunk = stream.next().await.expect("the stream ended").unwrap();
+            first.extend_from_slice(&chunk);
+        }
+        (stream, first)
+    };
+    let (mut stream, first) = tokio::time::timeout(Duration::from_secs(10), read_first)
+        .await
+        .expect("the first event did not arrive while the upstream held the rest back");
+    let first = String::from_utf8(first).unwrap();
+    assert!(first.starts_with("data: "), "{first}");
+    assert!(first.contains("\"role\":\"assistant\""), "{first}");
+    assert!(!first.contains("[DONE]"), "{first}");
+    mock.release(1);
+    let mut rest = Vec::new();
     while let Some(chunk) = stream.next().await {
-        rest += chunk.unwrap().len();
+        rest.extend_from_slice(&chunk.unwrap());
     }
-    assert!(rest > 0);
+    let events = sse_data(&String::from_utf8(rest).unwrap());
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
 }

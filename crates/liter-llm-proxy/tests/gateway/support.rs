@@ -111,6 +111,38 @@ impl Drop for Gateway {
     }
 }
 
+/// Move the tokio clock forward by `by` at once, for cooldowns measured in tens of
+/// seconds. Call it only at a quiet moment (no request in flight, every response read):
+/// the clock is paused just for the jump and runs normally again at once, so it never
+/// races with socket I/O the way a test-long paused clock does (a paused runtime skips
+/// to its next timer whenever no socket event has arrived yet). Each request helper
+/// here uses a fresh client, so no pooled client connection lives across the jump.
+pub async fn skip_time(by: std::time::Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
+/// Waits (bounded) until the mock has recorded `n` requests, then asserts it.
+pub async fn wait_for_requests(mock: &MockUpstream, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while mock.requests().len() < n && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(mock.requests().len(), n);
+}
+
+/// A loopback port where connections are refused, reserved while the returned socket
+/// lives: the socket is bound (no other test or process can take the port) but never
+/// listens, so a connection to it is refused at once. Keep the socket for the whole
+/// test; never drop it and reuse the number.
+pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }

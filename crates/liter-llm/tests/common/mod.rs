@@ -23,10 +23,27 @@ pub fn read_json(provider: &str, name: &str) -> Value {
     serde_json::from_slice(&read(provider, name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// Whether to rewrite the expected files instead of checking them: `LITER_LLM_BLESS`
+/// set, outside CI. Under CI (`CI` set to anything but empty, `0` or `false`) blessing is
+/// refused: the files would be rewritten by the very code they check, and every
+/// comparison would pass.
+pub fn blessing(ci: Option<&str>, bless: bool) -> Result<bool, String> {
+    let in_ci = ci.is_some_and(|v| !matches!(v.trim(), "" | "0" | "false"));
+    match (bless, in_ci) {
+        (true, true) => Err(
+            "LITER_LLM_BLESS is set under CI: the expected files would be rewritten instead of checked"
+                .into(),
+        ),
+        (bless, _) => Ok(bless),
+    }
+}
+
 /// Compares `actual` with the expected file `name` (or writes it, when blessing).
 pub fn snapshot(provider: &str, name: &str, actual: &Value) {
     let pretty = serde_json::to_string_pretty(actual).unwrap() + "\n";
-    if std::env::var_os("LITER_LLM_BLESS").is_some() {
+    let ci = std::env::var("CI").ok();
+    let bless = std::env::var_os("LITER_LLM_BLESS").is_some();
+    if blessing(ci.as_deref(), bless).unwrap_or_else(|e| panic!("{e}")) {
         std::fs::write(path(provider, name), pretty).unwrap();
         return;
     }

@@ -3,7 +3,8 @@
 //! and an `assertion` that is a JWT with an `RS256` header and the claims Google checks:
 //! `iss`, `scope`, `aud`, `iat` and `exp = iat + 3600`, and a non-empty signature (the
 //! signature itself is not verified: the mock has no public key). The answer is
-//! `{"access_token":"ya29.mock-token-<n>","expires_in":3600,"token_type":"Bearer"}`;
+//! `{"access_token":"ya29.mock-token-<n>","expires_in":3600,"token_type":"Bearer"}` (the
+//! lifetime can be changed: [`crate::MockUpstream::set_token_lifetime`]);
 //! anything else is Google's `400 {"error":"invalid_grant",...}`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,7 +29,7 @@ pub(super) fn respond(shared: &Shared, payload: &Payload) -> Reply {
             StatusCode::OK,
             &json!({
                 "access_token": format!("{TOKEN_PREFIX}{}", shared.next_id()),
-                "expires_in": 3600,
+                "expires_in": shared.token_lifetime(),
                 "token_type": "Bearer",
             }),
         )

@@ -4,6 +4,7 @@ use std::error::Error as _;
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
+use http_body_util::BodyExt;
 use mock_upstream::{Fault, FaultKind, MockUpstream};
 use serde_json::json;
 
@@ -88,7 +89,12 @@ async fn hung_request_fails_when_the_mock_stops() {
         Some(&chat("m", "hi")),
     );
     let stopper = async {
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        // Stop once the request reached the mock (bounded wait, asserted after).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while mock.requests().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(mock.requests().len(), 1, "the request never arrived");
         mock.shutdown();
     };
     let (outcome, ()) = tokio::join!(
@@ -263,4 +269,72 @@ async fn faulted_requests_are_recorded_with_headers_and_body() {
     assert_eq!(recorded[0].body.as_ref(), Some(&body));
     mock.clear_requests();
     assert!(mock.requests().is_empty());
+}
+
+#[tokio::test]
+async fn hold_answers_only_once_released() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.push_fault(Fault::hold());
+    let request = tokio::spawn(send(
+        &mock,
+        Method::POST,
+        "/v1/chat/completions",
+        &[],
+        Some(&chat("m", "hi")),
+    ));
+    // Another request is answered meanwhile.
+    assert_eq!(chat_status(&mock, "m").await, StatusCode::OK);
+    assert!(!request.is_finished(), "the held request was answered");
+    mock.release(1);
+    let response = tokio::time::timeout(Duration::from_secs(10), request)
+        .await
+        .expect("still held after the release")
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(mock.served().requests, 2);
+}
+
+#[tokio::test]
+async fn a_release_before_the_request_is_kept_for_it() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.release(1);
+    mock.push_fault(Fault::hold());
+    let status = tokio::time::timeout(Duration::from_secs(10), chat_status(&mock, "m")).await;
+    assert_eq!(status.expect("the early release was lost"), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn hold_stream_sends_n_events_then_the_rest_once_released() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.push_fault(Fault::hold_stream(1));
+    let mut body = chat("m", "one two three");
+    body["stream"] = json!(true);
+    let response = send(
+        &mock,
+        Method::POST,
+        "/v1/chat/completions",
+        &[],
+        Some(&body),
+    )
+    .await
+    .unwrap();
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(sse_data(&first).len(), 1);
+    let early = tokio::time::timeout(Duration::from_millis(100), body.frame()).await;
+    assert!(early.is_err(), "more came before the release");
+    // Over the control API, as other languages do it.
+    let (status, _, reply) =
+        crate::support::post_json(&mock, "/__mock/release", &json!({"count": 1})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply, json!({"released": 1}));
+    let rest = body.collect().await.unwrap().to_bytes();
+    let events = sse_data(&rest);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(
+        mock.served().requests,
+        1,
+        "a held stream that ends is served"
+    );
 }

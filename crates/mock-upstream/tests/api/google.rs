@@ -246,6 +246,12 @@ async fn vertex_auth_and_the_token_endpoint() {
     .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
 
+    // The lifetime of the tokens issued can be changed.
+    mock.set_token_lifetime(30);
+    let (_, answer) = token(&mock, String::from_utf8(req.body.to_vec()).unwrap()).await;
+    assert_eq!(answer["expires_in"].as_u64(), Some(30));
+    mock.set_token_lifetime(3600);
+
     let (status, err) = token(&mock, "grant_type=password&assertion=x".into()).await;
     assert_eq!(
         (status, err["error"].as_str()),
