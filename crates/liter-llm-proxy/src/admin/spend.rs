@@ -55,7 +55,7 @@ fn row(e: &LedgerEntry) -> Value {
         "spend": e.cost_usd,
         "prompt_tokens": e.prompt_tokens,
         "completion_tokens": e.completion_tokens,
-        "total_tokens": e.prompt_tokens + e.completion_tokens,
+        "total_tokens": e.prompt_tokens.saturating_add(e.completion_tokens),
         "cached_tokens": e.cached_tokens,
         "status": e.status,
         "startTime": rfc3339(e.started_at),

@@ -106,7 +106,9 @@ impl Inner {
         // Without reported usage, an error answer billed nothing; anything else may
         // have been billed up to the whole reservation.
         match (&state.usage, state.status >= 400) {
-            (Some(u), _) => u.total_tokens.max(u.prompt_tokens + u.completion_tokens),
+            (Some(u), _) => u
+                .total_tokens
+                .max(u.prompt_tokens.saturating_add(u.completion_tokens)),
             (None, true) => 0,
             (None, false) => self.estimate.total(),
         }
