@@ -12,7 +12,6 @@
 //! quotes the assertion or the token.
 
 use std::fmt;
-use std::future::Future;
 use std::time::Duration;
 
 use axum::http::{Method, Request};
@@ -75,16 +74,6 @@ impl TokenCache {
         name: &str,
         deadline: Instant,
     ) -> Result<String, GatewayError> {
-        self.get_with(|req| upstream.exchange(req, name, deadline))
-            .await
-    }
-
-    /// The current token, `send` running the exchange when needed (tests inject it).
-    pub async fn get_with<F, Fut>(&self, send: F) -> Result<String, GatewayError>
-    where
-        F: FnOnce(TokenRequest) -> Fut,
-        Fut: Future<Output = Result<(u16, Bytes), GatewayError>>,
-    {
         let mut slot = self.slot.lock().await;
         if let Some(c) = slot.as_ref() {
             if Instant::now() + REFRESH_MARGIN < c.expires_at {
@@ -99,7 +88,7 @@ impl TokenCache {
                 ))
             }
         };
-        let (status, body) = send(req).await?;
+        let (status, body) = upstream.exchange(req, name, deadline).await?;
         let token = self.adapter.parse_token(status, &body)?;
         *slot = Some(Cached {
             token: token.token.clone(),

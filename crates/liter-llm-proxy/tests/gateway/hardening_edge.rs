@@ -42,6 +42,12 @@ async fn read_until_closed(stream: &mut TcpStream) -> (Vec<u8>, Duration) {
     }
 }
 
+/// The connection closed no earlier than `low` and before `high`.
+fn assert_within(took: Duration, low: Duration, high: Duration) {
+    assert!(took >= low, "closed too early: {took:?}");
+    assert!(took < high, "closed too late: {took:?}");
+}
+
 /// One HTTP/1.1 response read off a raw stream: status and body.
 async fn read_response(stream: &mut TcpStream) -> (u16, Vec<u8>) {
     let read = async {
@@ -92,11 +98,7 @@ async fn a_connection_that_sends_nothing_is_closed_after_header_timeout() {
     let mut conn = connect(&gw).await;
     let (got, took) = read_until_closed(&mut conn).await;
     assert!(got.is_empty());
-    assert!(
-        took >= Duration::from_millis(900),
-        "closed too early: {took:?}"
-    );
-    assert!(took < Duration::from_secs(4), "closed too late: {took:?}");
+    assert_within(took, Duration::from_millis(900), Duration::from_secs(4));
 }
 
 #[tokio::test]
@@ -108,11 +110,7 @@ async fn half_a_request_head_is_closed_after_header_timeout() {
         .unwrap();
     let (got, took) = read_until_closed(&mut conn).await;
     assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
-    assert!(
-        took >= Duration::from_millis(900),
-        "closed too early: {took:?}"
-    );
-    assert!(took < Duration::from_secs(4), "closed too late: {took:?}");
+    assert_within(took, Duration::from_millis(900), Duration::from_secs(4));
 }
 
 #[tokio::test]
@@ -184,11 +182,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_keepalive_timeout() {
     assert_eq!(status, 200);
     let (got, took) = read_until_closed(&mut conn).await;
     assert!(got.is_empty());
-    assert!(
-        took >= Duration::from_millis(1800),
-        "closed too early: {took:?}"
-    );
-    assert!(took < Duration::from_secs(5), "closed too late: {took:?}");
+    assert_within(took, Duration::from_millis(1800), Duration::from_secs(5));
 }
 
 #[tokio::test]
@@ -301,11 +295,7 @@ async fn half_a_head_after_a_kept_alive_request_is_closed_after_header_timeout()
     conn.write_all(b"GET /health HTTP/1.1\r\nHo").await.unwrap();
     let (got, took) = read_until_closed(&mut conn).await;
     assert!(got.is_empty());
-    assert!(
-        took >= Duration::from_millis(900),
-        "closed too early: {took:?}"
-    );
-    assert!(took < Duration::from_secs(4), "closed too late: {took:?}");
+    assert_within(took, Duration::from_millis(900), Duration::from_secs(4));
 }
 
 #[tokio::test]
@@ -332,9 +322,5 @@ async fn an_idle_http2_connection_is_closed_after_keepalive_timeout() {
         .unwrap()
         .ok();
     let took = start.elapsed();
-    assert!(
-        took >= Duration::from_millis(1800),
-        "closed too early: {took:?}"
-    );
-    assert!(took < Duration::from_secs(5), "closed too late: {took:?}");
+    assert_within(took, Duration::from_millis(1800), Duration::from_secs(5));
 }
