@@ -15,8 +15,9 @@
 //! - `governance`: key expiry, rate limits, token estimate, budgets, the meter;
 //! - `routing`: choosing deployments, retries, fallbacks, cooldowns, health probes;
 //! - `upstream`: the dispatcher and the wire protocols;
-//! - `request`, `pricing`, `store`, `config`, `error`: the request head, prices,
-//!   stores, the validated config, the one error type.
+//! - `request`, `pricing`, `store`, `objstore`, `config`, `error`: the request head,
+//!   prices, the database stores, the object stores (OpenDAL), the validated config,
+//!   the one error type.
 
 pub mod admin;
 pub mod app;
@@ -25,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod governance;
 pub mod logtext;
+pub mod objstore;
 pub mod pricing;
 pub mod request;
 pub mod routing;

@@ -18,6 +18,7 @@ mod governance;
 mod hardening_edge;
 mod hardening_upstream;
 mod mistral;
+mod objstores;
 mod promises;
 mod providers;
 mod routing;
