@@ -76,9 +76,11 @@ fn spawn(mut cmd: Command, marker: &str, dir: tempfile::TempDir) -> ObjServer {
     let mut seen = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("object store did not start; it printed: {seen:?}"));
+        let Ok(line) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("object store did not start; it printed: {seen:?}");
+        };
         if let Some(at) = line.find(marker) {
             let rest = &line[at + marker.len()..];
             if let Some(start) = rest.find("http://") {
