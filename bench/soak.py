@@ -11,9 +11,12 @@ compares with the idle counts before the traffic.
 
 Goal: nothing grows after warm-up: RSS growth under 1 MB per 10 minutes (fitted over
 the samples taken at the same point of every cycle after the first), descriptors and
-tasks back to their idle counts. The report (markdown) and, when matplotlib is
+tasks back to their idle counts. Built with the `heap-stats` feature, the gateway also
+reports its live heap bytes, sampled the same way: RSS that grows while the live heap does
+not is memory the allocator keeps, not a leak. The report (markdown) and, when matplotlib is
 installed, a PNG plot go to bench/results/.
 
+    cargo build --release -p liter-llm-cli --features heap-stats -p mock-upstream
     python3 bench/soak.py                      # 30 minutes, 1,000 streams at the peak
     SOAK_SECONDS=60 SOAK_PEAK=200 python3 bench/soak.py   # the short form
 
@@ -126,7 +129,7 @@ def start(argv: list[str], cwd: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"{argv[0]} did not start")
 
 
-def sample(pid: int, tasks: int | None) -> dict:
+def sample(pid: int, ready: dict) -> dict:
     status = Path(f"/proc/{pid}/status").read_text()
     field = lambda name: int(re.search(rf"^{name}:\s+(\d+)", status, re.M).group(1))  # noqa: E731
     return {
@@ -134,7 +137,9 @@ def sample(pid: int, tasks: int | None) -> dict:
         "rss_kb": field("VmRSS"),
         "fds": len(os.listdir(f"/proc/{pid}/fd")),
         "threads": field("Threads"),
-        "tasks": tasks,
+        "tasks": ready.get("tasks"),
+        # Live heap bytes: only from a binary built with the heap-stats feature.
+        "heap": ready.get("heap_bytes"),
     }
 
 
@@ -197,18 +202,18 @@ async def peak(url: str, n: int, counts: dict) -> None:
         await asyncio.gather(*(stream() for _ in range(n)))
 
 
-async def readiness_tasks(client: httpx.AsyncClient, url: str) -> int | None:
+async def readiness(client: httpx.AsyncClient, url: str) -> dict:
     try:
         r = await client.get(f"{url}/health/readiness")
-        return r.json().get("tasks")
+        return r.json()
     except (httpx.HTTPError, ValueError):
-        return None
+        return {}
 
 
 async def sampler(pid: int, url: str, samples: list, stop: asyncio.Event) -> None:
     async with httpx.AsyncClient(timeout=5) as client:
         while not stop.is_set():
-            samples.append(sample(pid, await readiness_tasks(client, url)))
+            samples.append(sample(pid, await readiness(client, url)))
             try:
                 await asyncio.wait_for(stop.wait(), 1.0)
             except asyncio.TimeoutError:
@@ -249,7 +254,8 @@ async def run(workdir: Path) -> dict:
         while time.time() < end:
             cycle_end = min(end, time.time() + CYCLE)
             await steady(url, cycle_end - min(10, CYCLE / 3), counts)
-            marks.append(sample(gw.pid, None))
+            async with httpx.AsyncClient(timeout=5) as c:
+                marks.append(sample(gw.pid, await readiness(c, url)))
             await peak(url, PEAK, counts)
             await asyncio.sleep(max(0.0, cycle_end - time.time()))
         await asyncio.sleep(SETTLE)  # let every stream, settlement and connection end
@@ -275,8 +281,11 @@ def plot(result: dict, path: Path) -> bool:
     s = result["samples"]
     t = [(x["t"] - s[0]["t"]) / 60 for x in s]
     fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
-    axes[0].plot(t, [x["rss_kb"] / 1000 for x in s])
-    axes[0].set_ylabel("RSS (MB)")
+    axes[0].plot(t, [x["rss_kb"] / 1000 for x in s], label="RSS")
+    if any(x.get("heap") is not None for x in s):
+        axes[0].plot(t, [(x.get("heap") or 0) / 1e6 for x in s], label="live heap")
+        axes[0].legend()
+    axes[0].set_ylabel("MB")
     axes[1].plot(t, [x["fds"] for x in s])
     axes[1].set_ylabel("open fds")
     axes[2].plot(t, [x["threads"] for x in s], label="threads")
@@ -297,6 +306,11 @@ def report(result: dict) -> tuple[str, bool]:
         ("RSS growth after warm-up", "< 1 MB / 10 min", f"{growth:+.2f} MB / 10 min", growth < 1.0),
         ("open fds back to idle", f"{idle['fds']}", f"{final['fds']}", final["fds"] <= idle["fds"]),
     ]
+    heap_marks = [(m["t"], m["heap"] / 1000) for m in marks if m.get("heap") is not None]
+    if len(heap_marks) >= 2:
+        heap_growth = slope_mb_per_10min(heap_marks)
+        checks.append(("live heap growth after warm-up (leak check)", "< 1 MB / 10 min",
+                       f"{heap_growth:+.2f} MB / 10 min", heap_growth < 1.0))
     if idle["tasks"] is not None and final["tasks"] is not None:
         checks.append(("tokio tasks back to idle", f"{idle['tasks']}", f"{final['tasks']}",
                        final["tasks"] <= idle["tasks"]))
@@ -318,6 +332,11 @@ def report(result: dict) -> tuple[str, bool]:
     lines += [f"| {n} | {g} | {m} | {'PASS' if p else 'FAIL'} |" for n, g, m, p in checks]
     lines += ["", "RSS at the same point of each cycle (before its peak), MB:",
               ", ".join(f"{m['rss_kb'] / 1000:.1f}" for m in result["marks"])]
+    if all(m.get("heap") is not None for m in result["marks"]):
+        lines += ["", "Live heap at the same points, MB:",
+                  ", ".join(f"{m['heap'] / 1e6:.1f}" for m in result["marks"])]
+        lines += ["", f"- Live heap idle {idle['heap'] / 1e6:.2f} MB, after the traffic "
+                  f"{final['heap'] / 1e6:.2f} MB."]
     return "\n".join(lines) + "\n", ok
 
 

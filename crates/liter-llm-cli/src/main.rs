@@ -15,10 +15,7 @@ use liter_llm_proxy::config::{self, Config, ConfigError, Overrides};
 use liter_llm_proxy::App;
 use secrecy::SecretString;
 
-/// mimalloc: the gateway allocates many small, short-lived buffers per request.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
+mod alloc;
 mod logging;
 mod mask;
 
@@ -188,6 +185,8 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
 }
 
 async fn api(args: ApiArgs) -> ExitCode {
+    #[cfg(feature = "heap-stats")]
+    liter_llm_proxy::telemetry::set_heap_probe(alloc::live_bytes);
     let (path, cfg) = match load(&args.config) {
         Ok(x) => x,
         Err(e) => {

@@ -222,8 +222,11 @@ pub async fn readiness(State(app): State<Arc<App>>) -> Resp {
     let tasks = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
-    Json(json!({"status": "ready", "models": app.routes.len(), "tasks": tasks, "deployments": deployments}))
-        .into_response()
+    let mut body = json!({"status": "ready", "models": app.routes.len(), "tasks": tasks, "deployments": deployments});
+    if let Some(heap) = crate::telemetry::heap_bytes() {
+        body["heap_bytes"] = heap.into();
+    }
+    Json(body).into_response()
 }
 
 pub async fn not_found() -> Resp {

@@ -29,6 +29,20 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The `tracing` target of the request line (the binary writes it on a fast path).
 pub const REQUEST_TARGET: &str = "liter_llm::request";
 
+/// A count of the process's live heap bytes, when the binary was built to keep one
+/// (its `heap-stats` feature, for soak tests). Set once at start-up.
+static HEAP_PROBE: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
+
+/// Registers the live-heap counter (see [`heap_bytes`]); a second call is ignored.
+pub fn set_heap_probe(probe: fn() -> u64) {
+    let _ = HEAP_PROBE.set(probe);
+}
+
+/// Live heap bytes, when a probe is registered.
+pub fn heap_bytes() -> Option<u64> {
+    HEAP_PROBE.get().map(|probe| probe())
+}
+
 /// Which model and deployment served a request; set by the handlers.
 #[derive(Debug, Clone)]
 pub struct RouteInfo {

@@ -1,0 +1,63 @@
+//! The global allocator: mimalloc, since the gateway allocates many small, short-lived
+//! buffers per request.
+//!
+//! With the `heap-stats` feature (a diagnostic build for bench/soak.py, never the
+//! default), a thin wrapper counts the bytes the program holds, so that a soak can tell
+//! a leak (live bytes grow) from memory the allocator keeps for reuse (RSS grows, live
+//! bytes do not). The count is reported by `/health/readiness` as `heap_bytes`.
+
+#[cfg(not(feature = "heap-stats"))]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(feature = "heap-stats")]
+pub use counting::live_bytes;
+
+#[cfg(feature = "heap-stats")]
+#[allow(unsafe_code)] // implementing GlobalAlloc is unsafe by definition; it only forwards
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout};
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    static LIVE: AtomicI64 = AtomicI64::new(0);
+
+    /// Bytes allocated and not yet freed.
+    pub fn live_bytes() -> u64 {
+        LIVE.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    struct Counting(mimalloc::MiMalloc);
+
+    #[global_allocator]
+    static ALLOC: Counting = Counting(mimalloc::MiMalloc);
+
+    // SAFETY: every call forwards to mimalloc with the caller's own arguments; the
+    // counter is only arithmetic on the sizes.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let p = self.0.alloc(layout);
+            if !p.is_null() {
+                LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+            }
+            p
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            let p = self.0.alloc_zeroed(layout);
+            if !p.is_null() {
+                LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+            }
+            p
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            self.0.dealloc(ptr, layout);
+            LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let p = self.0.realloc(ptr, layout, new_size);
+            if !p.is_null() {
+                LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+            }
+            p
+        }
+    }
+}
