@@ -6,6 +6,40 @@
 //! a leak (live bytes grow) from memory the allocator keeps for reuse (RSS grows, live
 //! bytes do not). The count is reported by `/health/readiness` as `heap_bytes`.
 
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+/// How often at most an idle worker thread hands its free memory back.
+const COLLECT_EVERY: Duration = Duration::from_secs(1);
+
+/// Called by each runtime worker thread when it runs out of work: mimalloc keeps the
+/// pages a burst freed for reuse by the same thread, and a thread that goes idle never
+/// looks at them again, so after a peak the process would keep its peak size. Here an
+/// idle worker asks mimalloc to collect its heap and return free pages to the OS, at
+/// most once per [`COLLECT_EVERY`], so a busy worker pays one clock read per park.
+pub fn on_thread_park() {
+    thread_local! {
+        static LAST: Cell<Option<Instant>> = const { Cell::new(None) };
+    }
+    let now = Instant::now();
+    let due = LAST.with(|last| match last.get() {
+        Some(t) if now.duration_since(t) < COLLECT_EVERY => false,
+        _ => {
+            last.set(Some(now));
+            true
+        }
+    });
+    if due {
+        collect();
+    }
+}
+
+#[allow(unsafe_code)] // an FFI call with no arguments to check
+fn collect() {
+    // SAFETY: `mi_collect` only walks and frees the calling thread's own heap.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 #[cfg(not(feature = "heap-stats"))]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

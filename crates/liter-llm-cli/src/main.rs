@@ -152,6 +152,7 @@ fn main() -> ExitCode {
             let logs = init_logging(args.log_format, args.debug);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                .on_thread_park(alloc::on_thread_park)
                 .build()
             {
                 Ok(rt) => rt,
