@@ -246,14 +246,10 @@ fn read_error(files: &Files, e: &axum::extract::multipart::MultipartError) -> Ga
         }
         .into();
     }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cause {
-        if let Some(t) = c.downcast_ref::<BodyTimedOut>() {
-            return GatewayError::RequestTimeout(format!(
-                "{t} (server.body_timeout_secs); the upload was discarded"
-            ));
-        }
-        cause = c.source();
+    if let Some(t) = BodyTimedOut::cause_of(e) {
+        return GatewayError::RequestTimeout(format!(
+            "{t} (server.body_timeout_secs); the upload was discarded"
+        ));
     }
     GatewayError::bad_request(format!(
         "could not read the multipart body: {}",

@@ -1,6 +1,5 @@
-//! [`KeyStore`](super::KeyStore) and [`FileStore`](super::FileStore) on PostgreSQL: the
-//! `api_keys` and `files` statements and the write discipline; the stores themselves
-//! are `sql_keys.rs` and `sql_files.rs`. `models` and `metadata` are JSONB,
+//! [`KeyStore`](super::KeyStore) on PostgreSQL: the `api_keys` statements and the
+//! write discipline (which `sql_files.rs` shares); the store itself is `sql_keys.rs`. `models` and `metadata` are JSONB,
 //! written from and read back as JSON text. An update locks its row (`FOR UPDATE`).
 
 use async_trait::async_trait;
@@ -9,7 +8,6 @@ use sqlx::{Pool, Transaction};
 
 use super::clock::UnixMillis;
 use super::postgres::PgStore;
-use super::sql_files::{FileSql, FileTable};
 use super::sql_keys::{KeySql, KeyTable};
 use super::types::StoreError;
 
@@ -61,30 +59,4 @@ impl KeyTable for PgStore {
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()
     }
-}
-
-macro_rules! select_file {
-    ($rest:literal) => {
-        concat!(
-            "SELECT id, owner, filename, bytes, purpose, created_at, object_path FROM files",
-            $rest
-        )
-    };
-}
-
-impl FileTable for PgStore {
-    const FILE_SQL: FileSql = FileSql {
-        insert: "INSERT INTO files (id, owner, filename, bytes, purpose, created_at, object_path)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        by_id: select_file!(" WHERE id = $1"),
-        delete: "DELETE FROM files WHERE id = $1",
-        page_asc: select_file!(
-            " WHERE ($1::TEXT IS NULL OR owner = $1) AND ($2::TEXT IS NULL OR purpose = $2)
-              AND ($3::TEXT IS NULL OR id > $3) ORDER BY id ASC LIMIT $4"
-        ),
-        page_desc: select_file!(
-            " WHERE ($1::TEXT IS NULL OR owner = $1) AND ($2::TEXT IS NULL OR purpose = $2)
-              AND ($3::TEXT IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
-        ),
-    };
 }

@@ -1,6 +1,6 @@
 //! [`FileStore`] once for both SQL backends, over the pool and write discipline each
 //! already gives the key store ([`KeyTable`]: `sqlite_keys.rs`, `postgres_keys.rs`).
-//! A backend supplies its statements ([`FileSql`]: placeholders and casts).
+//! The statements are the same for both (`$N` placeholders, `CAST`).
 //!
 //! The `files` table (migration 0003) holds one row per file; `file_provider_ids`
 //! maps a file to its copy at a provider, per deployment, for the batch and
@@ -14,32 +14,33 @@ use super::sql_keys::KeyTable;
 use super::types::StoreError;
 use super::FileStore;
 
-/// One backend's statements on `files`. Every SELECT reads `id, owner, filename,
-/// bytes, purpose, created_at, object_path` in that order.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct FileSql {
-    /// Binds those 7 columns, in that order.
-    pub insert: &'static str,
-    /// The file whose `id` is the one parameter.
-    pub by_id: &'static str,
-    /// Deletes the file whose `id` is the one parameter.
-    pub delete: &'static str,
-    /// A page by ascending id; parameters: owner, purpose, after (each NULL for "any"),
-    /// limit.
-    pub page_asc: &'static str,
-    /// The same by descending id.
-    pub page_desc: &'static str,
+macro_rules! select_file {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, owner, filename, bytes, purpose, created_at, object_path FROM files",
+            $rest
+        )
+    };
 }
 
-/// A key store's database, which also keeps file metadata.
-pub(super) trait FileTable: KeyTable {
-    const FILE_SQL: FileSql;
-}
+/// A page by ascending id; parameters: owner, purpose, after (each NULL for "any"),
+/// limit. `$N` placeholders and `CAST` read the same in SQLite and PostgreSQL.
+const PAGE_ASC: &str = select_file!(
+    " WHERE (CAST($1 AS TEXT) IS NULL OR owner = $1)
+      AND (CAST($2 AS TEXT) IS NULL OR purpose = $2)
+      AND (CAST($3 AS TEXT) IS NULL OR id > $3) ORDER BY id ASC LIMIT $4"
+);
+/// The same by descending id.
+const PAGE_DESC: &str = select_file!(
+    " WHERE (CAST($1 AS TEXT) IS NULL OR owner = $1)
+      AND (CAST($2 AS TEXT) IS NULL OR purpose = $2)
+      AND (CAST($3 AS TEXT) IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+);
 
 #[async_trait]
 impl<T> FileStore for T
 where
-    T: FileTable,
+    T: KeyTable,
     for<'c> &'c mut <T::Db as Database>::Connection: Executor<'c, Database = T::Db>,
     for<'q> <T::Db as Database>::Arguments<'q>: IntoArguments<'q, T::Db>,
     usize: ColumnIndex<<T::Db as Database>::Row>,
@@ -53,21 +54,24 @@ where
         let bytes = i64::try_from(f.bytes)
             .map_err(|_| StoreError::InvalidInput(format!("file size {}", f.bytes)))?;
         let _writer = self.writer().await;
-        sqlx::query(T::FILE_SQL.insert)
-            .bind(f.id.as_str())
-            .bind(f.owner.as_deref())
-            .bind(f.filename.as_str())
-            .bind(bytes)
-            .bind(f.purpose.as_str())
-            .bind(f.created_at)
-            .bind(f.object_path.as_str())
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "INSERT INTO files (id, owner, filename, bytes, purpose, created_at, object_path)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(f.id.as_str())
+        .bind(f.owner.as_deref())
+        .bind(f.filename.as_str())
+        .bind(bytes)
+        .bind(f.purpose.as_str())
+        .bind(f.created_at)
+        .bind(f.object_path.as_str())
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
     async fn get(&self, id: &str) -> Result<Option<StoredFile>, StoreError> {
-        let row = sqlx::query(T::FILE_SQL.by_id)
+        let row = sqlx::query(select_file!(" WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
@@ -76,8 +80,8 @@ where
 
     async fn list(&self, q: &FileQuery) -> Result<Vec<StoredFile>, StoreError> {
         let sql = match q.order {
-            FileOrder::Asc => T::FILE_SQL.page_asc,
-            FileOrder::Desc => T::FILE_SQL.page_desc,
+            FileOrder::Asc => PAGE_ASC,
+            FileOrder::Desc => PAGE_DESC,
         };
         let rows = sqlx::query(sql)
             .bind(q.owner.as_deref())
@@ -91,7 +95,7 @@ where
 
     async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let _writer = self.writer().await;
-        let done = sqlx::query(T::FILE_SQL.delete)
+        let done = sqlx::query("DELETE FROM files WHERE id = $1")
             .bind(id)
             .execute(self.pool())
             .await?;

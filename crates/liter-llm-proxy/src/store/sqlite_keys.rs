@@ -1,7 +1,7 @@
-//! [`KeyStore`](super::KeyStore) and [`FileStore`](super::FileStore) on SQLite: the
-//! `api_keys` and `files` statements and the write discipline; the stores
-//! themselves are `sql_keys.rs` and `sql_files.rs`. Writes take the same in-process writer
-//! mutex and `BEGIN IMMEDIATE` as the spend store (see `sqlite.rs`); reads never block.
+//! [`KeyStore`](super::KeyStore) on SQLite: the `api_keys` statements and the write
+//! discipline (which `sql_files.rs` shares); the store itself is `sql_keys.rs`. Writes
+//! take the same in-process writer mutex and `BEGIN IMMEDIATE` as the spend store (see
+//! `sqlite.rs`); reads never block.
 
 use async_trait::async_trait;
 use sqlx::sqlite::{Sqlite, SqliteQueryResult};
@@ -9,7 +9,6 @@ use sqlx::{Pool, Transaction};
 use tokio::sync::MutexGuard;
 
 use super::clock::UnixMillis;
-use super::sql_files::{FileSql, FileTable};
 use super::sql_keys::{KeySql, KeyTable};
 use super::sqlite::SqliteStore;
 use super::types::StoreError;
@@ -64,30 +63,4 @@ impl KeyTable for SqliteStore {
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
     }
-}
-
-macro_rules! select_file {
-    ($rest:literal) => {
-        concat!(
-            "SELECT id, owner, filename, bytes, purpose, created_at, object_path FROM files",
-            $rest
-        )
-    };
-}
-
-impl FileTable for SqliteStore {
-    const FILE_SQL: FileSql = FileSql {
-        insert: "INSERT INTO files (id, owner, filename, bytes, purpose, created_at, object_path)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        by_id: select_file!(" WHERE id = ?"),
-        delete: "DELETE FROM files WHERE id = ?",
-        page_asc: select_file!(
-            " WHERE (?1 IS NULL OR owner = ?1) AND (?2 IS NULL OR purpose = ?2)
-              AND (?3 IS NULL OR id > ?3) ORDER BY id ASC LIMIT ?4"
-        ),
-        page_desc: select_file!(
-            " WHERE (?1 IS NULL OR owner = ?1) AND (?2 IS NULL OR purpose = ?2)
-              AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
-        ),
-    };
 }

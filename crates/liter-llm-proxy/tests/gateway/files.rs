@@ -147,7 +147,7 @@ async fn round_trip(gw: &Gateway, op: &opendal::Operator) {
     let batch = gw.get_json("/files?purpose=batch", KEY_A).await;
     assert_eq!(ids(&batch), [ic, ia], "and without /v1");
 
-    let resp = content(gw, KEY_A, &ib).await;
+    let resp = content(gw, KEY_A, ib).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.headers()["content-type"].to_str().unwrap(),
@@ -159,7 +159,7 @@ async fn round_trip(gw: &Gateway, op: &opendal::Operator) {
     );
     assert_eq!(resp.bytes().await.unwrap().to_vec(), big);
 
-    let deleted = client_delete(&gw, &format!("/v1/files/{ib}"), KEY_A).await;
+    let deleted = client_delete(gw, &format!("/v1/files/{ib}"), KEY_A).await;
     assert_eq!(deleted.status(), 200);
     let deleted: Value = deleted.json().await.unwrap();
     assert_eq!(
@@ -175,7 +175,7 @@ async fn round_trip(gw: &Gateway, op: &opendal::Operator) {
         404,
     )
     .await;
-    expect_error(content(gw, KEY_A, &ib).await, 404).await;
+    expect_error(content(gw, KEY_A, ib).await, 404).await;
     assert_eq!(ids(&gw.get_json("/v1/files", KEY_A).await), [ic, ia]);
     assert_eq!(objects(op).await.len(), 2);
 }
