@@ -179,6 +179,13 @@ base_url = "{root}"
 key = "{vkey}"
 description = "compat suite: gpt-4o only"
 models = ["gpt-4o"]
+
+# The files API on a local folder (metadata in the default SQLite file beside this config).
+[files]
+backend = "fs"
+
+[files.backend_config]
+root = "{files_root}"
 """
 
 STARTUP_TIMEOUT_SECS = 60
@@ -387,7 +394,7 @@ def gateway(mock: Mock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ga
     creds.write_text(json.dumps(account))
     config.write_text(GATEWAY_CONFIG.format(
         master=MASTER_KEY, vkey=VIRTUAL_KEY, upstream_key=UPSTREAM_KEY, base=mock.base_url,
-        root=mock.url, vertex_creds=creds,
+        root=mock.url, vertex_creds=creds, files_root=config.parent / "files",
     ))
     proc = Process("liter-llm", [str(BIN_DIR / "liter-llm"), "api", "--config", str(config)], env=_child_env())
     try:

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 const MASTER: &str = "sk-cli-master-7f3a9c";
 const UPSTREAM_KEY: &str = "sk-upstream-very-secret-42";
 const VKEY: &str = "vk-cli-virtual-99";
+const S3_SECRET: &str = "s3-secret-wJalrXUtnFEMI";
 
 fn config(mock: &MockUpstream) -> String {
     format!(
@@ -51,7 +52,8 @@ fn check_config_masks_every_secret() {
     std::fs::write(
         &file,
         format!(
-            "[general]\nmaster_key = \"${{M}}\"\n[[models]]\nname = \"g\"\nprovider_model = \"openai/gpt-4o\"\napi_key = \"{UPSTREAM_KEY}\"\n[[keys]]\nkey = \"{VKEY}\"\n"
+            "[general]\nmaster_key = \"${{M}}\"\n[[models]]\nname = \"g\"\nprovider_model = \"openai/gpt-4o\"\napi_key = \"{UPSTREAM_KEY}\"\n[[keys]]\nkey = \"{VKEY}\"\n\
+             [files]\nbackend = \"s3\"\n[files.backend_config]\nbucket = \"b\"\nregion = \"us-east-1\"\naccess_key_id = \"AKIDEXAMPLE\"\nsecret_access_key = \"{S3_SECRET}\"\n"
         ),
     )
     .unwrap();
@@ -63,9 +65,11 @@ fn check_config_masks_every_secret() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for secret in [MASTER, UPSTREAM_KEY, VKEY] {
+    for secret in [MASTER, UPSTREAM_KEY, VKEY, S3_SECRET] {
         assert!(!text.contains(secret), "{secret} leaked:\n{text}");
     }
+    assert!(text.contains("secret_access_key = \"********\""), "{text}");
+    assert!(text.contains("access_key_id = \"AKIDEXAMPLE\""), "{text}");
     assert!(text.contains("master_key = \"********\""), "{text}");
     assert!(text.contains("api_key = \"********\""), "{text}");
     assert!(

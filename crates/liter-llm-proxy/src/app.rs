@@ -10,9 +10,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::auth::KeyRegistry;
 use crate::config::Config;
+use crate::files::Files;
 use crate::governance::{self, GovernanceError, Governor};
+use crate::objstore::ObjStoreError;
 use crate::pricing::{Prices, PricingFileError};
 use crate::routing::Registry;
+use crate::store::{FileStore, MemoryFileStore, Stores};
 use crate::upstream::{TargetError, Upstream};
 
 /// Everything a running gateway owns.
@@ -29,6 +32,8 @@ pub struct App {
     pub prices: Option<Arc<Prices>>,
     /// Limits, budgets and the store.
     pub governor: Arc<Governor>,
+    /// The files API (`[files]`); `None`: not configured.
+    pub files: Option<Arc<Files>>,
 }
 
 /// Why a gateway could not be built from a valid config. Names models and files,
@@ -41,12 +46,33 @@ pub enum BuildError {
     Governance(#[from] GovernanceError),
     #[error(transparent)]
     Target(#[from] TargetError),
+    #[error("[files]: {0}")]
+    Files(#[from] ObjStoreError),
+    #[error(
+        "[files]: a persistent backend keeps its file metadata in the database, which is not open"
+    )]
+    FilesWithoutStore,
+}
+
+/// The files API of `config`: metadata in memory for the `memory` backend, in the
+/// database otherwise (`governance::open_store` opens it whenever `[files]` needs it).
+fn files(config: &Config, stores: Option<&Stores>) -> Result<Option<Arc<Files>>, BuildError> {
+    let Some(spec) = &config.files else {
+        return Ok(None);
+    };
+    let store: Arc<dyn FileStore> = match stores {
+        _ if spec.is_volatile() => Arc::new(MemoryFileStore::default()),
+        Some(s) => s.files.clone(),
+        None => return Err(BuildError::FilesWithoutStore),
+    };
+    Ok(Some(Arc::new(Files::new(spec, store)?)))
 }
 
 impl App {
     /// Build the gateway from a validated config.
     pub async fn build(config: Config) -> Result<Arc<App>, BuildError> {
         let stores = governance::open_store(&config).await?;
+        let files = files(&config, stores.as_ref())?;
         let prices = Prices::load(&config, stores.is_some())?.map(Arc::new);
         let governor = Governor::new(&config, stores, prices.clone()).await;
         let keys = Arc::new(KeyRegistry::from_config(
@@ -75,6 +101,7 @@ impl App {
             draining: AtomicBool::new(false),
             prices,
             governor: Arc::new(governor),
+            files,
             config,
         }))
     }

@@ -11,6 +11,7 @@
 //! - `admin`: LiteLLM's key and spend admin API;
 //! - `app`: the [`App`] and its construction;
 //! - `telemetry`: request ids and the request log line;
+//! - `files`: the files API below the edge (objects, metadata, ownership);
 //! - `auth`: who is calling;
 //! - `governance`: key expiry, rate limits, token estimate, budgets, the meter;
 //! - `routing`: choosing deployments, retries, fallbacks, cooldowns, health probes;
@@ -24,6 +25,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod governance;
 pub mod logtext;
 pub mod objstore;

@@ -59,14 +59,10 @@ fn unreadable(rejection: &BytesRejection, limit: usize) -> GatewayError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return GatewayError::PayloadTooLarge { limit };
     }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
-    while let Some(e) = cause {
-        if let Some(t) = e.downcast_ref::<BodyTimedOut>() {
-            return GatewayError::RequestTimeout(format!(
-                "{t} (server.body_timeout_secs); the request was not processed"
-            ));
-        }
-        cause = e.source();
+    if let Some(t) = BodyTimedOut::cause_of(rejection) {
+        return GatewayError::RequestTimeout(format!(
+            "{t} (server.body_timeout_secs); the request was not processed"
+        ));
     }
     GatewayError::bad_request(format!(
         "could not read the request body: {}",
@@ -79,6 +75,21 @@ fn unreadable(rejection: &BytesRejection, limit: usize) -> GatewayError {
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the request body sent nothing for {} s", .0.as_secs())]
 pub struct BodyTimedOut(pub Duration);
+
+impl BodyTimedOut {
+    /// The body timeout behind `error`, if that is why it failed (anywhere in its
+    /// chain of sources).
+    pub fn cause_of(error: &(dyn std::error::Error + 'static)) -> Option<BodyTimedOut> {
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if let Some(t) = e.downcast_ref::<BodyTimedOut>() {
+                return Some(*t);
+            }
+            cause = e.source();
+        }
+        None
+    }
+}
 
 /// The body as text. JSON is UTF-8: a body that is not is refused (400) before anything
 /// parses or forwards it. One SIMD pass; the position is looked up only on error.

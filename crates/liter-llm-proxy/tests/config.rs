@@ -206,7 +206,6 @@ fn interpolation_runs_on_the_raw_source() {
 fn sections_not_built_yet_are_rejected_by_name() {
     for (src, needle, line) in [
         ("\n[cache]\nmax_entries = 1\n", "[cache]", 2),
-        ("[files]\n", "[files]", 1),
         ("[general]\nenable_tracing = true\n", "enable_tracing", 2),
     ] {
         let e = err(src);
@@ -874,8 +873,8 @@ fn probe_model_is_a_pool_or_a_provider_model() {
 }
 
 /// The examples of the spec (docs/ is ours; the spec is shared/spec/): the ones
-/// whose features are built load together. `[cache]`, `[files]` and
-/// `enable_tracing = true` are rejected as "not supported yet" by design.
+/// whose features are built load together (the `[files]` ones in
+/// `the_spec_files_examples_load`). `[cache]` and `enable_tracing = true` are rejected as "not supported yet" by design.
 #[test]
 fn the_spec_examples_load() {
     let src = r#"
@@ -984,4 +983,96 @@ duration_secs = 60
         c.routing.health.unwrap().probe,
         ProbeTarget::Model { .. }
     ));
+}
+
+/// Both `[files]` examples of the spec load as written: the in-memory one and the S3
+/// one (no credentials: building the backend touches no network).
+#[test]
+fn the_spec_files_examples_load() {
+    let c =
+        load("# In-memory (default). Files are lost on restart.\n[files]\nbackend = \"memory\"\n")
+            .unwrap();
+    let f = c.files.unwrap();
+    assert!(f.is_volatile());
+    assert_eq!(f.prefix, "liter-llm-files/");
+    assert_eq!(f.max_file_bytes, 512 * 1024 * 1024);
+    assert_eq!(f.timeout, Duration::from_secs(30));
+    let c = load(
+        "# S3-backed file store.\n[files]\nbackend = \"s3\"\nprefix = \"liter-llm-files/\"\n\n[files.backend_config]\nbucket = \"my-llm-files\"\nregion = \"us-west-2\"\n",
+    )
+    .unwrap();
+    let f = c.files.unwrap();
+    assert_eq!((f.backend.as_str(), f.is_volatile()), ("s3", false));
+    assert_eq!(f.backend_config["bucket"], "my-llm-files");
+    assert_eq!(f.backend_config["region"], "us-west-2");
+}
+
+#[test]
+fn files_backend_config_values_and_problems() {
+    let c = load(
+        "[files]\nbackend = \"s3\"\nprefix = \"up\"\nmax_file_bytes = 1024\ntimeout_secs = 5\n[files.backend_config]\nbucket = \"b\"\nregion = \"us-east-1\"\nenable_virtual_host_style = true\nbatch_max_operations = 100\nsecret_access_key = \"sk-very-secret\"\n",
+    )
+    .unwrap();
+    let f = c.files.unwrap();
+    assert_eq!(f.backend_config["enable_virtual_host_style"], "true");
+    assert_eq!(f.backend_config["batch_max_operations"], "100");
+    assert_eq!((f.prefix.as_str(), f.max_file_bytes), ("up/", 1024));
+    // The runtime config's Debug output shows no backend secret.
+    let debug = format!("{f:?}");
+    assert!(
+        !debug.contains("sk-very-secret") && debug.contains(MASK),
+        "{debug}"
+    );
+    // check-config's view masks it too, and keeps the other values' types.
+    let shown = inspect_str(
+        "[files]\nbackend = \"azblob\"\n[files.backend_config]\ncontainer = \"c\"\nendpoint = \"http://127.0.0.1:1/dev\"\naccount_name = \"dev\"\naccount_key = \"AAAA\"\nbatch_max_operations = 10000\n",
+        "t.toml",
+        &Overrides::default(),
+        env,
+    )
+    .unwrap()
+    .masked;
+    let rendered = toml::to_string(&shown).unwrap();
+    assert!(!rendered.contains("AAAA"), "{rendered}");
+    assert!(
+        rendered.contains("account_key = \"********\""),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("batch_max_operations = 10000")
+            && rendered.contains("account_name = \"dev\""),
+        "{rendered}"
+    );
+
+    for (src, needle, at) in [
+        (
+            "[files]\nbackend = \"nosuchstore\"\n",
+            "unknown backend \"nosuchstore\"",
+            "test.toml:2:",
+        ),
+        (
+            "[files]\nbackend = \"fs\"\n",
+            "fs needs root",
+            "test.toml:2:",
+        ),
+        (
+            "[files]\nmax_file_bytes = 0\n",
+            "max_file_bytes must be greater than 0",
+            "test.toml:2:",
+        ),
+        (
+            "[files]\ntimeout_secs = 0\n",
+            "timeout_secs must be greater than 0",
+            "test.toml:2:",
+        ),
+        (
+            "[files]\n[files.backend_config]\nratio = 1.5\n",
+            "a string, an integer or a boolean",
+            "test.toml:3:",
+        ),
+        ("[files]\nmax_bytes = 1\n", "unknown field", "test.toml:2:"),
+    ] {
+        let e = err(src);
+        assert!(e.contains(needle) && e.contains(at), "{e}");
+    }
 }

@@ -1072,7 +1072,114 @@ conformance!(
     key_crud,
     key_uniqueness,
     killed_gateway_is_reconciled,
+    file_metadata,
 );
+
+fn stored_file(id: &str, owner: Option<&str>, purpose: &str) -> store::StoredFile {
+    store::StoredFile {
+        id: id.to_owned(),
+        owner: owner.map(str::to_owned),
+        filename: format!("{id}.jsonl"),
+        bytes: 3_000_000_000,
+        purpose: purpose.to_owned(),
+        created_at: T0,
+        object_path: format!("prefix/{id}"),
+    }
+}
+
+fn page(
+    owner: Option<&str>,
+    purpose: Option<&str>,
+    after: Option<&str>,
+    order: store::FileOrder,
+    limit: u32,
+) -> store::FileQuery {
+    store::FileQuery {
+        owner: owner.map(str::to_owned),
+        purpose: purpose.map(str::to_owned),
+        after: after.map(str::to_owned),
+        order,
+        limit,
+    }
+}
+
+/// What every [`store::FileStore`] must do: round trip, filter by owner and purpose,
+/// page by id in both orders from a cursor (a deleted file's id included), delete.
+async fn check_file_store(files: &dyn store::FileStore) {
+    use store::FileOrder::{Asc, Desc};
+    let ids = |v: Vec<store::StoredFile>| v.into_iter().map(|f| f.id).collect::<Vec<_>>();
+    for (id, owner, purpose) in [
+        ("file-01", Some("k1"), "batch"),
+        ("file-02", None, "batch"),
+        ("file-03", Some("k1"), "assistants"),
+        ("file-04", Some("k2"), "batch"),
+        ("file-05", Some("k1"), "batch"),
+    ] {
+        files
+            .insert(&stored_file(id, owner, purpose))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        files.get("file-03").await.unwrap(),
+        Some(stored_file("file-03", Some("k1"), "assistants"))
+    );
+    assert_eq!(files.get("file-02").await.unwrap().unwrap().owner, None);
+    assert_eq!(files.get("file-99").await.unwrap(), None);
+
+    let all = files
+        .list(&page(None, None, None, Desc, 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(all),
+        ["file-05", "file-04", "file-03", "file-02", "file-01"]
+    );
+    let k1 = files
+        .list(&page(Some("k1"), None, None, Asc, 100))
+        .await
+        .unwrap();
+    assert_eq!(ids(k1), ["file-01", "file-03", "file-05"]);
+    let k1_batch = page(Some("k1"), Some("batch"), None, Desc, 100);
+    assert_eq!(
+        ids(files.list(&k1_batch).await.unwrap()),
+        ["file-05", "file-01"]
+    );
+    let first = files.list(&page(None, None, None, Asc, 2)).await.unwrap();
+    assert_eq!(ids(first), ["file-01", "file-02"]);
+    let next = files
+        .list(&page(None, None, Some("file-02"), Asc, 2))
+        .await
+        .unwrap();
+    assert_eq!(ids(next), ["file-03", "file-04"]);
+    let back = files
+        .list(&page(None, None, Some("file-04"), Desc, 10))
+        .await
+        .unwrap();
+    assert_eq!(ids(back), ["file-03", "file-02", "file-01"]);
+
+    assert!(files.delete("file-03").await.unwrap());
+    assert!(!files.delete("file-03").await.unwrap());
+    assert_eq!(files.get("file-03").await.unwrap(), None);
+    // A deleted file's id is still a cursor.
+    let after_gone = files
+        .list(&page(Some("k1"), None, Some("file-03"), Asc, 10))
+        .await
+        .unwrap();
+    assert_eq!(ids(after_gone), ["file-05"]);
+}
+
+async fn file_metadata<H: Harness>() {
+    let h = H::new().await;
+    let s = h.open().await;
+    check_file_store(s.files.as_ref()).await;
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn memory_file_metadata() {
+    check_file_store(&store::MemoryFileStore::default()).await;
+}
 
 /// SIGKILLs a real gateway process holding reservations: what it settled stays, what it
 /// had in flight is counted in full by the next start's reconcile.

@@ -270,8 +270,16 @@ impl Default for CacheSection {
 pub struct FilesSection {
     pub backend: String,
     pub prefix: String,
-    pub backend_config: BTreeMap<String, String>,
+    pub backend_config: BTreeMap<String, BackendValue>,
+    /// Extension: the largest file an upload may carry (OpenAI's limit by default).
+    pub max_file_bytes: u64,
+    /// Extension: the longest one backend operation (or one step of an upload or a
+    /// download) may take.
+    pub timeout_secs: u64,
 }
+
+/// OpenAI's limit on one file: 512 MiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
 
 impl Default for FilesSection {
     fn default() -> Self {
@@ -279,7 +287,56 @@ impl Default for FilesSection {
             backend: "memory".into(),
             prefix: "liter-llm-files/".into(),
             backend_config: BTreeMap::new(),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            timeout_secs: 30,
         }
+    }
+}
+
+/// A `backend_config` value: a TOML string, integer or boolean, passed to the backend
+/// as text (`8080`, `true`); written back as it was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum BackendValue {
+    Text(String),
+    Integer(i64),
+    Bool(bool),
+}
+
+impl std::fmt::Display for BackendValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendValue::Text(s) => f.write_str(s),
+            BackendValue::Integer(i) => write!(f, "{i}"),
+            BackendValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BackendValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = BackendValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, an integer or a boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<BackendValue, E> {
+                Ok(BackendValue::Text(v.to_owned()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<BackendValue, E> {
+                Ok(BackendValue::Integer(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<BackendValue, E> {
+                i64::try_from(v)
+                    .map(BackendValue::Integer)
+                    .map_err(|_| E::custom("integer out of range"))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<BackendValue, E> {
+                Ok(BackendValue::Bool(v))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

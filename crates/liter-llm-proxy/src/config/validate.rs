@@ -13,6 +13,7 @@ use super::file::FileConfig;
 use super::overrides::Overrides;
 use super::problems::Problems;
 use super::section::aliases::CredentialAlias;
+use super::section::files::FilesSpec;
 use super::section::governance::Governance;
 use super::section::keys::KeySpec;
 use super::section::models::Deployment;
@@ -54,6 +55,8 @@ pub struct Config {
     pub keys: Vec<KeySpec>,
     /// Limits, budgets, the store and prices.
     pub governance: Governance,
+    /// `[files]`: the files API is served only when it is set.
+    pub files: Option<FilesSpec>,
     /// The config file, when the config came from one (relative paths resolve beside it).
     pub source: Option<std::path::PathBuf>,
 }
@@ -73,6 +76,7 @@ pub(crate) fn validate(
     let names = Names::new(&file.models, &file.router.model_group_alias);
     let keys = section::keys::check(&file.keys, general.master_key.as_ref(), &names, p);
     let governance = section::governance::check(file, p);
+    let files = file.files.as_ref().map(|f| section::files::check(f, p));
     section::unsupported::check(file, p);
     let mut routing = section::routing::check(file, &names, p);
     routing.cooldown = file
@@ -104,6 +108,7 @@ pub(crate) fn validate(
         models,
         keys,
         governance,
+        files,
         source: None,
     })
 }

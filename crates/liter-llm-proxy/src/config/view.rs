@@ -2,7 +2,7 @@
 //! overrides applied and every secret masked. Built beside the runtime [`Config`],
 //! which never holds the parsed file.
 
-use super::file::FileConfig;
+use super::file::{BackendValue, FileConfig};
 use super::overrides::{MasterKeySource, Overrides};
 use super::problems::given;
 use super::validate::Config;
@@ -16,8 +16,9 @@ pub struct Inspection {
     pub config: Config,
     /// The file as parsed, with `--host`, `--port` and the master key in force
     /// applied, and `master_key`, every `api_key`, the `aws_*` keys, every
-    /// `[[keys]] key` and the password of `database_url` replaced by [`MASK`] (an
-    /// empty value stays empty). Holds no secret.
+    /// `[[keys]] key`, the password of `database_url` and the secret values of
+    /// `[files] backend_config` replaced by [`MASK`] (an empty value stays empty).
+    /// Holds no secret.
     pub masked: FileConfig,
     /// Where the master key in force came from (`None`: no master key).
     pub master_key_source: Option<MasterKeySource>,
@@ -47,6 +48,16 @@ fn mask_password(url: &str) -> String {
     format!("{scheme}://{user}:{MASK}{}", &rest[userinfo.len()..])
 }
 
+/// The `backend_config` values whose keys name secrets (`objstore::is_secret_key`)
+/// replaced by [`MASK`].
+fn mask_backend_config(config: &mut std::collections::BTreeMap<String, BackendValue>) {
+    for (k, v) in config.iter_mut() {
+        if crate::objstore::is_secret_key(k) {
+            *v = BackendValue::Text(MASK.to_string());
+        }
+    }
+}
+
 pub(crate) fn inspect(file: FileConfig, config: Config, overrides: &Overrides) -> Inspection {
     let master_key_source = overrides
         .master_key(given(&file.general.master_key))
@@ -69,6 +80,9 @@ pub(crate) fn inspect(file: FileConfig, config: Config, overrides: &Overrides) -
     }
     for k in &mut masked.keys {
         k.key = MASK.to_string();
+    }
+    if let Some(files) = &mut masked.files {
+        mask_backend_config(&mut files.backend_config);
     }
     Inspection {
         config,

@@ -73,8 +73,8 @@ pub struct Governor {
 /// The governance stage could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum GovernanceError {
-    #[error("budgets need a database: set general.database_url (a postgres:// URL or an SQLite file path)")]
-    NoDatabase,
+    #[error("{0}: set general.database_url (a postgres:// URL or an SQLite file path)")]
+    NoDatabase(&'static str),
     #[error("cannot open the database: {0}")]
     Open(StoreError),
     #[error("cannot reconcile the spend store: {0}")]
@@ -166,17 +166,28 @@ fn meters_all(config: &Config) -> bool {
         || config.keys.iter().any(|k| k.limits.budget_limit.is_some())
 }
 
+/// Whether `[files]` keeps its metadata in the database: every backend but `memory`
+/// (whose objects, and so whose metadata, live in the process only).
+fn files_need_store(config: &Config) -> bool {
+    config.files.as_ref().is_some_and(|f| !f.is_volatile())
+}
+
 /// The database URL to open, or `None` when nothing needs one. The default is the
-/// SQLite file beside the config file: for budgets, cost tracking, and the admin API
-/// (a master key), whenever the config came from a file.
+/// SQLite file beside the config file: for budgets, the files API's metadata, and
+/// (whenever the config came from a file) cost tracking and the admin API (a master
+/// key).
 fn database_url(config: &Config) -> Result<Option<String>, GovernanceError> {
     let g = &config.governance;
     if let Some(url) = &g.database_url {
         return Ok(Some(secrecy::ExposeSecret::expose_secret(url).to_owned()));
     }
     let budgets = g.has_budgets() || config.keys.iter().any(|k| k.limits.budget_limit.is_some());
+    let files = files_need_store(config);
     let from_file = config.source.is_some();
-    if !(budgets || (from_file && (config.enable_cost_tracking || config.master_key.is_some()))) {
+    if !(budgets
+        || files
+        || (from_file && (config.enable_cost_tracking || config.master_key.is_some())))
+    {
         return Ok(None);
     }
     match &config.source {
@@ -185,7 +196,10 @@ fn database_url(config: &Config) -> Result<Option<String>, GovernanceError> {
                 .display()
                 .to_string(),
         )),
-        None => Err(GovernanceError::NoDatabase),
+        None if budgets => Err(GovernanceError::NoDatabase("budgets need a database")),
+        None => Err(GovernanceError::NoDatabase(
+            "the files API on a persistent backend needs a database for its file metadata",
+        )),
     }
 }
 
@@ -199,7 +213,7 @@ pub async fn open_store(config: &Config) -> Result<Option<Stores>, GovernanceErr
     };
     let stores = match crate::store::open(&url).await {
         Ok(s) => s,
-        Err(e) if !meters_all(config) => {
+        Err(e) if !meters_all(config) && !files_need_store(config) => {
             tracing::warn!(error = %e, "the admin API is off: its default database could not be opened; set general.database_url");
             return Ok(None);
         }

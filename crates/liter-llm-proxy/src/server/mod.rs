@@ -6,6 +6,7 @@
 mod body;
 mod conn;
 mod cors;
+pub(crate) mod files;
 pub(crate) mod handlers;
 pub mod stack;
 

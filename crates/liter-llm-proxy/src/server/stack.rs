@@ -16,7 +16,9 @@
 //!    are answered.
 //! 4. body limit: caps what any handler may buffer; adds the `BodyLimit` extension so
 //!    the `RawBody` extractor can name it in its 413 (and refuse an announced
-//!    `Content-Length` over it before reading).
+//!    `Content-Length` over it before reading). The one exception is the file upload
+//!    route (`files.rs`), which streams its body to the files backend under its own
+//!    limit, `[files] max_file_bytes`.
 //! 5. auth (`auth`, a route layer on the API and admin routes; deny by default: the
 //!    public routes are [`PUBLIC_ROUTES`], nothing else): adds `Arc<Principal>` to the
 //!    request's extensions (and the response's, for the log).
@@ -34,6 +36,10 @@
 //!     per-deployment rpm/tpm, strategy), retries, falls back.
 //! 11. dispatcher (`upstream::dispatch`): one attempt on one deployment, in its wire
 //!     protocol (`upstream::Protocol`); tells the meter the usage, prices the answer.
+//!
+//! The files API's handlers (`files.rs`) call the `files` module directly after auth:
+//! uploads stream to the object store, metadata goes to the store, and a virtual key
+//! sees only its own files.
 //!
 //! On the way out: the handler tags the response with `RouteInfo` and the
 //! `x-liter-llm-model` / `x-liter-llm-deployment` headers, the meter adds
@@ -71,7 +77,7 @@ pub const PUBLIC_ROUTES: &[&str] = &[
     "/health/readiness",
 ];
 
-fn api_routes() -> Router<Arc<App>> {
+fn api_routes(app: &App) -> Router<Arc<App>> {
     let mut router = Router::new();
     for prefix in ["/v1", ""] {
         router = router
@@ -83,6 +89,8 @@ fn api_routes() -> Router<Arc<App>> {
             .route(&format!("{prefix}/models"), get(h::list_models))
             .route(&format!("{prefix}/models/{{*id}}"), get(h::get_model));
     }
+    // The files API (its upload route has its own body limit).
+    router = router.merge(super::files::routes(app));
     // The admin API (master key only, by its own route layer).
     router.merge(crate::admin::routes())
 }
@@ -93,7 +101,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    let api = api_routes().route_layer(auth::AuthLayer::new(app.keys.clone()));
+    let api = api_routes(&app).route_layer(auth::AuthLayer::new(app.keys.clone()));
     let public = Router::new()
         .route(PUBLIC_ROUTES[0], get(h::health))
         .route(PUBLIC_ROUTES[1], get(h::liveness))

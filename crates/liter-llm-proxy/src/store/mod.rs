@@ -1,9 +1,10 @@
 //! Stores: the durable state behind the budget, spend and key stages.
 //!
-//! Two narrow traits, [`SpendStore`] (budget reservations and the spend ledger) and
-//! [`KeyStore`] (virtual keys, by hash), each with an SQLite implementation (the
-//! embedded default, one file) and a PostgreSQL one (several gateways sharing one
-//! database). Both pass one conformance suite (`tests/store.rs`). [`open`] picks the
+//! Three narrow traits, [`SpendStore`] (budget reservations and the spend ledger),
+//! [`KeyStore`] (virtual keys, by hash) and [`FileStore`] (the files API's metadata),
+//! each with an SQLite implementation (the embedded default, one file) and a
+//! PostgreSQL one (several gateways sharing one database); files also have an
+//! in-memory one, for the `memory` backend. Both pass one conformance suite (`tests/store.rs`). [`open`] picks the
 //! backend from a URL, creates the database if needed and runs the embedded migrations.
 //! This module touches only its database (and, for SQLite, the lock file and the
 //! reservation journal next to it).
@@ -46,10 +47,12 @@
 //!    be 64 hex digits; ledger rows name keys by id and alias.
 
 mod clock;
+mod files;
 mod journal;
 mod logic;
 mod postgres;
 mod postgres_keys;
+mod sql_files;
 mod sql_keys;
 mod sqlite;
 mod sqlite_book;
@@ -65,6 +68,7 @@ pub use clock::{
     day_string, parse_rfc3339, Clock, ManualClock, Period, PeriodParseError, SystemClock,
     UnixMillis, DAY_MS,
 };
+pub use files::{FileOrder, FileQuery, MemoryFileStore, StoredFile};
 pub use types::{
     BudgetScope, GroupBy, KeyUpdate, LedgerEntry, LedgerFilter, NewKey, Reservation, ReservationId,
     ReserveError, ScopeSpend, Settlement, SpendGroup, StoreError, StoredKey, UniqueField,
@@ -141,6 +145,22 @@ pub trait KeyStore: Send + Sync {
     async fn delete(&self, id: &str) -> Result<bool, StoreError>;
 }
 
+/// The files API's metadata (`[files]`). Ids sort by creation time (see `files.rs`).
+#[async_trait]
+pub trait FileStore: Send + Sync {
+    /// Records a new file.
+    async fn insert(&self, file: &StoredFile) -> Result<(), StoreError>;
+
+    /// The file with this id, whoever owns it.
+    async fn get(&self, id: &str) -> Result<Option<StoredFile>, StoreError>;
+
+    /// The files `query` selects, in its order, at most `query.limit`.
+    async fn list(&self, query: &FileQuery) -> Result<Vec<StoredFile>, StoreError>;
+
+    /// Forgets the file (and its provider copies' ids); `false` when there was none.
+    async fn delete(&self, id: &str) -> Result<bool, StoreError>;
+}
+
 /// The stores of one database, as [`open`] returns them. Cloning shares them. The
 /// handle's owner lock (invariant 5) lives until the last clone of both is dropped.
 #[derive(Clone)]
@@ -149,6 +169,8 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     /// Budgets and the ledger.
     pub spend: Arc<dyn SpendStore>,
+    /// The files API's metadata.
+    pub files: Arc<dyn FileStore>,
 }
 
 impl fmt::Debug for Stores {

@@ -33,7 +33,12 @@ use super::types::{
 use super::{SpendStore, Stores};
 
 /// Embedded migrations, applied in order; the version is the position + 1.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+/// Files are numbered as SQLite's are; a number SQLite uses and PostgreSQL does not
+/// need (0002) is left out here.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0003_files.sql"),
+];
 
 /// The advisory lock (two-key form, apart from owner ids) that serialises migrations.
 const MIGRATION_LOCK: (i32, i32) = (0x4c4c_4d00, 1);
@@ -76,6 +81,7 @@ pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Stores, Sto
     }));
     Ok(Stores {
         keys: Arc::new(store.clone()),
+        files: Arc::new(store.clone()),
         spend: Arc::new(store),
     })
 }

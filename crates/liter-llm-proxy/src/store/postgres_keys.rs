@@ -1,5 +1,5 @@
-//! [`KeyStore`](super::KeyStore) on PostgreSQL: the `api_keys` statements and the write
-//! discipline; the store itself is `sql_keys.rs`. `models` and `metadata` are JSONB,
+//! [`KeyStore`](super::KeyStore) on PostgreSQL: the `api_keys` statements and the
+//! write discipline (which `sql_files.rs` shares); the store itself is `sql_keys.rs`. `models` and `metadata` are JSONB,
 //! written from and read back as JSON text. An update locks its row (`FOR UPDATE`).
 
 use async_trait::async_trait;

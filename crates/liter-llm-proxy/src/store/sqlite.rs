@@ -44,6 +44,7 @@ use super::{SpendStore, Stores};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_ledger_by_reservation.sql"),
+    include_str!("../../migrations/sqlite/0003_files.sql"),
 ];
 
 /// The columns of a ledger row, in [`read_entry`]'s order.
@@ -105,6 +106,7 @@ pub(super) async fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Stores, S
     let store = SqliteStore(inner);
     Ok(Stores {
         keys: Arc::new(store.clone()),
+        files: Arc::new(store.clone()),
         spend: Arc::new(store),
     })
 }

@@ -1,6 +1,7 @@
 //! [`KeyStore`](super::KeyStore) on SQLite: the `api_keys` statements and the write
-//! discipline; the store itself is `sql_keys.rs`. Writes take the same in-process writer
-//! mutex and `BEGIN IMMEDIATE` as the spend store (see `sqlite.rs`); reads never block.
+//! discipline (which `sql_files.rs` shares); the store itself is `sql_keys.rs`. Writes
+//! take the same in-process writer mutex and `BEGIN IMMEDIATE` as the spend store (see
+//! `sqlite.rs`); reads never block.
 
 use async_trait::async_trait;
 use sqlx::sqlite::{Sqlite, SqliteQueryResult};

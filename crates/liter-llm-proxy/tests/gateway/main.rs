@@ -13,6 +13,7 @@ mod chat;
 mod cohere;
 mod cost;
 mod errors;
+mod files;
 mod gemini;
 mod governance;
 mod hardening_edge;
