@@ -10,7 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::auth::KeyRegistry;
 use crate::config::Config;
+use crate::config::MetricsAccess;
 use crate::governance::{self, GovernanceError, Governor};
+use crate::metrics::Metrics;
 use crate::pricing::{Prices, PricingFileError};
 use crate::routing::Registry;
 use crate::upstream::{TargetError, Upstream};
@@ -29,6 +31,8 @@ pub struct App {
     pub prices: Option<Arc<Prices>>,
     /// Limits, budgets and the store.
     pub governor: Arc<Governor>,
+    /// What `/metrics` shows (`None`: `general.metrics = "off"`, nothing recorded).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Why a gateway could not be built from a valid config. Names models and files,
@@ -64,7 +68,8 @@ impl App {
                 "provider key variables are set for providers no [[aliases]] entry names: their models are reachable only through [[models]]; add an [[aliases]] entry such as pattern = \"openai/*\" to expose one"
             );
         }
-        let routes = Arc::new(Registry::from_config(&config)?);
+        let metrics = (config.metrics != MetricsAccess::Off).then(|| Arc::new(Metrics::new()));
+        let routes = Arc::new(Registry::from_config(&config, metrics.clone())?);
         Ok(Arc::new(App {
             keys,
             routes,
@@ -75,6 +80,7 @@ impl App {
             draining: AtomicBool::new(false),
             prices,
             governor: Arc::new(governor),
+            metrics,
             config,
         }))
     }
@@ -88,6 +94,13 @@ impl App {
     pub fn cost_prices(&self) -> Option<&Prices> {
         self.prices
             .as_deref()
+            .filter(|_| self.config.enable_cost_tracking)
+    }
+
+    /// [`App::cost_prices`], shared.
+    pub fn cost_prices_arc(&self) -> Option<Arc<Prices>> {
+        self.prices
+            .clone()
             .filter(|_| self.config.enable_cost_tracking)
     }
 }

@@ -26,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod governance;
 pub mod logtext;
+pub mod metrics;
 pub mod objstore;
 pub mod pricing;
 pub mod request;

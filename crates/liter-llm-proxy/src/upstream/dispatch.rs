@@ -31,6 +31,8 @@ pub struct Answer {
     pub latency: Option<Duration>,
     /// Tokens the provider reported for a whole answer (for the deployment's tpm).
     pub tokens: Option<u64>,
+    /// For a stream from a network deployment: the time to its first chunk.
+    pub first_chunk: Option<Duration>,
 }
 
 /// A failed attempt, with what the router needs to decide what comes next.
@@ -114,6 +116,7 @@ pub async fn dispatch<G: Send + 'static>(
             response: answer,
             latency: None,
             tokens: None,
+            first_chunk: None,
         });
     };
     attempt(upstream, d, target, job, hold, start)
@@ -170,6 +173,7 @@ async fn attempt<G: Send + 'static>(
             response: sse_response(body),
             latency: Some(latency),
             tokens: None,
+            first_chunk: Some(latency),
         }
     } else {
         let bytes = read_body(incoming, &target.name, attempt_deadline, limit).await?;
@@ -246,6 +250,7 @@ fn whole_answer(
         response,
         latency: Some(latency),
         tokens,
+        first_chunk: None,
     })
 }
 

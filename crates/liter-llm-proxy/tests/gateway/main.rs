@@ -19,6 +19,7 @@ mod hardening_edge;
 mod hardening_upstream;
 mod mistral;
 mod objstores;
+mod observability;
 mod promises;
 mod providers;
 mod routing;

@@ -6,7 +6,7 @@
 //! orchestrator (`config::validate`).
 
 pub mod aliases;
-pub(crate) mod general;
+pub mod general;
 pub mod governance;
 pub mod health;
 pub mod keys;
