@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::config::MetricsAccess;
 use crate::governance::{self, GovernanceError, Governor};
 use crate::metrics::Metrics;
+use crate::otel::{Tracing, TracingError};
 use crate::pricing::{Prices, PricingFileError};
 use crate::routing::Registry;
 use crate::upstream::{TargetError, Upstream};
@@ -33,6 +34,8 @@ pub struct App {
     pub governor: Arc<Governor>,
     /// What `/metrics` shows (`None`: `general.metrics = "off"`, nothing recorded).
     pub metrics: Option<Arc<Metrics>>,
+    /// The tracer (`None`: `general.enable_tracing` is off).
+    pub tracing: Option<Arc<Tracing>>,
 }
 
 /// Why a gateway could not be built from a valid config. Names models and files,
@@ -45,6 +48,8 @@ pub enum BuildError {
     Governance(#[from] GovernanceError),
     #[error(transparent)]
     Target(#[from] TargetError),
+    #[error(transparent)]
+    Tracing(#[from] TracingError),
 }
 
 impl App {
@@ -70,6 +75,16 @@ impl App {
         }
         let metrics = (config.metrics != MetricsAccess::Off).then(|| Arc::new(Metrics::new()));
         let routes = Arc::new(Registry::from_config(&config, metrics.clone())?);
+        let tracing = match &config.tracing {
+            Some(spec) => {
+                let counters = metrics
+                    .as_ref()
+                    .map(|m| m.traces.clone())
+                    .unwrap_or_default();
+                Some(Arc::new(Tracing::start(spec, counters)?))
+            }
+            None => None,
+        };
         Ok(Arc::new(App {
             keys,
             routes,
@@ -81,6 +96,7 @@ impl App {
             prices,
             governor: Arc::new(governor),
             metrics,
+            tracing,
             config,
         }))
     }
@@ -95,6 +111,11 @@ impl App {
         self.prices
             .as_deref()
             .filter(|_| self.config.enable_cost_tracking)
+    }
+
+    /// Whether API requests are observed (metrics or tracing on).
+    pub fn observes(&self) -> bool {
+        self.metrics.is_some() || self.tracing.is_some()
     }
 
     /// [`App::cost_prices`], shared.

@@ -28,6 +28,7 @@ pub mod governance;
 pub mod logtext;
 pub mod metrics;
 pub mod objstore;
+pub mod otel;
 pub mod pricing;
 pub mod request;
 pub mod routing;

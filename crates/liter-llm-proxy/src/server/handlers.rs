@@ -80,11 +80,14 @@ async fn proxy(
     body: Bytes,
     endpoint: Endpoint,
 ) -> Resp {
-    // The request's observations, when metrics are on (`telemetry`).
-    let record = app
-        .metrics
-        .as_ref()
-        .map(|_| Record::new(app.cost_prices_arc()));
+    // The request's observations, when metrics or tracing are on (`telemetry`).
+    let record = app.observes().then(|| {
+        let trace = app
+            .tracing
+            .as_ref()
+            .map(|t| t.request(headers, endpoint.operation()));
+        Record::new(app.cost_prices_arc(), trace)
+    });
     let mut resp = pipeline(&app, &principal, headers, &body, endpoint, record.as_ref())
         .await
         .unwrap_or_else(IntoResponse::into_response);
@@ -105,6 +108,9 @@ async fn pipeline(
 ) -> Result<Resp, GatewayError> {
     let deadline = Instant::now() + app.config.request_timeout;
     let head = parse_head(body)?;
+    if let Some(r) = record {
+        r.started(&head, body);
+    }
     let pool = app.routes.resolve(|m| principal.may_use(m), &head.model)?;
     let request_id = headers
         .get(REQUEST_ID)
@@ -136,6 +142,7 @@ async fn pipeline(
         deadline,
         tap,
         prices: app.cost_prices(),
+        trace: record.and_then(|r| r.trace()),
     };
     let (result, served) = routing::execute(
         &app.routes,

@@ -99,6 +99,8 @@ struct LogLine {
     completed: Option<bool>,
     /// Set when metrics are on.
     metrics: Option<Observed>,
+    /// The request's observations (API requests, metrics or tracing on).
+    record: Option<Arc<Record>>,
 }
 
 /// What the request log records in `/metrics`.
@@ -106,7 +108,6 @@ struct Observed {
     metrics: Arc<Metrics>,
     /// The route's template (`other` for no route).
     route: Arc<str>,
-    record: Option<Arc<Record>>,
 }
 
 impl LogLine {
@@ -121,7 +122,7 @@ impl LogLine {
             duration: self.start.elapsed(),
         });
         if let (Some(d), Some(info)) = (deployment, &self.info) {
-            match &o.record {
+            match &self.record {
                 Some(r) => r.count(d, &info.deployment, self.cost),
                 None => {
                     if let Some(c) = self.cost {
@@ -137,6 +138,10 @@ impl Drop for LogLine {
     fn drop(&mut self) {
         if let Some(o) = &self.metrics {
             self.count(o);
+        }
+        if let Some(r) = &self.record {
+            let deployment = self.info.as_ref().map(|i| i.deployment.as_str());
+            r.end(self.status, self.error, deployment);
         }
         let ms = |d: std::time::Duration| d.as_micros() as f64 / 1000.0;
         tracing::info!(
@@ -307,11 +312,8 @@ fn finish(mut resp: Response, started: Started) -> Response {
     let overhead = overhead_value(start.elapsed().saturating_sub(upstream));
     resp.headers_mut().insert(OVERHEAD, overhead.clone());
     resp.headers_mut().insert(LITELLM_OVERHEAD, overhead);
-    let metrics = metrics.map(|(metrics, route)| Observed {
-        metrics,
-        route,
-        record: resp.extensions_mut().remove::<Arc<Record>>(),
-    });
+    let metrics = metrics.map(|(metrics, route)| Observed { metrics, route });
+    let record = resp.extensions_mut().remove::<Arc<Record>>();
     let mut line = LogLine {
         id,
         method,
@@ -328,6 +330,7 @@ fn finish(mut resp: Response, started: Started) -> Response {
         headers_after: None,
         completed: None,
         metrics,
+        record,
     };
     let streaming = resp
         .headers()

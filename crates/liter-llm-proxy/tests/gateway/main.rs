@@ -26,4 +26,5 @@ mod routing;
 mod server;
 mod stream;
 mod support;
+mod tracing;
 mod vertex;
