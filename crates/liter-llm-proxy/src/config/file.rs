@@ -96,6 +96,7 @@ pub struct GeneralSection {
     pub pricing_file: Option<String>,
     /// Extension: who may read `GET /metrics`: the master key (`"master"`, the
     /// default), anyone (`"public"`), or nobody, with nothing recorded (`"off"`).
+    #[serde(skip_serializing_if = "MetricsAccess::is_master")]
     pub metrics: MetricsAccess,
     /// Extension: with `enable_tracing`, put the prompt and the completion in the
     /// request spans (as the GenAI conventions' opt-in events). Off by default.
@@ -111,6 +112,12 @@ pub enum MetricsAccess {
     Master,
     Public,
     Off,
+}
+
+impl MetricsAccess {
+    fn is_master(&self) -> bool {
+        *self == MetricsAccess::Master
+    }
 }
 
 impl Default for GeneralSection {

@@ -270,3 +270,66 @@ async fn metrics_are_master_only_by_default_public_or_off_by_setting() {
     expect_error(off.get("/metrics", Some(MASTER)).send().await.unwrap(), 404).await;
     assert!(off.app.metrics.is_none());
 }
+
+/// docs/grafana-dashboard.json is valid JSON, and every metric its queries name is one
+/// the gateway exports (a histogram's `_bucket`, a counter's `_total`, as scraped).
+#[tokio::test]
+async fn the_grafana_dashboard_names_only_exported_metrics() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/grafana-dashboard.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut names = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(at) = rest.find("liter_llm_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                names.push(name);
+            }
+        }
+    }
+    assert!(names.len() >= 12, "{names:?}");
+    // Traffic that makes every family show at least one series.
+    let mock = MockUpstream::start().await.unwrap();
+    let gw = Gateway::start(&config(&mock, "enable_cost_tracking = true")).await;
+    let mut stream = hello("gpt-4o");
+    stream["stream"] = json!(true);
+    assert!(gw
+        .chat(MASTER, stream)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("[DONE]"));
+    assert_eq!(gw.chat(VKEY, hello("gpt-4o")).await.status(), 200);
+    expect_error(gw.chat(VKEY, hello("gpt-4o")).await, 429).await;
+    // A fallback needs a second model: counted through the registry's own call.
+    let metrics = gw.app.metrics.as_ref().unwrap();
+    let label = liter_llm_proxy::metrics::Metrics::label("gpt-4o");
+    metrics.fell_back(&label, &label);
+    let text = scrape_until(
+        &gw,
+        r#"liter_llm_time_to_first_token_seconds_count{model="gpt-4o",deployment="openai/gpt-4o",provider="openai"} 1"#,
+    )
+    .await;
+    let exported: std::collections::HashSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    for name in &names {
+        let known = exported.contains(name.as_str()) || text.contains(&format!("# TYPE {name} "));
+        assert!(
+            known,
+            "the dashboard names {name}, which /metrics does not export"
+        );
+    }
+}
