@@ -184,16 +184,7 @@ impl Trace {
 
     /// Ends the request's span with its status (`error`: the error's kind).
     pub fn end(&self, status: u16, error: Option<&'static str>) {
-        let span = self.cx.span();
-        span.set_attribute(KeyValue::new(
-            "http.response.status_code",
-            i64::from(status),
-        ));
-        if let Some(kind) = error {
-            span.set_attribute(KeyValue::new("error.type", kind));
-            span.set_status(Status::error(kind));
-        }
-        span.end();
+        end_span(&self.cx, status, error);
     }
 
     /// A child span for one attempt on `deployment` of `provider`, sending
@@ -239,17 +230,22 @@ impl Attempt {
 
     /// Ends the attempt with the upstream's status (`error`: the failure's kind).
     pub fn end(&self, status: u16, error: Option<&'static str>) {
-        let span = self.cx.span();
-        span.set_attribute(KeyValue::new(
-            "http.response.status_code",
-            i64::from(status),
-        ));
-        if let Some(kind) = error {
-            span.set_attribute(KeyValue::new("error.type", kind));
-            span.set_status(Status::error(kind));
-        }
-        span.end();
+        end_span(&self.cx, status, error);
     }
+}
+
+/// Ends the span of `cx` with an HTTP status and, for a failure, its kind.
+fn end_span(cx: &Context, status: u16, error: Option<&'static str>) {
+    let span = cx.span();
+    span.set_attribute(KeyValue::new(
+        "http.response.status_code",
+        i64::from(status),
+    ));
+    if let Some(kind) = error {
+        span.set_attribute(KeyValue::new("error.type", kind));
+        span.set_status(Status::error(kind));
+    }
+    span.end();
 }
 
 /// `text` cut to [`CONTENT_CAP`] bytes (at a character boundary).
