@@ -10,9 +10,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::auth::KeyRegistry;
 use crate::config::Config;
+use crate::config::MetricsAccess;
 use crate::files::Files;
 use crate::governance::{self, GovernanceError, Governor};
+use crate::metrics::Metrics;
 use crate::objstore::ObjStoreError;
+use crate::otel::{Tracing, TracingError};
 use crate::pricing::{Prices, PricingFileError};
 use crate::routing::Registry;
 use crate::store::{FileStore, MemoryFileStore, Stores};
@@ -34,6 +37,10 @@ pub struct App {
     pub governor: Arc<Governor>,
     /// The files API (`[files]`); `None`: not configured.
     pub files: Option<Arc<Files>>,
+    /// What `/metrics` shows (`None`: `general.metrics = "off"`, nothing recorded).
+    pub metrics: Option<Arc<Metrics>>,
+    /// The tracer (`None`: `general.enable_tracing` is off).
+    pub tracing: Option<Arc<Tracing>>,
 }
 
 /// Why a gateway could not be built from a valid config. Names models and files,
@@ -52,6 +59,8 @@ pub enum BuildError {
         "[files]: a persistent backend keeps its file metadata in the database, which is not open"
     )]
     FilesWithoutStore,
+    #[error(transparent)]
+    Tracing(#[from] TracingError),
 }
 
 /// The files API of `config`: metadata in memory for the `memory` backend, in the
@@ -90,7 +99,18 @@ impl App {
                 "provider key variables are set for providers no [[aliases]] entry names: their models are reachable only through [[models]]; add an [[aliases]] entry such as pattern = \"openai/*\" to expose one"
             );
         }
-        let routes = Arc::new(Registry::from_config(&config)?);
+        let metrics = (config.metrics != MetricsAccess::Off).then(|| Arc::new(Metrics::new()));
+        let routes = Arc::new(Registry::from_config(&config, metrics.clone())?);
+        let tracing = match &config.tracing {
+            Some(spec) => {
+                let counters = metrics
+                    .as_ref()
+                    .map(|m| m.traces.clone())
+                    .unwrap_or_default();
+                Some(Arc::new(Tracing::start(spec, counters)?))
+            }
+            None => None,
+        };
         Ok(Arc::new(App {
             keys,
             routes,
@@ -102,6 +122,8 @@ impl App {
             prices,
             governor: Arc::new(governor),
             files,
+            metrics,
+            tracing,
             config,
         }))
     }
@@ -115,6 +137,18 @@ impl App {
     pub fn cost_prices(&self) -> Option<&Prices> {
         self.prices
             .as_deref()
+            .filter(|_| self.config.enable_cost_tracking)
+    }
+
+    /// Whether API requests are observed (metrics or tracing on).
+    pub fn observes(&self) -> bool {
+        self.metrics.is_some() || self.tracing.is_some()
+    }
+
+    /// [`App::cost_prices`], shared.
+    pub fn cost_prices_arc(&self) -> Option<Arc<Prices>> {
+        self.prices
+            .clone()
             .filter(|_| self.config.enable_cost_tracking)
     }
 }

@@ -70,9 +70,9 @@ pub fn operator(
     ))
 }
 
-/// OpenDAL's HTTP client (reqwest with rustls) needs a process-wide rustls provider;
+/// OpenDAL's (and the trace exporter's) HTTP client, reqwest with rustls, needs a process-wide rustls provider;
 /// the gateway's upstream client already uses ring, so install that one.
-fn install_crypto_provider() {
+pub fn install_crypto_provider() {
     // An error means one is installed already: fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

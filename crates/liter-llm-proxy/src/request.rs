@@ -28,6 +28,16 @@ pub enum Endpoint {
     Embeddings,
 }
 
+impl Endpoint {
+    /// The GenAI conventions' `gen_ai.operation.name`.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+}
+
 /// The raw request body, limited by `server.body_limit_bytes`: an announced
 /// `Content-Length` over the limit is refused (413) before any of the body is read, a
 /// body that grows past it while being read too, and one that stalls past

@@ -204,15 +204,78 @@ fn interpolation_runs_on_the_raw_source() {
 
 #[test]
 fn sections_not_built_yet_are_rejected_by_name() {
-    for (src, needle, line) in [
-        ("\n[cache]\nmax_entries = 1\n", "[cache]", 2),
-        ("[general]\nenable_tracing = true\n", "enable_tracing", 2),
-    ] {
-        let e = err(src);
-        assert!(e.contains("not supported yet"), "{e}");
-        assert!(e.contains(needle), "{e}");
-        assert!(e.contains(&format!("test.toml:{line}:")), "{e}");
-    }
+    let e = err("\n[cache]\nmax_entries = 1\n");
+    assert!(e.contains("not supported yet"), "{e}");
+    assert!(e.contains("[cache]"), "{e}");
+    assert!(e.contains("test.toml:2:"), "{e}");
+}
+
+#[test]
+fn tracing_takes_the_standard_otel_variables() {
+    use secrecy::ExposeSecret;
+    let src = "[general]\nenable_tracing = true\n";
+    let c = load(src).unwrap();
+    let t = c.tracing.unwrap();
+    assert_eq!(t.endpoint, "http://localhost:4318/v1/traces");
+    assert_eq!(t.service_name, "liter-llm");
+    assert!(t.headers.is_empty() && !t.content);
+    let with = |vars: &'static [(&'static str, &'static str)]| {
+        load_str(src, "test.toml", &Overrides::default(), move |v| {
+            vars.iter()
+                .find(|(k, _)| *k == v)
+                .map(|(_, x)| x.to_string())
+        })
+    };
+    let t = with(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-honeycomb-team=abc%3D1, x-b=2",
+        ),
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "X-B=3"),
+        ("OTEL_SERVICE_NAME", "gw-east"),
+    ])
+    .unwrap()
+    .tracing
+    .unwrap();
+    assert_eq!(t.endpoint, "http://collector:4318/v1/traces");
+    assert_eq!(t.service_name, "gw-east");
+    let headers: Vec<(&str, &str)> = t
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.expose_secret()))
+        .collect();
+    assert_eq!(headers, [("x-honeycomb-team", "abc=1"), ("X-B", "3")]);
+    let t = with(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://ignored:1"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://tempo:4318/v1/traces",
+        ),
+    ])
+    .unwrap()
+    .tracing
+    .unwrap();
+    assert_eq!(t.endpoint, "http://tempo:4318/v1/traces");
+    let e = with(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://api.honeycomb.io")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not supported yet") && e.contains("test.toml:2:"),
+        "{e}"
+    );
+    let e = with(&[("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign-secret")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{e}");
+    assert!(!e.contains("no-equals-sign-secret"), "{e}");
+    let e = err("[general]\ntrace_content = true\n");
+    assert!(e.contains("needs enable_tracing = true"), "{e}");
+    let e = err("[general]\nmetrics = \"everyone\"\n");
+    assert!(
+        e.contains("`master`, `public`, `off`") && e.contains("test.toml:2:"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -874,7 +937,7 @@ fn probe_model_is_a_pool_or_a_provider_model() {
 
 /// The examples of the spec (docs/ is ours; the spec is shared/spec/): the ones
 /// whose features are built load together (the `[files]` ones in
-/// `the_spec_files_examples_load`). `[cache]` and `enable_tracing = true` are rejected as "not supported yet" by design.
+/// `the_spec_files_examples_load`). `[cache]` is rejected as "not supported yet" by design.
 #[test]
 fn the_spec_examples_load() {
     let src = r#"
@@ -890,6 +953,7 @@ master_key = "${LITER_LLM_MASTER_KEY}"
 default_timeout_secs = 120
 max_retries = 3
 enable_cost_tracking = true
+enable_tracing = true
 
 [[models]]
 name = "gpt-4o"

@@ -94,6 +94,30 @@ pub struct GeneralSection {
     /// format, merged over the embedded table.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pricing_file: Option<String>,
+    /// Extension: who may read `GET /metrics`: the master key (`"master"`, the
+    /// default), anyone (`"public"`), or nobody, with nothing recorded (`"off"`).
+    #[serde(skip_serializing_if = "MetricsAccess::is_master")]
+    pub metrics: MetricsAccess,
+    /// Extension: with `enable_tracing`, put the prompt and the completion in the
+    /// request spans (as the GenAI conventions' opt-in events). Off by default.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub trace_content: bool,
+}
+
+/// `general.metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    #[default]
+    Master,
+    Public,
+    Off,
+}
+
+impl MetricsAccess {
+    fn is_master(&self) -> bool {
+        *self == MetricsAccess::Master
+    }
 }
 
 impl Default for GeneralSection {
@@ -107,6 +131,8 @@ impl Default for GeneralSection {
             drop_params: false,
             database_url: None,
             pricing_file: None,
+            metrics: MetricsAccess::Master,
+            trace_content: false,
         }
     }
 }

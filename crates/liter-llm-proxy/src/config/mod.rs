@@ -31,6 +31,7 @@ pub use load::{
 pub use overrides::{MasterKeySource, Overrides};
 pub use section::aliases::{glob_match, CredentialAlias};
 pub use section::files::FilesSpec;
+pub use section::general::{TracingSpec, DEFAULT_TRACES_ENDPOINT};
 pub use section::governance::{default_database, Governance, KeyLimits, RateLimits};
 pub use section::health::{CooldownSpec, HealthSpec, ProbeTarget};
 pub use section::keys::KeySpec;

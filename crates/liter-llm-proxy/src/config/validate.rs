@@ -51,6 +51,10 @@ pub struct Config {
     pub max_retries: u32,
     /// `general.enable_cost_tracking`: price every answer.
     pub enable_cost_tracking: bool,
+    /// `general.metrics`: who may read `/metrics` (`Off`: nothing is recorded).
+    pub metrics: super::file::MetricsAccess,
+    /// `general.enable_tracing`, with the exporter's settings from `OTEL_*`.
+    pub tracing: Option<super::section::general::TracingSpec>,
     pub models: Vec<Deployment>,
     pub keys: Vec<KeySpec>,
     /// Limits, budgets, the store and prices.
@@ -69,7 +73,7 @@ pub(crate) fn validate(
     let mut problems = Problems::new();
     let p = &mut problems;
     let server = section::server::check(&file.server, overrides, p);
-    let general = section::general::check(&file.general, overrides, p);
+    let general = section::general::check(&file.general, overrides, env, p);
     let models = section::models::check(&file.models, &file.general, env, p);
     let credential_aliases = section::aliases::check(&file.aliases, env, p);
     let unexposed_providers = section::aliases::unexposed(&credential_aliases, env);
@@ -105,6 +109,8 @@ pub(crate) fn validate(
         drop_params: general.drop_params,
         max_retries: general.max_retries,
         enable_cost_tracking: general.enable_cost_tracking,
+        metrics: general.metrics,
+        tracing: general.tracing,
         models,
         keys,
         governance,

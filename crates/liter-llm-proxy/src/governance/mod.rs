@@ -89,12 +89,29 @@ pub enum Refused {
     #[error("{}", rate_message(.0))]
     RateLimited(Refusal),
     #[error("{whose} would be exceeded by this request (up to ${amount:.6})")]
-    OverBudget { whose: String, amount: f64 },
+    OverBudget {
+        whose: String,
+        amount: f64,
+        /// `key`, `gateway` or `model`.
+        scope: &'static str,
+    },
     #[error("the spend store is unavailable; try again later")]
     StoreUnavailable,
     /// A budget applies and the model has no price, so the budget could not hold.
     #[error("model {0:?} has no price, so the budget that applies to this request cannot be enforced; price it with input_cost_per_token / output_cost_per_token on its [[models]] entry or in general.pricing_file, or set [budget] default_input_cost_per_token / default_output_cost_per_token")]
     Unpriced(String),
+}
+
+impl Refused {
+    /// For `/metrics`: (`rate_limit` or `budget`, the scope: `key`, `gateway` or
+    /// `model`); `None` for a refusal of another kind.
+    pub fn scope(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Refused::RateLimited(r) => Some(("rate_limit", r.scope)),
+            Refused::OverBudget { scope, .. } => Some(("budget", scope)),
+            _ => None,
+        }
+    }
 }
 
 fn rate_message(r: &Refusal) -> String {
@@ -407,6 +424,13 @@ impl Governor {
             Err(ReserveError::OverBudget { scope, .. }) => Err(Refused::OverBudget {
                 whose: whose_budget(&scope),
                 amount,
+                scope: if scope.starts_with("key:") {
+                    "key"
+                } else if scope == "global" {
+                    "gateway"
+                } else {
+                    "model"
+                },
             }),
             Err(ReserveError::Store(e)) => {
                 tracing::error!(error = %e, "spend store unavailable: request refused");

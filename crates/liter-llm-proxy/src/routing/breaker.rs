@@ -78,13 +78,17 @@ impl Breaker {
     }
 
     /// A transient failure. `retry_after` (from a 429) opens the breaker for that long.
-    pub fn failure(&mut self, now: Instant, spec: &CooldownSpec, retry_after: Option<Duration>) {
-        if let Some(wait) = retry_after {
-            self.state = State::Open { until: now + wait };
-            return;
-        }
-        self.state = match self.state {
-            State::Closed { fails, since } => {
+    /// True when this failure started a cooldown (the breaker was not open before).
+    pub fn failure(
+        &mut self,
+        now: Instant,
+        spec: &CooldownSpec,
+        retry_after: Option<Duration>,
+    ) -> bool {
+        let was_open = matches!(self.state, State::Open { .. });
+        self.state = match (retry_after, self.state) {
+            (Some(wait), _) => State::Open { until: now + wait },
+            (None, State::Closed { fails, since }) => {
                 let (fails, since) = if now.duration_since(since) > spec.window {
                     (1, now)
                 } else {
@@ -98,10 +102,11 @@ impl Breaker {
                     State::Closed { fails, since }
                 }
             }
-            State::HalfOpen { .. } | State::Open { .. } => State::Open {
+            (None, State::HalfOpen { .. } | State::Open { .. }) => State::Open {
                 until: now + spec.duration,
             },
         };
+        !was_open && matches!(self.state, State::Open { .. })
     }
 
     /// A request admitted as the half-open probe ended without a verdict (a client

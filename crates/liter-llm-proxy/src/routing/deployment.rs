@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::breaker::Breaker;
 use crate::config::Deployment;
+use crate::metrics::DeploymentMetrics;
 use crate::upstream::Target;
 
 /// Requests and tokens used in the current minute.
@@ -34,6 +35,8 @@ pub struct DeploymentState {
     breaker: Mutex<Breaker>,
     /// Reference point for minute windows.
     epoch: Instant,
+    /// Its series in `/metrics` (`None`: metrics are off).
+    pub metrics: Option<Arc<DeploymentMetrics>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -41,7 +44,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl DeploymentState {
-    pub fn new(deployment: Deployment, target: Option<Target>) -> Self {
+    pub fn new(
+        deployment: Deployment,
+        target: Option<Target>,
+        metrics: Option<Arc<DeploymentMetrics>>,
+    ) -> Self {
         let now = Instant::now();
         Self {
             deployment,
@@ -53,6 +60,7 @@ impl DeploymentState {
             usage: Mutex::new(MinuteUsage::default()),
             breaker: Mutex::new(Breaker::new(now)),
             epoch: now,
+            metrics,
         }
     }
 

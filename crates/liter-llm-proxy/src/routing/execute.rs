@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::{DeploymentState, InFlight, Pool, Registry};
 use crate::error::GatewayError;
 use crate::logtext::Clean;
+use crate::metrics::{DeploymentMetrics, Metrics};
 use crate::upstream::{backoff, dispatch, Failure, Job, Upstream};
 
 /// Which model and deployment answered (or failed last).
@@ -26,12 +27,34 @@ use crate::upstream::{backoff, dispatch, Failure, Job, Upstream};
 pub struct Served {
     pub model: String,
     pub deployment: String,
+    /// The deployment's series in `/metrics`.
+    pub metrics: Option<Arc<DeploymentMetrics>>,
+    /// Time spent upstream over every attempt (and waiting between them): what the
+    /// overhead header leaves out.
+    pub upstream: Duration,
 }
 
 fn served(pool: &Pool, d: &DeploymentState) -> Served {
     Served {
         model: pool.spec.name.clone(),
         deployment: d.deployment.provider_model.clone(),
+        metrics: d.metrics.clone(),
+        upstream: Duration::ZERO,
+    }
+}
+
+/// The label of a pool in `/metrics`: its name when configured, else `other`.
+fn pool_label(routes: &Registry, pool: &Pool) -> Arc<str> {
+    match routes.pool(&pool.spec.name) {
+        Some(_) => Metrics::label(&pool.spec.name),
+        None => Metrics::label(crate::metrics::OTHER),
+    }
+}
+
+/// Counts a move from `first` on to its fallback `pool`.
+fn count_fallback(routes: &Registry, first: &Pool, pool: &Pool) {
+    if let Some(m) = &routes.metrics {
+        m.fell_back(&pool_label(routes, first), &pool_label(routes, pool));
     }
 }
 
@@ -92,8 +115,13 @@ pub async fn execute(
     let tokens = (job.body.len() / 4) as u64 + 1;
     let mut queue = Queue::new(first);
     let mut last: Option<(GatewayError, Option<Served>)> = None;
+    // Upstream time so far: attempts and the waits between them.
+    let mut upstream_time = Duration::ZERO;
 
     'pools: while let Some(pool) = queue.pending.pop_front() {
+        if !Arc::ptr_eq(&pool, first) {
+            count_fallback(routes, first, &pool);
+        }
         let mut tried: Vec<usize> = Vec::new();
         let mut wait: Option<Duration> = None;
         for attempt in 0..=max_retries {
@@ -112,6 +140,7 @@ pub async fn execute(
                         break;
                     }
                     tokio::time::sleep(w).await;
+                    upstream_time += w;
                     routes.pick(&pool, &tried, true, tokens)
                 }
                 other => other,
@@ -126,11 +155,25 @@ pub async fn execute(
                 }
             };
             tried.push(index);
-            let info = served(&pool, &dep);
+            if let (Some(m), true) = (&dep.metrics, attempt > 0) {
+                m.retries.inc();
+            }
+            let mut info = served(&pool, &dep);
             let guard = InFlight::new(dep.clone());
             let target = dep.target.as_ref();
-            match dispatch(upstream, &dep.deployment, target, &job, guard).await {
+            let started = Instant::now();
+            let outcome = dispatch(upstream, &dep.deployment, target, &job, guard).await;
+            let took = started.elapsed();
+            upstream_time += took;
+            info.upstream = upstream_time;
+            if let Some(m) = &dep.metrics {
+                m.upstream(took);
+            }
+            match outcome {
                 Ok(answer) => {
+                    if let (Some(m), Some(ttft)) = (&dep.metrics, answer.first_chunk) {
+                        m.time_to_first_token.observe(ttft.as_secs_f64());
+                    }
                     if let Some(latency) = answer.latency {
                         dep.record_latency(latency);
                     }
@@ -191,11 +234,17 @@ fn after_failure(
     // A failure counts as a slow answer, so latency-based routing does not keep
     // choosing a deployment that never succeeds.
     dep.record_latency(dep.deployment.timeout);
-    match &routes.cooldown {
+    let cooling = match &routes.cooldown {
         Some(spec) => dep
             .breaker()
             .failure(Instant::now(), spec, failure.retry_after),
-        None => dep.breaker().release_probe(),
+        None => {
+            dep.breaker().release_probe();
+            false
+        }
+    };
+    if let (Some(m), true) = (&dep.metrics, cooling) {
+        m.cooldowns.inc();
     }
     After::Retry {
         wait: failure.retry_after,

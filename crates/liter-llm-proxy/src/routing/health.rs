@@ -99,6 +99,7 @@ async fn probe(upstream: &Upstream, d: &Arc<DeploymentState>, with: &ProbeWith) 
         deadline,
         tap: None,
         prices: None,
+        trace: None,
     };
     // The probe is written in the deployment's own wire format.
     let token = match &target.token {

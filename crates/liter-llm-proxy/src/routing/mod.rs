@@ -24,6 +24,7 @@ use crate::config::{
     glob_match, Config, CooldownSpec, CredentialAlias, Deployment, Limits, PoolSpec,
 };
 use crate::error::GatewayError;
+use crate::metrics::{DeploymentMetrics, Metrics};
 use crate::upstream::{Target, TargetError};
 pub use deployment::{DeploymentState, InFlight};
 use direct::DirectPools;
@@ -107,19 +108,28 @@ pub struct Registry {
     drop_params: bool,
     /// Bounds on what is read from upstreams (`[server]`), for the targets made here.
     pub limits: Limits,
+    /// The gateway's metrics (`None`: off).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Registry {
-    pub fn from_config(config: &Config) -> Result<Self, TargetError> {
+    pub fn from_config(
+        config: &Config,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Self, TargetError> {
         let routing = &config.routing;
         let mut by_name = HashMap::new();
         let mut order = Vec::new();
         for spec in &routing.pools {
             let mut deployments = Vec::new();
             for d in config.models.iter().filter(|d| d.name == spec.name) {
+                let series = metrics
+                    .as_ref()
+                    .map(|m| m.deployment(Some(&d.name), &d.provider_model, d.provider.name()));
                 deployments.push(Arc::new(DeploymentState::new(
                     d.clone(),
                     Target::for_deployment(d, &config.limits)?,
+                    series,
                 )));
             }
             let pool = Arc::new(Pool {
@@ -146,7 +156,14 @@ impl Registry {
             default_timeout: config.default_timeout,
             drop_params: config.drop_params,
             limits: config.limits,
+            metrics,
         })
+    }
+
+    /// The series of a deployment of a pool made for a client-sent name.
+    fn direct_metrics(&self, d: &Deployment) -> Option<Arc<DeploymentMetrics>> {
+        let m = self.metrics.as_ref()?;
+        Some(m.deployment(None, &d.provider_model, d.provider.name()))
     }
 
     /// The pool for `model` (a name or alias, or a `provider/model` name whose
@@ -215,6 +232,7 @@ impl Registry {
             },
         };
         let target = Target::for_deployment(&deployment, &self.limits).ok()?;
+        let series = self.direct_metrics(&deployment);
         Some(Arc::new(Pool {
             spec: PoolSpec {
                 name: model.to_string(),
@@ -222,7 +240,7 @@ impl Registry {
                 fallbacks: Vec::new(),
                 context_window_fallbacks: Vec::new(),
             },
-            deployments: vec![Arc::new(DeploymentState::new(deployment, target))],
+            deployments: vec![Arc::new(DeploymentState::new(deployment, target, series))],
         }))
     }
 

@@ -21,8 +21,8 @@ use crate::error::GatewayError;
 use crate::governance;
 use crate::request::{parse_head, Endpoint, RawBody};
 use crate::routing::{self, Pool, Served};
-use crate::telemetry::RouteInfo;
-use crate::telemetry::REQUEST_ID;
+use crate::telemetry::{Record, RouteInfo, UpstreamTime, REQUEST_ID};
+use crate::upstream::stream::Both;
 use crate::upstream::{Job, UsageTap};
 
 type Resp = Response<Body>;
@@ -37,9 +37,11 @@ fn tagged(result: Result<Resp, GatewayError>, served: Option<Served>) -> Resp {
         if let Ok(v) = HeaderValue::from_str(&s.deployment) {
             resp.headers_mut().insert(ANSWERED_BY_DEPLOYMENT, v);
         }
+        resp.extensions_mut().insert(UpstreamTime(s.upstream));
         resp.extensions_mut().insert(RouteInfo {
             model: s.model,
             deployment: s.deployment,
+            metrics: s.metrics,
         });
     }
     resp
@@ -78,9 +80,21 @@ async fn proxy(
     body: Bytes,
     endpoint: Endpoint,
 ) -> Resp {
-    pipeline(&app, &principal, headers, &body, endpoint)
+    // The request's observations, when metrics or tracing are on (`telemetry`).
+    let record = app.observes().then(|| {
+        let trace = app
+            .tracing
+            .as_ref()
+            .map(|t| t.request(headers, endpoint.operation()));
+        Record::new(app.cost_prices_arc(), trace)
+    });
+    let mut resp = pipeline(&app, &principal, headers, &body, endpoint, record.as_ref())
         .await
-        .unwrap_or_else(IntoResponse::into_response)
+        .unwrap_or_else(IntoResponse::into_response);
+    if let Some(r) = record {
+        resp.extensions_mut().insert(r);
+    }
+    resp
 }
 
 /// [`proxy`]'s steps; a refusal at any of them is the response.
@@ -90,9 +104,13 @@ async fn pipeline(
     headers: &HeaderMap,
     body: &Bytes,
     endpoint: Endpoint,
+    record: Option<&Arc<Record>>,
 ) -> Result<Resp, GatewayError> {
     let deadline = Instant::now() + app.config.request_timeout;
     let head = parse_head(body)?;
+    if let Some(r) = record {
+        r.started(&head, body);
+    }
     let pool = app.routes.resolve(|m| principal.may_use(m), &head.model)?;
     let request_id = headers
         .get(REQUEST_ID)
@@ -104,14 +122,27 @@ async fn pipeline(
         endpoint,
         request_id,
     };
-    let meter = governance::admit(&app.governor, principal.account(), &pool, request).await?;
+    let meter = governance::admit(&app.governor, principal.account(), &pool, request)
+        .await
+        .inspect_err(|r| count_refusal(app, r))?;
+    let observer = record.map(|r| r.tap());
+    let both;
+    let tap = match (meter.as_ref(), observer.as_ref()) {
+        (Some(m), Some(o)) => {
+            both = Both(m, o);
+            Some(&both as &dyn UsageTap)
+        }
+        (Some(m), None) => Some(m as &dyn UsageTap),
+        (None, o) => o.map(|o| o as &dyn UsageTap),
+    };
     let job = Job {
         body,
         head: &head,
         endpoint,
         deadline,
-        tap: meter.as_ref().map(|m| m as &dyn UsageTap),
+        tap,
         prices: app.cost_prices(),
+        trace: record.and_then(|r| r.trace()),
     };
     let (result, served) = routing::execute(
         &app.routes,
@@ -132,6 +163,13 @@ async fn pipeline(
     let mut resp = tagged(result, served);
     meter.decorate(&mut resp);
     Ok(resp)
+}
+
+/// A governance refusal, counted in `/metrics` by kind and scope.
+fn count_refusal(app: &App, refused: &governance::Refused) {
+    if let (Some(m), Some((kind, scope))) = (&app.metrics, refused.scope()) {
+        m.rejected(kind, scope);
+    }
 }
 
 fn model_object(app: &App, name: &str, pool: &Pool) -> ModelObject {
@@ -227,6 +265,46 @@ pub async fn readiness(State(app): State<Arc<App>>) -> Resp {
         body["heap_bytes"] = heap.into();
     }
     Json(body).into_response()
+}
+
+/// `GET /metrics`: Prometheus text, or OpenMetrics when the `Accept` header asks for
+/// it. Under `general.metrics = "master"` the route sits behind auth, and only the
+/// master key may read it; under `"public"` it is a public route; under `"off"` it is
+/// not served.
+pub async fn metrics(
+    State(app): State<Arc<App>>,
+    principal: Option<Extension<Arc<Principal>>>,
+    headers: HeaderMap,
+) -> Resp {
+    let Some(metrics) = &app.metrics else {
+        return not_found().await;
+    };
+    let public = app.config.metrics == crate::config::MetricsAccess::Public;
+    if !public && !matches!(principal.as_deref().map(|p| &**p), Some(Principal::Master)) {
+        return GatewayError::Forbidden("this route needs the master key".into()).into_response();
+    }
+    let now = Instant::now();
+    for d in app.routes.deployments() {
+        if let Some(m) = &d.metrics {
+            let cooling = d.breaker().reopens_at().is_some_and(|t| t > now);
+            m.healthy.set(i64::from(d.is_healthy() && !cooling));
+            m.in_flight
+                .set(i64::from(d.in_flight.load(Ordering::Relaxed)));
+        }
+    }
+    let openmetrics = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    match metrics.encode(openmetrics) {
+        Ok(text) => ([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response(),
+        Err(_) => GatewayError::Internal("could not encode the metrics".into()).into_response(),
+    }
 }
 
 pub async fn not_found() -> Resp {

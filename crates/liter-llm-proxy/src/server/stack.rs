@@ -8,10 +8,14 @@
 //! Layers (tower), on every request:
 //! 1. catch-panic: a bug anywhere below becomes a 500 in OpenAI's shape, and the
 //!    connection survives. Outermost so that it also covers the log and CORS layers.
-//! 2. request log (`telemetry`): assigns (or keeps) `x-request-id` and writes one line
-//!    per request. Reads from the response's extensions: `RouteInfo` (model and
-//!    deployment, from the handler), `Arc<Principal>` (from auth), `ResponseCost`
-//!    (from the dispatcher), `ErrorKind` (from the error renderer).
+//! 2. request log (`telemetry`): assigns (or keeps) `x-request-id`, writes one line
+//!    per request, counts it in `/metrics` and sets the overhead headers
+//!    (`x-liter-llm-overhead-duration-ms`, `x-litellm-overhead-duration-ms`). Reads
+//!    from the response's extensions: `RouteInfo` (model, deployment and its series,
+//!    from the handler), `UpstreamTime` (handler), `Arc<Record>` (the usage, from the
+//!    handler's tap), `Arc<Principal>` (from auth), `ResponseCost` (from the
+//!    dispatcher), `ErrorKind` (from the error renderer); from the request, axum's
+//!    `MatchedPath` (the route label).
 //! 3. CORS (`cors.rs`): before auth, so that browser preflights (which carry no key)
 //!    are answered.
 //! 4. body limit: caps what any handler may buffer; adds the `BodyLimit` extension so
@@ -65,6 +69,7 @@ use super::cors::CorsLayer;
 use super::handlers as h;
 use crate::app::App;
 use crate::auth;
+use crate::config::MetricsAccess;
 use crate::error::GatewayError;
 use crate::request::BodyLimit;
 use crate::telemetry;
@@ -100,13 +105,23 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     GatewayError::Internal("internal error".into()).into_response()
 }
 
+/// `GET /metrics`: public under `general.metrics = "public"`, else behind auth (and
+/// the handler admits the master key only); not served when metrics are off.
+pub const METRICS_ROUTE: &str = "/metrics";
+
 pub fn router(app: Arc<App>) -> Router {
-    let api = api_routes(&app).route_layer(auth::AuthLayer::new(app.keys.clone()));
-    let public = Router::new()
+    let mut api = api_routes(&app);
+    let mut public = Router::new()
         .route(PUBLIC_ROUTES[0], get(h::health))
         .route(PUBLIC_ROUTES[1], get(h::liveness))
         .route(PUBLIC_ROUTES[2], get(h::liveness))
         .route(PUBLIC_ROUTES[3], get(h::readiness));
+    match app.config.metrics {
+        MetricsAccess::Public => public = public.route(METRICS_ROUTE, get(h::metrics)),
+        MetricsAccess::Master => api = api.route(METRICS_ROUTE, get(h::metrics)),
+        MetricsAccess::Off => {}
+    }
+    let api = api.route_layer(auth::AuthLayer::new(app.keys.clone()));
     let limit = app.config.body_limit;
     public
         .merge(api)
@@ -116,7 +131,7 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(panic_response))
-                .layer(telemetry::RequestLogLayer)
+                .layer(telemetry::RequestLogLayer::new(app.metrics.clone()))
                 .layer(CorsLayer::new(&app.config.cors))
                 .layer(DefaultBodyLimit::max(limit))
                 .layer(Extension(BodyLimit(limit))),

@@ -5,6 +5,15 @@
 //! latency and error kind. Keys and bodies are never logged.
 //! For a streamed answer the line is written when the stream ends (or the client goes
 //! away), with the total duration and the time to the response headers.
+//!
+//! The same stage records the request in `/metrics` (requests, duration, tokens and
+//! cost, from a [`Record`] the handler leaves in the response) and puts the overhead
+//! headers on every response: the time spent in the gateway, upstream excluded (the
+//! handler leaves the upstream time as [`UpstreamTime`]).
+
+mod record;
+
+pub use record::{cached, Record, RecordTap};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +21,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::extract::MatchedPath;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use axum::response::Response;
 use bytes::Bytes;
@@ -23,6 +33,7 @@ use std::sync::Arc;
 use crate::auth::Principal;
 use crate::error::ErrorKind;
 use crate::logtext::capped;
+use crate::metrics::{DeploymentMetrics, Finished, Metrics};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -48,7 +59,19 @@ pub fn heap_bytes() -> Option<u64> {
 pub struct RouteInfo {
     pub model: String,
     pub deployment: String,
+    /// The deployment's series in `/metrics`.
+    pub metrics: Option<Arc<DeploymentMetrics>>,
 }
+
+/// Time a request spent upstream (attempts and the waits between them); set by the
+/// handlers, left out of the overhead headers.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTime(pub std::time::Duration);
+
+/// Time spent in the gateway for a response, upstream excluded, in milliseconds.
+pub const OVERHEAD: HeaderName = HeaderName::from_static("x-liter-llm-overhead-duration-ms");
+/// LiteLLM's name for [`OVERHEAD`], sent too.
+pub const LITELLM_OVERHEAD: HeaderName = HeaderName::from_static("x-litellm-overhead-duration-ms");
 
 /// `req_` and 32 random hex digits, written without the formatting machinery.
 fn new_id() -> HeaderValue {
@@ -88,10 +111,52 @@ struct LogLine {
     headers_after: Option<std::time::Duration>,
     /// For streams: whether the body reached its end (false: the client went away).
     completed: Option<bool>,
+    /// Set when metrics are on.
+    metrics: Option<Observed>,
+    /// The request's observations (API requests, metrics or tracing on).
+    record: Option<Arc<Record>>,
+}
+
+/// What the request log records in `/metrics`.
+struct Observed {
+    metrics: Arc<Metrics>,
+    /// The route's template (`other` for no route).
+    route: Arc<str>,
+}
+
+impl LogLine {
+    fn count(&self, o: &Observed) {
+        let deployment = self.info.as_ref().and_then(|i| i.metrics.as_deref());
+        let key = self.key.as_deref().map(|p| Metrics::label(p.label()));
+        o.metrics.finished(Finished {
+            deployment: deployment.map(|d| &d.labels),
+            key: key.as_ref(),
+            route: &o.route,
+            status: self.status,
+            duration: self.start.elapsed(),
+        });
+        if let (Some(d), Some(info)) = (deployment, &self.info) {
+            match &self.record {
+                Some(r) => r.count(d, &info.deployment, self.cost),
+                None => {
+                    if let Some(c) = self.cost {
+                        d.cost.inc_by(c);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Drop for LogLine {
     fn drop(&mut self) {
+        if let Some(o) = &self.metrics {
+            self.count(o);
+        }
+        if let Some(r) = &self.record {
+            let deployment = self.info.as_ref().map(|i| i.deployment.as_str());
+            r.end(self.status, self.error, deployment);
+        }
         let ms = |d: std::time::Duration| d.as_micros() as f64 / 1000.0;
         tracing::info!(
             target: REQUEST_TARGET,
@@ -145,14 +210,26 @@ impl http_body::Body for LoggedBody {
 
 /// The request-log stage: a hand-written layer (no boxed service or future per
 /// request, unlike `axum::middleware::from_fn`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestLogLayer;
+#[derive(Debug, Clone, Default)]
+pub struct RequestLogLayer {
+    /// `None`: metrics are off.
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl RequestLogLayer {
+    pub fn new(metrics: Option<Arc<Metrics>>) -> Self {
+        RequestLogLayer { metrics }
+    }
+}
 
 impl<S> Layer<S> for RequestLogLayer {
     type Service = RequestLog<S>;
 
     fn layer(&self, inner: S) -> RequestLog<S> {
-        RequestLog { inner }
+        RequestLog {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -160,6 +237,7 @@ impl<S> Layer<S> for RequestLogLayer {
 #[derive(Debug, Clone)]
 pub struct RequestLog<S> {
     inner: S,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// What the line needs from the request, taken before it goes down the stack.
@@ -168,6 +246,8 @@ struct Started {
     id: HeaderValue,
     method: Method,
     uri: Uri,
+    /// With metrics on: the registry and the route's template.
+    metrics: Option<(Arc<Metrics>, Arc<str>)>,
 }
 
 impl<S, B> Service<Request<B>> for RequestLog<S>
@@ -187,11 +267,19 @@ where
         let id = request_id(req.headers());
         // The handlers read it back (the spend ledger names requests by it).
         req.headers_mut().insert(REQUEST_ID, id.clone());
+        let metrics = self.metrics.as_ref().map(|m| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or(crate::metrics::OTHER, MatchedPath::as_str);
+            (m.clone(), Metrics::label(route))
+        });
         let started = Started {
             start: Instant::now(),
             id,
             method: req.method().clone(),
             uri: req.uri().clone(),
+            metrics,
         };
         LogFuture {
             inner: self.inner.call(req),
@@ -228,8 +316,18 @@ fn finish(mut resp: Response, started: Started) -> Response {
         id,
         method,
         uri,
+        metrics,
     } = started;
     resp.headers_mut().insert(REQUEST_ID, id.clone());
+    let upstream = resp
+        .extensions()
+        .get::<UpstreamTime>()
+        .map_or(std::time::Duration::ZERO, |u| u.0);
+    let overhead = overhead_value(start.elapsed().saturating_sub(upstream));
+    resp.headers_mut().insert(OVERHEAD, overhead.clone());
+    resp.headers_mut().insert(LITELLM_OVERHEAD, overhead);
+    let metrics = metrics.map(|(metrics, route)| Observed { metrics, route });
+    let record = resp.extensions_mut().remove::<Arc<Record>>();
     let mut line = LogLine {
         id,
         method,
@@ -245,6 +343,8 @@ fn finish(mut resp: Response, started: Started) -> Response {
         start,
         headers_after: None,
         completed: None,
+        metrics,
+        record,
     };
     let streaming = resp
         .headers()
@@ -258,9 +358,29 @@ fn finish(mut resp: Response, started: Started) -> Response {
     resp.map(|inner| Body::new(LoggedBody { inner, line }))
 }
 
+/// Milliseconds with three decimals (microsecond resolution).
+fn overhead_value(d: std::time::Duration) -> HeaderValue {
+    let us = d.as_micros();
+    let mut buf = itoa::Buffer::new();
+    let mut text = String::with_capacity(16);
+    text.push_str(buf.format(us / 1000));
+    text.push('.');
+    let frac = buf.format(1000 + us % 1000);
+    text.push_str(&frac[1..]);
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("0"))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::new_id;
+    use super::{new_id, overhead_value};
+
+    #[test]
+    fn overhead_is_milliseconds_with_three_places() {
+        let v = |us| overhead_value(std::time::Duration::from_micros(us));
+        assert_eq!(v(0), "0.000");
+        assert_eq!(v(1_234), "1.234");
+        assert_eq!(v(5_007_050), "5007.050");
+    }
 
     #[test]
     fn ids_are_prefixed_hex_and_distinct() {

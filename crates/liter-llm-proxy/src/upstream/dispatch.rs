@@ -21,7 +21,9 @@ use super::target::Target;
 use super::{json_response, read_body, retry_after, sse_response, Upstream};
 use crate::config::Deployment;
 use crate::error::GatewayError;
+use crate::otel::Attempt;
 use crate::request::Endpoint;
+use opentelemetry::KeyValue;
 
 /// A successful attempt.
 pub struct Answer {
@@ -31,6 +33,8 @@ pub struct Answer {
     pub latency: Option<Duration>,
     /// Tokens the provider reported for a whole answer (for the deployment's tpm).
     pub tokens: Option<u64>,
+    /// For a stream from a network deployment: the time to its first chunk.
+    pub first_chunk: Option<Duration>,
 }
 
 /// A failed attempt, with what the router needs to decide what comes next.
@@ -114,14 +118,23 @@ pub async fn dispatch<G: Send + 'static>(
             response: answer,
             latency: None,
             tokens: None,
+            first_chunk: None,
         });
     };
-    attempt(upstream, d, target, job, hold, start)
+    let mut span = None;
+    let result = attempt(upstream, d, target, job, hold, start, &mut span)
         .await
         .map_err(|f| Failure {
             err: target.scrub.error(f.err),
             retry_after: f.retry_after,
-        })
+        });
+    if let Some(s) = span {
+        match &result {
+            Ok(a) => s.end(a.response.status().as_u16(), None),
+            Err(f) => s.end(f.err.status().as_u16(), Some(f.err.kind())),
+        }
+    }
+    result
 }
 
 /// [`dispatch`] on a network deployment.
@@ -132,6 +145,7 @@ async fn attempt<G: Send + 'static>(
     job: &Job<'_>,
     hold: G,
     start: Instant,
+    span: &mut Option<Attempt>,
 ) -> Result<Answer, Failure> {
     // Token-authenticated providers (Vertex AI): a cached token, or one fetched now.
     let token = match &target.token {
@@ -142,6 +156,10 @@ async fn attempt<G: Send + 'static>(
         .protocol
         .request(job, &d.model_id, token.as_deref())?;
     let dropped = dropped_header(std::mem::take(&mut out.dropped));
+    *span = job.trace.map(|t| {
+        let provider = d.provider.name();
+        t.attempt(provider, &d.model_id, Some(&out.uri), &mut out.headers)
+    });
     let streaming = job.head.stream && job.endpoint == Endpoint::Chat;
     let attempt_deadline = (start + target.timeout).min(job.deadline);
     let first_byte_deadline = match d.stream_timeout {
@@ -164,17 +182,30 @@ async fn attempt<G: Send + 'static>(
     let mut answer = if streaming {
         let first = first_chunk(incoming, &target.name, first_byte_deadline).await?;
         let latency = start.elapsed();
+        if let (Some(s), Some(t)) = (span.as_ref(), job.trace) {
+            let ttft = KeyValue::new("gen_ai.server.time_to_first_token", latency.as_secs_f64());
+            s.set([ttft.clone()]);
+            t.set([ttft]);
+        }
         let source = Source::new(first.0, first.1, source_of(target), job.deadline);
         let body = target.protocol.stream(source, job, Box::new(hold));
         Answer {
             response: sse_response(body),
             latency: Some(latency),
             tokens: None,
+            first_chunk: Some(latency),
         }
     } else {
         let bytes = read_body(incoming, &target.name, attempt_deadline, limit).await?;
         let latency = start.elapsed();
-        whole_answer(target.protocol.as_ref(), d, job, bytes, latency)?
+        whole_answer(
+            target.protocol.as_ref(),
+            d,
+            job,
+            bytes,
+            latency,
+            span.as_ref(),
+        )?
     };
     if let Some(v) = dropped {
         answer.response.headers_mut().insert(DROPPED_PARAMS, v);
@@ -221,8 +252,14 @@ fn whole_answer(
     job: &Job<'_>,
     bytes: Bytes,
     latency: Duration,
+    span: Option<&Attempt>,
 ) -> Result<Answer, GatewayError> {
     let bytes = protocol.answer(bytes, job)?;
+    if let (Some(s), Some(t)) = (span, job.trace) {
+        let attributes = crate::otel::answer_attributes(&bytes, t.content());
+        s.set(attributes.iter().cloned());
+        t.set(attributes);
+    }
     let mut tokens = None;
     let mut cost = None;
     if d.tpm.is_some() || job.prices.is_some() || job.tap.is_some() {
@@ -246,6 +283,7 @@ fn whole_answer(
         response,
         latency: Some(latency),
         tokens,
+        first_chunk: None,
     })
 }
 

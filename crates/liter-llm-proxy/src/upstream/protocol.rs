@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::stream::{Source, UsageTap};
 use crate::error::GatewayError;
+use crate::otel::Trace;
 use crate::pricing::Prices;
 use crate::request::{Endpoint, Head};
 
@@ -24,6 +25,8 @@ pub struct Job<'a> {
     pub tap: Option<&'a dyn UsageTap>,
     /// Set when cost tracking is on: answers are priced and carry the cost header.
     pub prices: Option<&'a Prices>,
+    /// The request's span, when tracing is on: each attempt gets a child span.
+    pub trace: Option<&'a Trace>,
 }
 
 /// Kept alive while a stream runs (the router's in-flight slot), dropped at its end.

@@ -134,6 +134,33 @@ pub trait UsageTap: Send + Sync {
     fn boxed(&self) -> Box<dyn UsageTap>;
 }
 
+/// Two taps told the same usage (the meter and the request's observers).
+pub struct Both<'a>(pub &'a dyn UsageTap, pub &'a dyn UsageTap);
+
+struct BothOwned(Box<dyn UsageTap>, Box<dyn UsageTap>);
+
+impl UsageTap for Both<'_> {
+    fn report(&self, usage: Usage, cost: Option<f64>) {
+        self.0.report(usage, cost);
+        self.1.report(usage, cost);
+    }
+
+    fn boxed(&self) -> Box<dyn UsageTap> {
+        Box::new(BothOwned(self.0.boxed(), self.1.boxed()))
+    }
+}
+
+impl UsageTap for BothOwned {
+    fn report(&self, usage: Usage, cost: Option<f64>) {
+        self.0.report(usage, cost);
+        self.1.report(usage, cost);
+    }
+
+    fn boxed(&self) -> Box<dyn UsageTap> {
+        Box::new(BothOwned(self.0.boxed(), self.1.boxed()))
+    }
+}
+
 /// A relay's tap: the usage chunk goes to `tap`, and is cut out of what the client
 /// gets when it did not ask for it (`hide_usage`; the gateway asked upstream for it).
 pub struct Tapped {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::config::file::GeneralSection;
+use crate::config::file::{GeneralSection, MetricsAccess};
 use crate::config::overrides::Overrides;
 use crate::config::problems::{given, not_supported, path, Problems};
 
@@ -16,28 +16,154 @@ pub(crate) struct General {
     pub max_retries: u32,
     pub drop_params: bool,
     pub enable_cost_tracking: bool,
+    pub metrics: MetricsAccess,
+    pub tracing: Option<TracingSpec>,
 }
 
-pub(crate) fn check(g: &GeneralSection, overrides: &Overrides, problems: &mut Problems) -> General {
+/// `enable_tracing = true`: where spans go, from the standard `OTEL_*` variables.
+#[derive(Debug, Clone)]
+pub struct TracingSpec {
+    /// The OTLP/HTTP traces URL: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as it is, or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` with `/v1/traces`, or the collector's default
+    /// on this machine.
+    pub endpoint: String,
+    /// `OTEL_EXPORTER_OTLP_HEADERS` (then `..._TRACES_HEADERS`): secrets, often a
+    /// backend's API key.
+    pub headers: Vec<(String, SecretString)>,
+    /// `OTEL_SERVICE_NAME`, default `liter-llm`.
+    pub service_name: String,
+    /// `general.trace_content`: prompts and completions in spans.
+    pub content: bool,
+}
+
+/// The default OTLP/HTTP traces endpoint (a collector on this machine).
+pub const DEFAULT_TRACES_ENDPOINT: &str = "http://localhost:4318/v1/traces";
+
+/// `k1=v1,k2=v2`, values percent-decoded, as the OpenTelemetry variables write them.
+fn otlp_headers(text: &str) -> Result<Vec<(String, SecretString)>, String> {
+    let mut out = Vec::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err("an entry without '=' (the form is name=value,name=value)".into());
+        };
+        let name = name.trim();
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(format!(
+                "{:?} is not a header name",
+                crate::logtext::capped(name)
+            ));
+        }
+        let value = percent_decode(value.trim());
+        if axum::http::HeaderValue::from_str(&value).is_err() {
+            return Err(format!(
+                "the value of header {name:?} is not a valid header value"
+            ));
+        }
+        out.push((name.to_owned(), SecretString::from(value)));
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The tracing settings from the environment; a problem is reported at
+/// `general.enable_tracing`, naming the variable (never its value).
+fn tracing_spec(
+    g: &GeneralSection,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> TracingSpec {
+    let at = || path(&["general", "enable_tracing"]);
+    let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let endpoint = match (
+        var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+        var("OTEL_EXPORTER_OTLP_ENDPOINT"),
+    ) {
+        (Some(url), _) => url.trim().to_owned(),
+        (None, Some(base)) => format!("{}/v1/traces", base.trim().trim_end_matches('/')),
+        (None, None) => DEFAULT_TRACES_ENDPOINT.to_owned(),
+    };
+    if endpoint.starts_with("https://") {
+        not_supported(
+            problems,
+            at(),
+            "an https:// OTLP endpoint",
+            "TLS for the trace exporter; send to an OpenTelemetry Collector over http://",
+        );
+    } else if !endpoint.starts_with("http://") || endpoint.parse::<axum::http::Uri>().is_err() {
+        problems.push((
+            at(),
+            "the OTLP endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT) must be an http:// URL".into(),
+        ));
+    }
+    let mut headers = Vec::new();
+    for name in [
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    ] {
+        match var(name).map(|v| otlp_headers(&v)) {
+            Some(Ok(h)) => {
+                // The traces-specific variable wins for a header both name.
+                headers.retain(|(n, _): &(String, SecretString)| {
+                    !h.iter().any(|(m, _)| m.eq_ignore_ascii_case(n))
+                });
+                headers.extend(h);
+            }
+            Some(Err(e)) => problems.push((at(), format!("{name}: {e}"))),
+            None => {}
+        }
+    }
+    TracingSpec {
+        endpoint,
+        headers,
+        service_name: var("OTEL_SERVICE_NAME").unwrap_or_else(|| "liter-llm".to_owned()),
+        content: g.trace_content,
+    }
+}
+
+pub(crate) fn check(
+    g: &GeneralSection,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> General {
     if g.default_timeout_secs == 0 {
         problems.push((
             path(&["general", "default_timeout_secs"]),
             "default_timeout_secs must be greater than 0".into(),
         ));
     }
-    if g.enable_tracing {
-        not_supported(
-            problems,
-            path(&["general", "enable_tracing"]),
-            "enable_tracing = true",
-            "OpenTelemetry export",
-        );
+    if g.trace_content && !g.enable_tracing {
+        problems.push((
+            path(&["general", "trace_content"]),
+            "trace_content = true needs enable_tracing = true".into(),
+        ));
     }
+    let tracing = g.enable_tracing.then(|| tracing_spec(g, env, problems));
     General {
         master_key: overrides.master_key(given(&g.master_key)).map(|(k, _)| k),
         default_timeout: Duration::from_secs(g.default_timeout_secs),
         max_retries: g.max_retries,
         drop_params: g.drop_params,
         enable_cost_tracking: g.enable_cost_tracking,
+        metrics: g.metrics,
+        tracing,
     }
 }

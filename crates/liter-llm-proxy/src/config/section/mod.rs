@@ -7,7 +7,7 @@
 
 pub mod aliases;
 pub mod files;
-pub(crate) mod general;
+pub mod general;
 pub mod governance;
 pub mod health;
 pub mod keys;

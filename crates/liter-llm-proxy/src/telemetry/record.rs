@@ -1,0 +1,122 @@
+//! What a request's observers learn on its way: the usage the provider reported (a
+//! [`UsageTap`] the dispatcher tells), read by the request log when the response ends
+//! to count tokens and cost in `/metrics`, and the request's span (tracing on), which
+//! the request log ends. Made only when metrics or tracing are on; the handler puts it
+//! in the response's extensions.
+
+use std::sync::{Arc, Mutex};
+
+use liter_llm::types::Usage;
+
+use crate::metrics::DeploymentMetrics;
+use crate::otel::Trace;
+use crate::pricing::Prices;
+use crate::request::Head;
+use crate::upstream::UsageTap;
+
+/// One API request's observations. Cheap to share.
+#[derive(Debug)]
+pub struct Record {
+    /// The usage reported, and its cost when the dispatcher priced it.
+    usage: Mutex<Option<(Usage, Option<f64>)>>,
+    /// Prices for an answer the dispatcher did not price (a stream), when cost
+    /// tracking is on.
+    prices: Option<Arc<Prices>>,
+    /// The request's span, when tracing is on.
+    trace: Option<Trace>,
+}
+
+impl Record {
+    pub fn new(prices: Option<Arc<Prices>>, trace: Option<Trace>) -> Arc<Record> {
+        Arc::new(Record {
+            usage: Mutex::new(None),
+            prices,
+            trace,
+        })
+    }
+
+    pub fn trace(&self) -> Option<&Trace> {
+        self.trace.as_ref()
+    }
+
+    /// The request's head is known: name the span and give it the request's
+    /// attributes.
+    pub fn started(&self, head: &Head, body: &[u8]) {
+        if let Some(t) = &self.trace {
+            t.name(&head.model);
+            t.set(crate::otel::request_attributes(
+                body,
+                &head.model,
+                t.content(),
+            ));
+        }
+    }
+
+    /// The response has ended: the span gets the usage, the cost and the status.
+    pub fn end(&self, status: u16, error: Option<&'static str>, deployment: Option<&str>) {
+        let Some(t) = &self.trace else { return };
+        if let Some((u, cost)) = deployment.and_then(|d| self.usage(d)) {
+            let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            t.set([
+                opentelemetry::KeyValue::new("gen_ai.usage.input_tokens", tokens(u.prompt_tokens)),
+                opentelemetry::KeyValue::new(
+                    "gen_ai.usage.output_tokens",
+                    tokens(u.completion_tokens),
+                ),
+            ]);
+            if let Some(c) = cost {
+                t.set([opentelemetry::KeyValue::new("gen_ai.usage.cost", c)]);
+            }
+        }
+        t.end(status, error);
+    }
+
+    /// A tap that tells this record.
+    pub fn tap(self: &Arc<Self>) -> RecordTap {
+        RecordTap(self.clone())
+    }
+
+    /// The usage reported so far, with its cost (priced for `deployment` if the
+    /// dispatcher did not).
+    pub fn usage(&self, deployment: &str) -> Option<(Usage, Option<f64>)> {
+        let (usage, cost) = (*self.usage.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let cost = cost.or_else(|| Some(self.prices.as_ref()?.cost(deployment, &usage)));
+        Some((usage, cost))
+    }
+
+    /// Count the usage in the deployment's series.
+    pub fn count(&self, m: &DeploymentMetrics, deployment: &str, priced: Option<f64>) {
+        let Some((u, cost)) = self.usage(deployment) else {
+            if let Some(c) = priced {
+                m.cost.inc_by(c);
+            }
+            return;
+        };
+        m.input_tokens.inc_by(u.prompt_tokens);
+        m.output_tokens.inc_by(u.completion_tokens);
+        m.cached_tokens.inc_by(cached(&u));
+        if let Some(c) = priced.or(cost) {
+            m.cost.inc_by(c);
+        }
+    }
+}
+
+/// Cached prompt tokens, as OpenAI or Anthropic report them.
+pub fn cached(u: &Usage) -> u64 {
+    u.prompt_tokens_details
+        .map_or(0, |d| d.cached_tokens)
+        .max(u.cache_read_input_tokens.unwrap_or(0))
+}
+
+/// See [`Record::tap`].
+pub struct RecordTap(Arc<Record>);
+
+impl UsageTap for RecordTap {
+    fn report(&self, usage: Usage, cost: Option<f64>) {
+        *self.0.usage.lock().unwrap_or_else(|p| p.into_inner()) = Some((usage, cost));
+    }
+
+    fn boxed(&self) -> Box<dyn UsageTap> {
+        Box::new(RecordTap(self.0.clone()))
+    }
+}
