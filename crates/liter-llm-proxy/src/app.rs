@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::auth::KeyRegistry;
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::governance::{self, GovernanceError, Governor};
 use crate::pricing::{Prices, PricingFileError};
@@ -29,6 +30,8 @@ pub struct App {
     pub prices: Option<Arc<Prices>>,
     /// Limits, budgets and the store.
     pub governor: Arc<Governor>,
+    /// The response cache (`[cache]`).
+    pub cache: Option<Arc<Cache>>,
 }
 
 /// Why a gateway could not be built from a valid config. Names models and files,
@@ -41,11 +44,26 @@ pub enum BuildError {
     Governance(#[from] GovernanceError),
     #[error(transparent)]
     Target(#[from] TargetError),
+    #[error("[cache]: {0}")]
+    Cache(#[from] crate::objstore::ObjStoreError),
 }
 
 impl App {
     /// Build the gateway from a validated config.
     pub async fn build(config: Config) -> Result<Arc<App>, BuildError> {
+        Self::build_with_clock(config, Arc::new(crate::store::SystemClock)).await
+    }
+
+    /// [`App::build`] with the response cache's entry times from `clock` (tests move
+    /// it to expire entries).
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn crate::store::Clock>,
+    ) -> Result<Arc<App>, BuildError> {
+        let cache = match &config.cache {
+            Some(spec) => Some(Arc::new(Cache::with_clock(spec, clock)?)),
+            None => None,
+        };
         let stores = governance::open_store(&config).await?;
         let prices = Prices::load(&config, stores.is_some())?.map(Arc::new);
         let governor = Governor::new(&config, stores, prices.clone()).await;
@@ -75,6 +93,7 @@ impl App {
             draining: AtomicBool::new(false),
             prices,
             governor: Arc::new(governor),
+            cache,
             config,
         }))
     }

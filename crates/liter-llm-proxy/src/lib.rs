@@ -13,15 +13,18 @@
 //! - `telemetry`: request ids and the request log line;
 //! - `auth`: who is calling;
 //! - `governance`: key expiry, rate limits, token estimate, budgets, the meter;
+//! - `cache`: the response cache (keys, entries, memory and OpenDAL backends);
 //! - `routing`: choosing deployments, retries, fallbacks, cooldowns, health probes;
 //! - `upstream`: the dispatcher and the wire protocols;
-//! - `request`, `pricing`, `store`, `objstore`, `config`, `error`: the request head,
-//!   prices, the database stores, the object stores (OpenDAL), the validated config,
-//!   the one error type.
+//! - `request`, `pricing`, `store`, `config`, `objstore`, `error`: the request head,
+//!   prices, the database stores, the validated config (which checks a `[cache]`
+//!   backend by building its operator), the object stores (OpenDAL), the one error
+//!   type.
 
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod governance;

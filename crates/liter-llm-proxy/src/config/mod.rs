@@ -10,7 +10,7 @@
 //! - `validate`: the orchestrator, calling one validator per section;
 //! - `section::*`: the section validators (`server`, `general`, `models` with
 //!   `settings` and `network`, `aliases`, `keys`, `governance`, `routing`, `health`,
-//!   `unsupported`), each returning its part of the runtime config;
+//!   `cache`, `unsupported`), each returning its part of the runtime config;
 //! - `overrides`: the command-line values, applied as data;
 //! - `file`: the TOML structs; `interpolate`: `${VAR}`;
 //! - `problems`: the shared vocabulary (key paths, the problem list), a leaf.
@@ -30,6 +30,9 @@ pub use load::{
 };
 pub use overrides::{MasterKeySource, Overrides};
 pub use section::aliases::{glob_match, CredentialAlias};
+pub use section::cache::{
+    CacheBackend, CacheSpec, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_TIMEOUT,
+};
 pub use section::governance::{default_database, Governance, KeyLimits, RateLimits};
 pub use section::health::{CooldownSpec, HealthSpec, ProbeTarget};
 pub use section::keys::KeySpec;

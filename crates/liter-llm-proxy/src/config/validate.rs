@@ -13,6 +13,7 @@ use super::file::FileConfig;
 use super::overrides::Overrides;
 use super::problems::Problems;
 use super::section::aliases::CredentialAlias;
+use super::section::cache::CacheSpec;
 use super::section::governance::Governance;
 use super::section::keys::KeySpec;
 use super::section::models::Deployment;
@@ -54,6 +55,8 @@ pub struct Config {
     pub keys: Vec<KeySpec>,
     /// Limits, budgets, the store and prices.
     pub governance: Governance,
+    /// `[cache]`: the response cache (`None`: no caching).
+    pub cache: Option<CacheSpec>,
     /// The config file, when the config came from one (relative paths resolve beside it).
     pub source: Option<std::path::PathBuf>,
 }
@@ -74,6 +77,10 @@ pub(crate) fn validate(
     let keys = section::keys::check(&file.keys, general.master_key.as_ref(), &names, p);
     let governance = section::governance::check(file, p);
     section::unsupported::check(file, p);
+    let cache = file
+        .cache
+        .as_ref()
+        .and_then(|c| section::cache::check(c, p));
     let mut routing = section::routing::check(file, &names, p);
     routing.cooldown = file
         .cooldown
@@ -104,6 +111,7 @@ pub(crate) fn validate(
         models,
         keys,
         governance,
+        cache,
         source: None,
     })
 }

@@ -2,7 +2,7 @@
 //! overrides applied and every secret masked. Built beside the runtime [`Config`],
 //! which never holds the parsed file.
 
-use super::file::FileConfig;
+use super::file::{ConfigScalar, FileConfig};
 use super::overrides::{MasterKeySource, Overrides};
 use super::problems::given;
 use super::validate::Config;
@@ -16,7 +16,8 @@ pub struct Inspection {
     pub config: Config,
     /// The file as parsed, with `--host`, `--port` and the master key in force
     /// applied, and `master_key`, every `api_key`, the `aws_*` keys, every
-    /// `[[keys]] key` and the password of `database_url` replaced by [`MASK`] (an
+    /// `[[keys]] key`, the password of `database_url` and the secret keys of
+    /// `[cache.backend_config]` (`objstore::is_secret_key`) replaced by [`MASK`] (an
     /// empty value stays empty). Holds no secret.
     pub masked: FileConfig,
     /// Where the master key in force came from (`None`: no master key).
@@ -69,6 +70,13 @@ pub(crate) fn inspect(file: FileConfig, config: Config, overrides: &Overrides) -
     }
     for k in &mut masked.keys {
         k.key = MASK.to_string();
+    }
+    if let Some(c) = &mut masked.cache {
+        for (k, v) in &mut c.backend_config {
+            if crate::objstore::is_secret_key(k) {
+                *v = ConfigScalar::Text(MASK.to_string());
+            }
+        }
     }
     Inspection {
         config,

@@ -47,6 +47,8 @@ pub(super) struct Inner {
     pub model: String,
     pub started_at: UnixMillis,
     pub soft_warning: Option<String>,
+    /// Answered from the response cache: billed nothing.
+    pub cache_hit: bool,
     pub state: Mutex<State>,
 }
 
@@ -139,6 +141,7 @@ impl Inner {
                 .max(usage.cache_read_input_tokens.unwrap_or(0)),
             cost_usd: cost,
             status: state.status,
+            cache_hit: self.cache_hit,
             started_at: self.started_at,
             ended_at: SystemClock.now_ms(),
         }

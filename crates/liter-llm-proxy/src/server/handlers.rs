@@ -17,9 +17,10 @@ use tokio::time::Instant;
 
 use crate::app::App;
 use crate::auth::Principal;
+use crate::cache::{Cache, Plan, UsageSlot};
 use crate::error::GatewayError;
 use crate::governance;
-use crate::request::{parse_head, Endpoint, RawBody};
+use crate::request::{parse_head, Endpoint, Head, RawBody};
 use crate::routing::{self, Pool, Served};
 use crate::telemetry::RouteInfo;
 use crate::telemetry::REQUEST_ID;
@@ -69,8 +70,9 @@ pub async fn embeddings(
 }
 
 /// The pipeline of a chat or embeddings request after authentication: head parse,
-/// route resolution (404/403), governance (401/429/402/503), routing with retries and
-/// fallbacks, each attempt dispatched upstream; then the meter learns who answered.
+/// route resolution (404/403), the cache's lookup, governance (401/429/402/503),
+/// routing with retries and fallbacks, each attempt dispatched upstream; then the meter
+/// learns who answered and the cache stores the answer.
 async fn proxy(
     app: Arc<App>,
     principal: Arc<Principal>,
@@ -98,39 +100,146 @@ async fn pipeline(
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let request = governance::Request {
-        head: &head,
+    let Some(cache) = &app.cache else {
+        let req = Req {
+            app,
+            principal,
+            pool: &pool,
+            head: &head,
+            body,
+            endpoint,
+            request_id,
+            deadline,
+        };
+        return forward(&req, None).await;
+    };
+    let key_scope = principal.account().map(|k| &**k.scope);
+    let plan = cache.plan(key_scope, endpoint, headers, body)?;
+    // The body's `cache` field does not go upstream.
+    let (body, head) = match &plan.upstream {
+        Some((b, h)) => (b, h),
+        None => (body, &head),
+    };
+    let req = Req {
+        app,
+        principal,
+        pool: &pool,
+        head,
         body,
         endpoint,
         request_id,
-    };
-    let meter = governance::admit(&app.governor, principal.account(), &pool, request).await?;
-    let job = Job {
-        body,
-        head: &head,
-        endpoint,
         deadline,
-        tap: meter.as_ref().map(|m| m as &dyn UsageTap),
+    };
+    let (found, outcome) = cache.lookup(&plan).await;
+    let mut resp = match found {
+        Some(answer) => from_cache(&req, answer).await,
+        None => forward(&req, Some((cache, &plan))).await,
+    }
+    .unwrap_or_else(IntoResponse::into_response);
+    Cache::decorate(&plan, outcome, &mut resp);
+    Ok(resp)
+}
+
+/// A chat or embeddings request past route resolution.
+struct Req<'a> {
+    app: &'a App,
+    principal: &'a Principal,
+    pool: &'a Arc<Pool>,
+    head: &'a Head,
+    body: &'a Bytes,
+    endpoint: Endpoint,
+    request_id: &'a str,
+    deadline: Instant,
+}
+
+impl<'a> Req<'a> {
+    fn governed(&self, cache_hit: bool) -> governance::Request<'a> {
+        governance::Request {
+            head: self.head,
+            body: self.body,
+            endpoint: self.endpoint,
+            request_id: self.request_id,
+            cache_hit,
+        }
+    }
+}
+
+/// A cache hit: governance (expiry, rpm, a zero-cost ledger row), then the stored
+/// answer in the form asked; no upstream call.
+async fn from_cache(req: &Req<'_>, answer: Bytes) -> Result<Resp, GatewayError> {
+    let meter = governance::admit(
+        &req.app.governor,
+        req.principal.account(),
+        req.pool,
+        req.governed(true),
+    )
+    .await?;
+    let served = Served {
+        model: req.pool.spec.name.clone(),
+        deployment: "cache".to_owned(),
+    };
+    let mut resp = tagged(Ok(Cache::answer(answer, req.head, req.endpoint)), Some(served));
+    if let Some(m) = meter {
+        m.served(None, resp.status().as_u16());
+        m.decorate(&mut resp);
+    }
+    Ok(resp)
+}
+
+/// Governance (401/429/402/503), routing with retries and fallbacks, each attempt
+/// dispatched upstream; then the meter learns who answered, and with a cache plan a
+/// complete successful answer is stored.
+async fn forward(req: &Req<'_>, cache: Option<(&Arc<Cache>, &Plan)>) -> Result<Resp, GatewayError> {
+    let app = req.app;
+    let meter = governance::admit(
+        &app.governor,
+        req.principal.account(),
+        req.pool,
+        req.governed(false),
+    )
+    .await?;
+    // A stream to store needs its usage, also when the client did not ask for it.
+    let slot = cache
+        .filter(|(_, p)| p.store && req.head.stream && req.endpoint == Endpoint::Chat)
+        .map(|_| UsageSlot::default());
+    let slot_tap = slot
+        .as_ref()
+        .map(|s| s.tap(meter.as_ref().map(UsageTap::boxed)));
+    let tap = match (&slot_tap, &meter) {
+        (Some(t), _) => Some(t as &dyn UsageTap),
+        (None, Some(m)) => Some(m as &dyn UsageTap),
+        (None, None) => None,
+    };
+    let job = Job {
+        body: req.body,
+        head: req.head,
+        endpoint: req.endpoint,
+        deadline: req.deadline,
+        tap,
         prices: app.cost_prices(),
     };
     let (result, served) = routing::execute(
         &app.routes,
         &app.upstream,
         app.config.max_retries,
-        &pool,
+        req.pool,
         job,
     )
     .await;
-    let Some(meter) = meter else {
-        return Ok(tagged(result, served));
-    };
     let status = match &result {
         Ok(r) => r.status().as_u16(),
         Err(e) => e.status().as_u16(),
     };
-    meter.served(served.as_ref().map(|s| s.deployment.as_str()), status);
+    if let Some(m) = &meter {
+        m.served(served.as_ref().map(|s| s.deployment.as_str()), status);
+    }
     let mut resp = tagged(result, served);
-    meter.decorate(&mut resp);
+    if let Some(m) = &meter {
+        m.decorate(&mut resp);
+    }
+    if let Some((cache, plan)) = cache {
+        resp = cache.keep(plan, resp, slot).await;
+    }
     Ok(resp)
 }
 
@@ -222,8 +331,12 @@ pub async fn readiness(State(app): State<Arc<App>>) -> Resp {
     let tasks = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
-    Json(json!({"status": "ready", "models": app.routes.len(), "tasks": tasks, "deployments": deployments}))
-        .into_response()
+    let mut body = json!({"status": "ready", "models": app.routes.len(), "tasks": tasks, "deployments": deployments});
+    if let Some(c) = &app.cache {
+        // Cache backend operations that failed or timed out since start-up.
+        body["cache_errors"] = json!(c.errors());
+    }
+    Json(body).into_response()
 }
 
 pub async fn not_found() -> Resp {

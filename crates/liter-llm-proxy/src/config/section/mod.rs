@@ -6,6 +6,7 @@
 //! orchestrator (`config::validate`).
 
 pub mod aliases;
+pub mod cache;
 pub(crate) mod general;
 pub mod governance;
 pub mod health;

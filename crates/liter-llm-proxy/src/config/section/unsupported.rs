@@ -5,10 +5,7 @@ use crate::config::file::FileConfig;
 use crate::config::problems::{key, not_supported, Problems};
 
 pub(crate) fn check(file: &FileConfig, problems: &mut Problems) {
-    for (present, section, issue) in [
-        (file.cache.is_some(), "cache", "response caching"),
-        (file.files.is_some(), "files", "the files API"),
-    ] {
+    for (present, section, issue) in [(file.files.is_some(), "files", "the files API")] {
         if present {
             not_supported(problems, vec![key(section)], &format!("[{section}]"), issue);
         }
