@@ -995,7 +995,10 @@ fn the_spec_cache_examples_load() {
     let memory = load("# In-memory cache (default).\n[cache]\nmax_entries = 4096\nttl_seconds = 900\nbackend = \"memory\"\n").unwrap();
     let c = memory.cache.unwrap();
     assert_eq!(c.backend, CacheBackend::Memory);
-    assert_eq!((c.max_entries, c.ttl), (Some(4096), Some(Duration::from_secs(900))));
+    assert_eq!(
+        (c.max_entries, c.ttl),
+        (Some(4096), Some(Duration::from_secs(900)))
+    );
     assert_eq!(c.scope, CacheScope::Global);
     assert_eq!(c.timeout, Duration::from_millis(250));
     let redis = load(
@@ -1027,14 +1030,20 @@ fn cache_settings_are_validated_with_their_location() {
     assert!(e.contains("unknown cache backend \"nosuchstore\""), "{e}");
     assert!(e.contains("test.toml:2:"), "{e}");
     let e = err("[cache]\nttl_seconds = 5\n");
-    assert!(e.contains("max_entries is required for the memory backend"), "{e}");
+    assert!(
+        e.contains("max_entries is required for the memory backend"),
+        "{e}"
+    );
     let e = err("[cache]\nmax_entries = 0\nmax_bytes = 0\n");
     assert!(e.contains("max_entries must be greater than 0"), "{e}");
     assert!(e.contains("max_bytes must be greater than 0"), "{e}");
     let e = err("[cache]\nmax_entries = 1\nscope = \"team\"\n");
     assert!(e.contains("test.toml:3:"), "{e}");
     let e = err("[cache]\nmax_entries = 1\nmax_bytes = 10\nmax_entry_bytes = 11\n");
-    assert!(e.contains("max_entry_bytes must be at most max_bytes"), "{e}");
+    assert!(
+        e.contains("max_entry_bytes must be at most max_bytes"),
+        "{e}"
+    );
     let e = err("[cache]\nmax_entries = 1\n[cache.backend_config]\nroot = \"/x\"\n");
     assert!(e.contains("no effect with backend = \"memory\""), "{e}");
     // Strings, integers and booleans are handed to OpenDAL as text.

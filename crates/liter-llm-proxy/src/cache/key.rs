@@ -234,7 +234,10 @@ mod tests {
     #[test]
     fn controls_from_headers_and_the_body_field() {
         let mut h = HeaderMap::new();
-        h.insert(header::CACHE_CONTROL, "max-age=0, No-Cache".parse().unwrap());
+        h.insert(
+            header::CACHE_CONTROL,
+            "max-age=0, No-Cache".parse().unwrap(),
+        );
         let p = plan("global", Endpoint::Chat, &h, br#"{"model":"m"}"#).unwrap();
         assert!(!p.lookup && p.store && p.upstream.is_none());
         h.insert(header::CACHE_CONTROL, "no-store".parse().unwrap());

@@ -123,9 +123,7 @@ impl Cache {
             )),
         };
         Ok(Cache {
-            near: spec
-                .max_entries
-                .map(|n| Memory::new(n, spec.max_bytes)),
+            near: spec.max_entries.map(|n| Memory::new(n, spec.max_bytes)),
             far,
             ttl: spec.ttl,
             max_entry_bytes: spec.max_entry_bytes,
@@ -326,7 +324,9 @@ impl Cache {
     /// Counts a failure, rests the backend, and warns at most once a minute.
     fn failed(&self, op: &str, e: &RemoteError) {
         let total = self.health.errors.fetch_add(1, Ordering::Relaxed) + 1;
-        let until = self.since_epoch().saturating_add(millis(REST).unsigned_abs());
+        let until = self
+            .since_epoch()
+            .saturating_add(millis(REST).unsigned_abs());
         self.health.rest_until.store(until, Ordering::Relaxed);
         let mut last = self
             .health

@@ -48,7 +48,7 @@ pub struct SlotTap {
 
 impl UsageTap for SlotTap {
     fn report(&self, usage: Usage, cost: Option<f64>) {
-        *self.slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(usage.clone());
+        *self.slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(usage);
         if let Some(t) = &self.inner {
             t.report(usage, cost);
         }
@@ -258,8 +258,10 @@ impl Assembly {
                     let calls: Vec<Value> = c
                         .tools
                         .into_values()
-                        .map(|t| json!({"id": t.id, "type": t.kind.unwrap_or(json!("function")),
-                            "function": {"name": t.name, "arguments": t.arguments}}))
+                        .map(|t| {
+                            json!({"id": t.id, "type": t.kind.unwrap_or(json!("function")),
+                            "function": {"name": t.name, "arguments": t.arguments}})
+                        })
                         .collect();
                     message["tool_calls"] = json!(calls);
                 }
@@ -371,10 +373,16 @@ mod tests {
         events.push("data: [DONE]\n\n");
         let v = assemble(&events, 1 << 20).unwrap();
         assert_eq!(v["object"], "chat.completion");
-        assert_eq!((v["id"].as_str(), v["created"].as_u64()), (Some("c1"), Some(3)));
+        assert_eq!(
+            (v["id"].as_str(), v["created"].as_u64()),
+            (Some("c1"), Some(3))
+        );
         let choice = &v["choices"][0];
         assert_eq!(choice["message"]["content"], "hello");
-        assert_eq!(choice["message"]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
+        assert_eq!(
+            choice["message"]["tool_calls"][0]["function"]["arguments"],
+            "{\"a\":1}"
+        );
         assert_eq!(choice["message"]["tool_calls"][0]["id"], "t1");
         assert_eq!(choice["finish_reason"], "stop");
         assert_eq!(v["usage"]["total_tokens"], 3);

@@ -467,8 +467,8 @@ pub async fn admit(
     if windows.is_empty() && stores.is_none() {
         return Ok(None);
     }
-    let needs_tokens = !req.cache_hit
-        && (stores.is_some() || windows.iter().any(|(_, w)| w.limits.tpm.is_some()));
+    let needs_tokens =
+        !req.cache_hit && (stores.is_some() || windows.iter().any(|(_, w)| w.limits.tpm.is_some()));
     let estimate = if needs_tokens {
         gov.estimate(req.body, pool, req.endpoint)
     } else {

@@ -178,7 +178,10 @@ async fn from_cache(req: &Req<'_>, answer: Bytes) -> Result<Resp, GatewayError> 
         model: req.pool.spec.name.clone(),
         deployment: "cache".to_owned(),
     };
-    let mut resp = tagged(Ok(Cache::answer(answer, req.head, req.endpoint)), Some(served));
+    let mut resp = tagged(
+        Ok(Cache::answer(answer, req.head, req.endpoint)),
+        Some(served),
+    );
     if let Some(m) = meter {
         m.served(None, resp.status().as_u16());
         m.decorate(&mut resp);

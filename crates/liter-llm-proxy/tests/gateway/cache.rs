@@ -100,11 +100,19 @@ async fn miss_then_hit(extra: &str) {
     assert_eq!(mock.requests().len(), 2);
 
     let emb = json!({"model": "gpt-4o", "input": ["a", "b"]});
-    let e1 = gw.post("/v1/embeddings", Some(MASTER), &emb).send().await.unwrap();
+    let e1 = gw
+        .post("/v1/embeddings", Some(MASTER), &emb)
+        .send()
+        .await
+        .unwrap();
     assert_eq!((e1.status().as_u16(), status_of(&e1)), (200, "miss".into()));
     let v1: Value = e1.json().await.unwrap();
     settled(&gw).await;
-    let e2 = gw.post("/v1/embeddings", Some(MASTER), &emb).send().await.unwrap();
+    let e2 = gw
+        .post("/v1/embeddings", Some(MASTER), &emb)
+        .send()
+        .await
+        .unwrap();
     assert_eq!((e2.status().as_u16(), status_of(&e2)), (200, "hit".into()));
     assert_eq!(e2.json::<Value>().await.unwrap(), v1);
     assert_eq!(mock.requests().len(), 3);
@@ -212,9 +220,17 @@ async fn entries_expire(extra: &str) {
     clock.advance(3_000);
     let mut fresh_only = question("short-lived");
     fresh_only["cache"] = json!({"s-maxage": 2});
-    assert_eq!(ask(&gw, MASTER, fresh_only.clone()).await.0, "miss", "3 s old");
+    assert_eq!(
+        ask(&gw, MASTER, fresh_only.clone()).await.0,
+        "miss",
+        "3 s old"
+    );
     settled(&gw).await;
-    assert_eq!(ask(&gw, MASTER, fresh_only).await.0, "hit", "stored just now");
+    assert_eq!(
+        ask(&gw, MASTER, fresh_only).await.0,
+        "hit",
+        "stored just now"
+    );
     assert_eq!(mock.requests().len(), 5);
 }
 
@@ -242,7 +258,10 @@ async fn cache_control_and_the_body_field_bypass_and_never_reach_the_upstream() 
             .send()
             .await
             .unwrap();
-        assert_eq!((resp.status().as_u16(), status_of(&resp)), (200, "bypass".into()));
+        assert_eq!(
+            (resp.status().as_u16(), status_of(&resp)),
+            (200, "bypass".into())
+        );
     }
     assert_eq!(mock.requests().len(), 4);
     assert_eq!(ask(&gw, MASTER, q).await.0, "hit");
@@ -252,7 +271,10 @@ async fn cache_control_and_the_body_field_bypass_and_never_reach_the_upstream() 
     not_stored["cache"] = json!({"no-store": true});
     assert_eq!(ask(&gw, MASTER, not_stored).await.0, "bypass");
     let sent = mock.requests().last().unwrap().body.clone().unwrap();
-    assert!(sent.get("cache").is_none(), "the cache field went upstream: {sent}");
+    assert!(
+        sent.get("cache").is_none(),
+        "the cache field went upstream: {sent}"
+    );
     assert_eq!(sent["messages"][0]["content"], "not stored");
     assert_eq!(ask(&gw, MASTER, question("not stored")).await.0, "miss");
     // no-cache: not looked up, stored.
@@ -281,7 +303,11 @@ fn streamed_text(events: &[String]) -> String {
         .iter()
         .filter(|e| *e != "[DONE]")
         .map(|e| serde_json::from_str::<Value>(e).unwrap())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -295,14 +321,20 @@ async fn a_completed_stream_answers_later_streamed_and_whole_requests() {
     let events = events_of(first).await;
     let text = streamed_text(&events);
     assert!(!text.is_empty());
-    assert!(!events.iter().any(|e| e.contains("\"usage\":{")), "usage hidden");
+    assert!(
+        !events.iter().any(|e| e.contains("\"usage\":{")),
+        "usage hidden"
+    );
 
     let (status, _, whole) = ask(&gw, MASTER, question("stream me please")).await;
     assert_eq!(status, "hit");
     assert_eq!(whole["object"], "chat.completion");
     assert_eq!(whole["choices"][0]["message"]["content"], text.as_str());
     assert_eq!(whole["choices"][0]["finish_reason"], "stop");
-    assert!(whole["usage"]["total_tokens"].as_u64().unwrap() > 0, "{whole}");
+    assert!(
+        whole["usage"]["total_tokens"].as_u64().unwrap() > 0,
+        "{whole}"
+    );
 
     streamed["stream_options"] = json!({"include_usage": true});
     let again = gw.chat(MASTER, streamed).await;
@@ -337,7 +369,10 @@ async fn errors_are_never_stored() {
     let (mock, gw) = setup(SPEC_MEMORY).await;
     mock.push_fault(Fault::status(400));
     let resp = gw.chat(MASTER, question("refused")).await;
-    assert_eq!((resp.status().as_u16(), status_of(&resp)), (400, "miss".into()));
+    assert_eq!(
+        (resp.status().as_u16(), status_of(&resp)),
+        (400, "miss".into())
+    );
     assert_eq!(ask(&gw, MASTER, question("refused")).await.0, "miss");
     assert_eq!(mock.requests().len(), 2);
 }
@@ -355,7 +390,11 @@ async fn key_scope_keeps_each_keys_entries_apart() {
     let (s2, k2, _) = ask(&gw, VKEY2, q.clone()).await;
     assert_eq!(s2, "miss", "another key does not see the first key's entry");
     assert_ne!(k1, k2);
-    assert_eq!(ask(&gw, MASTER, q.clone()).await.0, "miss", "the master key is global");
+    assert_eq!(
+        ask(&gw, MASTER, q.clone()).await.0,
+        "miss",
+        "the master key is global"
+    );
     assert_eq!(ask(&gw, MASTER, q).await.0, "hit");
     assert_eq!(mock.requests().len(), 3);
 }
@@ -369,10 +408,16 @@ async fn hits_cost_nothing(db: Db) {
     let q = json!({"model": "priced", "max_tokens": 10,
         "messages": [{"role": "user", "content": "hello there"}]});
     let first = gw.chat(VKEY, q.clone()).await;
-    assert_eq!((first.status().as_u16(), status_of(&first)), (200, "miss".into()));
+    assert_eq!(
+        (first.status().as_u16(), status_of(&first)),
+        (200, "miss".into())
+    );
     assert!(first.headers().contains_key("x-liter-llm-response-cost"));
     let hit = gw.chat(VKEY, q.clone()).await;
-    assert_eq!((hit.status().as_u16(), status_of(&hit)), (200, "hit".into()));
+    assert_eq!(
+        (hit.status().as_u16(), status_of(&hit)),
+        (200, "hit".into())
+    );
     assert_eq!(hit.headers()["x-ratelimit-remaining-requests"], "0");
     assert!(!hit.headers().contains_key("x-liter-llm-response-cost"));
     let third = gw.chat(VKEY, q).await;
@@ -465,7 +510,11 @@ async fn a_redis_that_stops_and_comes_back_fails_no_request() {
         let (status, _, body) = ask(&gw, MASTER, question(&format!("during {i}"))).await;
         assert!(status == "bypass" || status == "miss", "{status}");
         assert!(body["choices"][0]["message"]["content"].is_string());
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
     settled(&gw).await;
     let ready = gw.get_json("/health/readiness", MASTER).await;
@@ -511,7 +560,11 @@ async fn the_spec_redis_example_serves_with_its_host_unreachable() {
         let (status, _, _) = ask(&gw, MASTER, question(&format!("q{i}"))).await;
         assert!(status == "bypass" || status == "miss", "{status}");
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     // Its in-process tier (max_entries) still answers repeats.
     assert_eq!(ask(&gw, MASTER, question("q0")).await.0, "hit");
     assert_eq!(mock.requests().len(), 5);

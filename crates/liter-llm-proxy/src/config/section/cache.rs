@@ -132,9 +132,16 @@ fn backend(c: &CacheSection, problems: &mut Problems) -> Option<CacheBackend> {
             let message = if e.reason == "Unsupported" {
                 format!("unknown cache backend {scheme:?}: use \"memory\" or an OpenDAL scheme this build has (redis, fs, s3, azblob, gcs)")
             } else {
-                format!("backend {scheme:?} does not accept this backend_config: {}", e.reason)
+                format!(
+                    "backend {scheme:?} does not accept this backend_config: {}",
+                    e.reason
+                )
             };
-            let field = if e.reason == "Unsupported" { "backend" } else { "backend_config" };
+            let field = if e.reason == "Unsupported" {
+                "backend"
+            } else {
+                "backend_config"
+            };
             problems.push((path(&["cache", field]), message));
             None
         }
