@@ -16,10 +16,10 @@
 //! - `cache`: the response cache (keys, entries, memory and OpenDAL backends);
 //! - `routing`: choosing deployments, retries, fallbacks, cooldowns, health probes;
 //! - `upstream`: the dispatcher and the wire protocols;
-//! - `request`, `pricing`, `store`, `config`, `objstore`, `error`: the request head,
-//!   prices, the database stores, the validated config (which checks a `[cache]`
-//!   backend by building its operator), the object stores (OpenDAL), the one error
-//!   type.
+//! - `request`, `pricing`, `store`, `config`, `objstore`, `tasks`, `error`: the
+//!   request head, prices, the database stores, the validated config (which checks a
+//!   `[cache]` backend by building its operator), the object stores (OpenDAL), counted
+//!   background tasks, the one error type.
 
 pub mod admin;
 pub mod app;
@@ -35,6 +35,7 @@ pub mod request;
 pub mod routing;
 pub mod server;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
 pub mod upstream;
 

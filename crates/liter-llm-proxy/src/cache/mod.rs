@@ -22,7 +22,7 @@ pub mod entry;
 pub mod key;
 pub mod tee;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,13 +30,13 @@ use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Response};
 use bytes::Bytes;
 use http_body::Body as _;
-use tokio::sync::Notify;
 
 use crate::config::{CacheBackend, CacheScope, CacheSpec};
 use crate::error::GatewayError;
 use crate::objstore::{self, ObjStoreError};
 use crate::request::{Endpoint, Head};
 use crate::store::{Clock, SystemClock};
+use crate::tasks::Pending;
 use backend::{millis, Memory, Remote, RemoteError};
 use entry::Entry;
 pub use key::Plan;
@@ -82,13 +82,6 @@ struct Health {
     epoch: Instant,
 }
 
-/// Writes still running, so tests and shutdown can wait for them.
-#[derive(Default)]
-struct Pending {
-    count: AtomicUsize,
-    idle: Notify,
-}
-
 /// The response cache of one gateway.
 pub struct Cache {
     near: Option<Memory>,
@@ -98,7 +91,8 @@ pub struct Cache {
     scope: CacheScope,
     clock: Arc<dyn Clock>,
     health: Health,
-    pending: Pending,
+    /// Backend writes still running.
+    pending: Arc<Pending>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -135,7 +129,7 @@ impl Cache {
                 last_warn: Mutex::new(None),
                 epoch: Instant::now(),
             },
-            pending: Pending::default(),
+            pending: Arc::default(),
         })
     }
 
@@ -288,28 +282,18 @@ impl Cache {
             return;
         };
         let cache = self.clone();
-        cache.pending.count.fetch_add(1, Ordering::AcqRel);
-        rt.spawn(async move {
+        self.pending.spawn(&rt, async move {
             if let Some(far) = &cache.far {
                 if let Err(e) = far.put(&hex, &entry).await {
                     cache.failed("write", &e);
                 }
-            }
-            if cache.pending.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-                cache.pending.idle.notify_waiters();
             }
         });
     }
 
     /// Waits until every backend write started so far has ended.
     pub async fn settled(&self) {
-        loop {
-            let notified = self.pending.idle.notified();
-            if self.pending.count.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            notified.await;
-        }
+        self.pending.idle().await;
     }
 
     fn since_epoch(&self) -> u64 {

@@ -10,7 +10,6 @@
 //! reported it, else with the whole reservation (an upper bound of what the provider
 //! can bill, so recorded spend never falls short).
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::http::{HeaderName, HeaderValue, Response};
@@ -174,13 +173,6 @@ impl Drop for Inner {
             // by the next start's reconcile.
             return;
         };
-        let pending = self.gov.pending.clone();
-        pending.count.fetch_add(1, Ordering::AcqRel);
-        rt.spawn(async move {
-            settle.await;
-            if pending.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-                pending.idle.notify_waiters();
-            }
-        });
+        self.gov.pending.spawn(&rt, settle);
     }
 }

@@ -17,12 +17,10 @@ pub mod limits;
 pub mod meter;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use liter_llm::types::Usage;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::{Config, Enforcement, KeyLimits};
@@ -34,16 +32,10 @@ use crate::routing::Pool;
 use crate::store::{
     BudgetScope, Clock, Reservation, ReserveError, StoreError, Stores, SystemClock,
 };
+use crate::tasks::Pending;
 use estimate::{Estimate, Tokenizer};
 use limits::{Admission, Refusal, Remaining, Window};
 pub use meter::{Meter, BUDGET_WARNING};
-
-/// Settlement tasks still running, so tests and shutdown can wait for them.
-#[derive(Debug, Default)]
-struct Pending {
-    count: AtomicUsize,
-    idle: Notify,
-}
 
 /// What the governance stage keeps for the gateway's lifetime.
 #[derive(Debug)]
@@ -67,6 +59,7 @@ pub struct Governor {
     model_scopes: HashMap<String, (Arc<str>, f64)>,
     tokenizer: Tokenizer,
     prices: Option<Arc<Prices>>,
+    /// Settlement tasks still running.
     pending: Arc<Pending>,
 }
 
@@ -259,13 +252,7 @@ impl Governor {
 
     /// Waits until every settlement started so far has been written and is durable.
     pub async fn settled(&self) {
-        loop {
-            let notified = self.pending.idle.notified();
-            if self.pending.count.load(Ordering::Acquire) == 0 {
-                break;
-            }
-            notified.await;
-        }
+        self.pending.idle().await;
         if let Some(s) = &self.stores {
             if let Err(e) = s.spend.flush().await {
                 tracing::error!(error = %e, "could not write the spend ledger");
