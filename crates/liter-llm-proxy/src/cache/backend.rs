@@ -37,6 +37,7 @@ impl Memory {
         let floor = max_bytes.div_ceil(max_entries.max(1));
         let cache = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
             .weigher(move |_k: &[u8; 32], e: &Arc<Entry>| {
                 u32::try_from(e.weight().max(floor)).unwrap_or(u32::MAX)
             })
@@ -117,4 +118,47 @@ impl Remote {
 /// Milliseconds of `d`, for entry times.
 pub fn millis(d: Duration) -> UnixMillis {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn entry(bytes: usize) -> Arc<Entry> {
+        Arc::new(Entry {
+            created_ms: 0,
+            expires_ms: None,
+            body: Bytes::from(vec![b'x'; bytes]),
+        })
+    }
+
+    fn key(i: u32) -> [u8; 32] {
+        let mut k = [0u8; 32];
+        k[..4].copy_from_slice(&i.to_be_bytes());
+        k
+    }
+
+    #[test]
+    fn the_memory_tier_holds_both_its_entry_and_its_byte_limit_evicting_the_oldest() {
+        // Big answers: the bytes limit decides (10 x 2 KB in 10 KB).
+        let m = Memory::new(100, 10_000);
+        for i in 0..10 {
+            m.put(key(i), entry(2_000));
+        }
+        m.cache.run_pending_tasks();
+        assert!(m.cache.weighted_size() <= 10_000);
+        assert!(m.cache.entry_count() <= 4, "{}", m.cache.entry_count());
+        // Small answers: the entry limit decides (each counts for 10_000 / 100).
+        let m = Memory::new(100, 10_000);
+        for i in 0..300 {
+            m.put(key(i), entry(10));
+        }
+        m.cache.run_pending_tasks();
+        assert!(m.cache.entry_count() <= 100, "{}", m.cache.entry_count());
+        assert!(m.cache.entry_count() >= 50, "{}", m.cache.entry_count());
+        assert!(m.get(&key(299)).is_some(), "the newest is kept");
+        assert!(m.get(&key(0)).is_none(), "the oldest is evicted");
+    }
 }
