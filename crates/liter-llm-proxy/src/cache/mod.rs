@@ -85,7 +85,7 @@ struct Health {
 /// The response cache of one gateway.
 pub struct Cache {
     near: Option<Memory>,
-    far: Option<Remote>,
+    far: Option<Arc<Remote>>,
     ttl: Option<Duration>,
     max_entry_bytes: u64,
     scope: CacheScope,
@@ -111,10 +111,10 @@ impl Cache {
     pub fn with_clock(spec: &CacheSpec, clock: Arc<dyn Clock>) -> Result<Cache, ObjStoreError> {
         let far = match &spec.backend {
             CacheBackend::Memory => None,
-            CacheBackend::OpenDal { scheme, config } => Some(Remote::new(
+            CacheBackend::OpenDal { scheme, config } => Some(Arc::new(Remote::new(
                 objstore::operator(scheme, config, spec.timeout)?,
                 spec.timeout,
-            )),
+            ))),
         };
         Ok(Cache {
             near: spec.max_entries.map(|n| Memory::new(n, spec.max_bytes)),
@@ -193,8 +193,7 @@ impl Cache {
             }
             Ok(Some(e)) => {
                 if e.expired(now) {
-                    // A backend without expiry of its own: drop it now.
-                    let _ = far.remove(&plan.hex).await;
+                    self.forget(far, &plan.hex);
                 }
                 (None, Outcome::Miss)
             }
@@ -288,6 +287,18 @@ impl Cache {
                     cache.failed("write", &e);
                 }
             }
+        });
+    }
+
+    /// Deletes an expired object (a backend without expiry of its own keeps it), in the
+    /// background.
+    fn forget(&self, far: &Arc<Remote>, hex: &str) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (far, hex) = (far.clone(), hex.to_owned());
+        self.pending.spawn(&rt, async move {
+            let _ = far.remove(&hex).await;
         });
     }
 
