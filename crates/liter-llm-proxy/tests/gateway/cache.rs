@@ -569,3 +569,32 @@ async fn the_spec_redis_example_serves_with_its_host_unreachable() {
     assert_eq!(ask(&gw, MASTER, question("q0")).await.0, "hit");
     assert_eq!(mock.requests().len(), 5);
 }
+
+#[tokio::test]
+async fn a_backend_that_never_answers_costs_a_request_at_most_the_timeout() {
+    // Accepts connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let extra = format!("[cache]\nbackend = \"redis\"\ntimeout_ms = 200\n[cache.backend_config]\nendpoint = \"redis://127.0.0.1:{port}\"\n");
+    let (mock, gw) = setup(&extra).await;
+    for i in 0..3 {
+        let started = Instant::now();
+        let (status, _, _) = ask(&gw, MASTER, question(&format!("silent {i}"))).await;
+        assert_eq!(status, "bypass");
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    settled(&gw).await;
+    assert!(gw.app.cache.as_ref().unwrap().errors() >= 1);
+    assert_eq!(mock.requests().len(), 3);
+    held.abort();
+}
