@@ -100,23 +100,15 @@ async fn pipeline(
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let Some(cache) = &app.cache else {
-        let req = Req {
-            app,
-            principal,
-            pool: &pool,
-            head: &head,
-            body,
-            endpoint,
-            request_id,
-            deadline,
-        };
-        return forward(&req, None).await;
+    let plan = match &app.cache {
+        Some(cache) => {
+            let key_scope = principal.account().map(|k| &**k.scope);
+            Some(cache.plan(key_scope, endpoint, headers, body)?)
+        }
+        None => None,
     };
-    let key_scope = principal.account().map(|k| &**k.scope);
-    let plan = cache.plan(key_scope, endpoint, headers, body)?;
     // The body's `cache` field does not go upstream.
-    let (body, head) = match &plan.upstream {
+    let (body, head) = match plan.as_ref().and_then(|p| p.upstream.as_ref()) {
         Some((b, h)) => (b, h),
         None => (body, &head),
     };
@@ -130,13 +122,16 @@ async fn pipeline(
         request_id,
         deadline,
     };
-    let (found, outcome) = cache.lookup(&plan).await;
+    let (Some(cache), Some(plan)) = (&app.cache, &plan) else {
+        return forward(&req, None).await;
+    };
+    let (found, outcome) = cache.lookup(plan).await;
     let mut resp = match found {
         Some(answer) => from_cache(&req, answer).await,
-        None => forward(&req, Some((cache, &plan))).await,
+        None => forward(&req, Some((cache, plan))).await,
     }
     .unwrap_or_else(IntoResponse::into_response);
-    Cache::decorate(&plan, outcome, &mut resp);
+    Cache::decorate(plan, outcome, &mut resp);
     Ok(resp)
 }
 
