@@ -330,6 +330,12 @@ if [ "$GATEWAY" = 1 ]; then
     governed_config governed-pg "$(cat "$RUN/pg-url.txt")"
     extra_gateway governed-pg
   fi
+  # The response cache: the plain gateway with a memory cache, so every request after the
+  # first is answered from it.
+  mkdir -p "$RUN/cached"
+  cp "$RUN/gateway/config.toml" "$RUN/cached/config.toml"
+  printf '\n[cache]\nmax_entries = 4096\nttl_seconds = 3600\n' >>"$RUN/cached/config.toml"
+  extra_gateway cached
 fi
 
 # --- idle RSS, before any traffic -------------------------------------------------------------
@@ -360,7 +366,7 @@ run_paths() {
 # report_dead: after a failed run, say which of our processes are gone and show their logs.
 report_dead() {
   local name pid
-  for name in mock floor gateway pool10 governed governed-pg; do
+  for name in mock floor gateway pool10 governed governed-pg cached; do
     pid="${NAMED_PID[$name]:-}"
     if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
       echo "bench: $name (pid $pid) is not running any more; the end of $RUN/$name.log:" >&2
@@ -405,6 +411,8 @@ if [ "$GATEWAY" = 1 ]; then
   compare govf governed "$BODY_FRESH" "${FRESH[@]}"
   compare gov-pg governed-pg "$BODY"
   compare govf-pg governed-pg "$BODY_FRESH" "${FRESH[@]}"
+  # The cache: a hit from memory against the pass-through it saves.
+  compare cache cached "$BODY"
 fi
 
 # --- report ------------------------------------------------------------------------------------
@@ -429,7 +437,7 @@ GOALS="$RUN/goals.tsv"
   --meta "Gateway: \`liter-llm api\`, master key, one OpenAI model on the mock, \`max_retries = 0\`, $GATEWAY_LOG (logs written to a file)" >/dev/null
 {
   cat "$RUN/rounds.md"
-  for kind in pool gov govf; do
+  for kind in pool gov govf cache; do
     python3 "$ROOT/bench/compare.py" "$RUN" "$REPEAT" "$kind"
   done
   python3 "$ROOT/bench/summary.py" "$GOALS"

@@ -96,7 +96,7 @@ fn check_config_fails_with_file_line_and_column() {
         "{err}"
     );
 
-    std::fs::write(&file, "[cache]\nmax_entries = 5\n").unwrap();
+    std::fs::write(&file, "[cache]\nbackend = \"nosuchstore\"\n").unwrap();
     let out = cmd(dir.path())
         .args(["check-config", "--config"])
         .arg(&file)
@@ -104,7 +104,31 @@ fn check_config_fails_with_file_line_and_column() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("not supported yet: [cache]"), "{err}");
+    assert!(
+        err.contains("unknown cache backend \"nosuchstore\""),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{}:2:", file.display())), "{err}");
+}
+
+#[test]
+fn check_config_masks_cache_backend_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.toml");
+    std::fs::write(
+        &file,
+        "[cache]\nbackend = \"s3\"\n[cache.backend_config]\nbucket = \"b\"\nregion = \"us-east-1\"\nsecret_access_key = \"cache-secret-xyz\"\n",
+    )
+    .unwrap();
+    let out = cmd(dir.path())
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("bucket = \"b\""), "{shown}");
+    assert!(!shown.contains("cache-secret-xyz"), "{shown}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::auth::KeyRegistry;
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::config::MetricsAccess;
 use crate::files::Files;
@@ -41,6 +42,8 @@ pub struct App {
     pub metrics: Option<Arc<Metrics>>,
     /// The tracer (`None`: `general.enable_tracing` is off).
     pub tracing: Option<Arc<Tracing>>,
+    /// The response cache (`[cache]`).
+    pub cache: Option<Arc<Cache>>,
 }
 
 /// Why a gateway could not be built from a valid config. Names models and files,
@@ -61,6 +64,8 @@ pub enum BuildError {
     FilesWithoutStore,
     #[error(transparent)]
     Tracing(#[from] TracingError),
+    #[error("[cache]: {0}")]
+    Cache(#[source] ObjStoreError),
 }
 
 /// The files API of `config`: metadata in memory for the `memory` backend, in the
@@ -80,6 +85,24 @@ fn files(config: &Config, stores: Option<&Stores>) -> Result<Option<Arc<Files>>,
 impl App {
     /// Build the gateway from a validated config.
     pub async fn build(config: Config) -> Result<Arc<App>, BuildError> {
+        Self::build_with_clock(config, Arc::new(crate::store::SystemClock)).await
+    }
+
+    /// [`App::build`] with the response cache's entry times from `clock` (tests move
+    /// it to expire entries).
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn crate::store::Clock>,
+    ) -> Result<Arc<App>, BuildError> {
+        let metrics = (config.metrics != MetricsAccess::Off).then(|| Arc::new(Metrics::new()));
+        let cache = match &config.cache {
+            Some(spec) => Some(Arc::new(
+                Cache::with_clock(spec, clock)
+                    .map_err(BuildError::Cache)?
+                    .counted(metrics.as_ref().map(|m| m.cache.clone())),
+            )),
+            None => None,
+        };
         let stores = governance::open_store(&config).await?;
         let files = files(&config, stores.as_ref())?;
         let prices = Prices::load(&config, stores.is_some())?.map(Arc::new);
@@ -99,7 +122,6 @@ impl App {
                 "provider key variables are set for providers no [[aliases]] entry names: their models are reachable only through [[models]]; add an [[aliases]] entry such as pattern = \"openai/*\" to expose one"
             );
         }
-        let metrics = (config.metrics != MetricsAccess::Off).then(|| Arc::new(Metrics::new()));
         let routes = Arc::new(Registry::from_config(&config, metrics.clone())?);
         let tracing = match &config.tracing {
             Some(spec) => {
@@ -124,6 +146,7 @@ impl App {
             files,
             metrics,
             tracing,
+            cache,
             config,
         }))
     }

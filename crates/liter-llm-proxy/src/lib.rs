@@ -14,15 +14,18 @@
 //! - `files`: the files API below the edge (objects, metadata, ownership);
 //! - `auth`: who is calling;
 //! - `governance`: key expiry, rate limits, token estimate, budgets, the meter;
+//! - `cache`: the response cache (keys, entries, memory and OpenDAL backends);
 //! - `routing`: choosing deployments, retries, fallbacks, cooldowns, health probes;
 //! - `upstream`: the dispatcher and the wire protocols;
-//! - `request`, `pricing`, `store`, `objstore`, `config`, `error`: the request head,
-//!   prices, the database stores, the object stores (OpenDAL), the validated config,
-//!   the one error type.
+//! - `request`, `pricing`, `store`, `config`, `objstore`, `tasks`, `error`: the
+//!   request head, prices, the database stores, the validated config (which checks a
+//!   `[cache]` backend by building its operator), the object stores (OpenDAL), counted
+//!   background tasks, the one error type.
 
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod files;
@@ -36,6 +39,7 @@ pub mod request;
 pub mod routing;
 pub mod server;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
 pub mod upstream;
 

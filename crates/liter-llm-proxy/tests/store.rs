@@ -169,6 +169,7 @@ fn entry(request_id: &str, key: Option<&str>, model: &str, cost: f64, at: i64) -
         cached_tokens: 10,
         cost_usd: cost,
         status: 200,
+        cache_hit: false,
         started_at: at,
         ended_at: at + 1_500,
     }

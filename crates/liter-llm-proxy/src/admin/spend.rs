@@ -58,6 +58,7 @@ fn row(e: &LedgerEntry) -> Value {
         "total_tokens": e.prompt_tokens.saturating_add(e.completion_tokens),
         "cached_tokens": e.cached_tokens,
         "status": e.status,
+        "cache_hit": e.cache_hit,
         "startTime": rfc3339(e.started_at),
         "endTime": rfc3339(e.ended_at),
     })

@@ -39,6 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         cached_tokens: 10,
                         cost_usd: 1.5,
                         status: 200,
+                        cache_hit: false,
                         started_at: at,
                         ended_at: at + 1_500,
                     },

@@ -269,15 +269,39 @@ pub struct BudgetSection {
     pub enforcement: Enforcement,
 }
 
+/// `[cache] scope`: who shares entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheScope {
+    /// Every key (and the master key) shares one set of entries.
+    #[default]
+    Global,
+    /// Each virtual key has its own entries; the master key uses the global ones.
+    Key,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheSection {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_entries: Option<usize>,
+    pub max_entries: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttl_seconds: Option<u64>,
     pub backend: String,
-    pub backend_config: BTreeMap<String, String>,
+    pub backend_config: BTreeMap<String, BackendValue>,
+    /// Extension: the in-process tier's limit in bytes (entries count for at least
+    /// `max_bytes / max_entries` each).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// Extension: answers larger than this are not stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_entry_bytes: Option<u64>,
+    /// Extension: `global` (default) or `key`.
+    pub scope: CacheScope,
+    /// Extension: the longest a backend operation may take before the request goes on
+    /// without the cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 impl Default for CacheSection {
@@ -287,6 +311,10 @@ impl Default for CacheSection {
             ttl_seconds: None,
             backend: "memory".into(),
             backend_config: BTreeMap::new(),
+            max_bytes: None,
+            max_entry_bytes: None,
+            scope: CacheScope::Global,
+            timeout_ms: None,
         }
     }
 }

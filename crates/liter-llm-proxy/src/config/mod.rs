@@ -9,8 +9,8 @@
 //! - `view`: what `check-config` shows of the file, secrets masked;
 //! - `validate`: the orchestrator, calling one validator per section;
 //! - `section::*`: the section validators (`server`, `general`, `models` with
-//!   `settings` and `network`, `aliases`, `keys`, `governance`, `files`, `routing`,
-//!   `health`, `unsupported`), each returning its part of the runtime config;
+//!   `settings` and `network`, `aliases`, `keys`, `governance`, `files`, `cache`,
+//!   `routing`, `health`), each returning its part of the runtime config;
 //! - `overrides`: the command-line values, applied as data;
 //! - `file`: the TOML structs; `interpolate`: `${VAR}`;
 //! - `problems`: the shared vocabulary (key paths, the problem list), a leaf.
@@ -30,6 +30,9 @@ pub use load::{
 };
 pub use overrides::{MasterKeySource, Overrides};
 pub use section::aliases::{glob_match, CredentialAlias};
+pub use section::cache::{
+    CacheBackend, CacheSpec, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_TIMEOUT,
+};
 pub use section::files::FilesSpec;
 pub use section::general::{TracingSpec, DEFAULT_TRACES_ENDPOINT};
 pub use section::governance::{default_database, Governance, KeyLimits, RateLimits};

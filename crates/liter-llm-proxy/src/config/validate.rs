@@ -13,6 +13,7 @@ use super::file::FileConfig;
 use super::overrides::Overrides;
 use super::problems::Problems;
 use super::section::aliases::CredentialAlias;
+use super::section::cache::CacheSpec;
 use super::section::files::FilesSpec;
 use super::section::governance::Governance;
 use super::section::keys::KeySpec;
@@ -61,6 +62,8 @@ pub struct Config {
     pub governance: Governance,
     /// `[files]`: the files API is served only when it is set.
     pub files: Option<FilesSpec>,
+    /// `[cache]`: the response cache (`None`: no caching).
+    pub cache: Option<CacheSpec>,
     /// The config file, when the config came from one (relative paths resolve beside it).
     pub source: Option<std::path::PathBuf>,
 }
@@ -81,7 +84,10 @@ pub(crate) fn validate(
     let keys = section::keys::check(&file.keys, general.master_key.as_ref(), &names, p);
     let governance = section::governance::check(file, p);
     let files = file.files.as_ref().map(|f| section::files::check(f, p));
-    section::unsupported::check(file, p);
+    let cache = file
+        .cache
+        .as_ref()
+        .and_then(|c| section::cache::check(c, p));
     let mut routing = section::routing::check(file, &names, p);
     routing.cooldown = file
         .cooldown
@@ -115,6 +121,7 @@ pub(crate) fn validate(
         keys,
         governance,
         files,
+        cache,
         source: None,
     })
 }

@@ -17,8 +17,8 @@ pub struct Inspection {
     /// The file as parsed, with `--host`, `--port` and the master key in force
     /// applied, and `master_key`, every `api_key`, the `aws_*` keys, every
     /// `[[keys]] key`, the password of `database_url` and the secret values of
-    /// `[files] backend_config` replaced by [`MASK`] (an empty value stays empty).
-    /// Holds no secret.
+    /// `[files]` and `[cache]` `backend_config` (`objstore::is_secret_key`) replaced by
+    /// [`MASK`] (an empty value stays empty). Holds no secret.
     pub masked: FileConfig,
     /// Where the master key in force came from (`None`: no master key).
     pub master_key_source: Option<MasterKeySource>,
@@ -83,6 +83,9 @@ pub(crate) fn inspect(file: FileConfig, config: Config, overrides: &Overrides) -
     }
     if let Some(files) = &mut masked.files {
         mask_backend_config(&mut files.backend_config);
+    }
+    if let Some(cache) = &mut masked.cache {
+        mask_backend_config(&mut cache.backend_config);
     }
     Inspection {
         config,

@@ -10,7 +10,6 @@
 //! reported it, else with the whole reservation (an upper bound of what the provider
 //! can bill, so recorded spend never falls short).
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::http::{HeaderName, HeaderValue, Response};
@@ -47,6 +46,8 @@ pub(super) struct Inner {
     pub model: String,
     pub started_at: UnixMillis,
     pub soft_warning: Option<String>,
+    /// Answered from the response cache: billed nothing.
+    pub cache_hit: bool,
     pub state: Mutex<State>,
 }
 
@@ -139,6 +140,7 @@ impl Inner {
                 .max(usage.cache_read_input_tokens.unwrap_or(0)),
             cost_usd: cost,
             status: state.status,
+            cache_hit: self.cache_hit,
             started_at: self.started_at,
             ended_at: SystemClock.now_ms(),
         }
@@ -171,13 +173,6 @@ impl Drop for Inner {
             // by the next start's reconcile.
             return;
         };
-        let pending = self.gov.pending.clone();
-        pending.count.fetch_add(1, Ordering::AcqRel);
-        rt.spawn(async move {
-            settle.await;
-            if pending.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-                pending.idle.notify_waiters();
-            }
-        });
+        self.gov.pending.spawn(&rt, settle);
     }
 }

@@ -17,12 +17,10 @@ pub mod limits;
 pub mod meter;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use liter_llm::types::Usage;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::{Config, Enforcement, KeyLimits};
@@ -34,16 +32,10 @@ use crate::routing::Pool;
 use crate::store::{
     BudgetScope, Clock, Reservation, ReserveError, StoreError, Stores, SystemClock,
 };
+use crate::tasks::Pending;
 use estimate::{Estimate, Tokenizer};
 use limits::{Admission, Refusal, Remaining, Window};
 pub use meter::{Meter, BUDGET_WARNING};
-
-/// Settlement tasks still running, so tests and shutdown can wait for them.
-#[derive(Debug, Default)]
-struct Pending {
-    count: AtomicUsize,
-    idle: Notify,
-}
 
 /// What the governance stage keeps for the gateway's lifetime.
 #[derive(Debug)]
@@ -67,6 +59,7 @@ pub struct Governor {
     model_scopes: HashMap<String, (Arc<str>, f64)>,
     tokenizer: Tokenizer,
     prices: Option<Arc<Prices>>,
+    /// Settlement tasks still running.
     pending: Arc<Pending>,
 }
 
@@ -290,13 +283,7 @@ impl Governor {
 
     /// Waits until every settlement started so far has been written and is durable.
     pub async fn settled(&self) {
-        loop {
-            let notified = self.pending.idle.notified();
-            if self.pending.count.load(Ordering::Acquire) == 0 {
-                break;
-            }
-            notified.await;
-        }
+        self.pending.idle().await;
         if let Some(s) = &self.stores {
             if let Err(e) = s.spend.flush().await {
                 tracing::error!(error = %e, "could not write the spend ledger");
@@ -371,7 +358,8 @@ impl Governor {
 
     /// Reserves the most any deployment of the pool could bill for this request, in
     /// every budget scope it belongs to; under soft enforcement, a crossed gateway or
-    /// model budget lets the request through with a warning.
+    /// model budget lets the request through with a warning. A cache hit (`free`)
+    /// reserves 0 and needs no price.
     async fn reserve(
         &self,
         stores: &Stores,
@@ -379,9 +367,10 @@ impl Governor {
         pool: &Pool,
         estimate: Estimate,
         request: (&str, &str),
+        free: bool,
     ) -> Result<Reserved, Refused> {
         let (request_id, model) = request;
-        if self.budget_applies(key, pool) {
+        if !free && self.budget_applies(key, pool) {
             let unpriced = pool.deployments.iter().find(|d| {
                 let name = &d.deployment.provider_model;
                 d.target.is_some() && !self.prices.as_ref().is_some_and(|p| p.is_priced(name))
@@ -392,6 +381,7 @@ impl Governor {
         }
         let usage = Usage::new(estimate.prompt, estimate.max_output);
         let amount = match &self.prices {
+            _ if free => 0.0,
             Some(p) => pool
                 .deployments
                 .iter()
@@ -465,11 +455,16 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     pub endpoint: Endpoint,
     pub request_id: &'a str,
+    /// Answered from the response cache: it counts for the rpm windows only (no
+    /// tokens), is reserved and billed at 0, and its ledger row says `cache_hit`.
+    pub cache_hit: bool,
 }
 
 /// Admits a request (`Some(meter)` when it is governed, `None` when there is nothing
 /// to govern), or refuses it: 401 (expired key), 429 (rate limit), 402 (budget), 503
-/// (store unreachable: budgets fail closed).
+/// (store unreachable: budgets fail closed). A cache hit (`req.cache_hit`) goes through
+/// the same checks with no tokens and a reservation of 0, so it costs nothing, counts
+/// for rpm, and is still refused to a key whose budget is already spent.
 pub async fn admit(
     gov: &Arc<Governor>,
     key: Option<KeyAccount<'_>>,
@@ -497,7 +492,8 @@ pub async fn admit(
     if windows.is_empty() && stores.is_none() {
         return Ok(None);
     }
-    let needs_tokens = stores.is_some() || windows.iter().any(|(_, w)| w.limits.tpm.is_some());
+    let needs_tokens =
+        !req.cache_hit && (stores.is_some() || windows.iter().any(|(_, w)| w.limits.tpm.is_some()));
     let estimate = if needs_tokens {
         gov.estimate(req.body, pool, req.endpoint)
     } else {
@@ -518,7 +514,7 @@ pub async fn admit(
         Some(stores) => {
             let request = (req.request_id, req.head.model.as_str());
             match gov
-                .reserve(stores, key.as_ref(), pool, estimate, request)
+                .reserve(stores, key.as_ref(), pool, estimate, request, req.cache_hit)
                 .await
             {
                 Ok(r) => Some(r),
@@ -544,6 +540,7 @@ pub async fn admit(
         model: req.head.model.clone(),
         started_at: now_ms,
         soft_warning: reserved.and_then(|r| r.warning),
+        cache_hit: req.cache_hit,
         state: Mutex::default(),
     }))))
 }

@@ -17,9 +17,10 @@ use tokio::time::Instant;
 
 use crate::app::App;
 use crate::auth::Principal;
+use crate::cache::{Cache, Plan, UsageSlot};
 use crate::error::GatewayError;
 use crate::governance;
-use crate::request::{parse_head, Endpoint, RawBody};
+use crate::request::{parse_head, Endpoint, Head, RawBody};
 use crate::routing::{self, Pool, Served};
 use crate::telemetry::{Record, RouteInfo, UpstreamTime, REQUEST_ID};
 use crate::upstream::stream::Both;
@@ -71,8 +72,9 @@ pub async fn embeddings(
 }
 
 /// The pipeline of a chat or embeddings request after authentication: head parse,
-/// route resolution (404/403), governance (401/429/402/503), routing with retries and
-/// fallbacks, each attempt dispatched upstream; then the meter learns who answered.
+/// route resolution (404/403), the cache's lookup, governance (401/429/402/503),
+/// routing with retries and fallbacks, each attempt dispatched upstream; then the meter
+/// learns who answered and the cache stores the answer.
 async fn proxy(
     app: Arc<App>,
     principal: Arc<Principal>,
@@ -116,52 +118,162 @@ async fn pipeline(
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let request = governance::Request {
-        head: &head,
+    let plan = match &app.cache {
+        Some(cache) => {
+            let key_scope = principal.account().map(|k| &**k.scope);
+            Some(cache.plan(key_scope, endpoint, headers, body)?)
+        }
+        None => None,
+    };
+    // The body's `cache` field does not go upstream.
+    let (body, head) = match plan.as_ref().and_then(|p| p.upstream.as_ref()) {
+        Some((b, h)) => (b, h),
+        None => (body, &head),
+    };
+    let req = Req {
+        app,
+        principal,
+        pool: &pool,
+        head,
         body,
         endpoint,
         request_id,
+        deadline,
+        record,
     };
-    let meter = governance::admit(&app.governor, principal.account(), &pool, request)
+    let (Some(cache), Some(plan)) = (&app.cache, &plan) else {
+        return forward(&req, None).await;
+    };
+    let (found, outcome) = cache.lookup(plan).await;
+    let mut resp = match found {
+        Some(answer) => from_cache(&req, answer).await,
+        None => forward(&req, Some((cache, plan))).await,
+    }
+    .unwrap_or_else(IntoResponse::into_response);
+    Cache::decorate(plan, outcome, &mut resp);
+    Ok(resp)
+}
+
+/// A chat or embeddings request past route resolution.
+struct Req<'a> {
+    app: &'a App,
+    principal: &'a Principal,
+    pool: &'a Arc<Pool>,
+    head: &'a Head,
+    body: &'a Bytes,
+    endpoint: Endpoint,
+    request_id: &'a str,
+    deadline: Instant,
+    /// The request's observations (metrics, trace), when either is on.
+    record: Option<&'a Arc<Record>>,
+}
+
+impl<'a> Req<'a> {
+    fn governed(&self, cache_hit: bool) -> governance::Request<'a> {
+        governance::Request {
+            head: self.head,
+            body: self.body,
+            endpoint: self.endpoint,
+            request_id: self.request_id,
+            cache_hit,
+        }
+    }
+
+    /// Governance's admission, a refusal counted in `/metrics` by kind and scope.
+    async fn admit(&self, cache_hit: bool) -> Result<Option<governance::Meter>, GatewayError> {
+        let app = self.app;
+        governance::admit(
+            &app.governor,
+            self.principal.account(),
+            self.pool,
+            self.governed(cache_hit),
+        )
         .await
-        .inspect_err(|r| count_refusal(app, r))?;
-    let observer = record.map(|r| r.tap());
+        .inspect_err(|r| count_refusal(app, r))
+        .map_err(GatewayError::from)
+    }
+}
+
+/// A cache hit: governance (expiry, rpm, a zero-cost ledger row), then the stored
+/// answer in the form asked; no upstream call.
+async fn from_cache(req: &Req<'_>, answer: Bytes) -> Result<Resp, GatewayError> {
+    let meter = req.admit(true).await?;
+    let served = Served {
+        model: req.pool.spec.name.clone(),
+        deployment: "cache".to_owned(),
+        metrics: None,
+        upstream: std::time::Duration::ZERO,
+    };
+    let mut resp = tagged(
+        Ok(Cache::answer(answer, req.head, req.endpoint)),
+        Some(served),
+    );
+    if let Some(m) = meter {
+        m.served(None, resp.status().as_u16());
+        m.decorate(&mut resp);
+    }
+    Ok(resp)
+}
+
+/// Governance (401/429/402/503), routing with retries and fallbacks, each attempt
+/// dispatched upstream; then the meter learns who answered, and with a cache plan a
+/// complete successful answer is stored.
+async fn forward(req: &Req<'_>, cache: Option<(&Arc<Cache>, &Plan)>) -> Result<Resp, GatewayError> {
+    let app = req.app;
+    let meter = req.admit(false).await?;
+    // A stream to store needs its usage, also when the client did not ask for it.
+    let slot = cache
+        .filter(|(_, p)| p.store && req.head.stream && req.endpoint == Endpoint::Chat)
+        .map(|_| UsageSlot::default());
+    let slot_tap = slot
+        .as_ref()
+        .map(|s| s.tap(meter.as_ref().map(UsageTap::boxed)));
+    let governed = match (&slot_tap, &meter) {
+        (Some(t), _) => Some(t as &dyn UsageTap),
+        (None, Some(m)) => Some(m as &dyn UsageTap),
+        (None, None) => None,
+    };
+    let observer = req.record.map(|r| r.tap());
     let both;
-    let tap = match (meter.as_ref(), observer.as_ref()) {
-        (Some(m), Some(o)) => {
-            both = Both(m, o);
+    let tap = match (governed, observer.as_ref()) {
+        (Some(g), Some(o)) => {
+            both = Both(g, o);
             Some(&both as &dyn UsageTap)
         }
-        (Some(m), None) => Some(m as &dyn UsageTap),
+        (Some(g), None) => Some(g),
         (None, o) => o.map(|o| o as &dyn UsageTap),
     };
     let job = Job {
-        body,
-        head: &head,
-        endpoint,
-        deadline,
+        body: req.body,
+        head: req.head,
+        endpoint: req.endpoint,
+        deadline: req.deadline,
         tap,
         prices: app.cost_prices(),
-        trace: record.and_then(|r| r.trace()),
+        trace: req.record.and_then(|r| r.trace()),
     };
     let (result, served) = routing::execute(
         &app.routes,
         &app.upstream,
         app.config.max_retries,
-        &pool,
+        req.pool,
         job,
     )
     .await;
-    let Some(meter) = meter else {
-        return Ok(tagged(result, served));
-    };
     let status = match &result {
         Ok(r) => r.status().as_u16(),
         Err(e) => e.status().as_u16(),
     };
-    meter.served(served.as_ref().map(|s| s.deployment.as_str()), status);
+    if let Some(m) = &meter {
+        m.served(served.as_ref().map(|s| s.deployment.as_str()), status);
+    }
     let mut resp = tagged(result, served);
-    meter.decorate(&mut resp);
+    if let Some(m) = &meter {
+        m.decorate(&mut resp);
+    }
+    if let Some((cache, plan)) = cache {
+        resp = cache.keep(plan, resp, slot).await;
+    }
     Ok(resp)
 }
 
@@ -263,6 +375,10 @@ pub async fn readiness(State(app): State<Arc<App>>) -> Resp {
     let mut body = json!({"status": "ready", "models": app.routes.len(), "tasks": tasks, "deployments": deployments});
     if let Some(heap) = crate::telemetry::heap_bytes() {
         body["heap_bytes"] = heap.into();
+    }
+    if let Some(c) = &app.cache {
+        // Cache backend operations that failed or timed out since start-up.
+        body["cache_errors"] = json!(c.errors());
     }
     Json(body).into_response()
 }

@@ -34,11 +34,16 @@
 //!    (`model`, `stream`, `stream_options.include_usage`); 400 on a bad body.
 //! 8. route resolution (`routing::Registry::resolve`): the pool behind the model name,
 //!    404 for an unknown model, 403 for one the key may not use.
-//! 9. governance (`governance::admit`): key expiry, rpm/tpm, token estimate, budget
-//!    reservation; returns the `Meter` that settles when the request ends.
-//! 10. routing and fallback (`routing::execute`): picks a deployment (health, breaker,
+//! 9. cache lookup (`cache::Cache::plan`, `lookup`; with `[cache]` only): the key and
+//!    the per-request controls (`Cache-Control`, the body's `cache` field, taken out
+//!    of the body here; 400 when malformed). On a hit, governance admits it as a cache
+//!    hit (expiry, rpm, a zero-cost ledger row) and the stored answer is the response,
+//!    replayed as SSE for a stream; nothing below runs.
+//! 10. governance (`governance::admit`): key expiry, rpm/tpm, token estimate, budget
+//!     reservation; returns the `Meter` that settles when the request ends.
+//! 11. routing and fallback (`routing::execute`): picks a deployment (health, breaker,
 //!     per-deployment rpm/tpm, strategy), retries, falls back.
-//! 11. dispatcher (`upstream::dispatch`): one attempt on one deployment, in its wire
+//! 12. dispatcher (`upstream::dispatch`): one attempt on one deployment, in its wire
 //!     protocol (`upstream::Protocol`); tells the meter the usage, prices the answer.
 //!
 //! The files API's handlers (`files.rs`) call the `files` module directly after auth:
@@ -48,7 +53,9 @@
 //! On the way out: the handler tags the response with `RouteInfo` and the
 //! `x-liter-llm-model` / `x-liter-llm-deployment` headers, the meter adds
 //! `x-ratelimit-*` and settles when its last handle (the stream body's, for a stream)
-//! is dropped, and the request log writes its line.
+//! is dropped, the cache (`cache::Cache::keep`) stores a complete 2xx answer (a stream
+//! through a tee, once it has ended cleanly) and adds `x-liter-llm-cache` and
+//! `x-litellm-cache-key`, and the request log writes its line.
 //!
 //! Every API route is also served without the `/v1` prefix, as LiteLLM users expect.
 //!

@@ -275,6 +275,7 @@ pub(crate) fn orphan_entry(
         cached_tokens: 0,
         cost_usd: usd(amount),
         status: 0,
+        cache_hit: false,
         started_at,
         ended_at: now,
     }

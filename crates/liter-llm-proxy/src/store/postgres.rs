@@ -33,10 +33,9 @@ use super::types::{
 use super::{SpendStore, Stores};
 
 /// Embedded migrations, applied in order; the version is the position + 1.
-/// Files are numbered as SQLite's are; a number SQLite uses and PostgreSQL does not
-/// need (0002) is left out here.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_cache_hit.sql"),
     include_str!("../../migrations/postgres/0003_files.sql"),
 ];
 
@@ -44,7 +43,7 @@ const MIGRATIONS: &[&str] = &[
 const MIGRATION_LOCK: (i32, i32) = (0x4c4c_4d00, 1);
 
 const LEDGER_COLUMNS: &str = "request_id, key_id, key_alias, model, deployment, prompt_tokens, \
-     completion_tokens, cached_tokens, cost_nanos, status, started_at, ended_at";
+     completion_tokens, cached_tokens, cost_nanos, status, started_at, ended_at, cache_hit";
 
 const SCOPE_COLUMNS: &str = "spent_nanos, reserved_nanos, limit_nanos, period, period_start";
 
@@ -209,7 +208,7 @@ async fn insert_entry(
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(&format!(
         "INSERT INTO spend_ledger (reservation_id, {LEDGER_COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (reservation_id) DO NOTHING"
     ))
     .bind(reservation)
@@ -225,6 +224,7 @@ async fn insert_entry(
     .bind(i32::from(e.status))
     .bind(e.started_at)
     .bind(e.ended_at)
+    .bind(e.cache_hit)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() > 0)
@@ -244,6 +244,7 @@ fn read_entry(r: &PgRow) -> Result<LedgerEntry, StoreError> {
         status: u16::try_from(r.try_get::<i32, _>(9)?).unwrap_or(0),
         started_at: r.try_get(10)?,
         ended_at: r.try_get(11)?,
+        cache_hit: r.try_get(12)?,
     })
 }
 

@@ -44,12 +44,13 @@ use super::{SpendStore, Stores};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_ledger_by_reservation.sql"),
-    include_str!("../../migrations/sqlite/0003_files.sql"),
+    include_str!("../../migrations/sqlite/0003_cache_hit.sql"),
+    include_str!("../../migrations/sqlite/0004_files.sql"),
 ];
 
 /// The columns of a ledger row, in [`read_entry`]'s order.
 const LEDGER_COLUMNS: &str = "request_id, key_id, key_alias, model, deployment, prompt_tokens, \
-     completion_tokens, cached_tokens, cost_nanos, status, started_at, ended_at";
+     completion_tokens, cached_tokens, cost_nanos, status, started_at, ended_at, cache_hit";
 
 /// An SQLite database: both stores over one pool.
 #[derive(Clone)]
@@ -197,6 +198,7 @@ fn read_entry(r: &SqliteRow) -> Result<LedgerEntry, StoreError> {
         status: u16::try_from(r.try_get::<i32, _>(9)?).unwrap_or(0),
         started_at: r.try_get(10)?,
         ended_at: r.try_get(11)?,
+        cache_hit: r.try_get(12)?,
     })
 }
 

@@ -62,14 +62,14 @@ const STORE_SCOPE: &str = "INSERT INTO budget_scopes
          reserved_nanos = excluded.reserved_nanos";
 const INSERT_ENTRY: &str = "INSERT INTO spend_ledger (id, request_id, key_id,
          key_alias, model, deployment, prompt_tokens, completion_tokens, cached_tokens,
-         cost_nanos, status, started_at, ended_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         cost_nanos, status, started_at, ended_at, cache_hit)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
      ON CONFLICT (id) DO NOTHING";
 /// Ledger rows written by one statement when there are enough (one statement's fixed
 /// cost then serves them all).
 const CHUNK: usize = 32;
 /// Columns of a ledger row.
-const COLUMNS: usize = 13;
+const COLUMNS: usize = 14;
 
 /// `INSERT` of [`CHUNK`] ledger rows.
 fn insert_many() -> &'static str {
@@ -79,7 +79,7 @@ fn insert_many() -> &'static str {
         format!(
             "INSERT INTO spend_ledger (id, request_id, key_id, key_alias, model, deployment,
                  prompt_tokens, completion_tokens, cached_tokens, cost_nanos, status,
-                 started_at, ended_at)
+                 started_at, ended_at, cache_hit)
              VALUES {}
              ON CONFLICT (id) DO NOTHING",
             vec![row; CHUNK].join(", ")
@@ -556,7 +556,8 @@ fn bind_entry(
     stmt.raw_bind_parameter(first + 9, cost)?;
     stmt.raw_bind_parameter(first + 10, i32::from(e.status))?;
     stmt.raw_bind_parameter(first + 11, e.started_at)?;
-    stmt.raw_bind_parameter(first + 12, e.ended_at)
+    stmt.raw_bind_parameter(first + 12, e.ended_at)?;
+    stmt.raw_bind_parameter(first + 13, e.cache_hit)
 }
 
 /// Writes a ledger row unless one with this id exists; `true` when written.

@@ -105,6 +105,9 @@ pub struct LedgerEntry {
     /// The HTTP status the client got; `0` for a reservation that a crashed gateway
     /// left behind and [`super::SpendStore::reconcile`] counted in full.
     pub status: u16,
+    /// Answered from the gateway's response cache (cost 0, no provider call).
+    #[serde(default)]
+    pub cache_hit: bool,
     /// When the request started.
     pub started_at: UnixMillis,
     /// When the request ended (or was reconciled).

@@ -9,6 +9,7 @@ mod anthropic;
 mod auth;
 mod azure;
 mod bedrock;
+mod cache;
 mod chat;
 mod cohere;
 mod cost;

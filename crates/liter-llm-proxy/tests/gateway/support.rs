@@ -29,7 +29,11 @@ impl Gateway {
 
     /// Start a gateway on 127.0.0.1:0 from a loaded config.
     pub async fn start_config(cfg: liter_llm_proxy::config::Config) -> Gateway {
-        let app = App::build(cfg).await.unwrap();
+        Self::start_app(App::build(cfg).await.unwrap()).await
+    }
+
+    /// Serve a built gateway on 127.0.0.1:0.
+    pub async fn start_app(app: std::sync::Arc<App>) -> Gateway {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();

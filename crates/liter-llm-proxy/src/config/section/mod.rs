@@ -6,6 +6,7 @@
 //! orchestrator (`config::validate`).
 
 pub mod aliases;
+pub mod cache;
 pub mod files;
 pub mod general;
 pub mod governance;
@@ -16,7 +17,6 @@ pub mod network;
 pub mod routing;
 pub mod server;
 pub(crate) mod settings;
-pub(crate) mod unsupported;
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -1,0 +1,2 @@
+-- Requests answered from the gateway's response cache: no provider call, cost 0.
+ALTER TABLE spend_ledger ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0;
