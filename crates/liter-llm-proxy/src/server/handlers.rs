@@ -23,7 +23,7 @@ use crate::request::{parse_head, Endpoint, RawBody};
 use crate::routing::{self, Pool, Served};
 use crate::telemetry::{Record, RouteInfo, UpstreamTime, REQUEST_ID};
 use crate::upstream::stream::Both;
-use crate::upstream::{Job, UsageTap};
+use crate::upstream::{Job, Native, UsageTap};
 
 type Resp = Response<Body>;
 
@@ -58,7 +58,7 @@ pub async fn chat_completions(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Resp {
-    proxy(app, principal, &headers, body, Endpoint::Chat).await
+    proxy(app, principal, &headers, body, Endpoint::Chat, None).await
 }
 
 pub async fn embeddings(
@@ -67,18 +67,21 @@ pub async fn embeddings(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Resp {
-    proxy(app, principal, &headers, body, Endpoint::Embeddings).await
+    proxy(app, principal, &headers, body, Endpoint::Embeddings, None).await
 }
 
 /// The pipeline of a chat or embeddings request after authentication: head parse,
 /// route resolution (404/403), governance (401/429/402/503), routing with retries and
 /// fallbacks, each attempt dispatched upstream; then the meter learns who answered.
-async fn proxy(
+/// `body` is OpenAI's (a front door's canonical translation); `native` is the
+/// client's own request when it came through another front door.
+pub(super) async fn proxy(
     app: Arc<App>,
     principal: Arc<Principal>,
     headers: &HeaderMap,
     body: Bytes,
     endpoint: Endpoint,
+    native: Option<&Native>,
 ) -> Resp {
     // The request's observations, when metrics or tracing are on (`telemetry`).
     let record = app.observes().then(|| {
@@ -88,7 +91,13 @@ async fn proxy(
             .map(|t| t.request(headers, endpoint.operation()));
         Record::new(app.cost_prices_arc(), trace)
     });
-    let mut resp = pipeline(&app, &principal, headers, &body, endpoint, record.as_ref())
+    let request = Incoming {
+        headers,
+        body: &body,
+        endpoint,
+        native,
+    };
+    let mut resp = pipeline(&app, &principal, request, record.as_ref())
         .await
         .unwrap_or_else(IntoResponse::into_response);
     if let Some(r) = record {
@@ -97,15 +106,29 @@ async fn proxy(
     resp
 }
 
+/// A request as the pipeline takes it.
+struct Incoming<'a> {
+    headers: &'a HeaderMap,
+    /// OpenAI's body (the canonical one).
+    body: &'a Bytes,
+    endpoint: Endpoint,
+    /// The client's own request, from a front door of another wire.
+    native: Option<&'a Native>,
+}
+
 /// [`proxy`]'s steps; a refusal at any of them is the response.
 async fn pipeline(
     app: &App,
     principal: &Principal,
-    headers: &HeaderMap,
-    body: &Bytes,
-    endpoint: Endpoint,
+    request: Incoming<'_>,
     record: Option<&Arc<Record>>,
 ) -> Result<Resp, GatewayError> {
+    let Incoming {
+        headers,
+        body,
+        endpoint,
+        native,
+    } = request;
     let deadline = Instant::now() + app.config.request_timeout;
     let head = parse_head(body)?;
     if let Some(r) = record {
@@ -143,6 +166,7 @@ async fn pipeline(
         tap,
         prices: app.cost_prices(),
         trace: record.and_then(|r| r.trace()),
+        native,
     };
     let (result, served) = routing::execute(
         &app.routes,
