@@ -181,7 +181,11 @@ pub async fn errors_in(wire: Wire, resp: Resp) -> Resp {
     }
     let status = resp.status();
     let (mut parts, body) = resp.into_parts();
-    let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let rewritten = match wire {
         Wire::Anthropic => crate::error::anthropic_body(status, &bytes),
         Wire::OpenAi => bytes,

@@ -246,10 +246,10 @@ fn stream_body(
 /// passed on as it came.
 fn answer_usage(bytes: &[u8], wire: Option<Wire>) -> Option<Usage> {
     match wire {
-        Some(Wire::Anthropic) => super::usage::reported_as::<
-            liter_llm::providers::anthropic::AnthropicUsage,
-        >(bytes)
-        .map(|u| u.to_usage()),
+        Some(Wire::Anthropic) => {
+            super::usage::reported_as::<liter_llm::providers::anthropic::AnthropicUsage>(bytes)
+                .map(|u| u.to_usage())
+        }
         Some(Wire::OpenAi) | None => super::usage::reported(bytes).map(Usage::from),
     }
 }

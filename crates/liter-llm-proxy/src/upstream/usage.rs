@@ -77,8 +77,7 @@ fn last_top_level<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<Option<
     // An unescaped quote followed by `usage":` opens a key (were it a closing quote, a
     // bare `usage` would follow: not JSON). Its value, and where the value ends:
     let start = at + KEY.len();
-    let mut values =
-        serde_json::Deserializer::from_slice(&body[start..]).into_iter::<Option<T>>();
+    let mut values = serde_json::Deserializer::from_slice(&body[start..]).into_iter::<Option<T>>();
     let usage = values.next()?.ok()?;
     let mut i = start + values.byte_offset();
     // Outside any string now; the member is a top-level one when the rest closes one

@@ -174,9 +174,10 @@ fn user_turn(content: &Value, i: usize, turns: &mut Vec<Value>) -> Result<(), Ga
 fn user_part(block: Value, at: &str) -> Result<Value, GatewayError> {
     match kind(&block) {
         "text" => {
-            let text = block.get("text").and_then(Value::as_str).ok_or_else(|| {
-                invalid(format!("{at}.text: Field required"))
-            })?;
+            let text = block
+                .get("text")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(format!("{at}.text: Field required")))?;
             Ok(json!({"type": "text", "text": text}))
         }
         "image" => Ok(json!({"type": "image_url", "image_url": {"url": source_url(&block, at)?}})),
@@ -264,9 +265,10 @@ fn assistant_turn(content: &Value, i: usize) -> Result<Value, GatewayError> {
             "text" => text.push_str(block.get("text").and_then(Value::as_str).unwrap_or("")),
             "tool_use" => {
                 let field = |k: &str| {
-                    block.get(k).and_then(Value::as_str).ok_or_else(|| {
-                        invalid(format!("{path}.content.{j}.{k}: Field required"))
-                    })
+                    block
+                        .get(k)
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| invalid(format!("{path}.content.{j}.{k}: Field required")))
                 };
                 let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
                 calls.push(json!({
@@ -382,11 +384,17 @@ mod tests {
         assert_eq!(out["tools"][0]["function"]["parameters"]["type"], "object");
         let m = &out["messages"];
         assert_eq!(m[0], json!({"role": "system", "content": "a\n\nb"}));
-        assert_eq!(m[1]["content"][1]["image_url"]["url"], "data:image/png;base64,AAAA");
+        assert_eq!(
+            m[1]["content"][1]["image_url"]["url"],
+            "data:image/png;base64,AAAA"
+        );
         assert_eq!(m[1]["content"][2]["image_url"]["url"], "https://x/y.png");
         assert_eq!(m[2]["content"], Value::Null);
         assert_eq!(m[2]["tool_calls"][0]["function"]["arguments"], "{\"q\":1}");
-        assert_eq!(m[3], json!({"role": "tool", "tool_call_id": "t1", "content": "42"}));
+        assert_eq!(
+            m[3],
+            json!({"role": "tool", "tool_call_id": "t1", "content": "42"})
+        );
         assert_eq!(m[4], json!({"role": "user", "content": "and?"}));
         assert!(out.get("metadata").is_none() && out.get("system").is_none());
     }

@@ -183,12 +183,20 @@ impl MessagesStream {
         let thinking = || json!({"type": "thinking", "thinking": "", "signature": ""});
         if let Some(text) = delta.reasoning_content.as_deref().filter(|t| !t.is_empty()) {
             let index = self.open(Block::Thinking, thinking, out);
-            Self::delta(out, index, json!({"type": "thinking_delta", "thinking": text}));
+            Self::delta(
+                out,
+                index,
+                json!({"type": "thinking_delta", "thinking": text}),
+            );
         }
         for block in delta.thinking_blocks.iter().flatten() {
             if let Some(sig) = block.get("signature").and_then(Value::as_str) {
                 let index = self.open(Block::Thinking, thinking, out);
-                Self::delta(out, index, json!({"type": "signature_delta", "signature": sig}));
+                Self::delta(
+                    out,
+                    index,
+                    json!({"type": "signature_delta", "signature": sig}),
+                );
             }
         }
     }
@@ -297,15 +305,27 @@ mod tests {
         assert_eq!(
             kinds,
             [
-                "message_start", "ping",
-                "content_block_start", "content_block_delta", "content_block_stop",
-                "content_block_start", "content_block_delta", "content_block_stop",
-                "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-                "message_delta", "message_stop"
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
             ]
         );
         assert_eq!(e[0]["message"]["id"], "msg_1");
-        assert_eq!(e[3]["delta"], json!({"type": "thinking_delta", "thinking": "hm"}));
+        assert_eq!(
+            e[3]["delta"],
+            json!({"type": "thinking_delta", "thinking": "hm"})
+        );
         assert_eq!(e[6]["delta"], json!({"type": "text_delta", "text": "hi"}));
         assert_eq!(e[8]["content_block"]["id"], "c1");
         assert_eq!(e[8]["index"], 2);
@@ -332,7 +352,11 @@ mod tests {
         assert_eq!(m["content"][0], json!({"type": "text", "text": "text"}));
         assert_eq!(m["content"][1]["input"], json!({"x": 2}));
         assert_eq!(m["usage"]["input_tokens"], 5);
-        for (finish, stop) in [("stop", "end_turn"), ("tool_calls", "tool_use"), ("content_filter", "refusal")] {
+        for (finish, stop) in [
+            ("stop", "end_turn"),
+            ("tool_calls", "tool_use"),
+            ("content_filter", "refusal"),
+        ] {
             assert_eq!(stop_reason(Some(finish)), stop);
         }
     }
@@ -341,10 +365,16 @@ mod tests {
     fn errors_are_anthropic_error_events() {
         let mut s = MessagesStream::default();
         let mut out = BytesMut::new();
-        s.error(br#"{"error":{"message":"cut","type":"api_error","code":"upstream_error"}}"#, &mut out);
+        s.error(
+            br#"{"error":{"message":"cut","type":"api_error","code":"upstream_error"}}"#,
+            &mut out,
+        );
         let text = String::from_utf8_lossy(&out);
         assert!(text.starts_with("event: error\ndata: "), "{text}");
         let e = events(&out);
-        assert_eq!(e[0], json!({"type": "error", "error": {"type": "api_error", "message": "cut"}}));
+        assert_eq!(
+            e[0],
+            json!({"type": "error", "error": {"type": "api_error", "message": "cut"}})
+        );
     }
 }
