@@ -180,16 +180,11 @@ key = "{vkey}"
 description = "compat suite: gpt-4o only"
 models = ["gpt-4o"]
 
-# test_messages.py: one request a minute; a budget no request fits.
+# test_messages.py: one request a minute.
 [[keys]]
 key = "vk-compat-messages-rpm-0001"
 description = "compat suite: messages rpm"
 rpm = 1
-
-[[keys]]
-key = "vk-compat-messages-broke-0001"
-description = "compat suite: messages budget"
-budget_limit = 0.000001
 
 # The files API on a local folder (metadata in the default SQLite file beside this config).
 [files]
