@@ -180,6 +180,12 @@ key = "{vkey}"
 description = "compat suite: gpt-4o only"
 models = ["gpt-4o"]
 
+# test_messages.py: one request a minute.
+[[keys]]
+key = "vk-compat-messages-rpm-0001"
+description = "compat suite: messages rpm"
+rpm = 1
+
 # The files API on a local folder (metadata in the default SQLite file beside this config).
 [files]
 backend = "fs"

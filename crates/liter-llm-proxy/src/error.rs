@@ -1,6 +1,8 @@
 //! The gateway's one error type, rendered in exactly one place as OpenAI's error JSON
 //! (`{"error":{"message","type","param","code"}}`) with the right status and headers
-//! (`Retry-After`, `x-ratelimit-*`). Stages keep their own small error types
+//! (`Retry-After`, `x-ratelimit-*`), or, for a client of another wire ([`Wire`]), in
+//! that wire's shape (Anthropic's `{"type":"error","error":{"type","message"}}`, see
+//! [`anthropic_body`]). Stages keep their own small error types
 //! (`governance::Refused`, `upstream::TargetError`, `config::ConfigError`, ...) and
 //! convert into this one; nothing else renders an error.
 //!
@@ -11,6 +13,17 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use liter_llm::types::{ErrorBody, ErrorDetail};
+
+/// The wire protocol a client speaks at the front door, which decides how its errors
+/// (and stream error events) are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Wire {
+    /// OpenAI's chat completions and embeddings.
+    #[default]
+    OpenAi,
+    /// Anthropic's Messages API.
+    Anthropic,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -194,6 +207,72 @@ impl GatewayError {
             other => Bytes::from(serde_json::to_vec(&other.body()).unwrap_or_default()),
         }
     }
+
+    /// The body in `wire`'s shape.
+    pub fn body_in(&self, wire: Wire) -> Bytes {
+        match wire {
+            Wire::OpenAi => self.body_bytes(),
+            Wire::Anthropic => anthropic_body(self.status(), &self.body_bytes()),
+        }
+    }
+}
+
+/// Every error `type` Anthropic documents.
+const ANTHROPIC_TYPES: &[&str] = &[
+    "invalid_request_error",
+    "authentication_error",
+    "billing_error",
+    "permission_error",
+    "not_found_error",
+    "request_too_large",
+    "rate_limit_error",
+    "api_error",
+    "timeout_error",
+    "overloaded_error",
+];
+
+/// Anthropic's error `type` for an error of `status` whose OpenAI-shaped `type` is
+/// `openai_type`. The status decides where Anthropic's SDKs raise a typed exception
+/// for it (401, 402, 403, 404, 413, 429); otherwise a type that is already one of
+/// Anthropic's is kept (an Anthropic upstream's `overloaded_error`), else the status
+/// decides (504 `timeout_error`, 5xx `api_error`, other 4xx `invalid_request_error`).
+pub fn anthropic_type(status: StatusCode, openai_type: &str) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        s => match ANTHROPIC_TYPES.iter().find(|t| **t == openai_type) {
+            Some(t) => t,
+            None if s == 504 => "timeout_error",
+            None if s == 529 => "overloaded_error",
+            None if s >= 500 => "api_error",
+            None => "invalid_request_error",
+        },
+    }
+}
+
+/// An OpenAI-shaped error body (`{"error":{"message","type",...}}`, as [`GatewayError`]
+/// renders it) written in Anthropic's shape: `{"type":"error","error":{"type",
+/// "message"}}`. A body of another shape keeps its text as the message.
+pub fn anthropic_body(status: StatusCode, openai: &[u8]) -> Bytes {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(openai).ok();
+    let error = parsed.as_ref().and_then(|v| v.get("error"));
+    let text = |key: &str| error.and_then(|e| e.get(key)).and_then(|v| v.as_str());
+    let message = text("message").map_or_else(
+        || String::from_utf8_lossy(openai).chars().take(500).collect(),
+        str::to_string,
+    );
+    let out = serde_json::json!({
+        "type": "error",
+        "error": {
+            "type": anthropic_type(status, text("type").unwrap_or("")),
+            "message": message,
+        },
+    });
+    Bytes::from(serde_json::to_vec(&out).unwrap_or_default())
 }
 
 impl IntoResponse for GatewayError {

@@ -10,6 +10,8 @@
 //! - `server`: the stack (its doc lists every stage of a request in order), handlers;
 //! - `admin`: LiteLLM's key and spend admin API;
 //! - `app`: the [`App`] and its construction;
+//! - `front`: the front doors of other client protocols (Anthropic's Messages),
+//!   decoded into the canonical request and encoded back;
 //! - `telemetry`: request ids and the request log line;
 //! - `files`: the files API below the edge (objects, metadata, ownership);
 //! - `auth`: who is calling;
@@ -29,6 +31,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod front;
 pub mod governance;
 pub mod logtext;
 pub mod metrics;

@@ -31,7 +31,7 @@ use crate::store::KeyStore;
 pub enum AuthError {
     #[error("no API key provided, and this gateway has no master_key or [[keys]] configured")]
     NoKeysConfigured,
-    #[error("no API key provided: send \"Authorization: Bearer <key>\"")]
+    #[error("no API key provided: send \"Authorization: Bearer <key>\" or \"x-api-key: <key>\"")]
     Missing,
     #[error("invalid API key")]
     Invalid,
@@ -280,9 +280,17 @@ impl KeyRegistry {
     }
 }
 
-/// The bearer token of a request: `Authorization: Bearer X` (or a bare `Authorization: X`).
+/// Anthropic's key header, which its SDKs and Claude Code send.
+pub const X_API_KEY: &str = "x-api-key";
+
+/// The key of a request: `Authorization: Bearer X` (or a bare `Authorization: X`), else
+/// `x-api-key: X` (Anthropic's header). With both, `Authorization` decides.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        let key = headers.get(X_API_KEY)?.to_str().ok()?.trim();
+        return (!key.is_empty()).then_some(key);
+    };
+    let value = value.to_str().ok()?.trim();
     let token = match value.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
         Some(_) => return None,

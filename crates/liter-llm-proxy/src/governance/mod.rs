@@ -281,6 +281,12 @@ impl Governor {
         }
     }
 
+    /// The prompt tokens of a chat body, as the estimate counts them (the tokenizer
+    /// loads on first use: call from a blocking task).
+    pub fn prompt_tokens(&self, body: &[u8]) -> u64 {
+        estimate::chat(&self.tokenizer, body, None).prompt
+    }
+
     /// Waits until every settlement started so far has been written and is durable.
     pub async fn settled(&self) {
         self.pending.idle().await;

@@ -100,6 +100,7 @@ async fn probe(upstream: &Upstream, d: &Arc<DeploymentState>, with: &ProbeWith) 
         tap: None,
         prices: None,
         trace: None,
+        native: None,
     };
     // The probe is written in the deployment's own wire format.
     let token = match &target.token {

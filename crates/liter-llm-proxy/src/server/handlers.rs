@@ -24,7 +24,7 @@ use crate::request::{parse_head, Endpoint, Head, RawBody};
 use crate::routing::{self, Pool, Served};
 use crate::telemetry::{Record, RouteInfo, UpstreamTime, REQUEST_ID};
 use crate::upstream::stream::Both;
-use crate::upstream::{Job, UsageTap};
+use crate::upstream::{Job, Native, UsageTap};
 
 type Resp = Response<Body>;
 
@@ -59,7 +59,7 @@ pub async fn chat_completions(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Resp {
-    proxy(app, principal, &headers, body, Endpoint::Chat).await
+    proxy(app, principal, &headers, body, Endpoint::Chat, None).await
 }
 
 pub async fn embeddings(
@@ -68,19 +68,22 @@ pub async fn embeddings(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Resp {
-    proxy(app, principal, &headers, body, Endpoint::Embeddings).await
+    proxy(app, principal, &headers, body, Endpoint::Embeddings, None).await
 }
 
 /// The pipeline of a chat or embeddings request after authentication: head parse,
 /// route resolution (404/403), the cache's lookup, governance (401/429/402/503),
 /// routing with retries and fallbacks, each attempt dispatched upstream; then the meter
-/// learns who answered and the cache stores the answer.
-async fn proxy(
+/// learns who answered and the cache stores the answer. `body` is OpenAI's (a front
+/// door's canonical translation); `native` is the client's own request when it came
+/// through another front door.
+pub(super) async fn proxy(
     app: Arc<App>,
     principal: Arc<Principal>,
     headers: &HeaderMap,
     body: Bytes,
     endpoint: Endpoint,
+    native: Option<&Native>,
 ) -> Resp {
     // The request's observations, when metrics or tracing are on (`telemetry`).
     let record = app.observes().then(|| {
@@ -90,7 +93,13 @@ async fn proxy(
             .map(|t| t.request(headers, endpoint.operation()));
         Record::new(app.cost_prices_arc(), trace)
     });
-    let mut resp = pipeline(&app, &principal, headers, &body, endpoint, record.as_ref())
+    let request = Incoming {
+        headers,
+        body: &body,
+        endpoint,
+        native,
+    };
+    let mut resp = pipeline(&app, &principal, request, record.as_ref())
         .await
         .unwrap_or_else(IntoResponse::into_response);
     if let Some(r) = record {
@@ -99,15 +108,29 @@ async fn proxy(
     resp
 }
 
+/// A request as the pipeline takes it.
+struct Incoming<'a> {
+    headers: &'a HeaderMap,
+    /// OpenAI's body (the canonical one).
+    body: &'a Bytes,
+    endpoint: Endpoint,
+    /// The client's own request, from a front door of another wire.
+    native: Option<&'a Native>,
+}
+
 /// [`proxy`]'s steps; a refusal at any of them is the response.
 async fn pipeline(
     app: &App,
     principal: &Principal,
-    headers: &HeaderMap,
-    body: &Bytes,
-    endpoint: Endpoint,
+    request: Incoming<'_>,
     record: Option<&Arc<Record>>,
 ) -> Result<Resp, GatewayError> {
+    let Incoming {
+        headers,
+        body,
+        endpoint,
+        native,
+    } = request;
     let deadline = Instant::now() + app.config.request_timeout;
     let head = parse_head(body)?;
     if let Some(r) = record {
@@ -118,7 +141,9 @@ async fn pipeline(
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let plan = match &app.cache {
+    // A front door of another wire may be answered in its own wire (pass-through), which
+    // the cache, holding OpenAI answers, must not store: such requests are not cached.
+    let plan = match app.cache.as_ref().filter(|_| native.is_none()) {
         Some(cache) => {
             let key_scope = principal.account().map(|k| &**k.scope);
             Some(cache.plan(key_scope, endpoint, headers, body)?)
@@ -140,6 +165,7 @@ async fn pipeline(
         request_id,
         deadline,
         record,
+        native,
     };
     let (Some(cache), Some(plan)) = (&app.cache, &plan) else {
         return forward(&req, None).await;
@@ -166,6 +192,8 @@ struct Req<'a> {
     deadline: Instant,
     /// The request's observations (metrics, trace), when either is on.
     record: Option<&'a Arc<Record>>,
+    /// The client's own request, from a front door of another wire.
+    native: Option<&'a Native>,
 }
 
 impl<'a> Req<'a> {
@@ -251,6 +279,7 @@ async fn forward(req: &Req<'_>, cache: Option<(&Arc<Cache>, &Plan)>) -> Result<R
         tap,
         prices: app.cost_prices(),
         trace: req.record.and_then(|r| r.trace()),
+        native: req.native,
     };
     let (result, served) = routing::execute(
         &app.routes,

@@ -7,6 +7,7 @@ mod body;
 mod conn;
 mod cors;
 pub(crate) mod files;
+pub(crate) mod front;
 pub(crate) mod handlers;
 pub mod stack;
 

@@ -46,6 +46,13 @@
 //! 12. dispatcher (`upstream::dispatch`): one attempt on one deployment, in its wire
 //!     protocol (`upstream::Protocol`); tells the meter the usage, prices the answer.
 //!
+//! The front doors of other client protocols (`front.rs`: Anthropic's `/v1/messages`)
+//! run the same steps 7-11: before them the door decodes the client's body into the
+//! canonical chat request (`crate::front`), after them it encodes the answer or
+//! stream back, unless a deployment of the client's own wire answered (the
+//! dispatcher forwarded the client's bytes). A layer around their auth writes every
+//! error in the door's shape.
+//!
 //! The files API's handlers (`files.rs`) call the `files` module directly after auth:
 //! uploads stream to the object store, metadata goes to the store, and a virtual key
 //! sees only its own files.
@@ -132,6 +139,8 @@ pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.body_limit;
     public
         .merge(api)
+        // The front doors (their own auth and error layers).
+        .merge(super::front::routes(&app))
         .fallback(h::not_found)
         .method_not_allowed_fallback(h::method_not_allowed)
         .with_state(app.clone())

@@ -1,22 +1,36 @@
 //! A translated wire: an adapter of the `liter-llm` crate (Anthropic, Gemini and
 //! Vertex AI, Bedrock, Cohere) writes the provider's request from the client's OpenAI
-//! body and reads answers, errors and streams back into OpenAI's shapes.
+//! body and reads answers, errors and streams back into OpenAI's shapes. A deployment
+//! on Anthropic's own API also forwards a Messages client's request as it came
+//! ([`NativeMessages`]).
 
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use bytes::Bytes;
 use liter_llm::providers::adapter::{Call, Operation, StreamMeta, UpstreamRequest};
 use liter_llm::providers::{embeddings, SharedAdapter};
 
-use super::protocol::{unix_now, Hold, Job, Protocol};
+use super::protocol::{unix_now, Hold, Job, Native, Protocol};
 use super::stream::Source;
 use super::translate;
-use crate::error::GatewayError;
-use crate::request::Endpoint;
+use crate::error::{GatewayError, Wire};
+use crate::request::{with_model, Endpoint};
 
-/// A deployment whose provider speaks another protocol.
+/// A deployment whose provider speaks another protocol: its adapter, and, for
+/// Anthropic's own API, where a Messages request is forwarded as it came.
 #[derive(Debug, Clone)]
-pub struct Translated(pub SharedAdapter);
+pub struct Translated(pub SharedAdapter, pub Option<NativeMessages>);
+
+/// Where a Messages client's own request goes on an Anthropic deployment: the
+/// Messages URL and the `x-api-key` header (marked sensitive).
+#[derive(Debug, Clone)]
+pub struct NativeMessages {
+    pub uri: Uri,
+    pub key: Option<HeaderValue>,
+}
+
+/// `anthropic-version` sent when the client sent none (Anthropic requires one).
+const DEFAULT_ANTHROPIC_VERSION: HeaderValue = HeaderValue::from_static("2023-06-01");
 
 impl Protocol for Translated {
     fn request(
@@ -40,6 +54,31 @@ impl Protocol for Translated {
 
     fn error(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> GatewayError {
         GatewayError::from(self.0.parse_error(status.as_u16(), headers, body))
+    }
+
+    fn native(&self, native: &Native, model_id: &str) -> Option<UpstreamRequest> {
+        let target = self.1.as_ref().filter(|_| native.wire == Wire::Anthropic)?;
+        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(4);
+        headers.push((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ));
+        headers.extend(native.headers.iter().cloned());
+        if !headers.iter().any(|(n, _)| n == "anthropic-version") {
+            headers.push((
+                HeaderName::from_static("anthropic-version"),
+                DEFAULT_ANTHROPIC_VERSION,
+            ));
+        }
+        if let Some(key) = &target.key {
+            headers.push((HeaderName::from_static("x-api-key"), key.clone()));
+        }
+        Some(UpstreamRequest {
+            uri: target.uri.clone(),
+            headers,
+            body: with_model(&native.body, &native.head, model_id),
+            dropped: Vec::new(),
+        })
     }
 
     fn stream(&self, source: Source, job: &Job<'_>, hold: Hold) -> Body {

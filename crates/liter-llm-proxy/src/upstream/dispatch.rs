@@ -15,12 +15,12 @@ use http_body_util::BodyExt;
 use liter_llm::types::Usage;
 use tokio::time::Instant;
 
-use super::protocol::{Job, Protocol};
-use super::stream::{Source, SourceOf};
+use super::protocol::{Hold, Job, NativeAnswer, Protocol};
+use super::stream::{Source, SourceOf, Tapped};
 use super::target::Target;
 use super::{json_response, read_body, retry_after, sse_response, Upstream};
 use crate::config::Deployment;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Wire};
 use crate::otel::Attempt;
 use crate::request::Endpoint;
 use opentelemetry::KeyValue;
@@ -152,9 +152,20 @@ async fn attempt<G: Send + 'static>(
         Some(cache) => Some(cache.get(upstream, &target.name, job.deadline).await?),
         None => None,
     };
-    let mut out = target
-        .protocol
-        .request(job, &d.model_id, token.as_deref())?;
+    // The client's own request, when the deployment speaks its wire; else the
+    // canonical one, translated by the deployment's protocol.
+    let native = job
+        .native
+        .and_then(|n| Some((n.wire, target.protocol.native(n, &d.model_id)?)));
+    let (wire, mut out) = match native {
+        Some((wire, out)) => (Some(wire), out),
+        None => (
+            None,
+            target
+                .protocol
+                .request(job, &d.model_id, token.as_deref())?,
+        ),
+    };
     let dropped = dropped_header(std::mem::take(&mut out.dropped));
     *span = job.trace.map(|t| {
         let provider = d.provider.name();
@@ -188,7 +199,7 @@ async fn attempt<G: Send + 'static>(
             t.set([ttft]);
         }
         let source = Source::new(first.0, first.1, source_of(target), job.deadline);
-        let body = target.protocol.stream(source, job, Box::new(hold));
+        let body = stream_body(target.protocol.as_ref(), source, job, Box::new(hold), wire);
         Answer {
             response: sse_response(body),
             latency: Some(latency),
@@ -198,19 +209,49 @@ async fn attempt<G: Send + 'static>(
     } else {
         let bytes = read_body(incoming, &target.name, attempt_deadline, limit).await?;
         let latency = start.elapsed();
-        whole_answer(
-            target.protocol.as_ref(),
-            d,
-            job,
-            bytes,
-            latency,
-            span.as_ref(),
-        )?
+        let protocol = target.protocol.as_ref();
+        whole_answer(protocol, d, job, bytes, latency, span.as_ref(), wire)?
     };
     if let Some(v) = dropped {
         answer.response.headers_mut().insert(DROPPED_PARAMS, v);
     }
+    if wire.is_some() {
+        answer.response.extensions_mut().insert(NativeAnswer);
+    }
     Ok(answer)
+}
+
+/// The client's stream body: relayed as it comes in the client's `wire` when the
+/// request went as it came, else the protocol's (translated to OpenAI's chunks).
+fn stream_body(
+    protocol: &dyn Protocol,
+    source: Source,
+    job: &Job<'_>,
+    hold: Hold,
+    wire: Option<Wire>,
+) -> Body {
+    match wire {
+        Some(wire) => {
+            let tapped = job.tap.map(|t| Tapped {
+                tap: t.boxed(),
+                hide_usage: false,
+            });
+            super::stream::relay(source, hold, tapped, wire)
+        }
+        None => protocol.stream(source, job, hold),
+    }
+}
+
+/// The usage of a whole answer: OpenAI's, or in the client's `wire` for an answer
+/// passed on as it came.
+fn answer_usage(bytes: &[u8], wire: Option<Wire>) -> Option<Usage> {
+    match wire {
+        Some(Wire::Anthropic) => {
+            super::usage::reported_as::<liter_llm::providers::anthropic::AnthropicUsage>(bytes)
+                .map(|u| u.to_usage())
+        }
+        Some(Wire::OpenAi) | None => super::usage::reported(bytes).map(Usage::from),
+    }
 }
 
 /// What a stream's [`Source`] takes from its deployment.
@@ -244,8 +285,8 @@ async fn first_chunk(
     }
 }
 
-/// A whole answer in OpenAI's shape, its usage told to the tap and, with cost
-/// tracking, priced in the cost headers.
+/// A whole answer in OpenAI's shape (or as it came, in the client's `wire`), its
+/// usage told to the tap and, with cost tracking, priced in the cost headers.
 fn whole_answer(
     protocol: &dyn Protocol,
     d: &Deployment,
@@ -253,8 +294,12 @@ fn whole_answer(
     bytes: Bytes,
     latency: Duration,
     span: Option<&Attempt>,
+    wire: Option<Wire>,
 ) -> Result<Answer, GatewayError> {
-    let bytes = protocol.answer(bytes, job)?;
+    let bytes = match wire {
+        Some(_) => bytes,
+        None => protocol.answer(bytes, job)?,
+    };
     if let (Some(s), Some(t)) = (span, job.trace) {
         let attributes = crate::otel::answer_attributes(&bytes, t.content());
         s.set(attributes.iter().cloned());
@@ -263,9 +308,8 @@ fn whole_answer(
     let mut tokens = None;
     let mut cost = None;
     if d.tpm.is_some() || job.prices.is_some() || job.tap.is_some() {
-        if let Some(u) = super::usage::reported(&bytes) {
+        if let Some(u) = answer_usage(&bytes, wire) {
             tokens = Some(u.total_tokens);
-            let u: Usage = u.into();
             cost = job.prices.map(|p| p.cost(&d.provider_model, &u));
             if let Some(tap) = job.tap {
                 tap.report(u, cost);

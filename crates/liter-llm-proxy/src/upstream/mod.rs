@@ -44,7 +44,7 @@ use tokio::time::Instant;
 
 use crate::error::GatewayError;
 pub use dispatch::{dispatch, Answer, Failure, ResponseCost};
-pub use protocol::{Job, Protocol};
+pub use protocol::{Job, Native, NativeAnswer, Protocol};
 pub use scrub::Scrub;
 pub use stream::UsageTap;
 pub use target::{ReadLimits, Target, TargetError};

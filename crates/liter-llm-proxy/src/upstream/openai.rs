@@ -67,6 +67,7 @@ impl Protocol for PassThrough {
                 tap: t.boxed(),
                 hide_usage: !job.head.include_usage,
             }),
+            crate::error::Wire::OpenAi,
         )
     }
 

@@ -4,13 +4,13 @@
 //! `stream`.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use bytes::Bytes;
 use liter_llm::providers::adapter::UpstreamRequest;
 use tokio::time::Instant;
 
 use super::stream::{Source, UsageTap};
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Wire};
 use crate::otel::Trace;
 use crate::pricing::Prices;
 use crate::request::{Endpoint, Head};
@@ -27,7 +27,28 @@ pub struct Job<'a> {
     pub prices: Option<&'a Prices>,
     /// The request's span, when tracing is on: each attempt gets a child span.
     pub trace: Option<&'a Trace>,
+    /// The client's own request when it speaks another wire than OpenAI's (`None` for
+    /// chat and embeddings): a deployment whose wire is the same forwards it instead of
+    /// `body`, which is then the canonical translation of it.
+    pub native: Option<&'a Native>,
 }
+
+/// A client's request in its own wire (a front door's), as it came.
+#[derive(Debug, Clone)]
+pub struct Native {
+    pub wire: Wire,
+    pub body: Bytes,
+    /// The head of `body` (where its `model` sits).
+    pub head: Head,
+    /// Headers of the client's protocol to pass on (`anthropic-version`,
+    /// `anthropic-beta`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Put on a response that is already in the client's wire (a [`Native`] request
+/// forwarded to a deployment of the same wire): the front door passes it on as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct NativeAnswer;
 
 /// Kept alive while a stream runs (the router's in-flight slot), dropped at its end.
 pub type Hold = Box<dyn Send + 'static>;
@@ -49,6 +70,13 @@ pub trait Protocol: Send + Sync + std::fmt::Debug {
     fn stream(&self, source: Source, job: &Job<'_>, hold: Hold) -> Body;
     /// A whole non-streamed answer, in OpenAI's shape.
     fn answer(&self, bytes: Bytes, job: &Job<'_>) -> Result<Bytes, GatewayError>;
+    /// The upstream request forwarding the client's own request as it came (`model`
+    /// rewritten to `model_id`), when this wire is the client's; `None` otherwise. Its
+    /// answers are passed on as they are, errors read by [`Protocol::error`].
+    fn native(&self, native: &Native, model_id: &str) -> Option<UpstreamRequest> {
+        let _ = (native, model_id);
+        None
+    }
 }
 
 pub(crate) fn unix_now() -> u64 {

@@ -1,9 +1,11 @@
-//! Relaying an upstream SSE stream to the client.
+//! Relaying an upstream SSE stream to the client, in OpenAI's wire or (for a Messages
+//! client on an Anthropic deployment) Anthropic's.
 //!
 //! Bytes are forwarded as they come, but only whole events: a trailing partial event
 //! is held until its end arrives. So if the upstream breaks off, times out or ends
-//! without `data: [DONE]`, the client gets a clean `data: {"error":...}` event instead
-//! of a silent truncation or half a JSON object.
+//! without its last event (`data: [DONE]`; Anthropic's `message_stop`), the client gets
+//! a clean error event in its wire (`data: {"error":...}`; `event: error`) instead of
+//! a silent truncation or half a JSON object.
 //!
 //! An event may be at most `server.max_event_bytes` long: an upstream that never ends
 //! one gets the stream ended with an error event once that much is held, and each
@@ -24,8 +26,9 @@ use memchr::memmem;
 use tokio::time::Instant;
 
 use super::scrub::Scrub;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Wire};
 use crate::logtext::Clean;
+use liter_llm::providers::anthropic::AnthropicUsage;
 use liter_llm::types::Usage;
 
 /// An upstream stream body read chunk by chunk under its time limits; shared by the
@@ -106,9 +109,14 @@ impl Source {
     /// The SSE error event that ends the stream, logged once (both without the
     /// deployment's secrets).
     pub(crate) fn fail(&self, err: GatewayError) -> Bytes {
+        self.fail_in(err, Wire::OpenAi)
+    }
+
+    /// [`Source::fail`], the event written in `wire`.
+    fn fail_in(&self, err: GatewayError, wire: Wire) -> Bytes {
         let err = self.scrub.error(err);
         tracing::warn!(model = %Clean(&self.name), error = %Clean(&err), "stream ended with an error event");
-        error_event(&err)
+        error_event_in(&err, wire)
     }
 
     /// The SSE event of an error the upstream itself sent (not logged: it is the
@@ -170,6 +178,9 @@ pub struct Tapped {
 
 struct Relay<G> {
     source: Source,
+    wire: Wire,
+    /// Anthropic's usage so far (`message_start`, then `message_delta`).
+    anthropic_usage: AnthropicUsage,
     /// Held until the stream ends (an in-flight slot, say).
     _guard: G,
     tapped: Option<Tapped>,
@@ -179,10 +190,18 @@ struct Relay<G> {
     finished: bool,
 }
 
-/// The SSE body for the client, read from `source`; `guard` is dropped at the end.
-pub fn relay<G: Send + 'static>(source: Source, guard: G, tapped: Option<Tapped>) -> Body {
+/// The SSE body for the client, read from `source` in `wire`; `guard` is dropped at
+/// the end.
+pub fn relay<G: Send + 'static>(
+    source: Source,
+    guard: G,
+    tapped: Option<Tapped>,
+    wire: Wire,
+) -> Body {
     let state = Relay {
         source,
+        wire,
+        anthropic_usage: AnthropicUsage::default(),
         _guard: guard,
         tapped,
         pending: BytesMut::new(),
@@ -194,8 +213,17 @@ pub fn relay<G: Send + 'static>(source: Source, guard: G, tapped: Option<Tapped>
 
 /// An SSE event carrying an OpenAI-shaped error.
 pub fn error_event(err: &GatewayError) -> Bytes {
-    let mut out = BytesMut::from(&b"data: "[..]);
-    out.extend_from_slice(&err.body_bytes());
+    error_event_in(err, Wire::OpenAi)
+}
+
+/// An SSE event carrying `err` in `wire`: OpenAI's `data: {"error":...}`, or
+/// Anthropic's `event: error` with `{"type":"error","error":...}`.
+pub fn error_event_in(err: &GatewayError, wire: Wire) -> Bytes {
+    let mut out = BytesMut::from(match wire {
+        Wire::OpenAi => &b"data: "[..],
+        Wire::Anthropic => &b"event: error\ndata: "[..],
+    });
+    out.extend_from_slice(&err.body_in(wire));
     out.extend_from_slice(b"\n\n");
     out.freeze()
 }
@@ -233,6 +261,14 @@ fn next_event_end(rest: &[u8]) -> usize {
         (Some(a), _) => a + 2,
         (None, Some(b)) => b + 4,
         (None, None) => rest.len(),
+    }
+}
+
+/// Whether `events` hold the stream's last event in `wire`.
+fn has_end(events: &[u8], wire: Wire) -> bool {
+    match wire {
+        Wire::OpenAi => has_done(events),
+        Wire::Anthropic => memmem::find(events, b"\"type\":\"message_stop\"").is_some(),
     }
 }
 
@@ -283,18 +319,26 @@ async fn step<G>(mut s: Relay<G>) -> Option<(Result<Bytes, Infallible>, Relay<G>
                     return (!rest.is_empty()).then(|| (Ok(s.source.scrub.bytes(rest)), s));
                 }
                 GatewayError::BadGateway(format!(
-                    "the upstream for model {:?} ended the stream without [DONE]",
-                    s.source.name
+                    "the upstream for model {:?} ended the stream without {}",
+                    s.source.name,
+                    match s.wire {
+                        Wire::OpenAi => "[DONE]",
+                        Wire::Anthropic => "message_stop",
+                    }
                 ))
             }
             Ok(Some(data)) => match whole_events(&mut s.pending, data, s.source.max_event_bytes) {
                 Ok(None) => continue,
                 Err(()) => s.source.event_too_large(),
                 Ok(Some(events)) => {
-                    s.saw_done |= has_done(&events);
-                    let events = match &s.tapped {
-                        Some(t) => tap_usage(t, events),
-                        None => events,
+                    s.saw_done |= has_end(&events, s.wire);
+                    let events = match (&s.tapped, s.wire) {
+                        (Some(t), Wire::OpenAi) => tap_usage(t, events),
+                        (Some(t), Wire::Anthropic) => {
+                            tap_anthropic_usage(t, &events, &mut s.anthropic_usage);
+                            events
+                        }
+                        (None, _) => events,
                     };
                     if events.is_empty() {
                         continue;
@@ -304,8 +348,56 @@ async fn step<G>(mut s: Relay<G>) -> Option<(Result<Bytes, Infallible>, Relay<G>
             },
         };
         s.finished = true;
-        let event = s.source.fail(failure);
+        let event = s.source.fail_in(failure, s.wire);
         return Some((Ok(event), s));
+    }
+}
+
+/// An Anthropic stream event's usage: `message_start` carries it in `message`,
+/// `message_delta` at the top (its counts are cumulative).
+#[derive(serde::Deserialize)]
+struct AnthropicEvent {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    message: Option<AnthropicMessageStart>,
+    #[serde(default)]
+    usage: Option<AnthropicUsage>,
+}
+
+#[derive(serde::Deserialize)]
+struct AnthropicMessageStart {
+    #[serde(default)]
+    usage: Option<AnthropicUsage>,
+}
+
+/// Gathers the usage of Anthropic's `message_start` and `message_delta` events among
+/// whole `events` into `so_far`, and reports it at `message_delta` (the answer's
+/// last count). The events are passed on unchanged.
+fn tap_anthropic_usage(t: &Tapped, events: &[u8], so_far: &mut AnthropicUsage) {
+    if memmem::find(events, b"\"usage\"").is_none() {
+        return;
+    }
+    let mut rest = events;
+    while !rest.is_empty() {
+        let (event, tail) = rest.split_at(next_event_end(rest));
+        rest = tail;
+        let data = event
+            .split(|&b| b == b'\n')
+            .find_map(|line| line.strip_prefix(b"data:"))
+            .map(|d| d.trim_ascii());
+        let Some(Ok(e)) = data.map(serde_json::from_slice::<AnthropicEvent>) else {
+            continue;
+        };
+        if let Some(u) = e.message.and_then(|m| m.usage) {
+            so_far.merge(&u);
+        }
+        if let Some(u) = e.usage {
+            so_far.merge(&u);
+            if e.kind == "message_delta" {
+                t.tap.report(so_far.to_usage(), None);
+            }
+        }
     }
 }
 

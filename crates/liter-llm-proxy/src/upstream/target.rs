@@ -11,7 +11,7 @@ use liter_llm::providers::{AdapterConfig, AuthStyle};
 use liter_llm::Provider;
 use secrecy::ExposeSecret;
 
-use super::adapter::Translated;
+use super::adapter::{NativeMessages, Translated};
 use super::openai::PassThrough;
 use super::protocol::Protocol;
 use super::scrub::Scrub;
@@ -95,7 +95,8 @@ impl Target {
                 let adapter = adapter.map_err(|e| fail(&e.to_string()))?;
                 secrets.extend(adapter.secrets());
                 let token = TokenCache::for_adapter(&adapter).map(Arc::new);
-                (Arc::new(Translated(adapter)), token)
+                let native = native_messages(d, &cfg).map_err(fail)?;
+                (Arc::new(Translated(adapter, native)), token)
             }
             None => (Arc::new(pass_through(d, &cfg).map_err(fail)?), None),
         };
@@ -159,6 +160,35 @@ fn pass_through(d: &Deployment, cfg: &AdapterConfig) -> Result<PassThrough, &'st
             .map(|k| auth_header(auth, k))
             .transpose()?,
     })
+}
+
+/// Where a Messages client's request goes as it came: Anthropic's own API only.
+fn native_messages(
+    d: &Deployment,
+    cfg: &AdapterConfig,
+) -> Result<Option<NativeMessages>, &'static str> {
+    if d.provider != Provider::Anthropic {
+        return Ok(None);
+    }
+    let uri = format!(
+        "{}{}",
+        cfg.base_url,
+        liter_llm::providers::anthropic::MESSAGES_PATH
+    )
+    .parse()
+    .map_err(|_| "base_url does not form a valid URL")?;
+    let key = cfg
+        .api_key
+        .as_ref()
+        .map(|k| {
+            auth_header(
+                AuthStyle::Header(liter_llm::providers::anthropic::API_KEY_HEADER),
+                k,
+            )
+        })
+        .transpose()?
+        .map(|(_, v)| v);
+    Ok(Some(NativeMessages { uri, key }))
 }
 
 /// The header that carries `key`, marked sensitive.

@@ -47,18 +47,24 @@ impl From<ReportedUsage> for liter_llm::types::Usage {
 /// fields), as deserializing the whole answer would give it; `None` when there is none.
 /// Malformed JSON gives `None` or whatever usage could be read, never a panic.
 pub fn reported(body: &[u8]) -> Option<ReportedUsage> {
+    reported_as(body)
+}
+
+/// The answer's top-level `usage` read as `T` (Anthropic's usage, say), as
+/// [`reported`] reads OpenAI's.
+pub fn reported_as<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
     if let Some(found) = last_top_level(body) {
         return found;
     }
     let value = member(body, b"usage")?;
     let mut de = serde_json::Deserializer::from_slice(value);
-    Option::<ReportedUsage>::deserialize(&mut de).ok().flatten()
+    Option::<T>::deserialize(&mut de).ok().flatten()
 }
 
 /// The fast path: `Some(usage)` when the last `"usage":` in `body` is a member of the
 /// top-level object; `None` when that cannot be told this way (the caller then walks
 /// the object from the start).
-fn last_top_level(body: &[u8]) -> Option<Option<ReportedUsage>> {
+fn last_top_level<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<Option<T>> {
     const KEY: &[u8] = b"\"usage\":";
     static FINDER: std::sync::LazyLock<memmem::FinderRev<'static>> =
         std::sync::LazyLock::new(|| memmem::FinderRev::new(KEY));
@@ -71,8 +77,7 @@ fn last_top_level(body: &[u8]) -> Option<Option<ReportedUsage>> {
     // An unescaped quote followed by `usage":` opens a key (were it a closing quote, a
     // bare `usage` would follow: not JSON). Its value, and where the value ends:
     let start = at + KEY.len();
-    let mut values =
-        serde_json::Deserializer::from_slice(&body[start..]).into_iter::<Option<ReportedUsage>>();
+    let mut values = serde_json::Deserializer::from_slice(&body[start..]).into_iter::<Option<T>>();
     let usage = values.next()?.ok()?;
     let mut i = start + values.byte_offset();
     // Outside any string now; the member is a top-level one when the rest closes one
@@ -203,12 +208,12 @@ mod tests {
         }
         // The common answer takes the fast path; a nested last usage does not.
         assert_eq!(
-            last_top_level(cases[0].as_bytes())
+            last_top_level::<ReportedUsage>(cases[0].as_bytes())
                 .flatten()
                 .map(|u| u.total_tokens),
             Some(11)
         );
-        assert!(last_top_level(
+        assert!(last_top_level::<ReportedUsage>(
             br#"{"usage":{"prompt_tokens":4},"x":{"usage":{"prompt_tokens":9}}}"#
         )
         .is_none());

@@ -19,6 +19,7 @@ mod gemini;
 mod governance;
 mod hardening_edge;
 mod hardening_upstream;
+mod messages;
 mod mistral;
 mod objstores;
 mod observability;

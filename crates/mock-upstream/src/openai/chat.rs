@@ -8,6 +8,12 @@
 //! A stream sends a role chunk, one chunk per word (the word and the whitespace after it, so the
 //! pieces concatenate to the full content), a chunk with the `finish_reason`, a usage chunk when
 //! `stream_options.include_usage` is true, and `data: [DONE]`.
+//!
+//! Tools: when the request has `tools` and its last message is a `user` message whose text
+//! contains `call tool`, the reply is one call of the first tool with arguments `{}`
+//! (`finish_reason: "tool_calls"`, 1 completion token; streamed as a chunk naming the call and
+//! one carrying its arguments). When the last message is a `tool` message, the reply echoes
+//! its text: `"echo: " + result`.
 
 use std::borrow::Cow;
 
@@ -38,7 +44,28 @@ pub(super) fn respond(shared: &Shared, json: &Value, model: &str) -> Reply {
             last_user = Some(text);
         }
     }
-    let full = format!("echo: {}", last_user.as_deref().unwrap_or(""));
+    let last = messages.last();
+    let last_role = last.and_then(|m| m.get("role")).and_then(Value::as_str);
+    let tool = json
+        .get("tools")
+        .and_then(Value::as_array)
+        .and_then(|t| t.first())
+        .filter(|_| {
+            last_role == Some("user")
+                && last_user
+                    .as_deref()
+                    .is_some_and(|t| t.contains("call tool"))
+        })
+        .map(|t| {
+            t.pointer("/function/name")
+                .and_then(Value::as_str)
+                .unwrap_or("tool")
+        });
+    let echoed = match last_role {
+        Some("tool") => last.map(|m| content_text(m.get("content"))),
+        _ => last_user,
+    };
+    let full = format!("echo: {}", echoed.as_deref().unwrap_or(""));
     let full_words = word_count(&full);
 
     let limit = ["max_tokens", "max_completion_tokens"]
@@ -46,17 +73,20 @@ pub(super) fn respond(shared: &Shared, json: &Value, model: &str) -> Reply {
         .filter_map(|key| json.get(*key).and_then(Value::as_u64))
         .min();
     let (content, completion, finish_reason) = match limit {
+        _ if tool.is_some() => ("", 1, "tool_calls"),
         Some(limit) if limit < full_words => (first_words(&full, limit), limit, "length"),
         _ => (full.as_str(), full_words, "stop"),
     };
     let usage = Usage::new(prompt_words.max(1), completion);
+    let id = shared.next_id();
     let completion = Completion {
-        id: format!("chatcmpl-mock-{}", shared.next_id()),
+        id: format!("chatcmpl-mock-{id}"),
         created: unix_now(),
         model,
         content,
         finish_reason,
         usage,
+        tool: tool.map(|name| (format!("call_mock_{id}"), name)),
     };
 
     let streaming = json.get("stream").and_then(Value::as_bool) == Some(true);
@@ -143,9 +173,23 @@ struct Completion<'a> {
     content: &'a str,
     finish_reason: &'static str,
     usage: Usage,
+    /// A call of this tool (its id and name) instead of text.
+    tool: Option<(String, &'a str)>,
 }
 
 impl Completion<'_> {
+    /// The tool call, with `arguments` as given (streamed: empty, then `{}`).
+    fn tool_calls(&self, arguments: &str, whole: bool) -> Option<Value> {
+        let (id, name) = self.tool.as_ref()?;
+        let mut call = serde_json::json!({
+            "id": id, "type": "function", "function": {"name": name, "arguments": arguments}
+        });
+        if !whole {
+            call["index"] = 0.into();
+        }
+        Some(Value::Array(vec![call]))
+    }
+
     /// The `chat.completion` JSON response.
     fn whole(&self) -> http::Response<MockBody> {
         body::json(
@@ -159,8 +203,9 @@ impl Completion<'_> {
                     index: 0,
                     message: Message {
                         role: "assistant",
-                        content: self.content,
+                        content: self.tool.is_none().then_some(self.content),
                         refusal: None,
+                        tool_calls: self.tool_calls("{}", true),
                     },
                     logprobs: None,
                     finish_reason: self.finish_reason,
@@ -190,14 +235,36 @@ impl Completion<'_> {
         let role = Delta {
             role: Some("assistant"),
             content: Some(""),
+            tool_calls: None,
         };
         frames.push(chunk(role, None));
         for piece in pieces {
             let delta = Delta {
                 role: None,
                 content: Some(piece),
+                tool_calls: None,
             };
             frames.push(chunk(delta, None));
+        }
+        if let (Some(start), Some(mut args)) =
+            (self.tool_calls("", false), self.tool_calls("{}", false))
+        {
+            frames.push(chunk(
+                Delta {
+                    tool_calls: Some(start),
+                    ..Delta::default()
+                },
+                None,
+            ));
+            // The arguments piece carries only the index and the text, as OpenAI's do.
+            args[0] = serde_json::json!({"index": 0, "function": {"arguments": "{}"}});
+            frames.push(chunk(
+                Delta {
+                    tool_calls: Some(args),
+                    ..Delta::default()
+                },
+                None,
+            ));
         }
         frames.push(chunk(Delta::default(), Some(self.finish_reason)));
         if include_usage {
@@ -280,8 +347,10 @@ struct Choice<'a> {
 #[derive(Serialize)]
 struct Message<'a> {
     role: &'static str,
-    content: &'a str,
+    content: Option<&'a str>,
     refusal: Option<()>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Value>,
 }
 
 #[derive(Serialize)]
@@ -311,6 +380,8 @@ struct Delta<'a> {
     role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Value>,
 }
 
 #[cfg(test)]

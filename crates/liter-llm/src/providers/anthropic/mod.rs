@@ -72,7 +72,7 @@ pub use super::adapter::StreamOut;
 pub use adapter::AnthropicAdapter;
 pub use error::{parse_error, TranslateError};
 pub use request::{build_request, AnthropicRequest, DROPPED_PARAMS};
-pub use response::parse_response;
+pub use response::{parse_response, AnthropicUsage};
 pub use stream::StreamTranslator;
 
 /// The `provider_model` prefix.

@@ -18,20 +18,20 @@ use crate::types::{
 /// Anthropic's `usage` object. Every field is optional so that a `message_delta` carrying
 /// only some of them can be merged into what `message_start` reported.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub(crate) struct AnthropicUsage {
+pub struct AnthropicUsage {
     #[serde(default)]
-    pub(crate) input_tokens: Option<u64>,
+    pub input_tokens: Option<u64>,
     #[serde(default)]
-    pub(crate) output_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
     #[serde(default)]
-    pub(crate) cache_creation_input_tokens: Option<u64>,
+    pub cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
-    pub(crate) cache_read_input_tokens: Option<u64>,
+    pub cache_read_input_tokens: Option<u64>,
 }
 
 impl AnthropicUsage {
     /// Takes every count `newer` reports (counts in `message_delta` are cumulative).
-    pub(crate) fn merge(&mut self, newer: &AnthropicUsage) {
+    pub fn merge(&mut self, newer: &AnthropicUsage) {
         self.input_tokens = newer.input_tokens.or(self.input_tokens);
         self.output_tokens = newer.output_tokens.or(self.output_tokens);
         self.cache_creation_input_tokens = newer
@@ -44,7 +44,7 @@ impl AnthropicUsage {
 
     /// OpenAI's usage: prompt tokens include cache reads and writes (Anthropic counts them
     /// apart from `input_tokens`); `cached_tokens` are the cache reads.
-    pub(crate) fn to_usage(self) -> Usage {
+    pub fn to_usage(self) -> Usage {
         let read = self.cache_read_input_tokens.unwrap_or(0);
         let written = self.cache_creation_input_tokens.unwrap_or(0);
         let prompt = self.input_tokens.unwrap_or(0) + read + written;

@@ -1,0 +1,78 @@
+//! Anthropic's Messages API at the front door: `POST /v1/messages` and
+//! `POST /v1/messages/count_tokens`.
+//!
+//! A request is decoded twice over: as it came (a [`Native`] request, which an
+//! Anthropic deployment gets with only `model` rewritten, along with the client's
+//! `anthropic-version` and `anthropic-beta`) and as the canonical chat request
+//! ([`decode`]) for every other deployment, whose answers and streams [`encode`]
+//! writes back in Anthropic's format. Errors are Anthropic's
+//! `{"type":"error","error":{"type","message"}}` (`crate::error::anthropic_body`).
+
+pub mod decode;
+pub mod encode;
+
+use axum::http::{HeaderMap, HeaderName};
+use bytes::Bytes;
+use liter_llm::types::ChatCompletion;
+
+use super::{Decoded, FrontDoor, StreamEncode};
+use crate::error::{GatewayError, Wire};
+use crate::request::parse_head;
+use crate::upstream::Native;
+
+/// The client headers passed on to Anthropic-format deployments.
+pub const PASSED_HEADERS: [HeaderName; 2] = [
+    HeaderName::from_static("anthropic-version"),
+    HeaderName::from_static("anthropic-beta"),
+];
+
+/// The Messages front door.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Messages;
+
+impl FrontDoor for Messages {
+    fn wire(&self) -> Wire {
+        Wire::Anthropic
+    }
+
+    fn decode(&self, body: &Bytes, headers: &HeaderMap) -> Result<Decoded, GatewayError> {
+        let head = parse_head(body)?;
+        let canonical = serde_json::to_vec(&decode::canonical(body)?)
+            .map_err(|e| GatewayError::Internal(format!("cannot encode the request: {e}")))?;
+        let passed = PASSED_HEADERS
+            .iter()
+            .filter_map(|name| Some((name.clone(), headers.get(name)?.clone())))
+            .collect();
+        Ok(Decoded {
+            canonical: Bytes::from(canonical),
+            native: Native {
+                wire: Wire::Anthropic,
+                body: body.clone(),
+                head,
+                headers: passed,
+            },
+        })
+    }
+
+    fn answer(&self, answer: ChatCompletion) -> Result<Bytes, GatewayError> {
+        serde_json::to_vec(&encode::message(answer))
+            .map(Bytes::from)
+            .map_err(|e| GatewayError::Internal(format!("cannot encode the answer: {e}")))
+    }
+
+    fn stream(&self) -> Box<dyn StreamEncode> {
+        Box::<encode::MessagesStream>::default()
+    }
+}
+
+/// The canonical chat body of a `count_tokens` request (a Messages request without
+/// `max_tokens`), and its model name.
+pub fn count_tokens_body(body: &[u8]) -> Result<(String, Bytes), GatewayError> {
+    let head = parse_head(body)?;
+    let mut value: serde_json::Value = crate::request::parse_json(body)?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("max_tokens").or_insert(1.into());
+    }
+    let canonical = decode::canonical(value.to_string().as_bytes())?;
+    Ok((head.model, Bytes::from(canonical.to_string())))
+}

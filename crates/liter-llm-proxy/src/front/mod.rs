@@ -1,0 +1,195 @@
+//! Front doors: the client protocols other than OpenAI's chat completions, each turned
+//! into the canonical request (OpenAI's chat body) that the pipeline runs, and the
+//! canonical answer, stream and errors turned back into the client's protocol.
+//!
+//! A front door is a [`FrontDoor`]: it decodes the client's body into a [`Decoded`]
+//! (the canonical body, plus the client's own request for deployments that speak its
+//! wire, which the dispatcher forwards as it came) and encodes a whole answer
+//! ([`FrontDoor::answer`]) and a stream ([`StreamEncode`]). [`encode`] applies it to
+//! the pipeline's response: an answer already in the client's wire
+//! (`upstream::NativeAnswer`) and errors are left alone; errors are rewritten by
+//! [`errors_in`], the route layer of the front door's routes, so that the
+//! gateway's own refusals before the handler (auth's 401, say) are in the client's
+//! shape too.
+//!
+//! Doors: [`messages`] (Anthropic's Messages API). Sits between `server` (which runs
+//! the pipeline) and the stages; uses `upstream`'s request types, `request`, `error`
+//! and `governance`'s token estimate.
+
+pub mod messages;
+
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Response};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http_body_util::BodyExt;
+use liter_llm::providers::sse::{SseDecoder, SseEvent};
+use liter_llm::types::{ChatCompletion, ChatCompletionChunk};
+
+use crate::error::{GatewayError, Wire};
+use crate::upstream::{Native, NativeAnswer};
+
+type Resp = Response<Body>;
+
+/// A client's request, decoded.
+pub struct Decoded {
+    /// The canonical request: an OpenAI chat body.
+    pub canonical: Bytes,
+    /// The client's own request, for deployments that speak its wire.
+    pub native: Native,
+}
+
+/// One client protocol at the front door.
+pub trait FrontDoor: Send + Sync {
+    /// The wire its clients speak (errors are written in it).
+    fn wire(&self) -> Wire;
+    /// The canonical request for the client's `body` (and headers); 400 when it is
+    /// not a valid request of the protocol.
+    fn decode(&self, body: &Bytes, headers: &HeaderMap) -> Result<Decoded, GatewayError>;
+    /// A whole canonical answer in the client's protocol.
+    fn answer(&self, answer: ChatCompletion) -> Result<Bytes, GatewayError>;
+    /// A fresh encoder for one streamed answer.
+    fn stream(&self) -> Box<dyn StreamEncode>;
+}
+
+/// Canonical stream chunks in, the client's SSE bytes out.
+pub trait StreamEncode: Send {
+    /// One `chat.completion.chunk`.
+    fn chunk(&mut self, chunk: ChatCompletionChunk, out: &mut BytesMut);
+    /// The answer is complete (`data: [DONE]`).
+    fn done(&mut self, out: &mut BytesMut);
+    /// The stream failed with this OpenAI-shaped error body; nothing follows.
+    fn error(&mut self, openai_error: &[u8], out: &mut BytesMut);
+}
+
+/// The pipeline's response in the client's protocol: a whole answer or a stream
+/// encoded by `door`; answers already in the client's wire and errors as they are.
+pub async fn encode(door: &dyn FrontDoor, resp: Resp, max_event_bytes: usize) -> Resp {
+    if resp.extensions().get::<NativeAnswer>().is_some() || !resp.status().is_success() {
+        return resp;
+    }
+    let streamed = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let (mut parts, body) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if streamed {
+        let body = encode_stream(body, door.stream(), max_event_bytes);
+        return Response::from_parts(parts, body);
+    }
+    let encoded = match body.collect().await {
+        Ok(b) => serde_json::from_slice::<ChatCompletion>(&b.to_bytes())
+            .map_err(|e| GatewayError::Internal(format!("unreadable canonical answer: {e}")))
+            .and_then(|c| door.answer(c)),
+        Err(e) => Err(GatewayError::Internal(format!(
+            "could not read the answer: {e}"
+        ))),
+    };
+    match encoded {
+        Ok(bytes) => Response::from_parts(parts, Body::from(bytes)),
+        Err(e) => axum::response::IntoResponse::into_response(e),
+    }
+}
+
+/// What the stream transcoder holds between chunks.
+struct Transcode {
+    inner: axum::body::BodyDataStream,
+    decoder: SseDecoder,
+    encoder: Box<dyn StreamEncode>,
+    finished: bool,
+}
+
+/// A canonical (OpenAI SSE) stream body re-encoded by `encoder` as it arrives.
+fn encode_stream(body: Body, encoder: Box<dyn StreamEncode>, max_event_bytes: usize) -> Body {
+    let state = Transcode {
+        inner: body.into_data_stream(),
+        decoder: SseDecoder::with_limit(max_event_bytes),
+        encoder,
+        finished: false,
+    };
+    Body::from_stream(futures_util::stream::unfold(state, transcode_step))
+}
+
+async fn transcode_step(mut s: Transcode) -> Option<(Result<Bytes, Infallible>, Transcode)> {
+    if s.finished {
+        return None;
+    }
+    let mut out = BytesMut::new();
+    let mut events: Vec<SseEvent> = Vec::new();
+    loop {
+        match s.inner.next().await {
+            Some(Ok(data)) => {
+                if let Err(e) = s.decoder.feed(&data, &mut events) {
+                    let err = GatewayError::BadGateway(e.to_string());
+                    s.encoder.error(&err.body_bytes(), &mut out);
+                    s.finished = true;
+                    return Some((Ok(out.freeze()), s));
+                }
+                for event in events.drain(..) {
+                    s.finished = transcode_event(&event, s.encoder.as_mut(), &mut out);
+                    if s.finished {
+                        break;
+                    }
+                }
+                if s.finished || !out.is_empty() {
+                    return Some((Ok(out.freeze()), s));
+                }
+            }
+            other => {
+                // The body ended (or broke) without `[DONE]` or an error event.
+                let reason = match other {
+                    Some(Err(e)) => format!("the answer stream broke off: {e}"),
+                    _ => "the answer stream ended before it was complete".to_string(),
+                };
+                s.encoder
+                    .error(&GatewayError::BadGateway(reason).body_bytes(), &mut out);
+                s.finished = true;
+                return Some((Ok(out.freeze()), s));
+            }
+        }
+    }
+}
+
+/// One canonical SSE event through the encoder; `true` once the stream is over.
+fn transcode_event(event: &SseEvent, encoder: &mut dyn StreamEncode, out: &mut BytesMut) -> bool {
+    let data = event.data.trim();
+    if data == "[DONE]" {
+        encoder.done(out);
+        return true;
+    }
+    match serde_json::from_str::<ChatCompletionChunk>(data) {
+        Ok(chunk) => {
+            encoder.chunk(chunk, out);
+            false
+        }
+        Err(_) => {
+            // An error event (`{"error":...}`), or something unreadable: either ends it.
+            encoder.error(data.as_bytes(), out);
+            true
+        }
+    }
+}
+
+/// A response of the gateway's (an OpenAI-shaped error) rewritten in `wire`'s error
+/// shape; any other response as it is. The route layer of a front door's routes.
+pub async fn errors_in(wire: Wire, resp: Resp) -> Resp {
+    if resp.status().is_success() || wire == Wire::OpenAi {
+        return resp;
+    }
+    let status = resp.status();
+    let (mut parts, body) = resp.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let rewritten = match wire {
+        Wire::Anthropic => crate::error::anthropic_body(status, &bytes),
+        Wire::OpenAi => bytes,
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(rewritten))
+}

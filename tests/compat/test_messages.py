@@ -1,0 +1,190 @@
+"""Anthropic's official SDK against the gateway's Messages front door (/v1/messages).
+
+Two models behind it: "claude" on the mock's Anthropic API (the gateway forwards the
+client's request as it came, model rewritten) and "gpt-4o" on the mock's OpenAI API (the
+gateway translates both ways). The mocks answer "echo: <last user text>" (the OpenAI mock
+echoes a tool result after one), count words as tokens, and call the first tool when the
+last user text contains "call tool".
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import anthropic
+import pytest
+
+from conftest import MASTER_KEY, UPSTREAM_IDS, UPSTREAM_KEY
+
+RPM_KEY = "vk-compat-messages-rpm-0001"
+MODELS = ["claude", "gpt-4o"]
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+def make(gateway, **kwargs) -> anthropic.Anthropic:
+    kwargs.setdefault("api_key", MASTER_KEY)
+    return anthropic.Anthropic(base_url=gateway.url, max_retries=0, timeout=20.0, **kwargs)
+
+
+@pytest.fixture
+def claude(gateway, mock) -> Iterator[anthropic.Anthropic]:
+    with make(gateway) as c:
+        yield c
+
+
+def upstream_path(model: str) -> str:
+    return "/v1/messages" if model == "claude" else "/v1/chat/completions"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_messages_create(claude, mock, model):
+    msg = claude.messages.create(
+        model=model,
+        max_tokens=100,
+        system="be brief",
+        messages=[{"role": "user", "content": "hello gateway"}],
+        extra_headers={"anthropic-version": "2023-06-01", "anthropic-beta": "test-beta-1"},
+    )
+    assert msg.type == "message"
+    assert msg.role == "assistant"
+    assert msg.content[0].type == "text"
+    assert msg.content[0].text == "echo: hello gateway"
+    assert msg.stop_reason == "end_turn"
+    assert msg.usage.output_tokens == 3
+    assert msg.usage.input_tokens > 0
+    req = mock.only_request()
+    assert req["path"] == upstream_path(model)
+    assert req["body"]["model"] == UPSTREAM_IDS[model]
+    if model == "claude":
+        # As the client sent it: system at the top, the SDK's anthropic-version passed on.
+        assert req["body"]["system"] == "be brief"
+        assert req["headers"]["x-api-key"] == UPSTREAM_KEY
+        assert req["headers"]["anthropic-version"] == "2023-06-01"
+        assert req["headers"]["anthropic-beta"] == "test-beta-1"
+    else:
+        assert req["body"]["messages"][0] == {"role": "system", "content": "be brief"}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_messages_stream(claude, model):
+    with claude.messages.stream(
+        model=model,
+        max_tokens=100,
+        messages=[{"role": "user", "content": "one two three"}],
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "echo: one two three"
+    assert final.content[0].text == "echo: one two three"
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens == 4
+    assert final.usage.input_tokens == 3
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_tools_round_trip(claude, mock, model):
+    ask = {"role": "user", "content": "please call tool"}
+    first = claude.messages.create(model=model, max_tokens=100, tools=[WEATHER], messages=[ask])
+    assert first.stop_reason == "tool_use"
+    call = [b for b in first.content if b.type == "tool_use"][0]
+    assert call.name == "get_weather"
+    assert call.input == {}
+
+    second = claude.messages.create(
+        model=model,
+        max_tokens=100,
+        tools=[WEATHER],
+        messages=[
+            ask,
+            {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}]},
+        ],
+    )
+    assert second.stop_reason == "end_turn"
+    assert second.content[0].type == "text"
+    sent = mock.requests()[-1]["body"]
+    if model == "claude":
+        assert sent["messages"][2]["content"][0]["tool_use_id"] == call.id
+    else:
+        assert second.content[0].text == "echo: sunny"
+        assert sent["messages"][-1] == {"role": "tool", "tool_call_id": call.id, "content": "sunny"}
+
+    # Streamed, the SDK assembles the call from its input JSON deltas.
+    with claude.messages.stream(model=model, max_tokens=100, tools=[WEATHER], messages=[ask]) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    streamed = [b for b in final.content if b.type == "tool_use"][0]
+    assert streamed.name == "get_weather"
+    assert streamed.input == {}
+
+
+def test_image_reaches_an_openai_model(claude, mock):
+    msg = claude.messages.create(
+        model="gpt-4o",
+        max_tokens=100,
+        messages=[{"role": "user", "content": [
+            {"type": "text", "text": "what is this"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+        ]}],
+    )
+    assert msg.content[0].text == "echo: what is this"
+    part = mock.only_request()["body"]["messages"][0]["content"][1]
+    assert part == {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_count_tokens(claude, mock, model):
+    count = claude.messages.count_tokens(model=model, messages=[{"role": "user", "content": "hello world"}])
+    # The gateway's estimate: 3 primer tokens, 4 for the message, 2 for the text.
+    assert count.input_tokens == 9
+    assert mock.requests() == []
+
+
+def test_auth_token_is_accepted(gateway):
+    with anthropic.Anthropic(base_url=gateway.url, auth_token=MASTER_KEY, max_retries=0) as c:
+        msg = c.messages.create(model="claude", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    assert msg.content[0].text == "echo: hi"
+
+
+def test_typed_exceptions(gateway, mock):
+    hi = [{"role": "user", "content": "hi"}]
+    with make(gateway, api_key="sk-wrong") as c:
+        with pytest.raises(anthropic.AuthenticationError) as e:
+            c.messages.create(model="claude", max_tokens=10, messages=hi)
+        assert e.value.body["type"] == "error"
+        assert e.value.body["error"]["type"] == "authentication_error"
+    with make(gateway) as c:
+        with pytest.raises(anthropic.NotFoundError):
+            c.messages.create(model="no-such-model", max_tokens=10, messages=hi)
+        with pytest.raises(anthropic.NotFoundError):
+            c.messages.count_tokens(model="no-such-model", messages=hi)
+        with pytest.raises(anthropic.BadRequestError) as e:
+            c.messages.create(model="claude", max_tokens=10, messages=[{"role": "system", "content": "x"}])
+        assert e.value.body["error"]["type"] == "invalid_request_error"
+        # The upstream's own 429 and 500, through either protocol.
+        for model in MODELS:
+            mock.push_status(429, retry_after_secs=1)
+            with pytest.raises(anthropic.RateLimitError):
+                c.messages.create(model=model, max_tokens=10, messages=hi)
+            mock.push_status(500)
+            with pytest.raises(anthropic.InternalServerError):
+                c.messages.create(model=model, max_tokens=10, messages=hi)
+    with make(gateway, api_key=RPM_KEY) as c:
+        c.messages.create(model="gpt-4o", max_tokens=10, messages=hi)
+        with pytest.raises(anthropic.RateLimitError) as e:
+            c.messages.create(model="gpt-4o", max_tokens=10, messages=hi)
+        assert e.value.body["error"]["type"] == "rate_limit_error"
+    # A 402 is a billing_error (the gateway's own budget refusal is tested in
+    # crates/liter-llm-proxy/tests/gateway/messages.rs; a budget here would meter the
+    # whole session's gateway).
+    with make(gateway) as c:
+        for model in MODELS:
+            mock.push_status(402)
+            with pytest.raises(anthropic.PaymentRequiredError) as e:
+                c.messages.create(model=model, max_tokens=10, messages=hi)
+            assert e.value.body["error"]["type"] == "billing_error"
