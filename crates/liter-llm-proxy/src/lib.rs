@@ -16,11 +16,13 @@
 //! - `governance`: key expiry, rate limits, token estimate, budgets, the meter;
 //! - `routing`: choosing deployments, retries, fallbacks, cooldowns, health probes;
 //! - `upstream`: the dispatcher and the wire protocols;
+//! - `apidoc`: the route table's entries and the OpenAPI document built from them;
 //! - `request`, `pricing`, `store`, `objstore`, `config`, `error`: the request head,
 //!   prices, the database stores, the object stores (OpenDAL), the validated config,
 //!   the one error type.
 
 pub mod admin;
+pub mod apidoc;
 pub mod app;
 pub mod auth;
 pub mod config;

@@ -8,6 +8,8 @@ mod conn;
 mod cors;
 pub(crate) mod files;
 pub(crate) mod handlers;
+pub(crate) mod openapi;
+pub mod routes;
 pub mod stack;
 
 use std::future::Future;

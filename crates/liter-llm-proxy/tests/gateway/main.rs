@@ -21,6 +21,7 @@ mod hardening_upstream;
 mod mistral;
 mod objstores;
 mod observability;
+mod openapi;
 mod promises;
 mod providers;
 mod routing;
