@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::config::MetricsAccess;
 use crate::files::Files;
 use crate::governance::{self, GovernanceError, Governor};
+use crate::logsink::{SinkError, Sinks};
 use crate::metrics::Metrics;
 use crate::objstore::ObjStoreError;
 use crate::otel::{Tracing, TracingError};
@@ -41,6 +42,8 @@ pub struct App {
     pub metrics: Option<Arc<Metrics>>,
     /// The tracer (`None`: `general.enable_tracing` is off).
     pub tracing: Option<Arc<Tracing>>,
+    /// The request log sinks (`None`: no `[[logging]]`).
+    pub sinks: Option<Arc<Sinks>>,
 }
 
 /// Why a gateway could not be built from a valid config. Names models and files,
@@ -61,6 +64,8 @@ pub enum BuildError {
     FilesWithoutStore,
     #[error(transparent)]
     Tracing(#[from] TracingError),
+    #[error(transparent)]
+    Sinks(#[from] SinkError),
 }
 
 /// The files API of `config`: metadata in memory for the `memory` backend, in the
@@ -111,6 +116,9 @@ impl App {
             }
             None => None,
         };
+        let sink_counters = metrics.as_ref().map(|m| m.logs.clone()).unwrap_or_default();
+        let base = config.source.as_deref().and_then(std::path::Path::parent);
+        let sinks = Sinks::start(&config.logging, base, &sink_counters)?;
         Ok(Arc::new(App {
             keys,
             routes,
@@ -124,6 +132,7 @@ impl App {
             files,
             metrics,
             tracing,
+            sinks,
             config,
         }))
     }
@@ -140,9 +149,9 @@ impl App {
             .filter(|_| self.config.enable_cost_tracking)
     }
 
-    /// Whether API requests are observed (metrics or tracing on).
+    /// Whether API requests are observed (metrics, tracing or a log sink on).
     pub fn observes(&self) -> bool {
-        self.metrics.is_some() || self.tracing.is_some()
+        self.metrics.is_some() || self.tracing.is_some() || self.sinks.is_some()
     }
 
     /// [`App::cost_prices`], shared.

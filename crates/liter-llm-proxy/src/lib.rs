@@ -10,7 +10,8 @@
 //! - `server`: the stack (its doc lists every stage of a request in order), handlers;
 //! - `admin`: LiteLLM's key and spend admin API;
 //! - `app`: the [`App`] and its construction;
-//! - `telemetry`: request ids and the request log line;
+//! - `telemetry`: request ids, the request log line and the record for the sinks;
+//! - `logsink`: the request log sinks (`[[logging]]`: JSON-lines file, webhook);
 //! - `files`: the files API below the edge (objects, metadata, ownership);
 //! - `auth`: who is calling;
 //! - `governance`: key expiry, rate limits, token estimate, budgets, the meter;
@@ -29,6 +30,7 @@ pub mod config;
 pub mod error;
 pub mod files;
 pub mod governance;
+pub mod logsink;
 pub mod logtext;
 pub mod metrics;
 pub mod objstore;

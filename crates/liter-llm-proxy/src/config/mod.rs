@@ -9,7 +9,7 @@
 //! - `view`: what `check-config` shows of the file, secrets masked;
 //! - `validate`: the orchestrator, calling one validator per section;
 //! - `section::*`: the section validators (`server`, `general`, `models` with
-//!   `settings` and `network`, `aliases`, `keys`, `governance`, `files`, `routing`,
+//!   `settings` and `network`, `aliases`, `keys`, `governance`, `files`, `logging`, `routing`,
 //!   `health`, `unsupported`), each returning its part of the runtime config;
 //! - `overrides`: the command-line values, applied as data;
 //! - `file`: the TOML structs; `interpolate`: `${VAR}`;
@@ -35,6 +35,7 @@ pub use section::general::{TracingSpec, DEFAULT_TRACES_ENDPOINT};
 pub use section::governance::{default_database, Governance, KeyLimits, RateLimits};
 pub use section::health::{CooldownSpec, HealthSpec, ProbeTarget};
 pub use section::keys::KeySpec;
+pub use section::logging::{SinkKind, SinkSpec};
 pub use section::models::Deployment;
 pub use section::network::{resolve_network, NetworkCredentials, NetworkError, UrlSource};
 pub use section::routing::{PoolSpec, Routing};

@@ -61,6 +61,8 @@ pub struct Config {
     pub governance: Governance,
     /// `[files]`: the files API is served only when it is set.
     pub files: Option<FilesSpec>,
+    /// `[[logging]]`: the request log sinks.
+    pub logging: Vec<super::section::logging::SinkSpec>,
     /// The config file, when the config came from one (relative paths resolve beside it).
     pub source: Option<std::path::PathBuf>,
 }
@@ -81,6 +83,7 @@ pub(crate) fn validate(
     let keys = section::keys::check(&file.keys, general.master_key.as_ref(), &names, p);
     let governance = section::governance::check(file, p);
     let files = file.files.as_ref().map(|f| section::files::check(f, p));
+    let logging = section::logging::check(&file.logging, p);
     section::unsupported::check(file, p);
     let mut routing = section::routing::check(file, &names, p);
     routing.cooldown = file
@@ -115,6 +118,7 @@ pub(crate) fn validate(
         keys,
         governance,
         files,
+        logging,
         source: None,
     })
 }

@@ -16,8 +16,9 @@ pub struct Inspection {
     pub config: Config,
     /// The file as parsed, with `--host`, `--port` and the master key in force
     /// applied, and `master_key`, every `api_key`, the `aws_*` keys, every
-    /// `[[keys]] key`, the password of `database_url` and the secret values of
-    /// `[files] backend_config` replaced by [`MASK`] (an empty value stays empty).
+    /// `[[keys]] key`, the password of `database_url`, the secret values of
+    /// `[files] backend_config` and every `[[logging]]` header value replaced by
+    /// [`MASK`] (an empty value stays empty).
     /// Holds no secret.
     pub masked: FileConfig,
     /// Where the master key in force came from (`None`: no master key).
@@ -83,6 +84,14 @@ pub(crate) fn inspect(file: FileConfig, config: Config, overrides: &Overrides) -
     }
     if let Some(files) = &mut masked.files {
         mask_backend_config(&mut files.backend_config);
+    }
+    // Webhook headers carry tokens (`Authorization`, `DD-API-KEY`, ...): all masked.
+    for sink in &mut masked.logging {
+        for value in sink.headers.values_mut() {
+            if !value.is_empty() {
+                *value = MASK.to_string();
+            }
+        }
     }
     Inspection {
         config,

@@ -43,6 +43,7 @@ fn tagged(result: Result<Resp, GatewayError>, served: Option<Served>) -> Resp {
             model: s.model,
             deployment: s.deployment,
             metrics: s.metrics,
+            retries: s.retries,
         });
     }
     resp
@@ -101,7 +102,8 @@ async fn proxy(
             .tracing
             .as_ref()
             .map(|t| t.request(headers, endpoint.operation()));
-        Record::new(app.cost_prices_arc(), trace)
+        let content = app.sinks.as_ref().is_some_and(|s| s.wants_content());
+        Record::new(app.cost_prices_arc(), trace, content)
     });
     let mut resp = pipeline(&app, &principal, headers, &body, endpoint, record.as_ref())
         .await

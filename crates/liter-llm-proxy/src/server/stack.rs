@@ -110,7 +110,10 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(panic_response))
-                .layer(telemetry::RequestLogLayer::new(app.metrics.clone()))
+                .layer(telemetry::RequestLogLayer::new(
+                    app.metrics.clone(),
+                    app.sinks.clone(),
+                ))
                 .layer(CorsLayer::new(&app.config.cors))
                 .layer(DefaultBodyLimit::max(limit))
                 .layer(Extension(BodyLimit(limit))),
