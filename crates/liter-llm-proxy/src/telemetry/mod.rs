@@ -6,8 +6,8 @@
 //! For a streamed answer the line is written when the stream ends (or the client goes
 //! away), with the total duration and the time to the response headers.
 //!
-//! With `[[logging]]` sinks, the same drop builds the request's [`LogRecord`] and
-//! queues it for them (never waiting).
+//! With `[[logging]]` sinks, the same drop builds a chat or embeddings request's
+//! [`LogRecord`] and queues it for them (never waiting).
 //!
 //! The same stage records the request in `/metrics` (requests, duration, tokens and
 //! cost, from a [`Record`] the handler leaves in the response) and puts the overhead
@@ -223,7 +223,9 @@ impl Drop for LogLine {
             let deployment = self.info.as_ref().map(|i| i.deployment.as_str());
             r.end(self.status, self.error, deployment);
         }
-        if let Some(sinks) = self.sinks.take() {
+        // Chat and embeddings requests (those with a record), not health probes,
+        // scrapes or admin calls.
+        if let (Some(sinks), true) = (self.sinks.take(), self.record.is_some()) {
             sinks.send(self.sink_record());
         }
         let ms = |d: std::time::Duration| d.as_micros() as f64 / 1000.0;

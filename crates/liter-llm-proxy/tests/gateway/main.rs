@@ -18,6 +18,7 @@ mod gemini;
 mod governance;
 mod hardening_edge;
 mod hardening_upstream;
+mod logging;
 mod mistral;
 mod objstores;
 mod observability;
