@@ -118,11 +118,12 @@ impl App {
         };
         let sink_counters = metrics.as_ref().map(|m| m.logs.clone()).unwrap_or_default();
         let base = config.source.as_deref().and_then(std::path::Path::parent);
-        let sinks = Sinks::start(&config.logging, base, &sink_counters)?;
+        let upstream = Arc::new(Upstream::new());
+        let sinks = Sinks::start(&config.logging, base, &upstream, &sink_counters)?;
         Ok(Arc::new(App {
             keys,
             routes,
-            upstream: Arc::new(Upstream::new()),
+            upstream,
             started_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),

@@ -8,8 +8,8 @@
 //! every try is dropped and counted). Prompts and answers go only to sinks with
 //! `content = true`.
 //!
-//! Low, beside `metrics`: it imports `config`, `metrics`, `store` (a date format) and
-//! `objstore` (for the TLS provider its HTTP client needs) only.
+//! Below `telemetry`: it imports `config`, `metrics`, `store` (a date format) and
+//! `upstream` (the gateway's HTTP client, which the webhook sink sends with) only.
 
 mod file;
 mod webhook;
@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{LogOn, SinkKind, SinkSpec};
 use crate::metrics::LogMetrics;
+use crate::upstream::Upstream;
 
 /// What a sink learns of one request.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -101,6 +102,7 @@ impl Sinks {
     pub fn start(
         specs: &[SinkSpec],
         base: Option<&std::path::Path>,
+        upstream: &Arc<Upstream>,
         metrics: &LogMetrics,
     ) -> Result<Option<Arc<Sinks>>, SinkError> {
         if specs.is_empty() {
@@ -123,7 +125,9 @@ impl Sinks {
                     };
                     file::start(path, *max_bytes, *keep, rx, sent)
                 }
-                SinkKind::Webhook { .. } => webhook::start(&spec.kind, rx, sent, dropped.clone()),
+                SinkKind::Webhook { .. } => {
+                    webhook::start(upstream.clone(), &spec.kind, rx, sent, dropped.clone())
+                }
             };
             started.map_err(|reason| SinkError { sink: name, reason })?;
             sinks.push(Sink {

@@ -295,17 +295,7 @@ impl Metrics {
             "Spans dropped: the export queue was full or the collector failed",
             traces.dropped.clone(),
         );
-        let logs = LogMetrics::default();
-        registry.register(
-            "log_records_sent",
-            "Request records a log sink wrote (file) or delivered (webhook)",
-            logs.sent.clone(),
-        );
-        registry.register(
-            "log_records_dropped",
-            "Request records a log sink lost: its queue was full, or a webhook batch failed every try",
-            logs.dropped.clone(),
-        );
+        let logs = register_logs(&mut registry);
         Metrics {
             registry,
             requests,
@@ -427,6 +417,21 @@ impl Metrics {
         }
         Ok(out)
     }
+}
+
+fn register_logs(registry: &mut Registry) -> LogMetrics {
+    let logs = LogMetrics::default();
+    registry.register(
+        "log_records_sent",
+        "Request records a log sink wrote (file) or delivered (webhook)",
+        logs.sent.clone(),
+    );
+    registry.register(
+        "log_records_dropped",
+        "Request records a log sink lost: its queue was full, or a webhook batch failed every try",
+        logs.dropped.clone(),
+    );
+    logs
 }
 
 fn register_cache(registry: &mut Registry) -> CacheMetrics {

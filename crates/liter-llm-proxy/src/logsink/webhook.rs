@@ -9,8 +9,10 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use liter_llm::providers::adapter::UpstreamRequest;
 use prometheus_client::metrics::counter::Counter;
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
@@ -18,19 +20,23 @@ use tokio::time::Instant;
 
 use super::LogRecord;
 use crate::config::SinkKind;
+use crate::upstream::Upstream;
 
 /// The wait before the first retry; each one after doubles it, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Sends through the gateway's own HTTP client (pooled, TLS with the web's roots).
 struct Webhook {
-    client: reqwest::Client,
-    url: String,
-    headers: reqwest::header::HeaderMap,
+    upstream: Arc<Upstream>,
+    uri: Uri,
+    headers: Vec<(HeaderName, HeaderValue)>,
     retries: u32,
+    timeout: Duration,
 }
 
 pub(super) fn start(
+    upstream: Arc<Upstream>,
     kind: &SinkKind,
     rx: mpsc::Receiver<Arc<LogRecord>>,
     sent: Counter,
@@ -47,25 +53,30 @@ pub(super) fn start(
     else {
         return Err("not a webhook sink".into());
     };
-    let mut map = reqwest::header::HeaderMap::new();
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| "its url is not a valid URL".to_owned())?;
+    let mut fixed = vec![
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+        (header::CONTENT_ENCODING, HeaderValue::from_static("gzip")),
+    ];
     for (name, value) in headers {
-        let name = reqwest::header::HeaderName::try_from(name.as_str())
+        let name = HeaderName::try_from(name.as_str())
             .map_err(|_| format!("invalid header name {name:?}"))?;
-        let mut value = reqwest::header::HeaderValue::try_from(value.expose_secret())
+        let mut value = HeaderValue::try_from(value.expose_secret())
             .map_err(|_| format!("invalid value for header {name}"))?;
         value.set_sensitive(true);
-        map.insert(name, value);
+        fixed.push((name, value));
     }
-    crate::objstore::install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .timeout(*timeout)
-        .build()
-        .map_err(|e| format!("cannot build its HTTP client: {e}"))?;
     let hook = Webhook {
-        client,
-        url: url.clone(),
-        headers: map,
+        upstream,
+        uri,
+        headers: fixed,
         retries: *retries,
+        timeout: *timeout,
     };
     let (batch_size, flush) = (*batch_size, *flush);
     tokio::spawn(async move {
@@ -113,24 +124,18 @@ impl Webhook {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            let sent = self
-                .client
-                .post(&self.url)
-                .headers(self.headers.clone())
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(reqwest::header::CONTENT_ENCODING, "gzip")
-                .body(body.clone())
-                .send()
-                .await;
-            let status = match sent {
+            let out = UpstreamRequest {
+                uri: self.uri.clone(),
+                headers: self.headers.clone(),
+                body: body.clone(),
+                dropped: Vec::new(),
+            };
+            let deadline = Instant::now() + self.timeout;
+            let status = match self.upstream.send_once("log webhook", out, deadline).await {
                 Ok(resp) => resp.status(),
-                // Neither the URL nor a header value: only what went wrong.
+                // Neither the URL nor a header value: only that it failed.
                 Err(e) => {
-                    tracing::debug!(
-                        timeout = e.is_timeout(),
-                        connect = e.is_connect(),
-                        "log webhook unreachable"
-                    );
+                    tracing::debug!(kind = e.kind(), "log webhook unreachable");
                     continue;
                 }
             };
@@ -138,8 +143,8 @@ impl Webhook {
                 return true;
             }
             let transient = status.is_server_error()
-                || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-                || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+                || status == StatusCode::TOO_MANY_REQUESTS
+                || status == StatusCode::REQUEST_TIMEOUT;
             if !transient {
                 tracing::warn!(
                     status = status.as_u16(),

@@ -206,7 +206,7 @@ async fn the_webhook_sink_retries_failed_batches_and_loses_nothing_within_the_bo
 #[tokio::test]
 async fn a_webhook_that_never_answers_slows_no_request_and_its_drops_are_counted() {
     // Accepts the connection and the request, never answers.
-    let app = axum::Router::new().route("/in", post(|| std::future::pending::<()>()));
+    let app = axum::Router::new().route("/in", post(std::future::pending::<()>));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/in", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
