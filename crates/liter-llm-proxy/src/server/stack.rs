@@ -9,7 +9,8 @@
 //! 1. catch-panic: a bug anywhere below becomes a 500 in OpenAI's shape, and the
 //!    connection survives. Outermost so that it also covers the log and CORS layers.
 //! 2. request log (`telemetry`): assigns (or keeps) `x-request-id`, writes one line
-//!    per request, counts it in `/metrics` and sets the overhead headers
+//!    per request, counts it in `/metrics`, queues a chat or embeddings request's
+//!    record for the `[[logging]]` sinks (`logsink`) and sets the overhead headers
 //!    (`x-liter-llm-overhead-duration-ms`, `x-litellm-overhead-duration-ms`). Reads
 //!    from the response's extensions: `RouteInfo` (model, deployment and its series,
 //!    from the handler), `UpstreamTime` (handler), `Arc<Record>` (the usage, from the
