@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::config::MetricsAccess;
 use crate::files::Files;
 use crate::governance::{self, GovernanceError, Governor};
+use crate::logsink::{SinkError, Sinks};
 use crate::metrics::Metrics;
 use crate::objstore::ObjStoreError;
 use crate::otel::{Tracing, TracingError};
@@ -44,6 +45,8 @@ pub struct App {
     pub tracing: Option<Arc<Tracing>>,
     /// The response cache (`[cache]`).
     pub cache: Option<Arc<Cache>>,
+    /// The request log sinks (`None`: no `[[logging]]`).
+    pub sinks: Option<Arc<Sinks>>,
 }
 
 /// Why a gateway could not be built from a valid config. Names models and files,
@@ -66,6 +69,8 @@ pub enum BuildError {
     Tracing(#[from] TracingError),
     #[error("[cache]: {0}")]
     Cache(#[source] ObjStoreError),
+    #[error(transparent)]
+    Sinks(#[from] SinkError),
 }
 
 /// The files API of `config`: metadata in memory for the `memory` backend, in the
@@ -133,10 +138,14 @@ impl App {
             }
             None => None,
         };
+        let sink_counters = metrics.as_ref().map(|m| m.logs.clone()).unwrap_or_default();
+        let base = config.source.as_deref().and_then(std::path::Path::parent);
+        let upstream = Arc::new(Upstream::new());
+        let sinks = Sinks::start(&config.logging, base, &upstream, &sink_counters)?;
         Ok(Arc::new(App {
             keys,
             routes,
-            upstream: Arc::new(Upstream::new()),
+            upstream,
             started_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -147,6 +156,7 @@ impl App {
             metrics,
             tracing,
             cache,
+            sinks,
             config,
         }))
     }
@@ -163,9 +173,9 @@ impl App {
             .filter(|_| self.config.enable_cost_tracking)
     }
 
-    /// Whether API requests are observed (metrics or tracing on).
+    /// Whether API requests are observed (metrics, tracing or a log sink on).
     pub fn observes(&self) -> bool {
-        self.metrics.is_some() || self.tracing.is_some()
+        self.metrics.is_some() || self.tracing.is_some() || self.sinks.is_some()
     }
 
     /// [`App::cost_prices`], shared.

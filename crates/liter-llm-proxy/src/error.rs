@@ -302,6 +302,22 @@ impl IntoResponse for GatewayError {
         }
         response.extensions_mut().insert(ErrorKind(self.kind()));
         response
+            .extensions_mut()
+            .insert(ErrorMessage(self.log_message()));
+        response
+    }
+}
+
+impl GatewayError {
+    /// The message the client sees (a provider's own, for an error it answered).
+    fn log_message(&self) -> String {
+        if let GatewayError::Upstream { body, .. } = self {
+            let said = serde_json::from_slice::<ErrorBody>(body).map(|b| b.error.message);
+            if let Ok(message) = said {
+                return message;
+            }
+        }
+        self.to_string()
     }
 }
 
@@ -361,6 +377,10 @@ fn number(n: u64) -> HeaderValue {
 /// Put on error responses so the request log can name the error kind.
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorKind(pub &'static str);
+
+/// Put on error responses for the request log sinks: the error's message.
+#[derive(Debug, Clone)]
+pub struct ErrorMessage(pub String);
 
 #[cfg(test)]
 mod tests {

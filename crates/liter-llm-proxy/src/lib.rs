@@ -12,19 +12,22 @@
 //! - `app`: the [`App`] and its construction;
 //! - `front`: the front doors of other client protocols (Anthropic's Messages),
 //!   decoded into the canonical request and encoded back;
-//! - `telemetry`: request ids and the request log line;
+//! - `telemetry`: request ids, the request log line and the record for the sinks;
+//! - `logsink`: the request log sinks (`[[logging]]`: JSON-lines file, webhook);
 //! - `files`: the files API below the edge (objects, metadata, ownership);
 //! - `auth`: who is calling;
 //! - `governance`: key expiry, rate limits, token estimate, budgets, the meter;
 //! - `cache`: the response cache (keys, entries, memory and OpenDAL backends);
 //! - `routing`: choosing deployments, retries, fallbacks, cooldowns, health probes;
 //! - `upstream`: the dispatcher and the wire protocols;
+//! - `apidoc`: the route table's entries and the OpenAPI document built from them;
 //! - `request`, `pricing`, `store`, `config`, `objstore`, `tasks`, `error`: the
 //!   request head, prices, the database stores, the validated config (which checks a
 //!   `[cache]` backend by building its operator), the object stores (OpenDAL), counted
 //!   background tasks, the one error type.
 
 pub mod admin;
+pub mod apidoc;
 pub mod app;
 pub mod auth;
 pub mod cache;
@@ -33,6 +36,7 @@ pub mod error;
 pub mod files;
 pub mod front;
 pub mod governance;
+pub mod logsink;
 pub mod logtext;
 pub mod metrics;
 pub mod objstore;

@@ -139,6 +139,30 @@ pub struct TraceMetrics {
     pub dropped: Counter,
 }
 
+/// The request log sinks' counters, by sink (`file#0`, `webhook#1`: configured
+/// positions, never a URL or a path).
+#[derive(Debug, Clone, Default)]
+pub struct LogMetrics {
+    sent: Family<SinkLabel, Counter>,
+    dropped: Family<SinkLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: Label,
+}
+
+impl LogMetrics {
+    /// The (sent, dropped) counters of the sink named `sink`.
+    pub fn sink(&self, sink: &str) -> (Counter, Counter) {
+        let label = SinkLabel { sink: sink.into() };
+        (
+            self.sent.get_or_create_owned(&label),
+            self.dropped.get_or_create_owned(&label),
+        )
+    }
+}
+
 /// The gateway's registry and the families every stage records into.
 #[derive(Debug)]
 pub struct Metrics {
@@ -157,6 +181,7 @@ pub struct Metrics {
     in_flight: Family<DeploymentLabels, Gauge>,
     pub cache: CacheMetrics,
     pub traces: TraceMetrics,
+    pub logs: LogMetrics,
     /// The label `""`: no model, deployment or provider.
     none: Label,
 }
@@ -270,6 +295,7 @@ impl Metrics {
             "Spans dropped: the export queue was full or the collector failed",
             traces.dropped.clone(),
         );
+        let logs = register_logs(&mut registry);
         Metrics {
             registry,
             requests,
@@ -286,6 +312,7 @@ impl Metrics {
             in_flight,
             cache,
             traces,
+            logs,
             none: Arc::from(""),
         }
     }
@@ -390,6 +417,21 @@ impl Metrics {
         }
         Ok(out)
     }
+}
+
+fn register_logs(registry: &mut Registry) -> LogMetrics {
+    let logs = LogMetrics::default();
+    registry.register(
+        "log_records_sent",
+        "Request records a log sink wrote (file) or delivered (webhook)",
+        logs.sent.clone(),
+    );
+    registry.register(
+        "log_records_dropped",
+        "Request records a log sink lost: its queue was full, or a webhook batch failed every try",
+        logs.dropped.clone(),
+    );
+    logs
 }
 
 fn register_cache(registry: &mut Registry) -> CacheMetrics {

@@ -1229,3 +1229,58 @@ secret_access_key = "cache-secret-in-file"
     let c = i.config.cache.unwrap();
     assert_eq!(c.timeout, Duration::from_millis(400));
 }
+
+#[test]
+fn logging_sinks_load_with_defaults_and_mask_webhook_headers() {
+    let src = r#"
+[[logging]]
+type = "file"
+path = "requests.jsonl"
+
+[[logging]]
+type = "webhook"
+url = "https://logs.example.com/in"
+on = "failure"
+content = true
+headers = { Authorization = "Bearer sk-log-secret-123" }
+"#;
+    let i = inspect_str(src, "t.toml", &Overrides::default(), env).unwrap();
+    let sinks = &i.config.logging;
+    assert_eq!(sinks.len(), 2);
+    assert_eq!(sinks[0].max_queue, 10_000);
+    assert!(!sinks[0].content);
+    assert!(matches!(
+        sinks[0].kind,
+        liter_llm_proxy::config::SinkKind::File {
+            max_bytes: 104_857_600,
+            keep: 5,
+            ..
+        }
+    ));
+    assert!(sinks[1].content);
+    let shown = toml::to_string(&i.masked).unwrap();
+    assert!(!shown.contains("sk-log-secret-123"), "{shown}");
+    assert!(shown.contains(MASK), "{shown}");
+    assert!(!format!("{:?}", i.config).contains("sk-log-secret-123"));
+}
+
+#[test]
+fn logging_sink_mistakes_are_load_errors() {
+    let e = err("[[logging]]\ntype = \"otlp\"\n");
+    assert!(
+        e.contains("logging[0].type") && e.contains("not supported yet"),
+        "{e}"
+    );
+    let e = err("[[logging]]\ntype = \"file\"\nurl = \"http://x\"\n");
+    assert!(e.contains("a file sink needs a path"), "{e}");
+    assert!(e.contains("url is not a setting of a file sink"), "{e}");
+    let e = err("[[logging]]\ntype = \"webhook\"\nurl = \"ftp://x\"\nbatch_size = 0\n");
+    assert!(
+        e.contains("http:// or https://") && e.contains("batch_size must be greater than 0"),
+        "{e}"
+    );
+    let e = err("[[logging]]\ntype = \"kafka\"\n");
+    assert!(e.contains("unknown sink type"), "{e}");
+    let e = err("[[logging]]\ntype = \"file\"\npath = \"x\"\nrotate = 1\n");
+    assert!(e.contains("rotate"), "{e}");
+}

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 /// serializes exactly as before. The type stays `Copy` (no `extra` map): fields a provider
 /// reports beyond these are dropped when parsed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
     /// Every input token, cached or not (for Anthropic: input + cache read + cache write).
     pub prompt_tokens: u64,
@@ -34,6 +35,7 @@ pub struct Usage {
 
 /// OpenAI's `usage.prompt_tokens_details`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PromptTokensDetails {
     /// Prompt tokens served from a prompt cache (a subset of `prompt_tokens`).
     #[serde(default)]
@@ -44,6 +46,7 @@ pub struct PromptTokensDetails {
 
 /// OpenAI's `usage.completion_tokens_details`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompletionTokensDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_tokens: Option<u64>,
@@ -69,6 +72,7 @@ impl Usage {
 /// One chat message, content kept as raw JSON (a string or an array of parts such as
 /// `{"type":"text","text":..}` and `{"type":"image_url","image_url":{"url":..}}`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub role: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,6 +89,7 @@ pub struct Message {
 
 /// A tool call of an assistant message: `{"id","type":"function","function":{..}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolCall {
     pub id: String,
     /// Always `"function"` today.
@@ -101,6 +106,7 @@ fn function_type() -> String {
 
 /// The function a tool call invokes; `arguments` is a JSON document as a string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FunctionCall {
     pub name: String,
     #[serde(default)]
@@ -110,6 +116,7 @@ pub struct FunctionCall {
 /// A piece of a tool call in a stream: the first carries `id`, `type` and the name, the
 /// following ones fragments of `arguments`, all with the same `index`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolCallDelta {
     pub index: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,6 +128,7 @@ pub struct ToolCallDelta {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FunctionCallDelta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -130,6 +138,7 @@ pub struct FunctionCallDelta {
 
 /// `stop`: one sequence or several.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Stop {
     One(String),
@@ -149,6 +158,7 @@ impl Stop {
 /// An entry of `tools`. Function tools carry `function`; other types are kept whole in
 /// `extra` so that provider-native tools can be passed on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tool {
     #[serde(rename = "type")]
     pub kind: String,
@@ -160,6 +170,7 @@ pub struct Tool {
 
 /// A function the model may call; `parameters` is a JSON Schema object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FunctionDefinition {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,6 +186,7 @@ pub struct FunctionDefinition {
 /// `tool_choice`: `"none"`, `"auto"`, `"required"`, or an object such as
 /// `{"type":"function","function":{"name":..}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum ToolChoice {
     Mode(String),
@@ -182,6 +194,7 @@ pub enum ToolChoice {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolChoiceObject {
     #[serde(rename = "type")]
     pub kind: String,
@@ -192,6 +205,7 @@ pub struct ToolChoiceObject {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolChoiceFunction {
     pub name: String,
 }
@@ -199,6 +213,7 @@ pub struct ToolChoiceFunction {
 /// `response_format`: `{"type":"text"}`, `{"type":"json_object"}` or
 /// `{"type":"json_schema","json_schema":{"name","schema","strict"}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResponseFormat {
     #[serde(rename = "type")]
     pub kind: String,
@@ -209,6 +224,7 @@ pub struct ResponseFormat {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JsonSchemaFormat {
     #[serde(default)]
     pub name: String,
@@ -238,6 +254,7 @@ impl Message {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamOptions {
     #[serde(default)]
     pub include_usage: bool,
@@ -245,6 +262,7 @@ pub struct StreamOptions {
 
 /// `POST /v1/chat/completions` request body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatCompletionRequest {
     pub model: String,
     #[serde(default)]
@@ -282,6 +300,7 @@ pub struct ChatCompletionRequest {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssistantMessage {
     pub role: String,
     pub content: Option<String>,
@@ -300,6 +319,7 @@ pub struct AssistantMessage {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Choice {
     pub index: u32,
     pub message: AssistantMessage,
@@ -309,6 +329,7 @@ pub struct Choice {
 
 /// `chat.completion` response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatCompletion {
     pub id: String,
     pub object: String,
@@ -321,6 +342,7 @@ pub struct ChatCompletion {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
@@ -337,6 +359,7 @@ pub struct Delta {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChunkChoice {
     pub index: u32,
     pub delta: Delta,
@@ -346,6 +369,7 @@ pub struct ChunkChoice {
 
 /// `chat.completion.chunk` stream event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatCompletionChunk {
     pub id: String,
     pub object: String,
@@ -359,6 +383,7 @@ pub struct ChatCompletionChunk {
 
 /// `POST /v1/embeddings` request body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmbeddingRequest {
     pub model: String,
     pub input: Value,
@@ -371,6 +396,7 @@ pub struct EmbeddingRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Embedding {
     pub object: String,
     pub index: u32,
@@ -378,12 +404,14 @@ pub struct Embedding {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmbeddingUsage {
     pub prompt_tokens: u64,
     pub total_tokens: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmbeddingResponse {
     pub object: String,
     pub data: Vec<Embedding>,
@@ -393,6 +421,7 @@ pub struct EmbeddingResponse {
 
 /// One entry of `GET /v1/models`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelObject {
     pub id: String,
     pub object: &'static str,
@@ -402,11 +431,13 @@ pub struct ModelObject {
 
 /// OpenAI's error body: `{"error":{"message","type","param","code"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub message: String,
     #[serde(rename = "type")]

@@ -17,7 +17,7 @@ use crate::store::{Clock, SystemClock};
 use crate::store::{KeyUpdate, NewKey, Period, StoreError, StoredKey, UniqueField};
 
 /// `/key/generate`'s body (LiteLLM's fields; `expires_at` is ours).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateBody {
     #[serde(default)]
@@ -132,6 +132,8 @@ async fn key_spend(app: &App, id: &str) -> f64 {
     }
 }
 
+#[utoipa::path(post, path = "/key/generate", tag = "admin", operation_id = "key_generate", request_body = GenerateBody,
+    responses((status = 200, description = "The new key (its clear value, shown only here) and its settings", body = Object), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn generate(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Response {
     let run = async {
         let body: GenerateBody = parse_json(&raw)?;
@@ -181,11 +183,14 @@ async fn lookup(app: &App, key: &str) -> Result<Option<StoredKey>, GatewayError>
     s.keys.get(key).await.map_err(store_failed)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InfoQuery {
     key: Option<String>,
 }
 
+#[utoipa::path(get, path = "/key/info", tag = "admin", operation_id = "key_info", params(InfoQuery),
+    responses((status = 200, description = "The key's settings and spend (a virtual key: its own only)", body = Object), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn info(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,
@@ -244,7 +249,7 @@ pub async fn info(
 
 /// `/key/update`'s body: `key` (clear or token) and the fields to change; `null`
 /// clears a nullable field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBody {
     key: String,
@@ -276,6 +281,8 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+#[utoipa::path(post, path = "/key/update", tag = "admin", operation_id = "key_update", request_body = UpdateBody,
+    responses((status = 200, description = "The key's new settings", body = Object), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn update(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Response {
     let run = async {
         let body: UpdateBody = parse_json(&raw)?;
@@ -328,7 +335,7 @@ pub async fn update(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Respo
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteBody {
     #[serde(default)]
@@ -337,6 +344,8 @@ pub struct DeleteBody {
     key_aliases: Vec<String>,
 }
 
+#[utoipa::path(post, path = "/key/delete", tag = "admin", operation_id = "key_delete", request_body = DeleteBody,
+    responses((status = 200, description = "The deleted keys", body = Object), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn delete(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Response {
     let run = async {
         let body: DeleteBody = parse_json(&raw)?;
@@ -375,7 +384,8 @@ pub async fn delete(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Respo
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     page: Option<u64>,
     size: Option<u64>,
@@ -383,6 +393,8 @@ pub struct ListQuery {
     return_full_object: bool,
 }
 
+#[utoipa::path(get, path = "/key/list", tag = "admin", operation_id = "key_list", params(ListQuery),
+    responses((status = 200, description = "A page of keys", body = Object), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn list(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Response {
     let run = async {
         let s = stores(&app)?;

@@ -3,9 +3,10 @@
 //! (`/spend/logs`, `/global/spend`, `/global/spend/keys`, `/global/spend/models`,
 //! `/global/spend/report`).
 //!
-//! Master key only, as a whole: [`routes`] carries a route layer that answers 403
-//! (OpenAI-shaped) to any other key, except on the routes named in
-//! [`VIRTUAL_KEY_ROUTES`] (a virtual key reading its own `/key/info`). A new admin route
+//! Master key only, as a whole: the server puts [`routes`] behind [`master_only`], a
+//! route layer that answers 403 (OpenAI-shaped) to any other key, except on the routes
+//! named in [`VIRTUAL_KEY_ROUTES`] (a virtual key reading its own `/key/info`). A new
+//! admin route
 //! is therefore master-only unless it is added to that list. Keys live in the key store
 //! as SHA-256 hashes: the clear key is returned once, by `/key/generate`, and never
 //! stored or logged. Every route needs the store (`general.database_url`, or the
@@ -19,27 +20,30 @@ use std::sync::Arc;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 
+use crate::apidoc::Access::Master;
+use crate::apidoc::{route, Route};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::error::GatewayError;
 use crate::store::{Stores, UnixMillis, DAY_MS};
 
-pub fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/key/generate", post(keys::generate))
-        .route("/key/info", get(keys::info))
-        .route("/key/update", post(keys::update))
-        .route("/key/delete", post(keys::delete))
-        .route("/key/list", get(keys::list))
-        .route("/spend/logs", get(spend::logs))
-        .route("/global/spend", get(spend::global))
-        .route("/global/spend/keys", get(spend::by_key))
-        .route("/global/spend/models", get(spend::by_model))
-        .route("/global/spend/report", get(spend::report))
-        .route_layer(axum::middleware::from_fn(master_only))
+/// The admin routes (`Access::Master`: the server puts them behind [`master_only`]).
+pub fn routes() -> Vec<Route<Arc<App>>> {
+    use keys::*;
+    use spend::*;
+    vec![
+        route::<__path_generate, _, _, _>(Master, generate),
+        route::<__path_info, _, _, _>(Master, info),
+        route::<__path_update, _, _, _>(Master, update),
+        route::<__path_delete, _, _, _>(Master, delete),
+        route::<__path_list, _, _, _>(Master, list),
+        route::<__path_logs, _, _, _>(Master, logs),
+        route::<__path_global, _, _, _>(Master, global),
+        route::<__path_by_key, _, _, _>(Master, by_key),
+        route::<__path_by_model, _, _, _>(Master, by_model),
+        route::<__path_report, _, _, _>(Master, report),
+    ]
 }
 
 /// The admin routes a virtual key may call (each handler then limits it to its own
@@ -47,7 +51,7 @@ pub fn routes() -> Router<Arc<App>> {
 pub const VIRTUAL_KEY_ROUTES: &[&str] = &["/key/info"];
 
 /// The route layer: the master key, or a virtual key on [`VIRTUAL_KEY_ROUTES`].
-async fn master_only(req: Request, next: Next) -> Response {
+pub async fn master_only(req: Request, next: Next) -> Response {
     let allowed = match req.extensions().get::<Arc<Principal>>().map(|p| &**p) {
         Some(Principal::Master) => true,
         // A route layer runs only on a matched route, so the path is that route's.

@@ -14,7 +14,8 @@ use crate::error::GatewayError;
 use crate::store::{GroupBy, LedgerEntry, LedgerFilter};
 
 /// Filters shared by the spend routes (LiteLLM's names).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SpendQuery {
     /// A key's token (id) or alias (never the clear key: query strings end up in logs).
     api_key: Option<String>,
@@ -72,6 +73,8 @@ where
     f.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+#[utoipa::path(get, path = "/spend/logs", tag = "admin", operation_id = "spend_logs", params(SpendQuery),
+    responses((status = 200, description = "Ledger rows, newest first", body = Object), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn logs(State(app): State<Arc<App>>, Query(q): Query<SpendQuery>) -> Response {
     answered(async {
         let f = filter(&q)?;
@@ -81,6 +84,8 @@ pub async fn logs(State(app): State<Arc<App>>, Query(q): Query<SpendQuery>) -> R
     .await
 }
 
+#[utoipa::path(get, path = "/global/spend", tag = "admin", operation_id = "global_spend", params(SpendQuery),
+    responses((status = 200, description = "Total spend and the global budget", body = Object), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn global(State(app): State<Arc<App>>, Query(q): Query<SpendQuery>) -> Response {
     answered(async {
         let f = filter(&q)?;
@@ -122,15 +127,21 @@ async fn grouped(app: &App, q: &SpendQuery, by: GroupBy) -> Result<Response, Gat
     .into_response())
 }
 
+#[utoipa::path(get, path = "/global/spend/keys", tag = "admin", operation_id = "global_spend_keys", params(SpendQuery),
+    responses((status = 200, description = "Spend by key", body = Object), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn by_key(State(app): State<Arc<App>>, Query(q): Query<SpendQuery>) -> Response {
     answered(grouped(&app, &q, GroupBy::Key)).await
 }
 
+#[utoipa::path(get, path = "/global/spend/models", tag = "admin", operation_id = "global_spend_models", params(SpendQuery),
+    responses((status = 200, description = "Spend by model", body = Object), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn by_model(State(app): State<Arc<App>>, Query(q): Query<SpendQuery>) -> Response {
     answered(grouped(&app, &q, GroupBy::Model)).await
 }
 
 /// `group_by=day` (default), `key` or `model`.
+#[utoipa::path(get, path = "/global/spend/report", tag = "admin", operation_id = "global_spend_report", params(SpendQuery),
+    responses((status = 200, description = "Spend by day, key or model (`group_by`)", body = Object), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn report(State(app): State<Arc<App>>, Query(q): Query<SpendQuery>) -> Response {
     answered(async {
         let by = match q.group_by.as_deref() {

@@ -30,6 +30,65 @@ pub struct FileConfig {
     pub cooldown: Option<CooldownSection>,
     /// Extension: how requests are spread over a pool's deployments.
     pub router: RouterSection,
+    /// Extension: request log sinks (LiteLLM's success and failure callbacks).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logging: Vec<LoggingEntry>,
+}
+
+/// Extension `[[logging]]`: one request log sink. `type` says which; the fields of the
+/// other types are refused.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingEntry {
+    /// `file` or `webhook` (`otlp` is not built).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Which requests: every one, the successes (status below 400), or the failures.
+    #[serde(default)]
+    pub on: LogOn,
+    /// Put the prompt and the answer in the records (off by default).
+    #[serde(default)]
+    pub content: bool,
+    /// Records waiting for the sink at most; one more is dropped (and counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queue: Option<usize>,
+    /// `file`: the JSON-lines file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `file`: rotate when the file reaches this size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// `file`: rotated files kept (`path.1` newest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
+    /// `webhook`: where batches are POSTed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `webhook`: extra request headers (may hold secrets: masked by `check-config`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// `webhook`: records per POST at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    /// `webhook`: the longest a record waits for its batch to fill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_ms: Option<u64>,
+    /// `webhook`: tries after a failed POST before the batch is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// `webhook`: the longest one POST may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+}
+
+/// `[[logging]] on`: LiteLLM's `success_callback` / `failure_callback` split.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogOn {
+    #[default]
+    All,
+    Success,
+    Failure,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

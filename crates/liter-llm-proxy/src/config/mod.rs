@@ -10,7 +10,7 @@
 //! - `validate`: the orchestrator, calling one validator per section;
 //! - `section::*`: the section validators (`server`, `general`, `models` with
 //!   `settings` and `network`, `aliases`, `keys`, `governance`, `files`, `cache`,
-//!   `routing`, `health`), each returning its part of the runtime config;
+//!   `logging`, `routing`, `health`), each returning its part of the runtime config;
 //! - `overrides`: the command-line values, applied as data;
 //! - `file`: the TOML structs; `interpolate`: `${VAR}`;
 //! - `problems`: the shared vocabulary (key paths, the problem list), a leaf.
@@ -38,6 +38,7 @@ pub use section::general::{TracingSpec, DEFAULT_TRACES_ENDPOINT};
 pub use section::governance::{default_database, Governance, KeyLimits, RateLimits};
 pub use section::health::{CooldownSpec, HealthSpec, ProbeTarget};
 pub use section::keys::KeySpec;
+pub use section::logging::{SinkKind, SinkSpec};
 pub use section::models::Deployment;
 pub use section::network::{resolve_network, NetworkCredentials, NetworkError, UrlSource};
 pub use section::routing::{PoolSpec, Routing};

@@ -64,6 +64,8 @@ pub struct Config {
     pub files: Option<FilesSpec>,
     /// `[cache]`: the response cache (`None`: no caching).
     pub cache: Option<CacheSpec>,
+    /// `[[logging]]`: the request log sinks.
+    pub logging: Vec<super::section::logging::SinkSpec>,
     /// The config file, when the config came from one (relative paths resolve beside it).
     pub source: Option<std::path::PathBuf>,
 }
@@ -88,6 +90,7 @@ pub(crate) fn validate(
         .cache
         .as_ref()
         .and_then(|c| section::cache::check(c, p));
+    let logging = section::logging::check(&file.logging, p);
     let mut routing = section::routing::check(file, &names, p);
     routing.cooldown = file
         .cooldown
@@ -122,6 +125,7 @@ pub(crate) fn validate(
         governance,
         files,
         cache,
+        logging,
         source: None,
     })
 }

@@ -16,9 +16,10 @@ pub struct Inspection {
     pub config: Config,
     /// The file as parsed, with `--host`, `--port` and the master key in force
     /// applied, and `master_key`, every `api_key`, the `aws_*` keys, every
-    /// `[[keys]] key`, the password of `database_url` and the secret values of
-    /// `[files]` and `[cache]` `backend_config` (`objstore::is_secret_key`) replaced by
-    /// [`MASK`] (an empty value stays empty). Holds no secret.
+    /// `[[keys]] key`, the password of `database_url`, the secret values of the
+    /// `[files]` and `[cache]` `backend_config` (`objstore::is_secret_key`) and every
+    /// `[[logging]]` header value replaced by [`MASK`] (an empty value stays empty).
+    /// Holds no secret.
     pub masked: FileConfig,
     /// Where the master key in force came from (`None`: no master key).
     pub master_key_source: Option<MasterKeySource>,
@@ -86,6 +87,14 @@ pub(crate) fn inspect(file: FileConfig, config: Config, overrides: &Overrides) -
     }
     if let Some(cache) = &mut masked.cache {
         mask_backend_config(&mut cache.backend_config);
+    }
+    // Webhook headers carry tokens (`Authorization`, `DD-API-KEY`, ...): all masked.
+    for sink in &mut masked.logging {
+        for value in sink.headers.values_mut() {
+            if !value.is_empty() {
+                *value = MASK.to_string();
+            }
+        }
     }
     Inspection {
         config,

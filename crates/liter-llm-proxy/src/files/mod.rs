@@ -100,7 +100,7 @@ impl From<FilesError> for GatewayError {
 }
 
 /// A file as OpenAI shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FileObject {
     pub id: String,
     pub object: &'static str,
@@ -131,7 +131,7 @@ impl From<&StoredFile> for FileObject {
 }
 
 /// A page of `GET /v1/files`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FileList {
     pub object: &'static str,
     pub data: Vec<FileObject>,

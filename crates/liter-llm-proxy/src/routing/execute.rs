@@ -32,6 +32,8 @@ pub struct Served {
     /// Time spent upstream over every attempt (and waiting between them): what the
     /// overhead header leaves out.
     pub upstream: Duration,
+    /// Attempts before the one this names (retries and fallbacks).
+    pub retries: u32,
 }
 
 fn served(pool: &Pool, d: &DeploymentState) -> Served {
@@ -40,6 +42,7 @@ fn served(pool: &Pool, d: &DeploymentState) -> Served {
         deployment: d.deployment.provider_model.clone(),
         metrics: d.metrics.clone(),
         upstream: Duration::ZERO,
+        retries: 0,
     }
 }
 
@@ -117,6 +120,7 @@ pub async fn execute(
     let mut last: Option<(GatewayError, Option<Served>)> = None;
     // Upstream time so far: attempts and the waits between them.
     let mut upstream_time = Duration::ZERO;
+    let mut attempts = 0;
 
     'pools: while let Some(pool) = queue.pending.pop_front() {
         if !Arc::ptr_eq(&pool, first) {
@@ -159,6 +163,8 @@ pub async fn execute(
                 m.retries.inc();
             }
             let mut info = served(&pool, &dep);
+            info.retries = attempts;
+            attempts += 1;
             let guard = InFlight::new(dep.clone());
             let target = dep.target.as_ref();
             let started = Instant::now();

@@ -13,11 +13,11 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Response, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::json;
 
+use crate::apidoc::Access::Key;
+use crate::apidoc::{route, Route};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::error::GatewayError;
@@ -35,26 +35,19 @@ pub const MULTIPART_SLACK: u64 = 64 * 1024;
 /// The longest `purpose` part read.
 const MAX_PURPOSE_BYTES: usize = 64;
 
-pub(super) fn routes(app: &App) -> Router<Arc<App>> {
+/// The files routes (`/v1/...`; the table adds the unprefixed forms).
+pub(super) fn routes(app: &App) -> Vec<Route<Arc<App>>> {
     let upload_limit = app.files.as_deref().map_or(app.config.body_limit, |f| {
         usize::try_from(upload_limit(f)).unwrap_or(usize::MAX)
     });
-    let mut router = Router::new();
-    for prefix in ["/v1", ""] {
-        router = router
-            .route(
-                &format!("{prefix}/files"),
-                post(upload)
-                    .layer(DefaultBodyLimit::max(upload_limit))
-                    .get(list),
-            )
-            .route(
-                &format!("{prefix}/files/{{id}}"),
-                get(retrieve).delete(delete),
-            )
-            .route(&format!("{prefix}/files/{{id}}/content"), get(content));
-    }
-    router
+    vec![
+        route::<__path_upload, _, _, _>(Key, upload)
+            .map(|r| r.layer(DefaultBodyLimit::max(upload_limit))),
+        route::<__path_list, _, _, _>(Key, list),
+        route::<__path_retrieve, _, _, _>(Key, retrieve),
+        route::<__path_delete, _, _, _>(Key, delete),
+        route::<__path_content, _, _, _>(Key, content),
+    ]
 }
 
 fn upload_limit(files: &Files) -> u64 {
@@ -91,6 +84,9 @@ fn render<T: serde::Serialize>(result: Result<T, GatewayError>) -> Resp {
 }
 
 /// `POST /v1/files`: multipart `file` and `purpose`.
+#[utoipa::path(post, path = "/v1/files", tag = "files", operation_id = "upload_file",
+    request_body(content = super::openapi::FileUpload, content_type = "multipart/form-data"),
+    responses((status = 200, description = "The stored file", body = crate::files::FileObject), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn upload(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,
@@ -258,7 +254,8 @@ fn read_error(files: &Files, e: &axum::extract::multipart::MultipartError) -> Ga
 }
 
 /// `GET /v1/files`'s query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     purpose: Option<String>,
@@ -300,6 +297,9 @@ fn list_request(params: ListParams) -> Result<ListRequest, GatewayError> {
 }
 
 /// `GET /v1/files`.
+#[utoipa::path(get, path = "/v1/files", tag = "files", operation_id = "list_files",
+    params(ListParams),
+    responses((status = 200, description = "A page of files, newest first by default", body = crate::files::FileList), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn list(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,
@@ -316,6 +316,9 @@ pub async fn list(
 }
 
 /// `GET /v1/files/{id}`.
+#[utoipa::path(get, path = "/v1/files/{id}", tag = "files", operation_id = "retrieve_file",
+    params(("id" = String, Path, description = "The file id")),
+    responses((status = 200, description = "The file", body = crate::files::FileObject), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn retrieve(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,
@@ -326,6 +329,9 @@ pub async fn retrieve(
 }
 
 /// `DELETE /v1/files/{id}`.
+#[utoipa::path(delete, path = "/v1/files/{id}", tag = "files", operation_id = "delete_file",
+    params(("id" = String, Path, description = "The file id")),
+    responses((status = 200, description = "`{\"id\", \"object\": \"file\", \"deleted\": true}`", body = super::openapi::Deleted), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn delete(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,
@@ -334,12 +340,19 @@ pub async fn delete(
     let result = async {
         enabled(&app)?.delete(owner(&principal), &id).await?;
         tracing::info!(file = %Clean(&id), "file deleted");
-        Ok(json!({"id": id, "object": "file", "deleted": true}))
+        Ok(super::openapi::Deleted {
+            id,
+            object: "file",
+            deleted: true,
+        })
     };
     render(result.await)
 }
 
 /// `GET /v1/files/{id}/content`: the bytes, streamed from the backend.
+#[utoipa::path(get, path = "/v1/files/{id}/content", tag = "files", operation_id = "file_content",
+    params(("id" = String, Path, description = "The file id")),
+    responses((status = 200, description = "The file's bytes", body = Vec<u8>, content_type = "application/octet-stream"), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn content(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,

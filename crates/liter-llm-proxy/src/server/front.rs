@@ -9,13 +9,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Response};
 use axum::response::IntoResponse;
-use axum::routing::post;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde_json::json;
 
 use super::handlers::proxy;
+use crate::apidoc::Access::Door;
+use crate::apidoc::{route, Route};
 use crate::app::App;
-use crate::auth::{AuthLayer, Principal};
+use crate::auth::Principal;
 use crate::error::{GatewayError, Wire};
 use crate::front::messages::{count_tokens_body, Messages};
 use crate::front::{self, FrontDoor};
@@ -23,23 +24,18 @@ use crate::request::{Endpoint, RawBody};
 
 type Resp = Response<Body>;
 
-/// The front doors' routes (with and without `/v1`), behind auth, errors in each
-/// door's shape.
-pub fn routes(app: &App) -> Router<Arc<App>> {
-    let mut router = Router::new();
-    for prefix in ["/v1", ""] {
-        router = router
-            .route(&format!("{prefix}/messages"), post(messages))
-            .route(
-                &format!("{prefix}/messages/count_tokens"),
-                post(count_tokens),
-            );
-    }
-    router
-        .route_layer(AuthLayer::new(app.keys.clone()))
-        .layer(axum::middleware::map_response(|resp: Resp| {
-            front::errors_in(Wire::Anthropic, resp)
-        }))
+/// The front doors' routes for the route table (`routes.rs`), each served with and
+/// without `/v1`; the table puts them behind auth and the door's error layer.
+pub fn routes() -> Vec<Route<Arc<App>>> {
+    let door = Door(Wire::Anthropic);
+    let routes = [
+        route::<__path_messages, _, _, _>(door, messages),
+        route::<__path_count_tokens, _, _, _>(door, count_tokens),
+    ];
+    routes
+        .into_iter()
+        .flat_map(|r| r.unprefixed().into_iter().chain([r]))
+        .collect()
 }
 
 /// Runs `door`'s request through the pipeline and encodes the answer.
@@ -68,6 +64,13 @@ async fn serve_door(
 }
 
 /// `POST /v1/messages`.
+#[utoipa::path(post, path = "/v1/messages", tag = "anthropic", operation_id = "messages",
+    summary = "Anthropic's Messages API, whole or streamed (`stream: true`), on any configured model",
+    request_body(content = Object, description = "An Anthropic Messages request", content_type = "application/json"),
+    responses(
+        (status = 200, description = "An Anthropic message; a stream of Anthropic's server-sent events with `stream: true`",
+            content((Object = "application/json"), (String = "text/event-stream"))),
+        (status = "default", description = "An error in Anthropic's shape: `{\"type\":\"error\",\"error\":{\"type\",\"message\"}}`", body = Object)))]
 pub async fn messages(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,
@@ -80,6 +83,12 @@ pub async fn messages(
 /// `POST /v1/messages/count_tokens`: the gateway's own estimate of the prompt
 /// (OpenAI's `o200k_base` tokenizer, as for rate limits and budgets), for any model
 /// the key may use; nothing is sent upstream.
+#[utoipa::path(post, path = "/v1/messages/count_tokens", tag = "anthropic", operation_id = "count_tokens",
+    summary = "The prompt's token count (the gateway's estimate)",
+    request_body(content = Object, description = "An Anthropic Messages request", content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{\"input_tokens\": N}`", body = Object),
+        (status = "default", description = "An error in Anthropic's shape", body = Object)))]
 pub async fn count_tokens(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,

@@ -15,6 +15,7 @@ use liter_llm::Provider;
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::openapi::{ModelList, Status};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::cache::{Cache, Plan, UsageSlot};
@@ -43,6 +44,7 @@ fn tagged(result: Result<Resp, GatewayError>, served: Option<Served>) -> Resp {
             model: s.model,
             deployment: s.deployment,
             metrics: s.metrics,
+            retries: s.retries,
         });
     }
     resp
@@ -53,6 +55,14 @@ pub const ANSWERED_BY_MODEL: HeaderName = HeaderName::from_static("x-liter-llm-m
 /// Which deployment (`provider_model`) answered.
 pub const ANSWERED_BY_DEPLOYMENT: HeaderName = HeaderName::from_static("x-liter-llm-deployment");
 
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "chat", operation_id = "chat_completions",
+    summary = "A chat completion, whole or streamed (`stream: true`)",
+    request_body = liter_llm::types::ChatCompletionRequest,
+    responses(
+        (status = 200, description = "The completion; a stream of chunks as server-sent events with `stream: true`",
+            content((liter_llm::types::ChatCompletion = "application/json"),
+                    (liter_llm::types::ChatCompletionChunk = "text/event-stream"))),
+        (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn chat_completions(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,
@@ -62,6 +72,12 @@ pub async fn chat_completions(
     proxy(app, principal, &headers, body, Endpoint::Chat, None).await
 }
 
+#[utoipa::path(post, path = "/v1/embeddings", tag = "embeddings", operation_id = "embeddings",
+    summary = "Embeddings of the input",
+    request_body = liter_llm::types::EmbeddingRequest,
+    responses(
+        (status = 200, description = "The embeddings", body = liter_llm::types::EmbeddingResponse),
+        (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn embeddings(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,
@@ -91,7 +107,8 @@ pub(super) async fn proxy(
             .tracing
             .as_ref()
             .map(|t| t.request(headers, endpoint.operation()));
-        Record::new(app.cost_prices_arc(), trace)
+        let content = app.sinks.as_ref().is_some_and(|s| s.wants_content());
+        Record::new(app.cost_prices_arc(), trace, content)
     });
     let request = Incoming {
         headers,
@@ -231,6 +248,7 @@ async fn from_cache(req: &Req<'_>, answer: Bytes) -> Result<Resp, GatewayError> 
         deployment: "cache".to_owned(),
         metrics: None,
         upstream: std::time::Duration::ZERO,
+        retries: 0,
     };
     let mut resp = tagged(
         Ok(Cache::answer(answer, req.head, req.endpoint)),
@@ -325,6 +343,11 @@ fn model_object(app: &App, name: &str, pool: &Pool) -> ModelObject {
     }
 }
 
+#[utoipa::path(get, path = "/v1/models", tag = "models", operation_id = "list_models",
+    summary = "The models the key may use",
+    responses(
+        (status = 200, description = "`{\"object\": \"list\", \"data\": [model, ...]}`", body = super::openapi::ModelList),
+        (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn list_models(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,
@@ -346,9 +369,19 @@ pub async fn list_models(
                 owned_by: a.provider.name().to_string(),
             }),
     );
-    Json(json!({"object": "list", "data": data})).into_response()
+    Json(ModelList {
+        object: "list",
+        data,
+    })
+    .into_response()
 }
 
+#[utoipa::path(get, path = "/v1/models/{*id}", tag = "models", operation_id = "get_model",
+    summary = "One model (its id may hold `/`, as in `openai/gpt-4o`)",
+    params(("id" = String, Path, description = "The model name")),
+    responses(
+        (status = 200, description = "The model", body = liter_llm::types::ModelObject),
+        (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn get_model(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Arc<Principal>>,
@@ -360,20 +393,35 @@ pub async fn get_model(
     }
 }
 
+#[utoipa::path(get, path = "/health", tag = "health", operation_id = "health",
+    responses((status = 200, description = "`{\"status\": \"healthy\"}`", body = super::openapi::Status)))]
 pub async fn health() -> Resp {
-    Json(json!({"status": "healthy"})).into_response()
+    Json(Status { status: "healthy" }).into_response()
 }
 
+#[utoipa::path(get, path = "/health/liveness", tag = "health", operation_id = "liveness",
+    responses((status = 200, description = "`{\"status\": \"alive\"}`", body = super::openapi::Status)))]
 pub async fn liveness() -> Resp {
-    Json(json!({"status": "alive"})).into_response()
+    Json(Status { status: "alive" }).into_response()
+}
+
+#[utoipa::path(get, path = "/health/liveliness", tag = "health", operation_id = "liveliness",
+    summary = "LiteLLM's spelling of `/health/liveness`",
+    responses((status = 200, description = "`{\"status\": \"alive\"}`", body = super::openapi::Status)))]
+pub async fn liveliness() -> Resp {
+    liveness().await
 }
 
 /// Per-deployment state: healthy (probes), cooling down (breaker), in flight.
+#[utoipa::path(get, path = "/health/readiness", tag = "health", operation_id = "readiness",
+    responses(
+        (status = 200, description = "Ready: per-deployment health, cooldown and in-flight counts", body = Object),
+        (status = 503, description = "Draining (shutting down)", body = super::openapi::Status)))]
 pub async fn readiness(State(app): State<Arc<App>>) -> Resp {
     if app.is_draining() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "draining"})),
+            Json(Status { status: "draining" }),
         )
             .into_response();
     }
@@ -416,6 +464,11 @@ pub async fn readiness(State(app): State<Arc<App>>) -> Resp {
 /// it. Under `general.metrics = "master"` the route sits behind auth, and only the
 /// master key may read it; under `"public"` it is a public route; under `"off"` it is
 /// not served.
+#[utoipa::path(get, path = "/metrics", tag = "metrics", operation_id = "metrics",
+    summary = "Prometheus metrics (text format, or OpenMetrics when `Accept` asks for it)",
+    responses(
+        (status = 200, description = "The metrics", body = String, content_type = "text/plain"),
+        (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
 pub async fn metrics(
     State(app): State<Arc<App>>,
     principal: Option<Extension<Arc<Principal>>>,

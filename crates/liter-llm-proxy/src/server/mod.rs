@@ -9,6 +9,8 @@ mod cors;
 pub(crate) mod files;
 pub(crate) mod front;
 pub(crate) mod handlers;
+pub(crate) mod openapi;
+pub mod routes;
 pub mod stack;
 
 use std::future::Future;

@@ -9,7 +9,8 @@
 //! 1. catch-panic: a bug anywhere below becomes a 500 in OpenAI's shape, and the
 //!    connection survives. Outermost so that it also covers the log and CORS layers.
 //! 2. request log (`telemetry`): assigns (or keeps) `x-request-id`, writes one line
-//!    per request, counts it in `/metrics` and sets the overhead headers
+//!    per request, counts it in `/metrics`, queues a chat or embeddings request's
+//!    record for the `[[logging]]` sinks (`logsink`) and sets the overhead headers
 //!    (`x-liter-llm-overhead-duration-ms`, `x-litellm-overhead-duration-ms`). Reads
 //!    from the response's extensions: `RouteInfo` (model, deployment and its series,
 //!    from the handler), `UpstreamTime` (handler), `Arc<Record>` (the usage, from the
@@ -24,8 +25,9 @@
 //!    route (`files.rs`), which streams its body to the files backend under its own
 //!    limit, `[files] max_file_bytes`.
 //! 5. auth (`auth`, a route layer on the API and admin routes; deny by default: the
-//!    public routes are [`PUBLIC_ROUTES`], nothing else): adds `Arc<Principal>` to the
-//!    request's extensions (and the response's, for the log).
+//!    public routes are those the route table (`routes.rs`) marks `Access::Public`,
+//!    nothing else): adds `Arc<Principal>` to the request's extensions (and the
+//!    response's, for the log).
 //! 6. admin only (`admin`, a route layer on the admin routes): the master key, except
 //!    the routes in `admin::VIRTUAL_KEY_ROUTES`. Reads `Arc<Principal>`.
 //!
@@ -64,7 +66,9 @@
 //! through a tee, once it has ended cleanly) and adds `x-liter-llm-cache` and
 //! `x-litellm-cache-key`, and the request log writes its line.
 //!
-//! Every API route is also served without the `/v1` prefix, as LiteLLM users expect.
+//! Every route is one entry of the route table (`routes.rs`), from which both the router
+//! and `GET /openapi.json` are built. Every OpenAI route is also served without the
+//! `/v1` prefix, as LiteLLM users expect.
 //!
 //! The request-log and auth stages are hand-written tower layers rather than
 //! `axum::middleware::from_fn`, which boxes a service and a future per request: they run
@@ -74,80 +78,68 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Extension, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::cors::CorsLayer;
 use super::handlers as h;
+use super::routes;
+use crate::apidoc::Access;
 use crate::app::App;
 use crate::auth;
-use crate::config::MetricsAccess;
 use crate::error::GatewayError;
 use crate::request::BodyLimit;
 use crate::telemetry;
-
-/// Routes that need no key.
-pub const PUBLIC_ROUTES: &[&str] = &[
-    "/health",
-    "/health/liveness",
-    "/health/liveliness",
-    "/health/readiness",
-];
-
-fn api_routes(app: &App) -> Router<Arc<App>> {
-    let mut router = Router::new();
-    for prefix in ["/v1", ""] {
-        router = router
-            .route(
-                &format!("{prefix}/chat/completions"),
-                post(h::chat_completions),
-            )
-            .route(&format!("{prefix}/embeddings"), post(h::embeddings))
-            .route(&format!("{prefix}/models"), get(h::list_models))
-            .route(&format!("{prefix}/models/{{*id}}"), get(h::get_model));
-    }
-    // The files API (its upload route has its own body limit).
-    router = router.merge(super::files::routes(app));
-    // The admin API (master key only, by its own route layer).
-    router.merge(crate::admin::routes())
-}
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a handler panicked; answered 500");
     GatewayError::Internal("internal error".into()).into_response()
 }
 
-/// `GET /metrics`: public under `general.metrics = "public"`, else behind auth (and
-/// the handler admits the master key only); not served when metrics are off.
-pub const METRICS_ROUTE: &str = "/metrics";
+/// The router of [`routes::table`]: its public routes as they are, the others behind
+/// the auth layer, and the master key's also behind `admin::master_only`.
+fn served(app: &Arc<App>) -> Router<Arc<App>> {
+    let (mut public, mut api, mut master) = (Router::new(), Router::new(), Router::new());
+    let mut doors = Router::new();
+    for r in routes::table(app) {
+        match r.access {
+            Access::Public => public = r.add_to(public),
+            Access::Key => api = r.add_to(api),
+            Access::Master => master = r.add_to(master),
+            // Auth inside the door's error layer, so its 401 is in the door's shape.
+            Access::Door(wire) => {
+                doors = doors.merge(
+                    r.add_to(Router::new())
+                        .route_layer(auth::AuthLayer::new(app.keys.clone()))
+                        .layer(axum::middleware::map_response(move |resp| {
+                            crate::front::errors_in(wire, resp)
+                        })),
+                )
+            }
+        }
+    }
+    let master = master.route_layer(axum::middleware::from_fn(crate::admin::master_only));
+    let api = api
+        .merge(master)
+        .route_layer(auth::AuthLayer::new(app.keys.clone()));
+    public.merge(api).merge(doors)
+}
 
 pub fn router(app: Arc<App>) -> Router {
-    let mut api = api_routes(&app);
-    let mut public = Router::new()
-        .route(PUBLIC_ROUTES[0], get(h::health))
-        .route(PUBLIC_ROUTES[1], get(h::liveness))
-        .route(PUBLIC_ROUTES[2], get(h::liveness))
-        .route(PUBLIC_ROUTES[3], get(h::readiness));
-    match app.config.metrics {
-        MetricsAccess::Public => public = public.route(METRICS_ROUTE, get(h::metrics)),
-        MetricsAccess::Master => api = api.route(METRICS_ROUTE, get(h::metrics)),
-        MetricsAccess::Off => {}
-    }
-    let api = api.route_layer(auth::AuthLayer::new(app.keys.clone()));
+    let public_and_api = served(&app);
     let limit = app.config.body_limit;
-    public
-        .merge(api)
-        // The front doors (their own auth and error layers).
-        .merge(super::front::routes(&app))
+    public_and_api
         .fallback(h::not_found)
         .method_not_allowed_fallback(h::method_not_allowed)
         .with_state(app.clone())
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(panic_response))
-                .layer(telemetry::RequestLogLayer::new(app.metrics.clone()))
+                .layer(telemetry::RequestLogLayer::new(
+                    app.metrics.clone(),
+                    app.sinks.clone(),
+                ))
                 .layer(CorsLayer::new(&app.config.cors))
                 .layer(DefaultBodyLimit::max(limit))
                 .layer(Extension(BodyLimit(limit))),

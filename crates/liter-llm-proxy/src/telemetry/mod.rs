@@ -6,6 +6,9 @@
 //! For a streamed answer the line is written when the stream ends (or the client goes
 //! away), with the total duration and the time to the response headers.
 //!
+//! With `[[logging]]` sinks, the same drop builds a chat or embeddings request's
+//! [`LogRecord`] and queues it for them (never waiting).
+//!
 //! The same stage records the request in `/metrics` (requests, duration, tokens and
 //! cost, from a [`Record`] the handler leaves in the response) and puts the overhead
 //! headers on every response: the time spent in the gateway, upstream excluded (the
@@ -31,7 +34,8 @@ use tower::{Layer, Service};
 use std::sync::Arc;
 
 use crate::auth::Principal;
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, ErrorMessage};
+use crate::logsink::{LogRecord, Sinks};
 use crate::logtext::capped;
 use crate::metrics::{DeploymentMetrics, Finished, Metrics};
 
@@ -61,6 +65,8 @@ pub struct RouteInfo {
     pub deployment: String,
     /// The deployment's series in `/metrics`.
     pub metrics: Option<Arc<DeploymentMetrics>>,
+    /// Attempts before the one that answered (retries and fallbacks).
+    pub retries: u32,
 }
 
 /// Time a request spent upstream (attempts and the waits between them); set by the
@@ -105,7 +111,11 @@ struct LogLine {
     /// USD, when cost tracking priced the answer.
     cost: Option<f64>,
     error: Option<&'static str>,
+    /// The error's message, for the log sinks.
+    message: Option<String>,
     status: u16,
+    /// Answered from the response cache (its `x-liter-llm-cache: hit`).
+    cache_hit: bool,
     start: Instant,
     /// Time to the response headers, for streams.
     headers_after: Option<std::time::Duration>,
@@ -113,8 +123,10 @@ struct LogLine {
     completed: Option<bool>,
     /// Set when metrics are on.
     metrics: Option<Observed>,
-    /// The request's observations (API requests, metrics or tracing on).
+    /// The request's observations (API requests, metrics, tracing or a sink on).
     record: Option<Arc<Record>>,
+    /// The request log sinks (`[[logging]]`).
+    sinks: Option<Arc<Sinks>>,
 }
 
 /// What the request log records in `/metrics`.
@@ -148,6 +160,62 @@ impl LogLine {
     }
 }
 
+impl LogLine {
+    /// What the log sinks get of this request.
+    fn sink_record(&mut self) -> LogRecord {
+        let ms = |d: std::time::Duration| d.as_micros() as f64 / 1000.0;
+        let elapsed = self.start.elapsed();
+        let arrived = std::time::SystemTime::now()
+            .checked_sub(elapsed)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as u64);
+        let info = self.info.as_ref();
+        let deployment = info.map(|i| i.deployment.as_str());
+        let usage = match (&self.record, deployment) {
+            (Some(r), Some(d)) => r.usage(d),
+            _ => None,
+        };
+        let (request, response) =
+            self.record
+                .as_ref()
+                .and_then(|r| r.content())
+                .map_or((None, None), |(req, resp)| {
+                    let json = |b: &[u8]| serde_json::from_slice(b).ok();
+                    (json(&req), resp.as_deref().and_then(json))
+                });
+        let key = self.key.as_deref();
+        LogRecord {
+            request_id: self.id.to_str().unwrap_or("").to_owned(),
+            time: crate::logsink::rfc3339_ms(arrived),
+            method: self.method.to_string(),
+            path: capped(self.uri.path()).to_owned(),
+            key_id: match key {
+                Some(Principal::Virtual(k)) => Some(k.id.clone()),
+                _ => None,
+            },
+            key_alias: key.map(|p| p.label().to_owned()),
+            model: info.map(|i| i.model.clone()),
+            deployment: deployment.map(str::to_owned),
+            provider: deployment
+                .and_then(|d| d.split_once('/'))
+                .map(|(p, _)| p.to_owned()),
+            input_tokens: usage.map(|(u, _)| u.prompt_tokens),
+            output_tokens: usage.map(|(u, _)| u.completion_tokens),
+            cost_usd: self.cost.or(usage.and_then(|(_, c)| c)),
+            latency_ms: ms(elapsed),
+            ttfb_ms: ms(self.headers_after.unwrap_or(elapsed)),
+            status: self.status,
+            error_kind: self.error,
+            error_message: self.message.take(),
+            cache_hit: self.cache_hit,
+            retries: info.map_or(0, |i| i.retries),
+            stream_completed: self.completed,
+            request,
+            response,
+        }
+    }
+}
+
 impl Drop for LogLine {
     fn drop(&mut self) {
         if let Some(o) = &self.metrics {
@@ -156,6 +224,11 @@ impl Drop for LogLine {
         if let Some(r) = &self.record {
             let deployment = self.info.as_ref().map(|i| i.deployment.as_str());
             r.end(self.status, self.error, deployment);
+        }
+        // Chat and embeddings requests (those with a record), not health probes,
+        // scrapes or admin calls.
+        if let (Some(sinks), true) = (self.sinks.take(), self.record.is_some()) {
+            sinks.send(self.sink_record());
         }
         let ms = |d: std::time::Duration| d.as_micros() as f64 / 1000.0;
         tracing::info!(
@@ -214,11 +287,13 @@ impl http_body::Body for LoggedBody {
 pub struct RequestLogLayer {
     /// `None`: metrics are off.
     metrics: Option<Arc<Metrics>>,
+    /// `None`: no `[[logging]]` sink.
+    sinks: Option<Arc<Sinks>>,
 }
 
 impl RequestLogLayer {
-    pub fn new(metrics: Option<Arc<Metrics>>) -> Self {
-        RequestLogLayer { metrics }
+    pub fn new(metrics: Option<Arc<Metrics>>, sinks: Option<Arc<Sinks>>) -> Self {
+        RequestLogLayer { metrics, sinks }
     }
 }
 
@@ -229,6 +304,7 @@ impl<S> Layer<S> for RequestLogLayer {
         RequestLog {
             inner,
             metrics: self.metrics.clone(),
+            sinks: self.sinks.clone(),
         }
     }
 }
@@ -238,6 +314,7 @@ impl<S> Layer<S> for RequestLogLayer {
 pub struct RequestLog<S> {
     inner: S,
     metrics: Option<Arc<Metrics>>,
+    sinks: Option<Arc<Sinks>>,
 }
 
 /// What the line needs from the request, taken before it goes down the stack.
@@ -248,6 +325,7 @@ struct Started {
     uri: Uri,
     /// With metrics on: the registry and the route's template.
     metrics: Option<(Arc<Metrics>, Arc<str>)>,
+    sinks: Option<Arc<Sinks>>,
 }
 
 impl<S, B> Service<Request<B>> for RequestLog<S>
@@ -280,6 +358,7 @@ where
             method: req.method().clone(),
             uri: req.uri().clone(),
             metrics,
+            sinks: self.sinks.clone(),
         };
         LogFuture {
             inner: self.inner.call(req),
@@ -317,6 +396,7 @@ fn finish(mut resp: Response, started: Started) -> Response {
         method,
         uri,
         metrics,
+        sinks,
     } = started;
     resp.headers_mut().insert(REQUEST_ID, id.clone());
     let upstream = resp
@@ -339,12 +419,18 @@ fn finish(mut resp: Response, started: Started) -> Response {
             .get::<crate::upstream::ResponseCost>()
             .map(|c| c.0),
         error: resp.extensions().get::<ErrorKind>().map(|k| k.0),
+        message: resp.extensions_mut().remove::<ErrorMessage>().map(|m| m.0),
         status: resp.status().as_u16(),
+        cache_hit: resp
+            .headers()
+            .get(crate::cache::CACHE_STATUS)
+            .is_some_and(|v| v.as_bytes() == b"hit"),
         start,
         headers_after: None,
         completed: None,
         metrics,
         record,
+        sinks,
     };
     let streaming = resp
         .headers()

@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use liter_llm::types::Usage;
 
 use crate::metrics::DeploymentMetrics;
@@ -24,15 +25,25 @@ pub struct Record {
     prices: Option<Arc<Prices>>,
     /// The request's span, when tracing is on.
     trace: Option<Trace>,
+    /// With a log sink that wants content: the request body and the whole answer.
+    content: Option<Mutex<(Bytes, Option<Bytes>)>>,
 }
 
 impl Record {
-    pub fn new(prices: Option<Arc<Prices>>, trace: Option<Trace>) -> Arc<Record> {
+    /// `content`: keep the request body and the answer for the log sinks.
+    pub fn new(prices: Option<Arc<Prices>>, trace: Option<Trace>, content: bool) -> Arc<Record> {
         Arc::new(Record {
             usage: Mutex::new(None),
             prices,
             trace,
+            content: content.then(|| Mutex::new((Bytes::new(), None))),
         })
+    }
+
+    /// The request body and the whole answer, when kept.
+    pub fn content(&self) -> Option<(Bytes, Option<Bytes>)> {
+        let c = self.content.as_ref()?;
+        Some(c.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
     pub fn trace(&self) -> Option<&Trace> {
@@ -41,7 +52,10 @@ impl Record {
 
     /// The request's head is known: name the span and give it the request's
     /// attributes.
-    pub fn started(&self, head: &Head, body: &[u8]) {
+    pub fn started(&self, head: &Head, body: &Bytes) {
+        if let Some(c) = &self.content {
+            c.lock().unwrap_or_else(|p| p.into_inner()).0 = body.clone();
+        }
         if let Some(t) = &self.trace {
             t.name(&head.model);
             t.set(crate::otel::request_attributes(
@@ -118,5 +132,11 @@ impl UsageTap for RecordTap {
 
     fn boxed(&self) -> Box<dyn UsageTap> {
         Box::new(RecordTap(self.0.clone()))
+    }
+
+    fn answer(&self, body: &Bytes) {
+        if let Some(c) = &self.0.content {
+            c.lock().unwrap_or_else(|p| p.into_inner()).1 = Some(body.clone());
+        }
     }
 }

@@ -305,6 +305,9 @@ fn whole_answer(
         s.set(attributes.iter().cloned());
         t.set(attributes);
     }
+    if let Some(tap) = job.tap {
+        tap.answer(&bytes);
+    }
     let mut tokens = None;
     let mut cost = None;
     if d.tpm.is_some() || job.prices.is_some() || job.tap.is_some() {

@@ -140,6 +140,9 @@ pub trait UsageTap: Send + Sync {
     fn report(&self, usage: Usage, cost: Option<f64>);
     /// A handle for a stream's body, which outlives the dispatcher's borrow.
     fn boxed(&self) -> Box<dyn UsageTap>;
+    /// A whole answer's body (OpenAI's shape), for a tap that keeps it (a log sink
+    /// with `content = true`).
+    fn answer(&self, _body: &bytes::Bytes) {}
 }
 
 /// Two taps told the same usage (the meter and the request's observers).
@@ -151,6 +154,11 @@ impl UsageTap for Both<'_> {
     fn report(&self, usage: Usage, cost: Option<f64>) {
         self.0.report(usage, cost);
         self.1.report(usage, cost);
+    }
+
+    fn answer(&self, body: &bytes::Bytes) {
+        self.0.answer(body);
+        self.1.answer(body);
     }
 
     fn boxed(&self) -> Box<dyn UsageTap> {

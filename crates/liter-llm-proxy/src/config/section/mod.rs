@@ -12,6 +12,7 @@ pub mod general;
 pub mod governance;
 pub mod health;
 pub mod keys;
+pub mod logging;
 pub mod models;
 pub mod network;
 pub mod routing;

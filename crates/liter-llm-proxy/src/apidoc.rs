@@ -1,0 +1,155 @@
+//! The route table: each route the gateway serves is one [`Route`], made from a handler
+//! and its `#[utoipa::path]` description, so the router (`server::routes`) and the
+//! OpenAPI document (`GET /openapi.json`, [`document`]) are built from the same list
+//! and cannot drift: the path and the method a route is served at are the ones its
+//! description names.
+//!
+//! A leaf: it knows nothing of the gateway (the router's state is a type parameter).
+//! Paths are written as axum writes them (`/v1/models/{*id}`); the document shows the
+//! OpenAPI form (`/v1/models/{id}`).
+
+use axum::handler::Handler;
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use utoipa::openapi::path::{HttpMethod, Operation};
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::{OpenApi, RefOr};
+
+/// Named schemas an operation refers to.
+type Schemas = Vec<(String, RefOr<Schema>)>;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No key.
+    Public,
+    /// Any key (master or virtual), checked by the auth layer.
+    Key,
+    /// The master key (the admin API's route layer), after the auth layer.
+    Master,
+    /// Any key, on a front door of another client protocol: every error, the auth
+    /// layer's included, is written in that protocol's shape.
+    Door(crate::error::Wire),
+}
+
+/// One route: where, how, who, what the document says of it, and its handler.
+pub struct Route<S> {
+    /// As axum routes it (`{*id}` for a wildcard).
+    pub path: String,
+    pub method: HttpMethod,
+    pub access: Access,
+    operation: Operation,
+    /// The schemas `operation` refers to (and those they refer to).
+    schemas: Schemas,
+    handler: MethodRouter<S>,
+}
+
+/// The route `P` (a `#[utoipa::path]` description) describes, served by `handler`.
+/// A description names exactly one method.
+pub fn route<P, H, T, S>(access: Access, handler: H) -> Route<S>
+where
+    // The derive's own trait for the schemas a path refers to (as `utoipa-axum` uses).
+    P: utoipa::Path + utoipa::__dev::SchemaReferences,
+    H: Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    let method = P::methods().into_iter().next().unwrap_or(HttpMethod::Get);
+    let mut schemas = Schemas::new();
+    P::schemas(&mut schemas);
+    Route {
+        path: P::path(),
+        handler: on(filter(&method), handler),
+        method,
+        access,
+        operation: P::operation(),
+        schemas,
+    }
+}
+
+fn filter(method: &HttpMethod) -> MethodFilter {
+    match method {
+        HttpMethod::Get => MethodFilter::GET,
+        HttpMethod::Post => MethodFilter::POST,
+        HttpMethod::Put => MethodFilter::PUT,
+        HttpMethod::Delete => MethodFilter::DELETE,
+        HttpMethod::Options => MethodFilter::OPTIONS,
+        HttpMethod::Head => MethodFilter::HEAD,
+        HttpMethod::Patch => MethodFilter::PATCH,
+        HttpMethod::Trace => MethodFilter::TRACE,
+    }
+}
+
+/// The `/v1` prefix every OpenAI route has, and is also served without.
+pub const V1: &str = "/v1";
+
+impl<S: Clone + Send + Sync + 'static> Route<S> {
+    /// The same route with a layer (or another change) on its handler.
+    pub fn map(mut self, f: impl FnOnce(MethodRouter<S>) -> MethodRouter<S>) -> Self {
+        self.handler = f(self.handler);
+        self
+    }
+
+    /// The same route without its `/v1` prefix (`None` for a route without one): LiteLLM
+    /// serves both, and its users call both. Its operation id ends in `_unprefixed`.
+    pub fn unprefixed(&self) -> Option<Route<S>> {
+        let rest = self.path.strip_prefix(V1)?;
+        let mut operation = self.operation.clone();
+        operation.operation_id = operation.operation_id.map(|id| format!("{id}_unprefixed"));
+        operation.description = Some(format!(
+            "The same as `{}` (served without `/v1` too, as LiteLLM serves it).",
+            openapi_path(&self.path)
+        ));
+        Some(Route {
+            path: rest.to_owned(),
+            method: self.method.clone(),
+            access: self.access,
+            operation,
+            schemas: Schemas::new(),
+            handler: self.handler.clone(),
+        })
+    }
+
+    /// Add the route to `router`.
+    pub fn add_to(self, router: Router<S>) -> Router<S> {
+        router.route(&self.path, self.handler)
+    }
+}
+
+/// The OpenAPI form of an axum path: `{*id}` becomes `{id}`.
+pub fn openapi_path(axum_path: &str) -> String {
+    axum_path.replace("{*", "{")
+}
+
+/// The name of the bearer security scheme in the document.
+pub const BEARER: &str = "bearer";
+
+/// `base` (info, components, the default security requirement) with one operation per
+/// route and the schemas they refer to; a public route's operation has an empty
+/// security requirement list.
+pub fn document<S>(mut base: OpenApi, routes: &[Route<S>]) -> OpenApi {
+    let components = base.components.get_or_insert_with(Default::default);
+    for (name, schema) in routes.iter().flat_map(|r| r.schemas.iter()) {
+        components
+            .schemas
+            .entry(name.clone())
+            .or_insert_with(|| schema.clone());
+    }
+    for r in routes {
+        let mut operation = r.operation.clone();
+        match r.access {
+            Access::Public => operation.security = Some(Vec::new()),
+            Access::Key | Access::Door(_) => {}
+            Access::Master => {
+                let note = "Master key only.";
+                operation.description = Some(match operation.description.take() {
+                    Some(d) => format!("{d}\n\n{note}"),
+                    None => note.to_owned(),
+                });
+            }
+        }
+        base.paths
+            .add_path_operation(openapi_path(&r.path), vec![r.method.clone()], operation);
+    }
+    base
+}
