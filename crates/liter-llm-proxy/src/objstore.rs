@@ -27,18 +27,17 @@ pub const SECRET_KEYS: &[&str] = &[
     "key",
 ];
 
-/// Whether `key` of a `backend_config` holds a secret (see [`SECRET_KEYS`]); keys
-/// that merely contain one of those words (`access_key_id` is not a secret,
-/// `secret_access_key` is) are matched as whole words separated by `_`.
+/// Whether `key` of a `backend_config` holds a secret: any key containing `secret` or
+/// `password`, and any whose first or last `_`-separated word is one of
+/// [`SECRET_KEYS`] (`account_key` is a secret; `access_key_id` is not).
 pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    SECRET_KEYS.iter().any(|s| {
-        key == *s
-            || key.ends_with(&format!("_{s}"))
-            || key.starts_with(&format!("{s}_"))
-            || key.contains("secret")
-            || key.contains("password")
-    })
+    if key.contains("secret") || key.contains("password") {
+        return true;
+    }
+    SECRET_KEYS
+        .iter()
+        .any(|s| key == *s || key.ends_with(&format!("_{s}")) || key.starts_with(&format!("{s}_")))
 }
 
 /// Why an operator could not be built. Names the backend and OpenDAL's reason; never

@@ -167,12 +167,13 @@ impl Cache {
     /// The stored answer for `plan`, if one may answer it, and how the lookup went.
     pub async fn lookup(&self, plan: &Plan) -> (Option<Bytes>, Outcome) {
         let (found, outcome) = self.look(plan).await;
-        if let Some(c) = &self.counters {
-            match outcome {
-                Outcome::Hit => c.hits.inc(),
-                Outcome::Miss => c.misses.inc(),
-                Outcome::Bypass => 0,
-            };
+        let counter = self.counters.as_ref().and_then(|c| match outcome {
+            Outcome::Hit => Some(&c.hits),
+            Outcome::Miss => Some(&c.misses),
+            Outcome::Bypass => None,
+        });
+        if let Some(counter) = counter {
+            counter.inc();
         }
         (found, outcome)
     }
