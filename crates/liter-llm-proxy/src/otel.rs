@@ -395,6 +395,34 @@ pub fn answer_attributes(bytes: &[u8], content: bool) -> Vec<KeyValue> {
     out
 }
 
+/// The GenAI attributes of what a streamed answer said of itself (nothing for a
+/// whole answer, whose attributes [`answer_attributes`] gave).
+pub fn stream_attributes(
+    id: Option<String>,
+    model: Option<String>,
+    finish_reasons: Vec<String>,
+) -> Vec<KeyValue> {
+    let mut out = Vec::new();
+    let capped = |s: String| crate::logtext::capped(&s).to_owned();
+    if let Some(id) = id {
+        out.push(KeyValue::new("gen_ai.response.id", capped(id)));
+    }
+    if let Some(model) = model {
+        out.push(KeyValue::new("gen_ai.response.model", capped(model)));
+    }
+    if !finish_reasons.is_empty() {
+        let reasons: Vec<opentelemetry::StringValue> = finish_reasons
+            .into_iter()
+            .map(|r| capped(r).into())
+            .collect();
+        out.push(KeyValue::new(
+            "gen_ai.response.finish_reasons",
+            opentelemetry::Value::Array(reasons.into()),
+        ));
+    }
+    out
+}
+
 /// The GenAI request attributes of an OpenAI-shaped body: the model asked for, the
 /// sampling parameters, and (with `content`) the messages.
 pub fn request_attributes(body: &[u8], model: &str, content: bool) -> Vec<KeyValue> {

@@ -13,7 +13,7 @@ use crate::metrics::DeploymentMetrics;
 use crate::otel::Trace;
 use crate::pricing::Prices;
 use crate::request::Head;
-use crate::upstream::UsageTap;
+use crate::upstream::{StreamFacts, UsageTap};
 
 /// One API request's observations. Cheap to share.
 #[derive(Debug)]
@@ -25,6 +25,8 @@ pub struct Record {
     prices: Option<Arc<Prices>>,
     /// The request's span, when tracing is on.
     trace: Option<Trace>,
+    /// A streamed answer's id, model and finish reasons (tracing on), for the span.
+    facts: Mutex<StreamFacts>,
     /// With a log sink that wants content: the request body and the whole answer.
     content: Option<Mutex<(Bytes, Option<Bytes>)>>,
 }
@@ -36,6 +38,7 @@ impl Record {
             usage: Mutex::new(None),
             prices,
             trace,
+            facts: Mutex::new(StreamFacts::default()),
             content: content.then(|| Mutex::new((Bytes::new(), None))),
         })
     }
@@ -69,6 +72,12 @@ impl Record {
     /// The response has ended: the span gets the usage, the cost and the status.
     pub fn end(&self, status: u16, error: Option<&'static str>, deployment: Option<&str>) {
         let Some(t) = &self.trace else { return };
+        let facts = std::mem::take(&mut *self.facts.lock().unwrap_or_else(|p| p.into_inner()));
+        t.set(crate::otel::stream_attributes(
+            facts.id,
+            facts.model,
+            facts.finish_reasons,
+        ));
         if let Some((u, cost)) = deployment.and_then(|d| self.usage(d)) {
             let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
             t.set([
@@ -132,6 +141,13 @@ impl UsageTap for RecordTap {
 
     fn boxed(&self) -> Box<dyn UsageTap> {
         Box::new(RecordTap(self.0.clone()))
+    }
+
+    fn facts(&self, facts: &StreamFacts) {
+        if self.0.trace.is_some() {
+            let mut f = self.0.facts.lock().unwrap_or_else(|p| p.into_inner());
+            f.merge(facts);
+        }
     }
 
     fn answer(&self, body: &Bytes) {

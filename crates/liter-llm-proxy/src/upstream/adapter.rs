@@ -89,7 +89,8 @@ impl Protocol for Translated {
             include_usage: job.head.include_usage,
             max_event_bytes: source.max_event_bytes(),
         });
-        translate::translated(source, translator, hold, job.tap.map(|t| t.boxed()))
+        let tap = job.tap.map(|t| t.boxed());
+        translate::translated(source, translator, hold, tap, job.trace.is_some())
     }
 
     fn answer(&self, bytes: Bytes, job: &Job<'_>) -> Result<Bytes, GatewayError> {

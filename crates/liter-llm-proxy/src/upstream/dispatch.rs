@@ -235,6 +235,7 @@ fn stream_body(
             let tapped = job.tap.map(|t| Tapped {
                 tap: t.boxed(),
                 hide_usage: false,
+                facts: job.trace.is_some(),
             });
             super::stream::relay(source, hold, tapped, wire)
         }

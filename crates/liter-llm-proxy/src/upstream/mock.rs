@@ -56,6 +56,17 @@ pub async fn answer(d: &Deployment, job: &Job<'_>) -> Result<Response<Body>, Gat
             if !job.head.stream {
                 return Ok(json_response(to_json(&whole)?));
             }
+            if let (Some(t), Some(_)) = (tap, job.trace) {
+                t.facts(&super::stream::StreamFacts {
+                    id: Some(whole.id.clone()),
+                    model: Some(whole.model.clone()),
+                    finish_reasons: whole
+                        .choices
+                        .iter()
+                        .filter_map(|c| c.finish_reason.clone())
+                        .collect(),
+                });
+            }
             let mut events = Vec::new();
             for chunk in mock::chat_chunks(&req, &id, created) {
                 let mut event = b"data: ".to_vec();

@@ -46,7 +46,7 @@ use crate::error::GatewayError;
 pub use dispatch::{dispatch, Answer, Failure, ResponseCost};
 pub use protocol::{Job, Native, NativeAnswer, Protocol};
 pub use scrub::Scrub;
-pub use stream::UsageTap;
+pub use stream::{StreamFacts, UsageTap};
 pub use target::{ReadLimits, Target, TargetError};
 
 /// The HTTP client every attempt goes through.

@@ -66,6 +66,7 @@ impl Protocol for PassThrough {
             job.tap.map(|t| stream::Tapped {
                 tap: t.boxed(),
                 hide_usage: !job.head.include_usage,
+                facts: job.trace.is_some(),
             }),
             crate::error::Wire::OpenAi,
         )

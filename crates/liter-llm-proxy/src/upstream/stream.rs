@@ -143,6 +143,36 @@ pub trait UsageTap: Send + Sync {
     /// A whole answer's body (OpenAI's shape), for a tap that keeps it (a log sink
     /// with `content = true`).
     fn answer(&self, _body: &bytes::Bytes) {}
+    /// What a streamed answer says of itself (its span's attributes), told to a tap
+    /// that asked for it ([`Tapped::facts`]); may be told in parts, each adding to the
+    /// last.
+    fn facts(&self, _facts: &StreamFacts) {}
+}
+
+/// A streamed answer's id, model and finish reasons, as its chunks give them.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct StreamFacts {
+    pub id: Option<String>,
+    pub model: Option<String>,
+    pub finish_reasons: Vec<String>,
+}
+
+impl StreamFacts {
+    /// `other` added: its id and model where it has them, its finish reasons after ours.
+    pub fn merge(&mut self, other: &StreamFacts) {
+        if other.id.is_some() {
+            self.id.clone_from(&other.id);
+        }
+        if other.model.is_some() {
+            self.model.clone_from(&other.model);
+        }
+        self.finish_reasons
+            .extend(other.finish_reasons.iter().cloned());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.id.is_none() && self.model.is_none() && self.finish_reasons.is_empty()
+    }
 }
 
 /// Two taps told the same usage (the meter and the request's observers).
@@ -164,12 +194,22 @@ impl UsageTap for Both<'_> {
     fn boxed(&self) -> Box<dyn UsageTap> {
         Box::new(BothOwned(self.0.boxed(), self.1.boxed()))
     }
+
+    fn facts(&self, facts: &StreamFacts) {
+        self.0.facts(facts);
+        self.1.facts(facts);
+    }
 }
 
 impl UsageTap for BothOwned {
     fn report(&self, usage: Usage, cost: Option<f64>) {
         self.0.report(usage, cost);
         self.1.report(usage, cost);
+    }
+
+    fn facts(&self, facts: &StreamFacts) {
+        self.0.facts(facts);
+        self.1.facts(facts);
     }
 
     fn boxed(&self) -> Box<dyn UsageTap> {
@@ -182,6 +222,8 @@ impl UsageTap for BothOwned {
 pub struct Tapped {
     pub tap: Box<dyn UsageTap>,
     pub hide_usage: bool,
+    /// Tell the tap the answer's [`StreamFacts`] (tracing is on).
+    pub facts: bool,
 }
 
 struct Relay<G> {
@@ -371,12 +413,25 @@ struct AnthropicEvent {
     message: Option<AnthropicMessageStart>,
     #[serde(default)]
     usage: Option<AnthropicUsage>,
+    /// `message_delta`'s, with the stop reason.
+    #[serde(default)]
+    delta: Option<AnthropicDelta>,
 }
 
 #[derive(serde::Deserialize)]
 struct AnthropicMessageStart {
     #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
     usage: Option<AnthropicUsage>,
+}
+
+#[derive(serde::Deserialize)]
+struct AnthropicDelta {
+    #[serde(default)]
+    stop_reason: Option<String>,
 }
 
 /// Gathers the usage of Anthropic's `message_start` and `message_delta` events among
@@ -397,6 +452,19 @@ fn tap_anthropic_usage(t: &Tapped, events: &[u8], so_far: &mut AnthropicUsage) {
         let Some(Ok(e)) = data.map(serde_json::from_slice::<AnthropicEvent>) else {
             continue;
         };
+        if t.facts {
+            let mut facts = StreamFacts::default();
+            if let Some(m) = &e.message {
+                facts.id.clone_from(&m.id);
+                facts.model.clone_from(&m.model);
+            }
+            if let Some(reason) = e.delta.as_ref().and_then(|d| d.stop_reason.clone()) {
+                facts.finish_reasons.push(reason);
+            }
+            if !facts.is_empty() {
+                t.tap.facts(&facts);
+            }
+        }
         if let Some(u) = e.message.and_then(|m| m.usage) {
             so_far.merge(&u);
         }
@@ -409,23 +477,42 @@ fn tap_anthropic_usage(t: &Tapped, events: &[u8], so_far: &mut AnthropicUsage) {
     }
 }
 
-/// A chunk's `choices` and `usage`, to find the usage chunk.
+/// A chunk's `choices` and `usage`, to find the usage chunk, with its id and model
+/// for the [`StreamFacts`].
 #[derive(serde::Deserialize)]
 struct UsageChunk {
     #[serde(default)]
-    choices: Vec<serde::de::IgnoredAny>,
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
     #[serde(default)]
     usage: Option<Usage>,
 }
 
-/// Reports the usage chunk among whole `events` and, when asked, leaves it out.
+#[derive(serde::Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+/// Whether `key` (quoted, with its colon) occurs in `events` with a value starting
+/// with `first`, with or without a space between.
+fn has_value(events: &[u8], key: &[u8], first: u8) -> bool {
+    memmem::find_iter(events, key).any(|i| {
+        let after = &events[i + key.len()..];
+        after.first() == Some(&first)
+            || (after.first() == Some(&b' ') && after.get(1) == Some(&first))
+    })
+}
+
+/// Reports the usage chunk among whole `events` and, when asked, leaves it out; with
+/// [`Tapped::facts`], also the facts of the chunks that finish a choice.
 fn tap_usage(t: &Tapped, events: Bytes) -> Bytes {
-    // One search: `"usage":` followed by an object, with or without a space.
-    let has_usage = memmem::find_iter(&events, b"\"usage\":").any(|i| {
-        let after = &events[i + 8..];
-        after.starts_with(b"{") || after.starts_with(b" {")
-    });
-    if !has_usage {
+    let has_usage = has_value(&events, b"\"usage\":", b'{');
+    let finishes = t.facts && has_value(&events, b"\"finish_reason\":", b'"');
+    if !has_usage && !finishes {
         return events;
     }
     let mut kept = BytesMut::with_capacity(events.len());
@@ -438,6 +525,20 @@ fn tap_usage(t: &Tapped, events: Bytes) -> Bytes {
             .find_map(|line| line.strip_prefix(b"data:"))
             .map(|d| d.trim_ascii());
         if let Some(Ok(chunk)) = data.map(serde_json::from_slice::<UsageChunk>) {
+            if t.facts {
+                let facts = StreamFacts {
+                    id: chunk.id,
+                    model: chunk.model,
+                    finish_reasons: chunk
+                        .choices
+                        .iter()
+                        .filter_map(|c| c.finish_reason.clone())
+                        .collect(),
+                };
+                if !facts.finish_reasons.is_empty() || chunk.usage.is_some() {
+                    t.tap.facts(&facts);
+                }
+            }
             if let Some(u) = chunk.usage {
                 t.tap.report(u, None);
                 if t.hide_usage && chunk.choices.is_empty() {

@@ -306,3 +306,115 @@ async fn a_collector_that_is_down_costs_only_counted_dropped_spans() {
         .lines()
         .any(|l| l == "liter_llm_trace_spans_exported_total 0"));
 }
+
+/// Flushes until the receiver has `n` server spans (bounded), and returns them.
+async fn server_spans(gw: &Gateway, got: &Arc<Mutex<Received>>, n: usize) -> Vec<Span> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        flush(gw).await;
+        let spans: Vec<Span> = got
+            .lock()
+            .unwrap()
+            .spans
+            .iter()
+            .filter(|(_, s)| s.kind == 2)
+            .map(|(_, s)| s.clone())
+            .collect();
+        if spans.len() >= n || std::time::Instant::now() > deadline {
+            return spans;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn reasons(span: &Span) -> Vec<String> {
+    match attr(span, "gen_ai.response.finish_reasons") {
+        Some(Any::ArrayValue(a)) => a
+            .values
+            .iter()
+            .filter_map(|v| match v.value.as_ref()? {
+                Any::StringValue(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        other => panic!("no finish reasons: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_gives_its_span_the_response_id_model_finish_reasons_and_usage() {
+    let (url, got) = receiver().await;
+    let mock = MockUpstream::start().await.unwrap();
+    let extra = format!(
+        r#"
+[[models]]
+name = "claude"
+provider_model = "anthropic/claude-sonnet-4-20250514"
+api_key = "{UPSTREAM_KEY}"
+base_url = "http://{addr}"
+"#,
+        addr = mock.addr()
+    );
+    // `[[models]]` after the config's own: appended at the end.
+    let gw = {
+        let endpoint = url.clone();
+        Gateway::start_with_env(&(config(&mock, "") + &extra), move |v| match v {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
+            _ => None,
+        })
+        .await
+    };
+    // An OpenAI stream relayed, an Anthropic stream translated to OpenAI's chunks, and
+    // an Anthropic stream relayed as it came (the Messages front door).
+    let mut ids = Vec::new();
+    for model in ["gpt-4o", "claude"] {
+        let body = json!({"model": model, "stream": true,
+            "messages": [{"role": "user", "content": "stream please"}]});
+        let resp = gw
+            .post("/v1/chat/completions", Some(MASTER), &body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let sse = resp.text().await.unwrap();
+        let first = sse.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+        let chunk: serde_json::Value = serde_json::from_str(first).unwrap();
+        ids.push(chunk["id"].as_str().unwrap().to_owned());
+    }
+    let body = json!({"model": "claude", "stream": true, "max_tokens": 20,
+        "messages": [{"role": "user", "content": "stream please"}]});
+    let resp = gw
+        .post("/v1/messages", Some(MASTER), &body)
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let sse = resp.text().await.unwrap();
+    let start = sse
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap())
+        .find(|e| e["type"] == "message_start")
+        .unwrap();
+    ids.push(start["message"]["id"].as_str().unwrap().to_owned());
+
+    let spans = server_spans(&gw, &got, 3).await;
+    assert_eq!(spans.len(), 3, "{spans:?}");
+    // Each request's span, found by the id its client saw.
+    let by_id = |id: &str| {
+        spans
+            .iter()
+            .find(|s| text(s, "gen_ai.response.id") == id)
+            .unwrap_or_else(|| panic!("no span with response id {id}: {spans:?}"))
+    };
+    for id in &ids {
+        let span = by_id(id);
+        assert!(!text(span, "gen_ai.response.model").is_empty());
+        assert!(int(span, "gen_ai.usage.output_tokens") > 0, "{span:?}");
+    }
+    assert_eq!(reasons(by_id(&ids[0])), ["stop"]);
+    assert_eq!(reasons(by_id(&ids[1])), ["stop"]);
+    // As the client's protocol says it.
+    assert_eq!(reasons(by_id(&ids[2])), ["end_turn"]);
+}
