@@ -112,6 +112,9 @@ impl App {
         let files = files(&config, stores.as_ref())?;
         let prices = Prices::load(&config, stores.is_some())?.map(Arc::new);
         let governor = Governor::new(&config, stores, prices.clone()).await;
+        if let (Some(m), Some(s)) = (&metrics, &governor.stores) {
+            s.spend.instrument(m.spend.clone());
+        }
         let keys = Arc::new(KeyRegistry::from_config(
             &config,
             governor.stores.as_ref().map(|s| s.keys.clone()),

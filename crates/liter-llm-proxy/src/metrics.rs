@@ -139,6 +139,14 @@ pub struct TraceMetrics {
     pub dropped: Counter,
 }
 
+/// The spend store's writes: ledger rows settled and not yet written to the database,
+/// and how long each write took (a batch for SQLite, a settlement for PostgreSQL).
+#[derive(Debug, Clone)]
+pub struct SpendMetrics {
+    pub queued: Gauge,
+    pub write: Histogram,
+}
+
 /// The request log sinks' counters, by sink (`file#0`, `webhook#1`: configured
 /// positions, never a URL or a path).
 #[derive(Debug, Clone, Default)]
@@ -182,6 +190,7 @@ pub struct Metrics {
     pub cache: CacheMetrics,
     pub traces: TraceMetrics,
     pub logs: LogMetrics,
+    pub spend: SpendMetrics,
     /// The label `""`: no model, deployment or provider.
     none: Label,
 }
@@ -296,6 +305,21 @@ impl Metrics {
             traces.dropped.clone(),
         );
         let logs = register_logs(&mut registry);
+        let spend = SpendMetrics {
+            queued: Gauge::default(),
+            write: histogram(),
+        };
+        registry.register(
+            "spend_queue_depth",
+            "Ledger rows settled and not yet written to the spend store",
+            spend.queued.clone(),
+        );
+        registry.register_with_unit(
+            "spend_write_duration",
+            "Time of one write to the spend store (a batch of ledger rows, or one settlement)",
+            Unit::Seconds,
+            spend.write.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -313,6 +337,7 @@ impl Metrics {
             cache,
             traces,
             logs,
+            spend,
             none: Arc::from(""),
         }
     }

@@ -98,6 +98,10 @@ pub trait SpendStore: Send + Sync {
     /// unknown scope reads as zeros with no limit.
     async fn spent(&self, scope: &str) -> Result<ScopeSpend, StoreError>;
 
+    /// Tells `/metrics` of the write path from now on: rows waiting to be written and
+    /// the time of each write. A store with nothing to write (memory) ignores it.
+    fn instrument(&self, _metrics: crate::metrics::SpendMetrics) {}
+
     /// Waits until everything settled so far is durable (a backend that commits each
     /// settlement before `settle` returns has nothing to wait for). Call before the
     /// process exits.

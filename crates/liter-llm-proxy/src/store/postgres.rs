@@ -57,6 +57,8 @@ pub(super) struct Inner {
     owner: i64,
     /// The connection holding this handle's owner lock; closed (lock released) on drop.
     _owner_conn: std::sync::Mutex<PgConnection>,
+    /// `/metrics`' view of the settlements in flight and their writes, once instrumented.
+    metrics: std::sync::OnceLock<crate::metrics::SpendMetrics>,
 }
 
 pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Stores, StoreError> {
@@ -77,6 +79,7 @@ pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Stores, Sto
         clock,
         owner,
         _owner_conn: std::sync::Mutex::new(owner_conn),
+        metrics: std::sync::OnceLock::new(),
     }));
     Ok(Stores {
         keys: Arc::new(store.clone()),
@@ -437,7 +440,22 @@ impl SpendStore for PgStore {
         entry: LedgerEntry,
     ) -> Result<Settlement, StoreError> {
         let inner = Arc::clone(&self.0);
-        detached(async move { inner.settle_now(id, entry).await }).await
+        detached(async move {
+            let Some(m) = inner.metrics.get().cloned() else {
+                return inner.settle_now(id, entry).await;
+            };
+            m.queued.inc();
+            let started = std::time::Instant::now();
+            let settled = inner.settle_now(id, entry).await;
+            m.write.observe(started.elapsed().as_secs_f64());
+            m.queued.dec();
+            settled
+        })
+        .await
+    }
+
+    fn instrument(&self, metrics: crate::metrics::SpendMetrics) {
+        let _ = self.0.metrics.set(metrics);
     }
 
     async fn reconcile(&self) -> Result<u64, StoreError> {

@@ -258,6 +258,10 @@ impl SpendStore for SqliteStore {
         self.0.book.flush().await
     }
 
+    fn instrument(&self, metrics: crate::metrics::SpendMetrics) {
+        self.0.book.instrument(metrics);
+    }
+
     async fn ledger(&self, filter: &LedgerFilter) -> Result<Vec<LedgerEntry>, StoreError> {
         self.0.book.flush().await?;
         let mut qb = QueryBuilder::new(format!("SELECT {LEDGER_COLUMNS} FROM spend_ledger"));

@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,8 @@ use tokio::sync::oneshot;
 use super::clock::Clock;
 use super::journal::{Journal, Leftover, Record};
 use super::logic::{self, Prepared, ScopeLimit, ScopeRow};
+use crate::metrics::SpendMetrics;
+
 use super::types::{LedgerEntry, ReservationId, ReserveError, ScopeSpend, Settlement, StoreError};
 
 /// While there is work, the writer syncs the journal to disk every turn: the window a
@@ -163,11 +165,20 @@ struct Shared {
     state: Mutex<State>,
     journal: Journal,
     clock: Arc<dyn Clock>,
+    /// `/metrics`' view of the queue and the commits, once instrumented.
+    metrics: OnceLock<SpendMetrics>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `n` more ledger rows wait for a commit (`n < 0`: fewer).
+    fn queued(&self, n: i64) {
+        if let Some(m) = self.metrics.get() {
+            m.queued.inc_by(n);
+        }
     }
 }
 
@@ -218,6 +229,7 @@ impl Book {
             state: Mutex::new(state),
             journal,
             clock,
+            metrics: OnceLock::new(),
         });
         let (wake, queue) = mpsc::channel();
         let writer = Writer {
@@ -237,6 +249,14 @@ impl Book {
             },
             taken,
         ))
+    }
+
+    /// Report the queue and the commits to `metrics` from now on.
+    pub(super) fn instrument(&self, metrics: SpendMetrics) {
+        let queued = i64::try_from(self.shared.lock().settled.len()).unwrap_or(i64::MAX);
+        if self.shared.metrics.set(metrics).is_ok() {
+            self.shared.queued(queued);
+        }
     }
 
     fn send(&self, m: Msg) {
@@ -322,6 +342,7 @@ impl Book {
             });
             let nudge = st.nudge();
             drop(guard);
+            self.shared.queued(1);
             if nudge {
                 self.send(Msg::Nudge);
             }
@@ -343,6 +364,7 @@ impl Book {
             inserted: Some(tx),
         });
         drop(guard);
+        self.shared.queued(1);
         self.send(Msg::Flush(None));
         Settle::Check(rx)
     }
@@ -480,13 +502,19 @@ impl Writer {
         } else {
             let write = Arc::clone(&self.write);
             let _writer = write.blocking_lock();
-            write_batch(&mut self.conn, &batch, &scopes)
+            let started = Instant::now();
+            let written = write_batch(&mut self.conn, &batch, &scopes);
+            if let Some(m) = self.shared.metrics.get() {
+                m.write.observe(started.elapsed().as_secs_f64());
+            }
+            written
         };
         let mut st = self.shared.lock();
         match committed {
             Ok(inserted) => {
                 let mut batch = batch;
                 let len = batch.len();
+                self.shared.queued(-i64::try_from(len).unwrap_or(i64::MAX));
                 for (row, new) in batch.drain(..).zip(inserted) {
                     if let Some(seg) = row.segment {
                         if let Some(n) = st.segments.get_mut(&seg) {

@@ -333,3 +333,38 @@ async fn the_grafana_dashboard_names_only_exported_metrics() {
         );
     }
 }
+
+/// The spend store's write path in `/metrics`: every settled row written, none left
+/// queued, and the writes timed (SQLite: batches; PostgreSQL: one per settlement).
+async fn spend_writes_are_measured(db: crate::governance::Db) {
+    let mock = MockUpstream::start().await.unwrap();
+    let gw = crate::governance::gateway(&mock, &db, "").await;
+    for _ in 0..3 {
+        let resp = gw.chat(MASTER, crate::governance::ask(5)).await;
+        assert_eq!(resp.status(), 200);
+    }
+    gw.app.governor.settled().await;
+    crate::governance::spend_store(&gw).flush().await.unwrap();
+    let text = scrape(&gw).await;
+    has(&text, "liter_llm_spend_queue_depth 0");
+    let writes: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("liter_llm_spend_write_duration_seconds_count "))
+        .unwrap_or_else(|| panic!("no write histogram in:\n{text}"))
+        .parse()
+        .unwrap();
+    match db {
+        crate::governance::Db::Sqlite(_) => assert!((1..=3).contains(&writes), "{writes}"),
+        crate::governance::Db::Postgres(_) => assert_eq!(writes, 3),
+    }
+}
+
+#[tokio::test]
+async fn sqlite_spend_writes_are_measured() {
+    spend_writes_are_measured(crate::governance::Db::sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_spend_writes_are_measured() {
+    spend_writes_are_measured(crate::governance::Db::postgres().await).await;
+}
