@@ -11,7 +11,11 @@
 #   CG_WARMUP       warm-up seconds before the counters are zeroed     (default 5)
 #   CG_DURATION     measured seconds                                   (default 20)
 #   CG_CONNECTIONS  keep-alive connections                             (default 8)
-#   CG_PATHS        which proxies, in order: floor, gateway, governed   (default "floor gateway")
+#   CG_PATHS        which proxies, in order: floor, gateway, governed, bare, observed
+#                   (default "floor gateway"); bare: the gateway with metrics off;
+#                   observed: metrics on and tracing on, exporting every span to the mock's
+#                   OTLP collector endpoint (/__mock/otlp); the two together also print
+#                   "observed vs bare", the observability goal of bench/README.md
 #   CG_STREAM=1     measure streaming requests instead
 #   CG_FRESH=1      fresh prompts: six words no other request carries in every prompt
 #                   (bench-loadgen --vary), so the governed gateway tokenizes every one
@@ -105,6 +109,11 @@ sed -e 's/^master_key = .*/master_key = "sk-bench-other-master"/' \
 printf '\n[[keys]]\nkey = "sk-bench-master"\nrpm = 100000000\ntpm = 100000000000\nbudget_limit = 1000000.0\n' \
   >>"$RUN/governed.toml"
 
+# Observability off, and on: metrics (on by default) plus tracing to the mock's collector.
+sed -e 's/^max_retries = 0/max_retries = 0\nmetrics = "off"/' "$RUN/gateway.toml" >"$RUN/bare.toml"
+sed -e 's/^max_retries = 0/max_retries = 0\nenable_tracing = true/' "$RUN/gateway.toml" >"$RUN/observed.toml"
+export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$MOCK_PORT/__mock/otlp"
+
 load() { # URL SECONDS [OUT]
   local out=()
   [ -n "${3:-}" ] && out=(--out "$3")
@@ -115,11 +124,14 @@ load() { # URL SECONDS [OUT]
 echo "| Path | Requests | Instructions | Instructions/request | vs floor |"
 echo "|---|---:|---:|---:|---:|"
 FLOOR_IPR=""
+declare -A IPR
 for p in "${CG_PATHS[@]}"; do
   case "$p" in
     floor) cmd=("$BIN/bench-floor" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$MOCK_PORT") ;;
     gateway) cmd=("$BIN/liter-llm" api --config "$RUN/gateway.toml") ;;
     governed) cmd=("$BIN/liter-llm" api --config "$RUN/governed.toml") ;;
+    bare) cmd=("$BIN/liter-llm" api --config "$RUN/bare.toml") ;;
+    observed) cmd=("$BIN/liter-llm" api --config "$RUN/observed.toml") ;;
     *) echo "callgrind: unknown path $p" >&2; exit 1 ;;
   esac
   # The gateway at its default log level (what users get), as in run.sh; env before valgrind,
@@ -143,7 +155,15 @@ for p in "${CG_PATHS[@]}"; do
   ir="$(sed -nE 's/^(summary|totals): ([0-9]+).*/\2/p' "$file" | head -n1)"
   ipr=$((ir / requests))
   [ "$p" = floor ] && FLOOR_IPR=$ipr
+  IPR[$p]=$ipr
   ratio="–"
   [ -n "$FLOOR_IPR" ] && ratio="$(awk -v a="$ipr" -v b="$FLOOR_IPR" 'BEGIN { printf "%.2f×", a / b }')"
   echo "| $p | $requests | $ir | $ipr | $ratio |"
 done
+if [ -n "${IPR[bare]:-}" ] && [ -n "${IPR[observed]:-}" ]; then
+  exports="$(curl -s "http://127.0.0.1:$MOCK_PORT/__mock/otlp" || true)"
+  echo
+  awk -v a="${IPR[observed]}" -v b="${IPR[bare]}" \
+    'BEGIN { r = a / b; printf "observed vs bare (metrics and tracing on vs both off): %.2f× (%s)\n", r, r <= 1.15 ? "PASS, goal ≤ 1.15×" : "MISS, goal ≤ 1.15×" }'
+  echo "OTLP exports the mock's collector took: $exports"
+fi

@@ -9,6 +9,8 @@
 //! | `DELETE /__mock/requests`  | clear the recorded requests                               |
 //! | `GET /__mock/served`       | the [`crate::Served`] totals                              |
 //! | `POST /__mock/release`     | body `{"count":N}` (or empty: 1): let N held requests go on |
+//! | `POST /__mock/otlp/v1/traces` | an OTLP/HTTP trace collector that takes every export: answers 200 with an empty `ExportTraceServiceResponse` (the bench points a gateway's `OTEL_EXPORTER_OTLP_ENDPOINT` at `/__mock/otlp`) |
+//! | `GET /__mock/otlp`         | `{"exports":N,"bytes":M}`: trace exports taken so far      |
 //!
 //! Control requests are not recorded, need no API key and are never faulted. This module touches
 //! only [`Shared`]'s public operations.
@@ -74,6 +76,20 @@ pub(crate) async fn handle(
         }
         (&Method::GET, "served") => body::json(StatusCode::OK, &shared.served()),
         (&Method::POST, "release") => release(shared, incoming).await,
+        (&Method::POST, "otlp/v1/traces") => match incoming.collect().await {
+            Ok(collected) => {
+                shared.add_otlp_export(collected.to_bytes().len());
+                body::response(StatusCode::OK, "application/x-protobuf", MockBody::empty())
+            }
+            Err(err) => problem(StatusCode::BAD_REQUEST, &err.to_string()),
+        },
+        (&Method::GET, "otlp") => {
+            let (exports, bytes) = shared.otlp_exports();
+            body::json(
+                StatusCode::OK,
+                &json!({ "exports": exports, "bytes": bytes }),
+            )
+        }
         _ => problem(
             StatusCode::NOT_FOUND,
             &format!("no control endpoint {method} /__mock/{route}"),

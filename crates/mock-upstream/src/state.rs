@@ -84,6 +84,9 @@ pub(crate) struct Shared {
     releases: Arc<Semaphore>,
     /// `expires_in` of the access tokens `POST /token` issues, in seconds.
     token_lifetime: AtomicU64,
+    /// Trace exports taken at `POST /__mock/otlp/v1/traces`, and their bytes.
+    otlp_exports: AtomicU64,
+    otlp_bytes: AtomicU64,
 }
 
 /// Google's access tokens live an hour.
@@ -104,6 +107,8 @@ impl Shared {
             fault_count: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
             served_requests: AtomicU64::new(0),
+            otlp_exports: AtomicU64::new(0),
+            otlp_bytes: AtomicU64::new(0),
             served_prompt: AtomicU64::new(0),
             served_completion: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
@@ -203,6 +208,19 @@ impl Shared {
             prompt_tokens: self.served_prompt.load(Ordering::Relaxed),
             completion_tokens: self.served_completion.load(Ordering::Relaxed),
         }
+    }
+
+    pub(crate) fn add_otlp_export(&self, bytes: usize) {
+        self.otlp_exports.fetch_add(1, Ordering::Relaxed);
+        self.otlp_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// (exports, bytes) taken by the OTLP collector endpoint.
+    pub(crate) fn otlp_exports(&self) -> (u64, u64) {
+        (
+            self.otlp_exports.load(Ordering::Relaxed),
+            self.otlp_bytes.load(Ordering::Relaxed),
+        )
     }
 
     /// A fresh id number for a response.

@@ -183,3 +183,28 @@ async fn non_json_bodies_are_recorded_without_body() {
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].body, None::<Value>);
 }
+
+#[tokio::test]
+async fn the_otlp_collector_endpoint_takes_exports_and_counts_them() {
+    let mock = MockUpstream::start().await.unwrap();
+    let body = json!({"any": "bytes"});
+    for _ in 0..2 {
+        let response = send(
+            &mock,
+            Method::POST,
+            "/__mock/otlp/v1/traces",
+            &[],
+            Some(&body),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "application/x-protobuf");
+    }
+    let (status, got) = call(&mock, Method::GET, "/__mock/otlp").await;
+    assert_eq!(status, StatusCode::OK);
+    let sent = serde_json::to_vec(&body).unwrap().len();
+    assert_eq!(got, json!({"exports": 2, "bytes": 2 * sent}));
+    // Not a provider request: nothing recorded.
+    assert!(mock.requests().is_empty());
+}
