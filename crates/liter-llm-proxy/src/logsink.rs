@@ -5,13 +5,15 @@
 //! full is dropped and counted (`liter_llm_log_records_dropped_total`), and the writing
 //! happens elsewhere: a file sink on its own thread (JSON lines, rotated by size), a
 //! webhook sink on a task (batches, gzip, retries with backoff; a batch that fails
-//! every try is dropped and counted). Prompts and answers go only to sinks with
+//! every try is dropped and counted), an `otlp` sink the same way with OTLP log
+//! records in protobuf (`otlp.rs`). Prompts and answers go only to sinks with
 //! `content = true`.
 //!
 //! Below `telemetry`: it imports `config`, `metrics`, `store` (a date format) and
 //! `upstream` (the gateway's HTTP client, which the webhook sink sends with) only.
 
 mod file;
+mod otlp;
 mod webhook;
 
 use std::sync::Arc;
@@ -30,6 +32,9 @@ pub struct LogRecord {
     pub request_id: String,
     /// When the request arrived, RFC 3339 UTC with milliseconds.
     pub time: String,
+    /// The same, in Unix milliseconds (for OTLP's timestamps).
+    #[serde(skip)]
+    pub unix_ms: u64,
     pub method: String,
     pub path: String,
     /// The virtual key's id (never the key); `None` for the master key or no key.

@@ -1265,10 +1265,63 @@ headers = { Authorization = "Bearer sk-log-secret-123" }
 }
 
 #[test]
+fn an_otlp_sink_takes_its_url_and_headers_from_the_standard_variables_unless_given() {
+    use liter_llm_proxy::config::{SinkFormat, SinkKind};
+    use secrecy::ExposeSecret;
+    let otel = |name: &str| match name {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector:4318/".into()),
+        "OTEL_EXPORTER_OTLP_HEADERS" => Some("x-a=1,x-b=2".into()),
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS" => Some("x-b=logs".into()),
+        "OTEL_SERVICE_NAME" => Some("edge".into()),
+        _ => None,
+    };
+    let src = "[[logging]]\ntype = \"otlp\"\n\n[[logging]]\ntype = \"otlp\"\nurl = \"https://otlp.example.com/v1/logs\"\nheaders = { x-a = \"mine\" }\n";
+    let c = load_str(src, "t.toml", &Overrides::default(), otel).unwrap();
+    let shown = |i: usize| match &c.logging[i].kind {
+        SinkKind::Webhook {
+            format,
+            url,
+            headers,
+            ..
+        } => {
+            let mut h: Vec<(String, String)> = headers
+                .iter()
+                .map(|(n, v)| (n.clone(), v.expose_secret().to_owned()))
+                .collect();
+            h.sort();
+            (format.clone(), url.clone(), h)
+        }
+        other => panic!("{other:?}"),
+    };
+    let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+    let service = SinkFormat::Otlp {
+        service: "edge".into(),
+    };
+    assert_eq!(
+        shown(0),
+        (
+            service.clone(),
+            "http://collector:4318/v1/logs".into(),
+            vec![pair("x-a", "1"), pair("x-b", "logs")]
+        )
+    );
+    assert_eq!(
+        shown(1),
+        (
+            service,
+            "https://otlp.example.com/v1/logs".into(),
+            vec![pair("x-a", "mine"), pair("x-b", "logs")]
+        )
+    );
+    assert_eq!(c.logging[0].name(0), "otlp#0");
+}
+
+#[test]
 fn logging_sink_mistakes_are_load_errors() {
-    let e = err("[[logging]]\ntype = \"otlp\"\n");
+    let e = err("[[logging]]\ntype = \"otlp\"\nurl = \"collector:4318\"\npath = \"x\"\n");
     assert!(
-        e.contains("logging[0].type") && e.contains("not supported yet"),
+        e.contains("an otlp sink needs an http:// or https:// url")
+            && e.contains("path is not a setting of an otlp sink"),
         "{e}"
     );
     let e = err("[[logging]]\ntype = \"file\"\nurl = \"http://x\"\n");

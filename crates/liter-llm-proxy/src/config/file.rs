@@ -40,7 +40,7 @@ pub struct FileConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoggingEntry {
-    /// `file` or `webhook` (`otlp` is not built).
+    /// `file`, `webhook` or `otlp`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Which requests: every one, the successes (status below 400), or the failures.
@@ -61,22 +61,24 @@ pub struct LoggingEntry {
     /// `file`: rotated files kept (`path.1` newest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep: Option<u32>,
-    /// `webhook`: where batches are POSTed.
+    /// `webhook`: where batches are POSTed; `otlp`: the logs URL (default: the standard
+    /// `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`, or `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/logs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// `webhook`: extra request headers (may hold secrets: masked by `check-config`).
+    /// `webhook`, `otlp`: extra request headers (may hold secrets: masked by
+    /// `check-config`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
-    /// `webhook`: records per POST at most.
+    /// `webhook`, `otlp`: records per POST at most.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
-    /// `webhook`: the longest a record waits for its batch to fill.
+    /// `webhook`, `otlp`: the longest a record waits for its batch to fill.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flush_ms: Option<u64>,
-    /// `webhook`: tries after a failed POST before the batch is dropped.
+    /// `webhook`, `otlp`: tries after a failed POST before the batch is dropped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
-    /// `webhook`: the longest one POST may take.
+    /// `webhook`, `otlp`: the longest one POST may take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
 }

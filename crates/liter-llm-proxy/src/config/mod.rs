@@ -34,11 +34,11 @@ pub use section::cache::{
     CacheBackend, CacheSpec, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_TIMEOUT,
 };
 pub use section::files::FilesSpec;
-pub use section::general::{TracingSpec, DEFAULT_TRACES_ENDPOINT};
+pub use section::general::TracingSpec;
 pub use section::governance::{default_database, Governance, KeyLimits, RateLimits};
 pub use section::health::{CooldownSpec, HealthSpec, ProbeTarget};
 pub use section::keys::KeySpec;
-pub use section::logging::{SinkKind, SinkSpec};
+pub use section::logging::{SinkFormat, SinkKind, SinkSpec};
 pub use section::models::Deployment;
 pub use section::network::{resolve_network, NetworkCredentials, NetworkError, UrlSource};
 pub use section::routing::{PoolSpec, Routing};

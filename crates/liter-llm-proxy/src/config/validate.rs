@@ -90,7 +90,7 @@ pub(crate) fn validate(
         .cache
         .as_ref()
         .and_then(|c| section::cache::check(c, p));
-    let logging = section::logging::check(&file.logging, p);
+    let logging = section::logging::check(&file.logging, env, p);
     let mut routing = section::routing::check(file, &names, p);
     routing.cooldown = file
         .cooldown

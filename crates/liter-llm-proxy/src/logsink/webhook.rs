@@ -1,5 +1,6 @@
 //! The webhook sink: records in batches (up to `batch_size`, or what arrived within
-//! `flush_ms` of a batch's first record), POSTed as a gzip-compressed JSON array. A
+//! `flush_ms` of a batch's first record), POSTed gzip-compressed: a JSON array, or for
+//! an `otlp` sink an OTLP logs export in protobuf (`otlp.rs`). A
 //! batch the receiver refuses with 408, 429 or 5xx, or that fails to arrive, is tried
 //! again up to `retries` times with a doubling backoff; then it is dropped and its
 //! records counted. While a batch is being tried, new records wait in the sink's
@@ -19,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::LogRecord;
-use crate::config::SinkKind;
+use crate::config::{SinkFormat, SinkKind};
 use crate::upstream::Upstream;
 
 /// The wait before the first retry; each one after doubles it, up to [`MAX_BACKOFF`].
@@ -33,6 +34,7 @@ struct Webhook {
     headers: Vec<(HeaderName, HeaderValue)>,
     retries: u32,
     timeout: Duration,
+    format: SinkFormat,
 }
 
 pub(super) fn start(
@@ -43,6 +45,7 @@ pub(super) fn start(
     dropped: Counter,
 ) -> Result<(), String> {
     let SinkKind::Webhook {
+        format,
         url,
         headers,
         batch_size,
@@ -56,11 +59,12 @@ pub(super) fn start(
     let uri: Uri = url
         .parse()
         .map_err(|_| "its url is not a valid URL".to_owned())?;
+    let content_type = match format {
+        SinkFormat::Json => "application/json",
+        SinkFormat::Otlp { .. } => "application/x-protobuf",
+    };
     let mut fixed = vec![
-        (
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        ),
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         (header::CONTENT_ENCODING, HeaderValue::from_static("gzip")),
     ];
     for (name, value) in headers {
@@ -77,6 +81,7 @@ pub(super) fn start(
         headers: fixed,
         retries: *retries,
         timeout: *timeout,
+        format: format.clone(),
     };
     let (batch_size, flush) = (*batch_size, *flush);
     tokio::spawn(async move {
@@ -115,7 +120,11 @@ async fn next_batch(
 impl Webhook {
     /// POST `batch` until it is taken or the tries run out; whether it was taken.
     async fn deliver(&self, batch: &[Arc<LogRecord>]) -> bool {
-        let Some(body) = gzip_json(batch) else {
+        let encoded = match &self.format {
+            SinkFormat::Json => serde_json::to_vec(batch).ok(),
+            SinkFormat::Otlp { service } => super::otlp::encode(batch, service),
+        };
+        let Some(body) = encoded.and_then(|b| gzip(&b)) else {
             return false;
         };
         let mut backoff = FIRST_BACKOFF;
@@ -131,7 +140,7 @@ impl Webhook {
                 dropped: Vec::new(),
             };
             let deadline = Instant::now() + self.timeout;
-            let status = match self.upstream.send_once("log webhook", out, deadline).await {
+            let status = match self.upstream.send_once("log sink", out, deadline).await {
                 Ok(resp) => resp.status(),
                 // Neither the URL nor a header value: only that it failed.
                 Err(e) => {
@@ -161,10 +170,9 @@ impl Webhook {
     }
 }
 
-/// The records as a JSON array, gzip-compressed.
-fn gzip_json(batch: &[Arc<LogRecord>]) -> Option<bytes::Bytes> {
-    let json = serde_json::to_vec(batch).ok()?;
-    let mut gz = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::fast());
-    gz.write_all(&json).ok()?;
+/// `body`, gzip-compressed.
+fn gzip(body: &[u8]) -> Option<bytes::Bytes> {
+    let mut gz = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
+    gz.write_all(body).ok()?;
     gz.finish().ok().map(bytes::Bytes::from)
 }

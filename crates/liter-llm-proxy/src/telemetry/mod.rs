@@ -187,6 +187,7 @@ impl LogLine {
         LogRecord {
             request_id: self.id.to_str().unwrap_or("").to_owned(),
             time: crate::logsink::rfc3339_ms(arrived),
+            unix_ms: arrived,
             method: self.method.to_string(),
             path: capped(self.uri.path()).to_owned(),
             key_id: match key {

@@ -232,3 +232,132 @@ async fn a_webhook_that_never_answers_slows_no_request_and_its_drops_are_counted
         0.0
     );
 }
+
+/// An OTLP/HTTP logs receiver on port 0: each export's headers and its log records
+/// (gunzipped and decoded), with the resource's service name.
+#[allow(clippy::type_complexity)]
+async fn otlp_receiver() -> (
+    String,
+    Arc<
+        Mutex<
+            Vec<(
+                axum::http::HeaderMap,
+                String,
+                opentelemetry_proto::tonic::logs::v1::LogRecord,
+            )>,
+        >,
+    >,
+) {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use prost::Message;
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/v1/logs",
+        post(move |headers: axum::http::HeaderMap, body: Bytes| {
+            let got = keep.clone();
+            async move {
+                let mut raw = Vec::new();
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut raw)
+                    .unwrap();
+                let req = ExportLogsServiceRequest::decode(&raw[..]).unwrap();
+                for rl in req.resource_logs {
+                    let service = rl
+                        .resource
+                        .iter()
+                        .flat_map(|r| &r.attributes)
+                        .find(|a| a.key == "service.name")
+                        .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                            Any::StringValue(s) => Some(s.clone()),
+                            _ => None,
+                        })
+                        .unwrap_or_default();
+                    for sl in rl.scope_logs {
+                        for r in sl.log_records {
+                            got.lock()
+                                .unwrap()
+                                .push((headers.clone(), service.clone(), r));
+                        }
+                    }
+                }
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+fn otlp_attr(
+    r: &opentelemetry_proto::tonic::logs::v1::LogRecord,
+    key: &str,
+) -> Option<opentelemetry_proto::tonic::common::v1::any_value::Value> {
+    r.attributes
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.clone()?.value)
+}
+
+#[tokio::test]
+async fn the_otlp_sink_sends_log_records_to_the_collector_the_standard_variables_name() {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    let (base, got) = otlp_receiver().await;
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let config = base_config(&mock, "[[logging]]\ntype = \"otlp\"\nflush_ms = 20\n");
+    let gw = Gateway::start_with_env(&config, move |v| match v {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(base.clone()),
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS" => Some("x-collector-token=logs%20secret".into()),
+        "OTEL_SERVICE_NAME" => Some("gw-logs".into()),
+        _ => None,
+    })
+    .await;
+    let ok = gw.chat(MASTER, hello("gpt-4o")).await;
+    assert_eq!(ok.status(), 200);
+    let ok_id = ok.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let refused = gw.chat(VKEY, hello("other")).await;
+    assert_eq!(refused.status(), 403);
+    until("two log records", || got.lock().unwrap().len() == 2).await;
+    let got = got.lock().unwrap().clone();
+    for (headers, service, _) in got.iter() {
+        assert_eq!(headers["content-type"], "application/x-protobuf");
+        assert_eq!(headers["content-encoding"], "gzip");
+        assert_eq!(headers["x-collector-token"], "logs secret");
+        assert_eq!(service, "gw-logs");
+    }
+    let by_status = |status: i64| {
+        got.iter()
+            .map(|(_, _, r)| r)
+            .find(|r| otlp_attr(r, "status") == Some(Any::IntValue(status)))
+            .unwrap_or_else(|| panic!("no record with status {status}"))
+    };
+    let ok_rec = by_status(200);
+    assert_eq!(ok_rec.severity_text, "INFO");
+    assert_eq!(ok_rec.event_name, "liter_llm.request");
+    assert!(ok_rec.time_unix_nano > 1_700_000_000_000_000_000);
+    assert_eq!(
+        otlp_attr(ok_rec, "request_id"),
+        Some(Any::StringValue(ok_id))
+    );
+    assert_eq!(
+        otlp_attr(ok_rec, "model"),
+        Some(Any::StringValue("gpt-4o".into()))
+    );
+    assert!(matches!(
+        otlp_attr(ok_rec, "output_tokens"),
+        Some(Any::IntValue(n)) if n > 0
+    ));
+    let refused_rec = by_status(403);
+    assert_eq!(refused_rec.severity_text, "ERROR");
+    assert!(otlp_attr(refused_rec, "error_kind").is_some());
+    // No prompt (content is off), no key.
+    let dump = format!("{:?}", got.iter().map(|(_, _, r)| r).collect::<Vec<_>>());
+    for secret in ["hello gateway", MASTER, VKEY] {
+        assert!(!dump.contains(secret), "{secret} sent");
+    }
+    let sent = "liter_llm_log_records_sent_total{sink=\"otlp#0\"}";
+    assert_eq!(metric(&gw, sent).await, 2.0);
+}

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use crate::config::file::{GeneralSection, MetricsAccess};
 use crate::config::overrides::Overrides;
-use crate::config::problems::{given, not_supported, path, Problems};
+use crate::config::problems::{given, not_supported, path, Problems, Seg};
 
 /// `[general]`, resolved (the store and pricing file are governance's).
 pub(crate) struct General {
@@ -35,9 +35,6 @@ pub struct TracingSpec {
     /// `general.trace_content`: prompts and completions in spans.
     pub content: bool,
 }
-
-/// The default OTLP/HTTP traces endpoint (a collector on this machine).
-pub const DEFAULT_TRACES_ENDPOINT: &str = "http://localhost:4318/v1/traces";
 
 /// `k1=v1,k2=v2`, values percent-decoded, as the OpenTelemetry variables write them.
 fn otlp_headers(text: &str) -> Result<Vec<(String, SecretString)>, String> {
@@ -83,6 +80,54 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// An OTLP/HTTP signal's (`traces`, `logs`) endpoint and headers from the standard
+/// variables: `OTEL_EXPORTER_OTLP_{SIGNAL}_ENDPOINT` as it is, or
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` with `/v1/{signal}`, or a collector on this machine;
+/// the headers of `OTEL_EXPORTER_OTLP_HEADERS`, then of `..._{SIGNAL}_HEADERS` (which
+/// wins for a header both name). A header variable that does not parse is a problem at
+/// `at`, naming the variable (never its value).
+pub(crate) fn otlp_env(
+    signal: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+    at: &dyn Fn() -> Vec<Seg>,
+) -> (String, Vec<(String, SecretString)>) {
+    let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let upper = signal.to_ascii_uppercase();
+    let endpoint = match (
+        var(&format!("OTEL_EXPORTER_OTLP_{upper}_ENDPOINT")),
+        var("OTEL_EXPORTER_OTLP_ENDPOINT"),
+    ) {
+        (Some(url), _) => url.trim().to_owned(),
+        (None, Some(base)) => format!("{}/v1/{signal}", base.trim().trim_end_matches('/')),
+        (None, None) => format!("http://localhost:4318/v1/{signal}"),
+    };
+    let mut headers = Vec::new();
+    for name in [
+        "OTEL_EXPORTER_OTLP_HEADERS".to_owned(),
+        format!("OTEL_EXPORTER_OTLP_{upper}_HEADERS"),
+    ] {
+        match var(&name).map(|v| otlp_headers(&v)) {
+            Some(Ok(h)) => {
+                headers.retain(|(n, _): &(String, SecretString)| {
+                    !h.iter().any(|(m, _)| m.eq_ignore_ascii_case(n))
+                });
+                headers.extend(h);
+            }
+            Some(Err(e)) => problems.push((at(), format!("{name}: {e}"))),
+            None => {}
+        }
+    }
+    (endpoint, headers)
+}
+
+/// `OTEL_SERVICE_NAME`, default `liter-llm`.
+pub(crate) fn otel_service_name(env: &dyn Fn(&str) -> Option<String>) -> String {
+    env("OTEL_SERVICE_NAME")
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "liter-llm".to_owned())
+}
+
 /// The tracing settings from the environment; a problem is reported at
 /// `general.enable_tracing`, naming the variable (never its value).
 fn tracing_spec(
@@ -91,15 +136,7 @@ fn tracing_spec(
     problems: &mut Problems,
 ) -> TracingSpec {
     let at = || path(&["general", "enable_tracing"]);
-    let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-    let endpoint = match (
-        var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
-        var("OTEL_EXPORTER_OTLP_ENDPOINT"),
-    ) {
-        (Some(url), _) => url.trim().to_owned(),
-        (None, Some(base)) => format!("{}/v1/traces", base.trim().trim_end_matches('/')),
-        (None, None) => DEFAULT_TRACES_ENDPOINT.to_owned(),
-    };
+    let (endpoint, headers) = otlp_env("traces", env, problems, &at);
     if endpoint.starts_with("https://") {
         not_supported(
             problems,
@@ -113,27 +150,10 @@ fn tracing_spec(
             "the OTLP endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT) must be an http:// URL".into(),
         ));
     }
-    let mut headers = Vec::new();
-    for name in [
-        "OTEL_EXPORTER_OTLP_HEADERS",
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-    ] {
-        match var(name).map(|v| otlp_headers(&v)) {
-            Some(Ok(h)) => {
-                // The traces-specific variable wins for a header both name.
-                headers.retain(|(n, _): &(String, SecretString)| {
-                    !h.iter().any(|(m, _)| m.eq_ignore_ascii_case(n))
-                });
-                headers.extend(h);
-            }
-            Some(Err(e)) => problems.push((at(), format!("{name}: {e}"))),
-            None => {}
-        }
-    }
     TracingSpec {
         endpoint,
         headers,
-        service_name: var("OTEL_SERVICE_NAME").unwrap_or_else(|| "liter-llm".to_owned()),
+        service_name: otel_service_name(env),
         content: g.trace_content,
     }
 }

@@ -1,6 +1,8 @@
 //! `[[logging]]` (extension): request log sinks, each a `file` (JSON lines, rotated by
-//! size) or a `webhook` (batched, gzip, retried). Every limit has a default; a field of
-//! the other type, or `type = "otlp"` (not built), is a load error.
+//! size), a `webhook` (JSON batches, gzip, retried) or `otlp` (OTLP/HTTP log records in
+//! protobuf, batched and retried as a webhook's; its URL and headers default to the
+//! standard `OTEL_EXPORTER_OTLP_*` variables). Every limit has a default; a field of
+//! another type is a load error.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::config::file::{LogOn, LoggingEntry};
-use crate::config::problems::{key, not_supported, Problems, Seg};
+use crate::config::problems::{key, Problems, Seg};
 
 /// Records waiting for a sink at most, by default.
 pub const DEFAULT_MAX_QUEUE: usize = 10_000;
@@ -42,7 +44,9 @@ pub enum SinkKind {
         max_bytes: u64,
         keep: u32,
     },
+    /// A webhook, or an OTLP logs endpoint (`format`).
     Webhook {
+        format: SinkFormat,
         url: String,
         /// Values may be secrets.
         headers: Vec<(String, SecretString)>,
@@ -53,15 +57,41 @@ pub enum SinkKind {
     },
 }
 
+/// What a webhook-style sink POSTs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkFormat {
+    /// A JSON array of records.
+    Json,
+    /// An OTLP `ExportLogsServiceRequest` (protobuf), its resource named `service`.
+    Otlp { service: String },
+}
+
 impl SinkSpec {
-    /// `file#0`, `webhook#1`: the sink's name in metrics and messages.
+    /// `file#0`, `webhook#1`, `otlp#2`: the sink's name in metrics and messages.
     pub fn name(&self, index: usize) -> String {
         let kind = match self.kind {
             SinkKind::File { .. } => "file",
-            SinkKind::Webhook { .. } => "webhook",
+            SinkKind::Webhook {
+                format: SinkFormat::Json,
+                ..
+            } => "webhook",
+            SinkKind::Webhook {
+                format: SinkFormat::Otlp { .. },
+                ..
+            } => "otlp",
         };
         format!("{kind}#{index}")
     }
+}
+
+/// `a file`, `a webhook`, `an otlp`.
+fn with_article(kind: &str) -> String {
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {kind}")
 }
 
 fn at(i: usize, field: &str) -> Vec<Seg> {
@@ -109,20 +139,22 @@ fn foreign(e: &LoggingEntry, kind: &str) -> Vec<&'static str> {
         .collect()
 }
 
-pub(crate) fn check(entries: &[LoggingEntry], p: &mut Problems) -> Vec<SinkSpec> {
+/// `env`: the process environment, for an `otlp` sink's defaults.
+pub(crate) fn check(
+    entries: &[LoggingEntry],
+    env: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Vec<SinkSpec> {
     let mut sinks = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let kind = match e.kind.as_str() {
             "file" => file(e, i, p),
-            "webhook" => webhook(e, i, p),
-            "otlp" => {
-                not_supported(p, at(i, "type"), "type = \"otlp\"", "OTLP log export");
-                continue;
-            }
+            "webhook" => webhook(e, i, None, p),
+            "otlp" => otlp(e, i, env, p),
             other => {
                 p.push((
                     at(i, "type"),
-                    format!("unknown sink type {other:?}: use \"file\" or \"webhook\""),
+                    format!("unknown sink type {other:?}: use \"file\", \"webhook\" or \"otlp\""),
                 ));
                 continue;
             }
@@ -130,7 +162,7 @@ pub(crate) fn check(entries: &[LoggingEntry], p: &mut Problems) -> Vec<SinkSpec>
         for f in foreign(e, &e.kind) {
             p.push((
                 at(i, f),
-                format!("{f} is not a setting of a {} sink", e.kind),
+                format!("{f} is not a setting of {} sink", with_article(&e.kind)),
             ));
         }
         let max_queue = count(p, i, "max_queue", e.max_queue, DEFAULT_MAX_QUEUE);
@@ -162,7 +194,34 @@ fn file(e: &LoggingEntry, i: usize, p: &mut Problems) -> Option<SinkKind> {
     }
 }
 
-fn webhook(e: &LoggingEntry, i: usize, p: &mut Problems) -> Option<SinkKind> {
+/// An `otlp` sink: a webhook sending OTLP log records, its URL and headers by default
+/// from the standard variables (the entry's own headers win).
+fn otlp(
+    e: &LoggingEntry,
+    i: usize,
+    env: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Option<SinkKind> {
+    let at_type = || at(i, "type");
+    let (endpoint, env_headers) = super::general::otlp_env("logs", env, p, &at_type);
+    let service = super::general::otel_service_name(env);
+    let defaults = Otlp {
+        url: e.url.is_none().then_some(endpoint),
+        headers: env_headers,
+        service,
+    };
+    webhook(e, i, Some(defaults), p)
+}
+
+/// What an `otlp` sink takes from the environment.
+struct Otlp {
+    /// The URL, when the entry has none.
+    url: Option<String>,
+    headers: Vec<(String, SecretString)>,
+    service: String,
+}
+
+fn webhook(e: &LoggingEntry, i: usize, otlp: Option<Otlp>, p: &mut Problems) -> Option<SinkKind> {
     let batch_size = count(p, i, "batch_size", e.batch_size, DEFAULT_BATCH_SIZE);
     let flush_ms = count(p, i, "flush_ms", e.flush_ms, DEFAULT_FLUSH_MS);
     let timeout_secs = count(p, i, "timeout_secs", e.timeout_secs, DEFAULT_TIMEOUT_SECS);
@@ -181,17 +240,40 @@ fn webhook(e: &LoggingEntry, i: usize, p: &mut Problems) -> Option<SinkKind> {
             }
             ok
         })
-        .map(|(n, v)| (n.clone(), SecretString::from(v.clone())))
-        .collect();
-    let url = e.url.as_deref().map(str::trim).unwrap_or("");
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        .map(|(n, v)| (n.clone(), SecretString::from(v.clone())));
+    let (format, url, headers) = match otlp {
+        None => (
+            SinkFormat::Json,
+            e.url.clone().unwrap_or_default(),
+            headers.collect::<Vec<_>>(),
+        ),
+        Some(o) => {
+            let own: Vec<_> = headers.collect();
+            let mut all: Vec<_> = o
+                .headers
+                .into_iter()
+                .filter(|(n, _)| !own.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)))
+                .collect();
+            all.extend(own);
+            let url = o.url.or_else(|| e.url.clone()).unwrap_or_default();
+            (SinkFormat::Otlp { service: o.service }, url, all)
+        }
+    };
+    let url = url.trim();
+    if !(url.starts_with("http://") || url.starts_with("https://"))
+        || url.parse::<axum::http::Uri>().is_err()
+    {
         p.push((
             at(i, "url"),
-            "a webhook sink needs an http:// or https:// url".into(),
+            format!(
+                "{} sink needs an http:// or https:// url",
+                with_article(&e.kind)
+            ),
         ));
         return None;
     }
     Some(SinkKind::Webhook {
+        format,
         url: url.to_owned(),
         headers,
         batch_size,
