@@ -249,7 +249,6 @@ async fn otlp_receiver() -> (
     >,
 ) {
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
     use prost::Message;
     let got = Arc::new(Mutex::new(Vec::new()));
     let keep = got.clone();
@@ -264,16 +263,7 @@ async fn otlp_receiver() -> (
                     .unwrap();
                 let req = ExportLogsServiceRequest::decode(&raw[..]).unwrap();
                 for rl in req.resource_logs {
-                    let service = rl
-                        .resource
-                        .iter()
-                        .flat_map(|r| &r.attributes)
-                        .find(|a| a.key == "service.name")
-                        .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
-                            Any::StringValue(s) => Some(s.clone()),
-                            _ => None,
-                        })
-                        .unwrap_or_default();
+                    let service = otlp_service(rl.resource.as_ref());
                     for sl in rl.scope_logs {
                         for r in sl.log_records {
                             got.lock()

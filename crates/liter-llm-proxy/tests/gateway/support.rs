@@ -243,3 +243,19 @@ pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The `service.name` of an OTLP export's resource (`""` when it has none).
+pub fn otlp_service(
+    resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
+) -> String {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    resource
+        .iter()
+        .flat_map(|r| &r.attributes)
+        .find(|a| a.key == "service.name")
+        .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+            Any::StringValue(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}

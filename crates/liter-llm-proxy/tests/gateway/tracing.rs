@@ -33,16 +33,7 @@ async fn receiver() -> (String, Arc<Mutex<Received>>) {
                 let mut s = state.lock().unwrap();
                 s.headers.push(headers);
                 for rs in req.resource_spans {
-                    let service = rs
-                        .resource
-                        .iter()
-                        .flat_map(|r| &r.attributes)
-                        .find(|a| a.key == "service.name")
-                        .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
-                            Any::StringValue(s) => Some(s.clone()),
-                            _ => None,
-                        })
-                        .unwrap_or_default();
+                    let service = otlp_service(rs.resource.as_ref());
                     for ss in rs.scope_spans {
                         for span in ss.spans {
                             s.spans.push((service.clone(), span));
