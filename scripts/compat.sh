@@ -49,6 +49,23 @@ if ! cmp -s "$REQUIREMENTS" "$STAMP" || ! "$PY" -c 'import openai, pytest, anthr
     cp "$REQUIREMENTS" "$STAMP"
 fi
 
+# Claude Code, for tests/compat/test_claude_code.py: a pinned version from the npm
+# registry into .npm-tools/ (Node.js and npm from apt-get when missing).
+CLAUDE_CODE_VERSION="2.1.197"
+TOOLS="$ROOT/.npm-tools"
+if [ ! -x "$TOOLS/node_modules/.bin/claude" ] || ! grep -q "\"version\": \"$CLAUDE_CODE_VERSION\"" "$TOOLS/node_modules/@anthropic-ai/claude-code/package.json" 2>/dev/null; then
+    if ! command -v npm >/dev/null; then
+        log "npm is missing; installing nodejs and npm with apt-get"
+        SUDO=""
+        if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm
+    fi
+    log "installing Claude Code $CLAUDE_CODE_VERSION into $TOOLS"
+    mkdir -p "$TOOLS"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS" "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >&2
+fi
+
 if [ "${LITER_LLM_SKIP_BUILD:-0}" != "1" ]; then
     log "building liter-llm and mock-upstream"
     (cd "$ROOT" && cargo build --quiet -p liter-llm-cli -p mock-upstream)

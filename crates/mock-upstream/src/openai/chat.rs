@@ -9,7 +9,8 @@
 //! pieces concatenate to the full content), a chunk with the `finish_reason`, a usage chunk when
 //! `stream_options.include_usage` is true, and `data: [DONE]`.
 //!
-//! Tools: when the request has `tools` and its last message is a `user` message whose text
+//! Tools: when the request has `tools` and its last message (system messages after it aside)
+//! is a `user` message whose text
 //! contains `call tool`, the reply is one call of the first tool with arguments `{}`
 //! (`finish_reason: "tool_calls"`, 1 completion token; streamed as a chunk naming the call and
 //! one carrying its arguments). When the last message is a `tool` message, the reply echoes
@@ -44,7 +45,10 @@ pub(super) fn respond(shared: &Shared, json: &Value, model: &str) -> Reply {
             last_user = Some(text);
         }
     }
-    let last = messages.last();
+    let last = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) != Some("system"));
     let last_role = last.and_then(|m| m.get("role")).and_then(Value::as_str);
     let tool = json
         .get("tools")

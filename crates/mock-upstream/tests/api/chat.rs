@@ -138,3 +138,24 @@ async fn models_list_retrieve_and_unknown_route() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(reply["error"]["type"], "invalid_request_error");
 }
+
+#[tokio::test]
+async fn calls_the_first_tool_when_the_last_user_turn_asks_even_with_a_system_turn_after_it() {
+    let mock = MockUpstream::start().await.unwrap();
+    let tools = json!([{"type": "function", "function": {"name": "Bash", "parameters": {"type": "object"}}}]);
+    for trailing in [
+        json!([]),
+        json!([{"role": "system", "content": "a reminder"}]),
+    ] {
+        let mut messages = vec![json!({"role": "user", "content": "please call tool now"})];
+        messages.extend(trailing.as_array().unwrap().iter().cloned());
+        let body = json!({"model": "m", "tools": tools, "messages": messages});
+        let (status, _, reply) = post_json(&mock, "/v1/chat/completions", &body).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(reply["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(
+            reply["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+            "Bash"
+        );
+    }
+}

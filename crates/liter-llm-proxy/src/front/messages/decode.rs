@@ -74,11 +74,16 @@ pub fn canonical(body: &[u8]) -> Result<Value, GatewayError> {
         match m.role.as_str() {
             "user" => user_turn(&m.content, i, &mut turns)?,
             "assistant" => turns.push(assistant_turn(&m.content, i)?),
-            other => {
-                return Err(invalid(format!(
-                    "messages.{i}.role: must be \"user\" or \"assistant\", not {other:?}"
-                )))
+            // Claude Code sends its reminders as system turns to models whose names are
+            // not Claude's: a system message where it stands.
+            "system" => {
+                let text = system_text(&m.content)
+                    .map_err(|e| invalid(format!("messages.{i}.content: {e}")))?;
+                turns.push(json!({"role": "system", "content": text}));
             }
+            other => return Err(invalid(format!(
+                "messages.{i}.role: must be \"user\", \"assistant\" or \"system\", not {other:?}"
+            ))),
         }
     }
     out.insert("messages".into(), Value::Array(turns));
@@ -400,12 +405,39 @@ mod tests {
     }
 
     #[test]
+    fn a_system_turn_is_a_system_message_where_it_stands() {
+        let out = decode(json!({
+            "model": "m", "max_tokens": 5, "system": "first",
+            "messages": [
+                {"role": "system", "content": "reminder"},
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": [{"type": "text", "text": "later"}]}
+            ]
+        }));
+        let roles: Vec<(&str, &str)> = out["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                ("system", "first"),
+                ("system", "reminder"),
+                ("user", "hi"),
+                ("system", "later")
+            ]
+        );
+    }
+
+    #[test]
     fn bad_requests_name_the_field() {
         for (body, needle) in [
             (json!({"model": "m", "messages": []}), "max_tokens"),
             (json!({"model": "m", "max_tokens": 1}), "messages"),
             (
-                json!({"model": "m", "max_tokens": 1, "messages": [{"role": "system", "content": "x"}]}),
+                json!({"model": "m", "max_tokens": 1, "messages": [{"role": "tool", "content": "x"}]}),
                 "messages.0.role",
             ),
             (
