@@ -162,3 +162,25 @@ async fn other_deployments_answer_through_chat() {
     expect_error(missing, 400).await;
     assert_eq!(mock.requests().len(), 2);
 }
+
+#[tokio::test]
+async fn an_azure_deployment_gets_the_request_at_its_completions_url() {
+    let mock = MockUpstream::start().await.unwrap();
+    let gw = Gateway::start(&format!(
+        "[general]\nmaster_key = \"{MASTER}\"\nmax_retries = 0\n[[models]]\nname = \"instruct\"\nprovider_model = \"azure/instruct-prod\"\napi_key = \"{UPSTREAM_KEY}\"\nbase_url = \"http://{}\"\n",
+        mock.addr()
+    ))
+    .await;
+    let resp = complete(&gw, json!({"model": "instruct", "prompt": "hi azure"})).await;
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["choices"][0]["text"], "echo: hi azure");
+    let sent = &mock.requests()[0];
+    assert!(
+        sent.path
+            .starts_with("/openai/deployments/instruct-prod/completions?api-version="),
+        "{}",
+        sent.path
+    );
+    assert_eq!(sent.header("api-key"), Some(UPSTREAM_KEY));
+}

@@ -531,3 +531,27 @@ async fn responses_and_completions_are_ledgered() {
     assert!(rows.iter().all(|r| r.model == "priced" && r.cost_usd > 0.0));
     assert_eq!(mock.requests()[2].path, "/v1/completions");
 }
+
+#[tokio::test]
+async fn a_stream_that_breaks_off_ends_failed_and_is_not_stored() {
+    let mock = MockUpstream::start().await.unwrap();
+    let gw = both(&mock, "").await;
+    mock.push_fault(mock_upstream::Fault::cut_stream(2));
+    let ev = events(
+        create(
+            &gw,
+            MASTER,
+            json!({"model": "gpt", "input": "one two three four", "stream": true}),
+        )
+        .await,
+    )
+    .await;
+    let n = names(&ev);
+    assert_eq!(n[0], "response.created");
+    assert_eq!(&n[n.len() - 2..], ["error", "response.failed"], "{n:?}");
+    let failed = &ev[n.len() - 1].1["response"];
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["error"]["message"].as_str().unwrap().len() > 3);
+    let path = format!("/v1/responses/{}", failed["id"].as_str().unwrap());
+    expect_error(gw.get(&path, Some(MASTER)).send().await.unwrap(), 404).await;
+}
