@@ -20,7 +20,7 @@ use crate::objstore::ObjStoreError;
 use crate::otel::{Tracing, TracingError};
 use crate::pricing::{Prices, PricingFileError};
 use crate::routing::Registry;
-use crate::store::{FileStore, MemoryFileStore, Stores};
+use crate::store::{FileStore, MemoryFileStore, MemoryResponseStore, ResponseStore, Stores};
 use crate::upstream::{TargetError, Upstream};
 
 /// Everything a running gateway owns.
@@ -47,6 +47,9 @@ pub struct App {
     pub cache: Option<Arc<Cache>>,
     /// The request log sinks (`None`: no `[[logging]]`).
     pub sinks: Option<Arc<Sinks>>,
+    /// The Responses API's stored responses: in the database when there is one, else
+    /// in memory (bounded, lost at a restart).
+    pub responses: Arc<dyn ResponseStore>,
 }
 
 /// Why a gateway could not be built from a valid config. Names models and files,
@@ -111,6 +114,10 @@ impl App {
         let stores = governance::open_store(&config).await?;
         let files = files(&config, stores.as_ref())?;
         let prices = Prices::load(&config, stores.is_some())?.map(Arc::new);
+        let responses: Arc<dyn ResponseStore> = match &stores {
+            Some(s) => s.responses.clone(),
+            None => Arc::new(MemoryResponseStore::default()),
+        };
         let governor = Governor::new(&config, stores, prices.clone()).await;
         if let (Some(m), Some(s)) = (&metrics, &governor.stores) {
             s.spend.instrument(m.spend.clone());
@@ -160,6 +167,7 @@ impl App {
             tracing,
             cache,
             sinks,
+            responses,
             config,
         }))
     }

@@ -66,6 +66,14 @@ pub enum GatewayError {
     /// The named thing does not exist (404), e.g. an unknown key in the admin API.
     #[error("{0}")]
     NotFound(String),
+    /// A thing a request parameter names does not exist (404), with OpenAI's `param`
+    /// and `code` (an unknown `previous_response_id`).
+    #[error("{message}")]
+    Missing {
+        message: String,
+        param: &'static str,
+        code: &'static str,
+    },
     /// A budget would be crossed (402).
     #[error("{0}")]
     BudgetExceeded(String),
@@ -116,7 +124,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
-            GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::NotFound(_) | GatewayError::Missing { .. } => StatusCode::NOT_FOUND,
             GatewayError::BudgetExceeded(_) => StatusCode::PAYMENT_REQUIRED,
             GatewayError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -139,7 +147,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
             GatewayError::RateLimited { .. } => "rate_limited",
             GatewayError::Forbidden(_) => "forbidden",
-            GatewayError::NotFound(_) => "not_found",
+            GatewayError::NotFound(_) | GatewayError::Missing { .. } => "not_found",
             GatewayError::BudgetExceeded(_) => "budget_exceeded",
             GatewayError::StoreUnavailable(_) => "store_unavailable",
             GatewayError::Unavailable { .. } => "unavailable",
@@ -170,6 +178,7 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => ("rate_limit_error", Some("rate_limit_exceeded")),
             GatewayError::Forbidden(_) => ("permission_error", Some("forbidden")),
             GatewayError::NotFound(_) => ("invalid_request_error", Some("not_found")),
+            GatewayError::Missing { code, .. } => ("invalid_request_error", Some(*code)),
             GatewayError::BudgetExceeded(_) => ("budget_exceeded", Some("budget_exceeded")),
             GatewayError::StoreUnavailable(_) => ("api_error", Some("store_unavailable")),
             GatewayError::Unavailable { .. } => ("api_error", Some("no_deployment_available")),
@@ -185,6 +194,7 @@ impl GatewayError {
         let (kind, code) = self.type_and_code();
         let param = match self {
             GatewayError::BadRequest { param, .. } => param.map(str::to_string),
+            GatewayError::Missing { param, .. } => Some((*param).to_string()),
             GatewayError::ModelNotAllowed { .. } | GatewayError::ModelNotFound { .. } => {
                 Some("model".to_string())
             }

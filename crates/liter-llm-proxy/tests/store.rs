@@ -1074,6 +1074,7 @@ conformance!(
     key_uniqueness,
     killed_gateway_is_reconciled,
     file_metadata,
+    response_state,
 );
 
 fn stored_file(id: &str, owner: Option<&str>, purpose: &str) -> store::StoredFile {
@@ -1180,6 +1181,79 @@ async fn file_metadata<H: Harness>() {
 #[tokio::test]
 async fn memory_file_metadata() {
     check_file_store(&store::MemoryFileStore::default()).await;
+}
+
+fn stored_response(id: &str, owner: &str, text: &str) -> store::StoredResponse {
+    store::StoredResponse {
+        id: id.to_owned(),
+        owner: owner.to_owned(),
+        created_at: T0,
+        response: format!(r#"{{"id":"{id}","output":"{text}"}}"#),
+        input_items: format!(r#"[{{"type":"message","content":"{text}"}}]"#),
+    }
+}
+
+/// What every [`store::ResponseStore`] must do: round trip, only for its owner (another
+/// owner reads and deletes nothing), a repeated id refused, delete.
+async fn check_response_store(responses: &dyn store::ResponseStore) {
+    let a = stored_response("resp_a", "key:k1", "é ünïcode \\n");
+    let b = stored_response("resp_b", "master", "two");
+    responses.put(&a).await.unwrap();
+    responses.put(&b).await.unwrap();
+    assert_eq!(
+        responses.get("resp_a", "key:k1").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(responses.get("resp_a", "key:k2").await.unwrap(), None);
+    assert_eq!(responses.get("resp_a", "master").await.unwrap(), None);
+    assert_eq!(responses.get("resp_b", "master").await.unwrap(), Some(b));
+    assert_eq!(responses.get("resp_zz", "master").await.unwrap(), None);
+    assert!(responses.put(&a).await.is_err(), "an id is never reused");
+    assert!(!responses.delete("resp_a", "master").await.unwrap());
+    assert_eq!(responses.get("resp_a", "key:k1").await.unwrap(), Some(a));
+    assert!(responses.delete("resp_a", "key:k1").await.unwrap());
+    assert!(!responses.delete("resp_a", "key:k1").await.unwrap());
+    assert_eq!(responses.get("resp_a", "key:k1").await.unwrap(), None);
+}
+
+async fn response_state<H: Harness>() {
+    let h = H::new().await;
+    let s = h.open().await;
+    check_response_store(s.responses.as_ref()).await;
+    // What one handle stored, the next one (a restart) reads.
+    drop(s);
+    let again = h.open().await;
+    let kept = stored_response("resp_kept", "master", "kept");
+    again.responses.put(&kept).await.unwrap();
+    drop(again);
+    let third = h.open().await;
+    assert_eq!(
+        third.responses.get("resp_kept", "master").await.unwrap(),
+        Some(kept)
+    );
+    drop(third);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn memory_response_state() {
+    check_response_store(&store::MemoryResponseStore::default()).await;
+}
+
+#[tokio::test]
+async fn memory_response_state_forgets_the_oldest_beyond_its_limit() {
+    let one = stored_response("resp_1", "master", "first").size();
+    let memory = store::MemoryResponseStore::with_limit(one * 2);
+    let responses: &dyn store::ResponseStore = &memory;
+    for id in ["resp_1", "resp_2", "resp_3"] {
+        responses
+            .put(&stored_response(id, "master", "first"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(responses.get("resp_1", "master").await.unwrap(), None);
+    assert!(responses.get("resp_2", "master").await.unwrap().is_some());
+    assert!(responses.get("resp_3", "master").await.unwrap().is_some());
 }
 
 /// SIGKILLs a real gateway process holding reservations: what it settled stays, what it

@@ -12,13 +12,22 @@
 //! gateway's own refusals before the handler (auth's 401, say) are in the client's
 //! shape too.
 //!
-//! Doors: [`messages`] (Anthropic's Messages API). Sits between `server` (which runs
+//! A door may have work to finish before its answer reaches the client ([`Settle`]: the
+//! Responses door stores the response, so that a `previous_response_id` sent as soon
+//! as the answer arrives finds it).
+//!
+//! Doors: [`messages`] (Anthropic's Messages API), [`responses`] (OpenAI's Responses
+//! API, which also uses `store`) and [`completions`] (OpenAI's legacy completions). Sits between `server` (which runs
 //! the pipeline) and the stages; uses `upstream`'s request types, `request`, `error`
 //! and `governance`'s token estimate.
 
+pub mod completions;
 pub mod messages;
+pub mod responses;
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Response};
@@ -37,9 +46,13 @@ type Resp = Response<Body>;
 pub struct Decoded {
     /// The canonical request: an OpenAI chat body.
     pub canonical: Bytes,
-    /// The client's own request, for deployments that speak its wire.
-    pub native: Native,
+    /// The client's own request, for deployments that speak its wire (`None`: every
+    /// deployment gets the canonical one).
+    pub native: Option<Native>,
 }
+
+/// Work a door finishes before the bytes written so far go to the client.
+pub type Settle = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// One client protocol at the front door.
 pub trait FrontDoor: Send + Sync {
@@ -50,6 +63,10 @@ pub trait FrontDoor: Send + Sync {
     fn decode(&self, body: &Bytes, headers: &HeaderMap) -> Result<Decoded, GatewayError>;
     /// A whole canonical answer in the client's protocol.
     fn answer(&self, answer: ChatCompletion) -> Result<Bytes, GatewayError>;
+    /// [`FrontDoor::answer`], and the work to finish before it is sent.
+    fn answer_then(&self, answer: ChatCompletion) -> Result<(Bytes, Option<Settle>), GatewayError> {
+        self.answer(answer).map(|b| (b, None))
+    }
     /// A fresh encoder for one streamed answer.
     fn stream(&self) -> Box<dyn StreamEncode>;
 }
@@ -62,6 +79,11 @@ pub trait StreamEncode: Send {
     fn done(&mut self, out: &mut BytesMut);
     /// The stream failed with this OpenAI-shaped error body; nothing follows.
     fn error(&mut self, openai_error: &[u8], out: &mut BytesMut);
+    /// Work to finish before the bytes written so far are sent (asked after each
+    /// batch of events).
+    fn settle(&mut self) -> Option<Settle> {
+        None
+    }
 }
 
 /// The pipeline's response in the client's protocol: a whole answer or a stream
@@ -83,13 +105,18 @@ pub async fn encode(door: &dyn FrontDoor, resp: Resp, max_event_bytes: usize) ->
     let encoded = match body.collect().await {
         Ok(b) => serde_json::from_slice::<ChatCompletion>(&b.to_bytes())
             .map_err(|e| GatewayError::Internal(format!("unreadable canonical answer: {e}")))
-            .and_then(|c| door.answer(c)),
+            .and_then(|c| door.answer_then(c)),
         Err(e) => Err(GatewayError::Internal(format!(
             "could not read the answer: {e}"
         ))),
     };
     match encoded {
-        Ok(bytes) => Response::from_parts(parts, Body::from(bytes)),
+        Ok((bytes, settle)) => {
+            if let Some(work) = settle {
+                work.await;
+            }
+            Response::from_parts(parts, Body::from(bytes))
+        }
         Err(e) => axum::response::IntoResponse::into_response(e),
     }
 }
@@ -135,6 +162,9 @@ async fn transcode_step(mut s: Transcode) -> Option<(Result<Bytes, Infallible>, 
                     }
                 }
                 if s.finished || !out.is_empty() {
+                    if let Some(work) = s.encoder.settle() {
+                        work.await;
+                    }
                     return Some((Ok(out.freeze()), s));
                 }
             }
@@ -147,6 +177,9 @@ async fn transcode_step(mut s: Transcode) -> Option<(Result<Bytes, Infallible>, 
                 s.encoder
                     .error(&GatewayError::BadGateway(reason).body_bytes(), &mut out);
                 s.finished = true;
+                if let Some(work) = s.encoder.settle() {
+                    work.await;
+                }
                 return Some((Ok(out.freeze()), s));
             }
         }

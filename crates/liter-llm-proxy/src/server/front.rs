@@ -13,14 +13,15 @@ use axum::{Extension, Json};
 use serde_json::json;
 
 use super::handlers::proxy;
-use crate::apidoc::Access::Door;
+use crate::apidoc::Access::{Door, Key};
 use crate::apidoc::{route, Route};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::error::{GatewayError, Wire};
+use crate::front::completions::{single_prompt, Completions};
 use crate::front::messages::{count_tokens_body, Messages};
 use crate::front::{self, FrontDoor};
-use crate::request::{Endpoint, RawBody};
+use crate::request::{parse_head, Endpoint, RawBody};
 
 type Resp = Response<Body>;
 
@@ -31,6 +32,7 @@ pub fn routes() -> Vec<Route<Arc<App>>> {
     let routes = [
         route::<__path_messages, _, _, _>(door, messages),
         route::<__path_count_tokens, _, _, _>(door, count_tokens),
+        route::<__path_completions, _, _, _>(Key, completions),
     ];
     routes
         .into_iter()
@@ -39,7 +41,7 @@ pub fn routes() -> Vec<Route<Arc<App>>> {
 }
 
 /// Runs `door`'s request through the pipeline and encodes the answer.
-async fn serve_door(
+pub(super) async fn serve_door(
     door: &dyn FrontDoor,
     app: Arc<App>,
     principal: Arc<Principal>,
@@ -57,7 +59,7 @@ async fn serve_door(
         headers,
         decoded.canonical,
         Endpoint::Chat,
-        Some(&decoded.native),
+        decoded.native.as_ref(),
     )
     .await;
     front::encode(door, resp, max_event_bytes).await
@@ -106,4 +108,57 @@ pub async fn count_tokens(
         Ok(n) => Json(json!({"input_tokens": n})).into_response(),
         Err(_) => GatewayError::Internal("the token count failed".into()).into_response(),
     }
+}
+
+/// `POST /v1/completions`: forwarded as it came to OpenAI-compatible deployments,
+/// through chat for the others.
+#[utoipa::path(post, path = "/v1/completions", tag = "completions", operation_id = "completions",
+    summary = "OpenAI's legacy completions, whole or streamed (`stream: true`), on any configured model",
+    request_body(content = Object, description = "A completions request (`prompt`, `max_tokens`, ...)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "A `text_completion`; a stream of `text_completion` chunks with `stream: true`",
+            content((Object = "application/json"), (String = "text/event-stream"))),
+        (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
+pub async fn completions(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Resp {
+    if let Err(e) = prompts_fit(&app, &principal, &body) {
+        return e.into_response();
+    }
+    serve_door(&Completions, app, principal, &headers, body).await
+}
+
+/// Several prompts (or token arrays) in one request: only OpenAI-compatible
+/// deployments answer them (the request goes to them as it came); a model with any
+/// other deployment is a 400.
+fn prompts_fit(app: &App, principal: &Principal, body: &[u8]) -> Result<(), GatewayError> {
+    if single_prompt(body) {
+        return Ok(());
+    }
+    let Ok(head) = parse_head(body) else {
+        return Ok(());
+    };
+    let Ok(pool) = app.routes.resolve(|m| principal.may_use(m), &head.model) else {
+        return Ok(());
+    };
+    let translated = pool.deployments.iter().any(|d| {
+        !matches!(
+            d.deployment.provider,
+            liter_llm::Provider::OpenAiCompat(_) | liter_llm::Provider::Azure
+        )
+    });
+    if translated {
+        return Err(GatewayError::BadRequest {
+            message: format!(
+                "model {:?} answers completions through chat, one text prompt at a time: send 'prompt' as one string",
+                head.model
+            ),
+            param: Some("prompt"),
+            code: Some("invalid_value"),
+        });
+    }
+    Ok(())
 }

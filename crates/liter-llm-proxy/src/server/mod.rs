@@ -10,6 +10,7 @@ pub(crate) mod files;
 pub(crate) mod front;
 pub(crate) mod handlers;
 pub(crate) mod openapi;
+pub(crate) mod responses;
 pub mod routes;
 pub mod stack;
 

@@ -51,7 +51,7 @@ pub struct FileUpload {
 #[derive(Serialize, ToSchema)]
 pub struct Deleted {
     pub id: String,
-    /// Always `file`.
+    /// `file`, `response`.
     pub object: &'static str,
     pub deleted: bool,
 }

@@ -45,6 +45,7 @@ pub fn table(app: &App) -> Vec<Route<Arc<App>>> {
     routes.extend(metrics.map(|a| route::<__path_metrics, _, _, _>(a, h::metrics)));
     routes.extend(crate::admin::routes());
     routes.extend(super::front::routes());
+    routes.extend(super::responses::routes());
     let json = openapi::document(&routes).to_json().unwrap_or_default();
     let _ = doc.set(json.into());
     routes

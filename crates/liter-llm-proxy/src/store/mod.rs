@@ -1,11 +1,13 @@
 //! Stores: the durable state behind the budget, spend and key stages.
 //!
-//! Three narrow traits, [`SpendStore`] (budget reservations and the spend ledger),
-//! [`KeyStore`] (virtual keys, by hash) and [`FileStore`] (the files API's metadata),
+//! Four narrow traits, [`SpendStore`] (budget reservations and the spend ledger),
+//! [`KeyStore`] (virtual keys, by hash), [`FileStore`] (the files API's metadata) and
+//! [`ResponseStore`] (the Responses API's stored conversations),
 //! each with an SQLite implementation (the embedded default, one file) and a
-//! PostgreSQL one (several gateways sharing one database); files also have an
-//! in-memory one, for the `memory` backend. Both pass one conformance suite (`tests/store.rs`). [`open`] picks the
-//! backend from a URL, creates the database if needed and runs the embedded migrations.
+//! PostgreSQL one (several gateways sharing one database); files and responses also
+//! have an in-memory one (the `memory` files backend; a gateway without a database).
+//! All pass one conformance suite (`tests/store.rs`). [`open`] picks the backend from
+//! a URL, creates the database if needed and runs the embedded migrations.
 //! This module touches only its database (and, for SQLite, the lock file and the
 //! reservation journal next to it).
 //!
@@ -52,8 +54,10 @@ mod journal;
 mod logic;
 mod postgres;
 mod postgres_keys;
+mod responses;
 mod sql_files;
 mod sql_keys;
+mod sql_responses;
 mod sqlite;
 mod sqlite_book;
 mod sqlite_keys;
@@ -69,6 +73,7 @@ pub use clock::{
     UnixMillis, DAY_MS,
 };
 pub use files::{FileOrder, FileQuery, MemoryFileStore, StoredFile};
+pub use responses::{MemoryResponseStore, StoredResponse, MEMORY_LIMIT_BYTES};
 pub use types::{
     BudgetScope, GroupBy, KeyUpdate, LedgerEntry, LedgerFilter, NewKey, Reservation, ReservationId,
     ReserveError, ScopeSpend, Settlement, SpendGroup, StoreError, StoredKey, UniqueField,
@@ -165,6 +170,21 @@ pub trait FileStore: Send + Sync {
     async fn delete(&self, id: &str) -> Result<bool, StoreError>;
 }
 
+/// The Responses API's stored responses (`responses.rs`), each readable and deletable
+/// by its owner only.
+#[async_trait]
+pub trait ResponseStore: Send + Sync {
+    /// Records a new response; its id must be new.
+    async fn put(&self, response: &StoredResponse) -> Result<(), StoreError>;
+
+    /// The response with this id if `owner` owns it; `None` otherwise (absent or
+    /// another owner's: the two read the same).
+    async fn get(&self, id: &str, owner: &str) -> Result<Option<StoredResponse>, StoreError>;
+
+    /// Forgets the response if `owner` owns it; `false` when there was none of theirs.
+    async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError>;
+}
+
 /// The stores of one database, as [`open`] returns them. Cloning shares them. The
 /// handle's owner lock (invariant 5) lives until the last clone of both is dropped.
 #[derive(Clone)]
@@ -175,6 +195,8 @@ pub struct Stores {
     pub spend: Arc<dyn SpendStore>,
     /// The files API's metadata.
     pub files: Arc<dyn FileStore>,
+    /// The Responses API's stored responses.
+    pub responses: Arc<dyn ResponseStore>,
 }
 
 impl fmt::Debug for Stores {

@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_cache_hit.sql"),
     include_str!("../../migrations/postgres/0003_files.sql"),
+    include_str!("../../migrations/postgres/0004_responses.sql"),
 ];
 
 /// The advisory lock (two-key form, apart from owner ids) that serialises migrations.
@@ -84,6 +85,7 @@ pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Stores, Sto
     Ok(Stores {
         keys: Arc::new(store.clone()),
         files: Arc::new(store.clone()),
+        responses: Arc::new(store.clone()),
         spend: Arc::new(store),
     })
 }

@@ -46,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_ledger_by_reservation.sql"),
     include_str!("../../migrations/sqlite/0003_cache_hit.sql"),
     include_str!("../../migrations/sqlite/0004_files.sql"),
+    include_str!("../../migrations/sqlite/0005_responses.sql"),
 ];
 
 /// The columns of a ledger row, in [`read_entry`]'s order.
@@ -108,6 +109,7 @@ pub(super) async fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Stores, S
     Ok(Stores {
         keys: Arc::new(store.clone()),
         files: Arc::new(store.clone()),
+        responses: Arc::new(store.clone()),
         spend: Arc::new(store),
     })
 }

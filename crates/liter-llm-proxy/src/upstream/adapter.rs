@@ -56,7 +56,7 @@ impl Protocol for Translated {
         GatewayError::from(self.0.parse_error(status.as_u16(), headers, body))
     }
 
-    fn native(&self, native: &Native, model_id: &str) -> Option<UpstreamRequest> {
+    fn native(&self, native: &Native, model_id: &str, _metered: bool) -> Option<UpstreamRequest> {
         let target = self.1.as_ref().filter(|_| native.wire == Wire::Anthropic)?;
         let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(4);
         headers.push((

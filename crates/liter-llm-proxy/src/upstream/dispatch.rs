@@ -154,9 +154,10 @@ async fn attempt<G: Send + 'static>(
     };
     // The client's own request, when the deployment speaks its wire; else the
     // canonical one, translated by the deployment's protocol.
-    let native = job
-        .native
-        .and_then(|n| Some((n.wire, target.protocol.native(n, &d.model_id)?)));
+    let native = job.native.and_then(|n| {
+        let out = target.protocol.native(n, &d.model_id, job.tap.is_some())?;
+        Some((n.wire, out))
+    });
     let (wire, mut out) = match native {
         Some((wire, out)) => (Some(wire), out),
         None => (
@@ -232,9 +233,11 @@ fn stream_body(
 ) -> Body {
     match wire {
         Some(wire) => {
+            // A legacy completion's usage chunk, asked for the meter only, is hidden.
+            let asked = job.native.is_none_or(|n| n.head.include_usage);
             let tapped = job.tap.map(|t| Tapped {
                 tap: t.boxed(),
-                hide_usage: false,
+                hide_usage: wire == Wire::OpenAi && !asked,
                 facts: job.trace.is_some(),
             });
             super::stream::relay(source, hold, tapped, wire)

@@ -1,5 +1,6 @@
 //! The OpenAI wire, pass-through: the client's bytes are forwarded with `model`
-//! rewritten (OpenAI, the OpenAI-compatible family and Azure OpenAI), answers and
+//! rewritten (OpenAI, the OpenAI-compatible family and Azure OpenAI; chat, embeddings
+//! and legacy completions), answers and
 //! streams are relayed as they come, and error answers are read into OpenAI's shape.
 
 use axum::body::Body;
@@ -8,9 +9,9 @@ use bytes::Bytes;
 use liter_llm::providers::adapter::UpstreamRequest;
 use liter_llm::types::{ErrorBody, ErrorDetail};
 
-use super::protocol::{Hold, Job, Protocol};
+use super::protocol::{Hold, Job, Native, Protocol};
 use super::stream::{self, Source};
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Wire};
 use crate::request::{with_model, Endpoint};
 
 /// Where an OpenAI-compatible deployment lives.
@@ -21,6 +22,8 @@ pub struct PassThrough {
     pub chat_uri: Uri,
     /// `None` when the provider has no embeddings endpoint.
     pub embeddings_uri: Option<Uri>,
+    /// Legacy completions (`/completions`), forwarded as the client sent them.
+    pub completions_uri: Option<Uri>,
     /// Marked sensitive so it is never printed by `Debug` of a request.
     pub auth: Option<(HeaderName, HeaderValue)>,
 }
@@ -68,12 +71,30 @@ impl Protocol for PassThrough {
                 hide_usage: !job.head.include_usage,
                 facts: job.trace.is_some(),
             }),
-            crate::error::Wire::OpenAi,
+            Wire::OpenAi,
         )
     }
 
     fn answer(&self, bytes: Bytes, _job: &Job<'_>) -> Result<Bytes, GatewayError> {
         Ok(bytes)
+    }
+
+    /// A legacy completion as it came, to `/completions`.
+    fn native(&self, native: &Native, model_id: &str, metered: bool) -> Option<UpstreamRequest> {
+        let uri = self
+            .completions_uri
+            .clone()
+            .filter(|_| native.wire == Wire::OpenAi)?;
+        let mut body = with_model(&native.body, &native.head, model_id);
+        if metered && native.head.stream && !native.head.include_usage {
+            body = with_include_usage(&body);
+        }
+        Some(UpstreamRequest {
+            uri,
+            headers: self.auth.iter().cloned().collect(),
+            body,
+            dropped: Vec::new(),
+        })
     }
 }
 

@@ -33,7 +33,9 @@ pub struct Job<'a> {
     pub native: Option<&'a Native>,
 }
 
-/// A client's request in its own wire (a front door's), as it came.
+/// A client's request in its own wire (a front door's), as it came. Of the OpenAI
+/// wire, the one request forwarded this way is a legacy completion (`/completions`):
+/// chat goes as the canonical body itself, and the Responses door has no pass-through.
 #[derive(Debug, Clone)]
 pub struct Native {
     pub wire: Wire,
@@ -73,8 +75,9 @@ pub trait Protocol: Send + Sync + std::fmt::Debug {
     /// The upstream request forwarding the client's own request as it came (`model`
     /// rewritten to `model_id`), when this wire is the client's; `None` otherwise. Its
     /// answers are passed on as they are, errors read by [`Protocol::error`].
-    fn native(&self, native: &Native, model_id: &str) -> Option<UpstreamRequest> {
-        let _ = (native, model_id);
+    /// `metered`: the gateway reads the answer's usage (a stream must report it).
+    fn native(&self, native: &Native, model_id: &str, metered: bool) -> Option<UpstreamRequest> {
+        let _ = (native, model_id, metered);
         None
     }
 }

@@ -197,6 +197,15 @@ impl Scrub {
                 param,
                 code,
             },
+            GatewayError::Missing {
+                message,
+                param,
+                code,
+            } => GatewayError::Missing {
+                message: t(message),
+                param,
+                code,
+            },
             GatewayError::Route { status, message } => GatewayError::Route {
                 status,
                 message: t(message),

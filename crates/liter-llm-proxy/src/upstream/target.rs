@@ -150,8 +150,10 @@ fn pass_through(d: &Deployment, cfg: &AdapterConfig) -> Result<PassThrough, &'st
         url.parse()
             .map_err(|_| "base_url does not form a valid URL")
     };
+    let completions = chat.replacen("/chat/completions", "/completions", 1);
     Ok(PassThrough {
         name: d.name.clone(),
+        completions_uri: Some(uri(completions)?),
         chat_uri: uri(chat)?,
         embeddings_uri: Some(uri(embeddings)?),
         auth: cfg

@@ -58,6 +58,7 @@ pub(crate) fn classify(method: &Method, path: &str, query: Option<&str>) -> Opti
     let endpoint = match op.trim_start_matches('/') {
         "chat/completions" => Endpoint::ChatCompletions,
         "embeddings" => Endpoint::Embeddings,
+        "completions" => Endpoint::Completions,
         _ => return None,
     };
     Some(AzureCall {

@@ -128,7 +128,7 @@ fn content_text(content: Option<&Value>) -> Cow<'_, str> {
     }
 }
 
-fn word_count(text: &str) -> u64 {
+pub(super) fn word_count(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
 
@@ -163,7 +163,7 @@ pub(crate) fn word_pieces(text: &str) -> Vec<&str> {
 }
 
 /// The prefix of `text` holding its first `n` words, without trailing whitespace.
-fn first_words(text: &str, n: u64) -> &str {
+pub(super) fn first_words(text: &str, n: u64) -> &str {
     let n = usize::try_from(n).unwrap_or(usize::MAX);
     let len: usize = word_pieces(text).iter().take(n).map(|p| p.len()).sum();
     text.get(..len).unwrap_or(text).trim_end()

@@ -3,9 +3,11 @@
 //!
 //! Paths are accepted with and without the `/v1` prefix. This module and its children only
 //! translate a parsed request into a [`Reply`]; recording, auth order and faults belong to
-//! [`crate::server`]. Chat completions live in [`chat`], embeddings in [`embeddings`].
+//! [`crate::server`]. Chat completions live in [`chat`], legacy completions in [`completions`],
+//! embeddings in [`embeddings`].
 
 pub(crate) mod chat;
+pub(crate) mod completions;
 pub(crate) mod embeddings;
 
 pub(crate) use embeddings::{fnv1a, vector};
@@ -29,6 +31,8 @@ pub(crate) enum Endpoint {
     ChatCompletions,
     /// `POST /v1/embeddings`
     Embeddings,
+    /// `POST /v1/completions` (legacy)
+    Completions,
     /// `GET /v1/models`
     ListModels,
     /// `GET /v1/models/{id}`
@@ -45,6 +49,7 @@ impl Endpoint {
         match (method, path) {
             (&Method::POST, "/chat/completions") => Some(Self::ChatCompletions),
             (&Method::POST, "/embeddings") => Some(Self::Embeddings),
+            (&Method::POST, "/completions") => Some(Self::Completions),
             (&Method::GET, "/models") => Some(Self::ListModels),
             (&Method::GET, p) if p.len() > "/models/".len() && p.starts_with("/models/") => {
                 Some(Self::RetrieveModel)
@@ -54,14 +59,17 @@ impl Endpoint {
     }
 }
 
-/// Whether the request asks for a streamed response (`"stream": true` on chat completions).
+/// Whether the request asks for a streamed response (`"stream": true` on chat completions or
+/// completions).
 pub(crate) fn is_streaming(endpoint: Option<Endpoint>, payload: &Payload) -> bool {
-    endpoint == Some(Endpoint::ChatCompletions)
-        && payload
-            .json()
-            .and_then(|v| v.get("stream"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+    matches!(
+        endpoint,
+        Some(Endpoint::ChatCompletions | Endpoint::Completions)
+    ) && payload
+        .json()
+        .and_then(|v| v.get("stream"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 /// Whether `headers` carry `Authorization: Bearer <key>`.
@@ -120,6 +128,10 @@ pub(crate) fn respond(
         }
         Endpoint::ChatCompletions => match model_request(payload) {
             Ok((json, model)) => chat::respond(shared, json, model),
+            Err(message) => bad_request(message, None),
+        },
+        Endpoint::Completions => match model_request(payload) {
+            Ok((json, model)) => completions::respond(shared, json, model),
             Err(message) => bad_request(message, None),
         },
         Endpoint::Embeddings => match model_request(payload) {

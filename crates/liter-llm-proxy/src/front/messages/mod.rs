@@ -45,12 +45,12 @@ impl FrontDoor for Messages {
             .collect();
         Ok(Decoded {
             canonical: Bytes::from(canonical),
-            native: Native {
+            native: Some(Native {
                 wire: Wire::Anthropic,
                 body: body.clone(),
                 head,
                 headers: passed,
-            },
+            }),
         })
     }
 
