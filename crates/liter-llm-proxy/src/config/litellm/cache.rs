@@ -68,7 +68,12 @@ pub(crate) fn map(t: &mut Twin<'_>, on: Option<&Entry>, params: Option<&Entry>) 
         "disk" => c.backend = "fs".into(),
         other => {
             let (line, col) = kind_entry.map_or((1, 1), |e| (e.line, e.col));
-            t.unsupported(&path("type"), line, col, &format!("cache type {other:?} (built: local, redis, s3, disk)"));
+            t.unsupported(
+                &path("type"),
+                line,
+                col,
+                &format!("cache type {other:?} (built: local, redis, s3, disk)"),
+            );
             return;
         }
     }
@@ -100,7 +105,10 @@ pub(crate) fn map(t: &mut Twin<'_>, on: Option<&Entry>, params: Option<&Entry>) 
             ("redis", "password") => redis.password = t.string(v, &p),
             ("redis", "url" | "redis_url") => redis.url = t.string(v, &p),
             ("s3", key) if S3_KEYS.iter().any(|(k, _)| *k == key) => {
-                let ours = S3_KEYS.iter().find(|(k, _)| *k == key).map_or(key, |(_, o)| o);
+                let ours = S3_KEYS
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map_or(key, |(_, o)| o);
                 if let Some(s) = t.string(v, &p) {
                     config.insert(ours.to_string(), BackendValue::Text(s));
                 }
@@ -123,7 +131,12 @@ pub(crate) fn map(t: &mut Twin<'_>, on: Option<&Entry>, params: Option<&Entry>) 
             }
             (_, "mode") => {
                 if t.string(v, &p).as_deref() != Some("default_on") {
-                    t.unsupported(&p, e.line, e.col, "cache mode default_off (caching on request only)");
+                    t.unsupported(
+                        &p,
+                        e.line,
+                        e.col,
+                        "cache mode default_off (caching on request only)",
+                    );
                 }
             }
             _ => t.unknown(&p, e),
@@ -134,7 +147,12 @@ pub(crate) fn map(t: &mut Twin<'_>, on: Option<&Entry>, params: Option<&Entry>) 
     }
     if kind == "disk" && !config.contains_key("root") {
         let (line, col) = params.map_or((1, 1), |e| (e.line, e.col));
-        t.problem(&path("disk_cache_dir"), line, col, "a disk cache needs disk_cache_dir".into());
+        t.problem(
+            &path("disk_cache_dir"),
+            line,
+            col,
+            "a disk cache needs disk_cache_dir".into(),
+        );
     }
     c.backend_config = config;
     t.file.cache = Some(c);
@@ -158,10 +176,17 @@ fn redis_config(
     let set = |t: &Twin<'_>, name: &str| (t.env)(name).is_some_and(|v| !v.is_empty());
     let endpoint = match (r.url, r.host) {
         (Some(url), _) => Some(url),
-        (None, Some(host)) => Some(format!("redis://{host}:{}", r.port.unwrap_or_else(|| "6379".into()))),
+        (None, Some(host)) => Some(format!(
+            "redis://{host}:{}",
+            r.port.unwrap_or_else(|| "6379".into())
+        )),
         (None, None) if set(t, "REDIS_URL") => Some("${REDIS_URL}".into()),
         (None, None) if set(t, "REDIS_HOST") => {
-            let port = if set(t, "REDIS_PORT") { "${REDIS_PORT}" } else { "6379" };
+            let port = if set(t, "REDIS_PORT") {
+                "${REDIS_PORT}"
+            } else {
+                "6379"
+            };
             Some(format!("redis://${{REDIS_HOST}}:{port}"))
         }
         (None, None) => None,
@@ -184,5 +209,10 @@ fn redis_config(
     if let Some(p) = password {
         config.insert("password".into(), BackendValue::Text(p));
     }
-    t.loc("cache.backend_config", "litellm_settings.cache_params", line, col);
+    t.loc(
+        "cache.backend_config",
+        "litellm_settings.cache_params",
+        line,
+        col,
+    );
 }

@@ -35,8 +35,14 @@ pub fn convert_str(
         },
     })?;
     let mut out = String::new();
-    let _ = writeln!(out, "# liter-llm-proxy.toml converted from {file} (LiteLLM format).");
-    let _ = writeln!(out, "# Check it with: liter-llm check-config --config liter-llm-proxy.toml");
+    let _ = writeln!(
+        out,
+        "# liter-llm-proxy.toml converted from {file} (LiteLLM format)."
+    );
+    let _ = writeln!(
+        out,
+        "# Check it with: liter-llm check-config --config liter-llm-proxy.toml"
+    );
     if !p.env_names.is_empty() {
         let _ = writeln!(
             out,

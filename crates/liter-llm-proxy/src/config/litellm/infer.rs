@@ -107,21 +107,33 @@ mod tests {
             ("gpt-3.5-turbo", Some("openai/gpt-3.5-turbo")),
             ("gpt-4o", Some("openai/gpt-4o")),
             ("o3-mini", Some("openai/o3-mini")),
-            ("text-embedding-3-small", Some("openai/text-embedding-3-small")),
-            ("claude-3-5-sonnet-20240620", Some("anthropic/claude-3-5-sonnet-20240620")),
+            (
+                "text-embedding-3-small",
+                Some("openai/text-embedding-3-small"),
+            ),
+            (
+                "claude-3-5-sonnet-20240620",
+                Some("anthropic/claude-3-5-sonnet-20240620"),
+            ),
             ("gemini-1.5-pro", Some("vertex_ai/gemini-1.5-pro")),
             ("text-embedding-004", Some("vertex_ai/text-embedding-004")),
             ("mistral-large-latest", Some("mistral/mistral-large-latest")),
             ("command-r-plus", Some("cohere/command-r-plus")),
             ("deepseek-chat", Some("deepseek/deepseek-chat")),
-            ("anthropic.claude-3-haiku-20240307-v1:0", Some("bedrock/anthropic.claude-3-haiku-20240307-v1:0")),
+            (
+                "anthropic.claude-3-haiku-20240307-v1:0",
+                Some("bedrock/anthropic.claude-3-haiku-20240307-v1:0"),
+            ),
             // a prefix wins over the family
             ("groq/gpt-oss-120b", Some("groq/gpt-oss-120b")),
             ("azure/gpt-4o-deployment", Some("azure/gpt-4o-deployment")),
             ("gemini/gemini-1.5-flash", Some("gemini/gemini-1.5-flash")),
             ("hosted_vllm/llama", Some("vllm/llama")),
             ("ollama_chat/llama3", Some("ollama/llama3")),
-            ("openrouter/meta-llama/llama-3-70b", Some("openrouter/meta-llama/llama-3-70b")),
+            (
+                "openrouter/meta-llama/llama-3-70b",
+                Some("openrouter/meta-llama/llama-3-70b"),
+            ),
             // unknown prefix: kept, so the loader names it
             ("nosuch/model", Some("nosuch/model")),
             // nothing places it

@@ -100,7 +100,12 @@ fn environment_variables(
     };
     let Value::Map(entries) = &entry.value.value else {
         if entry.value.value != Value::Null {
-            bad(problems, "environment_variables".into(), &entry.value, "expected a mapping of NAME: value".into());
+            bad(
+                problems,
+                "environment_variables".into(),
+                &entry.value,
+                "expected a mapping of NAME: value".into(),
+            );
         }
         return (vars, names);
     };
@@ -116,12 +121,22 @@ fn environment_variables(
             Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
             Value::Null => String::new(),
             _ => {
-                bad(problems, path, &e.value, "expected a string or a number".into());
+                bad(
+                    problems,
+                    path,
+                    &e.value,
+                    "expected a string or a number".into(),
+                );
                 continue;
             }
         };
         if !twin::is_var_name(&e.key) {
-            bad(problems, path, &e.value, "not a variable name (letters, digits, _)".into());
+            bad(
+                problems,
+                path,
+                &e.value,
+                "not a variable name (letters, digits, _)".into(),
+            );
             continue;
         }
         names.push(e.key.clone());
@@ -146,14 +161,18 @@ pub(crate) fn prepare(
                 yaml::YamlError {
                     line: root.line,
                     col: root.col,
-                    message: format!("the file must be a mapping (model_list: ...), found {}", root.kind()),
+                    message: format!(
+                        "the file must be a mapping (model_list: ...), found {}",
+                        root.kind()
+                    ),
                 },
             ))
         }
     };
     let find = |k: &str| entries.iter().find(|e| e.key == k);
     let mut problems = Vec::new();
-    let (env_vars, env_names) = environment_variables(find("environment_variables"), env, &mut problems);
+    let (env_vars, env_names) =
+        environment_variables(find("environment_variables"), env, &mut problems);
     let overlay = |name: &str| env_vars.get(name).cloned().or_else(|| env(name));
     let mut t = Twin::new(&overlay);
     t.problems = problems;
@@ -163,7 +182,11 @@ pub(crate) fn prepare(
     }
     let mut deferred = settings::Deferred::default();
     for (key, run) in [
-        ("litellm_settings", settings::litellm_settings as fn(&mut Twin<'_>, &[yaml::Entry], &mut settings::Deferred)),
+        (
+            "litellm_settings",
+            settings::litellm_settings
+                as fn(&mut Twin<'_>, &[yaml::Entry], &mut settings::Deferred),
+        ),
         ("router_settings", settings::router_settings),
     ] {
         if let Some(e) = find(key) {
@@ -180,7 +203,10 @@ pub(crate) fn prepare(
     }
     for e in entries {
         match e.key.as_str() {
-            "model_list" | "litellm_settings" | "router_settings" | "general_settings"
+            "model_list"
+            | "litellm_settings"
+            | "router_settings"
+            | "general_settings"
             | "environment_variables" => {}
             _ => t.unknown(&e.key, e),
         }
@@ -195,7 +221,15 @@ pub(crate) fn prepare(
             message: format!("cannot express the file as TOML: {e}"),
         },
     })?;
-    let Twin { file: twin_file, locs, unsupported, problems, env_names, notes, .. } = t;
+    let Twin {
+        file: twin_file,
+        locs,
+        unsupported,
+        problems,
+        env_names,
+        notes,
+        ..
+    } = t;
     Ok(Prepared {
         file: twin_file,
         toml,
@@ -241,7 +275,8 @@ pub struct Loaded<T> {
     pub ignored: Vec<Issue>,
 }
 
-type Validate<'a, T> = &'a dyn Fn(&str, &str, &Overrides, &dyn Fn(&str) -> Option<String>) -> Result<T, ConfigError>;
+type Validate<'a, T> =
+    &'a dyn Fn(&str, &str, &Overrides, &dyn Fn(&str) -> Option<String>) -> Result<T, ConfigError>;
 
 fn run<T>(
     source: &str,
@@ -269,7 +304,10 @@ fn run<T>(
                 path: String::new(),
                 line: 1,
                 column: 1,
-                message: format!("a value from the environment breaks the converted config: {}", issue.message),
+                message: format!(
+                    "a value from the environment breaks the converted config: {}",
+                    issue.message
+                ),
             });
             None
         }
@@ -278,7 +316,11 @@ fn run<T>(
     match value {
         Some(value) if issues.is_empty() => Ok(Loaded {
             value,
-            ignored: if allow_unsupported { p.unsupported } else { Vec::new() },
+            ignored: if allow_unsupported {
+                p.unsupported
+            } else {
+                Vec::new()
+            },
         }),
         _ => {
             issues.sort_by_key(|i| (i.line, i.column));
@@ -298,9 +340,14 @@ pub fn load_str(
     allow_unsupported: bool,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Loaded<Config>, ConfigError> {
-    run(source, file, overrides, allow_unsupported, &env, &|s, f, o, e| {
-        super::load::load_str(s, f, o, e)
-    })
+    run(
+        source,
+        file,
+        overrides,
+        allow_unsupported,
+        &env,
+        &|s, f, o, e| super::load::load_str(s, f, o, e),
+    )
 }
 
 /// As [`load_str`], plus what `check-config` prints (the twin, secrets masked).
@@ -311,9 +358,14 @@ pub fn inspect_str(
     allow_unsupported: bool,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Loaded<Inspection>, ConfigError> {
-    run(source, file, overrides, allow_unsupported, &env, &|s, f, o, e| {
-        super::load::inspect_str(s, f, o, e)
-    })
+    run(
+        source,
+        file,
+        overrides,
+        allow_unsupported,
+        &env,
+        &|s, f, o, e| super::load::inspect_str(s, f, o, e),
+    )
 }
 
 fn read(path: &Path) -> Result<(String, String), ConfigError> {

@@ -143,7 +143,9 @@ fn deployment(
     let k = t.file.models.len();
     let tw = |f: &str| format!("models[{k}].{f}");
     let Some((model, custom)) = model_of(t, yp, parts) else {
-        let (line, col) = parts.params_at.map_or((item.line, item.col), |e| (e.line, e.col));
+        let (line, col) = parts
+            .params_at
+            .map_or((item.line, item.col), |e| (e.line, e.col));
         t.problem(
             &format!("{yp}.litellm_params.model"),
             line,
@@ -268,7 +270,12 @@ fn entry_limits(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut
         let path = format!("{yp}.rpm");
         let v = t.uint32(&e.value, &path);
         if m.rpm.is_some() && v.is_some() && m.rpm != v {
-            t.problem(&path, e.line, e.col, "rpm is given here and in litellm_params with different values".into());
+            t.problem(
+                &path,
+                e.line,
+                e.col,
+                "rpm is given here and in litellm_params with different values".into(),
+            );
         } else if m.rpm.is_none() {
             m.rpm = v;
             t.loc_entry(format!("models[{k}].rpm"), &path, e);
@@ -278,7 +285,12 @@ fn entry_limits(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut
         let path = format!("{yp}.tpm");
         let v = t.uint(&e.value, &path);
         if m.tpm.is_some() && v.is_some() && m.tpm != v {
-            t.problem(&path, e.line, e.col, "tpm is given here and in litellm_params with different values".into());
+            t.problem(
+                &path,
+                e.line,
+                e.col,
+                "tpm is given here and in litellm_params with different values".into(),
+            );
         } else if m.tpm.is_none() {
             m.tpm = v;
             t.loc_entry(format!("models[{k}].tpm"), &path, e);
@@ -295,7 +307,12 @@ fn model_info(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut M
             "input_cost_per_token" => (&mut m.input_cost_per_token, "input_cost_per_token"),
             "output_cost_per_token" => (&mut m.output_cost_per_token, "output_cost_per_token"),
             "id" => {
-                t.unsupported(&path, e.line, e.col, "model_info.id (deployment ids belong to runtime model management)");
+                t.unsupported(
+                    &path,
+                    e.line,
+                    e.col,
+                    "model_info.id (deployment ids belong to runtime model management)",
+                );
                 continue;
             }
             "mode" => {
@@ -307,7 +324,12 @@ fn model_info(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut M
                 continue;
             }
             "max_tokens" | "max_input_tokens" | "max_output_tokens" => {
-                t.unsupported(&path, e.line, e.col, "context-window limits per deployment (pre-call checks)");
+                t.unsupported(
+                    &path,
+                    e.line,
+                    e.col,
+                    "context-window limits per deployment (pre-call checks)",
+                );
                 continue;
             }
             _ => {
@@ -320,7 +342,12 @@ fn model_info(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut M
             *slot = v;
             t.loc_entry(format!("models[{k}].{field}"), &path, e);
         } else if v.is_some() && *slot != v {
-            t.problem(&path, e.line, e.col, format!("{field} is given here and in litellm_params with different values"));
+            t.problem(
+                &path,
+                e.line,
+                e.col,
+                format!("{field} is given here and in litellm_params with different values"),
+            );
         }
     }
 }
@@ -363,16 +390,31 @@ fn wildcard(t: &mut Twin<'_>, yp: &str, name: &str, name_entry: &Entry, parts: &
                 alias.base_url = t.string(&e.value, &path);
                 t.loc_entry(format!("aliases[{k}].base_url"), &path, e);
             }
-            _ => t.unsupported(&path, e.line, e.col, "this setting on a wildcard entry ([[aliases]] carry only api_key and api_base)"),
+            _ => t.unsupported(
+                &path,
+                e.line,
+                e.col,
+                "this setting on a wildcard entry ([[aliases]] carry only api_key and api_base)",
+            ),
         }
     }
     for (key, e) in [("rpm", parts.rpm), ("tpm", parts.tpm)] {
         if let Some(e) = e {
-            t.unsupported(&format!("{yp}.{key}"), e.line, e.col, "limits on a wildcard entry");
+            t.unsupported(
+                &format!("{yp}.{key}"),
+                e.line,
+                e.col,
+                "limits on a wildcard entry",
+            );
         }
     }
     for e in parts.info {
-        t.unsupported(&format!("{yp}.model_info.{}", e.key), e.line, e.col, "model_info on a wildcard entry");
+        t.unsupported(
+            &format!("{yp}.model_info.{}", e.key),
+            e.line,
+            e.col,
+            "model_info on a wildcard entry",
+        );
     }
     t.file.aliases.push(alias);
 }

@@ -50,7 +50,12 @@ pub(crate) fn litellm_settings(t: &mut Twin<'_>, entries: &[Entry], deferred: &m
             "default_fallbacks" => default_fallbacks(t, e, &path, deferred),
             "callbacks" | "success_callback" | "failure_callback" => callbacks(t, v, &path),
             "set_verbose" => only_false(t, e, &path, "set_verbose: true (start with --debug)"),
-            "json_logs" => only_false(t, e, &path, "json_logs: true (start with --log-format json)"),
+            "json_logs" => only_false(
+                t,
+                e,
+                &path,
+                "json_logs: true (start with --log-format json)",
+            ),
             _ => t.unknown(&path, e),
         }
     }
@@ -148,9 +153,19 @@ pub(crate) fn general_settings(t: &mut Twin<'_>, entries: &[Entry]) {
                 }
                 t.loc_entry("server.max_response_bytes", &path, e);
             }
-            "health_check_details" => t.unsupported(&path, e.line, e.col, "health_check_details (what /health shows is fixed)"),
+            "health_check_details" => t.unsupported(
+                &path,
+                e.line,
+                e.col,
+                "health_check_details (what /health shows is fixed)",
+            ),
             "disable_spend_logs" => only_false(t, e, &path, "disable_spend_logs: true"),
-            "proxy_batch_write_at" => t.unsupported(&path, e.line, e.col, "proxy_batch_write_at (spend is written per request)"),
+            "proxy_batch_write_at" => t.unsupported(
+                &path,
+                e.line,
+                e.col,
+                "proxy_batch_write_at (spend is written per request)",
+            ),
             _ => t.unknown(&path, e),
         }
     }
@@ -159,8 +174,16 @@ pub(crate) fn general_settings(t: &mut Twin<'_>, entries: &[Entry]) {
             interval_secs: Some(interval.unwrap_or(LITELLM_HEALTH_INTERVAL)),
             probe_model: None,
         });
-    } else if let (Some(_), Some(e)) = (interval, entries.iter().find(|e| e.key == "health_check_interval")) {
-        t.unsupported("general_settings.health_check_interval", e.line, e.col, "health_check_interval without background_health_checks: true");
+    } else if let (Some(_), Some(e)) = (
+        interval,
+        entries.iter().find(|e| e.key == "health_check_interval"),
+    ) {
+        t.unsupported(
+            "general_settings.health_check_interval",
+            e.line,
+            e.col,
+            "health_check_interval without background_health_checks: true",
+        );
     }
 }
 
@@ -170,14 +193,19 @@ pub(crate) fn litellm_variables(t: &mut Twin<'_>) {
     let set = |t: &Twin<'_>, name: &str| (t.env)(name).is_some_and(|v| !v.is_empty());
     if t.file.general.master_key.is_none() && set(t, "LITELLM_MASTER_KEY") {
         t.file.general.master_key = Some("${LITELLM_MASTER_KEY}".into());
-        t.notes.push("general.master_key comes from LITELLM_MASTER_KEY (set in this environment)".into());
+        t.notes.push(
+            "general.master_key comes from LITELLM_MASTER_KEY (set in this environment)".into(),
+        );
     }
     if t.file.general.database_url.is_none() && set(t, "DATABASE_URL") {
         t.file.general.database_url = Some("${DATABASE_URL}".into());
-        t.notes.push("general.database_url comes from DATABASE_URL (set in this environment)".into());
+        t.notes
+            .push("general.database_url comes from DATABASE_URL (set in this environment)".into());
     }
     if t.file.general.metrics == MetricsAccess::Public {
-        t.notes.push("the prometheus callback: /metrics is open without a key, as LiteLLM serves it".into());
+        t.notes.push(
+            "the prometheus callback: /metrics is open without a key, as LiteLLM serves it".into(),
+        );
     }
 }
 
@@ -224,13 +252,20 @@ fn callbacks(t: &mut Twin<'_>, node: &Node, path: &str) {
 fn fallbacks(t: &mut Twin<'_>, node: &Node, path: &str, which: Fallbacks) {
     let Value::Seq(items) = &node.value else {
         if node.value != Value::Null {
-            t.problem(path, node.line, node.col, "expected a list of {model: [fallbacks]}".into());
+            t.problem(
+                path,
+                node.line,
+                node.col,
+                "expected a list of {model: [fallbacks]}".into(),
+            );
         }
         return;
     };
     for (i, item) in items.iter().enumerate() {
         let at = format!("{path}[{i}]");
-        let Some(entries) = t.mapping(item, &at) else { continue };
+        let Some(entries) = t.mapping(item, &at) else {
+            continue;
+        };
         for e in entries {
             let p = format!("{at}.{}", e.key);
             let list = t.strings(&e.value, &p);
@@ -258,7 +293,15 @@ fn fallbacks(t: &mut Twin<'_>, node: &Node, path: &str, which: Fallbacks) {
                 }
             }
             if !found {
-                t.problem(&p, e.line, e.col, format!("fallbacks for {:?}: no model_list entry has this model_name", e.key));
+                t.problem(
+                    &p,
+                    e.line,
+                    e.col,
+                    format!(
+                        "fallbacks for {:?}: no model_list entry has this model_name",
+                        e.key
+                    ),
+                );
             }
         }
     }
@@ -289,7 +332,9 @@ pub(crate) fn apply_deferred(t: &mut Twin<'_>, deferred: Deferred) {
 
 /// `model_group_alias`: `alias: model`, or `alias: {model: m, hidden: false}`.
 fn group_aliases(t: &mut Twin<'_>, e: &Entry, path: &str) {
-    let Some(entries) = t.mapping(&e.value, path) else { return };
+    let Some(entries) = t.mapping(&e.value, path) else {
+        return;
+    };
     for a in entries {
         let p = format!("{path}.{}", a.key);
         let target = match &a.value.value {
@@ -308,7 +353,10 @@ fn group_aliases(t: &mut Twin<'_>, e: &Entry, path: &str) {
             _ => t.string(&a.value, &p),
         };
         if let Some(target) = target {
-            t.file.router.model_group_alias.insert(a.key.clone(), target);
+            t.file
+                .router
+                .model_group_alias
+                .insert(a.key.clone(), target);
             t.loc_entry(format!("router.model_group_alias.{}", a.key), &p, a);
         }
     }

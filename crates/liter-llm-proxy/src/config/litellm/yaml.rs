@@ -150,12 +150,28 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
             Event::DocumentStart(_) => {
                 documents += 1;
                 if documents > 1 {
-                    return Err(error(at, "only one YAML document is read; remove the `---` and what follows"));
+                    return Err(error(
+                        at,
+                        "only one YAML document is read; remove the `---` and what follows",
+                    ));
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
-                let value = scalar(&text, style, tag.as_deref().map(|t| (&*t.handle, &*t.suffix)), at)?;
-                b.push(Node { value, line: at.0, col: at.1 }, anchor, at)?;
+                let value = scalar(
+                    &text,
+                    style,
+                    tag.as_deref().map(|t| (&*t.handle, &*t.suffix)),
+                    at,
+                )?;
+                b.push(
+                    Node {
+                        value,
+                        line: at.0,
+                        col: at.1,
+                    },
+                    anchor,
+                    at,
+                )?;
             }
             Event::Alias(id) => {
                 let Some(node) = b.anchors.get(&id).cloned() else {
@@ -166,7 +182,14 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
                 b.place(node, at)?;
             }
             Event::SequenceStart(anchor, _) => {
-                b.open(Open::Seq { at, anchor, items: Vec::new() }, at)?;
+                b.open(
+                    Open::Seq {
+                        at,
+                        anchor,
+                        items: Vec::new(),
+                    },
+                    at,
+                )?;
             }
             Event::MappingStart(anchor, _) => {
                 b.open(
@@ -206,7 +229,10 @@ impl Builder {
     fn open(&mut self, open: Open, at: (usize, usize)) -> Result<(), YamlError> {
         self.count(1, at)?;
         if self.stack.len() >= MAX_DEPTH {
-            return Err(error(at, format!("nested deeper than {MAX_DEPTH} levels; refused")));
+            return Err(error(
+                at,
+                format!("nested deeper than {MAX_DEPTH} levels; refused"),
+            ));
         }
         self.stack.push(open);
         Ok(())
@@ -226,11 +252,24 @@ impl Builder {
         };
         let (node, anchor) = match open {
             Open::Seq { at, anchor, items } => (
-                Node { value: Value::Seq(items), line: at.0, col: at.1 },
+                Node {
+                    value: Value::Seq(items),
+                    line: at.0,
+                    col: at.1,
+                },
                 anchor,
             ),
-            Open::Map { at, anchor, entries, .. } => (
-                Node { value: Value::Map(entries), line: at.0, col: at.1 },
+            Open::Map {
+                at,
+                anchor,
+                entries,
+                ..
+            } => (
+                Node {
+                    value: Value::Map(entries),
+                    line: at.0,
+                    col: at.1,
+                },
                 anchor,
             ),
         };
@@ -256,7 +295,7 @@ impl Builder {
                 entries,
                 key,
                 merged,
-            ..
+                ..
             }) => match key.take() {
                 None => {
                     let text = match node.value {
@@ -281,7 +320,12 @@ impl Builder {
                     if entries.iter().any(|e| e.key == k) {
                         return Err(error((line, col), format!("duplicate key {k:?}")));
                     }
-                    entries.push(Entry { key: k, line, col, value: node });
+                    entries.push(Entry {
+                        key: k,
+                        line,
+                        col,
+                        value: node,
+                    });
                     Ok(())
                 }
             },
@@ -395,7 +439,8 @@ mod tests {
 
     #[test]
     fn scalars_are_typed_like_pyyaml() {
-        let doc = parse("a: 1\nb: 1.5e-6\nc: yes\nd: ~\ne: '1'\nf: os.environ/X\ng: 2024-02-01\n").unwrap();
+        let doc = parse("a: 1\nb: 1.5e-6\nc: yes\nd: ~\ne: '1'\nf: os.environ/X\ng: 2024-02-01\n")
+            .unwrap();
         assert_eq!(
             map(&doc),
             vec![
@@ -424,7 +469,10 @@ mod tests {
     fn merge_keys_and_aliases() {
         let doc = parse("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n").unwrap();
         let used = &doc.entries().unwrap()[1].value;
-        assert_eq!(map(used), vec![("x", &Value::Int(1)), ("y", &Value::Int(3))]);
+        assert_eq!(
+            map(used),
+            vec![("x", &Value::Int(1)), ("y", &Value::Int(3))]
+        );
     }
 
     #[test]
@@ -449,7 +497,10 @@ mod tests {
     fn deep_nesting_is_refused() {
         let src = format!("{}1{}", "[".repeat(200), "]".repeat(200));
         let e = parse(&src).unwrap_err();
-        assert!(e.message.contains("nested deeper") || e.message.contains("recursion"), "{e:?}");
+        assert!(
+            e.message.contains("nested deeper") || e.message.contains("recursion"),
+            "{e:?}"
+        );
     }
 
     #[test]
