@@ -180,7 +180,12 @@ fn no_config_anywhere_is_a_clear_error() {
     let out = cmd(dir.path()).arg("check-config").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("no liter-llm-proxy.toml found"), "{err}");
+    assert!(
+        err.contains(
+            "no liter-llm-proxy.toml (nor LiteLLM's config.yaml or proxy_config.yaml) found"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

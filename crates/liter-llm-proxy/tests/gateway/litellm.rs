@@ -96,6 +96,7 @@ async fn simple_file_serves_like_its_twin() {
 async fn load_balancer_with_entry_limits_and_environment_variables() {
     let mock = MockUpstream::start().await.unwrap();
     let base = mock.base_url();
+    let azure = format!("http://{}", mock.addr());
     let src = format!(
         r#"
 model_list:
@@ -127,8 +128,7 @@ general_settings:
 environment_variables:
   AZURE_API_KEY: azure-secret-1
   OPENAI_KEY_2: os.environ/FROM_PROCESS
-"#,
-        azure = format!("http://{}", mock.addr())
+"#
     );
     let env = |n: &str| (n == "FROM_PROCESS").then(|| "openai-secret-2".to_string());
     let loaded = yaml(&src, env).unwrap();
@@ -163,8 +163,7 @@ tpm = 100000
 [cooldown]
 duration_secs = 30
 allowed_fails = 2
-"#,
-            azure = format!("http://{}", mock.addr())
+"#
         ),
         twin_env,
     );
