@@ -202,6 +202,20 @@ async fn redis_cache_from_redis_variables_is_shared() {
     let two = Gateway::start_config(yaml(&src, env).unwrap().value).await;
     let body = serde_json::json!({"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": format!("shared {ns}")}]});
     assert_eq!(one.chat(MASTER, body.clone()).await.status(), 200);
+    // The entry is written to Redis after the answer: wait until it is there.
+    let mut stored = false;
+    for _ in 0..400 {
+        let out = std::process::Command::new("redis-cli")
+            .args(["--scan", "--pattern", &format!("{ns}/*")])
+            .output()
+            .unwrap();
+        if !out.stdout.is_empty() {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(stored, "the first gateway never wrote the entry to Redis");
     let resp = two.chat(MASTER, body).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(

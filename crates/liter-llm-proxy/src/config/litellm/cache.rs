@@ -55,28 +55,17 @@ pub(crate) fn map(t: &mut Twin<'_>, on: Option<&Entry>, params: Option<&Entry>) 
     let kind = kind_entry
         .and_then(|e| t.string(&e.value, &path("type")))
         .unwrap_or_else(|| "local".into());
-    let mut c = CacheSection::default();
+    let Some(mut c) = section_for(&kind) else {
+        let (line, col) = kind_entry.map_or((1, 1), |e| (e.line, e.col));
+        t.unsupported(
+            &path("type"),
+            line,
+            col,
+            &format!("cache type {kind:?} (built: local, redis, s3, disk)"),
+        );
+        return;
+    };
     let mut config: BTreeMap<String, BackendValue> = BTreeMap::new();
-    match kind.as_str() {
-        "local" => {
-            c.backend = "memory".into();
-            c.max_entries = Some(LOCAL_MAX_ENTRIES);
-            c.ttl_seconds = Some(LOCAL_TTL_SECS);
-        }
-        "redis" => c.backend = "redis".into(),
-        "s3" => c.backend = "s3".into(),
-        "disk" => c.backend = "fs".into(),
-        other => {
-            let (line, col) = kind_entry.map_or((1, 1), |e| (e.line, e.col));
-            t.unsupported(
-                &path("type"),
-                line,
-                col,
-                &format!("cache type {other:?} (built: local, redis, s3, disk)"),
-            );
-            return;
-        }
-    }
     if let Some(e) = kind_entry {
         t.loc_entry("cache.backend", &path("type"), e);
     }
@@ -156,6 +145,23 @@ pub(crate) fn map(t: &mut Twin<'_>, on: Option<&Entry>, params: Option<&Entry>) 
     }
     c.backend_config = config;
     t.file.cache = Some(c);
+}
+
+/// The `[cache]` of a LiteLLM cache type, before its parameters.
+fn section_for(kind: &str) -> Option<CacheSection> {
+    let mut c = CacheSection::default();
+    match kind {
+        "local" => {
+            c.backend = "memory".into();
+            c.max_entries = Some(LOCAL_MAX_ENTRIES);
+            c.ttl_seconds = Some(LOCAL_TTL_SECS);
+        }
+        "redis" => c.backend = "redis".into(),
+        "s3" => c.backend = "s3".into(),
+        "disk" => c.backend = "fs".into(),
+        _ => return None,
+    }
+    Some(c)
 }
 
 #[derive(Default)]
