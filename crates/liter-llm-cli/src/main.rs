@@ -1,7 +1,8 @@
 //! The `liter-llm` binary: a thin shell over `liter-llm-proxy`.
 //!
 //! `liter-llm api` runs the gateway; `liter-llm check-config` validates a config and
-//! prints it resolved, with every secret masked.
+//! prints it resolved, with every secret masked; `liter-llm convert` prints a LiteLLM
+//! `config.yaml` as the equivalent `liter-llm-proxy.toml`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,12 +37,22 @@ enum Command {
     Api(ApiArgs),
     /// Validate a config file and print it resolved, secrets masked.
     CheckConfig(ConfigArgs),
+    /// Print a LiteLLM config.yaml as the equivalent liter-llm-proxy.toml.
+    Convert(ConvertArgs),
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// The LiteLLM config file (config.yaml).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
 }
 
 #[derive(Args)]
 struct ConfigArgs {
-    /// Config file. Without it, liter-llm-proxy.toml is looked for in the working
-    /// directory and then each parent.
+    /// Config file: TOML, or LiteLLM's YAML format (by a .yaml/.yml extension).
+    /// Without it, liter-llm-proxy.toml is looked for in the working directory and
+    /// then each parent, and then LiteLLM's config.yaml and proxy_config.yaml.
     #[arg(short = 'c', long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Bind address (overrides [server] host).
@@ -54,6 +65,10 @@ struct ConfigArgs {
     /// $LITER_LLM_MASTER_KEY, which then overrides the file's master_key too.
     #[arg(long)]
     master_key: Option<String>,
+    /// For a LiteLLM file: start even though it has keys that are not supported yet
+    /// (each is logged once as ignored) instead of failing.
+    #[arg(long)]
+    allow_unsupported: bool,
 }
 
 #[derive(Args)]
@@ -119,7 +134,7 @@ fn config_path(args: &ConfigArgs) -> Result<PathBuf, ConfigError> {
         Some(p) => Ok(p.clone()),
         None => {
             let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-            config::discover(&cwd).ok_or(ConfigError::NotFound { start: cwd })
+            config::litellm::discover(&cwd).ok_or(ConfigError::NotFound { start: cwd })
         }
     }
 }
@@ -137,17 +152,44 @@ fn overrides(args: &ConfigArgs) -> Overrides {
     }
 }
 
-/// Resolve which file to load and load it.
+/// Resolve which file to load and load it (a LiteLLM file by its extension); the
+/// unsupported keys a LiteLLM file had, ignored by `--allow-unsupported`, are logged.
 fn load(args: &ConfigArgs) -> Result<(PathBuf, Config), ConfigError> {
     let path = config_path(args)?;
-    let cfg = config::load_file(&path, &overrides(args))?;
-    Ok((path, cfg))
+    if !config::litellm::is_litellm(&path) {
+        let cfg = config::load_file(&path, &overrides(args))?;
+        tracing::info!(config = %path.display(), "config file loaded");
+        return Ok((path, cfg));
+    }
+    let loaded = config::litellm::load_file(&path, &overrides(args), args.allow_unsupported)?;
+    tracing::info!(config = %path.display(), "config file loaded (LiteLLM format)");
+    for i in &loaded.ignored {
+        tracing::warn!(
+            "{}:{}:{}: {}: {} (ignored: --allow-unsupported)",
+            path.display(),
+            i.line,
+            i.column,
+            i.path,
+            i.message
+        );
+    }
+    Ok((path, loaded.value))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig(args) => check_config(&args),
+        Command::Convert(args) => match config::litellm::convert_file(&args.file) {
+            Ok(toml) => {
+                print!("{toml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("liter-llm: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Api(args) => {
             let logs = init_logging(args.log_format, args.debug);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -170,11 +212,35 @@ fn main() -> ExitCode {
 }
 
 fn check_config(args: &ConfigArgs) -> ExitCode {
-    let inspected = config_path(args)
-        .and_then(|path| Ok((config::inspect_file(&path, &overrides(args))?, path)));
+    let inspected = config_path(args).and_then(|path| {
+        if config::litellm::is_litellm(&path) {
+            let loaded =
+                config::litellm::inspect_file(&path, &overrides(args), args.allow_unsupported)?;
+            Ok((loaded.value, loaded.ignored, path))
+        } else {
+            Ok((
+                config::inspect_file(&path, &overrides(args))?,
+                Vec::new(),
+                path,
+            ))
+        }
+    });
     match inspected {
-        Ok((inspection, path)) => {
+        Ok((inspection, ignored, path)) => {
             println!("# {} is valid", path.display());
+            if config::litellm::is_litellm(&path) {
+                println!("# (LiteLLM format; shown as its liter-llm-proxy.toml equivalent)");
+            }
+            for i in &ignored {
+                println!(
+                    "# ignored (--allow-unsupported): {}:{}:{}: {}: {}",
+                    path.display(),
+                    i.line,
+                    i.column,
+                    i.path,
+                    i.message
+                );
+            }
             print!("{}", mask::resolved(&inspection));
             ExitCode::SUCCESS
         }

@@ -180,7 +180,12 @@ fn no_config_anywhere_is_a_clear_error() {
     let out = cmd(dir.path()).arg("check-config").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("no liter-llm-proxy.toml found"), "{err}");
+    assert!(
+        err.contains(
+            "no liter-llm-proxy.toml (nor LiteLLM's config.yaml or proxy_config.yaml) found"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -639,4 +644,130 @@ fn debug_logs_unless_rust_log_is_set() {
         );
         assert!(!logs.contains(MASTER), "{logs}");
     }
+}
+
+/// A LiteLLM file in the shape of its `simple_config.yaml`, plus a tag (not supported).
+fn litellm_yaml(mock: &MockUpstream, tags: bool) -> String {
+    format!(
+        "model_list:\n  - model_name: gpt-4o\n    litellm_params:\n      model: gpt-4o\n      api_key: os.environ/TEST_UPSTREAM_KEY\n      api_base: {}\n{}general_settings:\n  master_key: os.environ/TEST_MASTER\n",
+        mock.base_url(),
+        if tags { "      tags: [\"paid\"]\n" } else { "" }
+    )
+}
+
+#[tokio::test]
+async fn check_config_and_convert_read_litellm_yaml() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), litellm_yaml(&mock, true)).unwrap();
+    // found by discovery (no liter-llm-proxy.toml); the tag is reported with its line
+    let out = cmd(dir.path())
+        .arg("check-config")
+        .env("TEST_MASTER", MASTER)
+        .env("TEST_UPSTREAM_KEY", UPSTREAM_KEY)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("config.yaml:7:7: model_list[0].litellm_params.tags: not supported yet"),
+        "{err}"
+    );
+    let out = cmd(dir.path())
+        .args(["check-config", "--allow-unsupported"])
+        .env("TEST_MASTER", MASTER)
+        .env("TEST_UPSTREAM_KEY", UPSTREAM_KEY)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("config.yaml is valid"), "{shown}");
+    assert!(
+        shown.contains("# ignored (--allow-unsupported):"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("provider_model = \"openai/gpt-4o\""),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(UPSTREAM_KEY) && !shown.contains(MASTER),
+        "{shown}"
+    );
+
+    // convert: ${VAR} kept, the tag named in a comment, and the output loads
+    let out = cmd(dir.path())
+        .args(["convert", "config.yaml"])
+        .env("TEST_MASTER", MASTER)
+        .output()
+        .unwrap();
+    let toml = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{toml}");
+    assert!(
+        toml.contains("api_key = \"${TEST_UPSTREAM_KEY}\""),
+        "{toml}"
+    );
+    assert!(toml.contains("master_key = \"${TEST_MASTER}\""), "{toml}");
+    assert!(
+        toml.contains("#   model_list[0].litellm_params.tags (line 7, column 7)"),
+        "{toml}"
+    );
+    std::fs::write(dir.path().join("converted.toml"), &toml).unwrap();
+    let out = cmd(dir.path())
+        .args(["check-config", "--config", "converted.toml"])
+        .env("TEST_MASTER", MASTER)
+        .env("TEST_UPSTREAM_KEY", UPSTREAM_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // a YAML syntax error names the file, line and column
+    std::fs::write(dir.path().join("bad.yml"), "model_list:\n  - [unclosed\n").unwrap();
+    let out = cmd(dir.path())
+        .args(["convert", "bad.yml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("invalid YAML config bad.yml:"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_serves_a_litellm_yaml_config() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy_config.yaml");
+    std::fs::write(&file, litellm_yaml(&mock, false)).unwrap();
+    let mut c = cmd(dir.path());
+    c.args(["api", "--port", "0", "--host", "127.0.0.1", "--config"])
+        .arg(&file)
+        .env("TEST_MASTER", MASTER)
+        .env("TEST_UPSTREAM_KEY", UPSTREAM_KEY);
+    let gw = Proc::spawn(c);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(MASTER)
+        .json(&hello())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        mock.requests()[0].header("authorization"),
+        Some(&*format!("Bearer {UPSTREAM_KEY}"))
+    );
+    gw.signal("-TERM");
+    let (status, logs) = tokio::task::spawn_blocking(move || gw.wait())
+        .await
+        .unwrap();
+    assert!(status.success(), "{logs}");
+    assert!(
+        logs.contains("config file loaded (LiteLLM format)"),
+        "{logs}"
+    );
+    assert!(logs.contains("proxy_config.yaml"), "{logs}");
 }

@@ -31,6 +31,8 @@ pub enum ConfigError {
     NotFound { start: PathBuf },
     /// The TOML did not parse into the schema (syntax, type, unknown field).
     InvalidToml { file: String, issue: Issue },
+    /// A LiteLLM YAML file that is not YAML we can read (syntax, limits).
+    InvalidYaml { file: String, issue: Issue },
     /// The TOML parsed but values are wrong or not supported yet.
     Invalid { file: String, issues: Vec<Issue> },
 }
@@ -41,7 +43,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Io { file, error } => write!(f, "cannot read config {file}: {error}"),
             ConfigError::NotFound { start } => write!(
                 f,
-                "no {CONFIG_FILE_NAME} found in {} or any parent directory; pass --config <path>",
+                "no {CONFIG_FILE_NAME} (nor LiteLLM's config.yaml or proxy_config.yaml) found in {} or any parent directory; pass --config <path>",
                 start.display()
             ),
             ConfigError::InvalidToml { file, issue } => {
@@ -51,6 +53,11 @@ impl fmt::Display for ConfigError {
                     issue.line, issue.column, issue.message
                 )
             }
+            ConfigError::InvalidYaml { file, issue } => write!(
+                f,
+                "invalid YAML config {file}:{}:{}: {}",
+                issue.line, issue.column, issue.message
+            ),
             ConfigError::Invalid { file, issues } => {
                 write!(f, "invalid config {file}: {} problem(s)", issues.len())?;
                 for i in issues {

@@ -5,6 +5,8 @@
 //! with an expanded secret.
 //!
 //! Modules, each depending only on those listed after it:
+//! - `litellm`: LiteLLM's `config.yaml`, mapped onto the file structs and then
+//!   loaded as `load` does;
 //! - `load`: finding and reading the file, turning problems into located messages;
 //! - `view`: what `check-config` shows of the file, secrets masked;
 //! - `validate`: the orchestrator, calling one validator per section;
@@ -17,6 +19,7 @@
 
 mod file;
 pub mod interpolate;
+pub mod litellm;
 mod load;
 mod overrides;
 mod problems;

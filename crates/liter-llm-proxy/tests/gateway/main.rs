@@ -20,6 +20,7 @@ mod gemini;
 mod governance;
 mod hardening_edge;
 mod hardening_upstream;
+mod litellm;
 mod logging;
 mod messages;
 mod mistral;

@@ -1,0 +1,490 @@
+//! LiteLLM's `config.yaml` format: files in the shapes of LiteLLM's example configs
+//! load onto the same runtime config as their TOML twins and serve traffic; the
+//! unsupported-key report; provider inference; wildcards; `os.environ/` and
+//! `environment_variables`; YAML errors and alias bombs; the `convert` round trip.
+
+use liter_llm_proxy::config::litellm::{self, Loaded};
+use liter_llm_proxy::config::{load_str, Config, ConfigError, Overrides};
+use mock_upstream::MockUpstream;
+use secrecy::ExposeSecret;
+
+use crate::support::*;
+
+fn yaml(src: &str, env: impl Fn(&str) -> Option<String>) -> Result<Loaded<Config>, ConfigError> {
+    litellm::load_str(src, "config.yaml", &Overrides::default(), false, env)
+}
+
+fn toml(src: &str, env: impl Fn(&str) -> Option<String>) -> Config {
+    load_str(src, "twin.toml", &Overrides::default(), env).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+/// Two runtime configs are the same (their Debug output shows every non-secret
+/// value; the secrets are compared one by one).
+fn assert_same(a: &Config, b: &Config) {
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    let secret = |c: &Config| {
+        let mut all: Vec<String> = c
+            .models
+            .iter()
+            .map(|m| {
+                m.api_key
+                    .as_ref()
+                    .map(|k| k.expose_secret().to_string())
+                    .unwrap_or_default()
+            })
+            .collect();
+        all.push(
+            c.master_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_string())
+                .unwrap_or_default(),
+        );
+        all.extend(c.credential_aliases.iter().map(|a| {
+            a.api_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_string())
+                .unwrap_or_default()
+        }));
+        all
+    };
+    assert_eq!(secret(a), secret(b));
+}
+
+fn err(src: &str) -> String {
+    match yaml(src, no_env) {
+        Ok(_) => panic!("expected an error for:\n{src}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// LiteLLM's `simple_config.yaml` shape: one model.
+#[tokio::test]
+async fn simple_file_serves_like_its_twin() {
+    let mock = MockUpstream::start().await.unwrap();
+    let base = mock.base_url();
+    let src = format!(
+        "model_list:\n  - model_name: gpt-3.5-turbo\n    litellm_params:\n      model: gpt-3.5-turbo\n      api_key: os.environ/OPENAI_API_KEY\n      api_base: {base}\ngeneral_settings:\n  master_key: {MASTER}\n"
+    );
+    let env = |n: &str| (n == "OPENAI_API_KEY").then(|| UPSTREAM_KEY.to_string());
+    let loaded = yaml(&src, env).unwrap();
+    assert!(loaded.ignored.is_empty());
+    let twin = toml(
+        &format!("[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"gpt-3.5-turbo\"\nprovider_model = \"openai/gpt-3.5-turbo\"\napi_key = \"${{OPENAI_API_KEY}}\"\nbase_url = \"{base}\"\n"),
+        env,
+    );
+    assert_same(&loaded.value, &twin);
+    let gw = Gateway::start_config(loaded.value).await;
+    let resp = gw.chat(MASTER, hello("gpt-3.5-turbo")).await;
+    assert_eq!(resp.status(), 200);
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body.as_ref().unwrap()["model"], "gpt-3.5-turbo");
+    let auth = seen[0].headers.iter().find(|(n, _)| n == "authorization");
+    assert_eq!(
+        auth.map(|(_, v)| v.as_str()),
+        Some(&*format!("Bearer {UPSTREAM_KEY}"))
+    );
+}
+
+/// LiteLLM's `load_balancer.yaml` shape: one name, several deployments, rpm/tpm at the
+/// entry level, keys through `environment_variables` and `os.environ/`.
+#[tokio::test]
+async fn load_balancer_with_entry_limits_and_environment_variables() {
+    let mock = MockUpstream::start().await.unwrap();
+    let base = mock.base_url();
+    let azure = format!("http://{}", mock.addr());
+    let src = format!(
+        r#"
+model_list:
+  - model_name: gpt-4
+    litellm_params:
+      model: azure/chatgpt-v-2
+      api_base: {azure}
+      api_version: "2023-05-15"
+      api_key: os.environ/AZURE_API_KEY
+    rpm: 6
+  - model_name: gpt-4
+    litellm_params:
+      model: gpt-4
+      api_key: os.environ/OPENAI_KEY_2
+      api_base: {base}
+      timeout: 30
+      stream_timeout: 10
+      weight: 2
+    tpm: 100000
+litellm_settings:
+  num_retries: 0
+  request_timeout: 40
+router_settings:
+  routing_strategy: simple-shuffle
+  allowed_fails: 2
+  cooldown_time: 30
+general_settings:
+  master_key: {MASTER}
+environment_variables:
+  AZURE_API_KEY: azure-secret-1
+  OPENAI_KEY_2: os.environ/FROM_PROCESS
+"#
+    );
+    let env = |n: &str| (n == "FROM_PROCESS").then(|| "openai-secret-2".to_string());
+    let loaded = yaml(&src, env).unwrap();
+    let twin_env = |n: &str| match n {
+        "AZURE_API_KEY" => Some("azure-secret-1".to_string()),
+        "OPENAI_KEY_2" => Some("openai-secret-2".to_string()),
+        _ => None,
+    };
+    let twin = toml(
+        &format!(
+            r#"
+[general]
+master_key = "{MASTER}"
+max_retries = 0
+default_timeout_secs = 40
+[[models]]
+name = "gpt-4"
+provider_model = "azure/chatgpt-v-2"
+base_url = "{azure}"
+api_version = "2023-05-15"
+api_key = "${{AZURE_API_KEY}}"
+rpm = 6
+[[models]]
+name = "gpt-4"
+provider_model = "openai/gpt-4"
+api_key = "${{OPENAI_KEY_2}}"
+base_url = "{base}"
+timeout_secs = 30
+stream_timeout_secs = 10
+weight = 2.0
+tpm = 100000
+[cooldown]
+duration_secs = 30
+allowed_fails = 2
+"#
+        ),
+        twin_env,
+    );
+    assert_same(&loaded.value, &twin);
+    assert_eq!(loaded.value.models[0].rpm, Some(6));
+    assert_eq!(loaded.value.models[1].tpm, Some(100_000));
+    let gw = Gateway::start_config(loaded.value).await;
+    for _ in 0..4 {
+        assert_eq!(gw.chat(MASTER, hello("gpt-4")).await.status(), 200);
+    }
+    assert_eq!(mock.requests().len(), 4);
+}
+
+/// LiteLLM's `multi_instance_simple_config.yaml` shape: a Redis cache found through
+/// REDIS_HOST / REDIS_PORT, shared by two gateways.
+#[tokio::test]
+async fn redis_cache_from_redis_variables_is_shared() {
+    let mock = MockUpstream::start().await.unwrap();
+    let base = mock.base_url();
+    let ns = format!("litellm-yaml-{}", std::process::id());
+    let src = format!(
+        "model_list:\n  - model_name: gpt-3.5-turbo\n    litellm_params:\n      model: openai/gpt-3.5-turbo\n      api_key: {UPSTREAM_KEY}\n      api_base: {base}\nlitellm_settings:\n  cache: True\n  cache_params:\n    type: redis\n    namespace: {ns}\n    ttl: 600\n    supported_call_types: [acompletion, completion, embedding, aembedding]\ngeneral_settings:\n  master_key: {MASTER}\n"
+    );
+    let env = |n: &str| match n {
+        "REDIS_HOST" => Some("127.0.0.1".to_string()),
+        "REDIS_PORT" => Some("6379".to_string()),
+        _ => None,
+    };
+    let loaded = yaml(&src, env).unwrap();
+    let twin = toml(
+        &format!("[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"gpt-3.5-turbo\"\nprovider_model = \"openai/gpt-3.5-turbo\"\napi_key = \"{UPSTREAM_KEY}\"\nbase_url = \"{base}\"\n[cache]\nbackend = \"redis\"\nttl_seconds = 600\n[cache.backend_config]\nendpoint = \"redis://127.0.0.1:6379\"\nroot = \"/{ns}/\"\n"),
+        no_env,
+    );
+    assert_same(&loaded.value, &twin);
+    let one = Gateway::start_config(loaded.value).await;
+    let two = Gateway::start_config(yaml(&src, env).unwrap().value).await;
+    let body = serde_json::json!({"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": format!("shared {ns}")}]});
+    assert_eq!(one.chat(MASTER, body.clone()).await.status(), 200);
+    // The entry is written to Redis after the answer: wait until it is there.
+    let mut stored = false;
+    for _ in 0..400 {
+        let out = std::process::Command::new("redis-cli")
+            .args(["--scan", "--pattern", &format!("{ns}/*")])
+            .output()
+            .unwrap();
+        if !out.stdout.is_empty() {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(stored, "the first gateway never wrote the entry to Redis");
+    let resp = two.chat(MASTER, body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("x-liter-llm-cache")
+            .map(|v| v.to_str().unwrap()),
+        Some("hit")
+    );
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "the second gateway answered from Redis"
+    );
+}
+
+/// LiteLLM's `enterprise_config.yaml` shape: tags and tag filtering are reported, all
+/// at once with their lines and columns, unless allowed.
+#[tokio::test]
+async fn enterprise_file_with_tags_is_refused_unless_allowed() {
+    let mock = MockUpstream::start().await.unwrap();
+    let src = format!(
+        r#"model_list:
+  - model_name: gpt-4
+    litellm_params:
+      model: openai/fake
+      api_key: fake-key
+      api_base: {base}
+      tags: ["teamA"]
+    model_info:
+      id: "team-a-model"
+litellm_settings:
+  success_callback: ["langfuse"]
+  callbacks: ["prometheus"]
+router_settings:
+  enable_tag_filtering: True
+general_settings:
+  master_key: {MASTER}
+  proxy_batch_write_at: 60
+frobnicate: 1
+"#,
+        base = mock.base_url()
+    );
+    let e = err(&src);
+    for want in [
+        "config.yaml:7:7: model_list[0].litellm_params.tags: not supported yet: tag routing",
+        "config.yaml:9:7: model_list[0].model_info.id: not supported yet",
+        "config.yaml:11:22: litellm_settings.success_callback[0]: not supported yet: the \"langfuse\" callback",
+        "config.yaml:14:3: router_settings.enable_tag_filtering: not supported yet: tag routing",
+        "config.yaml:17:3: general_settings.proxy_batch_write_at: not supported yet",
+        "config.yaml:18:1: frobnicate: not supported yet",
+    ] {
+        assert!(e.contains(want), "{want}\nin\n{e}");
+    }
+    assert!(e.contains("6 problem(s)"), "{e}");
+    let loaded =
+        litellm::load_str(&src, "config.yaml", &Overrides::default(), true, no_env).unwrap();
+    let ignored: Vec<&str> = loaded.ignored.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        ignored,
+        [
+            "model_list[0].litellm_params.tags",
+            "model_list[0].model_info.id",
+            "litellm_settings.success_callback[0]",
+            "router_settings.enable_tag_filtering",
+            "general_settings.proxy_batch_write_at",
+            "frobnicate"
+        ]
+    );
+    // prometheus became an open /metrics
+    let gw = Gateway::start_config(loaded.value).await;
+    assert_eq!(gw.chat(MASTER, hello("gpt-4")).await.status(), 200);
+    assert_eq!(gw.get("/metrics", None).send().await.unwrap().status(), 200);
+}
+
+#[test]
+fn provider_inference_and_an_unplaceable_name() {
+    let src = "model_list:\n  - model_name: a\n    litellm_params: {model: gpt-4o}\n  - model_name: b\n    litellm_params: {model: claude-3-5-sonnet-20240620}\n  - model_name: c\n    litellm_params: {model: mistral-large-latest}\n  - model_name: d\n    litellm_params: {model: groq/llama3-70b-8192}\n  - model_name: e\n    litellm_params: {model: command-r-plus}\n";
+    let c = yaml(src, no_env).unwrap().value;
+    let got: Vec<&str> = c.models.iter().map(|m| m.provider_model.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "openai/gpt-4o",
+            "anthropic/claude-3-5-sonnet-20240620",
+            "mistral/mistral-large-latest",
+            "groq/llama3-70b-8192",
+            "cohere/command-r-plus"
+        ]
+    );
+    let e =
+        err("model_list:\n  - model_name: mine\n    litellm_params:\n      model: my-fine-tune\n");
+    assert!(
+        e.contains("config.yaml:4:7: model_list[0].litellm_params.model: model_list entry \"mine\": cannot tell the provider of model \"my-fine-tune\""),
+        "{e}"
+    );
+    let e = err("model_list:\n  - model_name: x\n    litellm_params:\n      model: nosuch/model\n");
+    assert!(
+        e.contains(
+            "config.yaml:4:7: model_list[0].litellm_params.model: unknown provider \"nosuch\""
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn provider_wildcards_become_aliases_and_bare_wildcards_are_reported() {
+    let src = "model_list:\n  - model_name: \"anthropic/*\"\n    litellm_params:\n      model: \"anthropic/*\"\n      api_key: os.environ/ANTHROPIC_API_KEY\n  - model_name: \"gpt-3.5-turbo*\"\n    litellm_params:\n      model: \"openai/gpt-3.5-turbo*\"\n  - model_name: \"*\"\n    litellm_params:\n      model: \"*\"\n";
+    let e = err(src);
+    assert!(e.contains("config.yaml:6:5: model_list[1].model_name: not supported yet: the wildcard model_name \"gpt-3.5-turbo*\""), "{e}");
+    assert!(e.contains("config.yaml:9:5: model_list[2].model_name: not supported yet: the wildcard model_name \"*\""), "{e}");
+    let env = |n: &str| (n == "ANTHROPIC_API_KEY").then(|| "sk-ant-1".to_string());
+    let c = litellm::load_str(src, "config.yaml", &Overrides::default(), true, env)
+        .unwrap()
+        .value;
+    assert!(c.models.is_empty());
+    assert_eq!(c.credential_aliases.len(), 1);
+    assert_eq!(c.credential_aliases[0].pattern, "anthropic/*");
+    assert_eq!(
+        c.credential_aliases[0]
+            .api_key
+            .as_ref()
+            .unwrap()
+            .expose_secret(),
+        "sk-ant-1"
+    );
+}
+
+#[test]
+fn os_environ_and_litellm_variables() {
+    let src = "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/gpt-4o\n      api_key: os.environ/MY_KEY\n      rpm: os.environ/MY_RPM\n";
+    let env = |n: &str| match n {
+        "MY_KEY" => Some("sk-mine".to_string()),
+        "MY_RPM" => Some("42".to_string()),
+        "LITELLM_MASTER_KEY" => Some("sk-litellm-master".to_string()),
+        "DATABASE_URL" => Some("postgres://u:p@127.0.0.1/test".to_string()),
+        _ => None,
+    };
+    let c = yaml(src, env).unwrap().value;
+    assert_eq!(
+        c.models[0].api_key.as_ref().unwrap().expose_secret(),
+        "sk-mine"
+    );
+    assert_eq!(c.models[0].rpm, Some(42));
+    assert_eq!(
+        c.master_key.as_ref().unwrap().expose_secret(),
+        "sk-litellm-master"
+    );
+    let converted = litellm::convert_str(src, "config.yaml", env).unwrap();
+    assert!(converted.contains("api_key = \"${MY_KEY}\""), "{converted}");
+    assert!(
+        converted.contains("master_key = \"${LITELLM_MASTER_KEY}\""),
+        "{converted}"
+    );
+    assert!(
+        converted.contains("database_url = \"${DATABASE_URL}\""),
+        "{converted}"
+    );
+    assert!(!converted.contains("sk-mine") && !converted.contains("sk-litellm-master"));
+    // The file's master_key wins over LITELLM_MASTER_KEY, as in LiteLLM.
+    let c = yaml(
+        &format!("{src}general_settings:\n  master_key: sk-file\n"),
+        env,
+    )
+    .unwrap()
+    .value;
+    assert_eq!(c.master_key.as_ref().unwrap().expose_secret(), "sk-file");
+}
+
+#[test]
+fn validation_problems_name_the_yaml_line() {
+    let e = err("model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/gpt-4o\n      weight: 0\n      api_base: not-a-url\nrouter_settings:\n  model_group_alias: {alias: nowhere}\n");
+    assert!(
+        e.contains(
+            "config.yaml:5:7: model_list[0].litellm_params.weight: weight must be greater than 0"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("config.yaml:6:7: model_list[0].litellm_params.api_base:"),
+        "{e}"
+    );
+    assert!(
+        e.contains(
+            "config.yaml:8:23: router_settings.model_group_alias.alias: alias target \"nowhere\""
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn yaml_errors_and_bombs_are_refused_with_positions() {
+    let e = err("model_list:\n  - model_name: m\n    litellm_params: [unclosed\n");
+    assert!(e.starts_with("invalid YAML config config.yaml:"), "{e}");
+    let e = err("general_settings:\n  master_key: a\n  master_key: b\n");
+    assert_eq!(
+        e,
+        "invalid YAML config config.yaml:3:3: duplicate key \"master_key\""
+    );
+    let mut bomb = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for i in 0..12u8 {
+        let (prev, next) = ((b'a' + i) as char, (b'a' + i + 1) as char);
+        bomb.push_str(&format!("{next}: &{next} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+    }
+    let started = std::time::Instant::now();
+    let e = err(&bomb);
+    assert!(e.contains("more than 200000 values"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let deep = format!("x: {}1{}\n", "[".repeat(500), "]".repeat(500));
+    assert!(err(&deep).starts_with("invalid YAML config config.yaml:1:"));
+}
+
+/// `convert`: the printed TOML loads onto the same runtime config as the YAML.
+#[test]
+fn convert_round_trip() {
+    let src = r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: gpt-4o
+      api_key: os.environ/OPENAI_API_KEY
+      input_cost_per_token: 0.000001
+    model_info:
+      output_cost_per_token: 0.000002
+  - model_name: claude
+    litellm_params:
+      model: anthropic/claude-3-5-haiku-20241022
+      api_key: os.environ/ANTHROPIC_API_KEY
+      order: 2
+  - model_name: "groq/*"
+    litellm_params:
+      model: "groq/*"
+litellm_settings:
+  drop_params: true
+  fallbacks: [{"gpt-4o": ["claude"]}]
+  context_window_fallbacks: [{"gpt-4o": ["claude"]}]
+  callbacks: ["otel"]
+  cache: true
+  cache_params: {type: local, ttl: 30}
+router_settings:
+  routing_strategy: latency-based-routing
+  model_group_alias: {"gpt4": "gpt-4o"}
+general_settings:
+  master_key: os.environ/MK
+  background_health_checks: true
+  health_check_interval: 60
+  max_request_size_mb: 2
+environment_variables:
+  ANTHROPIC_API_KEY: sk-ant-in-file
+"#;
+    let env = |n: &str| match n {
+        "OPENAI_API_KEY" => Some("sk-openai".to_string()),
+        "MK" => Some("sk-master".to_string()),
+        _ => None,
+    };
+    let from_yaml = yaml(src, env).unwrap().value;
+    let converted = litellm::convert_str(src, "config.yaml", env).unwrap();
+    assert!(!converted.contains("sk-ant-in-file"), "{converted}");
+    assert!(converted.contains("ANTHROPIC_API_KEY"), "{converted}");
+    let twin_env = |n: &str| match n {
+        "ANTHROPIC_API_KEY" => Some("sk-ant-in-file".to_string()),
+        other => env(other),
+    };
+    let from_toml = toml(&converted, twin_env);
+    assert_same(&from_yaml, &from_toml);
+    assert_eq!(from_yaml.body_limit, 2 * 1024 * 1024);
+    assert!(from_yaml.tracing.is_some() && from_yaml.drop_params);
+    assert_eq!(from_yaml.routing.pools[0].fallbacks, ["claude"]);
+    assert_eq!(from_yaml.models[0].output_cost_per_token, Some(0.000002));
+    assert_eq!(from_yaml.cache.as_ref().unwrap().max_entries, Some(200));
+}
