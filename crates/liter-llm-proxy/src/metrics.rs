@@ -305,21 +305,7 @@ impl Metrics {
             traces.dropped.clone(),
         );
         let logs = register_logs(&mut registry);
-        let spend = SpendMetrics {
-            queued: Gauge::default(),
-            write: histogram(),
-        };
-        registry.register(
-            "spend_queue_depth",
-            "Ledger rows settled and not yet written to the spend store",
-            spend.queued.clone(),
-        );
-        registry.register_with_unit(
-            "spend_write_duration",
-            "Time of one write to the spend store (a batch of ledger rows, or one settlement)",
-            Unit::Seconds,
-            spend.write.clone(),
-        );
+        let spend = register_spend(&mut registry);
         Metrics {
             registry,
             requests,
@@ -442,6 +428,25 @@ impl Metrics {
         }
         Ok(out)
     }
+}
+
+fn register_spend(registry: &mut Registry) -> SpendMetrics {
+    let spend = SpendMetrics {
+        queued: Gauge::default(),
+        write: histogram(),
+    };
+    registry.register(
+        "spend_queue_depth",
+        "Ledger rows settled and not yet written to the spend store",
+        spend.queued.clone(),
+    );
+    registry.register_with_unit(
+        "spend_write_duration",
+        "Time of one write to the spend store (a batch of ledger rows, or one settlement)",
+        Unit::Seconds,
+        spend.write.clone(),
+    );
+    spend
 }
 
 fn register_logs(registry: &mut Registry) -> LogMetrics {
