@@ -15,7 +15,11 @@
 #                   (default "floor gateway"); bare: the gateway with metrics off;
 #                   observed: metrics on and tracing on, exporting every span to the mock's
 #                   OTLP collector endpoint (/__mock/otlp); the two together also print
-#                   "observed vs bare", the observability goal of bench/README.md
+#                   "observed vs bare", the observability goal of bench/README.md;
+#                   msg-pass, msg-translated: POST /v1/messages (Anthropic's Messages API)
+#                   to a model on the mock's Anthropic API (passed through) and to the
+#                   OpenAI model (translated both ways); with gateway they also print their
+#                   ratio to the chat pass-through (the front-door goals of bench/README.md)
 #   CG_STREAM=1     measure streaming requests instead
 #   CG_FRESH=1      fresh prompts: six words no other request carries in every prompt
 #                   (bench-loadgen --vary), so the governed gateway tokenizes every one
@@ -113,12 +117,18 @@ printf '\n[[keys]]\nkey = "sk-bench-master"\nrpm = 100000000\ntpm = 100000000000
 sed -e 's/^max_retries = 0/max_retries = 0\nmetrics = "off"/' "$RUN/gateway.toml" >"$RUN/bare.toml"
 sed -e 's/^max_retries = 0/max_retries = 0\nenable_tracing = true/' "$RUN/gateway.toml" >"$RUN/observed.toml"
 export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$MOCK_PORT/__mock/otlp"
+# The Messages front door: the plain gateway plus a model on the mock's Anthropic API.
+cp "$RUN/gateway.toml" "$RUN/messages.toml"
+printf '\n[[models]]\nname = "claude-bench"\nprovider_model = "anthropic/claude-sonnet-4-20250514"\napi_key = "sk-upstream"\nbase_url = "http://127.0.0.1:%s"\n' "$MOCK_PORT" >>"$RUN/messages.toml"
+for m in claude-bench gpt-4o-mini; do
+  printf '{"model":"%s","max_tokens":64,"messages":[{"role":"user","content":"%s"}]}' "$m" "$PROMPT" >"$RUN/messages-$m.json"
+done
 
-load() { # URL SECONDS [OUT]
+load() { # URL SECONDS BODY [OUT]
   local out=()
-  [ -n "${3:-}" ] && out=(--out "$3")
+  [ -n "${4:-}" ] && out=(--out "$4")
   "${PIN_LOAD[@]}" "$BIN/bench-loadgen" saturate --url "$1" -H "Authorization: Bearer sk-bench-master" \
-    --body-file "$BODY" "${VARY[@]}" --connections "$CONNS" --duration-secs "$2" "${out[@]}" >/dev/null
+    --body-file "$3" "${VARY[@]}" --connections "$CONNS" --duration-secs "$2" "${out[@]}" >/dev/null
 }
 
 echo "| Path | Requests | Instructions | Instructions/request | vs floor |"
@@ -126,12 +136,20 @@ echo "|---|---:|---:|---:|---:|"
 FLOOR_IPR=""
 declare -A IPR
 for p in "${CG_PATHS[@]}"; do
+  route=/v1/chat/completions
+  body="$BODY"
   case "$p" in
     floor) cmd=("$BIN/bench-floor" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$MOCK_PORT") ;;
     gateway) cmd=("$BIN/liter-llm" api --config "$RUN/gateway.toml") ;;
     governed) cmd=("$BIN/liter-llm" api --config "$RUN/governed.toml") ;;
     bare) cmd=("$BIN/liter-llm" api --config "$RUN/bare.toml") ;;
     observed) cmd=("$BIN/liter-llm" api --config "$RUN/observed.toml") ;;
+    msg-pass|msg-translated)
+      cmd=("$BIN/liter-llm" api --config "$RUN/messages.toml")
+      route=/v1/messages
+      body="$RUN/messages-claude-bench.json"
+      [ "$p" = msg-translated ] && body="$RUN/messages-gpt-4o-mini.json"
+      ;;
     *) echo "callgrind: unknown path $p" >&2; exit 1 ;;
   esac
   # The gateway at its default log level (what users get), as in run.sh; env before valgrind,
@@ -140,10 +158,10 @@ for p in "${CG_PATHS[@]}"; do
   pid=$!
   PIDS+=("$pid")
   port="$(wait_port "$p" "$pid")"
-  url="http://127.0.0.1:$port/v1/chat/completions"
-  load "$url" "$WARMUP"
+  url="http://127.0.0.1:$port$route"
+  load "$url" "$WARMUP" "$body"
   callgrind_control -z "$pid" >/dev/null 2>&1
-  load "$url" "$DURATION" "$RUN/$p.json"
+  load "$url" "$DURATION" "$body" "$RUN/$p.json"
   callgrind_control -d "$pid" >/dev/null 2>&1
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
@@ -167,3 +185,10 @@ if [ -n "${IPR[bare]:-}" ] && [ -n "${IPR[observed]:-}" ]; then
     'BEGIN { r = a / b; printf "observed vs bare (metrics and tracing on vs both off): %.2f× (%s)\n", r, r <= 1.15 ? "PASS, goal ≤ 1.15×" : "MISS, goal ≤ 1.15×" }'
   echo "OTLP exports the mock's collector took: $exports"
 fi
+for p in msg-pass msg-translated; do
+  [ -n "${IPR[gateway]:-}" ] && [ -n "${IPR[$p]:-}" ] || continue
+  goal=1.10
+  [ "$p" = msg-translated ] && goal=1.50
+  awk -v a="${IPR[$p]}" -v b="${IPR[gateway]}" -v g="$goal" -v p="$p" \
+    'BEGIN { r = a / b; printf "%s vs the chat pass-through: %.2f× (%s, goal ≤ %.2f×)\n", p, r, r <= g ? "PASS" : "MISS", g }'
+done

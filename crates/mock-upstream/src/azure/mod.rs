@@ -244,7 +244,9 @@ mod tests {
         let c = classify(&post, "/openai/v1/chat/completions", None).unwrap();
         assert!(c.v1);
         assert!(classify(&post, "/openai/deployments//chat/completions", None).is_none());
-        assert!(classify(&post, "/openai/deployments/d/completions", None).is_none());
+        let c = classify(&post, "/openai/deployments/d/completions", None).unwrap();
+        assert_eq!(c.endpoint, Endpoint::Completions);
+        assert!(classify(&post, "/openai/deployments/d/edits", None).is_none());
         assert!(classify(&Method::GET, "/openai/v1/embeddings", None).is_none());
         assert!(classify(&post, "/v1/chat/completions", None).is_none());
         assert!(classify(
