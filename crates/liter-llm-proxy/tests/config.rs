@@ -250,11 +250,16 @@ fn tracing_takes_the_standard_otel_variables() {
     .tracing
     .unwrap();
     assert_eq!(t.endpoint, "http://tempo:4318/v1/traces");
-    let e = with(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://api.honeycomb.io")])
+    let t = with(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://api.honeycomb.io")])
+        .unwrap()
+        .tracing
+        .unwrap();
+    assert_eq!(t.endpoint, "https://api.honeycomb.io/v1/traces");
+    let e = with(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317")])
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("not supported yet") && e.contains("test.toml:2:"),
+        e.contains("must be an http:// or https:// URL") && e.contains("test.toml:2:"),
         "{e}"
     );
     let e = with(&[("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign-secret")])

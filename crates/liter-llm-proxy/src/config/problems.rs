@@ -28,14 +28,6 @@ pub(crate) fn given(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
 
-/// Reject a value whose behaviour is not built yet (never accept and ignore it).
-pub(crate) fn not_supported(problems: &mut Problems, at: Vec<Seg>, what: &str, issue: &str) {
-    problems.push((
-        at,
-        format!("not supported yet: {what} (planned: {issue}); remove it to start the gateway"),
-    ));
-}
-
 /// Report `name must be greater than 0` unless `ok`.
 pub(crate) fn positive(problems: &mut Problems, at: Vec<Seg>, name: &str, ok: bool) {
     if !ok {

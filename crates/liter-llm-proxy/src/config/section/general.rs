@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use crate::config::file::{GeneralSection, MetricsAccess};
 use crate::config::overrides::Overrides;
-use crate::config::problems::{given, not_supported, path, Problems, Seg};
+use crate::config::problems::{given, path, Problems, Seg};
 
 /// `[general]`, resolved (the store and pricing file are governance's).
 pub(crate) struct General {
@@ -137,17 +137,12 @@ fn tracing_spec(
 ) -> TracingSpec {
     let at = || path(&["general", "enable_tracing"]);
     let (endpoint, headers) = otlp_env("traces", env, problems, &at);
-    if endpoint.starts_with("https://") {
-        not_supported(
-            problems,
-            at(),
-            "an https:// OTLP endpoint",
-            "TLS for the trace exporter; send to an OpenTelemetry Collector over http://",
-        );
-    } else if !endpoint.starts_with("http://") || endpoint.parse::<axum::http::Uri>().is_err() {
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        || endpoint.parse::<axum::http::Uri>().is_err()
+    {
         problems.push((
             at(),
-            "the OTLP endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT) must be an http:// URL".into(),
+            "the OTLP endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT) must be an http:// or https:// URL".into(),
         ));
     }
     TracingSpec {
