@@ -3,6 +3,8 @@
 //! `fixtures/tls/`) when the CA is trusted (`SSL_CERT_FILE`), and refuses the same
 //! receiver when it is not (the span is dropped and counted).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
