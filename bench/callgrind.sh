@@ -50,6 +50,7 @@ trap 'exit 130' INT TERM
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   # Line tables let callgrind_annotate name inlined functions; they do not change the code.
   CARGO_PROFILE_RELEASE_DEBUG="${CARGO_PROFILE_RELEASE_DEBUG:-line-tables-only}" \
+    CARGO_PROFILE_RELEASE_STRIP="${CARGO_PROFILE_RELEASE_STRIP:-none}" \
     cargo build --release --locked -p bench-floor -p bench-loadgen -p mock-upstream -p liter-llm-cli \
     >"$RUN/build.log" 2>&1 || { tail -n 30 "$RUN/build.log" >&2; exit 1; }
 fi

@@ -434,7 +434,8 @@ GOALS="$RUN/goals.tsv"
   --meta "Commit: $COMMIT" \
   --meta "Machine: $(nproc) cores ($CPU_MODEL), Linux $(uname -r); ${BACKGROUND}% busy with other work just before the run" \
   --meta "Settings: ${DURATION} s measured after ${WARMUP} s warm-up per scenario; saturation with $CONNS keep-alive connections, $REPEAT rounds of each non-streaming comparison; fixed rate $RATE req/s, open loop; paths taking turns in ${ROUND} s blocks" \
-  --meta "Gateway: \`liter-llm api\`, master key, one OpenAI model on the mock, \`max_retries = 0\`, $GATEWAY_LOG (logs written to a file)" >/dev/null
+  --meta "Gateway: \`liter-llm api\`, master key, one OpenAI model on the mock, \`max_retries = 0\`, $GATEWAY_LOG (logs written to a file)" \
+  --meta "Binary: \`liter-llm\` (release, stripped) $(stat -c %s "$BIN/liter-llm" 2>/dev/null | awk '{ printf "%.1f MB", $1 / 1e6 }')" >/dev/null
 {
   cat "$RUN/rounds.md"
   for kind in pool gov govf cache; do
