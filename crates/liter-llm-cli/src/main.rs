@@ -242,6 +242,19 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
                 );
             }
             print!("{}", mask::resolved(&inspection));
+            match liter_llm_proxy::pricing::Prices::unpriced_deployments(&inspection.config) {
+                Ok(unpriced) => {
+                    for m in unpriced {
+                        eprintln!(
+                            "liter-llm: warning: {m} has no price: cost tracking and budgets count its requests at 0; set input_cost_per_token and output_cost_per_token on its [[models]] entry, or general.pricing_file"
+                        );
+                    }
+                }
+                Err(e) => {
+                    eprintln!("liter-llm: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

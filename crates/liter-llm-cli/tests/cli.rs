@@ -80,6 +80,30 @@ fn check_config_masks_every_secret() {
 }
 
 #[test]
+fn check_config_warns_for_models_without_a_price() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "[[models]]\nname = \"priced\"\nprovider_model = \"gemini/gemini-2.0-flash\"\napi_key = \"k\"\n\
+         [[models]]\nname = \"own\"\nprovider_model = \"openai/house-model\"\napi_key = \"k\"\ninput_cost_per_token = 0.000001\noutput_cost_per_token = 0.000002\n\
+         [[models]]\nname = \"nope\"\nprovider_model = \"openai/house-model-2\"\napi_key = \"k\"\n\
+         [[models]]\nname = \"echo\"\nprovider_model = \"mock/echo\"\n",
+    )
+    .unwrap();
+    let out = cmd(dir.path())
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("has no price")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains("openai/house-model-2"), "{err}");
+}
+
+#[test]
 fn check_config_fails_with_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");

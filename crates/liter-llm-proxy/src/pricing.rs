@@ -114,6 +114,24 @@ impl Prices {
         0.0
     }
 
+    /// The configured deployments whose model has no price (neither in the table, nor
+    /// in `general.pricing_file`, nor on the entry itself, and no `[budget]` default),
+    /// by `provider_model`: what `check-config` warns about. The built-in mock is free.
+    pub fn unpriced_deployments(config: &Config) -> Result<Vec<String>, PricingFileError> {
+        let Some(prices) = Prices::load(config, true)? else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<String> = config
+            .models
+            .iter()
+            .filter(|d| d.provider != liter_llm::providers::Provider::Mock)
+            .filter(|d| !prices.is_priced(&d.provider_model))
+            .map(|d| d.provider_model.clone())
+            .collect();
+        out.dedup();
+        Ok(out)
+    }
+
     /// The model's price entry, if it has one.
     pub fn get(&self, provider_model: &str) -> Option<&ModelPrice> {
         self.table.get(provider_model)
