@@ -4,7 +4,9 @@
 //! in-process `mock`), one whole answer and one stream each. Each answer is read into
 //! the strict shapes of [`schema`] and each stream's event order is checked against its
 //! protocol's (see [`doors`]); the text must be the mock's echo of the prompt and the
-//! usage the upstream reported must come through non-zero.
+//! usage the upstream reported must come through non-zero. Each door that has tools
+//! (all but legacy completions) then asks again, whole and streamed, with a tool the
+//! upstream calls: the call must come back in the door's own shape.
 
 mod doors;
 mod schema;
@@ -95,7 +97,8 @@ pub enum Door {
     Completions,
 }
 
-/// A whole answer and a stream through `door` to `upstream`, both checked.
+/// A whole answer and a stream through `door` to `upstream`, both checked; then the
+/// same with a tool the upstream calls.
 async fn run(door: Door, upstream: Upstream) {
     let mock = MockUpstream::start().await.unwrap();
     let creds = crate::vertex::credentials(&mock);
@@ -104,36 +107,68 @@ async fn run(door: Door, upstream: Upstream) {
         upstream.toml(&mock, creds.path())
     ))
     .await;
-    let model = upstream.model();
-    let expected = upstream.answer();
-    for stream in [false, true] {
-        let got = match door {
-            Door::Chat => doors::chat(&gw, model, stream).await,
-            Door::Messages => doors::messages(&gw, model, stream).await,
-            Door::Responses => doors::responses(&gw, model, stream).await,
-            Door::Completions => doors::completions(&gw, model, stream).await,
-        };
-        let what = format!("{door:?} -> {upstream:?} (stream: {stream})");
-        assert_eq!(got.text, expected, "{what}: text");
-        // Every upstream here reports usage; it must reach the client non-zero.
-        assert!(got.input_tokens > 0, "{what}: input tokens {got:?}");
-        assert!(got.output_tokens > 0, "{what}: output tokens {got:?}");
-        if let Some(total) = got.total_tokens {
-            assert_eq!(
-                total,
-                got.input_tokens + got.output_tokens,
-                "{what}: total tokens"
-            );
+    // Legacy completions have no tools.
+    let legs: &[bool] = match door {
+        Door::Completions => &[false],
+        _ => &[false, true],
+    };
+    for &tools in legs {
+        for stream in [false, true] {
+            let what = format!("{door:?} -> {upstream:?} (stream: {stream}, tools: {tools})");
+            let got = ask(&gw, door, upstream, stream, tools).await;
+            // Every upstream here reports usage; it must reach the client non-zero.
+            assert!(got.input_tokens > 0, "{what}: input tokens {got:?}");
+            assert!(got.output_tokens > 0, "{what}: output tokens {got:?}");
+            if let Some(total) = got.total_tokens {
+                let sum = got.input_tokens + got.output_tokens;
+                assert_eq!(total, sum, "{what}: total tokens");
+            }
+            if !tools {
+                assert_eq!(got.text, upstream.answer(), "{what}: text");
+                assert_eq!((got.finish, got.calls.len()), ("stop", 0), "{what}");
+            } else if let Upstream::Mock = upstream {
+                // The in-process echo model never calls tools: it answers with the text.
+                assert_eq!(got.text, "please call tool", "{what}: text");
+                assert_eq!((got.finish, got.calls.len()), ("stop", 0), "{what}");
+            } else {
+                // Each mock upstream calls the first tool, with `{}` or `{"city":"Paris"}`.
+                assert_eq!(got.finish, "tool", "{what}: {got:?}");
+                assert_eq!(got.calls.len(), 1, "{what}: {got:?}");
+                assert_eq!(got.calls[0].0, doors::TOOL, "{what}");
+                let args: serde_json::Value = serde_json::from_str(&got.calls[0].1)
+                    .unwrap_or_else(|e| panic!("{what}: arguments {got:?}: {e}"));
+                assert!(args.is_object(), "{what}: arguments {args}");
+            }
         }
     }
     if !matches!(upstream, Upstream::Mock) {
-        // Both requests reached the mock upstream (Vertex fetches a token first).
+        // Each request reached the mock upstream once (Vertex fetches a token first).
         let served = mock
             .requests()
             .iter()
             .filter(|r| r.path != "/token")
             .count();
-        assert_eq!(served, 2, "{door:?} -> {upstream:?}: upstream requests");
+        assert_eq!(
+            served,
+            2 * legs.len(),
+            "{door:?} -> {upstream:?}: upstream requests"
+        );
+    }
+}
+
+async fn ask(
+    gw: &Gateway,
+    door: Door,
+    upstream: Upstream,
+    stream: bool,
+    tools: bool,
+) -> doors::Got {
+    let model = upstream.model();
+    match door {
+        Door::Chat => doors::chat(gw, model, stream, tools).await,
+        Door::Messages => doors::messages(gw, model, stream, tools).await,
+        Door::Responses => doors::responses(gw, model, stream, tools).await,
+        Door::Completions => doors::completions(gw, model, stream).await,
     }
 }
 

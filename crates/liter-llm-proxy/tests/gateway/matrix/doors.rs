@@ -16,6 +16,10 @@ use crate::support::*;
 #[derive(Debug, Default)]
 pub struct Got {
     pub text: String,
+    /// The tool calls: (name, arguments as JSON text).
+    pub calls: Vec<(String, String)>,
+    /// `stop` for a finished answer, `tool` for one that stopped to call tools.
+    pub finish: &'static str,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub total_tokens: Option<u64>,
@@ -71,14 +75,50 @@ fn sse(text: &str) -> Vec<(Option<String>, String)> {
         .collect()
 }
 
+/// The tool every tools request offers.
+pub const TOOL: &str = "get_weather";
+
+/// The prompt: with tools, one that makes each mock call the first tool.
+fn prompt(tools: bool) -> &'static str {
+    if tools {
+        "please call tool"
+    } else {
+        PROMPT
+    }
+}
+
+fn schema() -> Value {
+    json!({"type": "object", "properties": {"city": {"type": "string"}}})
+}
+
+fn chat_finish(reason: &FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop => "stop",
+        FinishReason::ToolCalls => "tool",
+        other => panic!("finish reason {other:?}"),
+    }
+}
+
+fn message_finish(reason: Option<&StopReason>) -> &'static str {
+    match reason {
+        Some(StopReason::EndTurn) => "stop",
+        Some(StopReason::ToolUse) => "tool",
+        other => panic!("stop reason {other:?}"),
+    }
+}
+
 fn chat_usage(u: &ChatUsage) -> (u64, u64, Option<u64>) {
     (u.prompt_tokens, u.completion_tokens, Some(u.total_tokens))
 }
 
 /// `/v1/chat/completions`: a `chat.completion`, or chunks, a usage chunk and `[DONE]`.
-pub async fn chat(gw: &Gateway, model: &str, stream: bool) -> Got {
+pub async fn chat(gw: &Gateway, model: &str, stream: bool, tools: bool) -> Got {
     let mut body = json!({"model": model, "max_tokens": 50, "messages": [
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": PROMPT}]});
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": prompt(tools)}]});
+    if tools {
+        body["tools"] = json!([{"type": "function", "function": {"name": TOOL,
+            "description": "the weather", "parameters": schema()}}]);
+    }
     if stream {
         body["stream"] = json!(true);
         body["stream_options"] = json!({"include_usage": true});
@@ -90,10 +130,14 @@ pub async fn chat(gw: &Gateway, model: &str, stream: bool) -> Got {
         assert!(!c.model.is_empty());
         assert_eq!(c.choices.len(), 1);
         let choice = &c.choices[0];
-        assert_eq!(choice.finish_reason, FinishReason::Stop);
         let (input_tokens, output_tokens, total_tokens) = chat_usage(c.usage.as_ref().unwrap());
+        let calls = choice.message.tool_calls.iter().flatten();
         return Got {
             text: choice.message.content.0.clone().unwrap_or_default(),
+            calls: calls
+                .map(|c| (c.function.name.clone(), c.function.arguments.clone()))
+                .collect(),
+            finish: chat_finish(&choice.finish_reason),
             input_tokens,
             output_tokens,
             total_tokens,
@@ -125,9 +169,25 @@ pub async fn chat(gw: &Gateway, model: &str, stream: bool) -> Got {
             assert!(!finished, "content after the finish reason: {text}");
             got.text.push_str(piece);
         }
+        for call in choice.delta.tool_calls.iter().flatten() {
+            assert!(!finished, "a tool call after the finish reason: {text}");
+            let f = call.function.as_ref();
+            let index = call.index as usize;
+            if index == got.calls.len() {
+                // A call's first piece has its id, type and name.
+                assert!(call.id.is_some() && call.kind.is_some(), "{data}");
+                let name = f.and_then(|f| f.name.clone());
+                got.calls
+                    .push((name.expect("the first piece names the call"), String::new()));
+            } else {
+                assert_eq!(index + 1, got.calls.len(), "calls come in order: {text}");
+            }
+            let args = f.and_then(|f| f.arguments.as_deref()).unwrap_or_default();
+            got.calls[index].1.push_str(args);
+        }
         if let Some(reason) = &choice.finish_reason.0 {
             assert!(!finished, "two finish reasons: {text}");
-            assert_eq!(*reason, FinishReason::Stop);
+            got.finish = chat_finish(reason);
             finished = true;
         }
     }
@@ -148,10 +208,11 @@ pub async fn completions(gw: &Gateway, model: &str, stream: bool) -> Got {
     if !stream {
         let c: TextCompletion = strict("text_completion", &text);
         assert_eq!(c.choices.len(), 1);
-        assert_eq!(c.choices[0].finish_reason.0, Some(FinishReason::Stop));
         let (input_tokens, output_tokens, total_tokens) = chat_usage(c.usage.as_ref().unwrap());
         return Got {
             text: c.choices[0].text.clone(),
+            finish: chat_finish(c.choices[0].finish_reason.0.as_ref().unwrap()),
+            calls: Vec::new(),
             input_tokens,
             output_tokens,
             total_tokens,
@@ -179,7 +240,7 @@ pub async fn completions(gw: &Gateway, model: &str, stream: bool) -> Got {
             got.text.push_str(&choice.text);
             if let Some(reason) = &choice.finish_reason.0 {
                 assert!(!finished, "two finish reasons: {text}");
-                assert_eq!(*reason, FinishReason::Stop);
+                got.finish = chat_finish(reason);
                 finished = true;
             }
         }
@@ -191,9 +252,13 @@ pub async fn completions(gw: &Gateway, model: &str, stream: bool) -> Got {
 }
 
 /// `/v1/messages`: a `message`, or Anthropic's event sequence.
-pub async fn messages(gw: &Gateway, model: &str, stream: bool) -> Got {
-    let body = json!({"model": model, "max_tokens": 50, "system": "be brief", "stream": stream,
-        "messages": [{"role": "user", "content": PROMPT}]});
+pub async fn messages(gw: &Gateway, model: &str, stream: bool, tools: bool) -> Got {
+    let mut body = json!({"model": model, "max_tokens": 50, "system": "be brief", "stream": stream,
+        "messages": [{"role": "user", "content": prompt(tools)}]});
+    if tools {
+        body["tools"] = json!([{"name": TOOL, "description": "the weather",
+            "input_schema": schema()}]);
+    }
     let req = client()
         .post(format!("{}/v1/messages", gw.url))
         .header("x-api-key", MASTER)
@@ -203,9 +268,16 @@ pub async fn messages(gw: &Gateway, model: &str, stream: bool) -> Got {
     if !stream {
         let m: Message = strict("message", &text);
         assert!(m.id.starts_with("msg_"), "{}", m.id);
-        assert_eq!(m.stop_reason.0, Some(StopReason::EndTurn));
+        let calls = m.content.iter().filter_map(|b| match b {
+            ContentBlock::ToolUse { name, input, .. } => {
+                Some((name.clone(), Value::Object(input.clone()).to_string()))
+            }
+            _ => None,
+        });
         return Got {
             text: block_text(&m.content),
+            calls: calls.collect(),
+            finish: message_finish(m.stop_reason.0.as_ref()),
             input_tokens: m.usage.input_tokens,
             output_tokens: m.usage.output_tokens,
             total_tokens: None,
@@ -224,6 +296,14 @@ fn block_text(blocks: &[ContentBlock]) -> String {
         .collect()
 }
 
+/// The kind of the open content block.
+#[derive(Debug)]
+enum Block {
+    Text,
+    Tool,
+    Thinking,
+}
+
 /// Where a Messages stream is.
 #[derive(Debug, PartialEq)]
 enum At {
@@ -240,6 +320,7 @@ enum At {
 fn message_events(text: &str) -> Got {
     let mut got = Got::default();
     let (mut at, mut next_block, mut input_start) = (At::Start, 0, 0);
+    let mut block = Block::Text;
     for (name, data) in sse(text) {
         let event: MessageEvent = strict("Messages event", &data);
         let kind: Value = serde_json::from_str(&data).unwrap();
@@ -252,15 +333,49 @@ fn message_events(text: &str) -> Got {
                 At::Started
             }
             (at @ (At::Started | At::InBlock(_) | At::Delta), MessageEvent::Ping {}) => at,
-            (At::Started, MessageEvent::ContentBlockStart { index, .. }) => {
+            (
+                At::Started,
+                MessageEvent::ContentBlockStart {
+                    index,
+                    content_block,
+                },
+            ) => {
                 assert_eq!(index, next_block, "blocks are numbered from 0");
                 next_block += 1;
+                match content_block {
+                    ContentBlock::ToolUse { name, input, .. } => {
+                        assert!(input.is_empty(), "a streamed tool_use starts empty");
+                        got.calls.push((name, String::new()));
+                        block = Block::Tool;
+                    }
+                    ContentBlock::Text { text, .. } => {
+                        assert!(text.is_empty(), "a streamed text block starts empty");
+                        block = Block::Text;
+                    }
+                    // A model's reasoning (Cohere's tool plan, Gemini's thoughts).
+                    ContentBlock::Thinking { thinking, .. } => {
+                        assert!(
+                            thinking.is_empty(),
+                            "a streamed thinking block starts empty"
+                        );
+                        block = Block::Thinking;
+                    }
+                    other => panic!("{other:?} block"),
+                }
                 At::InBlock(index)
             }
             (At::InBlock(i), MessageEvent::ContentBlockDelta { index, delta }) => {
                 assert_eq!(index, i);
-                if let BlockDelta::TextDelta { text } = delta {
-                    got.text.push_str(&text);
+                match (&block, delta) {
+                    (Block::Text, BlockDelta::TextDelta { text }) => got.text.push_str(&text),
+                    (Block::Tool, BlockDelta::InputJsonDelta { partial_json }) => {
+                        got.calls.last_mut().unwrap().1.push_str(&partial_json)
+                    }
+                    (
+                        Block::Thinking,
+                        BlockDelta::ThinkingDelta { .. } | BlockDelta::SignatureDelta { .. },
+                    ) => {}
+                    (block, delta) => panic!("{delta:?} in {block:?} block {i}"),
                 }
                 At::InBlock(i)
             }
@@ -269,7 +384,7 @@ fn message_events(text: &str) -> Got {
                 At::Started
             }
             (At::Started, MessageEvent::MessageDelta { delta, usage }) => {
-                assert_eq!(delta.stop_reason.0, Some(StopReason::EndTurn));
+                got.finish = message_finish(delta.stop_reason.0.as_ref());
                 got.output_tokens = usage.output_tokens;
                 got.input_tokens = usage.input_tokens.flatten().unwrap_or(input_start);
                 if got.input_tokens == 0 {
@@ -291,9 +406,13 @@ fn message_events(text: &str) -> Got {
 }
 
 /// `/v1/responses`: a `response`, or Responses' typed events.
-pub async fn responses(gw: &Gateway, model: &str, stream: bool) -> Got {
-    let body = json!({"model": model, "input": PROMPT, "instructions": "be brief",
+pub async fn responses(gw: &Gateway, model: &str, stream: bool, tools: bool) -> Got {
+    let mut body = json!({"model": model, "input": prompt(tools), "instructions": "be brief",
         "max_output_tokens": 50, "stream": stream});
+    if tools {
+        body["tools"] = json!([{"type": "function", "name": TOOL, "description": "the weather",
+            "parameters": schema()}]);
+    }
     let text = send(gw.post("/v1/responses", Some(MASTER), &body), stream).await;
     if !stream {
         let r: Response = strict("response", &text);
@@ -306,19 +425,27 @@ pub async fn responses(gw: &Gateway, model: &str, stream: bool) -> Got {
 fn response_got(r: &Response) -> Got {
     assert!(r.id.starts_with("resp_"), "{}", r.id);
     assert_eq!(r.status, ResponseStatus::Completed);
-    let mut text = String::new();
+    let (mut text, mut calls) = (String::new(), Vec::new());
     for item in &r.output {
-        if let OutputItem::Message { content, .. } = item {
-            for part in content {
-                if let OutputContent::OutputText { text: t, .. } = part {
-                    text.push_str(t);
+        match item {
+            OutputItem::Message { content, .. } => {
+                for part in content {
+                    if let OutputContent::OutputText { text: t, .. } = part {
+                        text.push_str(t);
+                    }
                 }
             }
+            OutputItem::FunctionCall {
+                name, arguments, ..
+            } => calls.push((name.clone(), arguments.clone())),
+            OutputItem::Reasoning { .. } => {}
         }
     }
     let usage = r.usage.as_ref().and_then(Option::as_ref).unwrap();
     Got {
         text,
+        finish: if calls.is_empty() { "stop" } else { "tool" },
+        calls,
         input_tokens: usage.input_tokens,
         output_tokens: usage.output_tokens,
         total_tokens: Some(usage.total_tokens),
@@ -333,8 +460,8 @@ fn response_events(text: &str) -> Got {
     let events = sse(text);
     let (mut open_items, mut deltas, mut done_texts) =
         (HashSet::new(), String::new(), String::new());
-    let mut id = None;
-    let mut completed = None;
+    let (mut id, mut completed, mut streamed_calls, mut args) =
+        (None, None, Vec::new(), String::new());
     for (n, (name, data)) in events.iter().enumerate() {
         let event: ResponseEvent = strict("Responses event", data);
         let kind: Value = serde_json::from_str(data).unwrap();
@@ -362,16 +489,51 @@ fn response_events(text: &str) -> Got {
             (_, ResponseEvent::ItemAdded { output_index, .. }) => {
                 assert!(open_items.insert(output_index), "item added twice");
             }
-            (_, ResponseEvent::ItemDone { output_index, .. }) => {
+            (
+                _,
+                ResponseEvent::ItemDone {
+                    output_index, item, ..
+                },
+            ) => {
                 assert!(open_items.remove(&output_index), "item done but not open");
+                if let OutputItem::FunctionCall {
+                    name, arguments, ..
+                } = item
+                {
+                    streamed_calls.push((name, arguments));
+                }
             }
             (
                 _,
                 ResponseEvent::PartAdded { output_index, .. }
-                | ResponseEvent::PartDone { output_index, .. }
-                | ResponseEvent::ArgumentsDelta { output_index, .. }
-                | ResponseEvent::ArgumentsDone { output_index, .. },
+                | ResponseEvent::PartDone { output_index, .. },
             ) => assert!(open_items.contains(&output_index), "part of a closed item"),
+            (
+                _,
+                ResponseEvent::ArgumentsDelta {
+                    output_index,
+                    delta,
+                    ..
+                },
+            ) => {
+                assert!(open_items.contains(&output_index), "delta of a closed item");
+                args.push_str(&delta);
+            }
+            (
+                _,
+                ResponseEvent::ArgumentsDone {
+                    output_index,
+                    arguments,
+                    ..
+                },
+            ) => {
+                assert!(open_items.contains(&output_index), "done of a closed item");
+                assert_eq!(
+                    arguments,
+                    std::mem::take(&mut args),
+                    "done is the deltas joined"
+                );
+            }
             (
                 _,
                 ResponseEvent::TextDelta {
@@ -398,6 +560,10 @@ fn response_events(text: &str) -> Got {
     assert_eq!(
         got.text, deltas,
         "the completed response has the streamed text"
+    );
+    assert_eq!(
+        got.calls, streamed_calls,
+        "the completed response has the streamed calls"
     );
     got
 }

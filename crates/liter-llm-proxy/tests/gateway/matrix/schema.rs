@@ -70,11 +70,51 @@ pub struct ChatMessage {
     pub role: Assistant,
     pub content: Nullable<String>,
     pub refusal: Option<Option<String>>,
-    pub tool_calls: Option<Vec<Value>>,
+    pub tool_calls: Option<Vec<ToolCall>>,
     pub annotations: Option<Vec<Value>>,
     /// Not in OpenAI's reference, but the field reasoning models' answers carry through
     /// OpenAI-compatible gateways; the gateway documents it.
     pub reasoning_content: Option<Option<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionType {
+    Function,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCall {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: FunctionType,
+    pub function: FunctionCall,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionCall {
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A streamed tool call piece: the first names the call, the rest add arguments.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCallDelta {
+    pub index: u32,
+    pub id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<FunctionType>,
+    pub function: Option<FunctionDelta>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionDelta {
+    pub name: Option<String>,
+    pub arguments: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,7 +159,7 @@ pub struct ChunkDelta {
     pub role: Option<Assistant>,
     pub content: Option<Option<String>>,
     pub refusal: Option<Option<String>>,
-    pub tool_calls: Option<Vec<Value>>,
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
     pub reasoning_content: Option<Option<String>>,
 }
 
