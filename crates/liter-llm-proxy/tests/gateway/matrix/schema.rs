@@ -4,6 +4,10 @@
 //! field the protocol always sends, even as `null`, is a [`Nullable`] (present, may be
 //! null) rather than an `Option` (may be absent).
 
+// Most fields are here to be checked by deserializing (present, of the right type), not
+// to be read afterwards.
+#![allow(dead_code)]
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -288,6 +292,8 @@ pub enum MessageEvent {
     },
 }
 
+/// The variants are named after the protocol's delta types (`text_delta`, ...).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum BlockDelta {
