@@ -2,7 +2,8 @@
 # SDK compatibility suite: drives a real liter-llm gateway (in front of the mock-upstream
 # binary) with the official `openai` Python SDK, and checks the mock upstream itself against
 # each provider's official SDK (anthropic, cohere, google-genai, boto3, openai's AzureOpenAI;
-# tests/compat/test_provider_sdks.py). See tests/compat/.
+# tests/compat/test_provider_sdks.py), and runs Claude Code and OpenAI's Codex CLI through
+# the gateway. See tests/compat/.
 #
 #   bash scripts/compat.sh                  # set up .venv, build, run
 #   LITER_LLM_SKIP_BUILD=1 bash scripts/compat.sh   # reuse target/debug binaries
@@ -49,11 +50,18 @@ if ! cmp -s "$REQUIREMENTS" "$STAMP" || ! "$PY" -c 'import openai, pytest, anthr
     cp "$REQUIREMENTS" "$STAMP"
 fi
 
-# Claude Code, for tests/compat/test_claude_code.py: a pinned version from the npm
-# registry into .npm-tools/ (Node.js and npm from apt-get when missing).
+# Claude Code (tests/compat/test_claude_code.py) and Codex (tests/compat/test_codex.py):
+# pinned versions from the npm registry into .npm-tools/ (Node.js and npm from apt-get
+# when missing).
 CLAUDE_CODE_VERSION="2.1.197"
+CODEX_VERSION="0.171.0"
 TOOLS="$ROOT/.npm-tools"
-if [ ! -x "$TOOLS/node_modules/.bin/claude" ] || ! grep -q "\"version\": \"$CLAUDE_CODE_VERSION\"" "$TOOLS/node_modules/@anthropic-ai/claude-code/package.json" 2>/dev/null; then
+
+# npm_tool <package> <version> <bin>: install the package unless that version is there.
+npm_tool() {
+    if [ -x "$TOOLS/node_modules/.bin/$3" ] && grep -q "\"version\": \"$2\"" "$TOOLS/node_modules/$1/package.json" 2>/dev/null; then
+        return
+    fi
     if ! command -v npm >/dev/null; then
         log "npm is missing; installing nodejs and npm with apt-get"
         SUDO=""
@@ -61,10 +69,12 @@ if [ ! -x "$TOOLS/node_modules/.bin/claude" ] || ! grep -q "\"version\": \"$CLAU
         $SUDO apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm
     fi
-    log "installing Claude Code $CLAUDE_CODE_VERSION into $TOOLS"
+    log "installing $1 $2 into $TOOLS"
     mkdir -p "$TOOLS"
-    npm install --silent --no-audit --no-fund --prefix "$TOOLS" "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >&2
-fi
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS" "$1@$2" >&2
+}
+npm_tool "@anthropic-ai/claude-code" "$CLAUDE_CODE_VERSION" claude
+npm_tool "@openai/codex" "$CODEX_VERSION" codex
 
 if [ "${LITER_LLM_SKIP_BUILD:-0}" != "1" ]; then
     log "building liter-llm and mock-upstream"

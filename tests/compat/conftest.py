@@ -60,6 +60,19 @@ MODEL_NAMES = [
     "gpt-4o", "other", "slow", "echo", "claude", "flaky",
     "command", "cohere-embed", "azure-gpt", "gemini", "vertex", "nova", "titan",
 ]
+# One chat model per upstream protocol the gateway speaks (the built-in echo aside), and
+# the path prefix of its requests on the mock: the front-door suites (test_messages.py,
+# test_responses.py) run each test on every one.
+PROTOCOL_PATHS = {
+    "gpt-4o": "/v1/chat/completions",
+    "azure-gpt": "/openai/deployments/gpt4o-prod/chat/completions",
+    "claude": "/v1/messages",
+    "gemini": "/v1beta/models/gemini-2.0-flash:",
+    "vertex": "/v1/projects/compat-project/locations/us-central1/publishers/google/models/gemini-2.5-pro:",
+    "nova": "/model/amazon.nova-lite-v1%3A0/converse",
+    "command": "/v2/chat",
+}
+PROTOCOL_MODELS = list(PROTOCOL_PATHS)
 # The [[aliases]] patterns, in config order: /v1/models lists them after the models.
 ALIAS_PATTERNS = ["anthropic/*"]
 # What VIRTUAL_KEY may use.
@@ -328,16 +341,27 @@ class Mock:
     def requests(self) -> list[dict[str, Any]]:
         return self._control("GET", "requests")
 
+    def model_requests(self, model: str) -> list[dict[str, Any]]:
+        """The recorded requests to ``model``'s chat endpoint (see ``PROTOCOL_PATHS``;
+        a Vertex token exchange is left out), with ``headers`` as in ``only_request``."""
+        seen = [r for r in self.requests() if r["path"].startswith(PROTOCOL_PATHS[model])]
+        return [_header_dict(r) for r in seen]
+
     def only_request(self) -> dict[str, Any]:
         """The single recorded request, with ``headers`` turned into a dict of first values."""
         seen = self.requests()
         assert len(seen) == 1, f"expected exactly one upstream request, got {json.dumps(seen, indent=1)}"
-        req = dict(seen[0])
-        headers: dict[str, str] = {}
-        for name, value in req["headers"]:
-            headers.setdefault(name.lower(), value)
-        req["headers"] = headers
-        return req
+        return _header_dict(seen[0])
+
+
+def _header_dict(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A recorded request with ``headers`` turned into a dict of first values."""
+    req = dict(recorded)
+    headers: dict[str, str] = {}
+    for name, value in req["headers"]:
+        headers.setdefault(name.lower(), value)
+    req["headers"] = headers
+    return req
 
 
 class Gateway:

@@ -2,11 +2,12 @@
 (/v1/responses) and legacy completions (/v1/completions).
 
 Responses go through chat for every deployment (the gateway keeps the conversation), so
-each test runs on "gpt-4o" (the mock's OpenAI API) and "claude" (the mock's Anthropic
-API). Completions go to an OpenAI-format deployment as they came (the mock's
-/v1/completions) and through chat for the others. The mocks answer
-"echo: <last user text>" (the OpenAI mock echoes a tool result after one), count words
-as tokens, and call the first tool when the last user text contains "call tool".
+each Responses test runs on a model per upstream protocol (conftest.PROTOCOL_MODELS:
+OpenAI, Azure, Anthropic, Gemini, Vertex AI, Bedrock, Cohere). Completions go to an
+OpenAI-format deployment as they came (the mock's /v1/completions) and through chat for
+the others. The mocks answer "echo: <last user text>", count words as tokens, and call
+the first tool when the last user text contains "call tool" (Cohere's with the
+arguments ``{"city": "Paris"}``, the others with ``{}``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,25 @@ import json
 import openai
 import pytest
 
-from conftest import UPSTREAM_IDS, VIRTUAL_KEY, make_client
+from conftest import PROTOCOL_MODELS, UPSTREAM_IDS, VIRTUAL_KEY, make_client
 
-MODELS = ["gpt-4o", "claude"]
+MODELS = PROTOCOL_MODELS
+# The arguments each mock gives its tool call.
+TOOL_ARGUMENTS = {"command": {"city": "Paris"}}
+# What each mock answers after a tool result (None: a text not checked): the
+# OpenAI-format mocks echo the result; the Anthropic, Gemini and Bedrock mocks echo the
+# last user turn's text, and a turn of tool results has none; the Cohere mock calls the
+# tool again, because its tool results are a turn of their own and the last user turn
+# still says "call tool".
+AFTER_RESULT = {
+    "gpt-4o": "echo: sunny",
+    "azure-gpt": "echo: sunny",
+    "claude": "echo: ",
+    "gemini": "echo: ",
+    "vertex": "echo: ",
+    "nova": "echo: ",
+    "command": None,
+}
 
 WEATHER = {
     "type": "function",
@@ -26,10 +43,6 @@ WEATHER = {
     "description": "Current weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
-
-
-def upstream_path(model: str) -> str:
-    return "/v1/messages" if model == "claude" else "/v1/chat/completions"
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -46,9 +59,11 @@ def test_responses_create(client, mock, model):
     assert r.usage.input_tokens > 0
     assert r.usage.input_tokens_details.cached_tokens == 0
     assert r.metadata == {"run": "compat"}
-    req = mock.only_request()
-    assert req["path"] == upstream_path(model)
-    assert req["body"]["model"] == UPSTREAM_IDS[model]
+    [req] = mock.model_requests(model)
+    # The model id is in the body, or in the path (Gemini, Vertex, Bedrock).
+    named = req["body"].get("model") or req["path"].replace("%3A", ":")
+    assert UPSTREAM_IDS[model] in named
+    # The instructions went up as the upstream's system prompt.
     assert "be brief" in json.dumps(req["body"])
 
 
@@ -81,23 +96,37 @@ def test_responses_stream_helper(client, mock, model):
 def test_responses_tools_round_trip(client, mock, model):
     first = client.responses.create(model=model, input="please call tool", tools=[WEATHER])
     calls = [o for o in first.output if o.type == "function_call"]
-    if model == "claude":
-        # The Anthropic mock does not call tools; the tool still reached it.
-        assert "get_weather" in json.dumps(mock.requests()[0]["body"]["tools"])
-        return
     assert calls and calls[0].name == "get_weather"
-    assert json.loads(calls[0].arguments) == {}
+    assert json.loads(calls[0].arguments) == TOOL_ARGUMENTS.get(model, {})
     second = client.responses.create(
         model=model, tools=[WEATHER], previous_response_id=first.id,
         input=[{"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"}],
     )
-    assert second.output_text == "echo: sunny"
-    sent = mock.requests()[1]["body"]["messages"]
-    assert sent[1]["tool_calls"][0]["id"] == calls[0].call_id
-    assert sent[2] == {"role": "tool", "tool_call_id": calls[0].call_id, "content": "sunny"}
+    if AFTER_RESULT[model] is None:
+        assert [o.type for o in second.output if o.type == "function_call"] == ["function_call"]
+    else:
+        assert second.output_text == AFTER_RESULT[model]
+    sent = mock.model_requests(model)[1]["body"]
+    # The call and its result went up in the upstream's own format.
+    assert "sunny" in json.dumps(sent)
+    if model in ("gpt-4o", "azure-gpt"):
+        assert sent["messages"][1]["tool_calls"][0]["id"] == calls[0].call_id
+        assert sent["messages"][2] == {"role": "tool", "tool_call_id": calls[0].call_id, "content": "sunny"}
+    elif model in ("claude", "nova", "command"):
+        assert calls[0].call_id in json.dumps(sent)
+
+    # Streamed, the call comes as function_call items and argument events.
+    events = list(client.responses.create(model=model, input="please call tool", tools=[WEATHER], stream=True))
+    kinds = [e.type for e in events]
+    assert "response.function_call_arguments.done" in kinds
+    done = events[-1].response
+    assert done.status == "completed"
+    [streamed] = [o for o in done.output if o.type == "function_call"]
+    assert streamed.name == "get_weather"
+    assert json.loads(streamed.arguments) == TOOL_ARGUMENTS.get(model, {})
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", ["gpt-4o", "claude"])
 def test_responses_structured_output(client, mock, model):
     schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"],
               "additionalProperties": False}
@@ -122,7 +151,7 @@ def test_responses_previous_response_id_and_retrieve(gateway, client, mock, mode
                                      previous_response_id=first.id)
     assert second.output_text == "echo: what is my name"
     assert second.previous_response_id == first.id
-    sent = json.dumps(mock.requests()[1]["body"])
+    sent = json.dumps(mock.model_requests(model)[1]["body"])
     assert "my name is Ada" in sent and "echo: my name is Ada" in sent
     got = client.responses.retrieve(first.id)
     assert got.id == first.id and got.output_text == "echo: my name is Ada"

@@ -22,6 +22,7 @@ mod hardening_edge;
 mod hardening_upstream;
 mod litellm;
 mod logging;
+mod matrix;
 mod messages;
 mod mistral;
 mod objstores;

@@ -11,7 +11,7 @@ use crate::support::*;
 const PREFIX: &str = "/v1/projects/proj/locations/europe-west4/publishers";
 
 /// The test-only service-account file with `token_uri` pointed at the mock.
-fn credentials(mock: &MockUpstream) -> tempfile::NamedTempFile {
+pub(crate) fn credentials(mock: &MockUpstream) -> tempfile::NamedTempFile {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../liter-llm/tests/fixtures/gemini/TEST-ONLY-service-account.json"
