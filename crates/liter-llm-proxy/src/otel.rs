@@ -353,43 +353,65 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
     }
 }
 
+/// What the spans read of a whole answer: the rest of it is skipped, not built
+/// (parsing it into a `serde_json::Value` was most of tracing's cost per request).
+#[derive(serde::Deserialize)]
+struct AnswerFacts<'a> {
+    #[serde(default, borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    choices: Vec<ChoiceFacts<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceFacts<'a> {
+    #[serde(default, borrow)]
+    finish_reason: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<&'a serde_json::value::RawValue>,
+}
+
 /// The GenAI attributes of a whole answer in OpenAI's shape: its id, model, finish
 /// reasons, usage, and (with `content`) the completion.
 pub fn answer_attributes(bytes: &[u8], content: bool) -> Vec<KeyValue> {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+    let Ok(a) = serde_json::from_slice::<AnswerFacts<'_>>(bytes) else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    let text = |key: &str| {
-        v.get(key)
-            .and_then(|x| x.as_str())
-            .map(|s| crate::logtext::capped(s).to_owned())
-    };
-    if let Some(id) = text("id") {
-        out.push(KeyValue::new("gen_ai.response.id", id));
+    if let Some(id) = &a.id {
+        out.push(KeyValue::new(
+            "gen_ai.response.id",
+            crate::logtext::capped(id).to_owned(),
+        ));
     }
-    if let Some(model) = text("model") {
-        out.push(KeyValue::new("gen_ai.response.model", model));
+    if let Some(model) = &a.model {
+        out.push(KeyValue::new(
+            "gen_ai.response.model",
+            crate::logtext::capped(model).to_owned(),
+        ));
     }
-    if let Some(choices) = v.get("choices").and_then(|c| c.as_array()) {
-        let reasons: Vec<opentelemetry::StringValue> = choices
-            .iter()
-            .filter_map(|c| c.get("finish_reason")?.as_str())
-            .map(|r| crate::logtext::capped(r).to_owned().into())
-            .collect();
+    let reasons: Vec<opentelemetry::StringValue> = a
+        .choices
+        .iter()
+        .filter_map(|c| c.finish_reason.as_deref())
+        .map(|r| crate::logtext::capped(r).to_owned().into())
+        .collect();
+    if !reasons.is_empty() {
         out.push(KeyValue::new(
             "gen_ai.response.finish_reasons",
             opentelemetry::Value::Array(reasons.into()),
         ));
-        if content {
-            let messages: Vec<&serde_json::Value> =
-                choices.iter().filter_map(|c| c.get("message")).collect();
-            if let Ok(json) = serde_json::to_string(&messages) {
-                out.push(KeyValue::new(
-                    "gen_ai.output.messages",
-                    capped_content(&json),
-                ));
-            }
+    }
+    if content {
+        let messages: Vec<&serde_json::value::RawValue> =
+            a.choices.iter().filter_map(|c| c.message).collect();
+        if let Ok(json) = serde_json::to_string(&messages) {
+            out.push(KeyValue::new(
+                "gen_ai.output.messages",
+                capped_content(&json),
+            ));
         }
     }
     out
@@ -423,6 +445,23 @@ pub fn stream_attributes(
     out
 }
 
+/// What the spans read of a request body (the rest is skipped, not built).
+#[derive(serde::Deserialize)]
+struct RequestFacts<'a> {
+    #[serde(default)]
+    max_completion_tokens: Option<i64>,
+    #[serde(default)]
+    max_tokens: Option<i64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default, borrow)]
+    messages: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow)]
+    input: Option<&'a serde_json::value::RawValue>,
+}
+
 /// The GenAI request attributes of an OpenAI-shaped body: the model asked for, the
 /// sampling parameters, and (with `content`) the messages.
 pub fn request_attributes(body: &[u8], model: &str, content: bool) -> Vec<KeyValue> {
@@ -430,29 +469,25 @@ pub fn request_attributes(body: &[u8], model: &str, content: bool) -> Vec<KeyVal
         "gen_ai.request.model",
         crate::logtext::capped(model).to_owned(),
     )];
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+    let Ok(r) = serde_json::from_slice::<RequestFacts<'_>>(body) else {
         return out;
     };
-    let max_tokens = v
-        .get("max_completion_tokens")
-        .or_else(|| v.get("max_tokens"))
-        .and_then(|x| x.as_i64());
-    if let Some(n) = max_tokens {
+    if let Some(n) = r.max_completion_tokens.or(r.max_tokens) {
         out.push(KeyValue::new("gen_ai.request.max_tokens", n));
     }
-    for (field, key) in [
-        ("temperature", "gen_ai.request.temperature"),
-        ("top_p", "gen_ai.request.top_p"),
+    for (value, key) in [
+        (r.temperature, "gen_ai.request.temperature"),
+        (r.top_p, "gen_ai.request.top_p"),
     ] {
-        if let Some(x) = v.get(field).and_then(|x| x.as_f64()) {
+        if let Some(x) = value {
             out.push(KeyValue::new(key, x));
         }
     }
     if content {
-        if let Some(m) = v.get("messages").or_else(|| v.get("input")) {
+        if let Some(m) = r.messages.or(r.input) {
             out.push(KeyValue::new(
                 "gen_ai.input.messages",
-                capped_content(&m.to_string()),
+                capped_content(m.get()),
             ));
         }
     }
