@@ -216,6 +216,11 @@ async fn attempt<G: Send + 'static>(
     if let Some(v) = dropped {
         answer.response.headers_mut().insert(DROPPED_PARAMS, v);
     }
+    if wire.is_none() {
+        for (name, value) in target.protocol.answer_headers(job) {
+            answer.response.headers_mut().insert(name, value);
+        }
+    }
     if wire.is_some() {
         answer.response.extensions_mut().insert(NativeAnswer);
     }

@@ -6,7 +6,10 @@
 //! (at least 1), output tokens the words of the reply; `inferenceConfig.maxTokens`
 //! below that cuts the reply (`stopReason: "max_tokens"`). With `toolConfig.tools` and
 //! a last user text containing `call tool`, the reply is one `toolUse` of the first
-//! tool with input `{}` (1 output token). A stream sends `messageStart`, the content
+//! tool with input `{}` (1 output token). A `toolChoice` that forces a tool (`tool`, or
+//! `any`: the first) is answered with its call whatever the text, the input a value
+//! fitting its schema ([`crate::sample`]); an `outputConfig.textFormat` JSON schema makes
+//! the text reply such a value. A stream sends `messageStart`, the content
 //! block's events (one `contentBlockDelta` per word, or a `contentBlockStart` and two
 //! input fragments for a tool call), `contentBlockStop`, `messageStop`, `metadata`.
 //!
@@ -16,6 +19,7 @@
 //! text, `dimensions` long (Titan; default 8).
 
 use http::StatusCode;
+use crate::sample::sample;
 use serde_json::{json, Value};
 
 use super::{bad_request, frame, text_of};
@@ -45,6 +49,20 @@ fn pieces(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The `toolSpec` `toolChoice` forces: `{tool: {name}}`, or `{any: {}}` (the first).
+fn forced_tool(json: &Value) -> Option<&Value> {
+    let choice = json.pointer("/toolConfig/toolChoice")?;
+    let tools = json.pointer("/toolConfig/tools")?.as_array()?;
+    let specs = tools.iter().filter_map(|t| t.get("toolSpec"));
+    if choice.get("any").is_some() {
+        return specs.into_iter().next();
+    }
+    let name = choice.pointer("/tool/name")?.as_str()?;
+    specs
+        .into_iter()
+        .find(|s| s.get("name").and_then(Value::as_str) == Some(name))
+}
+
 pub(super) fn respond(shared: &Shared, json: &Value, stream: bool) -> Reply {
     let Some(turns) = json.get("messages").and_then(Value::as_array) else {
         return bad_request("messages: required");
@@ -66,10 +84,19 @@ pub(super) fn respond(shared: &Shared, json: &Value, stream: bool) -> Reply {
             last_user = text_of(turn.get("content"), false);
         }
     }
-    let tool = json
-        .pointer("/toolConfig/tools/0/toolSpec/name")
-        .and_then(Value::as_str)
-        .filter(|_| last_user.contains("call tool"));
+    let (tool, tool_input) = match forced_tool(json) {
+        Some(spec) => (
+            spec.get("name").and_then(Value::as_str),
+            sample(spec.pointer("/inputSchema/json").unwrap_or(&Value::Null)),
+        ),
+        None => (
+            json.pointer("/toolConfig/tools/0/toolSpec/name")
+                .and_then(Value::as_str)
+                .filter(|_| last_user.contains("call tool")),
+            json!({}),
+        ),
+    };
+    let tool_text = tool_input.to_string();
     let max = json
         .pointer("/inferenceConfig/maxTokens")
         .and_then(Value::as_u64);
@@ -77,7 +104,14 @@ pub(super) fn respond(shared: &Shared, json: &Value, stream: bool) -> Reply {
     let (text, stop) = match tool {
         Some(_) => (String::new(), "tool_use"),
         None => {
-            let full = format!("echo: {last_user}");
+            let schema = json
+                .pointer("/outputConfig/textFormat/structure/jsonSchema/schema")
+                .and_then(Value::as_str)
+                .and_then(|s| serde_json::from_str::<Value>(s).ok());
+            let full = match schema {
+                Some(schema) => sample(&schema).to_string(),
+                None => format!("echo: {last_user}"),
+            };
             match max {
                 Some(n) if n < words(&full) => {
                     let cut: String = pieces(&full).into_iter().take(n as usize).collect();
@@ -101,7 +135,12 @@ pub(super) fn respond(shared: &Shared, json: &Value, stream: bool) -> Reply {
                     &json!({"contentBlockIndex": 0,
                     "start": {"toolUse": {"toolUseId": tool_id, "name": name}}}),
                 ));
-                for piece in ["{", "}"] {
+                let mid = (0..=tool_text.len() / 2)
+                    .rev()
+                    .find(|i| tool_text.is_char_boundary(*i))
+                    .unwrap_or(0);
+                let (head, tail) = tool_text.split_at(mid);
+                for piece in [head, tail] {
                     frames.push(frame::event(
                         "contentBlockDelta",
                         &json!({"contentBlockIndex": 0,
@@ -134,7 +173,9 @@ pub(super) fn respond(shared: &Shared, json: &Value, stream: bool) -> Reply {
         )
     } else {
         let block = match tool {
-            Some(name) => json!({"toolUse": {"toolUseId": tool_id, "name": name, "input": {}}}),
+            Some(name) => {
+                json!({"toolUse": {"toolUseId": tool_id, "name": name, "input": tool_input}})
+            }
             None => json!({"text": text}),
         };
         body::json(

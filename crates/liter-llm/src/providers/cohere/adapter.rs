@@ -9,6 +9,7 @@ use super::{
     build_chat, build_embed, parse_chat, parse_embed, parse_error, StreamTranslator, CHAT_PATH,
     EMBED_PATH,
 };
+use crate::providers::reshape::Reshape;
 use crate::providers::adapter::{
     Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamTranslate, UpstreamRequest,
 };
@@ -121,5 +122,12 @@ impl Adapter for CohereAdapter {
 
     fn stream(&self, meta: StreamMeta) -> Box<dyn StreamTranslate> {
         Box::new(StreamTranslator::new(meta))
+    }
+
+    fn reshape(&self, body: &[u8]) -> Reshape {
+        match serde_json::from_slice::<crate::types::ChatCompletionRequest>(body) {
+            Ok(req) => Reshape::for_request(&req, false, true),
+            Err(_) => Reshape::default(),
+        }
     }
 }
