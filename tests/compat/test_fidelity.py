@@ -189,3 +189,36 @@ def test_gemini_stream_keeps_the_first_call(client, mock):
     names = [tc.function.name for c in raw.parse() if c.choices
              for tc in (c.choices[0].delta.tool_calls or []) if tc.function and tc.function.name]
     assert names == ["get_weather"]
+
+
+# --- n > 1 by fan-out --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["claude-tuned", "bedrock-claude", "command-fanout"])
+def test_n_fans_out_on_models_that_opt_in(client, mock, model):
+    completion = client.chat.completions.create(model=model, messages=hello("one two"), n=3)
+    assert [c.index for c in completion.choices] == [0, 1, 2]
+    assert {c.message.content for c in completion.choices} == {"echo: one two"}
+    seen = upstream(mock)
+    assert len(seen) == 3
+    assert all("n" not in r["body"] for r in seen)
+    single = client.chat.completions.create(model=model, messages=hello("one two"))
+    assert completion.usage.prompt_tokens == 3 * single.usage.prompt_tokens
+    assert completion.usage.completion_tokens == 3 * single.usage.completion_tokens
+    assert completion.usage.total_tokens == 3 * single.usage.total_tokens
+
+
+def test_n_is_refused_without_the_opt_in_naming_it(client, mock):
+    for model in ["claude", "nova", "command"]:
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(model=model, messages=hello(), n=2)
+        assert info.value.param == "n"
+        assert "fan_out_n" in info.value.message
+    assert upstream(mock) == []
+
+
+def test_a_fanned_out_stream_is_refused(client, mock):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="claude-tuned", messages=hello(), n=2, stream=True)
+    assert info.value.param == "n"
+    assert upstream(mock) == []

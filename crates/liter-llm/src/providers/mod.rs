@@ -12,6 +12,7 @@ pub mod cohere;
 pub mod convert;
 pub mod embeddings;
 pub mod errors;
+pub mod fanout;
 pub mod gemini;
 pub mod mock;
 pub mod openai_compat;

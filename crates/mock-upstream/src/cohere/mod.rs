@@ -133,12 +133,13 @@ fn chat(shared: &Shared, json: &Value) -> Reply {
     let id = format!("mock-cohere-{}", shared.next_id());
     let required = json.get("tool_choice").and_then(Value::as_str) == Some("REQUIRED");
     let first_tool = json.get("tools").and_then(Value::as_array).and_then(|t| t.first());
-    let arguments = match first_tool.filter(|_| required) {
+    let asked = last_user.contains("call tool");
+    let arguments = match first_tool.filter(|_| required && !asked) {
         Some(t) => sample(t.pointer("/function/parameters").unwrap_or(&Value::Null)).to_string(),
         None => ARGUMENTS.to_string(),
     };
     let tool = first_tool
-        .filter(|_| required || last_user.contains("call tool"))
+        .filter(|_| required || asked)
         .map(|t| {
             t.pointer("/function/name")
                 .and_then(Value::as_str)
