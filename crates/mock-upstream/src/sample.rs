@@ -17,7 +17,11 @@ fn walk(schema: &Value, root: &Value, depth: u32) -> Value {
     if let Some(v) = schema.get("const") {
         return v.clone();
     }
-    if let Some(first) = schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
+    if let Some(first) = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+    {
         return first.clone();
     }
     if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
@@ -50,7 +54,10 @@ fn walk(schema: &Value, root: &Value, depth: u32) -> Value {
         "boolean" => Value::Bool(true),
         "null" => Value::Null,
         "array" => {
-            let items = schema.get("items").cloned().unwrap_or(json!({"type": "string"}));
+            let items = schema
+                .get("items")
+                .cloned()
+                .unwrap_or(json!({"type": "string"}));
             Value::Array(vec![walk(&items, root, depth + 1)])
         }
         _ => {

@@ -18,7 +18,10 @@ pub fn split(body: &[u8]) -> Option<(u64, Bytes)> {
     let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(body) else {
         return None;
     };
-    let n = obj.get("n").and_then(Value::as_u64).filter(|n| (2..=MAX_N).contains(n))?;
+    let n = obj
+        .get("n")
+        .and_then(Value::as_u64)
+        .filter(|n| (2..=MAX_N).contains(n))?;
     if obj.get("stream").and_then(Value::as_bool) == Some(true) {
         return None;
     }
@@ -55,7 +58,8 @@ fn add(mut u: Usage, v: &Usage) -> Usage {
     u.prompt_tokens += v.prompt_tokens;
     u.completion_tokens += v.completion_tokens;
     u.total_tokens += v.total_tokens;
-    u.cache_creation_input_tokens = sum(u.cache_creation_input_tokens, v.cache_creation_input_tokens);
+    u.cache_creation_input_tokens =
+        sum(u.cache_creation_input_tokens, v.cache_creation_input_tokens);
     u.cache_read_input_tokens = sum(u.cache_read_input_tokens, v.cache_read_input_tokens);
     u.prompt_tokens_details = match (u.prompt_tokens_details, v.prompt_tokens_details) {
         (None, None) => None,
@@ -114,10 +118,17 @@ mod tests {
     fn merge_indexes_choices_and_sums_usage() {
         let merged = merge(vec![answer("a", "x", 5, 2), answer("b", "y", 5, 3)]).unwrap();
         assert_eq!(merged.id, "a");
-        let texts: Vec<_> = merged.choices.iter().map(|c| (c.index, c.message.content.clone())).collect();
+        let texts: Vec<_> = merged
+            .choices
+            .iter()
+            .map(|c| (c.index, c.message.content.clone()))
+            .collect();
         assert_eq!(texts, vec![(0, Some("x".into())), (1, Some("y".into()))]);
         let u = merged.usage.unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens), (10, 5, 15));
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (10, 5, 15)
+        );
         assert_eq!(u.prompt_tokens_details.unwrap().cached_tokens, 2);
         assert!(merge(Vec::new()).is_none());
     }

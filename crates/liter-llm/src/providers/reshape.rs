@@ -145,10 +145,7 @@ impl Reshaped {
         }
         if self.reshape.json_tool {
             for choice in &mut chunk.choices {
-                let json_only = self
-                    .json_calls
-                    .iter()
-                    .any(|(c, _)| *c == choice.index)
+                let json_only = self.json_calls.iter().any(|(c, _)| *c == choice.index)
                     && self.first_call.is_none_or(|(c, _)| c != choice.index);
                 if json_only && choice.finish_reason.as_deref() == Some("tool_calls") {
                     choice.finish_reason = Some("stop".into());
@@ -183,5 +180,150 @@ impl StreamTranslate for Reshaped {
 
     fn usage(&self) -> Option<Usage> {
         self.inner.usage()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::adapter::StreamOut;
+    use serde_json::{json, Value};
+
+    fn completion(calls: Value, finish: &str) -> ChatCompletion {
+        serde_json::from_value(json!({
+            "id": "c", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "logprobs": null, "finish_reason": finish,
+                "message": {"role": "assistant", "content": null, "tool_calls": calls}}]
+        }))
+        .unwrap()
+    }
+
+    fn call(name: &str, args: &str) -> Value {
+        json!({"id": name, "type": "function", "function": {"name": name, "arguments": args}})
+    }
+
+    #[test]
+    fn json_tool_becomes_content() {
+        let mut c = completion(json!([call(JSON_TOOL, r#"{"a":1}"#)]), "tool_calls");
+        let r = Reshape {
+            json_tool: true,
+            first_tool_call_only: false,
+        };
+        r.completion(&mut c);
+        let m = &c.choices[0].message;
+        assert_eq!(m.content.as_deref(), Some(r#"{"a":1}"#));
+        assert!(m.tool_calls.is_none());
+        assert_eq!(c.choices[0].finish_reason.as_deref(), Some("stop"));
+    }
+
+    #[test]
+    fn first_call_only() {
+        let mut c = completion(json!([call("a", "{}"), call("b", "{}")]), "tool_calls");
+        let r = Reshape {
+            json_tool: false,
+            first_tool_call_only: true,
+        };
+        r.completion(&mut c);
+        let calls = c.choices[0].message.tool_calls.as_ref().unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].function.name, "a");
+        assert_eq!(c.choices[0].finish_reason.as_deref(), Some("tool_calls"));
+        assert!(Reshape::default().is_none());
+    }
+
+    /// A translator that emits the chunks it is fed (one JSON chunk per feed).
+    struct Echo;
+    impl StreamTranslate for Echo {
+        fn feed(&mut self, bytes: &[u8]) -> Vec<StreamOut> {
+            vec![StreamOut::Chunk(serde_json::from_slice(bytes).unwrap())]
+        }
+        fn finish(&mut self) -> Vec<StreamOut> {
+            vec![StreamOut::Done]
+        }
+        fn usage(&self) -> Option<Usage> {
+            None
+        }
+    }
+
+    fn chunk(delta: Value, finish: Option<&str>) -> Vec<u8> {
+        serde_json::to_vec(
+            &json!({"id": "c", "object": "chat.completion.chunk", "created": 1,
+            "model": "m", "choices": [{"index": 0, "delta": delta, "logprobs": null,
+            "finish_reason": finish}]}),
+        )
+        .unwrap()
+    }
+
+    fn fed(r: Reshape, inputs: &[Vec<u8>]) -> Vec<Value> {
+        let mut t = r.stream(Box::new(Echo));
+        inputs
+            .iter()
+            .flat_map(|i| t.feed(i))
+            .filter_map(|o| match o {
+                StreamOut::Chunk(c) => Some(serde_json::to_value(&c.choices[0]).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stream_json_tool_pieces_become_content() {
+        let r = Reshape {
+            json_tool: true,
+            first_tool_call_only: false,
+        };
+        let out = fed(
+            r,
+            &[
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "id": "t", "type": "function",
+                "function": {"name": JSON_TOOL, "arguments": ""}}]}),
+                    None,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\""}}]}),
+                    None,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}),
+                    None,
+                ),
+                chunk(json!({}), Some("tool_calls")),
+            ],
+        );
+        let text: String = out
+            .iter()
+            .filter_map(|c| c["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(text, r#"{"a":1}"#);
+        assert!(out.iter().all(|c| c["delta"].get("tool_calls").is_none()));
+        assert_eq!(out[3]["finish_reason"], "stop");
+    }
+
+    #[test]
+    fn stream_keeps_the_first_call() {
+        let r = Reshape {
+            json_tool: false,
+            first_tool_call_only: true,
+        };
+        let out = fed(
+            r,
+            &[
+                chunk(
+                    json!({"tool_calls": [
+                {"index": 0, "id": "a", "function": {"name": "a", "arguments": "{}"}},
+                {"index": 1, "id": "b", "function": {"name": "b", "arguments": "{}"}}]}),
+                    None,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"index": 1, "function": {"arguments": "x"}}]}),
+                    None,
+                ),
+                chunk(json!({}), Some("tool_calls")),
+            ],
+        );
+        assert_eq!(out[0]["delta"]["tool_calls"].as_array().unwrap().len(), 1);
+        assert!(out[1]["delta"].get("tool_calls").is_none());
+        assert_eq!(out[2]["finish_reason"], "tool_calls");
     }
 }

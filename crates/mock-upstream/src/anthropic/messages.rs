@@ -126,7 +126,9 @@ fn forced_tool<'a>(choice: Option<&Value>, tools: Option<&'a Vec<Value>>) -> Opt
         "any" => tools.first(),
         "tool" => {
             let name = choice?.get("name").and_then(Value::as_str)?;
-            tools.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+            tools
+                .iter()
+                .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
         }
         _ => None,
     }

@@ -85,10 +85,27 @@ pub(crate) fn respond(shared: &Shared, headers: &HeaderMap, payload: &Payload) -
 /// The top-level fields of a Messages request Anthropic documents; any other is
 /// refused as the real API does ("Extra inputs are not permitted").
 const FIELDS: &[&str] = &[
-    "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream",
-    "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "service_tier",
-    "container", "mcp_servers", "output_config", "output_format", "context_management",
-    "inference_geo", "anthropic_version",
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "service_tier",
+    "container",
+    "mcp_servers",
+    "output_config",
+    "output_format",
+    "context_management",
+    "inference_geo",
+    "anthropic_version",
 ];
 
 /// What the real API refuses in fields the echo model otherwise ignores: unknown
@@ -102,9 +119,14 @@ fn check_fields(json: &Value, max_tokens: u64) -> Option<String> {
     if thinking.get("type").and_then(Value::as_str) != Some("enabled") {
         return None;
     }
-    let budget = thinking.get("budget_tokens").and_then(Value::as_u64).unwrap_or(0);
+    let budget = thinking
+        .get("budget_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     if budget < 1024 {
-        return Some("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024".into());
+        return Some(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024".into(),
+        );
     }
     if budget >= max_tokens {
         return Some("`max_tokens` must be greater than `thinking.budget_tokens`".into());

@@ -18,8 +18,8 @@
 //! answers `{"embeddings": [[…]]}`. Vectors are unit length, derived from a hash of the
 //! text, `dimensions` long (Titan; default 8).
 
-use http::StatusCode;
 use crate::sample::sample;
+use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::{bad_request, frame, text_of};

@@ -8,7 +8,9 @@
 //! (arguments `{"city":"Paris"}`, a `tool_plan`, `finish_reason: "TOOL_CALL"`);
 //! `tool_choice: "REQUIRED"` forces that call whatever the text, its arguments a value
 //! fitting the tool's `parameters` ([`crate::sample`]). A `response_format.json_schema`
-//! makes the text reply such a value as JSON. A stream sends
+//! makes the text reply such a value as JSON; `{type: json_object}` alone makes it
+//! `{"echo": "<text>"}`. After a tool result (the last message has role `tool`) the reply
+//! is text. A stream sends
 //! Cohere's events as SSE (`event: <type>` and `data: <json>`): `message-start`,
 //! `content-start`, one `content-delta` per word, `content-end` (or `tool-plan-delta`,
 //! `tool-call-start`, `tool-call-delta`s, `tool-call-end`), and `message-end` with the finish
@@ -18,9 +20,9 @@
 //! deterministic vectors (those of [`crate::openai`], `output_dimension` long, default 8) with
 //! `meta.billed_units.input_tokens` (words).
 
+use crate::sample::sample;
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use crate::sample::sample;
 use serde_json::{json, Value};
 
 use crate::body::{self, MockBody, Reply};
@@ -132,14 +134,24 @@ fn chat(shared: &Shared, json: &Value) -> Reply {
     let input = input.max(1);
     let id = format!("mock-cohere-{}", shared.next_id());
     let required = json.get("tool_choice").and_then(Value::as_str) == Some("REQUIRED");
-    let first_tool = json.get("tools").and_then(Value::as_array).and_then(|t| t.first());
-    let asked = last_user.contains("call tool");
+    let first_tool = json
+        .get("tools")
+        .and_then(Value::as_array)
+        .and_then(|t| t.first());
+    // After a tool result the model answers in text (as the other formats' echo models,
+    // whose tool results arrive as the last user turn).
+    let answered = messages
+        .last()
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str)
+        == Some("tool");
+    let asked = last_user.contains("call tool") && !answered;
     let arguments = match first_tool.filter(|_| required && !asked) {
         Some(t) => sample(t.pointer("/function/parameters").unwrap_or(&Value::Null)).to_string(),
         None => ARGUMENTS.to_string(),
     };
     let tool = first_tool
-        .filter(|_| required || asked)
+        .filter(|_| (required && !answered) || asked)
         .map(|t| {
             t.pointer("/function/name")
                 .and_then(Value::as_str)
@@ -171,8 +183,14 @@ fn chat(shared: &Shared, json: &Value) -> Reply {
             (response, 1)
         }
         None => {
-            let full = match json.pointer("/response_format/json_schema") {
+            let format = json.get("response_format");
+            let full = match format.and_then(|f| f.get("json_schema")) {
                 Some(schema) => sample(schema).to_string(),
+                None if format.and_then(|f| f.get("type")).and_then(Value::as_str)
+                    == Some("json_object") =>
+                {
+                    json!({ "echo": last_user }).to_string()
+                }
                 None => format!("echo: {last_user}"),
             };
             let limit = json.get("max_tokens").and_then(Value::as_u64);

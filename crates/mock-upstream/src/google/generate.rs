@@ -33,8 +33,8 @@ use serde_json::{json, Value};
 use super::{error, is_streaming, Api, Route};
 use crate::anthropic::{first_words, word_count, word_pieces};
 use crate::body::{self, MockBody, Reply};
-use crate::sample::sample;
 use crate::openai::{fnv1a, vector};
+use crate::sample::sample;
 use crate::server::Payload;
 use crate::state::{Shared, Tokens};
 
@@ -58,9 +58,14 @@ fn text_of(parts: Option<&Value>, responses: bool) -> String {
 }
 
 enum Answer {
-    Text { text: String, finish: &'static str },
+    Text {
+        text: String,
+        finish: &'static str,
+    },
     /// Function calls: (name, args).
-    Call { calls: Vec<(String, Value)> },
+    Call {
+        calls: Vec<(String, Value)>,
+    },
     Blocked,
     Unsafe,
 }
@@ -106,7 +111,12 @@ pub(super) fn respond(shared: &Shared, route: &Route<'_>, payload: &Payload) -> 
         .filter_map(|t| t.get("functionDeclarations").and_then(Value::as_array))
         .flatten()
         .collect();
-    let name_of = |f: &Value| f.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    let name_of = |f: &Value| {
+        f.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let forced = forced_function(json, &functions);
     let answer = if last_user.contains("block me") {
         Answer::Blocked

@@ -117,7 +117,10 @@ fn fan_out_n(
     problems: &mut Problems,
 ) -> bool {
     let Some(on) = m.fan_out_n else { return false };
-    if !matches!(provider, Provider::Anthropic | Provider::Bedrock | Provider::Cohere) {
+    if !matches!(
+        provider,
+        Provider::Anthropic | Provider::Bedrock | Provider::Cohere
+    ) {
         problems.push((
             at("fan_out_n"),
             format!(

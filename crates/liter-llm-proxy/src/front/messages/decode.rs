@@ -81,9 +81,11 @@ pub fn canonical(body: &[u8]) -> Result<Value, GatewayError> {
                     .map_err(|e| invalid(format!("messages.{i}.content: {e}")))?;
                 turns.push(json!({"role": "system", "content": text}));
             }
-            other => return Err(invalid(format!(
+            other => {
+                return Err(invalid(format!(
                 "messages.{i}.role: must be \"user\", \"assistant\" or \"system\", not {other:?}"
-            ))),
+            )))
+            }
         }
     }
     out.insert("messages".into(), Value::Array(turns));

@@ -431,6 +431,43 @@ mod tests {
     }
 
     #[test]
+    fn reasoning_effort_becomes_thinking() {
+        let m = json!([{"role":"user","content":"x"}]);
+        let b = body(json!({"model":"m","messages":m,"reasoning_effort":"medium"})).unwrap();
+        assert_eq!(
+            b["thinking"],
+            json!({"type":"enabled","budget_tokens":8192})
+        );
+        assert_eq!(b["max_tokens"], 8192 + 4096);
+        assert!(b.get("reasoning_effort").is_none());
+        let b = body(json!({"model":"m","messages":m,"reasoning_effort":"low","max_tokens":50}))
+            .unwrap();
+        assert_eq!(b["max_tokens"], 2048 + 50);
+        let b = body(json!({"model":"m","messages":m,"reasoning_effort":"none"})).unwrap();
+        assert!(b.get("thinking").is_none() && b.get("reasoning_effort").is_none());
+        let b = body(json!({"model":"m","messages":m,"reasoning_effort":"high",
+            "thinking":{"type":"enabled","budget_tokens":1500},"max_tokens":1000}))
+        .unwrap();
+        assert_eq!(b["thinking"]["budget_tokens"], 1500);
+        assert_eq!(b["max_tokens"], 2500);
+        let req: ChatCompletionRequest =
+            serde_json::from_value(json!({"model":"m","messages":m,"reasoning_effort":"low"}))
+                .unwrap();
+        let opts = AnthropicOptions {
+            reasoning_budgets: crate::providers::reasoning::ReasoningBudgets {
+                low: 3000,
+                ..Default::default()
+            },
+            ..AnthropicOptions::default()
+        };
+        let built = build_request(&req, "c", &opts).unwrap();
+        let b: Value = serde_json::from_slice(&built.body).unwrap();
+        assert_eq!(b["thinking"]["budget_tokens"], 3000);
+        let e = body(json!({"model":"m","messages":m,"reasoning_effort":"max"}));
+        assert_eq!(param(e.unwrap_err()).as_deref(), Some("reasoning_effort"));
+    }
+
+    #[test]
     fn stop_string_or_array() {
         let b = body(json!({"model":"m","stop":"END","messages":[{"role":"user","content":"x"}]}));
         assert_eq!(b.unwrap()["stop_sequences"], json!(["END"]));
@@ -536,7 +573,17 @@ mod tests {
             b["output_config"],
             json!({"effort":"low","format":{"type":"json_schema","schema":schema}})
         );
-        let e = body(json!({"model":"m","messages":m,"response_format":{"type":"json_object"}}));
+        let b = body(json!({"model":"m","messages":m,"response_format":{"type":"json_object"}}))
+            .unwrap();
+        assert_eq!(b["tool_choice"], json!({"type":"tool","name":JSON_TOOL}));
+        assert_eq!(b["tools"][0]["name"], JSON_TOOL);
+        assert_eq!(b["tools"][0]["input_schema"], json!({"type":"object"}));
+        let tools = json!([{"type":"function","function":{"name":"f"}}]);
+        let e = body(json!({"model":"m","messages":m,"tools":tools,
+            "response_format":{"type":"json_object"}}));
+        assert_eq!(param(e.unwrap_err()).as_deref(), Some("response_format"));
+        let e = body(json!({"model":"m","messages":m,"reasoning_effort":"low",
+            "response_format":{"type":"json_object"}}));
         assert_eq!(param(e.unwrap_err()).as_deref(), Some("response_format"));
         let e = body(json!({"model":"m","messages":m,
             "response_format":{"type":"json_schema","json_schema":{"name":"r"}}}));

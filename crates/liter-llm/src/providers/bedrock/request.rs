@@ -111,7 +111,11 @@ pub fn build_body(
     let mut inference = Map::new();
     let asked = req.max_completion_tokens.or(req.max_tokens);
     let max_tokens = match budget {
-        Some(b) => Some(reasoning::max_tokens_with_budget(asked, b, CLAUDE_DEFAULT_MAX_TOKENS)),
+        Some(b) => Some(reasoning::max_tokens_with_budget(
+            asked,
+            b,
+            CLAUDE_DEFAULT_MAX_TOKENS,
+        )),
         None => asked,
     };
     if let Some(n) = max_tokens {
@@ -159,12 +163,10 @@ fn thinking_budget(
         return Ok(None);
     }
     if let Some(thinking) = req.extra.get("thinking").filter(|t| !t.is_null()) {
-        return Ok(
-            match thinking.get("type").and_then(Value::as_str) {
-                Some("enabled") => thinking.get("budget_tokens").and_then(Value::as_u64),
-                _ => None,
-            },
-        );
+        return Ok(match thinking.get("type").and_then(Value::as_str) {
+            Some("enabled") => thinking.get("budget_tokens").and_then(Value::as_u64),
+            _ => None,
+        });
     }
     let effort = reasoning::effort(req.extra.get("reasoning_effort"))?;
     Ok(effort.and_then(|e| opts.budgets.budget(e)))

@@ -9,10 +9,10 @@ use super::{
     build_chat, build_embed, parse_chat, parse_embed, parse_error, StreamTranslator, CHAT_PATH,
     EMBED_PATH,
 };
-use crate::providers::reshape::Reshape;
 use crate::providers::adapter::{
     Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamTranslate, UpstreamRequest,
 };
+use crate::providers::reshape::Reshape;
 use crate::types::{
     ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse, ProviderError,
 };

@@ -458,7 +458,12 @@ mod tests {
             true,
         )
         .unwrap();
-        assert_eq!(dropped, ["logprobs", "parallel_tool_calls"]);
+        assert_eq!(
+            dropped,
+            ["logprobs"],
+            "parallel_tool_calls is honoured by the answer"
+        );
+        assert!(b.get("parallel_tool_calls").is_none());
         assert!(b.get("logprobs").is_none() && b.get("metadata").is_none());
     }
 

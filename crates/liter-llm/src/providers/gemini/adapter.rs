@@ -13,12 +13,12 @@ use super::{
     VERTEX_ANTHROPIC_VERSION, VERTEX_PREFIX,
 };
 use super::{ChatOptions, ThinkingControl};
-use crate::providers::reshape::Reshape;
 use crate::providers::adapter::{
     unsupported, AccessToken, Adapter, AdapterConfig, Call, Operation, Secret, StreamMeta,
     StreamTranslate, TokenRequest, UpstreamRequest,
 };
 use crate::providers::anthropic::{self, AnthropicOptions};
+use crate::providers::reshape::Reshape;
 use crate::providers::url::{encode_segment, model_segment};
 use crate::types::{
     ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse, ProviderError,
@@ -382,10 +382,12 @@ impl Adapter for VertexAdapter {
     fn reshape(&self, body: &[u8]) -> Reshape {
         match self.publisher {
             Publisher::Google => gemini_reshape(body),
-            Publisher::Anthropic(_) => match serde_json::from_slice::<ChatCompletionRequest>(body) {
-                Ok(req) => Reshape::for_request(&req, true, false),
-                Err(_) => Reshape::default(),
-            },
+            Publisher::Anthropic(_) => {
+                match serde_json::from_slice::<ChatCompletionRequest>(body) {
+                    Ok(req) => Reshape::for_request(&req, true, false),
+                    Err(_) => Reshape::default(),
+                }
+            }
         }
     }
 

@@ -76,9 +76,9 @@ pub use adapter::{GeminiAdapter, VertexAdapter};
 pub use embed::{build_batch_embed, build_predict_embed};
 pub use error::parse_error;
 pub use request::{build_chat, build_generate, ChatOptions, DROPPED_PARAMS};
-pub use thinking::ThinkingControl;
 pub use response::{parse_batch_embed, parse_predict_embed, parse_response};
 pub use stream::StreamTranslator;
+pub use thinking::ThinkingControl;
 
 use crate::types::ProviderError;
 

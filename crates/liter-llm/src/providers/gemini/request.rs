@@ -87,7 +87,9 @@ pub fn build_chat(
     };
     let effort = reasoning::effort(req.extra.get("reasoning_effort"))?;
     for (key, value) in &req.extra {
-        if value.is_null() || (key == "reasoning_effort" && opts.thinking != ThinkingControl::Unsupported) {
+        if value.is_null()
+            || (key == "reasoning_effort" && opts.thinking != ThinkingControl::Unsupported)
+        {
             continue;
         }
         if DROPPED_PARAMS.contains(&key.as_str()) {
