@@ -63,6 +63,44 @@ fn forced_tool(json: &Value) -> Option<&Value> {
         .find(|s| s.get("name").and_then(Value::as_str) == Some(name))
 }
 
+/// The tool to call and its input: a forced one with a fitting input, or the first tool
+/// with `{}` when the text says `call tool` (which keeps the plain call even when a call
+/// is forced).
+fn tool_call<'a>(json: &'a Value, last_user: &str) -> (Option<&'a str>, Value) {
+    match forced_tool(json).filter(|_| !last_user.contains("call tool")) {
+        Some(spec) => (
+            spec.get("name").and_then(Value::as_str),
+            sample(spec.pointer("/inputSchema/json").unwrap_or(&Value::Null)),
+        ),
+        None => (
+            json.pointer("/toolConfig/tools/0/toolSpec/name")
+                .and_then(Value::as_str)
+                .filter(|_| last_user.contains("call tool")),
+            json!({}),
+        ),
+    }
+}
+
+/// The text reply and its stop reason: a value fitting the `outputConfig` JSON schema,
+/// else the echo, cut at `max` words.
+fn text_reply(json: &Value, last_user: &str, max: Option<u64>) -> (String, &'static str) {
+    let schema = json
+        .pointer("/outputConfig/textFormat/structure/jsonSchema/schema")
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<Value>(s).ok());
+    let full = match schema {
+        Some(schema) => sample(&schema).to_string(),
+        None => format!("echo: {last_user}"),
+    };
+    match max {
+        Some(n) if n < words(&full) => {
+            let cut: String = pieces(&full).into_iter().take(n as usize).collect();
+            (cut.trim_end().to_string(), "max_tokens")
+        }
+        _ => (full, "end_turn"),
+    }
+}
+
 pub(super) fn respond(shared: &Shared, json: &Value, stream: bool) -> Reply {
     let Some(turns) = json.get("messages").and_then(Value::as_array) else {
         return bad_request("messages: required");
@@ -84,18 +122,7 @@ pub(super) fn respond(shared: &Shared, json: &Value, stream: bool) -> Reply {
             last_user = text_of(turn.get("content"), false);
         }
     }
-    let (tool, tool_input) = match forced_tool(json) {
-        Some(spec) => (
-            spec.get("name").and_then(Value::as_str),
-            sample(spec.pointer("/inputSchema/json").unwrap_or(&Value::Null)),
-        ),
-        None => (
-            json.pointer("/toolConfig/tools/0/toolSpec/name")
-                .and_then(Value::as_str)
-                .filter(|_| last_user.contains("call tool")),
-            json!({}),
-        ),
-    };
+    let (tool, tool_input) = tool_call(json, &last_user);
     let tool_text = tool_input.to_string();
     let max = json
         .pointer("/inferenceConfig/maxTokens")
@@ -103,23 +130,7 @@ pub(super) fn respond(shared: &Shared, json: &Value, stream: bool) -> Reply {
     let id = shared.next_id();
     let (text, stop) = match tool {
         Some(_) => (String::new(), "tool_use"),
-        None => {
-            let schema = json
-                .pointer("/outputConfig/textFormat/structure/jsonSchema/schema")
-                .and_then(Value::as_str)
-                .and_then(|s| serde_json::from_str::<Value>(s).ok());
-            let full = match schema {
-                Some(schema) => sample(&schema).to_string(),
-                None => format!("echo: {last_user}"),
-            };
-            match max {
-                Some(n) if n < words(&full) => {
-                    let cut: String = pieces(&full).into_iter().take(n as usize).collect();
-                    (cut.trim_end().to_string(), "max_tokens")
-                }
-                _ => (full, "end_turn"),
-            }
-        }
+        None => text_reply(json, &last_user, max),
     };
     let output = if tool.is_some() { 1 } else { words(&text) };
     let input = input.max(1);

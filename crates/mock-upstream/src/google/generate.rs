@@ -13,8 +13,9 @@
 //! reply is a `functionCall` of the first function with `args: {}` (1 token); with `call
 //! tools`, one call of every declared function. `functionCallingConfig.mode: ANY` forces
 //! a call of the first allowed function whatever the text, its `args` a value fitting
-//! its `parametersJsonSchema` ([`crate::sample`]); a `responseJsonSchema` makes the text
-//! reply such a value as JSON. When it
+//! its `parametersJsonSchema` ([`crate::sample`]) (unless the text says `call tool`, or a
+//! function has already answered in the conversation); a
+//! `responseJsonSchema` with `properties` makes the text reply such a value as JSON. When it
 //! contains `block me`, the prompt is blocked: no candidates and
 //! `promptFeedback.blockReason: SAFETY`; with `unsafe answer`, the candidate stops with
 //! `finishReason: SAFETY` and no content.
@@ -117,7 +118,15 @@ pub(super) fn respond(shared: &Shared, route: &Route<'_>, payload: &Payload) -> 
             .unwrap_or("")
             .to_string()
     };
-    let forced = forced_function(json, &functions);
+    // "call tool" in the text keeps the plain `{}` call even when a call is forced.
+    // Once a function has answered, the echo model answers in text.
+    let answered = contents.iter().any(|c| {
+        c.get("parts")
+            .and_then(Value::as_array)
+            .is_some_and(|p| p.iter().any(|p| p.get("functionResponse").is_some()))
+    });
+    let forced =
+        forced_function(json, &functions).filter(|_| !last_user.contains("call tool") && !answered);
     let answer = if last_user.contains("block me") {
         Answer::Blocked
     } else if last_user.contains("unsafe answer") {
@@ -136,7 +145,10 @@ pub(super) fn respond(shared: &Shared, route: &Route<'_>, payload: &Payload) -> 
             calls: vec![(name_of(f), json!({}))],
         }
     } else {
-        let full = if let Some(schema) = config.get("responseJsonSchema") {
+        let schema = config
+            .get("responseJsonSchema")
+            .filter(|s| s.get("properties").is_some());
+        let full = if let Some(schema) = schema {
             sample(schema).to_string()
         } else if config["responseMimeType"] == "application/json" {
             json!({ "echo": last_user }).to_string()
