@@ -44,7 +44,7 @@ fi
 
 # Reinstall only when requirements.txt changed since the last install, or a package is gone.
 STAMP="$VENV/.compat-requirements"
-if ! cmp -s "$REQUIREMENTS" "$STAMP" || ! "$PY" -c 'import openai, pytest, anthropic, cohere, boto3, openapi_spec_validator; from google import genai' >/dev/null 2>&1; then
+if ! cmp -s "$REQUIREMENTS" "$STAMP" || ! "$PY" -c 'import openai, pytest, anthropic, cohere, boto3, openapi_spec_validator, langchain_openai, agents; from google import genai' >/dev/null 2>&1; then
     log "installing the Python test dependencies into $VENV"
     "$PY" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
     cp "$REQUIREMENTS" "$STAMP"

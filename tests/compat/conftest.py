@@ -54,11 +54,16 @@ UPSTREAM_IDS = {
     "vertex": "gemini-2.5-pro",
     "nova": "amazon.nova-lite-v1:0",
     "titan": "amazon.titan-embed-text-v2:0",
+    "claude-tuned": "claude-opus-4-1-20250805",
+    "gemini-3": "gemini-3-pro-preview",
+    "bedrock-claude": "anthropic.claude-sonnet-4-20250514-v1:0",
+    "command-fanout": "command-r-plus-08-2024",
 }
 # Every configured model name, in config order.
 MODEL_NAMES = [
     "gpt-4o", "other", "slow", "echo", "claude", "flaky",
     "command", "cohere-embed", "azure-gpt", "gemini", "vertex", "nova", "titan",
+    "claude-tuned", "gemini-3", "bedrock-claude", "command-fanout",
 ]
 # One chat model per upstream protocol the gateway speaks (the built-in echo aside), and
 # the path prefix of its requests on the mock: the front-door suites (test_messages.py,
@@ -181,6 +186,38 @@ aws_access_key_id = "AKIDCOMPAT"
 aws_secret_access_key = "compat-secret"
 aws_region_name = "us-east-1"
 base_url = "{root}"
+
+# test_fidelity.py: a Claude model with its own thinking budget for "low" and n > 1
+# served by fan-out; a Gemini 3 model (thinkingLevel); Claude on Bedrock; Cohere with fan-out.
+[[models]]
+name = "claude-tuned"
+provider_model = "anthropic/claude-opus-4-1-20250805"
+api_key = "{upstream_key}"
+base_url = "{root}"
+fan_out_n = true
+reasoning_budgets = {{ low = 3000 }}
+
+[[models]]
+name = "gemini-3"
+provider_model = "gemini/gemini-3-pro-preview"
+api_key = "{upstream_key}"
+base_url = "{root}"
+
+[[models]]
+name = "bedrock-claude"
+provider_model = "bedrock/anthropic.claude-sonnet-4-20250514-v1:0"
+aws_access_key_id = "AKIDCOMPAT"
+aws_secret_access_key = "compat-secret"
+aws_region_name = "us-east-1"
+base_url = "{root}"
+fan_out_n = true
+
+[[models]]
+name = "command-fanout"
+provider_model = "cohere/command-r-plus-08-2024"
+api_key = "{upstream_key}"
+base_url = "{root}"
+fan_out_n = true
 
 # `anthropic/<id>` sent directly by a client goes to the mock with these credentials.
 [[aliases]]

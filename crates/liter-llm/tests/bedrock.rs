@@ -113,15 +113,17 @@ fn unsupported_parameters_are_400_unless_drop_params() {
     assert_eq!((e.status, e.error.param.as_deref()), (400, Some("seed")));
     let body =
         br#"{"model":"m","parallel_tool_calls":false,"messages":[{"role":"user","content":"x"}]}"#;
-    let e = a
+    // Honoured by keeping the first call of the answer: not sent, not refused.
+    let sent = a
         .build(Call {
             op: Operation::Chat,
             body,
             token: None,
             now: NOW,
         })
-        .unwrap_err();
-    assert_eq!(e.error.param.as_deref(), Some("parallel_tool_calls"));
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&sent.body).contains("parallel_tool_calls"));
+    assert!(a.reshape(body).first_tool_call_only);
     for (body, param) in [
         (
             json!({"model":"m","n":2,"messages":[{"role":"user","content":"x"}]}),
@@ -152,7 +154,7 @@ fn unsupported_parameters_are_400_unless_drop_params() {
             "tool_choice",
         ),
         (
-            json!({"model":"m","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"x"}]}),
+            json!({"model":"m","response_format":{"type":"json_object"},"tools":[{"type":"function","function":{"name":"f"}}],"messages":[{"role":"user","content":"x"}]}),
             "response_format",
         ),
     ] {

@@ -42,6 +42,7 @@ mod control;
 mod faults;
 mod google;
 mod openai;
+mod sample;
 mod server;
 mod state;
 mod wire;

@@ -262,6 +262,29 @@ pub struct ModelEntry {
     pub vertex_location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vertex_credentials: Option<String>,
+    /// Extension (anthropic/, gemini/, vertex_ai/, bedrock/ Claude): thinking budgets
+    /// in tokens per `reasoning_effort` level, overriding the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_budgets: Option<ReasoningBudgetsEntry>,
+    /// Extension (anthropic/, bedrock/, cohere/): serve `n` > 1 with n upstream
+    /// requests (n times the cost); without it such a request is a 400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan_out_n: Option<bool>,
+}
+
+/// `reasoning_budgets = { minimal = .., low = .., medium = .., high = .. }`: a level
+/// left out keeps its default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasoningBudgetsEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimal: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

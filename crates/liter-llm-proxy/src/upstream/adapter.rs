@@ -29,6 +29,12 @@ pub struct NativeMessages {
     pub key: Option<HeaderValue>,
 }
 
+/// Set on an answer to `parallel_tool_calls: false` from a provider that cannot be told
+/// it: the gateway kept only the first tool call.
+pub const PARALLEL_TOOL_CALLS: HeaderName =
+    HeaderName::from_static("x-liter-llm-parallel-tool-calls");
+const FIRST_CALL_ONLY: HeaderValue = HeaderValue::from_static("first-call-only");
+
 /// `anthropic-version` sent when the client sent none (Anthropic requires one).
 const DEFAULT_ANTHROPIC_VERSION: HeaderValue = HeaderValue::from_static("2023-06-01");
 
@@ -81,6 +87,13 @@ impl Protocol for Translated {
         })
     }
 
+    fn answer_headers(&self, job: &Job<'_>) -> Vec<(HeaderName, HeaderValue)> {
+        if job.endpoint != Endpoint::Chat || !self.0.reshape(job.body).first_tool_call_only {
+            return Vec::new();
+        }
+        vec![(PARALLEL_TOOL_CALLS, FIRST_CALL_ONLY)]
+    }
+
     fn stream(&self, source: Source, job: &Job<'_>, hold: Hold) -> Body {
         let translator = self.0.stream(StreamMeta {
             id: format!("chatcmpl-{:024x}", rand::random::<u128>() >> 32),
@@ -89,6 +102,7 @@ impl Protocol for Translated {
             include_usage: job.head.include_usage,
             max_event_bytes: source.max_event_bytes(),
         });
+        let translator = self.0.reshape(job.body).stream(translator);
         let tap = job.tap.map(|t| t.boxed());
         translate::translated(source, translator, hold, tap, job.trace.is_some())
     }
@@ -96,10 +110,11 @@ impl Protocol for Translated {
     fn answer(&self, bytes: Bytes, job: &Job<'_>) -> Result<Bytes, GatewayError> {
         let model = &job.head.model;
         let encoded = match job.endpoint {
-            Endpoint::Chat => self
-                .0
-                .parse_chat(&bytes, model, unix_now())
-                .map(|c| serde_json::to_vec(&c))?,
+            Endpoint::Chat => {
+                let mut c = self.0.parse_chat(&bytes, model, unix_now())?;
+                self.0.reshape(job.body).completion(&mut c);
+                serde_json::to_vec(&c)
+            }
             Endpoint::Embeddings => {
                 let mut e = self.0.parse_embeddings(&bytes, model)?;
                 // Adapters answer floats; OpenAI's SDKs ask for base64 by default.

@@ -158,6 +158,12 @@ async fn attempt<G: Send + 'static>(
         let out = target.protocol.native(n, &d.model_id, job.tap.is_some())?;
         Some((n.wire, out))
     });
+    if native.is_none() {
+        if let Some(split) = super::fanout::split(d, job) {
+            return super::fanout::answer(upstream, d, target, job, token.as_deref(), split, start)
+                .await;
+        }
+    }
     let (wire, mut out) = match native {
         Some((wire, out)) => (Some(wire), out),
         None => (
@@ -210,11 +216,19 @@ async fn attempt<G: Send + 'static>(
     } else {
         let bytes = read_body(incoming, &target.name, attempt_deadline, limit).await?;
         let latency = start.elapsed();
-        let protocol = target.protocol.as_ref();
-        whole_answer(protocol, d, job, bytes, latency, span.as_ref(), wire)?
+        let bytes = match wire {
+            Some(_) => bytes,
+            None => target.protocol.answer(bytes, job)?,
+        };
+        whole_answer(d, job, bytes, latency, span.as_ref(), wire)?
     };
     if let Some(v) = dropped {
         answer.response.headers_mut().insert(DROPPED_PARAMS, v);
+    }
+    if wire.is_none() {
+        for (name, value) in target.protocol.answer_headers(job) {
+            answer.response.headers_mut().insert(name, value);
+        }
     }
     if wire.is_some() {
         answer.response.extensions_mut().insert(NativeAnswer);
@@ -291,8 +305,7 @@ async fn first_chunk(
 
 /// A whole answer in OpenAI's shape (or as it came, in the client's `wire`), its
 /// usage told to the tap and, with cost tracking, priced in the cost headers.
-fn whole_answer(
-    protocol: &dyn Protocol,
+pub(super) fn whole_answer(
     d: &Deployment,
     job: &Job<'_>,
     bytes: Bytes,
@@ -300,10 +313,6 @@ fn whole_answer(
     span: Option<&Attempt>,
     wire: Option<Wire>,
 ) -> Result<Answer, GatewayError> {
-    let bytes = match wire {
-        Some(_) => bytes,
-        None => protocol.answer(bytes, job)?,
-    };
     if let (Some(s), Some(t)) = (span, job.trace) {
         let attributes = crate::otel::answer_attributes(&bytes, t.content());
         s.set(attributes.iter().cloned());
@@ -338,7 +347,7 @@ fn whole_answer(
     })
 }
 
-fn dropped_header(dropped: Vec<String>) -> Option<HeaderValue> {
+pub(super) fn dropped_header(dropped: Vec<String>) -> Option<HeaderValue> {
     if dropped.is_empty() {
         return None;
     }

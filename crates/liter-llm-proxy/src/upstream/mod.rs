@@ -8,6 +8,7 @@
 //!   carries); each wire kind owns its handling:
 //!   [`openai`] forwards the client's bytes, [`adapter`] translates both ways, [`mock`]
 //!   answers in-process.
+//! - [`fanout`]: `n` > 1 sent as n requests on a deployment with `fan_out_n`.
 //! - [`stream`] and [`translate`]: relaying and translating SSE; [`usage`]: reading the
 //!   usage of an answer; [`token`]: short-lived access tokens (Vertex AI); [`scrub`]:
 //!   keeping a deployment's secrets out of the upstream text passed on.
@@ -17,6 +18,7 @@
 
 pub mod adapter;
 pub mod dispatch;
+pub mod fanout;
 pub mod mock;
 pub mod openai;
 pub mod protocol;

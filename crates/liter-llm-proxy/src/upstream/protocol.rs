@@ -72,6 +72,12 @@ pub trait Protocol: Send + Sync + std::fmt::Debug {
     fn stream(&self, source: Source, job: &Job<'_>, hold: Hold) -> Body;
     /// A whole non-streamed answer, in OpenAI's shape.
     fn answer(&self, bytes: Bytes, job: &Job<'_>) -> Result<Bytes, GatewayError>;
+    /// Headers the client's answer carries about how it was served (a translated
+    /// provider that kept only the first tool call says so).
+    fn answer_headers(&self, job: &Job<'_>) -> Vec<(HeaderName, HeaderValue)> {
+        let _ = job;
+        Vec::new()
+    }
     /// The upstream request forwarding the client's own request as it came (`model`
     /// rewritten to `model_id`), when this wire is the client's; `None` otherwise. Its
     /// answers are passed on as they are, errors read by [`Protocol::error`].

@@ -274,7 +274,7 @@ async fn images_base64_are_sent_as_bytes_and_urls_are_refused() {
 }
 
 #[tokio::test]
-async fn json_schema_goes_to_output_config_and_json_object_is_refused() {
+async fn json_schema_goes_to_output_config_and_json_object_to_a_forced_tool() {
     let mock = signed_mock().await;
     let gw = nova_gateway(&mock, "").await;
     let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
@@ -297,10 +297,30 @@ async fn json_schema_goes_to_output_config_and_json_object_is_refused() {
     )
     .unwrap();
     assert_eq!(sent_schema, schema);
+    // json_object: a forced tool whose input is the answer.
+    let out: Value = gw
+        .chat(
+            MASTER,
+            json!({"model": "nova", "messages": [{"role": "user", "content": "x"}],
+                "response_format": {"type": "json_object"}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out["choices"][0]["message"]["content"], "{}");
+    assert!(out["choices"][0]["message"]["tool_calls"].is_null());
+    assert_eq!(out["choices"][0]["finish_reason"], "stop");
+    let sent = mock.requests()[1].body.clone().unwrap();
+    assert_eq!(
+        sent["toolConfig"]["toolChoice"],
+        json!({"tool": {"name": "json_object_answer"}})
+    );
     let err = expect_error(
         gw.chat(
             MASTER,
             json!({"model": "nova", "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "function", "function": {"name": "f"}}],
                 "response_format": {"type": "json_object"}}),
         )
         .await,

@@ -18,6 +18,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
+use crate::providers::reasoning::ReasoningBudgets;
+use crate::providers::reshape::Reshape;
 use crate::types::{ChatCompletion, ChatCompletionChunk, EmbeddingResponse, ProviderError, Usage};
 
 /// What the client asked for.
@@ -64,6 +66,23 @@ pub struct ProviderSettings {
     /// Drop parameters the provider cannot honour (naming them in a warning) instead
     /// of answering 400.
     pub drop_params: bool,
+    /// Thinking budgets per `reasoning_effort` level (the model's
+    /// `reasoning_budgets`, else the defaults).
+    pub reasoning_budgets: ReasoningBudgets,
+    /// Serve `n` > 1 with n upstream requests (the model's `fan_out_n`); without it
+    /// providers that answer one choice per request refuse `n` > 1.
+    pub fan_out_n: bool,
+}
+
+/// The 400 for `n` > 1 on a provider that answers one choice per request and a model
+/// without `fan_out_n`.
+pub fn n_refused(provider: &str) -> ProviderError {
+    crate::providers::convert::invalid(
+        format!(
+            "{provider} generates one choice per request: n must be 1, or set fan_out_n = true on the model to serve n > 1 (not streamed) with n upstream requests (n times the cost)"
+        ),
+        "n",
+    )
 }
 
 /// Everything an adapter is built from.
@@ -199,6 +218,14 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     /// (`now` in Unix seconds, for signed assertions). `None`: no token needed.
     fn token_exchange(&self, _now: u64) -> Option<Result<TokenRequest, ProviderError>> {
         None
+    }
+
+    /// The rewrites the answer to the client's request `body` needs (see
+    /// [`Reshape`]); the gateway applies them after [`Adapter::parse_chat`] or around
+    /// [`Adapter::stream`]'s translator.
+    fn reshape(&self, body: &[u8]) -> Reshape {
+        let _ = body;
+        Reshape::default()
     }
 
     /// Secrets this adapter read beyond the [`AdapterConfig`]'s (Vertex AI: the

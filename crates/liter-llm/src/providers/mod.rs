@@ -12,9 +12,12 @@ pub mod cohere;
 pub mod convert;
 pub mod embeddings;
 pub mod errors;
+pub mod fanout;
 pub mod gemini;
 pub mod mock;
 pub mod openai_compat;
+pub mod reasoning;
+pub mod reshape;
 pub mod sse;
 pub mod stream_driver;
 pub mod url;
@@ -154,6 +157,7 @@ impl Provider {
                     cfg,
                     anthropic::AnthropicOptions {
                         drop_params: cfg.settings.drop_params,
+                        reasoning_budgets: cfg.settings.reasoning_budgets,
                         ..Default::default()
                     },
                 )

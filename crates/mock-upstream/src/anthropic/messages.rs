@@ -8,7 +8,10 @@
 //!
 //! When the request has `tools` and the last user text contains `call tool`, the reply is a
 //! single `tool_use` block calling the first tool with input `{}` (`stop_reason: "tool_use"`,
-//! 1 output token).
+//! 1 output token). A `tool_choice` that forces a tool (`{type: tool, name}`, or `{type:
+//! any}`: the first) is answered with that call whatever the text, its input a value that
+//! fits the tool's `input_schema` ([`crate::sample`]). With
+//! `output_config.format.schema` the text reply is such a value as JSON.
 //!
 //! A stream sends Anthropic's event sequence, one event per frame: `message_start`,
 //! `content_block_start`, `ping`, one `content_block_delta` per word (`text_delta`; a tool call
@@ -20,6 +23,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::body::{self, MockBody, Reply};
+use crate::sample::sample;
 use crate::state::{Shared, Tokens};
 
 /// Answers a Messages request whose required fields the caller has checked.
@@ -39,21 +43,28 @@ pub(super) fn respond(
         }
     }
     let last_user = last_user.unwrap_or_default();
-    let tool = json
-        .get("tools")
-        .and_then(Value::as_array)
-        .and_then(|tools| tools.first())
-        .filter(|_| last_user.contains("call tool"))
-        .map(|t| t.get("name").and_then(Value::as_str).unwrap_or("tool"));
+    let tools = json.get("tools").and_then(Value::as_array);
+    let forced = forced_tool(json.get("tool_choice"), tools);
+    let tool = match forced {
+        Some(t) => Some((t, sample(t.get("input_schema").unwrap_or(&Value::Null)))),
+        None => tools
+            .and_then(|tools| tools.first())
+            .filter(|_| last_user.contains("call tool"))
+            .map(|t| (t, json!({}))),
+    };
 
     let id = shared.next_id();
     let answer = match tool {
-        Some(name) => Answer::Tool {
+        Some((t, input)) => Answer::Tool {
             id: format!("toolu_mock_{id}"),
-            name,
+            name: t.get("name").and_then(Value::as_str).unwrap_or("tool"),
+            input,
         },
         None => {
-            let full = format!("echo: {last_user}");
+            let full = match json.pointer("/output_config/format/schema") {
+                Some(schema) => sample(schema).to_string(),
+                None => format!("echo: {last_user}"),
+            };
             let words = word_count(&full);
             if max_tokens < words {
                 let cut = first_words(&full, max_tokens).to_string();
@@ -103,7 +114,24 @@ enum Answer<'a> {
     Tool {
         id: String,
         name: &'a str,
+        input: Value,
     },
+}
+
+/// The tool `tool_choice` forces: the named one (`{type: tool}`), or the first
+/// (`{type: any}`).
+fn forced_tool<'a>(choice: Option<&Value>, tools: Option<&'a Vec<Value>>) -> Option<&'a Value> {
+    let tools = tools?;
+    match choice?.get("type").and_then(Value::as_str)? {
+        "any" => tools.first(),
+        "tool" => {
+            let name = choice?.get("name").and_then(Value::as_str)?;
+            tools
+                .iter()
+                .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+        }
+        _ => None,
+    }
 }
 
 /// Everything one answer needs, whichever way it is sent.
@@ -150,8 +178,8 @@ impl Message<'_> {
     fn whole(&self) -> http::Response<MockBody> {
         let block = match &self.answer {
             Answer::Text { text, .. } => json!({"type": "text", "text": text}),
-            Answer::Tool { id, name } => {
-                json!({"type": "tool_use", "id": id, "name": name, "input": {}})
+            Answer::Tool { id, name, input } => {
+                json!({"type": "tool_use", "id": id, "name": name, "input": input})
             }
         };
         let message = self.object(
@@ -174,7 +202,7 @@ impl Message<'_> {
                 "index": 0,
                 "content_block": match &self.answer {
                     Answer::Text { .. } => json!({"type": "text", "text": ""}),
-                    Answer::Tool { id, name } => {
+                    Answer::Tool { id, name, .. } => {
                         json!({"type": "tool_use", "id": id, "name": name, "input": {}})
                     }
                 },
@@ -186,10 +214,19 @@ impl Message<'_> {
                 .into_iter()
                 .map(|piece| json!({"type": "text_delta", "text": piece}))
                 .collect(),
-            Answer::Tool { .. } => vec![
-                json!({"type": "input_json_delta", "partial_json": ""}),
-                json!({"type": "input_json_delta", "partial_json": "{}"}),
-            ],
+            Answer::Tool { input, .. } => {
+                let text = input.to_string();
+                let mid = (0..=text.len() / 2)
+                    .rev()
+                    .find(|i| text.is_char_boundary(*i))
+                    .unwrap_or(0);
+                let (head, tail) = text.split_at(mid);
+                vec![
+                    json!({"type": "input_json_delta", "partial_json": ""}),
+                    json!({"type": "input_json_delta", "partial_json": head}),
+                    json!({"type": "input_json_delta", "partial_json": tail}),
+                ]
+            }
         };
         for delta in deltas {
             frames.push(event(

@@ -76,7 +76,62 @@ pub(crate) fn respond(shared: &Shared, headers: &HeaderMap, payload: &Payload) -
     let Some(turns) = json.get("messages").and_then(Value::as_array) else {
         return bad_request("messages: Field required");
     };
+    if let Some(problem) = check_fields(json, max_tokens) {
+        return bad_request(&problem);
+    }
     messages::respond(shared, json, model, max_tokens, turns)
+}
+
+/// The top-level fields of a Messages request Anthropic documents; any other is
+/// refused as the real API does ("Extra inputs are not permitted").
+const FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "service_tier",
+    "container",
+    "mcp_servers",
+    "output_config",
+    "output_format",
+    "context_management",
+    "inference_geo",
+    "anthropic_version",
+];
+
+/// What the real API refuses in fields the echo model otherwise ignores: unknown
+/// top-level fields, and a `thinking` budget below 1024 or not below `max_tokens`.
+fn check_fields(json: &Value, max_tokens: u64) -> Option<String> {
+    let obj = json.as_object()?;
+    if let Some(extra) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Some(format!("{extra}: Extra inputs are not permitted"));
+    }
+    let thinking = obj.get("thinking")?;
+    if thinking.get("type").and_then(Value::as_str) != Some("enabled") {
+        return None;
+    }
+    let budget = thinking
+        .get("budget_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if budget < 1024 {
+        return Some(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024".into(),
+        );
+    }
+    if budget >= max_tokens {
+        return Some("`max_tokens` must be greater than `thinking.budget_tokens`".into());
+    }
+    None
 }
 
 /// Claude on Vertex AI (`:rawPredict` / `:streamRawPredict`): the model is in the path
@@ -105,6 +160,9 @@ pub(crate) fn respond_vertex(shared: &Shared, payload: &Payload, model: &str) ->
     let Some(turns) = json.get("messages").and_then(Value::as_array) else {
         return bad_request("messages: Field required");
     };
+    if let Some(problem) = check_fields(json, max_tokens) {
+        return bad_request(&problem);
+    }
     messages::respond(shared, json, model, max_tokens, turns)
 }
 

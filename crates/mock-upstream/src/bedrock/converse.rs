@@ -6,7 +6,10 @@
 //! (at least 1), output tokens the words of the reply; `inferenceConfig.maxTokens`
 //! below that cuts the reply (`stopReason: "max_tokens"`). With `toolConfig.tools` and
 //! a last user text containing `call tool`, the reply is one `toolUse` of the first
-//! tool with input `{}` (1 output token). A stream sends `messageStart`, the content
+//! tool with input `{}` (1 output token). A `toolChoice` that forces a tool (`tool`, or
+//! `any`: the first) is answered with its call whatever the text, the input a value
+//! fitting its schema ([`crate::sample`]); an `outputConfig.textFormat` JSON schema makes
+//! the text reply such a value. A stream sends `messageStart`, the content
 //! block's events (one `contentBlockDelta` per word, or a `contentBlockStart` and two
 //! input fragments for a tool call), `contentBlockStop`, `messageStop`, `metadata`.
 //!
@@ -15,6 +18,7 @@
 //! answers `{"embeddings": [[…]]}`. Vectors are unit length, derived from a hash of the
 //! text, `dimensions` long (Titan; default 8).
 
+use crate::sample::sample;
 use http::StatusCode;
 use serde_json::{json, Value};
 
@@ -45,6 +49,58 @@ fn pieces(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The `toolSpec` `toolChoice` forces: `{tool: {name}}`, or `{any: {}}` (the first).
+fn forced_tool(json: &Value) -> Option<&Value> {
+    let choice = json.pointer("/toolConfig/toolChoice")?;
+    let tools = json.pointer("/toolConfig/tools")?.as_array()?;
+    let specs = tools.iter().filter_map(|t| t.get("toolSpec"));
+    if choice.get("any").is_some() {
+        return specs.into_iter().next();
+    }
+    let name = choice.pointer("/tool/name")?.as_str()?;
+    specs
+        .into_iter()
+        .find(|s| s.get("name").and_then(Value::as_str) == Some(name))
+}
+
+/// The tool to call and its input: a forced one with a fitting input, or the first tool
+/// with `{}` when the text says `call tool` (which keeps the plain call even when a call
+/// is forced).
+fn tool_call<'a>(json: &'a Value, last_user: &str) -> (Option<&'a str>, Value) {
+    match forced_tool(json).filter(|_| !last_user.contains("call tool")) {
+        Some(spec) => (
+            spec.get("name").and_then(Value::as_str),
+            sample(spec.pointer("/inputSchema/json").unwrap_or(&Value::Null)),
+        ),
+        None => (
+            json.pointer("/toolConfig/tools/0/toolSpec/name")
+                .and_then(Value::as_str)
+                .filter(|_| last_user.contains("call tool")),
+            json!({}),
+        ),
+    }
+}
+
+/// The text reply and its stop reason: a value fitting the `outputConfig` JSON schema,
+/// else the echo, cut at `max` words.
+fn text_reply(json: &Value, last_user: &str, max: Option<u64>) -> (String, &'static str) {
+    let schema = json
+        .pointer("/outputConfig/textFormat/structure/jsonSchema/schema")
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<Value>(s).ok());
+    let full = match schema {
+        Some(schema) => sample(&schema).to_string(),
+        None => format!("echo: {last_user}"),
+    };
+    match max {
+        Some(n) if n < words(&full) => {
+            let cut: String = pieces(&full).into_iter().take(n as usize).collect();
+            (cut.trim_end().to_string(), "max_tokens")
+        }
+        _ => (full, "end_turn"),
+    }
+}
+
 pub(super) fn respond(shared: &Shared, json: &Value, stream: bool) -> Reply {
     let Some(turns) = json.get("messages").and_then(Value::as_array) else {
         return bad_request("messages: required");
@@ -66,26 +122,15 @@ pub(super) fn respond(shared: &Shared, json: &Value, stream: bool) -> Reply {
             last_user = text_of(turn.get("content"), false);
         }
     }
-    let tool = json
-        .pointer("/toolConfig/tools/0/toolSpec/name")
-        .and_then(Value::as_str)
-        .filter(|_| last_user.contains("call tool"));
+    let (tool, tool_input) = tool_call(json, &last_user);
+    let tool_text = tool_input.to_string();
     let max = json
         .pointer("/inferenceConfig/maxTokens")
         .and_then(Value::as_u64);
     let id = shared.next_id();
     let (text, stop) = match tool {
         Some(_) => (String::new(), "tool_use"),
-        None => {
-            let full = format!("echo: {last_user}");
-            match max {
-                Some(n) if n < words(&full) => {
-                    let cut: String = pieces(&full).into_iter().take(n as usize).collect();
-                    (cut.trim_end().to_string(), "max_tokens")
-                }
-                _ => (full, "end_turn"),
-            }
-        }
+        None => text_reply(json, &last_user, max),
     };
     let output = if tool.is_some() { 1 } else { words(&text) };
     let input = input.max(1);
@@ -101,7 +146,12 @@ pub(super) fn respond(shared: &Shared, json: &Value, stream: bool) -> Reply {
                     &json!({"contentBlockIndex": 0,
                     "start": {"toolUse": {"toolUseId": tool_id, "name": name}}}),
                 ));
-                for piece in ["{", "}"] {
+                let mid = (0..=tool_text.len() / 2)
+                    .rev()
+                    .find(|i| tool_text.is_char_boundary(*i))
+                    .unwrap_or(0);
+                let (head, tail) = tool_text.split_at(mid);
+                for piece in [head, tail] {
                     frames.push(frame::event(
                         "contentBlockDelta",
                         &json!({"contentBlockIndex": 0,
@@ -134,7 +184,9 @@ pub(super) fn respond(shared: &Shared, json: &Value, stream: bool) -> Reply {
         )
     } else {
         let block = match tool {
-            Some(name) => json!({"toolUse": {"toolUseId": tool_id, "name": name, "input": {}}}),
+            Some(name) => {
+                json!({"toolUse": {"toolUseId": tool_id, "name": name, "input": tool_input}})
+            }
             None => json!({"text": text}),
         };
         body::json(

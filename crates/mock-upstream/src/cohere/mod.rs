@@ -5,7 +5,12 @@
 //! message; tokens are words (`usage.billed_units` and `usage.tokens` alike);
 //! `max_tokens` below the reply's word count cuts it with `finish_reason: "MAX_TOKENS"`. With
 //! `tools`, a last user text containing `call tool` is answered with a call of the first tool
-//! (arguments `{"city":"Paris"}`, a `tool_plan`, `finish_reason: "TOOL_CALL"`). A stream sends
+//! (arguments `{"city":"Paris"}`, a `tool_plan`, `finish_reason: "TOOL_CALL"`);
+//! `tool_choice: "REQUIRED"` forces that call whatever the text, its arguments a value
+//! fitting the tool's `parameters` ([`crate::sample`]). A `response_format.json_schema`
+//! makes the text reply such a value as JSON; `{type: json_object}` alone makes it
+//! `{"echo": "<text>"}`. After a tool result (the last message has role `tool`) the reply
+//! is text. A stream sends
 //! Cohere's events as SSE (`event: <type>` and `data: <json>`): `message-start`,
 //! `content-start`, one `content-delta` per word, `content-end` (or `tool-plan-delta`,
 //! `tool-call-start`, `tool-call-delta`s, `tool-call-end`), and `message-end` with the finish
@@ -15,6 +20,7 @@
 //! deterministic vectors (those of [`crate::openai`], `output_dimension` long, default 8) with
 //! `meta.billed_units.input_tokens` (words).
 
+use crate::sample::sample;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -127,11 +133,25 @@ fn chat(shared: &Shared, json: &Value) -> Reply {
     }
     let input = input.max(1);
     let id = format!("mock-cohere-{}", shared.next_id());
-    let tool = json
+    let required = json.get("tool_choice").and_then(Value::as_str) == Some("REQUIRED");
+    let first_tool = json
         .get("tools")
         .and_then(Value::as_array)
-        .and_then(|t| t.first())
-        .filter(|_| last_user.contains("call tool"))
+        .and_then(|t| t.first());
+    // After a tool result the model answers in text (as the other formats' echo models,
+    // whose tool results arrive as the last user turn).
+    let answered = messages
+        .last()
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str)
+        == Some("tool");
+    let asked = last_user.contains("call tool") && !answered;
+    let arguments = match first_tool.filter(|_| required && !asked) {
+        Some(t) => sample(t.pointer("/function/parameters").unwrap_or(&Value::Null)).to_string(),
+        None => ARGUMENTS.to_string(),
+    };
+    let tool = first_tool
+        .filter(|_| (required && !answered) || asked)
         .map(|t| {
             t.pointer("/function/name")
                 .and_then(Value::as_str)
@@ -143,7 +163,7 @@ fn chat(shared: &Shared, json: &Value) -> Reply {
         Some(name) => {
             let call_id = format!("{name}_mock_{id}");
             let response = if streaming {
-                tool_stream(&id, &name, &call_id, input)
+                tool_stream(&id, &name, &call_id, &arguments, input)
             } else {
                 body::json(
                     StatusCode::OK,
@@ -154,7 +174,7 @@ fn chat(shared: &Shared, json: &Value) -> Reply {
                             "role": "assistant",
                             "tool_plan": format!("I will call {name}."),
                             "tool_calls": [{"id": call_id, "type": "function",
-                                "function": {"name": name, "arguments": ARGUMENTS}}],
+                                "function": {"name": name, "arguments": arguments}}],
                         },
                         "usage": usage(input, 1),
                     }),
@@ -163,7 +183,16 @@ fn chat(shared: &Shared, json: &Value) -> Reply {
             (response, 1)
         }
         None => {
-            let full = format!("echo: {last_user}");
+            let format = json.get("response_format");
+            let full = match format.and_then(|f| f.get("json_schema")) {
+                Some(schema) => sample(schema).to_string(),
+                None if format.and_then(|f| f.get("type")).and_then(Value::as_str)
+                    == Some("json_object") =>
+                {
+                    json!({ "echo": last_user }).to_string()
+                }
+                None => format!("echo: {last_user}"),
+            };
             let limit = json.get("max_tokens").and_then(Value::as_u64);
             let (text, finish) = match limit {
                 Some(n) if n < words(&full) => {
@@ -257,7 +286,13 @@ fn text_stream(
     sse(frames)
 }
 
-fn tool_stream(id: &str, name: &str, call_id: &str, input: u64) -> http::Response<MockBody> {
+fn tool_stream(
+    id: &str,
+    name: &str,
+    call_id: &str,
+    arguments: &str,
+    input: u64,
+) -> http::Response<MockBody> {
     let mut frames = vec![start(id)];
     for piece in word_pieces(&format!("I will call {name}.")) {
         frames.push(event(
@@ -268,7 +303,11 @@ fn tool_stream(id: &str, name: &str, call_id: &str, input: u64) -> http::Respons
         &json!({"type": "tool-call-start", "index": 0, "delta": {"message": {"tool_calls": {
         "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}}}}),
     ));
-    let (a, b) = ARGUMENTS.split_at(ARGUMENTS.len() / 2);
+    let mid = (0..=arguments.len() / 2)
+        .rev()
+        .find(|i| arguments.is_char_boundary(*i))
+        .unwrap_or(0);
+    let (a, b) = arguments.split_at(mid);
     for fragment in [a, b] {
         frames.push(event(&json!({"type": "tool-call-delta", "index": 0,
             "delta": {"message": {"tool_calls": {"function": {"arguments": fragment}}}}})));

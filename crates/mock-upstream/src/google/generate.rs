@@ -10,7 +10,12 @@
 //! same.
 //!
 //! When the request declares functions and the last user text contains `call tool`, the
-//! reply is a `functionCall` of the first function with `args: {}` (1 token). When it
+//! reply is a `functionCall` of the first function with `args: {}` (1 token); with `call
+//! tools`, one call of every declared function. `functionCallingConfig.mode: ANY` forces
+//! a call of the first allowed function whatever the text, its `args` a value fitting
+//! its `parametersJsonSchema` ([`crate::sample`]) (unless the text says `call tool`, or a
+//! function has already answered in the conversation); a
+//! `responseJsonSchema` with `properties` makes the text reply such a value as JSON. When it
 //! contains `block me`, the prompt is blocked: no candidates and
 //! `promptFeedback.blockReason: SAFETY`; with `unsafe answer`, the candidate stops with
 //! `finishReason: SAFETY` and no content.
@@ -30,6 +35,7 @@ use super::{error, is_streaming, Api, Route};
 use crate::anthropic::{first_words, word_count, word_pieces};
 use crate::body::{self, MockBody, Reply};
 use crate::openai::{fnv1a, vector};
+use crate::sample::sample;
 use crate::server::Payload;
 use crate::state::{Shared, Tokens};
 
@@ -53,8 +59,14 @@ fn text_of(parts: Option<&Value>, responses: bool) -> String {
 }
 
 enum Answer {
-    Text { text: String, finish: &'static str },
-    Call { name: String },
+    Text {
+        text: String,
+        finish: &'static str,
+    },
+    /// Function calls: (name, args).
+    Call {
+        calls: Vec<(String, Value)>,
+    },
     Blocked,
     Unsafe,
 }
@@ -92,24 +104,53 @@ pub(super) fn respond(shared: &Shared, route: &Route<'_>, payload: &Payload) -> 
         }
     }
     let config = json.get("generationConfig").cloned().unwrap_or(Value::Null);
-    let function = json
+    let functions: Vec<&Value> = json
         .get("tools")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|t| t.get("functionDeclarations").and_then(Value::as_array))
         .flatten()
-        .find_map(|f| f.get("name").and_then(Value::as_str));
+        .collect();
+    let name_of = |f: &Value| {
+        f.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    // "call tool" in the text keeps the plain `{}` call even when a call is forced.
+    // Once a function has answered, the echo model answers in text.
+    let answered = contents.iter().any(|c| {
+        c.get("parts")
+            .and_then(Value::as_array)
+            .is_some_and(|p| p.iter().any(|p| p.get("functionResponse").is_some()))
+    });
+    let forced =
+        forced_function(json, &functions).filter(|_| !last_user.contains("call tool") && !answered);
     let answer = if last_user.contains("block me") {
         Answer::Blocked
     } else if last_user.contains("unsafe answer") {
         Answer::Unsafe
-    } else if let (Some(name), true) = (function, last_user.contains("call tool")) {
+    } else if let Some(f) = forced {
+        let schema = f.get("parametersJsonSchema").unwrap_or(&Value::Null);
         Answer::Call {
-            name: name.to_string(),
+            calls: vec![(name_of(f), sample(schema))],
+        }
+    } else if !functions.is_empty() && last_user.contains("call tools") {
+        Answer::Call {
+            calls: functions.iter().map(|f| (name_of(f), json!({}))).collect(),
+        }
+    } else if let (Some(f), true) = (functions.first(), last_user.contains("call tool")) {
+        Answer::Call {
+            calls: vec![(name_of(f), json!({}))],
         }
     } else {
-        let full = if config["responseMimeType"] == "application/json" {
+        let schema = config
+            .get("responseJsonSchema")
+            .filter(|s| s.get("properties").is_some());
+        let full = if let Some(schema) = schema {
+            sample(schema).to_string()
+        } else if config["responseMimeType"] == "application/json" {
             json!({ "echo": last_user }).to_string()
         } else {
             format!("echo: {last_user}")
@@ -149,6 +190,27 @@ pub(super) fn respond(shared: &Shared, route: &Route<'_>, payload: &Payload) -> 
         }),
     };
     reply
+}
+
+/// The function `functionCallingConfig` forces: mode `ANY` calls the first allowed
+/// function (or the first declared).
+fn forced_function<'a>(json: &Value, functions: &[&'a Value]) -> Option<&'a Value> {
+    let config = json.pointer("/toolConfig/functionCallingConfig")?;
+    if config.get("mode").and_then(Value::as_str) != Some("ANY") {
+        return None;
+    }
+    let allowed = config
+        .get("allowedFunctionNames")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(Value::as_str);
+    match allowed {
+        Some(name) => functions
+            .iter()
+            .find(|f| f.get("name").and_then(Value::as_str) == Some(name))
+            .copied(),
+        None => functions.first().copied(),
+    }
 }
 
 struct Generated<'a> {
@@ -215,8 +277,12 @@ impl Generated<'_> {
                 .into_iter()
                 .map(|p| json!([{ "text": p }]))
                 .collect(),
-            Answer::Call { name } => {
-                vec![json!([{ "functionCall": { "name": name, "args": {} } }])]
+            Answer::Call { calls } => {
+                let parts: Vec<Value> = calls
+                    .iter()
+                    .map(|(name, args)| json!({ "functionCall": { "name": name, "args": args } }))
+                    .collect();
+                vec![Value::from(parts)]
             }
             Answer::Blocked | Answer::Unsafe => vec![json!([])],
         };

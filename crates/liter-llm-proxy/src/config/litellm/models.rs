@@ -41,6 +41,8 @@ fn empty_model(name: String, provider_model: String) -> ModelEntry {
         input_cost_per_token: None,
         output_cost_per_token: None,
         drop_params: None,
+        reasoning_budgets: None,
+        fan_out_n: None,
         api_version: None,
         aws_access_key_id: None,
         aws_secret_access_key: None,

@@ -1,7 +1,9 @@
-//! Provider-specific model fields (`api_version`, `aws_*`, `vertex_*`, `drop_params`):
+//! Provider-specific model fields (`api_version`, `aws_*`, `vertex_*`, `drop_params`,
+//! `reasoning_budgets`, `fan_out_n`):
 //! checked against what the model's provider reads, so none is accepted and ignored.
 
 use liter_llm::providers::adapter::{ProviderSettings, Secret};
+use liter_llm::providers::reasoning::{ReasoningBudgets, MAX_BUDGET, MIN_BUDGET};
 use liter_llm::Provider;
 
 use crate::config::file::ModelEntry;
@@ -46,6 +48,8 @@ pub(crate) fn provider_settings(
         vertex_location: field("vertex_location", &m.vertex_location),
         vertex_credentials: field("vertex_credentials", &m.vertex_credentials),
         drop_params: m.drop_params.unwrap_or(general_drop_params),
+        reasoning_budgets: reasoning_budgets(m, provider, at, problems),
+        fan_out_n: fan_out_n(m, provider, at, problems),
     };
     if m.drop_params.is_some() && !provider.translated() {
         problems.push((
@@ -57,6 +61,76 @@ pub(crate) fn provider_settings(
         ));
     }
     settings
+}
+
+/// The model's `reasoning_budgets` over the defaults, each from
+/// [`MIN_BUDGET`] to [`MAX_BUDGET`] tokens; only for providers that think by budget or
+/// level (Anthropic, Gemini, Vertex AI, Bedrock's Claude).
+fn reasoning_budgets(
+    m: &ModelEntry,
+    provider: Provider,
+    at: &dyn Fn(&str) -> Vec<Seg>,
+    problems: &mut Problems,
+) -> ReasoningBudgets {
+    let mut out = ReasoningBudgets::default();
+    let Some(entry) = &m.reasoning_budgets else {
+        return out;
+    };
+    if !matches!(
+        provider,
+        Provider::Anthropic | Provider::Gemini | Provider::VertexAi | Provider::Bedrock
+    ) {
+        problems.push((
+            at("reasoning_budgets"),
+            format!(
+                "reasoning_budgets applies to anthropic/, gemini/, vertex_ai/ and bedrock/ models; {}/ models receive reasoning_effort {}",
+                provider.name(),
+                if provider.translated() { "as the provider's own parameter or not at all" } else { "unchanged" }
+            ),
+        ));
+        return out;
+    }
+    for (level, value, slot) in [
+        ("minimal", entry.minimal, &mut out.minimal),
+        ("low", entry.low, &mut out.low),
+        ("medium", entry.medium, &mut out.medium),
+        ("high", entry.high, &mut out.high),
+    ] {
+        let Some(v) = value else { continue };
+        if (MIN_BUDGET..=MAX_BUDGET).contains(&v) {
+            *slot = v;
+        } else {
+            problems.push((
+                at(&format!("reasoning_budgets.{level}")),
+                format!("a thinking budget is {MIN_BUDGET} to {MAX_BUDGET} tokens, not {v}"),
+            ));
+        }
+    }
+    out
+}
+
+/// The model's `fan_out_n`, for providers that answer one choice per request.
+fn fan_out_n(
+    m: &ModelEntry,
+    provider: Provider,
+    at: &dyn Fn(&str) -> Vec<Seg>,
+    problems: &mut Problems,
+) -> bool {
+    let Some(on) = m.fan_out_n else { return false };
+    if !matches!(
+        provider,
+        Provider::Anthropic | Provider::Bedrock | Provider::Cohere
+    ) {
+        problems.push((
+            at("fan_out_n"),
+            format!(
+                "fan_out_n applies to anthropic/, bedrock/ and cohere/ models; {}/ models take n as it is",
+                provider.name()
+            ),
+        ));
+        return false;
+    }
+    on
 }
 
 /// Settings the provider reads from its variables when the file leaves them unset:

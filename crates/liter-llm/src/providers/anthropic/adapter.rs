@@ -11,6 +11,7 @@ use crate::providers::adapter::{
     unsupported, Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamTranslate,
     UpstreamRequest,
 };
+use crate::providers::reshape::Reshape;
 use crate::types::{ChatCompletion, ChatCompletionRequest, EmbeddingResponse, ProviderError};
 
 /// One Anthropic deployment.
@@ -91,5 +92,12 @@ impl Adapter for AnthropicAdapter {
 
     fn stream(&self, meta: StreamMeta) -> Box<dyn StreamTranslate> {
         Box::new(StreamTranslator::for_meta(meta))
+    }
+
+    fn reshape(&self, body: &[u8]) -> Reshape {
+        match serde_json::from_slice::<ChatCompletionRequest>(body) {
+            Ok(req) => Reshape::for_request(&req, true, false),
+            Err(_) => Reshape::default(),
+        }
     }
 }

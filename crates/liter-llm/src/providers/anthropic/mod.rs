@@ -37,15 +37,23 @@
 //!   alternate as Anthropic requires; `tool` messages become `tool_result` blocks of a
 //!   user turn. A turn that is one plain text block is sent as a string.
 //! - **`max_tokens`** is required by Anthropic: `max_completion_tokens`, else
-//!   `max_tokens`, else [`DEFAULT_MAX_TOKENS`] (plus the thinking budget when `thinking`
-//!   is enabled, since Anthropic wants `max_tokens` above `budget_tokens`).
-//! - **`n` > 1** is rejected (400): Anthropic generates one answer per request.
+//!   `max_tokens`, else [`DEFAULT_MAX_TOKENS`]. When thinking is on, Anthropic wants
+//!   `max_tokens` above `budget_tokens`: a limit at or below the budget becomes budget
+//!   plus the limit (no limit: budget plus the default).
+//! - **`reasoning_effort`** becomes `thinking: {type: enabled, budget_tokens}` with the
+//!   deployment's budget for the level ([`ReasoningBudgets`]); `none` sends no
+//!   `thinking`. A `thinking` the client sent in Anthropic's form wins over it.
+//! - **`n` > 1** is rejected (400) unless the model sets `fan_out_n`: then the gateway
+//!   sends n requests with `n` left out.
 //! - **`response_format`**: `json_schema` becomes Anthropic's structured output
 //!   (`output_config.format = {type: json_schema, schema}`): the answer comes back as
 //!   text, so responses and streams need no rewriting, and it works together with tools
 //!   and thinking (a forced tool would not). It needs a model that supports structured
-//!   outputs; older models answer 400. `json_object` has no schema to give and is
-//!   rejected with 400 naming `response_format`; `text` is a no-op.
+//!   outputs; older models answer 400. `json_object` has no schema to give: it is served
+//!   by a forced tool ([`JSON_TOOL`](crate::providers::reshape::JSON_TOOL), input schema
+//!   `{type: object}`) whose input becomes the answer's content (see
+//!   [`Reshape`](crate::providers::reshape::Reshape)); it cannot be combined with
+//!   `tools` or thinking (400). `text` is a no-op.
 //! - **Pass-through**: `cache_control` on content parts, messages (applied to the
 //!   message's last block) and tools is copied unchanged; `thinking`, `top_k` and other
 //!   parameters we do not model are forwarded as they are. Parts whose `type` is not an
@@ -67,6 +75,8 @@ mod response;
 mod stream;
 
 use http::HeaderValue;
+
+use crate::providers::reasoning::ReasoningBudgets;
 
 pub use super::adapter::StreamOut;
 pub use adapter::AnthropicAdapter;
@@ -108,6 +118,8 @@ pub struct AnthropicOptions {
     /// version goes in the body as `anthropic_version`, the model is in the URL, so the
     /// body has no `model` and no `anthropic-version` header is sent.
     pub body_version: Option<&'static str>,
+    /// Thinking budgets per `reasoning_effort` level.
+    pub reasoning_budgets: ReasoningBudgets,
 }
 
 impl Default for AnthropicOptions {
@@ -118,6 +130,7 @@ impl Default for AnthropicOptions {
             default_max_tokens: DEFAULT_MAX_TOKENS,
             drop_params: false,
             body_version: None,
+            reasoning_budgets: ReasoningBudgets::default(),
         }
     }
 }

@@ -10,6 +10,9 @@ use serde_json::{json, Map, Value};
 use super::error::TranslateError;
 use super::messages::convert_messages;
 use super::{AnthropicOptions, MESSAGES_PATH};
+use crate::providers::adapter::n_refused;
+use crate::providers::reasoning;
+use crate::providers::reshape::{JSON_TOOL, JSON_TOOL_DESCRIPTION};
 use crate::types::{ChatCompletionRequest, ResponseFormat, Tool, ToolChoice};
 
 /// An Anthropic request ready to send: `POST {base_url}{path}` with `headers`, the API
@@ -91,13 +94,14 @@ fn build_body(
     dropped: &mut Vec<String>,
 ) -> Result<Map<String, Value>, TranslateError> {
     if req.n.is_some_and(|n| n > 1) {
-        return Err(TranslateError::invalid(
-            "anthropic generates one choice per request: n must be 1",
-            "n",
-        ));
+        let e = n_refused("anthropic");
+        return Err(TranslateError::invalid(e.error.message, "n"));
     }
     let mut body = Map::new();
     for (key, value) in &req.extra {
+        if key == "reasoning_effort" {
+            continue;
+        }
         let known_tier =
             key == "service_tier" && matches!(value.as_str(), Some("auto" | "standard_only"));
         if DROPPED_PARAMS.contains(&key.as_str()) || (key == "service_tier" && !known_tier) {
@@ -139,9 +143,20 @@ fn build_body(
         }
     }
 
-    let max_tokens = match req.max_completion_tokens.or(req.max_tokens) {
-        Some(n) => n,
-        None => opts.default_max_tokens + thinking_budget(body.get("thinking")),
+    let effort = reasoning::effort(req.extra.get("reasoning_effort"))
+        .map_err(|e| TranslateError::invalid(e.error.message, "reasoning_effort"))?;
+    if !body.contains_key("thinking") {
+        if let Some(budget) = effort.and_then(|e| opts.reasoning_budgets.budget(e)) {
+            body.insert(
+                "thinking".into(),
+                json!({ "type": "enabled", "budget_tokens": budget }),
+            );
+        }
+    }
+    let asked = req.max_completion_tokens.or(req.max_tokens);
+    let max_tokens = match thinking_budget(body.get("thinking")) {
+        0 => asked.unwrap_or(opts.default_max_tokens),
+        budget => reasoning::max_tokens_with_budget(asked, budget, opts.default_max_tokens),
     };
     body.insert("max_tokens".into(), Value::from(max_tokens));
     if let Some(t) = req.temperature {
@@ -190,6 +205,35 @@ fn build_body(
         apply_response_format(&mut body, format)?;
     }
     Ok(body)
+}
+
+/// `json_object` as a forced call of [`JSON_TOOL`], whose input is the answer.
+fn force_json_tool(body: &mut Map<String, Value>) -> Result<(), TranslateError> {
+    if body.contains_key("tools") {
+        return Err(TranslateError::invalid(
+            "response_format json_object is served on anthropic by a forced tool and cannot be combined with tools; use json_schema",
+            "response_format",
+        ));
+    }
+    if thinking_budget(body.get("thinking")) > 0 {
+        return Err(TranslateError::invalid(
+            "response_format json_object is served on anthropic by a forced tool, which Anthropic does not allow with thinking; use json_schema",
+            "response_format",
+        ));
+    }
+    body.insert(
+        "tools".into(),
+        json!([{
+            "name": JSON_TOOL,
+            "description": JSON_TOOL_DESCRIPTION,
+            "input_schema": { "type": "object" },
+        }]),
+    );
+    body.insert(
+        "tool_choice".into(),
+        json!({ "type": "tool", "name": JSON_TOOL }),
+    );
+    Ok(())
 }
 
 /// `thinking.budget_tokens` when thinking is enabled, else 0.
@@ -300,9 +344,10 @@ fn apply_response_format(
             config["format"] = json!({ "type": "json_schema", "schema": schema });
             Ok(())
         }
+        "json_object" => force_json_tool(body),
         other => Err(TranslateError::invalid(
             format!(
-                "response_format {other:?} is not supported for anthropic; use json_schema with a schema"
+                "response_format {other:?} is not supported for anthropic; use json_schema or json_object"
             ),
             "response_format",
         )),
@@ -383,6 +428,43 @@ mod tests {
         assert!(
             body(json!({"model":"m","n":1,"messages":[{"role":"user","content":"x"}]})).is_ok()
         );
+    }
+
+    #[test]
+    fn reasoning_effort_becomes_thinking() {
+        let m = json!([{"role":"user","content":"x"}]);
+        let b = body(json!({"model":"m","messages":m,"reasoning_effort":"medium"})).unwrap();
+        assert_eq!(
+            b["thinking"],
+            json!({"type":"enabled","budget_tokens":8192})
+        );
+        assert_eq!(b["max_tokens"], 8192 + 4096);
+        assert!(b.get("reasoning_effort").is_none());
+        let b = body(json!({"model":"m","messages":m,"reasoning_effort":"low","max_tokens":50}))
+            .unwrap();
+        assert_eq!(b["max_tokens"], 2048 + 50);
+        let b = body(json!({"model":"m","messages":m,"reasoning_effort":"none"})).unwrap();
+        assert!(b.get("thinking").is_none() && b.get("reasoning_effort").is_none());
+        let b = body(json!({"model":"m","messages":m,"reasoning_effort":"high",
+            "thinking":{"type":"enabled","budget_tokens":1500},"max_tokens":1000}))
+        .unwrap();
+        assert_eq!(b["thinking"]["budget_tokens"], 1500);
+        assert_eq!(b["max_tokens"], 2500);
+        let req: ChatCompletionRequest =
+            serde_json::from_value(json!({"model":"m","messages":m,"reasoning_effort":"low"}))
+                .unwrap();
+        let opts = AnthropicOptions {
+            reasoning_budgets: crate::providers::reasoning::ReasoningBudgets {
+                low: 3000,
+                ..Default::default()
+            },
+            ..AnthropicOptions::default()
+        };
+        let built = build_request(&req, "c", &opts).unwrap();
+        let b: Value = serde_json::from_slice(&built.body).unwrap();
+        assert_eq!(b["thinking"]["budget_tokens"], 3000);
+        let e = body(json!({"model":"m","messages":m,"reasoning_effort":"max"}));
+        assert_eq!(param(e.unwrap_err()).as_deref(), Some("reasoning_effort"));
     }
 
     #[test]
@@ -491,7 +573,17 @@ mod tests {
             b["output_config"],
             json!({"effort":"low","format":{"type":"json_schema","schema":schema}})
         );
-        let e = body(json!({"model":"m","messages":m,"response_format":{"type":"json_object"}}));
+        let b = body(json!({"model":"m","messages":m,"response_format":{"type":"json_object"}}))
+            .unwrap();
+        assert_eq!(b["tool_choice"], json!({"type":"tool","name":JSON_TOOL}));
+        assert_eq!(b["tools"][0]["name"], JSON_TOOL);
+        assert_eq!(b["tools"][0]["input_schema"], json!({"type":"object"}));
+        let tools = json!([{"type":"function","function":{"name":"f"}}]);
+        let e = body(json!({"model":"m","messages":m,"tools":tools,
+            "response_format":{"type":"json_object"}}));
+        assert_eq!(param(e.unwrap_err()).as_deref(), Some("response_format"));
+        let e = body(json!({"model":"m","messages":m,"reasoning_effort":"low",
+            "response_format":{"type":"json_object"}}));
         assert_eq!(param(e.unwrap_err()).as_deref(), Some("response_format"));
         let e = body(json!({"model":"m","messages":m,
             "response_format":{"type":"json_schema","json_schema":{"name":"r"}}}));

@@ -12,6 +12,7 @@ use super::{
 use crate::providers::adapter::{
     Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamTranslate, UpstreamRequest,
 };
+use crate::providers::reshape::Reshape;
 use crate::providers::url::check_model_id;
 use crate::types::{ChatCompletion, ChatCompletionRequest, EmbeddingResponse, ProviderError};
 
@@ -33,6 +34,7 @@ pub struct BedrockAdapter {
     creds: Credentials,
     region: String,
     drop_params: bool,
+    converse: request::ConverseOptions,
 }
 
 impl BedrockAdapter {
@@ -103,6 +105,11 @@ impl BedrockAdapter {
             },
             region,
             drop_params: s.drop_params,
+            converse: request::ConverseOptions {
+                drop_params: s.drop_params,
+                budgets: s.reasoning_budgets,
+                claude: cfg.model_id.contains("anthropic."),
+            },
         })
     }
 
@@ -137,7 +144,7 @@ impl BedrockAdapter {
                             format!("invalid request: {e}"),
                         )
                     })?;
-                request::build_body(&req, self.drop_params)?
+                request::build_body(&req, &self.converse)?
             }
         };
         let bytes = serde_json::to_vec(&body).map_err(|e| {
@@ -242,5 +249,12 @@ impl Adapter for BedrockAdapter {
 
     fn stream(&self, meta: StreamMeta) -> Box<dyn StreamTranslate> {
         Box::new(StreamTranslator::new(meta))
+    }
+
+    fn reshape(&self, body: &[u8]) -> Reshape {
+        match serde_json::from_slice::<ChatCompletionRequest>(body) {
+            Ok(req) => Reshape::for_request(&req, true, true),
+            Err(_) => Reshape::default(),
+        }
     }
 }

@@ -5,7 +5,10 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::providers::adapter::n_refused;
 use crate::providers::convert;
+use crate::providers::reasoning::{self, ReasoningBudgets};
+use crate::providers::reshape::{JSON_TOOL, JSON_TOOL_DESCRIPTION};
 use crate::types::ProviderError;
 use crate::types::{ChatCompletionRequest, Message, ResponseFormat, Tool, ToolChoice};
 
@@ -33,29 +36,43 @@ fn unsupported(key: &str) -> ProviderError {
     )
 }
 
+/// How one deployment's Converse requests are written.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConverseOptions {
+    pub drop_params: bool,
+    pub budgets: ReasoningBudgets,
+    /// An Anthropic Claude model (`anthropic.` in the id): `reasoning_effort` and
+    /// `thinking` become `reasoning_config`.
+    pub claude: bool,
+}
+
+/// `max_tokens` when a Claude request thinks and names none (Converse needs room above
+/// the budget).
+const CLAUDE_DEFAULT_MAX_TOKENS: u64 = 4096;
+
 /// The Converse body for `req`, and the parameters dropped under `drop_params`.
 pub fn build_body(
     req: &ChatCompletionRequest,
-    drop_params: bool,
+    opts: &ConverseOptions,
 ) -> Result<(Value, Vec<String>), ProviderError> {
+    let drop_params = opts.drop_params;
     let mut dropped = Vec::new();
     if req.n.is_some_and(|n| n > 1) {
-        return Err(invalid(
-            "bedrock generates one choice per request: n must be 1",
-            "n",
-        ));
+        return Err(n_refused("bedrock"));
     }
     let mut body = Map::new();
     let mut additional = Map::new();
-    // `parallel_tool_calls: true` is what Converse does anyway; `false` it cannot do.
-    if req.parallel_tool_calls == Some(false) {
-        if !drop_params {
-            return Err(unsupported("parallel_tool_calls"));
-        }
-        dropped.push("parallel_tool_calls".to_string());
+    let budget = thinking_budget(req, opts)?;
+    if let Some(budget) = budget {
+        additional.insert(
+            "reasoning_config".into(),
+            json!({"type": "enabled", "budget_tokens": budget}),
+        );
     }
+    // `parallel_tool_calls: false` Converse cannot be told: the answer keeps the first
+    // call (see `Reshape`).
     for (key, value) in &req.extra {
-        if value.is_null() {
+        if value.is_null() || (opts.claude && (key == "reasoning_effort" || key == "thinking")) {
             continue;
         }
         if CONVERSE_FIELDS.contains(&key.as_str()) {
@@ -92,7 +109,16 @@ pub fn build_body(
     body.insert("messages".into(), Value::Array(messages));
 
     let mut inference = Map::new();
-    if let Some(n) = req.max_completion_tokens.or(req.max_tokens) {
+    let asked = req.max_completion_tokens.or(req.max_tokens);
+    let max_tokens = match budget {
+        Some(b) => Some(reasoning::max_tokens_with_budget(
+            asked,
+            b,
+            CLAUDE_DEFAULT_MAX_TOKENS,
+        )),
+        None => asked,
+    };
+    if let Some(n) = max_tokens {
         inference.insert("maxTokens".into(), Value::from(n));
     }
     if let Some(t) = req.temperature {
@@ -122,9 +148,50 @@ pub fn build_body(
         body.insert("toolConfig".into(), tool_config);
     }
     if let Some(format) = &req.response_format {
-        apply_response_format(&mut body, format)?;
+        apply_response_format(&mut body, format, budget.is_some())?;
     }
     Ok((Value::Object(body), dropped))
+}
+
+/// The thinking budget of a Claude request: its `thinking` in Anthropic's form when
+/// enabled, else its `reasoning_effort`'s budget. `None` for other models.
+fn thinking_budget(
+    req: &ChatCompletionRequest,
+    opts: &ConverseOptions,
+) -> Result<Option<u64>, ProviderError> {
+    if !opts.claude {
+        return Ok(None);
+    }
+    if let Some(thinking) = req.extra.get("thinking").filter(|t| !t.is_null()) {
+        return Ok(match thinking.get("type").and_then(Value::as_str) {
+            Some("enabled") => thinking.get("budget_tokens").and_then(Value::as_u64),
+            _ => None,
+        });
+    }
+    let effort = reasoning::effort(req.extra.get("reasoning_effort"))?;
+    Ok(effort.and_then(|e| opts.budgets.budget(e)))
+}
+
+/// `json_object` as a forced call of [`JSON_TOOL`], whose input is the answer.
+fn force_json_tool(body: &mut Map<String, Value>, thinking: bool) -> Result<(), ProviderError> {
+    if body.contains_key("toolConfig") || thinking {
+        return Err(invalid(
+            "response_format json_object is served on bedrock by a forced tool and cannot be combined with tools or thinking; use json_schema",
+            "response_format",
+        ));
+    }
+    body.insert(
+        "toolConfig".into(),
+        json!({
+            "tools": [{"toolSpec": {
+                "name": JSON_TOOL,
+                "description": JSON_TOOL_DESCRIPTION,
+                "inputSchema": {"json": {"type": "object"}},
+            }}],
+            "toolChoice": {"tool": {"name": JSON_TOOL}},
+        }),
+    );
+    Ok(())
 }
 
 /// `system` blocks and alternating turns.
@@ -315,9 +382,11 @@ fn tool_config(
 fn apply_response_format(
     body: &mut Map<String, Value>,
     format: &ResponseFormat,
+    thinking: bool,
 ) -> Result<(), ProviderError> {
     match format.kind.as_str() {
         "text" => Ok(()),
+        "json_object" => force_json_tool(body, thinking),
         "json_schema" => {
             let Some(js) = &format.json_schema else {
                 return Err(invalid("response_format json_schema needs json_schema", "response_format"));
@@ -348,7 +417,7 @@ fn apply_response_format(
         }
         other => Err(invalid(
             format!(
-                "response_format {other:?} is not supported for bedrock; use json_schema with a schema"
+                "response_format {other:?} is not supported for bedrock; use json_schema or json_object"
             ),
             "response_format",
         )),

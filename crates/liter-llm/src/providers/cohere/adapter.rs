@@ -12,6 +12,7 @@ use super::{
 use crate::providers::adapter::{
     Adapter, AdapterConfig, Call, Operation, StreamMeta, StreamTranslate, UpstreamRequest,
 };
+use crate::providers::reshape::Reshape;
 use crate::types::{
     ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse, ProviderError,
 };
@@ -121,5 +122,12 @@ impl Adapter for CohereAdapter {
 
     fn stream(&self, meta: StreamMeta) -> Box<dyn StreamTranslate> {
         Box::new(StreamTranslator::new(meta))
+    }
+
+    fn reshape(&self, body: &[u8]) -> Reshape {
+        match serde_json::from_slice::<crate::types::ChatCompletionRequest>(body) {
+            Ok(req) => Reshape::for_request(&req, false, true),
+            Err(_) => Reshape::default(),
+        }
     }
 }

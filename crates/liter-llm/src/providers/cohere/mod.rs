@@ -23,9 +23,13 @@
 //!
 //! # Decisions
 //!
-//! - **`n` > 1** is rejected (400 naming `n`): Cohere generates one answer per request.
-//! - **OpenAI-only parameters** ([`DROPPED_PARAMS`], and `parallel_tool_calls: false`)
-//!   are answered 400 naming the parameter, or left out when `drop_params` is on. `user`
+//! - **`n` > 1** is rejected (400 naming `n`): Cohere generates one answer per request;
+//!   a model with `fan_out_n` is sent n requests instead.
+//! - **`parallel_tool_calls: false`** keeps only the first tool call of the answer
+//!   (Cohere has no switch for it), and the answer says so in
+//!   `x-liter-llm-parallel-tool-calls: first-call-only`.
+//! - **OpenAI-only parameters** ([`DROPPED_PARAMS`]) are answered 400 naming the
+//!   parameter, or left out when `drop_params` is on. `user`
 //!   is informational and left out silently. Parameters we do not model
 //!   (`safety_mode`, `documents`, `citation_options`, `thinking`, ...) are forwarded.
 //! - **Finish reasons**: `COMPLETE`, `STOP_SEQUENCE` → `stop`; `MAX_TOKENS` → `length`;

@@ -53,10 +53,7 @@ pub fn build_chat(
     drop_params: bool,
 ) -> Result<(Value, Vec<String>), ProviderError> {
     if req.n.is_some_and(|n| n > 1) {
-        return Err(invalid(
-            "cohere generates one choice per request: n must be 1",
-            "n",
-        ));
+        return Err(crate::providers::adapter::n_refused("cohere"));
     }
     let mut dropped = Vec::new();
     let mut body = Map::new();
@@ -71,9 +68,8 @@ pub fn build_chat(
         let key = if key == "top_k" { "k" } else { key.as_str() };
         body.insert(key.to_string(), value.clone());
     }
-    if req.parallel_tool_calls == Some(false) {
-        refuse("parallel_tool_calls", drop_params, &mut dropped)?;
-    }
+    // `parallel_tool_calls: false` Cohere cannot be told: the answer keeps the first
+    // call (see `Reshape`).
 
     body.insert("model".into(), Value::from(model_id));
     let messages = req
@@ -462,7 +458,12 @@ mod tests {
             true,
         )
         .unwrap();
-        assert_eq!(dropped, ["logprobs", "parallel_tool_calls"]);
+        assert_eq!(
+            dropped,
+            ["logprobs"],
+            "parallel_tool_calls is honoured by the answer"
+        );
+        assert!(b.get("parallel_tool_calls").is_none());
         assert!(b.get("logprobs").is_none() && b.get("metadata").is_none());
     }
 

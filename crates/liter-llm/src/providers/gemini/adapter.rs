@@ -8,15 +8,17 @@ use http::{HeaderMap, Uri};
 
 use super::auth::{parse_token_answer, ServiceAccount};
 use super::{
-    build_batch_embed, build_generate, build_predict_embed, parse_batch_embed, parse_error,
+    build_batch_embed, build_chat, build_predict_embed, parse_batch_embed, parse_error,
     parse_predict_embed, parse_response, StreamTranslator, API_KEY_HEADER, DEFAULT_LOCATION,
     VERTEX_ANTHROPIC_VERSION, VERTEX_PREFIX,
 };
+use super::{ChatOptions, ThinkingControl};
 use crate::providers::adapter::{
     unsupported, AccessToken, Adapter, AdapterConfig, Call, Operation, Secret, StreamMeta,
     StreamTranslate, TokenRequest, UpstreamRequest,
 };
 use crate::providers::anthropic::{self, AnthropicOptions};
+use crate::providers::reshape::Reshape;
 use crate::providers::url::{encode_segment, model_segment};
 use crate::types::{
     ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse, ProviderError,
@@ -44,9 +46,9 @@ fn uri(s: String) -> Result<Uri, ProviderError> {
 }
 
 /// The Gemini body for a chat or stream call, and what was dropped.
-fn gemini_chat(body: &[u8], drop_params: bool) -> Result<(Bytes, Vec<String>), ProviderError> {
+fn gemini_chat(body: &[u8], opts: &ChatOptions) -> Result<(Bytes, Vec<String>), ProviderError> {
     let req: ChatCompletionRequest = read(body)?;
-    let (body, dropped) = build_generate(&req, drop_params)?;
+    let (body, dropped) = build_chat(&req, opts)?;
     let bytes = serde_json::to_vec(&body)
         .map_err(|e| ProviderError::new(500, "api_error", format!("cannot encode: {e}")))?;
     Ok((Bytes::from(bytes), dropped))
@@ -69,7 +71,25 @@ pub struct GeminiAdapter {
     model_id: String,
     /// `x-goog-api-key`, marked sensitive.
     key: Option<HeaderValue>,
-    drop_params: bool,
+    chat: ChatOptions,
+}
+
+/// The chat options of a Gemini-format deployment.
+fn chat_options(cfg: &AdapterConfig) -> ChatOptions {
+    ChatOptions {
+        drop_params: cfg.settings.drop_params,
+        budgets: cfg.settings.reasoning_budgets,
+        thinking: ThinkingControl::of(&cfg.model_id),
+    }
+}
+
+/// The rewrites a Gemini-format answer needs: only the first call when the request
+/// said `parallel_tool_calls: false`.
+fn gemini_reshape(body: &[u8]) -> Reshape {
+    match serde_json::from_slice::<ChatCompletionRequest>(body) {
+        Ok(req) => Reshape::for_request(&req, false, true),
+        Err(_) => Reshape::default(),
+    }
 }
 
 impl GeminiAdapter {
@@ -96,7 +116,7 @@ impl GeminiAdapter {
             model_url,
             model_id: cfg.model_id.clone(),
             key,
-            drop_params: cfg.settings.drop_params,
+            chat: chat_options(cfg),
         })
     }
 }
@@ -114,7 +134,7 @@ impl Adapter for GeminiAdapter {
                 )
             }
             op => {
-                let (body, dropped) = gemini_chat(call.body, self.drop_params)?;
+                let (body, dropped) = gemini_chat(call.body, &self.chat)?;
                 (format!("{}:{}", self.model_url, method(op)), body, dropped)
             }
         };
@@ -154,6 +174,10 @@ impl Adapter for GeminiAdapter {
     fn stream(&self, meta: StreamMeta) -> Box<dyn StreamTranslate> {
         Box::new(StreamTranslator::for_meta(meta))
     }
+
+    fn reshape(&self, body: &[u8]) -> Reshape {
+        gemini_reshape(body)
+    }
 }
 
 /// How a Vertex deployment authenticates.
@@ -179,7 +203,7 @@ pub struct VertexAdapter {
     model_url: String,
     publisher: Publisher,
     auth: VertexAuth,
-    drop_params: bool,
+    chat: ChatOptions,
 }
 
 impl VertexAdapter {
@@ -221,6 +245,7 @@ impl VertexAdapter {
             let opts = AnthropicOptions {
                 drop_params: s.drop_params,
                 body_version: Some(VERTEX_ANTHROPIC_VERSION),
+                reasoning_budgets: s.reasoning_budgets,
                 ..AnthropicOptions::default()
             };
             (Publisher::Anthropic(opts), "anthropic")
@@ -241,7 +266,7 @@ impl VertexAdapter {
             model_url,
             publisher,
             auth,
-            drop_params: s.drop_params,
+            chat: chat_options(cfg),
         })
     }
 
@@ -284,7 +309,7 @@ impl Adapter for VertexAdapter {
                 )
             }
             (Publisher::Google, op) => {
-                let (body, dropped) = gemini_chat(call.body, self.drop_params)?;
+                let (body, dropped) = gemini_chat(call.body, &self.chat)?;
                 let url = format!("{}:{}", self.model_url, method(op));
                 (url, body, dropped, vec![json_header()])
             }
@@ -351,6 +376,18 @@ impl Adapter for VertexAdapter {
         match self.publisher {
             Publisher::Google => Box::new(StreamTranslator::for_meta(meta)),
             Publisher::Anthropic(_) => Box::new(anthropic::StreamTranslator::for_meta(meta)),
+        }
+    }
+
+    fn reshape(&self, body: &[u8]) -> Reshape {
+        match self.publisher {
+            Publisher::Google => gemini_reshape(body),
+            Publisher::Anthropic(_) => {
+                match serde_json::from_slice::<ChatCompletionRequest>(body) {
+                    Ok(req) => Reshape::for_request(&req, true, false),
+                    Err(_) => Reshape::default(),
+                }
+            }
         }
     }
 

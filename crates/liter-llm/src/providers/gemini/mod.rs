@@ -31,8 +31,12 @@
 //!   `frequency_penalty`, `seed` and `top_k` → `generationConfig`. A client's own
 //!   `generationConfig` (e.g. `thinkingConfig`) is merged under the mapped values; other
 //!   unknown fields (`safetySettings`, `cachedContent`, `labels`, ...) are forwarded.
-//!   `user` is ignored. [`request::DROPPED_PARAMS`] and `parallel_tool_calls: false`
-//!   are answered 400, or dropped with `drop_params`.
+//!   `user` is ignored. [`request::DROPPED_PARAMS`] are answered 400, or dropped with
+//!   `drop_params`. `reasoning_effort` becomes `thinkingConfig` per [`ThinkingControl`]
+//!   (Gemini 2.5: `thinkingBudget` from the deployment's budgets, Gemini 3:
+//!   `thinkingLevel`); a client's own `thinkingConfig` wins. `parallel_tool_calls:
+//!   false` keeps only the first function call of the answer (Gemini has no switch for
+//!   it), and the answer says so in `x-liter-llm-parallel-tool-calls: first-call-only`.
 //! - **Tools**: function tools become one `functionDeclarations` tool (the schema as
 //!   `parametersJsonSchema`); `tool_choice` auto/none/required → `AUTO`/`NONE`/`ANY`,
 //!   a named function → `ANY` with `allowedFunctionNames`. Calls come back with Gemini's
@@ -66,13 +70,15 @@ mod error;
 mod request;
 mod response;
 mod stream;
+mod thinking;
 
 pub use adapter::{GeminiAdapter, VertexAdapter};
 pub use embed::{build_batch_embed, build_predict_embed};
 pub use error::parse_error;
-pub use request::{build_generate, DROPPED_PARAMS};
+pub use request::{build_chat, build_generate, ChatOptions, DROPPED_PARAMS};
 pub use response::{parse_batch_embed, parse_predict_embed, parse_response};
 pub use stream::StreamTranslator;
+pub use thinking::ThinkingControl;
 
 use crate::types::ProviderError;
 

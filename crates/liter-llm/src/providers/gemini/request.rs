@@ -5,15 +5,18 @@
 use serde_json::{json, Map, Value};
 
 use super::invalid;
+use super::thinking::ThinkingControl;
 use crate::providers::convert;
+use crate::providers::reasoning::{self, ReasoningBudgets};
 use crate::types::{
     ChatCompletionRequest, Message, ProviderError, ResponseFormat, Tool, ToolChoice,
 };
 
 /// OpenAI parameters with no Gemini counterpart. A request that sets one (to anything
 /// but `null`) is answered 400 naming it, unless `drop_params` is on: then it is left
-/// out and reported. `parallel_tool_calls` joins them when it is `false` (Gemini cannot
-/// be told to call one function at a time).
+/// out and reported. `reasoning_effort` is among them only for models that do not think
+/// (see [`ThinkingControl`]). `parallel_tool_calls: false` is honoured by keeping the
+/// first function call of the answer (Gemini cannot be told to call one at a time).
 pub const DROPPED_PARAMS: &[&str] = &[
     "logit_bias",
     "logprobs",
@@ -39,12 +42,34 @@ const GENERATION_PARAMS: &[(&str, &str)] = &[
     ("top_k", "topK"),
 ];
 
-/// The JSON body of a `generateContent` / `streamGenerateContent` call for `req`, and the
-/// parameters dropped under `drop_params`.
+/// How one deployment's chat requests are written.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatOptions {
+    pub drop_params: bool,
+    pub budgets: ReasoningBudgets,
+    pub thinking: ThinkingControl,
+}
+
+/// [`build_chat`] for a model without a thinking control.
 pub fn build_generate(
     req: &ChatCompletionRequest,
     drop_params: bool,
 ) -> Result<(Map<String, Value>, Vec<String>), ProviderError> {
+    let opts = ChatOptions {
+        drop_params,
+        budgets: ReasoningBudgets::default(),
+        thinking: ThinkingControl::Unsupported,
+    };
+    build_chat(req, &opts)
+}
+
+/// The JSON body of a `generateContent` / `streamGenerateContent` call for `req`, and the
+/// parameters dropped under `drop_params`.
+pub fn build_chat(
+    req: &ChatCompletionRequest,
+    opts: &ChatOptions,
+) -> Result<(Map<String, Value>, Vec<String>), ProviderError> {
+    let drop_params = opts.drop_params;
     let mut body = Map::new();
     let mut dropped = Vec::new();
     let mut config = Map::new();
@@ -60,8 +85,11 @@ pub fn build_generate(
         dropped.push(key.to_string());
         Ok(())
     };
+    let effort = reasoning::effort(req.extra.get("reasoning_effort"))?;
     for (key, value) in &req.extra {
-        if value.is_null() {
+        if value.is_null()
+            || (key == "reasoning_effort" && opts.thinking != ThinkingControl::Unsupported)
+        {
             continue;
         }
         if DROPPED_PARAMS.contains(&key.as_str()) {
@@ -80,8 +108,9 @@ pub fn build_generate(
             body.insert(key.clone(), value.clone());
         }
     }
-    if req.parallel_tool_calls == Some(false) {
-        refuse("parallel_tool_calls", &mut dropped)?;
+    if let Some(thinking) = effort.and_then(|e| opts.thinking.config(e, &opts.budgets)) {
+        // The client's own thinkingConfig (in generationConfig) wins.
+        config.entry("thinkingConfig").or_insert(thinking);
     }
 
     let (system, contents) = convert_messages(&req.messages)?;
@@ -469,7 +498,7 @@ mod tests {
         assert_eq!(e.status, 400);
         assert_eq!(e.error.param.as_deref(), Some("logit_bias"));
         let (body, dropped) = build(req, true).unwrap();
-        assert_eq!(dropped, vec!["logit_bias", "parallel_tool_calls"]);
+        assert_eq!(dropped, vec!["logit_bias"]);
         assert!(body.get("logit_bias").is_none());
     }
 
