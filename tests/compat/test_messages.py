@@ -25,8 +25,8 @@ MODELS = PROTOCOL_MODELS
 TOOL_INPUT = {"command": {"city": "Paris"}}
 # What each mock answers after a tool result: the OpenAI-format mocks echo the result;
 # the Gemini and Bedrock mocks echo the last user turn's text, and a turn of tool results
-# has none; the Cohere mock calls the tool again, because its tool results are a turn of
-# their own and the last user turn still says "call tool"; the Anthropic mock echoes the
+# has none; the Cohere mock, whose tool results are a turn of their own, answers in text
+# after one, echoing the last user turn ("please call tool"); the Anthropic mock echoes the
 # tool_result block's text.
 AFTER_RESULT = {
     "gpt-4o": ("end_turn", "echo: sunny"),
@@ -35,7 +35,7 @@ AFTER_RESULT = {
     "gemini": ("end_turn", "echo: "),
     "vertex": ("end_turn", "echo: "),
     "nova": ("end_turn", "echo: "),
-    "command": ("tool_use", None),
+    "command": ("end_turn", "echo: please call tool"),
 }
 
 WEATHER = {
