@@ -38,6 +38,7 @@ use liter_llm::providers::sse::{SseDecoder, SseEvent};
 use liter_llm::types::{ChatCompletion, ChatCompletionChunk};
 
 use crate::error::{GatewayError, Wire};
+use crate::request::Head;
 use crate::upstream::{Native, NativeAnswer};
 
 type Resp = Response<Body>;
@@ -61,6 +62,16 @@ pub trait FrontDoor: Send + Sync {
     /// The canonical request for the client's `body` (and headers); 400 when it is
     /// not a valid request of the protocol.
     fn decode(&self, body: &Bytes, headers: &HeaderMap) -> Result<Decoded, GatewayError>;
+    /// The client's request for a pool whose every deployment speaks the door's wire
+    /// (`routing::Pool::passes_through`): the canonical request, which no deployment
+    /// would get, is not built, and the client's body (whose `model` and `stream` the
+    /// pipeline reads alike) stands in for it. `None`: the door has no pass-through;
+    /// [`FrontDoor::decode`] is used.
+    /// `head` is the body's, already read.
+    fn pass_through(&self, body: &Bytes, head: Head, headers: &HeaderMap) -> Option<Decoded> {
+        let _ = (body, head, headers);
+        None
+    }
     /// A whole canonical answer in the client's protocol.
     fn answer(&self, answer: ChatCompletion) -> Result<Bytes, GatewayError>;
     /// [`FrontDoor::answer`], and the work to finish before it is sent.

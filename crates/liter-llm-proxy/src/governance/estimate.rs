@@ -132,6 +132,10 @@ impl Tokenizer {
 struct ChatBody<'a> {
     #[serde(default, borrow)]
     messages: Vec<MessageIn<'a>>,
+    /// Anthropic's top-level system prompt (a Messages request passed through as it
+    /// came is estimated as it is).
+    #[serde(default, borrow)]
+    system: Option<&'a RawValue>,
     #[serde(default, borrow)]
     tools: Option<&'a RawValue>,
     #[serde(default)]
@@ -202,6 +206,9 @@ pub fn chat(tok: &Tokenizer, body: &[u8], model_max_output: Option<u64>) -> Esti
         };
     };
     let mut prompt = 3; // every reply is primed with a few tokens
+    if let Some(s) = b.system {
+        prompt += PER_MESSAGE + content_tokens(tok, s);
+    }
     for m in &b.messages {
         prompt += PER_MESSAGE;
         if let Some(c) = m.content {
@@ -273,6 +280,22 @@ mod tests {
                 max_output: 0
             }
         );
+    }
+
+    #[test]
+    fn an_anthropic_system_prompt_is_counted() {
+        let tok = Tokenizer::default();
+        let without = chat(
+            &tok,
+            br#"{"messages":[{"role":"user","content":"hello world"}]}"#,
+            Some(1),
+        );
+        let with = chat(
+            &tok,
+            br#"{"system":[{"type":"text","text":"hello world"}],"messages":[{"role":"user","content":"hello world"}]}"#,
+            Some(1),
+        );
+        assert_eq!(with.prompt, without.prompt + PER_MESSAGE + 2);
     }
 
     #[test]

@@ -90,6 +90,22 @@ pub struct Pool {
     pub deployments: Vec<Arc<DeploymentState>>,
 }
 
+impl Pool {
+    /// Whether every deployment of the pool takes `wire`'s requests as they came and
+    /// the pool has no fallbacks: a request of that wire then never needs the
+    /// canonical translation.
+    pub fn passes_through(&self, wire: crate::error::Wire) -> bool {
+        self.spec.fallbacks.is_empty()
+            && self.spec.context_window_fallbacks.is_empty()
+            && !self.deployments.is_empty()
+            && self.deployments.iter().all(|d| {
+                d.target
+                    .as_ref()
+                    .is_some_and(|t| t.protocol.passes_through(wire))
+            })
+    }
+}
+
 /// All pools by name (aliases included), in config order for listing.
 #[derive(Debug)]
 pub struct Registry {

@@ -48,7 +48,16 @@ pub(super) async fn serve_door(
     headers: &HeaderMap,
     body: bytes::Bytes,
 ) -> Resp {
-    let decoded = match door.decode(&body, headers) {
+    // A pool that only passes the client's requests through needs no canonical one.
+    let passed = crate::request::parse_head(&body).ok().and_then(|head| {
+        let pool = app
+            .routes
+            .resolve(|m| principal.may_use(m), &head.model)
+            .ok()?;
+        pool.passes_through(door.wire())
+            .then(|| door.pass_through(&body, head, headers))?
+    });
+    let decoded = match passed.map_or_else(|| door.decode(&body, headers), Ok) {
         Ok(d) => d,
         Err(e) => return e.into_response(),
     };

@@ -62,6 +62,10 @@ impl Protocol for Translated {
         GatewayError::from(self.0.parse_error(status.as_u16(), headers, body))
     }
 
+    fn passes_through(&self, wire: Wire) -> bool {
+        self.1.is_some() && wire == Wire::Anthropic
+    }
+
     fn native(&self, native: &Native, model_id: &str, _metered: bool) -> Option<UpstreamRequest> {
         let target = self.1.as_ref().filter(|_| native.wire == Wire::Anthropic)?;
         let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(4);

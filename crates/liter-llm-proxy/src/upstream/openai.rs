@@ -79,6 +79,10 @@ impl Protocol for PassThrough {
         Ok(bytes)
     }
 
+    fn passes_through(&self, wire: Wire) -> bool {
+        self.completions_uri.is_some() && wire == Wire::OpenAi
+    }
+
     /// A legacy completion as it came, to `/completions`.
     fn native(&self, native: &Native, model_id: &str, metered: bool) -> Option<UpstreamRequest> {
         let uri = self

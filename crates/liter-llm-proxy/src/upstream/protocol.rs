@@ -86,6 +86,13 @@ pub trait Protocol: Send + Sync + std::fmt::Debug {
         let _ = (native, model_id, metered);
         None
     }
+
+    /// Whether [`Protocol::native`] takes every request of `wire` (so a front door of
+    /// that wire need not build the canonical request for this deployment).
+    fn passes_through(&self, wire: Wire) -> bool {
+        let _ = wire;
+        false
+    }
 }
 
 pub(crate) fn unix_now() -> u64 {

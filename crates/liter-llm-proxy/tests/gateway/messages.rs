@@ -455,3 +455,69 @@ async fn count_tokens_is_the_gateways_estimate() {
         .unwrap();
     expect_anthropic_error(missing, 404, "not_found_error").await;
 }
+
+/// A request only Anthropic can take as it is: an image from Anthropic's Files API.
+const FILE_IMAGE: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","file_id":"file_011CNha8iCJcU1wXNR6q4V8w"}},{"type":"text","text":"what is it"}]}]}"#;
+
+async fn post_messages(gw: &Gateway, body: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/v1/messages", gw.url))
+        .header("x-api-key", MASTER)
+        .header("anthropic-version", "2023-06-01")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_pool_of_anthropic_deployments_gets_requests_the_translation_could_not_carry() {
+    let mock = MockUpstream::start().await.unwrap();
+    // Every deployment of the model speaks Anthropic's wire and it has no fallback: the
+    // request is not translated at all, so what only Anthropic reads goes through.
+    let gw = both(&mock, "").await;
+    let resp = post_messages(&gw, FILE_IMAGE).await;
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["content"][0]["text"], "echo: what is it");
+    let sent = mock.requests()[0].body.clone().unwrap();
+    assert_eq!(sent["messages"][0]["content"][0]["source"]["type"], "file");
+
+    // With a fallback on OpenAI's wire the canonical request is needed, and it cannot
+    // say a Files API image: 400 before anything is sent.
+    let mock = MockUpstream::start().await.unwrap();
+    let gw = Gateway::start(&format!(
+        r#"
+[general]
+master_key = "{MASTER}"
+[[models]]
+name = "claude-sonnet-4-5"
+provider_model = "anthropic/claude-sonnet-4-20250514"
+api_key = "{UPSTREAM_KEY}"
+base_url = "http://{addr}"
+fallbacks = ["gpt"]
+[[models]]
+name = "gpt"
+provider_model = "openai/gpt-4o-2024-08-06"
+api_key = "{UPSTREAM_KEY}"
+base_url = "{base}"
+"#,
+        addr = mock.addr(),
+        base = mock.base_url(),
+    ))
+    .await;
+    let error = expect_anthropic_error(
+        post_messages(&gw, FILE_IMAGE).await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("source"),
+        "{error}"
+    );
+    assert!(mock.requests().is_empty());
+}

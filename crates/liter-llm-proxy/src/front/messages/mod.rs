@@ -17,7 +17,7 @@ use liter_llm::types::ChatCompletion;
 
 use super::{Decoded, FrontDoor, StreamEncode};
 use crate::error::{GatewayError, Wire};
-use crate::request::parse_head;
+use crate::request::{parse_head, Head};
 use crate::upstream::Native;
 
 /// The client headers passed on to Anthropic-format deployments.
@@ -25,6 +25,20 @@ pub const PASSED_HEADERS: [HeaderName; 2] = [
     HeaderName::from_static("anthropic-version"),
     HeaderName::from_static("anthropic-beta"),
 ];
+
+/// The client's request as it came, with the headers Anthropic-format deployments get.
+fn native(body: &Bytes, head: Head, headers: &HeaderMap) -> Native {
+    let passed = PASSED_HEADERS
+        .iter()
+        .filter_map(|name| Some((name.clone(), headers.get(name)?.clone())))
+        .collect();
+    Native {
+        wire: Wire::Anthropic,
+        body: body.clone(),
+        head,
+        headers: passed,
+    }
+}
 
 /// The Messages front door.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,21 +50,18 @@ impl FrontDoor for Messages {
     }
 
     fn decode(&self, body: &Bytes, headers: &HeaderMap) -> Result<Decoded, GatewayError> {
-        let head = parse_head(body)?;
         let canonical = serde_json::to_vec(&decode::canonical(body)?)
             .map_err(|e| GatewayError::Internal(format!("cannot encode the request: {e}")))?;
-        let passed = PASSED_HEADERS
-            .iter()
-            .filter_map(|name| Some((name.clone(), headers.get(name)?.clone())))
-            .collect();
         Ok(Decoded {
             canonical: Bytes::from(canonical),
-            native: Some(Native {
-                wire: Wire::Anthropic,
-                body: body.clone(),
-                head,
-                headers: passed,
-            }),
+            native: Some(native(body, parse_head(body)?, headers)),
+        })
+    }
+
+    fn pass_through(&self, body: &Bytes, head: Head, headers: &HeaderMap) -> Option<Decoded> {
+        Some(Decoded {
+            canonical: body.clone(),
+            native: Some(native(body, head, headers)),
         })
     }
 
