@@ -475,7 +475,7 @@ pub async fn metrics(
     headers: HeaderMap,
 ) -> Resp {
     let Some(metrics) = &app.metrics else {
-        return not_found().await;
+        return route_not_found(&axum::http::Method::GET, "/metrics");
     };
     let public = app.config.metrics == crate::config::MetricsAccess::Public;
     if !public && !matches!(principal.as_deref().map(|p| &**p), Some(Principal::Master)) {
@@ -505,10 +505,19 @@ pub async fn metrics(
     }
 }
 
-pub async fn not_found() -> Resp {
+pub async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> Resp {
+    route_not_found(&method, uri.path())
+}
+
+/// The 404 of a route not served: the method and path asked for (escaped, capped) and
+/// where the served routes are listed.
+fn route_not_found(method: &axum::http::Method, path: &str) -> Resp {
     GatewayError::Route {
         status: StatusCode::NOT_FOUND,
-        message: "no such route; this gateway serves the OpenAI API under /v1".into(),
+        message: format!(
+            "no route {method} {}: GET /openapi.json lists every route this gateway serves (OpenAI's API under /v1: chat/completions, completions, embeddings, responses, models; Anthropic's /v1/messages)",
+            crate::logtext::Clean(crate::logtext::capped(path))
+        ),
     }
     .into_response()
 }

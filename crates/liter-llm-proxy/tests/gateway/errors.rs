@@ -262,3 +262,24 @@ async fn unknown_route_and_method_are_openai_errors() {
         .unwrap();
     expect_error(resp, 405).await;
 }
+
+#[tokio::test]
+async fn an_unknown_route_names_the_path_and_where_the_routes_are_listed() {
+    let (_mock, gw) = setup("").await;
+    for path in [
+        "/v1/nope",
+        "/v2/chat/completions",
+        "/v1/chat/completions%0Aforged",
+    ] {
+        let resp = gw.get(path, Some(MASTER)).send().await.unwrap();
+        let err = expect_error(resp, 404).await;
+        let message = err["error"]["message"].as_str().unwrap();
+        // The path as it came, percent-encoding kept: no raw control character.
+        assert!(
+            message.starts_with(&format!("no route GET {path}:")),
+            "{message}"
+        );
+        assert!(message.contains("/openapi.json"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+}

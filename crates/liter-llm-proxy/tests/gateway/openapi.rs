@@ -77,7 +77,7 @@ async fn the_document_lists_exactly_the_routes_served() {
     // fallbacks (a handler may answer 404 for a missing model or file, in its words).
     let fallback = |status: u16, body: &Value| {
         let message = body["error"]["message"].as_str().unwrap_or("");
-        status == 405 || (status == 404 && message.starts_with("no such route"))
+        status == 405 || (status == 404 && message.starts_with("no route"))
     };
     let probe = |method: &str, path: &str| {
         let url = format!("{}{}", gw.url, path.replace("{id}", "x"));
