@@ -5,6 +5,8 @@
 //! file (one section, which would not stand alone) is marked `<!-- fragment -->` and is
 //! only checked to be valid TOML.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use liter_llm_proxy::config::{load_str, Overrides};
