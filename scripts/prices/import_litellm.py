@@ -60,6 +60,8 @@ FIELDS = [
     "output_cost_per_token",
     "cache_read_input_token_cost",
     "cache_creation_input_token_cost",
+    "input_cost_per_audio_token",
+    "output_cost_per_audio_token",
     "max_input_tokens",
     "max_output_tokens",
 ]
@@ -103,6 +105,9 @@ def sane(e: dict) -> bool:
     write = e.get("cache_creation_input_token_cost")
     if write is not None and write < inp:
         del e["cache_creation_input_token_cost"]
+    for audio in ("input_cost_per_audio_token", "output_cost_per_audio_token"):
+        if audio in e and not (0 < e[audio] < 1e-3):
+            del e[audio]
     for limit in ("max_input_tokens", "max_output_tokens"):
         if limit in e and e[limit] < 512:
             del e[limit]

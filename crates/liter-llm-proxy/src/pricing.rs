@@ -145,6 +145,8 @@ fn config_price() -> ModelPrice {
         output_cost_per_token: 0.0,
         cache_read_input_token_cost: None,
         cache_creation_input_token_cost: None,
+        input_cost_per_audio_token: None,
+        output_cost_per_audio_token: None,
         max_input_tokens: None,
         max_output_tokens: None,
         source: Some("liter-llm-proxy.toml".into()),

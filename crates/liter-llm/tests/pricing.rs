@@ -59,6 +59,8 @@ fn price(input: f64, output: f64) -> ModelPrice {
         output_cost_per_token: output,
         cache_read_input_token_cost: None,
         cache_creation_input_token_cost: None,
+        input_cost_per_audio_token: None,
+        output_cost_per_audio_token: None,
         max_input_tokens: None,
         max_output_tokens: None,
         source: None,
@@ -274,6 +276,46 @@ fn cache_tokens_without_cache_prices_cost_the_input_price() {
         table.cost("custom/m", &u).unwrap(),
         1000.0 * 1e-6 + 10.0 * 2e-6,
     );
+}
+
+#[test]
+fn audio_tokens_are_priced_at_the_audio_prices() {
+    let mut table = PriceTable::default();
+    table.insert(
+        "openai/voice",
+        ModelPrice {
+            input_cost_per_audio_token: Some(4e-5),
+            output_cost_per_audio_token: Some(8e-5),
+            ..price(2.5e-6, 1e-5)
+        },
+    );
+    // 100 prompt tokens, 30 of them audio; 50 completion tokens, 20 of them audio.
+    let u = Usage {
+        prompt_tokens_details: Some(liter_llm::types::PromptTokensDetails {
+            cached_tokens: 0,
+            audio_tokens: Some(30),
+        }),
+        completion_tokens_details: Some(liter_llm::types::CompletionTokensDetails {
+            audio_tokens: Some(20),
+            ..Default::default()
+        }),
+        ..usage(100, 50)
+    };
+    close(
+        table.cost("openai/voice", &u).unwrap(),
+        70.0 * 2.5e-6 + 30.0 * 4e-5 + 30.0 * 1e-5 + 20.0 * 8e-5,
+    );
+    // Without audio prices, audio tokens cost what text tokens do.
+    table.insert("openai/plain", price(2.5e-6, 1e-5));
+    close(
+        table.cost("openai/plain", &u).unwrap(),
+        100.0 * 2.5e-6 + 50.0 * 1e-5,
+    );
+    // The generated table carries LiteLLM's audio prices.
+    let realtime = PriceTable::embedded()
+        .iter()
+        .find(|(_, p)| p.input_cost_per_audio_token.is_some());
+    assert!(realtime.is_some(), "no audio price in the embedded table");
 }
 
 #[test]

@@ -59,6 +59,14 @@ pub struct ModelPrice {
     /// cache write); `None`: the input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_creation_input_token_cost: Option<f64>,
+    /// Price of a prompt token of audio (`prompt_tokens_details.audio_tokens`); `None`:
+    /// the input price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_cost_per_audio_token: Option<f64>,
+    /// Price of a completion token of audio (`completion_tokens_details.audio_tokens`);
+    /// `None`: the output price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_cost_per_audio_token: Option<f64>,
     /// The longest prompt the model accepts, in tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_input_tokens: Option<u64>,
@@ -94,16 +102,35 @@ impl ModelPrice {
             .prompt_tokens
             .saturating_sub(cache_read)
             .saturating_sub(cache_write);
+        // Audio tokens are among the uncached prompt tokens and the completion tokens.
+        let audio_in = usage
+            .prompt_tokens_details
+            .and_then(|d| d.audio_tokens)
+            .unwrap_or(0)
+            .min(uncached);
+        let audio_out = usage
+            .completion_tokens_details
+            .and_then(|d| d.audio_tokens)
+            .unwrap_or(0)
+            .min(usage.completion_tokens);
         let read_price = self
             .cache_read_input_token_cost
             .unwrap_or(self.input_cost_per_token);
         let write_price = self
             .cache_creation_input_token_cost
             .unwrap_or(self.input_cost_per_token);
-        uncached as f64 * self.input_cost_per_token
+        let audio_in_price = self
+            .input_cost_per_audio_token
+            .unwrap_or(self.input_cost_per_token);
+        let audio_out_price = self
+            .output_cost_per_audio_token
+            .unwrap_or(self.output_cost_per_token);
+        (uncached - audio_in) as f64 * self.input_cost_per_token
+            + audio_in as f64 * audio_in_price
             + cache_read as f64 * read_price
             + cache_write as f64 * write_price
-            + usage.completion_tokens as f64 * self.output_cost_per_token
+            + (usage.completion_tokens - audio_out) as f64 * self.output_cost_per_token
+            + audio_out as f64 * audio_out_price
     }
 }
 
@@ -316,6 +343,8 @@ fn parse_entry(key: &str, value: &Value) -> Result<(String, ModelPrice), String>
         output_cost_per_token,
         cache_read_input_token_cost: opt_price(obj, "cache_read_input_token_cost")?,
         cache_creation_input_token_cost: opt_price(obj, "cache_creation_input_token_cost")?,
+        input_cost_per_audio_token: opt_price(obj, "input_cost_per_audio_token")?,
+        output_cost_per_audio_token: opt_price(obj, "output_cost_per_audio_token")?,
         max_input_tokens: opt_count(obj, "max_input_tokens")?,
         max_output_tokens: opt_count(obj, "max_output_tokens")?,
         source: opt_string(obj, "source")?,
