@@ -128,6 +128,7 @@ impl Prices {
             .filter(|d| !prices.is_priced(&d.provider_model))
             .map(|d| d.provider_model.clone())
             .collect();
+        out.sort();
         out.dedup();
         Ok(out)
     }

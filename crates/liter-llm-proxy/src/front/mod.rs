@@ -62,14 +62,19 @@ pub trait FrontDoor: Send + Sync {
     /// The canonical request for the client's `body` (and headers); 400 when it is
     /// not a valid request of the protocol.
     fn decode(&self, body: &Bytes, headers: &HeaderMap) -> Result<Decoded, GatewayError>;
-    /// The client's request for a pool whose every deployment speaks the door's wire
-    /// (`routing::Pool::passes_through`): the canonical request, which no deployment
-    /// would get, is not built, and the client's body (whose `model` and `stream` the
-    /// pipeline reads alike) stands in for it. `None`: the door has no pass-through;
-    /// [`FrontDoor::decode`] is used.
-    /// `head` is the body's, already read.
-    fn pass_through(&self, body: &Bytes, head: Head, headers: &HeaderMap) -> Option<Decoded> {
-        let _ = (body, head, headers);
+    /// The client's request when `all_native` says of its head that every deployment
+    /// that could serve it speaks the door's wire (`routing::Pool::passes_through`):
+    /// the canonical request, which no deployment would get, is not built, and the
+    /// client's body (whose `model` and `stream` the pipeline reads alike) stands in
+    /// for it. `None`: not so, or the door has no pass-through (the default, which
+    /// reads nothing); [`FrontDoor::decode`] is used.
+    fn pass_through(
+        &self,
+        body: &Bytes,
+        headers: &HeaderMap,
+        all_native: &dyn Fn(&Head) -> bool,
+    ) -> Option<Decoded> {
+        let _ = (body, headers, all_native);
         None
     }
     /// A whole canonical answer in the client's protocol.
@@ -130,6 +135,16 @@ pub async fn encode(door: &dyn FrontDoor, resp: Resp, max_event_bytes: usize) ->
         }
         Err(e) => axum::response::IntoResponse::into_response(e),
     }
+}
+
+/// One named server-sent event (`event: kind`, `data: <json>`), as the Messages and
+/// Responses streams write them.
+pub fn sse_event(out: &mut BytesMut, kind: &str, data: &serde_json::Value) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(&serde_json::to_vec(data).unwrap_or_default());
+    out.extend_from_slice(b"\n\n");
 }
 
 /// What the stream transcoder holds between chunks.

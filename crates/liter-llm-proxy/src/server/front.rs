@@ -49,14 +49,12 @@ pub(super) async fn serve_door(
     body: bytes::Bytes,
 ) -> Resp {
     // A pool that only passes the client's requests through needs no canonical one.
-    let passed = crate::request::parse_head(&body).ok().and_then(|head| {
-        let pool = app
-            .routes
+    let all_native = |head: &crate::request::Head| {
+        app.routes
             .resolve(|m| principal.may_use(m), &head.model)
-            .ok()?;
-        pool.passes_through(door.wire())
-            .then(|| door.pass_through(&body, head, headers))?
-    });
+            .is_ok_and(|pool| pool.passes_through(door.wire()))
+    };
+    let passed = door.pass_through(&body, headers, &all_native);
     let decoded = match passed.map_or_else(|| door.decode(&body, headers), Ok) {
         Ok(d) => d,
         Err(e) => return e.into_response(),

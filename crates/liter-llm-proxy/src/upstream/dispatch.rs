@@ -190,12 +190,7 @@ async fn attempt<G: Send + 'static>(
     let (parts, incoming) = resp.into_parts();
     let limit = target.limits.max_response_bytes;
     if !parts.status.is_success() {
-        let retry_after = retry_after(&parts.headers);
-        let err = match read_body(incoming, &target.name, attempt_deadline, limit).await {
-            Ok(bytes) => target.protocol.error(parts.status, &parts.headers, &bytes),
-            Err(e) => e,
-        };
-        return Err(Failure { err, retry_after });
+        return Err(refusal(target, &parts, incoming, attempt_deadline).await);
     }
     let mut answer = if streaming {
         let first = first_chunk(incoming, &target.name, first_byte_deadline).await?;
@@ -234,6 +229,22 @@ async fn attempt<G: Send + 'static>(
         answer.response.extensions_mut().insert(NativeAnswer);
     }
     Ok(answer)
+}
+
+/// An upstream's error answer, read (within `deadline`) by the deployment's protocol.
+pub(super) async fn refusal(
+    target: &Target,
+    parts: &axum::http::response::Parts,
+    incoming: hyper::body::Incoming,
+    deadline: Instant,
+) -> Failure {
+    let retry_after = retry_after(&parts.headers);
+    let limit = target.limits.max_response_bytes;
+    let err = match read_body(incoming, &target.name, deadline, limit).await {
+        Ok(bytes) => target.protocol.error(parts.status, &parts.headers, &bytes),
+        Err(e) => e,
+    };
+    Failure { err, retry_after }
 }
 
 /// The client's stream body: relayed as it comes in the client's `wire` when the

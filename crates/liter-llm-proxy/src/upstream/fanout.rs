@@ -9,10 +9,10 @@ use liter_llm::providers::fanout;
 use liter_llm::types::ChatCompletion;
 use tokio::time::Instant;
 
-use super::dispatch::{dropped_header, whole_answer, Answer, Failure, DROPPED_PARAMS};
+use super::dispatch::{dropped_header, refusal, whole_answer, Answer, Failure, DROPPED_PARAMS};
 use super::protocol::Job;
 use super::target::Target;
-use super::{read_body, retry_after, Upstream};
+use super::{read_body, Upstream};
 use crate::config::Deployment;
 use crate::error::GatewayError;
 use crate::request::Endpoint;
@@ -52,15 +52,10 @@ pub(super) async fn answer(
         let dropped = std::mem::take(&mut out.dropped);
         let resp = upstream.send_once(&target.name, out, deadline).await?;
         let (parts, incoming) = resp.into_parts();
-        let limit = target.limits.max_response_bytes;
         if !parts.status.is_success() {
-            let retry_after = retry_after(&parts.headers);
-            let err = match read_body(incoming, &target.name, deadline, limit).await {
-                Ok(bytes) => target.protocol.error(parts.status, &parts.headers, &bytes),
-                Err(e) => e,
-            };
-            return Err(Failure { err, retry_after });
+            return Err(refusal(target, &parts, incoming, deadline).await);
         }
+        let limit = target.limits.max_response_bytes;
         let bytes = read_body(incoming, &target.name, deadline, limit).await?;
         let bytes = target.protocol.answer(bytes, sub)?;
         let c: ChatCompletion = serde_json::from_slice(&bytes)

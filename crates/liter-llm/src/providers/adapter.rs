@@ -79,7 +79,8 @@ pub struct ProviderSettings {
 pub fn n_refused(provider: &str) -> ProviderError {
     crate::providers::convert::invalid(
         format!(
-            "{provider} generates one choice per request: n must be 1, or set fan_out_n = true on the model to serve n > 1 (not streamed) with n upstream requests (n times the cost)"
+            "{provider} generates one choice per request: n must be 1, or set fan_out_n = true on the model to serve n from 2 to {} (not streamed) with n upstream requests (n times the cost)",
+            crate::providers::fanout::MAX_N
         ),
         "n",
     )

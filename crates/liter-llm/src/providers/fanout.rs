@@ -15,6 +15,16 @@ pub const MAX_N: u64 = 16;
 /// `None` when there is nothing to fan out (n absent, 1, or a stream: refused by the
 /// adapter as before).
 pub fn split(body: &[u8]) -> Option<(u64, Bytes)> {
+    /// `n` alone: the common request (no `n`) is not built into a JSON value.
+    #[derive(serde::Deserialize)]
+    struct OnlyN {
+        #[serde(default)]
+        n: Option<u64>,
+    }
+    let n = serde_json::from_slice::<OnlyN>(body).ok()?.n?;
+    if !(2..=MAX_N).contains(&n) {
+        return None;
+    }
     let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(body) else {
         return None;
     };

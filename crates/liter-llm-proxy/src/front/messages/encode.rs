@@ -116,11 +116,7 @@ pub struct MessagesStream {
 }
 
 fn event(out: &mut BytesMut, kind: &str, data: &Value) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(&serde_json::to_vec(data).unwrap_or_default());
-    out.extend_from_slice(b"\n\n");
+    crate::front::sse_event(out, kind, data);
 }
 
 impl MessagesStream {

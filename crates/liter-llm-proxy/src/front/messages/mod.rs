@@ -58,7 +58,13 @@ impl FrontDoor for Messages {
         })
     }
 
-    fn pass_through(&self, body: &Bytes, head: Head, headers: &HeaderMap) -> Option<Decoded> {
+    fn pass_through(
+        &self,
+        body: &Bytes,
+        headers: &HeaderMap,
+        all_native: &dyn Fn(&Head) -> bool,
+    ) -> Option<Decoded> {
+        let head = parse_head(body).ok().filter(|h| all_native(h))?;
         Some(Decoded {
             canonical: body.clone(),
             native: Some(native(body, head, headers)),

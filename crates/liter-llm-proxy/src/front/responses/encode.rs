@@ -208,11 +208,7 @@ impl ResponsesStream {
         data["type"] = kind.into();
         data["sequence_number"] = self.seq.into();
         self.seq += 1;
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\ndata: ");
-        out.extend_from_slice(&serde_json::to_vec(&data).unwrap_or_default());
-        out.extend_from_slice(b"\n\n");
+        crate::front::sse_event(out, kind, &data);
     }
 
     fn start(&mut self, out: &mut BytesMut) {
@@ -229,16 +225,7 @@ impl ResponsesStream {
             None,
             None,
         );
-        self.event(out, "response.created", json!({"response": r}));
-        let r = response(
-            &self.turn,
-            &self.model,
-            "in_progress",
-            Vec::new(),
-            None,
-            None,
-            None,
-        );
+        self.event(out, "response.created", json!({"response": r.clone()}));
         self.event(out, "response.in_progress", json!({"response": r}));
     }
 
