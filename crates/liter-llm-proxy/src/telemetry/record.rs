@@ -81,14 +81,11 @@ impl Record {
         if let Some((u, cost)) = deployment.and_then(|d| self.usage(d)) {
             let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
             t.set([
-                opentelemetry::KeyValue::new("gen_ai.usage.input_tokens", tokens(u.prompt_tokens)),
-                opentelemetry::KeyValue::new(
-                    "gen_ai.usage.output_tokens",
-                    tokens(u.completion_tokens),
-                ),
+                crate::otel::Attr::new("gen_ai.usage.input_tokens", tokens(u.prompt_tokens)),
+                crate::otel::Attr::new("gen_ai.usage.output_tokens", tokens(u.completion_tokens)),
             ]);
             if let Some(c) = cost {
-                t.set([opentelemetry::KeyValue::new("gen_ai.usage.cost", c)]);
+                t.set([crate::otel::Attr::new("gen_ai.usage.cost", c)]);
             }
         }
         t.end(status, error);

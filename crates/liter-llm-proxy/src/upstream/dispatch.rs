@@ -22,8 +22,8 @@ use super::{json_response, read_body, retry_after, sse_response, Upstream};
 use crate::config::Deployment;
 use crate::error::{GatewayError, Wire};
 use crate::otel::Attempt;
+use crate::otel::Attr;
 use crate::request::Endpoint;
-use opentelemetry::KeyValue;
 
 /// A successful attempt.
 pub struct Answer {
@@ -196,7 +196,7 @@ async fn attempt<G: Send + 'static>(
         let first = first_chunk(incoming, &target.name, first_byte_deadline).await?;
         let latency = start.elapsed();
         if let (Some(s), Some(t)) = (span.as_ref(), job.trace) {
-            let ttft = KeyValue::new("gen_ai.server.time_to_first_token", latency.as_secs_f64());
+            let ttft = Attr::new("gen_ai.server.time_to_first_token", latency.as_secs_f64());
             s.set([ttft.clone()]);
             t.set([ttft]);
         }

@@ -409,3 +409,43 @@ base_url = "http://{addr}"
     // As the client's protocol says it.
     assert_eq!(reasons(by_id(&ids[2])), ["end_turn"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_the_client_did_not_sample_is_carried_on_but_not_recorded() {
+    let (url, got) = receiver().await;
+    let mock = MockUpstream::start().await.unwrap();
+    let gw = start(&mock, "", &url).await;
+    let resp = gw
+        .post("/v1/chat/completions", Some(MASTER), &hello("gpt-4o"))
+        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-00"))
+        .header("tracestate", "vendor=opaque")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // The provider still sees the client's trace, unsampled, and its tracestate.
+    let sent = mock.requests();
+    let parent = sent[0].header("traceparent").unwrap().to_string();
+    assert!(parent.starts_with(&format!("00-{TRACE_ID}-")), "{parent}");
+    assert!(parent.ends_with("-00"), "{parent}");
+    assert!(!parent.contains(CLIENT_SPAN), "{parent}");
+    assert_eq!(sent[0].header("tracestate").unwrap(), "vendor=opaque");
+    // A request after it, sampled: its spans are the only ones exported.
+    assert_eq!(gw.chat(MASTER, hello("gpt-4o")).await.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        flush(&gw).await;
+        if got.lock().unwrap().spans.len() >= 2 || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let got = got.lock().unwrap();
+    assert_eq!(got.spans.len(), 2, "{:?}", got.spans);
+    assert!(got.spans.iter().all(|(_, s)| hex(&s.trace_id) != TRACE_ID));
+    let second = mock.requests()[1]
+        .header("traceparent")
+        .unwrap()
+        .to_string();
+    assert!(second.ends_with("-01"), "{second}");
+}

@@ -1,0 +1,546 @@
+//! OpenTelemetry traces (`general.enable_tracing`): a span per API request and a child
+//! span per upstream attempt, with the GenAI semantic conventions' attributes,
+//! exported over OTLP/HTTP (protobuf) from a queue by a thread of its own (`export`),
+//! encoded straight from the spans (`wire`).
+//!
+//! Never in a request's way: a span that finds the export queue full is dropped and
+//! counted (`liter_llm_trace_spans_dropped_total`), as is every span of a batch the
+//! collector failed to take. The client's W3C `traceparent`/`tracestate` continue its
+//! trace (a parent it did not sample is not recorded, as OpenTelemetry's default
+//! parent-based sampler does); each attempt sends its own `traceparent` upstream.
+//! Prompts and completions are put in spans only with `general.trace_content`. When
+//! tracing is off nothing here runs: the stages hold `Option`s.
+//!
+//! A leaf beside `metrics`: it imports `config`, `metrics`, `logtext` and `objstore`
+//! (for the process-wide TLS provider its HTTP client needs) only.
+
+mod export;
+mod wire;
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::config::TracingSpec;
+use crate::metrics::TraceMetrics;
+use export::{Exporter, Queue};
+use wire::{Kind, SpanData};
+
+pub use export::QUEUE;
+pub use wire::{Attr, Val};
+
+/// The longest prompt or completion text put in a span (with `trace_content`).
+pub const CONTENT_CAP: usize = 64 * 1024;
+/// The longest client `tracestate` carried on (W3C's limit for propagators).
+const TRACESTATE_CAP: usize = 512;
+
+/// The trace exporter could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the OTLP trace exporter: {0}")]
+pub struct TracingError(String);
+
+/// The gateway's tracer. Built once by the `App`; sends what is queued and stops its
+/// thread when dropped.
+pub struct Tracing {
+    exporter: Exporter,
+    /// `general.trace_content`.
+    pub content: bool,
+}
+
+impl Tracing {
+    pub fn start(spec: &TracingSpec, counters: TraceMetrics) -> Result<Tracing, TracingError> {
+        Ok(Tracing {
+            exporter: Exporter::start(spec, counters)?,
+            content: spec.content,
+        })
+    }
+
+    /// Sends what is queued and waits for it (tests, shutdown). Blocks.
+    pub fn flush(&self) {
+        self.exporter.flush();
+    }
+
+    /// The span of an API request (`operation`: `chat` or `embeddings`), continuing
+    /// the client's trace when its headers carry one.
+    pub fn request(&self, headers: &HeaderMap, operation: &'static str) -> Trace {
+        let parent = Parent::of(headers);
+        let (trace_id, flags, state) = match &parent {
+            Some(p) => (p.trace_id, p.flags, p.state.clone()),
+            None => (rand::random::<u128>().max(1).to_be_bytes(), SAMPLED, None),
+        };
+        let span_id = span_id();
+        let data = (flags & SAMPLED != 0).then(|| SpanData {
+            trace_id,
+            span_id,
+            parent: parent.as_ref().map(|p| p.span_id),
+            remote_parent: parent.is_some(),
+            flags,
+            trace_state: state.clone(),
+            name: operation.to_owned(),
+            kind: Kind::Server,
+            start_ns: now_ns(),
+            end_ns: 0,
+            attrs: vec![Attr::new("gen_ai.operation.name", operation)],
+            error: None,
+        });
+        Trace(Arc::new(Span {
+            queue: self.exporter.queue.clone(),
+            content: self.content,
+            operation,
+            trace_id,
+            span_id,
+            flags,
+            state,
+            data: Mutex::new(data),
+        }))
+    }
+}
+
+impl std::fmt::Debug for Tracing {
+    // The exporter's settings hold the OTLP headers (secrets): never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracing")
+            .field("content", &self.content)
+            .finish_non_exhaustive()
+    }
+}
+
+/// W3C trace flags: sampled.
+const SAMPLED: u8 = 1;
+
+fn span_id() -> [u8; 8] {
+    rand::random::<u64>().max(1).to_be_bytes()
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// A span being recorded: its ids, and its data until it ends (`None` once ended,
+/// or from the start when its trace is not sampled).
+struct Span {
+    queue: Arc<Queue>,
+    content: bool,
+    operation: &'static str,
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    flags: u8,
+    state: Option<Arc<str>>,
+    data: Mutex<Option<SpanData>>,
+}
+
+impl Span {
+    fn with(&self, f: impl FnOnce(&mut SpanData)) {
+        if let Some(d) = self.data.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            f(d);
+        }
+    }
+
+    fn set(&self, attributes: impl IntoIterator<Item = Attr>) {
+        self.with(|d| d.attrs.extend(attributes));
+    }
+
+    /// Ends the span with an HTTP status and, for a failure, its kind.
+    fn end(&self, status: u16, error: Option<&'static str>) {
+        let data = self.data.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut d) = data {
+            d.attrs
+                .push(Attr::new("http.response.status_code", i64::from(status)));
+            if let Some(kind) = error {
+                d.attrs.push(Attr::new("error.type", kind));
+                d.error = Some(kind);
+            }
+            d.end_ns = now_ns();
+            self.queue.push(d);
+        }
+    }
+}
+
+/// A request's span, and what its attempts need to start theirs.
+#[derive(Clone)]
+pub struct Trace(Arc<Span>);
+
+impl std::fmt::Debug for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trace")
+            .field("operation", &self.0.operation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One upstream attempt's span.
+pub struct Attempt(Span);
+
+impl Trace {
+    /// Whether prompts and completions go in spans.
+    pub fn content(&self) -> bool {
+        self.0.content
+    }
+
+    /// Set attributes on the request's span.
+    pub fn set(&self, attributes: impl IntoIterator<Item = Attr>) {
+        self.0.set(attributes);
+    }
+
+    /// The span name the conventions ask for: `{operation} {model}`.
+    pub fn name(&self, model: &str) {
+        let op = self.0.operation;
+        self.0
+            .with(|d| d.name = format!("{op} {}", crate::logtext::capped(model)));
+    }
+
+    /// Ends the request's span with its status (`error`: the error's kind).
+    pub fn end(&self, status: u16, error: Option<&'static str>) {
+        self.0.end(status, error);
+    }
+
+    /// A child span for one attempt on `deployment` of `provider`, sending
+    /// `traceparent` (and `tracestate`) upstream in `headers`.
+    pub fn attempt(
+        &self,
+        provider: &'static str,
+        model: &str,
+        upstream: Option<&axum::http::Uri>,
+        headers: &mut Vec<(HeaderName, HeaderValue)>,
+    ) -> Attempt {
+        let t = &self.0;
+        let span_id = span_id();
+        let data = (t.flags & SAMPLED != 0).then(|| {
+            let mut attrs = Vec::with_capacity(12);
+            attrs.extend([
+                Attr::new("gen_ai.operation.name", t.operation),
+                Attr::new("gen_ai.provider.name", provider),
+                Attr::new("gen_ai.system", provider),
+                Attr::new("gen_ai.request.model", model.to_owned()),
+            ]);
+            if let Some(uri) = upstream {
+                if let Some(host) = uri.host() {
+                    attrs.push(Attr::new("server.address", host.to_owned()));
+                }
+                if let Some(port) = uri.port_u16() {
+                    attrs.push(Attr::new("server.port", i64::from(port)));
+                }
+            }
+            SpanData {
+                trace_id: t.trace_id,
+                span_id,
+                parent: Some(t.span_id),
+                remote_parent: false,
+                flags: t.flags,
+                trace_state: t.state.clone(),
+                name: format!("{} {}", t.operation, crate::logtext::capped(model)),
+                kind: Kind::Client,
+                start_ns: now_ns(),
+                end_ns: 0,
+                attrs,
+                error: None,
+            }
+        });
+        inject(headers, &t.trace_id, &span_id, t.flags, t.state.as_deref());
+        Attempt(Span {
+            queue: t.queue.clone(),
+            content: t.content,
+            operation: t.operation,
+            trace_id: t.trace_id,
+            span_id,
+            flags: t.flags,
+            state: None,
+            data: Mutex::new(data),
+        })
+    }
+}
+
+impl Attempt {
+    pub fn set(&self, attributes: impl IntoIterator<Item = Attr>) {
+        self.0.set(attributes);
+    }
+
+    /// Ends the attempt with the upstream's status (`error`: the failure's kind).
+    pub fn end(&self, status: u16, error: Option<&'static str>) {
+        self.0.end(status, error);
+    }
+}
+
+/// The client's span context, from a valid W3C `traceparent` (and its `tracestate`).
+struct Parent {
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    flags: u8,
+    state: Option<Arc<str>>,
+}
+
+impl Parent {
+    fn of(headers: &HeaderMap) -> Option<Parent> {
+        let (trace_id, span_id, flags) = traceparent(headers.get("traceparent")?.as_bytes())?;
+        let state = headers
+            .get("tracestate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && s.len() <= TRACESTATE_CAP)
+            .map(Arc::from);
+        Some(Parent {
+            trace_id,
+            span_id,
+            flags,
+            state,
+        })
+    }
+}
+
+/// `version-traceid-parentid-flags` in lowercase hex, as W3C Trace Context reads it:
+/// version `ff` and all-zero ids are invalid; version `00` is exactly 55 bytes, a later
+/// version may carry more after a `-`.
+fn traceparent(v: &[u8]) -> Option<([u8; 16], [u8; 8], u8)> {
+    if v.len() < 55 || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+        return None;
+    }
+    let version = hex::<1>(&v[..2])?[0];
+    if version == 0xff || (version == 0 && v.len() != 55) || (v.len() > 55 && v[55] != b'-') {
+        return None;
+    }
+    let trace_id = hex::<16>(&v[3..35])?;
+    let span_id = hex::<8>(&v[36..52])?;
+    let flags = hex::<1>(&v[53..55])?[0];
+    if trace_id == [0; 16] || span_id == [0; 8] {
+        return None;
+    }
+    Some((trace_id, span_id, flags))
+}
+
+/// `N` bytes from `2N` lowercase hex digits.
+fn hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0; N];
+    for (i, pair) in text.chunks_exact(2).enumerate() {
+        *out.get_mut(i)? = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Puts `traceparent` (and `tracestate`) for the span `span_id` in `headers`.
+fn inject(
+    headers: &mut Vec<(HeaderName, HeaderValue)>,
+    trace_id: &[u8; 16],
+    span_id: &[u8; 8],
+    flags: u8,
+    state: Option<&str>,
+) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = Vec::with_capacity(55);
+    text.extend_from_slice(b"00-");
+    let put = |bytes: &[u8], text: &mut Vec<u8>| {
+        for b in bytes {
+            text.push(DIGITS[usize::from(b >> 4)]);
+            text.push(DIGITS[usize::from(b & 15)]);
+        }
+    };
+    put(trace_id, &mut text);
+    text.push(b'-');
+    put(span_id, &mut text);
+    text.push(b'-');
+    put(&[flags & SAMPLED], &mut text);
+    let parent = HeaderName::from_static("traceparent");
+    let tracestate = HeaderName::from_static("tracestate");
+    headers.retain(|(n, _)| *n != parent && *n != tracestate);
+    if let Ok(v) = HeaderValue::from_bytes(&text) {
+        headers.push((parent, v));
+    }
+    if let Some(v) = state.and_then(|s| HeaderValue::from_str(s).ok()) {
+        headers.push((tracestate, v));
+    }
+}
+
+/// `text` cut to [`CONTENT_CAP`] bytes (at a character boundary).
+pub fn capped_content(text: &str) -> String {
+    let mut end = text.len().min(CONTENT_CAP);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// What the spans read of a whole answer: the rest of it is skipped, not built
+/// (parsing it into a `serde_json::Value` was most of tracing's cost per request).
+#[derive(serde::Deserialize)]
+struct AnswerFacts<'a> {
+    #[serde(default, borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    choices: Vec<ChoiceFacts<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceFacts<'a> {
+    #[serde(default, borrow)]
+    finish_reason: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The GenAI attributes of a whole answer in OpenAI's shape: its id, model, finish
+/// reasons, usage, and (with `content`) the completion.
+pub fn answer_attributes(bytes: &[u8], content: bool) -> Vec<Attr> {
+    let Ok(a) = serde_json::from_slice::<AnswerFacts<'_>>(bytes) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(id) = &a.id {
+        out.push(Attr::new(
+            "gen_ai.response.id",
+            crate::logtext::capped(id).to_owned(),
+        ));
+    }
+    if let Some(model) = &a.model {
+        out.push(Attr::new(
+            "gen_ai.response.model",
+            crate::logtext::capped(model).to_owned(),
+        ));
+    }
+    let reasons: Vec<String> = a
+        .choices
+        .iter()
+        .filter_map(|c| c.finish_reason.as_deref())
+        .map(|r| crate::logtext::capped(r).to_owned())
+        .collect();
+    if !reasons.is_empty() {
+        out.push(Attr::new("gen_ai.response.finish_reasons", reasons));
+    }
+    if content {
+        let messages: Vec<&serde_json::value::RawValue> =
+            a.choices.iter().filter_map(|c| c.message).collect();
+        if let Ok(json) = serde_json::to_string(&messages) {
+            out.push(Attr::new("gen_ai.output.messages", capped_content(&json)));
+        }
+    }
+    out
+}
+
+/// The GenAI attributes of what a streamed answer said of itself (nothing for a
+/// whole answer, whose attributes [`answer_attributes`] gave).
+pub fn stream_attributes(
+    id: Option<String>,
+    model: Option<String>,
+    finish_reasons: Vec<String>,
+) -> Vec<Attr> {
+    let mut out = Vec::new();
+    let capped = |s: String| crate::logtext::capped(&s).to_owned();
+    if let Some(id) = id {
+        out.push(Attr::new("gen_ai.response.id", capped(id)));
+    }
+    if let Some(model) = model {
+        out.push(Attr::new("gen_ai.response.model", capped(model)));
+    }
+    if !finish_reasons.is_empty() {
+        let reasons: Vec<String> = finish_reasons.into_iter().map(capped).collect();
+        out.push(Attr::new("gen_ai.response.finish_reasons", reasons));
+    }
+    out
+}
+
+/// What the spans read of a request body (the rest is skipped, not built).
+#[derive(serde::Deserialize)]
+struct RequestFacts<'a> {
+    #[serde(default)]
+    max_completion_tokens: Option<i64>,
+    #[serde(default)]
+    max_tokens: Option<i64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default, borrow)]
+    messages: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow)]
+    input: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The GenAI request attributes of an OpenAI-shaped body: the model asked for, the
+/// sampling parameters, and (with `content`) the messages.
+pub fn request_attributes(body: &[u8], model: &str, content: bool) -> Vec<Attr> {
+    let mut out = vec![Attr::new(
+        "gen_ai.request.model",
+        crate::logtext::capped(model).to_owned(),
+    )];
+    let Ok(r) = serde_json::from_slice::<RequestFacts<'_>>(body) else {
+        return out;
+    };
+    if let Some(n) = r.max_completion_tokens.or(r.max_tokens) {
+        out.push(Attr::new("gen_ai.request.max_tokens", n));
+    }
+    for (value, key) in [
+        (r.temperature, "gen_ai.request.temperature"),
+        (r.top_p, "gen_ai.request.top_p"),
+    ] {
+        if let Some(x) = value {
+            out.push(Attr::new(key, x));
+        }
+    }
+    if content {
+        if let Some(m) = r.messages.or(r.input) {
+            out.push(Attr::new("gen_ai.input.messages", capped_content(m.get())));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    #[test]
+    fn a_valid_traceparent_is_read() {
+        let v = format!("00-{ID}-00f067aa0ba902b7-01");
+        let (t, s, f) = traceparent(v.as_bytes()).unwrap();
+        assert_eq!(t[0], 0x4b);
+        assert_eq!(t[15], 0x36);
+        assert_eq!(s, [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]);
+        assert_eq!(f, 1);
+        // A later version may carry more fields.
+        assert!(traceparent(format!("01-{ID}-00f067aa0ba902b7-00-extra").as_bytes()).is_some());
+    }
+
+    #[test]
+    fn an_invalid_traceparent_starts_a_new_trace() {
+        for bad in [
+            format!("00-{ID}-00f067aa0ba902b7-01-extra"),
+            format!("ff-{ID}-00f067aa0ba902b7-01"),
+            format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32)),
+            format!("00-{ID}-0000000000000000-01"),
+            format!("00-{}-00f067aa0ba902b7-01", ID.to_uppercase()),
+            format!("00-{ID}-00f067aa0ba902b7-0"),
+            format!("00_{ID}-00f067aa0ba902b7-01"),
+            "00-é".repeat(20),
+            String::new(),
+        ] {
+            assert!(traceparent(bad.as_bytes()).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn inject_writes_the_span_and_replaces_what_was_there() {
+        let mut headers = vec![(
+            HeaderName::from_static("traceparent"),
+            HeaderValue::from_static("stale"),
+        )];
+        inject(&mut headers, &[0xab; 16], &[0x01; 8], 3, Some("k=v"));
+        assert_eq!(headers.len(), 2);
+        assert_eq!(
+            headers[0].1,
+            format!("00-{}-{}-01", "ab".repeat(16), "01".repeat(8)).as_str()
+        );
+        assert_eq!(headers[1].1, "k=v");
+    }
+}
