@@ -12,6 +12,10 @@ pub const MAX_LOGGED_CHARS: usize = 256;
 /// `s` cut at [`MAX_LOGGED_CHARS`] characters, for a field logged as a string (which
 /// the log formatters quote and escape themselves).
 pub fn capped(s: &str) -> &str {
+    // No more bytes than the cap: no more characters either.
+    if s.len() <= MAX_LOGGED_CHARS {
+        return s;
+    }
     match s.char_indices().nth(MAX_LOGGED_CHARS) {
         Some((end, _)) => &s[..end],
         None => s,

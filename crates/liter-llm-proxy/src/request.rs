@@ -126,13 +126,24 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, Gatew
 pub struct BodyLimit(pub usize);
 
 /// What the gateway needs to know of a JSON request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Head {
     pub model: String,
     /// Byte range of the `model` value (quotes included) in the body.
     pub model_span: Range<usize>,
     pub stream: bool,
     pub include_usage: bool,
+    /// The sampling parameters a span reports, read in the same pass.
+    pub sampling: Sampling,
+}
+
+/// `max_completion_tokens` (or `max_tokens`), `temperature` and `top_p` when the body
+/// gives them as numbers (anything else is the provider's to judge).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sampling {
+    pub max_tokens: Option<i64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +152,10 @@ enum Field {
     Model,
     Stream,
     StreamOptions,
+    MaxTokens,
+    MaxCompletionTokens,
+    Temperature,
+    TopP,
     #[serde(other)]
     Other,
 }
@@ -158,6 +173,63 @@ struct Found<'de> {
     model: Option<&'de RawValue>,
     stream: bool,
     include_usage: bool,
+    sampling: Sampling,
+    max_completion_tokens: Option<i64>,
+    max_tokens: Option<i64>,
+}
+
+/// A number, or `None` for any other JSON value (skipped, not built).
+struct Number(Option<f64>);
+
+impl<'de> de::Deserialize<'de> for Number {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Number;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_f64<E>(self, x: f64) -> Result<Number, E> {
+                Ok(Number(Some(x)))
+            }
+            fn visit_i64<E>(self, x: i64) -> Result<Number, E> {
+                Ok(Number(Some(x as f64)))
+            }
+            fn visit_u64<E>(self, x: u64) -> Result<Number, E> {
+                Ok(Number(Some(x as f64)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Number, E> {
+                Ok(Number(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Number, E> {
+                Ok(Number(None))
+            }
+            fn visit_unit<E>(self) -> Result<Number, E> {
+                Ok(Number(None))
+            }
+            fn visit_none<E>(self) -> Result<Number, E> {
+                Ok(Number(None))
+            }
+            fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Number, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut a: A) -> Result<Number, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Number(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Number, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Number(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A whole number of tokens, as a span reports it.
+fn tokens(n: Option<f64>) -> Option<i64> {
+    n.filter(|x| x.fract() == 0.0 && x.abs() < 1e15)
+        .map(|x| x as i64)
 }
 
 impl<'de> Visitor<'de> for HeadVisitor {
@@ -184,6 +256,12 @@ impl<'de> Visitor<'de> for HeadVisitor {
                         .map_err(|_| de::Error::custom("`stream_options` must be an object"))?;
                     found.include_usage = opts.and_then(|o| o.include_usage).unwrap_or(false);
                 }
+                Field::MaxCompletionTokens => {
+                    found.max_completion_tokens = tokens(map.next_value::<Number>()?.0)
+                }
+                Field::MaxTokens => found.max_tokens = tokens(map.next_value::<Number>()?.0),
+                Field::Temperature => found.sampling.temperature = map.next_value::<Number>()?.0,
+                Field::TopP => found.sampling.top_p = map.next_value::<Number>()?.0,
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -229,6 +307,10 @@ pub fn parse_head(body: &[u8]) -> Result<Head, GatewayError> {
         model_span: start..start + raw.get().len(),
         stream: found.stream,
         include_usage: found.include_usage,
+        sampling: Sampling {
+            max_tokens: found.max_completion_tokens.or(found.max_tokens),
+            ..found.sampling
+        },
     })
 }
 
@@ -261,6 +343,29 @@ mod tests {
         assert_eq!(v["model"], "llama3-70b-8192");
         assert_eq!(v["x"]["model"], "no");
         assert_eq!(v["messages"][0]["content"], "hi \"model\"");
+    }
+
+    #[test]
+    fn sampling_parameters_are_read_with_the_head() {
+        let head = parse_head(
+            br#"{"max_completion_tokens":12,"model":"m","max_tokens":7,"temperature":0.5,"top_p":1}"#,
+        )
+        .unwrap();
+        let want = Sampling {
+            max_tokens: Some(12),
+            temperature: Some(0.5),
+            top_p: Some(1.0),
+        };
+        assert_eq!(head.sampling, want);
+        let head = parse_head(br#"{"model":"m","max_tokens":7}"#).unwrap();
+        assert_eq!(head.sampling.max_tokens, Some(7));
+        // Values that are not numbers are the provider's to refuse, not ours.
+        let head =
+            parse_head(br#"{"model":"m","max_tokens":"7","temperature":{"a":[1]},"top_p":null}"#)
+                .unwrap();
+        assert_eq!(head.sampling, Sampling::default());
+        let head = parse_head(br#"{"model":"m","max_tokens":7.5,"temperature":[0.1]}"#).unwrap();
+        assert_eq!(head.sampling, Sampling::default());
     }
 
     #[test]

@@ -81,7 +81,12 @@ impl Tracing {
             kind: Kind::Server,
             start_ns: now_ns(),
             end_ns: 0,
-            attrs: vec![Attr::new("gen_ai.operation.name", operation)],
+            attrs: {
+                // Room for every attribute a request span gets: no regrowth.
+                let mut attrs = Vec::with_capacity(16);
+                attrs.push(Attr::new("gen_ai.operation.name", operation));
+                attrs
+            },
             error: None,
         });
         Trace(Arc::new(Span {
@@ -209,7 +214,7 @@ impl Trace {
         let t = &self.0;
         let span_id = span_id();
         let data = (t.flags & SAMPLED != 0).then(|| {
-            let mut attrs = Vec::with_capacity(12);
+            let mut attrs = Vec::with_capacity(14);
             attrs.extend([
                 Attr::new("gen_ai.operation.name", t.operation),
                 Attr::new("gen_ai.provider.name", provider),
@@ -366,16 +371,15 @@ pub fn capped_content(text: &str) -> String {
     text[..end].to_owned()
 }
 
-/// What the spans read of a whole answer: the rest of it is skipped, not built
-/// (parsing it into a `serde_json::Value` was most of tracing's cost per request).
+/// The top-level members of an answer the spans read.
 #[derive(serde::Deserialize)]
-struct AnswerFacts<'a> {
-    #[serde(default, borrow)]
-    id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    model: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    choices: Vec<ChoiceFacts<'a>>,
+#[serde(field_identifier, rename_all = "snake_case")]
+enum AnswerKey {
+    Id,
+    Model,
+    Choices,
+    #[serde(other)]
+    Other,
 }
 
 #[derive(serde::Deserialize)]
@@ -386,27 +390,75 @@ struct ChoiceFacts<'a> {
     message: Option<&'a serde_json::value::RawValue>,
 }
 
+/// What the spans read of a whole answer.
+#[derive(Default)]
+struct AnswerFacts<'a> {
+    id: Option<std::borrow::Cow<'a, str>>,
+    model: Option<std::borrow::Cow<'a, str>>,
+    choices: Option<Vec<ChoiceFacts<'a>>>,
+}
+
+/// Reads the answer's `id`, `model` and `choices` into its target and stops there:
+/// what follows (the usage, the fingerprint) is not scanned. The early stop makes
+/// the parser report an unclosed object, which the caller ignores.
+struct AnswerVisitor<'f, 'a>(&'f mut AnswerFacts<'a>);
+
+impl<'de, 'f> serde::de::Visitor<'de> for AnswerVisitor<'f, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let facts = self.0;
+        while let Some(key) = map.next_key::<AnswerKey>()? {
+            match key {
+                AnswerKey::Id => facts.id = map.next_value()?,
+                AnswerKey::Model => facts.model = map.next_value()?,
+                AnswerKey::Choices => facts.choices = map.next_value()?,
+                AnswerKey::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            if facts.id.is_some() && facts.model.is_some() && facts.choices.is_some() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A string for span attributes, capped, shareable between spans.
+fn shared(s: &str) -> Attr {
+    Attr {
+        key: "",
+        value: Val::Shared(Arc::from(crate::logtext::capped(s))),
+    }
+}
+
 /// The GenAI attributes of a whole answer in OpenAI's shape: its id, model, finish
-/// reasons, usage, and (with `content`) the completion.
+/// reasons, usage, and (with `content`) the completion. Their strings are shared:
+/// cloning the attributes for a second span costs no copy.
 pub fn answer_attributes(bytes: &[u8], content: bool) -> Vec<Attr> {
-    let Ok(a) = serde_json::from_slice::<AnswerFacts<'_>>(bytes) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
+    let mut a = AnswerFacts::default();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let _ = serde::Deserializer::deserialize_map(&mut de, AnswerVisitor(&mut a));
+    let mut out = Vec::with_capacity(4);
     if let Some(id) = &a.id {
-        out.push(Attr::new(
-            "gen_ai.response.id",
-            crate::logtext::capped(id).to_owned(),
-        ));
+        out.push(Attr {
+            key: "gen_ai.response.id",
+            ..shared(id)
+        });
     }
     if let Some(model) = &a.model {
-        out.push(Attr::new(
-            "gen_ai.response.model",
-            crate::logtext::capped(model).to_owned(),
-        ));
+        out.push(Attr {
+            key: "gen_ai.response.model",
+            ..shared(model)
+        });
     }
-    let reasons: Vec<String> = a
-        .choices
+    let choices = a.choices.unwrap_or_default();
+    let reasons: Vec<String> = choices
         .iter()
         .filter_map(|c| c.finish_reason.as_deref())
         .map(|r| crate::logtext::capped(r).to_owned())
@@ -416,7 +468,7 @@ pub fn answer_attributes(bytes: &[u8], content: bool) -> Vec<Attr> {
     }
     if content {
         let messages: Vec<&serde_json::value::RawValue> =
-            a.choices.iter().filter_map(|c| c.message).collect();
+            choices.iter().filter_map(|c| c.message).collect();
         if let Ok(json) = serde_json::to_string(&messages) {
             out.push(Attr::new("gen_ai.output.messages", capped_content(&json)));
         }
@@ -446,50 +498,49 @@ pub fn stream_attributes(
     out
 }
 
-/// What the spans read of a request body (the rest is skipped, not built).
+/// The GenAI request attributes: the model asked for, the sampling parameters (which
+/// the caller read with the request's head), and (with `content`) the messages, from
+/// `body`.
+pub fn request_attributes(
+    body: &[u8],
+    model: &str,
+    (max_tokens, temperature, top_p): (Option<i64>, Option<f64>, Option<f64>),
+    content: bool,
+) -> Vec<Attr> {
+    let mut out = Vec::with_capacity(4);
+    out.push(Attr::new(
+        "gen_ai.request.model",
+        crate::logtext::capped(model).to_owned(),
+    ));
+    if let Some(n) = max_tokens {
+        out.push(Attr::new("gen_ai.request.max_tokens", n));
+    }
+    if let Some(x) = temperature {
+        out.push(Attr::new("gen_ai.request.temperature", x));
+    }
+    if let Some(x) = top_p {
+        out.push(Attr::new("gen_ai.request.top_p", x));
+    }
+    if content {
+        if let Some(m) = request_messages(body) {
+            out.push(Attr::new("gen_ai.input.messages", capped_content(m.get())));
+        }
+    }
+    out
+}
+
+/// What a span with content reads of a request body (the rest is skipped, not built).
 #[derive(serde::Deserialize)]
-struct RequestFacts<'a> {
-    #[serde(default)]
-    max_completion_tokens: Option<i64>,
-    #[serde(default)]
-    max_tokens: Option<i64>,
-    #[serde(default)]
-    temperature: Option<f64>,
-    #[serde(default)]
-    top_p: Option<f64>,
+struct RequestMessages<'a> {
     #[serde(default, borrow)]
     messages: Option<&'a serde_json::value::RawValue>,
     #[serde(default, borrow)]
     input: Option<&'a serde_json::value::RawValue>,
 }
 
-/// The GenAI request attributes of an OpenAI-shaped body: the model asked for, the
-/// sampling parameters, and (with `content`) the messages.
-pub fn request_attributes(body: &[u8], model: &str, content: bool) -> Vec<Attr> {
-    let mut out = vec![Attr::new(
-        "gen_ai.request.model",
-        crate::logtext::capped(model).to_owned(),
-    )];
-    let Ok(r) = serde_json::from_slice::<RequestFacts<'_>>(body) else {
-        return out;
-    };
-    if let Some(n) = r.max_completion_tokens.or(r.max_tokens) {
-        out.push(Attr::new("gen_ai.request.max_tokens", n));
-    }
-    for (value, key) in [
-        (r.temperature, "gen_ai.request.temperature"),
-        (r.top_p, "gen_ai.request.top_p"),
-    ] {
-        if let Some(x) = value {
-            out.push(Attr::new(key, x));
-        }
-    }
-    if content {
-        if let Some(m) = r.messages.or(r.input) {
-            out.push(Attr::new("gen_ai.input.messages", capped_content(m.get())));
-        }
-    }
-    out
+fn request_messages(body: &[u8]) -> Option<&serde_json::value::RawValue> {
+    let r = serde_json::from_slice::<RequestMessages<'_>>(body).ok()?;
+    r.messages.or(r.input)
 }
 
 #[cfg(test)]

@@ -24,9 +24,11 @@ pub enum Kind {
 #[derive(Debug, Clone)]
 pub enum Val {
     Str(Cow<'static, str>),
+    /// A string put on more than one span (an answer's id, say): cloned by count.
+    Shared(Arc<str>),
     Int(i64),
     F64(f64),
-    Strs(Vec<String>),
+    Strs(Arc<[String]>),
 }
 
 impl From<&'static str> for Val {
@@ -53,9 +55,15 @@ impl From<f64> for Val {
     }
 }
 
+impl From<Arc<str>> for Val {
+    fn from(s: Arc<str>) -> Self {
+        Val::Shared(s)
+    }
+}
+
 impl From<Vec<String>> for Val {
     fn from(v: Vec<String>) -> Self {
-        Val::Strs(v)
+        Val::Strs(v.into())
     }
 }
 
@@ -112,6 +120,7 @@ fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
+#[inline]
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -139,6 +148,7 @@ fn open(out: &mut Vec<u8>, field: u32, n: usize) {
     varint(out, n as u64);
 }
 
+#[inline]
 fn bytes_field(out: &mut Vec<u8>, field: u32, b: &[u8]) {
     open(out, field, b.len());
     out.extend_from_slice(b);
@@ -148,6 +158,7 @@ fn bytes_field(out: &mut Vec<u8>, field: u32, b: &[u8]) {
 fn any_len(v: &Val) -> usize {
     match v {
         Val::Str(s) => field_len(1, s.len()),
+        Val::Shared(s) => field_len(1, s.len()),
         Val::Int(n) => tag_len(3) + varint_len(*n as u64),
         Val::F64(_) => tag_len(4) + 8,
         Val::Strs(items) => field_len(5, array_len(items)),
@@ -165,6 +176,7 @@ fn array_len(items: &[String]) -> usize {
 fn any(out: &mut Vec<u8>, v: &Val) {
     match v {
         Val::Str(s) => bytes_field(out, 1, s.as_bytes()),
+        Val::Shared(s) => bytes_field(out, 1, s.as_bytes()),
         Val::Int(n) => {
             tag(out, 3, VARINT);
             varint(out, *n as u64);
@@ -175,7 +187,7 @@ fn any(out: &mut Vec<u8>, v: &Val) {
         }
         Val::Strs(items) => {
             open(out, 5, array_len(items));
-            for s in items {
+            for s in items.iter() {
                 open(out, 1, field_len(1, s.len()));
                 bytes_field(out, 1, s.as_bytes());
             }
@@ -190,9 +202,10 @@ fn kv_len(key: &str, v: &Val) -> usize {
 
 /// A repeated `KeyValue` field `field`.
 fn kv(out: &mut Vec<u8>, field: u32, key: &str, v: &Val) {
-    open(out, field, kv_len(key, v));
+    let value = any_len(v);
+    open(out, field, field_len(1, key.len()) + field_len(2, value));
     bytes_field(out, 1, key.as_bytes());
-    open(out, 2, any_len(v));
+    open(out, 2, value);
     any(out, v);
 }
 
@@ -304,6 +317,7 @@ mod tests {
                 Attr::new("gen_ai.usage.input_tokens", 12_i64),
                 Attr::new("negative", -3_i64),
                 Attr::new("gen_ai.request.temperature", 0.25),
+                Attr::new("gen_ai.response.id", Arc::<str>::from("chatcmpl-1")),
                 Attr::new(
                     "gen_ai.response.finish_reasons",
                     vec!["stop".to_owned(), "ü".repeat(70)],
@@ -353,7 +367,7 @@ mod tests {
                     )
                 })
                 .collect();
-            assert_eq!(values.len(), 6);
+            assert_eq!(values.len(), 7);
             assert_eq!(
                 values[0],
                 ("gen_ai.operation.name", &Any::StringValue("chat".into()))
@@ -362,7 +376,8 @@ mod tests {
             assert_eq!(values[2].1, &Any::IntValue(12));
             assert_eq!(values[3].1, &Any::IntValue(-3));
             assert_eq!(values[4].1, &Any::DoubleValue(0.25));
-            let Any::ArrayValue(a) = values[5].1 else {
+            assert_eq!(values[5].1, &Any::StringValue("chatcmpl-1".into()));
+            let Any::ArrayValue(a) = values[6].1 else {
                 panic!("not an array")
             };
             let reasons: Vec<_> = a.values.iter().map(|v| v.value.clone().unwrap()).collect();

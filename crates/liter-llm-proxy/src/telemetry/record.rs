@@ -61,9 +61,11 @@ impl Record {
         }
         if let Some(t) = &self.trace {
             t.name(&head.model);
+            let s = &head.sampling;
             t.set(crate::otel::request_attributes(
                 body,
                 &head.model,
+                (s.max_tokens, s.temperature, s.top_p),
                 t.content(),
             ));
         }
