@@ -32,6 +32,8 @@ pub use wire::{Attr, Val};
 
 /// The longest prompt or completion text put in a span (with `trace_content`).
 pub const CONTENT_CAP: usize = 64 * 1024;
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// The longest client `tracestate` carried on (W3C's limit for propagators).
 const TRACESTATE_CAP: usize = 512;
 
@@ -279,9 +281,9 @@ struct Parent {
 
 impl Parent {
     fn of(headers: &HeaderMap) -> Option<Parent> {
-        let (trace_id, span_id, flags) = traceparent(headers.get("traceparent")?.as_bytes())?;
+        let (trace_id, span_id, flags) = traceparent(headers.get(&TRACEPARENT)?.as_bytes())?;
         let state = headers
-            .get("tracestate")
+            .get(&TRACESTATE)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|s| !s.is_empty() && s.len() <= TRACESTATE_CAP)
@@ -351,14 +353,12 @@ fn inject(
     put(span_id, &mut text);
     text.push(b'-');
     put(&[flags & SAMPLED], &mut text);
-    let parent = HeaderName::from_static("traceparent");
-    let tracestate = HeaderName::from_static("tracestate");
-    headers.retain(|(n, _)| *n != parent && *n != tracestate);
+    headers.retain(|(n, _)| *n != TRACEPARENT && *n != TRACESTATE);
     if let Ok(v) = HeaderValue::from_bytes(&text) {
-        headers.push((parent, v));
+        headers.push((TRACEPARENT, v));
     }
     if let Some(v) = state.and_then(|s| HeaderValue::from_str(s).ok()) {
-        headers.push((tracestate, v));
+        headers.push((TRACESTATE, v));
     }
 }
 
@@ -377,33 +377,24 @@ pub fn capped_content(text: &str) -> String {
 enum AnswerKey {
     Id,
     Model,
-    Choices,
     #[serde(other)]
     Other,
 }
 
-#[derive(serde::Deserialize)]
-struct ChoiceFacts<'a> {
-    #[serde(default, borrow)]
-    finish_reason: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    message: Option<&'a serde_json::value::RawValue>,
-}
-
-/// What the spans read of a whole answer.
+/// An answer's `id` and `model`.
 #[derive(Default)]
-struct AnswerFacts<'a> {
+struct AnswerHead<'a> {
     id: Option<std::borrow::Cow<'a, str>>,
     model: Option<std::borrow::Cow<'a, str>>,
-    choices: Option<Vec<ChoiceFacts<'a>>>,
 }
 
-/// Reads the answer's `id`, `model` and `choices` into its target and stops there:
-/// what follows (the usage, the fingerprint) is not scanned. The early stop makes
-/// the parser report an unclosed object, which the caller ignores.
-struct AnswerVisitor<'f, 'a>(&'f mut AnswerFacts<'a>);
+/// Reads the answer's `id` and `model` into its target and stops once it has both:
+/// they lead OpenAI's answers, so the choices and the usage after them are not
+/// scanned. The early stop makes the parser report an unclosed object, which the
+/// caller ignores.
+struct AnswerVisitor<'f, 'a>(&'f mut AnswerHead<'a>);
 
-impl<'de, 'f> serde::de::Visitor<'de> for AnswerVisitor<'f, 'de> {
+impl<'de> serde::de::Visitor<'de> for AnswerVisitor<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -411,17 +402,16 @@ impl<'de, 'f> serde::de::Visitor<'de> for AnswerVisitor<'f, 'de> {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let facts = self.0;
+        let head = self.0;
         while let Some(key) = map.next_key::<AnswerKey>()? {
             match key {
-                AnswerKey::Id => facts.id = map.next_value()?,
-                AnswerKey::Model => facts.model = map.next_value()?,
-                AnswerKey::Choices => facts.choices = map.next_value()?,
+                AnswerKey::Id => head.id = map.next_value()?,
+                AnswerKey::Model => head.model = map.next_value()?,
                 AnswerKey::Other => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
             }
-            if facts.id.is_some() && facts.model.is_some() && facts.choices.is_some() {
+            if head.id.is_some() && head.model.is_some() {
                 break;
             }
         }
@@ -429,10 +419,35 @@ impl<'de, 'f> serde::de::Visitor<'de> for AnswerVisitor<'f, 'de> {
     }
 }
 
+/// Each choice's `finish_reason`, found by its key: a `"finish_reason":` whose quote
+/// is not escaped cannot be inside a string, and OpenAI's answers use the name for
+/// nothing else.
+fn finish_reasons(bytes: &[u8]) -> Vec<String> {
+    const KEY: &[u8] = b"\"finish_reason\":";
+    let mut out = Vec::new();
+    for at in memchr::memmem::find_iter(bytes, KEY) {
+        let slashes = bytes[..at]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        if slashes % 2 == 1 {
+            continue;
+        }
+        let rest = &bytes[at + KEY.len()..];
+        let mut values = serde_json::Deserializer::from_slice(rest)
+            .into_iter::<Option<std::borrow::Cow<'_, str>>>();
+        if let Some(Ok(Some(reason))) = values.next() {
+            out.push(crate::logtext::capped(&reason).to_owned());
+        }
+    }
+    out
+}
+
 /// A string for span attributes, capped, shareable between spans.
-fn shared(s: &str) -> Attr {
+fn shared(key: &'static str, s: &str) -> Attr {
     Attr {
-        key: "",
+        key,
         value: Val::Shared(Arc::from(crate::logtext::capped(s))),
     }
 }
@@ -441,39 +456,47 @@ fn shared(s: &str) -> Attr {
 /// reasons, usage, and (with `content`) the completion. Their strings are shared:
 /// cloning the attributes for a second span costs no copy.
 pub fn answer_attributes(bytes: &[u8], content: bool) -> Vec<Attr> {
-    let mut a = AnswerFacts::default();
+    let mut head = AnswerHead::default();
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let _ = serde::Deserializer::deserialize_map(&mut de, AnswerVisitor(&mut a));
+    let _ = serde::Deserializer::deserialize_map(&mut de, AnswerVisitor(&mut head));
     let mut out = Vec::with_capacity(4);
-    if let Some(id) = &a.id {
-        out.push(Attr {
-            key: "gen_ai.response.id",
-            ..shared(id)
-        });
+    if let Some(id) = &head.id {
+        out.push(shared("gen_ai.response.id", id));
     }
-    if let Some(model) = &a.model {
-        out.push(Attr {
-            key: "gen_ai.response.model",
-            ..shared(model)
-        });
+    if let Some(model) = &head.model {
+        out.push(shared("gen_ai.response.model", model));
     }
-    let choices = a.choices.unwrap_or_default();
-    let reasons: Vec<String> = choices
-        .iter()
-        .filter_map(|c| c.finish_reason.as_deref())
-        .map(|r| crate::logtext::capped(r).to_owned())
-        .collect();
+    let reasons = finish_reasons(bytes);
     if !reasons.is_empty() {
         out.push(Attr::new("gen_ai.response.finish_reasons", reasons));
     }
     if content {
-        let messages: Vec<&serde_json::value::RawValue> =
-            choices.iter().filter_map(|c| c.message).collect();
-        if let Ok(json) = serde_json::to_string(&messages) {
+        if let Some(json) = output_messages(bytes) {
             out.push(Attr::new("gen_ai.output.messages", capped_content(&json)));
         }
     }
     out
+}
+
+/// What a span with content reads of an answer.
+#[derive(serde::Deserialize)]
+struct AnswerChoices<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<ChoiceMessage<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceMessage<'a> {
+    #[serde(default, borrow)]
+    message: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The answer's messages as a JSON array (with `trace_content`).
+fn output_messages(bytes: &[u8]) -> Option<String> {
+    let a = serde_json::from_slice::<AnswerChoices<'_>>(bytes).ok()?;
+    let messages: Vec<&serde_json::value::RawValue> =
+        a.choices.iter().filter_map(|c| c.message).collect();
+    serde_json::to_string(&messages).ok()
 }
 
 /// The GenAI attributes of what a streamed answer said of itself (nothing for a
@@ -578,6 +601,37 @@ mod tests {
         ] {
             assert!(traceparent(bad.as_bytes()).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_answers_facts_are_read_without_its_usage() {
+        let answer = br#"{"id":"c-1","object":"chat.completion","model":"m","choices":[
+            {"index":0,"message":{"role":"assistant","content":"say \"finish_reason\":\"no\""},"finish_reason":"stop"},
+            {"index":1,"message":{"content":null,"tool_calls":[]},"finish_reason":"tool_calls"}],
+            "usage":{"prompt_tokens":1}}"#;
+        let attrs = answer_attributes(answer, false);
+        let find = |k: &str| {
+            attrs
+                .iter()
+                .find(|a| a.key == k)
+                .map(|a| format!("{:?}", a.value))
+        };
+        assert_eq!(find("gen_ai.response.id").unwrap(), r#"Shared("c-1")"#);
+        assert_eq!(find("gen_ai.response.model").unwrap(), r#"Shared("m")"#);
+        assert_eq!(
+            find("gen_ai.response.finish_reasons").unwrap(),
+            r#"Strs(["stop", "tool_calls"])"#
+        );
+        assert!(find("gen_ai.output.messages").is_none());
+        let attrs = answer_attributes(answer, true);
+        let messages = attrs
+            .iter()
+            .find(|a| a.key == "gen_ai.output.messages")
+            .unwrap();
+        assert!(format!("{:?}", messages.value).contains("tool_calls"));
+        // Not JSON, or not an object: nothing, and no panic.
+        assert!(answer_attributes(b"[1,2", true).is_empty());
+        assert!(answer_attributes(b"", false).is_empty());
     }
 
     #[test]
