@@ -2,13 +2,17 @@
 //! `message`, and a stream of chunks as Anthropic's events (`message_start`, `ping`,
 //! `content_block_start` / `_delta` / `_stop` for text, thinking and `tool_use`
 //! blocks, `message_delta` with the stop reason and usage, `message_stop`, and
-//! `error`).
+//! `error`). The answer is read into fields borrowed from its bytes and the message
+//! and events are typed values written straight out: no JSON tree.
+
+use std::borrow::Cow;
 
 use bytes::BytesMut;
-use liter_llm::types::{ChatCompletion, ChatCompletionChunk, Delta, Usage};
-use serde_json::{json, Value};
+use liter_llm::types::{ChatCompletionChunk, Delta, Usage};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
-use crate::error::anthropic_body;
+use crate::error::{anthropic_body, GatewayError};
 use crate::front::StreamEncode;
 
 /// Anthropic's `stop_reason` for OpenAI's `finish_reason`. OpenAI does not say
@@ -22,76 +26,296 @@ pub fn stop_reason(finish: Option<&str>) -> &'static str {
     }
 }
 
+/// Anthropic's `usage`.
+#[derive(Serialize, Debug, PartialEq, Eq)]
+pub struct AnthropicUsage {
+    input_tokens: u64,
+    output_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+}
+
 /// Anthropic's `usage`: `input_tokens` without the cache reads and writes, which it
 /// counts apart (OpenAI's `prompt_tokens` includes them).
-pub fn usage(u: Option<&Usage>) -> Value {
+pub fn usage(u: Option<&Usage>) -> AnthropicUsage {
     let u = u.copied().unwrap_or_default();
     let read = u
         .cache_read_input_tokens
         .or(u.prompt_tokens_details.map(|d| d.cached_tokens))
         .unwrap_or(0);
     let written = u.cache_creation_input_tokens.unwrap_or(0);
-    json!({
-        "input_tokens": u.prompt_tokens.saturating_sub(read + written),
-        "output_tokens": u.completion_tokens,
-        "cache_creation_input_tokens": written,
-        "cache_read_input_tokens": read,
-    })
+    AnthropicUsage {
+        input_tokens: u.prompt_tokens.saturating_sub(read + written),
+        output_tokens: u.completion_tokens,
+        cache_creation_input_tokens: written,
+        cache_read_input_tokens: read,
+    }
 }
 
 /// Anthropic's message id for a canonical answer's id.
-fn message_id(id: &str) -> String {
+fn message_id(id: &str) -> Cow<'_, str> {
     if id.starts_with("msg_") {
-        id.to_string()
+        Cow::Borrowed(id)
     } else {
-        format!("msg_{}", id.strip_prefix("chatcmpl-").unwrap_or(id))
+        Cow::Owned(format!(
+            "msg_{}",
+            id.strip_prefix("chatcmpl-").unwrap_or(id)
+        ))
     }
 }
 
-/// A tool call's arguments as the `input` object (`{}` when they are not JSON).
-fn tool_input(arguments: &str) -> Value {
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => json!({}),
+/// The fields of a canonical answer a `message` needs.
+#[derive(Deserialize)]
+struct Answer<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(borrow)]
+    choices: Vec<AnswerChoice<'a>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct AnswerChoice<'a> {
+    #[serde(borrow)]
+    message: AnswerMessage<'a>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct AnswerMessage<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<AnswerCall<'a>>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    thinking_blocks: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct AnswerCall<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    function: AnswerFunction<'a>,
+}
+
+#[derive(Deserialize)]
+struct AnswerFunction<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    arguments: Cow<'a, str>,
+}
+
+/// An Anthropic `message`.
+#[derive(Serialize)]
+struct Message<'a> {
+    id: Cow<'a, str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    role: &'static str,
+    model: &'a str,
+    content: Vec<OutBlock<'a>>,
+    stop_reason: Option<&'static str>,
+    stop_sequence: Option<()>,
+    usage: AnthropicUsage,
+}
+
+/// A content block of a `message`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutBlock<'a> {
+    /// A reasoning block passed on as the upstream gave it.
+    Raw(&'a RawValue),
+    Typed(Typed<'a>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Typed<'a> {
+    Thinking {
+        thinking: &'a str,
+        signature: &'static str,
+    },
+    Text {
+        text: &'a str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: Input<'a>,
+    },
+}
+
+/// A `tool_use` block's `input`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Input<'a> {
+    /// The call's arguments, a JSON object.
+    Object(&'a RawValue),
+    /// `{}`.
+    Empty(Empty),
+}
+
+/// Serializes as `{}`.
+#[derive(Serialize)]
+struct Empty {}
+
+/// A tool call's arguments as the `input` object (`{}` when they are not a JSON
+/// object).
+fn tool_input(arguments: &str) -> Input<'_> {
+    match serde_json::from_str::<&RawValue>(arguments) {
+        Ok(v) if v.get().starts_with('{') => Input::Object(v),
+        _ => Input::Empty(Empty {}),
     }
 }
 
-/// A whole answer as a `message`.
-pub fn message(answer: ChatCompletion) -> Value {
-    let choice = answer.choices.into_iter().next();
-    let finish = choice.as_ref().and_then(|c| c.finish_reason.clone());
+/// A whole canonical answer (the pipeline's `chat.completion` bytes) as a `message`.
+pub fn message(answer: &[u8]) -> Result<Vec<u8>, GatewayError> {
+    let answer: Answer = serde_json::from_slice(answer)
+        .map_err(|e| GatewayError::Internal(format!("unreadable canonical answer: {e}")))?;
+    let choice = answer.choices.first();
     let mut content = Vec::new();
-    if let Some(m) = choice.map(|c| c.message) {
-        match m.thinking_blocks {
-            Some(blocks) => content.extend(blocks),
+    if let Some(m) = choice.map(|c| &c.message) {
+        match &m.thinking_blocks {
+            Some(blocks) => content.extend(blocks.iter().map(|b| OutBlock::Raw(b))),
             None => {
-                if let Some(r) = m.reasoning_content.filter(|r| !r.is_empty()) {
-                    content.push(json!({"type": "thinking", "thinking": r, "signature": ""}));
+                if let Some(r) = m.reasoning_content.as_deref().filter(|r| !r.is_empty()) {
+                    content.push(OutBlock::Typed(Typed::Thinking {
+                        thinking: r,
+                        signature: "",
+                    }));
                 }
             }
         }
-        if let Some(text) = m.content.filter(|t| !t.is_empty()) {
-            content.push(json!({"type": "text", "text": text}));
+        if let Some(text) = m.content.as_deref().filter(|t| !t.is_empty()) {
+            content.push(OutBlock::Typed(Typed::Text { text }));
         }
-        for call in m.tool_calls.unwrap_or_default() {
-            content.push(json!({
-                "type": "tool_use",
-                "id": call.id,
-                "name": call.function.name,
-                "input": tool_input(&call.function.arguments),
+        for call in m.tool_calls.iter().flatten() {
+            content.push(OutBlock::Typed(Typed::ToolUse {
+                id: &call.id,
+                name: &call.function.name,
+                input: tool_input(&call.function.arguments),
             }));
         }
     }
-    json!({
-        "id": message_id(&answer.id),
-        "type": "message",
-        "role": "assistant",
-        "model": answer.model,
-        "content": content,
-        "stop_reason": stop_reason(finish.as_deref()),
-        "stop_sequence": null,
-        "usage": usage(answer.usage.as_ref()),
-    })
+    let finish = choice.and_then(|c| c.finish_reason.as_deref());
+    let out = Message {
+        id: message_id(&answer.id),
+        kind: "message",
+        role: "assistant",
+        model: &answer.model,
+        content,
+        stop_reason: Some(stop_reason(finish)),
+        stop_sequence: None,
+        usage: usage(answer.usage.as_ref()),
+    };
+    serde_json::to_vec(&out)
+        .map_err(|e| GatewayError::Internal(format!("cannot encode the answer: {e}")))
+}
+
+/// A streamed event; its `type` is also the SSE event's name.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Event<'a> {
+    MessageStart {
+        message: StartMessage<'a>,
+    },
+    Ping,
+    ContentBlockStart {
+        index: u32,
+        content_block: StartBlock<'a>,
+    },
+    ContentBlockDelta {
+        index: u32,
+        delta: BlockDelta<'a>,
+    },
+    ContentBlockStop {
+        index: u32,
+    },
+    MessageDelta {
+        delta: StopDelta,
+        usage: AnthropicUsage,
+    },
+    MessageStop,
+}
+
+impl Event<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Event::MessageStart { .. } => "message_start",
+            Event::Ping => "ping",
+            Event::ContentBlockStart { .. } => "content_block_start",
+            Event::ContentBlockDelta { .. } => "content_block_delta",
+            Event::ContentBlockStop { .. } => "content_block_stop",
+            Event::MessageDelta { .. } => "message_delta",
+            Event::MessageStop => "message_stop",
+        }
+    }
+}
+
+/// `message_start`'s message: no content yet.
+#[derive(Serialize)]
+struct StartMessage<'a> {
+    id: Cow<'a, str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    role: &'static str,
+    model: &'a str,
+    content: [(); 0],
+    stop_reason: Option<()>,
+    stop_sequence: Option<()>,
+    usage: StartUsage,
+}
+
+#[derive(Serialize)]
+struct StartUsage {
+    input_tokens: u64,
+    output_tokens: u64,
+}
+
+/// A block as `content_block_start` opens it.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StartBlock<'a> {
+    Text {
+        text: &'static str,
+    },
+    Thinking {
+        thinking: &'static str,
+        signature: &'static str,
+    },
+    ToolUse {
+        id: Cow<'a, str>,
+        name: &'a str,
+        input: Empty,
+    },
+}
+
+/// A `content_block_delta`'s delta (`type`: the variant's name and `_delta`).
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BlockDelta<'a> {
+    #[serde(rename = "text_delta")]
+    Text { text: &'a str },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: &'a str },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: &'a str },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: &'a str },
+}
+
+#[derive(Serialize)]
+struct StopDelta {
+    stop_reason: &'static str,
+    stop_sequence: Option<()>,
 }
 
 /// The content block open in a stream.
@@ -115,8 +339,8 @@ pub struct MessagesStream {
     usage: Option<Usage>,
 }
 
-fn event(out: &mut BytesMut, kind: &str, data: &Value) {
-    crate::front::sse_event(out, kind, data);
+fn event(out: &mut BytesMut, e: &Event<'_>) {
+    crate::front::sse_event(out, e.name(), e);
 }
 
 impl MessagesStream {
@@ -125,31 +349,36 @@ impl MessagesStream {
             return;
         }
         self.started = true;
-        let message = json!({
-            "id": message_id(id), "type": "message", "role": "assistant", "model": model,
-            "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
-        });
-        event(
-            out,
-            "message_start",
-            &json!({"type": "message_start", "message": message}),
-        );
-        event(out, "ping", &json!({"type": "ping"}));
+        let message = StartMessage {
+            id: message_id(id),
+            kind: "message",
+            role: "assistant",
+            model,
+            content: [],
+            stop_reason: None,
+            stop_sequence: None,
+            usage: StartUsage {
+                input_tokens: 0,
+                output_tokens: 0,
+            },
+        };
+        event(out, &Event::MessageStart { message });
+        event(out, &Event::Ping);
     }
 
     fn close(&mut self, out: &mut BytesMut) {
         if let Some((_, index)) = self.open.take() {
-            event(
-                out,
-                "content_block_stop",
-                &json!({"type": "content_block_stop", "index": index}),
-            );
+            event(out, &Event::ContentBlockStop { index });
         }
     }
 
     /// Makes `block` the open one (closing another), starting it with `start`.
-    fn open(&mut self, block: Block, start: impl FnOnce() -> Value, out: &mut BytesMut) -> u32 {
+    fn open<'a>(
+        &mut self,
+        block: Block,
+        start: impl FnOnce() -> StartBlock<'a>,
+        out: &mut BytesMut,
+    ) -> u32 {
         if let Some((b, index)) = self.open {
             if b == block {
                 return index;
@@ -159,68 +388,60 @@ impl MessagesStream {
         let index = self.next;
         self.next += 1;
         self.open = Some((block, index));
+        let content_block = start();
         event(
             out,
-            "content_block_start",
-            &json!({"type": "content_block_start", "index": index, "content_block": start()}),
+            &Event::ContentBlockStart {
+                index,
+                content_block,
+            },
         );
         index
     }
 
-    fn delta(out: &mut BytesMut, index: u32, delta: Value) {
-        event(
-            out,
-            "content_block_delta",
-            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
-        );
+    fn delta(out: &mut BytesMut, index: u32, delta: BlockDelta<'_>) {
+        event(out, &Event::ContentBlockDelta { index, delta });
     }
 
     fn thinking(&mut self, delta: &Delta, out: &mut BytesMut) {
-        let thinking = || json!({"type": "thinking", "thinking": "", "signature": ""});
+        let thinking = || StartBlock::Thinking {
+            thinking: "",
+            signature: "",
+        };
         if let Some(text) = delta.reasoning_content.as_deref().filter(|t| !t.is_empty()) {
             let index = self.open(Block::Thinking, thinking, out);
-            Self::delta(
-                out,
-                index,
-                json!({"type": "thinking_delta", "thinking": text}),
-            );
+            Self::delta(out, index, BlockDelta::Thinking { thinking: text });
         }
         for block in delta.thinking_blocks.iter().flatten() {
-            if let Some(sig) = block.get("signature").and_then(Value::as_str) {
+            if let Some(sig) = block.get("signature").and_then(serde_json::Value::as_str) {
                 let index = self.open(Block::Thinking, thinking, out);
-                Self::delta(
-                    out,
-                    index,
-                    json!({"type": "signature_delta", "signature": sig}),
-                );
+                Self::delta(out, index, BlockDelta::Signature { signature: sig });
             }
         }
     }
 
-    fn content(&mut self, delta: Delta, out: &mut BytesMut) {
-        self.thinking(&delta, out);
-        if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
-            let text_block = || json!({"type": "text", "text": ""});
-            let index = self.open(Block::Text, text_block, out);
-            Self::delta(out, index, json!({"type": "text_delta", "text": text}));
+    fn content(&mut self, delta: &Delta, out: &mut BytesMut) {
+        self.thinking(delta, out);
+        if let Some(text) = delta.content.as_deref().filter(|t| !t.is_empty()) {
+            let index = self.open(Block::Text, || StartBlock::Text { text: "" }, out);
+            Self::delta(out, index, BlockDelta::Text { text });
         }
-        for call in delta.tool_calls.unwrap_or_default() {
-            let f = call.function.unwrap_or_default();
-            let start = || {
-                json!({
-                    "type": "tool_use",
-                    "id": call.id.clone().unwrap_or_else(|| format!("toolu_{}", call.index)),
-                    "name": f.name.clone().unwrap_or_default(),
-                    "input": {},
-                })
+        for call in delta.tool_calls.iter().flatten() {
+            let f = call.function.as_ref();
+            let start = || StartBlock::ToolUse {
+                id: call.id.as_deref().map_or_else(
+                    || Cow::Owned(format!("toolu_{}", call.index)),
+                    Cow::Borrowed,
+                ),
+                name: f.and_then(|f| f.name.as_deref()).unwrap_or(""),
+                input: Empty {},
             };
             let index = self.open(Block::Tool(call.index), start, out);
-            if let Some(args) = f.arguments.filter(|a| !a.is_empty()) {
-                Self::delta(
-                    out,
-                    index,
-                    json!({"type": "input_json_delta", "partial_json": args}),
-                );
+            if let Some(args) = f
+                .and_then(|f| f.arguments.as_deref())
+                .filter(|a| !a.is_empty())
+            {
+                Self::delta(out, index, BlockDelta::InputJson { partial_json: args });
             }
         }
     }
@@ -236,20 +457,22 @@ impl StreamEncode for MessagesStream {
             if choice.finish_reason.is_some() {
                 self.finish = choice.finish_reason;
             }
-            self.content(choice.delta, out);
+            self.content(&choice.delta, out);
         }
     }
 
     fn done(&mut self, out: &mut BytesMut) {
         self.start("msg_empty", "", out);
         self.close(out);
-        let delta = json!({
-            "type": "message_delta",
-            "delta": {"stop_reason": stop_reason(self.finish.as_deref()), "stop_sequence": null},
-            "usage": usage(self.usage.as_ref()),
-        });
-        event(out, "message_delta", &delta);
-        event(out, "message_stop", &json!({"type": "message_stop"}));
+        let delta = Event::MessageDelta {
+            delta: StopDelta {
+                stop_reason: stop_reason(self.finish.as_deref()),
+                stop_sequence: None,
+            },
+            usage: usage(self.usage.as_ref()),
+        };
+        event(out, &delta);
+        event(out, &Event::MessageStop);
     }
 
     fn error(&mut self, openai_error: &[u8], out: &mut BytesMut) {
@@ -265,6 +488,7 @@ impl StreamEncode for MessagesStream {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use serde_json::{json, Value};
 
     fn events(out: &BytesMut) -> Vec<Value> {
         String::from_utf8_lossy(out)
@@ -334,15 +558,15 @@ mod tests {
 
     #[test]
     fn a_whole_answer_becomes_a_message() {
-        let answer: ChatCompletion = serde_json::from_value(json!({
+        let answer = json!({
             "id": "chatcmpl-9", "object": "chat.completion", "created": 0, "model": "gpt",
             "choices": [{"index": 0, "finish_reason": "length", "logprobs": null,
                 "message": {"role": "assistant", "content": "text", "tool_calls": [
                     {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"x\":2}"}}]}}],
             "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
-        }))
-        .unwrap();
-        let m = message(answer);
+        });
+        let m: Value =
+            serde_json::from_slice(&message(answer.to_string().as_bytes()).unwrap()).unwrap();
         assert_eq!(m["id"], "msg_9");
         assert_eq!(m["stop_reason"], "max_tokens");
         assert_eq!(m["content"][0], json!({"type": "text", "text": "text"}));
@@ -371,6 +595,85 @@ mod tests {
         assert_eq!(
             e[0],
             json!({"type": "error", "error": {"type": "api_error", "message": "cut"}})
+        );
+    }
+
+    #[test]
+    fn thinking_blocks_and_arguments_pass_as_the_upstream_wrote_them() {
+        let answer = json!({
+            "id": "msg_7", "model": "m",
+            "choices": [{"index": 0, "finish_reason": "tool_calls",
+                "message": {"role": "assistant", "content": "say \"hi\"",
+                    "thinking_blocks": [{"type": "thinking", "thinking": "t", "signature": "s"},
+                                        {"type": "redacted_thinking", "data": "d"}],
+                    "reasoning_content": "ignored: the blocks win",
+                    "tool_calls": [
+                        {"id": "a", "type": "function", "function": {"name": "f", "arguments": "{\"k\": [1, 2]}"}},
+                        {"id": "b", "type": "function", "function": {"name": "g", "arguments": "[1]"}},
+                        {"id": "c", "type": "function", "function": {"name": "h", "arguments": "not json"}}]}}]
+        });
+        let m: Value =
+            serde_json::from_slice(&message(answer.to_string().as_bytes()).unwrap()).unwrap();
+        assert_eq!(m["id"], "msg_7");
+        assert_eq!(
+            m["content"],
+            json!([
+                {"type": "thinking", "thinking": "t", "signature": "s"},
+                {"type": "redacted_thinking", "data": "d"},
+                {"type": "text", "text": "say \"hi\""},
+                {"type": "tool_use", "id": "a", "name": "f", "input": {"k": [1, 2]}},
+                {"type": "tool_use", "id": "b", "name": "g", "input": {}},
+                {"type": "tool_use", "id": "c", "name": "h", "input": {}}
+            ])
+        );
+        assert_eq!(m["stop_reason"], "tool_use");
+        assert_eq!(m["stop_sequence"], Value::Null);
+        assert_eq!(
+            m["usage"],
+            json!({"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0})
+        );
+        let reasoning = json!({"id": "x", "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": null, "reasoning_content": "hm"}}]});
+        let m: Value =
+            serde_json::from_slice(&message(reasoning.to_string().as_bytes()).unwrap()).unwrap();
+        assert_eq!(
+            m["content"],
+            json!([{"type": "thinking", "thinking": "hm", "signature": ""}])
+        );
+        assert!(message(b"{\"id\":1}").is_err());
+    }
+
+    #[test]
+    fn stream_events_have_anthropics_shapes() {
+        let mut s = MessagesStream::default();
+        let mut out = BytesMut::new();
+        s.chunk(
+            chunk(json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 3, "function": {"name": "f"}}]}, "finish_reason": null}]})),
+            &mut out,
+        );
+        s.done(&mut out);
+        let e = events(&out);
+        assert_eq!(
+            e[0]["message"],
+            json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [],
+                "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 0, "output_tokens": 0}})
+        );
+        assert_eq!(e[1], json!({"type": "ping"}));
+        assert_eq!(
+            e[2],
+            json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "tool_use", "id": "toolu_3", "name": "f", "input": {}}})
+        );
+        assert_eq!(e[3], json!({"type": "content_block_stop", "index": 0}));
+        assert_eq!(
+            e[4]["delta"],
+            json!({"stop_reason": "end_turn", "stop_sequence": null})
+        );
+        assert_eq!(e[5], json!({"type": "message_stop"}));
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains("event: content_block_start\ndata: "),
+            "{text}"
         );
     }
 }

@@ -8,12 +8,13 @@
 //! writes back in Anthropic's format. Errors are Anthropic's
 //! `{"type":"error","error":{"type","message"}}` (`crate::error::anthropic_body`).
 
+mod canonical;
 pub mod decode;
 pub mod encode;
+mod raw;
 
 use axum::http::{HeaderMap, HeaderName};
 use bytes::Bytes;
-use liter_llm::types::ChatCompletion;
 
 use super::{Decoded, FrontDoor, StreamEncode};
 use crate::error::{GatewayError, Wire};
@@ -50,8 +51,7 @@ impl FrontDoor for Messages {
     }
 
     fn decode(&self, body: &Bytes, headers: &HeaderMap) -> Result<Decoded, GatewayError> {
-        let canonical = serde_json::to_vec(&decode::canonical(body)?)
-            .map_err(|e| GatewayError::Internal(format!("cannot encode the request: {e}")))?;
+        let canonical = decode::canonical(body, None)?;
         Ok(Decoded {
             canonical: Bytes::from(canonical),
             native: Some(native(body, parse_head(body)?, headers)),
@@ -71,10 +71,8 @@ impl FrontDoor for Messages {
         })
     }
 
-    fn answer(&self, answer: ChatCompletion) -> Result<Bytes, GatewayError> {
-        serde_json::to_vec(&encode::message(answer))
-            .map(Bytes::from)
-            .map_err(|e| GatewayError::Internal(format!("cannot encode the answer: {e}")))
+    fn answer(&self, answer: &[u8]) -> Result<Bytes, GatewayError> {
+        encode::message(answer).map(Bytes::from)
     }
 
     fn stream(&self) -> Box<dyn StreamEncode> {
@@ -86,10 +84,6 @@ impl FrontDoor for Messages {
 /// `max_tokens`), and its model name.
 pub fn count_tokens_body(body: &[u8]) -> Result<(String, Bytes), GatewayError> {
     let head = parse_head(body)?;
-    let mut value: serde_json::Value = crate::request::parse_json(body)?;
-    if let Some(obj) = value.as_object_mut() {
-        obj.entry("max_tokens").or_insert(1.into());
-    }
-    let canonical = decode::canonical(value.to_string().as_bytes())?;
-    Ok((head.model, Bytes::from(canonical.to_string())))
+    let canonical = decode::canonical(body, Some(1))?;
+    Ok((head.model, Bytes::from(canonical)))
 }
