@@ -13,117 +13,16 @@
 //! The request is read into borrowed fields ([`super::raw`]) and the canonical
 //! request ([`super::canonical`]) is written straight to bytes: no JSON tree.
 
-use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 use super::canonical::{
     Call, CallFunction, Canonical, Choice, File, Function, Known, Named, Part, Tool, Turn, Url,
     UserContent,
 };
 use super::raw::{content, fields, is, text, text_or_empty, Block, Content, Raw, Source};
+use super::request::MessagesRequest;
 use crate::error::GatewayError;
-
-/// The fields of a Messages request this module reads; the rest is in `extra`.
-struct MessagesRequest<'a> {
-    /// Always there once read (the reader refuses a request without it).
-    model: Option<Raw<'a>>,
-    messages: Option<Vec<InMessage<'a>>>,
-    max_tokens: Option<u64>,
-    system: Option<Raw<'a>>,
-    stop_sequences: Option<Vec<Cow<'a, str>>>,
-    stream: Option<bool>,
-    tools: Option<Vec<Raw<'a>>>,
-    tool_choice: Option<Raw<'a>>,
-    metadata: Option<Raw<'a>>,
-    extra: Vec<(Cow<'a, str>, Raw<'a>)>,
-}
-
-#[derive(Deserialize)]
-struct InMessage<'a> {
-    #[serde(borrow)]
-    role: Cow<'a, str>,
-    #[serde(borrow)]
-    content: Raw<'a>,
-}
-
-/// A key of the request object (borrowed unless escaped).
-#[derive(Deserialize)]
-struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
-
-/// A `stop_sequences` string.
-#[derive(Deserialize)]
-struct Stop<'a>(#[serde(borrow)] Cow<'a, str>);
-
-struct RequestVisitor;
-
-impl<'de> Visitor<'de> for RequestVisitor {
-    type Value = MessagesRequest<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a Messages request object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        fn once<T, E: de::Error>(slot: &mut Option<T>, key: &'static str, v: T) -> Result<(), E> {
-            if slot.is_some() {
-                return Err(E::duplicate_field(key));
-            }
-            *slot = Some(v);
-            Ok(())
-        }
-        let mut r = MessagesRequest {
-            model: None,
-            messages: None,
-            max_tokens: None,
-            system: None,
-            stop_sequences: None,
-            stream: None,
-            tools: None,
-            tool_choice: None,
-            metadata: None,
-            extra: Vec::new(),
-        };
-        // `Option` fields: `null` reads as absent, as a derived struct reads it.
-        while let Some(Key(key)) = map.next_key()? {
-            match key.as_ref() {
-                "model" => once(&mut r.model, "model", map.next_value::<Raw<'de>>()?)?,
-                "messages" => r.messages = map.next_value()?,
-                "max_tokens" => r.max_tokens = map.next_value()?,
-                "system" => r.system = map.next_value()?,
-                "stop_sequences" => {
-                    let stops: Option<Vec<Stop<'de>>> = map.next_value()?;
-                    r.stop_sequences = stops.map(|s| s.into_iter().map(|Stop(s)| s).collect());
-                }
-                "stream" => r.stream = map.next_value()?,
-                "tools" => r.tools = map.next_value()?,
-                "tool_choice" => r.tool_choice = map.next_value()?,
-                "metadata" => r.metadata = map.next_value()?,
-                _ => {
-                    let value: Raw<'de> = map.next_value()?;
-                    // A repeated field: the last one counts, as in a JSON object.
-                    match r.extra.iter_mut().find(|(k, _)| *k == key) {
-                        Some(slot) => slot.1 = value,
-                        None => r.extra.push((key, value)),
-                    }
-                }
-            }
-        }
-        if r.model.is_none() {
-            return Err(de::Error::missing_field("model"));
-        }
-        Ok(r)
-    }
-}
-
-impl<'de> Deserialize<'de> for MessagesRequest<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(RequestVisitor)
-    }
-}
 
 fn invalid(message: impl Into<String>) -> GatewayError {
     GatewayError::bad_request(message)

@@ -4,14 +4,16 @@
 //! A request is decoded twice over: as it came (a [`Native`] request, which an
 //! Anthropic deployment gets with only `model` rewritten, along with the client's
 //! `anthropic-version` and `anthropic-beta`) and as the canonical chat request
-//! ([`decode`]) for every other deployment, whose answers and streams [`encode`]
-//! writes back in Anthropic's format. Errors are Anthropic's
+//! ([`decode`]) for every other deployment, whose answers [`encode`] and streams
+//! [`stream`] write back in Anthropic's format. Errors are Anthropic's
 //! `{"type":"error","error":{"type","message"}}` (`crate::error::anthropic_body`).
 
 mod canonical;
 pub mod decode;
 pub mod encode;
 mod raw;
+mod request;
+pub mod stream;
 
 use axum::http::{HeaderMap, HeaderName};
 use bytes::Bytes;
@@ -76,7 +78,7 @@ impl FrontDoor for Messages {
     }
 
     fn stream(&self) -> Box<dyn StreamEncode> {
-        Box::<encode::MessagesStream>::default()
+        Box::<stream::MessagesStream>::default()
     }
 }
 
