@@ -494,6 +494,9 @@ mod tests {
         let dup = r#"{"model":"m","model":"n","max_tokens":1,"messages":[]}"#;
         let e = canonical(dup.as_bytes(), None).unwrap_err();
         assert!(e.to_string().contains("duplicate field `model`"), "{e}");
+        let dup = r#"{"model":"m","max_tokens":1,"messages":[],"messages":[]}"#;
+        let e = canonical(dup.as_bytes(), None).unwrap_err();
+        assert!(e.to_string().contains("duplicate field `messages`"), "{e}");
         let e = canonical(br#"{"max_tokens":1,"messages":[]}"#, None).unwrap_err();
         assert!(e.to_string().contains("missing field `model`"), "{e}");
     }

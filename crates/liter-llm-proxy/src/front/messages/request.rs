@@ -42,6 +42,19 @@ struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 #[derive(Deserialize)]
 struct Stop<'a>(#[serde(borrow)] Cow<'a, str>);
 
+/// The fields [`MessagesRequest`] reads.
+const KNOWN: [&str; 9] = [
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "stop_sequences",
+    "stream",
+    "tools",
+    "tool_choice",
+    "metadata",
+];
+
 struct RequestVisitor;
 
 impl<'de> Visitor<'de> for RequestVisitor {
@@ -52,13 +65,6 @@ impl<'de> Visitor<'de> for RequestVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        fn once<T, E: de::Error>(slot: &mut Option<T>, key: &'static str, v: T) -> Result<(), E> {
-            if slot.is_some() {
-                return Err(E::duplicate_field(key));
-            }
-            *slot = Some(v);
-            Ok(())
-        }
         let mut r = MessagesRequest {
             model: None,
             messages: None,
@@ -71,10 +77,18 @@ impl<'de> Visitor<'de> for RequestVisitor {
             metadata: None,
             extra: Vec::new(),
         };
+        // The fields read so far: a repeated one is refused, as a derived struct does.
+        let mut seen: Vec<&'static str> = Vec::new();
         // `Option` fields: `null` reads as absent, as a derived struct reads it.
         while let Some(Key(key)) = map.next_key()? {
+            if let Some(&name) = KNOWN.iter().find(|k| **k == key) {
+                if seen.contains(&name) {
+                    return Err(de::Error::duplicate_field(name));
+                }
+                seen.push(name);
+            }
             match key.as_ref() {
-                "model" => once(&mut r.model, "model", map.next_value::<Raw<'de>>()?)?,
+                "model" => r.model = Some(map.next_value::<Raw<'de>>()?),
                 "messages" => r.messages = map.next_value()?,
                 "max_tokens" => r.max_tokens = map.next_value()?,
                 "system" => r.system = map.next_value()?,
