@@ -168,25 +168,47 @@ def test_tools_round_trip(claude, mock, model):
     assert streamed.input == TOOL_INPUT.get(model, {})
 
 
-def test_image_reaches_an_openai_model(claude, mock):
+PNG = "iVBORw0KGgo="
+IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+
+
+def image_sent(model: str, body: dict):
+    """The image part of the first user turn, in the upstream's own format."""
+    if model in ("gemini", "vertex"):
+        return body["contents"][0]["parts"][1]
+    return body["messages"][0]["content"][1]
+
+
+IMAGE_SENT = {
+    "gpt-4o": {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+    "azure-gpt": {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+    "command": {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+    "claude": IMAGE,
+    "gemini": {"inlineData": {"mimeType": "image/png", "data": PNG}},
+    "vertex": {"inlineData": {"mimeType": "image/png", "data": PNG}},
+    "nova": {"image": {"format": "png", "source": {"bytes": PNG}}},
+}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_image_reaches_every_upstream(claude, mock, model):
     msg = claude.messages.create(
-        model="gpt-4o",
+        model=model,
         max_tokens=100,
-        messages=[{"role": "user", "content": [
-            {"type": "text", "text": "what is this"},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
-        ]}],
+        messages=[{"role": "user", "content": [{"type": "text", "text": "what is this"}, IMAGE]}],
     )
     assert msg.content[0].text == "echo: what is this"
-    part = mock.only_request()["body"]["messages"][0]["content"][1]
-    assert part == {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    [req] = mock.model_requests(model)
+    assert image_sent(model, req["body"]) == IMAGE_SENT[model]
 
 
-@pytest.mark.parametrize("model", ["claude", "gpt-4o"])
+@pytest.mark.parametrize("model", MODELS)
 def test_count_tokens(claude, mock, model):
-    count = claude.messages.count_tokens(model=model, messages=[{"role": "user", "content": "hello world"}])
-    # The gateway's estimate: 3 primer tokens, 4 for the message, 2 for the text.
-    assert count.input_tokens == 9
+    count = claude.messages.count_tokens(
+        model=model, system="be brief", messages=[{"role": "user", "content": "hello world"}])
+    # The gateway's estimate: 3 primer tokens, 4 a message, and the words' tokens (the
+    # system prompt is a message of its own); no upstream is asked.
+    assert count.input_tokens == 15
     assert mock.requests() == []
 
 

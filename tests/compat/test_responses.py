@@ -17,7 +17,7 @@ import json
 import openai
 import pytest
 
-from conftest import PROTOCOL_MODELS, UPSTREAM_IDS, VIRTUAL_KEY, make_client
+from conftest import PROTOCOL_MODELS, PROTOCOL_PATHS, UPSTREAM_IDS, VIRTUAL_KEY, make_client
 
 MODELS = PROTOCOL_MODELS
 # The arguments each mock gives its tool call.
@@ -122,22 +122,46 @@ def test_responses_tools_round_trip(client, mock, model):
     assert json.loads(streamed.arguments) == TOOL_ARGUMENTS.get(model, {})
 
 
-@pytest.mark.parametrize("model", ["gpt-4o", "claude"])
+def format_sent(model: str, body: dict):
+    """The structured-output request in the upstream's own format, with the schema as a
+    value (Bedrock sends it as a JSON string)."""
+    if model in ("gpt-4o", "azure-gpt", "command"):
+        return body["response_format"]
+    if model == "claude":
+        return body["output_config"]["format"]
+    if model in ("gemini", "vertex"):
+        config = body["generationConfig"]
+        return {k: config[k] for k in ("responseMimeType", "responseJsonSchema")}
+    text_format = json.loads(json.dumps(body["outputConfig"]["textFormat"]))
+    spec = text_format["structure"]["jsonSchema"]
+    spec["schema"] = json.loads(spec["schema"])
+    return text_format
+
+
+SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"],
+          "additionalProperties": False}
+FORMAT_SENT = {
+    "gpt-4o": {"type": "json_schema", "json_schema": {"name": "thing", "schema": SCHEMA, "strict": True}},
+    "azure-gpt": {"type": "json_schema", "json_schema": {"name": "thing", "schema": SCHEMA, "strict": True}},
+    "claude": {"type": "json_schema", "schema": SCHEMA},
+    "gemini": {"responseMimeType": "application/json", "responseJsonSchema": SCHEMA},
+    "vertex": {"responseMimeType": "application/json", "responseJsonSchema": SCHEMA},
+    "nova": {"type": "json_schema", "structure": {"jsonSchema": {"schema": SCHEMA, "name": "thing"}}},
+    "command": {"type": "json_object", "json_schema": SCHEMA},
+}
+
+
+@pytest.mark.parametrize("model", MODELS)
 def test_responses_structured_output(client, mock, model):
-    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"],
-              "additionalProperties": False}
     r = client.responses.create(
         model=model, input="give json",
-        text={"format": {"type": "json_schema", "name": "thing", "schema": schema, "strict": True}},
+        text={"format": {"type": "json_schema", "name": "thing", "schema": SCHEMA, "strict": True}},
     )
     assert r.text.format.type == "json_schema"
-    body = mock.only_request()["body"]
-    if model == "gpt-4o":
-        assert body["response_format"] == {"type": "json_schema", "json_schema": {
-            "name": "thing", "schema": schema, "strict": True}}
-    else:
-        # The Anthropic adapter asks for the schema its own way; the request names it.
-        assert "thing" in json.dumps(body) or "properties" in json.dumps(body)
+    # Each mock answers a value fitting the schema it was sent.
+    assert json.loads(r.output_text) == {"a": "mock"}
+    [req] = mock.model_requests(model)
+    assert format_sent(model, req["body"]) == FORMAT_SENT[model]
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -170,22 +194,47 @@ def test_responses_unknown_previous_id_is_not_found(client, mock):
     assert mock.requests() == []
 
 
-@pytest.mark.parametrize("model", ["gpt-4o", "claude", "echo"])
+# Completions on every upstream (and the built-in echo model): OpenAI-format deployments
+# get the request as it came on their /completions; the others a chat request.
+COMPLETIONS_PATHS = {
+    "gpt-4o": "/v1/completions",
+    "azure-gpt": "/openai/deployments/gpt4o-prod/completions",
+}
+
+
+def completion_requests(mock, model: str) -> list[dict]:
+    if model == "echo":
+        return []
+    path = COMPLETIONS_PATHS.get(model, PROTOCOL_PATHS[model])
+    return [r for r in mock.requests() if r["path"].startswith(path)]
+
+
+@pytest.mark.parametrize("model", MODELS + ["echo"])
 def test_completions_create(client, mock, model):
     c = client.completions.create(model=model, prompt="hello there", max_tokens=20)
     assert c.object == "text_completion"
     assert "hello there" in c.choices[0].text
     assert c.usage.completion_tokens > 0
-    if model == "gpt-4o":
-        req = mock.only_request()
-        assert req["path"] == "/v1/completions"
-        assert req["body"] == {"model": UPSTREAM_IDS[model], "prompt": "hello there", "max_tokens": 20}
+    assert c.choices[0].finish_reason == "stop"
+    if model == "echo":
+        assert mock.requests() == []
+        return
+    [req] = completion_requests(mock, model)
+    if model in COMPLETIONS_PATHS:
+        assert req["body"]["prompt"] == "hello there" and req["body"]["max_tokens"] == 20
+        if model == "gpt-4o":
+            assert req["body"] == {"model": UPSTREAM_IDS[model], "prompt": "hello there", "max_tokens": 20}
+    else:
+        # The prompt went up as a user turn of the upstream's chat.
+        assert "hello there" in json.dumps(req["body"])
+        assert "prompt" not in req["body"]
 
 
-@pytest.mark.parametrize("model", ["gpt-4o", "claude", "echo"])
+@pytest.mark.parametrize("model", MODELS + ["echo"])
 def test_completions_stream(client, mock, model):
     chunks = list(client.completions.create(model=model, prompt="one two", stream=True))
     text = "".join(c.choices[0].text for c in chunks if c.choices)
     assert "one two" in text
     assert all(c.object == "text_completion" for c in chunks)
     assert any(c.choices and c.choices[0].finish_reason == "stop" for c in chunks)
+    assert len(completion_requests(mock, model)) == (0 if model == "echo" else 1)

@@ -12,7 +12,7 @@
 
 use axum::http::HeaderMap;
 use bytes::{Bytes, BytesMut};
-use liter_llm::types::{ChatCompletion, ChatCompletionChunk};
+use liter_llm::types::ChatCompletionChunk;
 use serde_json::{json, Map, Value};
 
 use super::{Decoded, FrontDoor, StreamEncode};
@@ -90,7 +90,8 @@ impl FrontDoor for Completions {
         })
     }
 
-    fn answer(&self, answer: ChatCompletion) -> Result<Bytes, GatewayError> {
+    fn answer(&self, answer: &[u8]) -> Result<Bytes, GatewayError> {
+        let answer = super::read_answer(answer)?;
         let choices: Vec<Value> = answer
             .choices
             .into_iter()

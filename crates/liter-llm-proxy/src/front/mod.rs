@@ -77,10 +77,11 @@ pub trait FrontDoor: Send + Sync {
         let _ = (body, headers, all_native);
         None
     }
-    /// A whole canonical answer in the client's protocol.
-    fn answer(&self, answer: ChatCompletion) -> Result<Bytes, GatewayError>;
+    /// A whole canonical answer (the pipeline's `chat.completion` bytes) in the
+    /// client's protocol ([`read_answer`] reads it whole; a door may read less).
+    fn answer(&self, answer: &[u8]) -> Result<Bytes, GatewayError>;
     /// [`FrontDoor::answer`], and the work to finish before it is sent.
-    fn answer_then(&self, answer: ChatCompletion) -> Result<(Bytes, Option<Settle>), GatewayError> {
+    fn answer_then(&self, answer: &[u8]) -> Result<(Bytes, Option<Settle>), GatewayError> {
         self.answer(answer).map(|b| (b, None))
     }
     /// A fresh encoder for one streamed answer.
@@ -119,9 +120,7 @@ pub async fn encode(door: &dyn FrontDoor, resp: Resp, max_event_bytes: usize) ->
         return Response::from_parts(parts, body);
     }
     let encoded = match body.collect().await {
-        Ok(b) => serde_json::from_slice::<ChatCompletion>(&b.to_bytes())
-            .map_err(|e| GatewayError::Internal(format!("unreadable canonical answer: {e}")))
-            .and_then(|c| door.answer_then(c)),
+        Ok(b) => door.answer_then(&b.to_bytes()),
         Err(e) => Err(GatewayError::Internal(format!(
             "could not read the answer: {e}"
         ))),
@@ -137,13 +136,20 @@ pub async fn encode(door: &dyn FrontDoor, resp: Resp, max_event_bytes: usize) ->
     }
 }
 
+/// A whole canonical answer's bytes as a [`ChatCompletion`].
+pub fn read_answer(answer: &[u8]) -> Result<ChatCompletion, GatewayError> {
+    serde_json::from_slice(answer)
+        .map_err(|e| GatewayError::Internal(format!("unreadable canonical answer: {e}")))
+}
+
 /// One named server-sent event (`event: kind`, `data: <json>`), as the Messages and
 /// Responses streams write them.
-pub fn sse_event(out: &mut BytesMut, kind: &str, data: &serde_json::Value) {
+pub fn sse_event<T: serde::Serialize + ?Sized>(out: &mut BytesMut, kind: &str, data: &T) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(&serde_json::to_vec(data).unwrap_or_default());
+    // Our own event types, which always serialize.
+    let _ = serde_json::to_writer(bytes::BufMut::writer(&mut *out), data);
     out.extend_from_slice(b"\n\n");
 }
 

@@ -15,6 +15,10 @@
 //! (`finish_reason: "tool_calls"`, 1 completion token; streamed as a chunk naming the call and
 //! one carrying its arguments). When the last message is a `tool` message, the reply echoes
 //! its text: `"echo: " + result`.
+//!
+//! Structured output: with `response_format` `json_schema` the reply is a value fitting
+//! `json_schema.schema` ([`crate::sample`]) as JSON; with `json_object` it is
+//! `{"echo": <last user text>}`.
 
 use std::borrow::Cow;
 
@@ -69,7 +73,16 @@ pub(super) fn respond(shared: &Shared, json: &Value, model: &str) -> Reply {
         Some("tool") => last.map(|m| content_text(m.get("content"))),
         _ => last_user,
     };
-    let full = format!("echo: {}", echoed.as_deref().unwrap_or(""));
+    let echoed = echoed.as_deref().unwrap_or("");
+    let format = json.get("response_format");
+    let full = match format.and_then(|f| f.get("type")).and_then(Value::as_str) {
+        Some("json_schema") => {
+            let schema = format.and_then(|f| f.pointer("/json_schema/schema"));
+            crate::sample::sample(schema.unwrap_or(&Value::Null)).to_string()
+        }
+        Some("json_object") => serde_json::json!({ "echo": echoed }).to_string(),
+        _ => format!("echo: {echoed}"),
+    };
     let full_words = word_count(&full);
 
     let limit = ["max_tokens", "max_completion_tokens"]

@@ -9,46 +9,28 @@
 //! Prompt-cache markers (`cache_control`) and the history's thinking blocks are
 //! Anthropic's alone: they are kept for Anthropic-format deployments (which get the
 //! client's bytes) and left out of the canonical request.
+//!
+//! The request is read into borrowed fields ([`super::raw`]) and the canonical
+//! request ([`super::canonical`]) is written straight to bytes: no JSON tree.
 
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
+use super::canonical::{
+    Call, CallFunction, Canonical, Choice, File, Function, Known, Named, Part, Tool, Turn, Url,
+    UserContent,
+};
+use super::raw::{content, fields, is, text, text_or_empty, Block, Content, Raw, Source};
+use super::request::MessagesRequest;
 use crate::error::GatewayError;
-
-/// The fields of a Messages request this module reads; the rest is in `extra`.
-#[derive(Deserialize)]
-struct MessagesRequest {
-    model: Value,
-    messages: Option<Vec<InMessage>>,
-    max_tokens: Option<u64>,
-    #[serde(default)]
-    system: Option<Value>,
-    #[serde(default)]
-    stop_sequences: Option<Vec<String>>,
-    #[serde(default)]
-    stream: Option<bool>,
-    #[serde(default)]
-    tools: Option<Vec<Value>>,
-    #[serde(default)]
-    tool_choice: Option<Value>,
-    #[serde(default)]
-    metadata: Option<Value>,
-    #[serde(flatten)]
-    extra: Map<String, Value>,
-}
-
-#[derive(Deserialize)]
-struct InMessage {
-    role: String,
-    content: Value,
-}
 
 fn invalid(message: impl Into<String>) -> GatewayError {
     GatewayError::bad_request(message)
 }
 
-/// The canonical chat body (as JSON) for a Messages request body.
-pub fn canonical(body: &[u8]) -> Result<Value, GatewayError> {
+/// The canonical chat body for a Messages request body. `default_max_tokens` stands
+/// in for a missing `max_tokens` (`count_tokens` requests have none).
+pub fn canonical(body: &[u8], default_max_tokens: Option<u64>) -> Result<Vec<u8>, GatewayError> {
     let req: MessagesRequest = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("invalid Messages request: {e}")))?;
     let messages = req
@@ -56,30 +38,25 @@ pub fn canonical(body: &[u8]) -> Result<Value, GatewayError> {
         .ok_or_else(|| invalid("messages: Field required"))?;
     let max_tokens = req
         .max_tokens
+        .or(default_max_tokens)
         .ok_or_else(|| invalid("max_tokens: Field required"))?;
-    let mut out = Map::new();
-    // Kept first, so that the canonical body's keys follow the client's.
-    for (key, value) in req.extra {
-        out.insert(key, value);
-    }
-    out.insert("model".into(), req.model);
     let mut turns = Vec::with_capacity(messages.len() + 1);
     if let Some(system) = req.system {
-        let text = system_text(&system)?;
+        let text = system_text(system)?;
         if !text.is_empty() {
-            turns.push(json!({"role": "system", "content": text}));
+            turns.push(Turn::System { content: text });
         }
     }
-    for (i, m) in messages.iter().enumerate() {
-        match m.role.as_str() {
-            "user" => user_turn(&m.content, i, &mut turns)?,
-            "assistant" => turns.push(assistant_turn(&m.content, i)?),
+    for (i, m) in messages.into_iter().enumerate() {
+        match m.role.as_ref() {
+            "user" => user_turn(m.content, i, &mut turns)?,
+            "assistant" => turns.push(assistant_turn(m.content, i)?),
             // Claude Code sends its reminders as system turns to models whose names are
             // not Claude's: a system message where it stands.
             "system" => {
-                let text = system_text(&m.content)
+                let text = system_text(m.content)
                     .map_err(|e| invalid(format!("messages.{i}.content: {e}")))?;
-                turns.push(json!({"role": "system", "content": text}));
+                turns.push(Turn::System { content: text });
             }
             other => {
                 return Err(invalid(format!(
@@ -88,125 +65,134 @@ pub fn canonical(body: &[u8]) -> Result<Value, GatewayError> {
             }
         }
     }
-    out.insert("messages".into(), Value::Array(turns));
-    out.insert("max_tokens".into(), max_tokens.into());
-    if let Some(stop) = req.stop_sequences.filter(|s| !s.is_empty()) {
-        out.insert("stop".into(), stop.into());
-    }
-    if req.stream == Some(true) {
-        out.insert("stream".into(), true.into());
-        // The encoder needs the usage for `message_delta`.
-        out.insert("stream_options".into(), json!({"include_usage": true}));
-    }
-    if let Some(user) = req
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get("user_id"))
-        .and_then(Value::as_str)
-    {
-        out.insert("user".into(), user.into());
-    }
+    let metadata: Block = fields(req.metadata)?;
+    let mut out = Canonical {
+        extra: req.extra,
+        model: req.model.ok_or_else(|| invalid("model: Field required"))?,
+        messages: turns,
+        max_tokens,
+        stop: req.stop_sequences.filter(|s| !s.is_empty()),
+        stream: req.stream == Some(true),
+        user: text(metadata.user_id),
+        tools: Vec::new(),
+        tool_choice: None,
+        parallel_tool_calls: None,
+    };
     if let Some(tools) = req.tools.filter(|t| !t.is_empty()) {
-        let tools: Vec<Value> = tools.iter().map(tool).collect();
-        out.insert("tools".into(), Value::Array(tools));
-        if let Some(choice) = &req.tool_choice {
+        out.tools = tools.into_iter().map(tool).collect::<Result<_, _>>()?;
+        if let Some(choice) = req.tool_choice {
             tool_choice(choice, &mut out)?;
         }
     }
-    Ok(Value::Object(out))
+    serde_json::to_vec(&out)
+        .map_err(|e| GatewayError::Internal(format!("cannot encode the request: {e}")))
 }
 
 /// `system`: a string, or text blocks (joined by a blank line).
-fn system_text(system: &Value) -> Result<String, GatewayError> {
-    match system {
-        Value::String(s) => Ok(s.clone()),
-        Value::Array(blocks) => {
-            let mut texts = Vec::with_capacity(blocks.len());
-            for (i, b) in blocks.iter().enumerate() {
-                match b.get("text").and_then(Value::as_str) {
-                    Some(t) if b.get("type").and_then(Value::as_str) == Some("text") => {
-                        texts.push(t)
-                    }
+fn system_text(system: Raw<'_>) -> Result<Cow<'_, str>, GatewayError> {
+    match content(system)? {
+        Content::Text(s) => Ok(s),
+        Content::Blocks(blocks) => {
+            let mut joined: Option<Cow<str>> = None;
+            for (i, b) in blocks.into_iter().enumerate() {
+                let block = Block::read(b)?;
+                let t = match text(block.text) {
+                    Some(t) if is(block.kind, "text") => t,
                     _ => return Err(invalid(format!("system.{i}: only text blocks are allowed"))),
-                }
+                };
+                joined = Some(match joined {
+                    None => t,
+                    Some(j) => Cow::Owned(format!("{j}\n\n{t}")),
+                });
             }
-            Ok(texts.join("\n\n"))
+            Ok(joined.unwrap_or_default())
         }
-        Value::Null => Ok(String::new()),
-        _ => Err(invalid("system: must be a string or a list of text blocks")),
+        Content::Null => Ok(Cow::Borrowed("")),
+        Content::Other => Err(invalid("system: must be a string or a list of text blocks")),
     }
 }
 
 /// The blocks of a `content`: a string is one text block.
-fn blocks(content: &Value, path: &str) -> Result<Vec<Value>, GatewayError> {
-    match content {
-        Value::String(s) => Ok(vec![json!({"type": "text", "text": s})]),
-        Value::Array(b) => Ok(b.clone()),
+fn blocks<'a>(
+    raw: Raw<'a>,
+    path: &str,
+) -> Result<Result<Vec<Raw<'a>>, Cow<'a, str>>, GatewayError> {
+    match content(raw)? {
+        Content::Text(s) => Ok(Err(s)),
+        Content::Blocks(b) => Ok(Ok(b)),
         _ => Err(invalid(format!(
             "{path}.content: must be a string or a list of content blocks"
         ))),
     }
 }
 
-fn kind(block: &Value) -> &str {
-    block.get("type").and_then(Value::as_str).unwrap_or("")
-}
-
 /// A user turn: its `tool_result` blocks as `tool` messages (first, as OpenAI wants
 /// them right after the assistant's calls), then one user message with the rest.
-fn user_turn(content: &Value, i: usize, turns: &mut Vec<Value>) -> Result<(), GatewayError> {
+fn user_turn<'a>(raw: Raw<'a>, i: usize, turns: &mut Vec<Turn<'a>>) -> Result<(), GatewayError> {
     let path = format!("messages.{i}");
+    let list = match blocks(raw, &path)? {
+        Err(text) => {
+            turns.push(Turn::User {
+                content: UserContent::Text(text),
+            });
+            return Ok(());
+        }
+        Ok(list) => list,
+    };
     let mut parts = Vec::new();
-    for (j, block) in blocks(content, &path)?.into_iter().enumerate() {
+    for (j, raw) in list.into_iter().enumerate() {
         let at = format!("{path}.content.{j}");
-        if kind(&block) == "tool_result" {
+        let block = Block::read(raw)?;
+        if block.kind() == "tool_result" {
             turns.push(tool_message(&block, &at, &mut parts)?);
         } else {
-            parts.push(user_part(block, &at)?);
+            parts.push(user_part(raw, block, &at)?);
         }
     }
-    match parts.as_slice() {
-        [] => {}
-        [only] if kind(only) == "text" => {
-            let text = only.get("text").cloned().unwrap_or_default();
-            turns.push(json!({"role": "user", "content": text}));
-        }
-        _ => turns.push(json!({"role": "user", "content": parts})),
+    if parts.is_empty() {
+        return Ok(());
     }
+    let content = match <[Part; 1]>::try_from(parts) {
+        Ok([Part::Known(Known::Text { text })]) => UserContent::Text(text),
+        Ok([only]) => UserContent::Parts(vec![only]),
+        Err(parts) => UserContent::Parts(parts),
+    };
+    turns.push(Turn::User { content });
     Ok(())
 }
 
 /// A user content block as an OpenAI content part. Blocks with no OpenAI
 /// counterpart are kept as they are (the deployment's adapter decides).
-fn user_part(block: Value, at: &str) -> Result<Value, GatewayError> {
-    match kind(&block) {
+fn user_part<'a>(raw: Raw<'a>, block: Block<'a>, at: &str) -> Result<Part<'a>, GatewayError> {
+    Ok(match block.kind().as_ref() {
         "text" => {
-            let text = block
-                .get("text")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid(format!("{at}.text: Field required")))?;
-            Ok(json!({"type": "text", "text": text}))
+            let text =
+                text(block.text).ok_or_else(|| invalid(format!("{at}.text: Field required")))?;
+            Part::Known(Known::Text { text })
         }
-        "image" => Ok(json!({"type": "image_url", "image_url": {"url": source_url(&block, at)?}})),
-        "document" => Ok(document_part(&block)),
-        _ => Ok(block),
-    }
+        "image" => Part::Known(Known::ImageUrl {
+            image_url: Url {
+                url: source_url(&block, at)?,
+            },
+        }),
+        "document" => document_part(raw, &block)?,
+        _ => Part::Raw(raw),
+    })
 }
 
 /// An image's `source` as a URL: https, or a base64 data URL.
-fn source_url(block: &Value, at: &str) -> Result<String, GatewayError> {
-    let source = &block["source"];
-    let text = |k: &str| source.get(k).and_then(Value::as_str);
-    match text("type") {
-        Some("base64") => match (text("media_type"), text("data")) {
-            (Some(media), Some(data)) => Ok(format!("data:{media};base64,{data}")),
+fn source_url<'a>(block: &Block<'a>, at: &str) -> Result<Cow<'a, str>, GatewayError> {
+    let source: Source = fields(block.source)?;
+    match text(source.kind).as_deref() {
+        Some("base64") => match (text(source.media_type), text(source.data)) {
+            (Some(media), Some(data)) => Ok(Cow::Owned(format!("data:{media};base64,{data}"))),
             _ => Err(invalid(format!(
                 "{at}.source: a base64 source needs media_type and data"
             ))),
         },
-        Some("url") => text("url")
-            .map(str::to_string)
-            .ok_or_else(|| invalid(format!("{at}.source.url: Field required"))),
+        Some("url") => {
+            text(source.url).ok_or_else(|| invalid(format!("{at}.source.url: Field required")))
+        }
         _ => Err(invalid(format!(
             "{at}.source: only base64 and url sources can be sent to this model"
         ))),
@@ -214,123 +200,152 @@ fn source_url(block: &Value, at: &str) -> Result<String, GatewayError> {
 }
 
 /// A `document` block: a base64 PDF as an OpenAI `file` part, plain text as text.
-fn document_part(block: &Value) -> Value {
-    let source = &block["source"];
-    let text = |k: &str| source.get(k).and_then(Value::as_str);
-    match text("type") {
+fn document_part<'a>(raw: Raw<'a>, block: &Block<'a>) -> Result<Part<'a>, GatewayError> {
+    let source: Source = fields(block.source)?;
+    Ok(match text(source.kind).as_deref() {
         Some("base64") => {
-            let media = text("media_type").unwrap_or("application/pdf");
-            let data = text("data").unwrap_or("");
-            let mut file = json!({"file_data": format!("data:{media};base64,{data}")});
-            if let Some(title) = block.get("title").and_then(Value::as_str) {
-                file["filename"] = title.into();
-            }
-            json!({"type": "file", "file": file})
+            let media = text(source.media_type).unwrap_or(Cow::Borrowed("application/pdf"));
+            let data = text_or_empty(source.data);
+            Part::Known(Known::File {
+                file: File {
+                    file_data: format!("data:{media};base64,{data}"),
+                    filename: text(block.title),
+                },
+            })
         }
-        Some("text") => json!({"type": "text", "text": text("data").unwrap_or("")}),
-        _ => block.clone(),
-    }
+        Some("text") => Part::Known(Known::Text {
+            text: text_or_empty(source.data),
+        }),
+        _ => Part::Raw(raw),
+    })
 }
 
 /// A `tool_result` block as a `tool` message. Its text is the message; its images
 /// join the user message of the same turn (OpenAI's tool messages hold text only).
-fn tool_message(block: &Value, at: &str, parts: &mut Vec<Value>) -> Result<Value, GatewayError> {
-    let id = block
-        .get("tool_use_id")
-        .and_then(Value::as_str)
+fn tool_message<'a>(
+    block: &Block<'a>,
+    at: &str,
+    parts: &mut Vec<Part<'a>>,
+) -> Result<Turn<'a>, GatewayError> {
+    let id = text(block.tool_use_id)
         .ok_or_else(|| invalid(format!("{at}.tool_use_id: Field required")))?;
-    let mut text = String::new();
-    match block.get("content") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => text.push_str(s),
-        Some(Value::Array(inner)) => {
-            for (k, b) in inner.iter().enumerate() {
-                match kind(b) {
-                    "text" => {
-                        if !text.is_empty() {
-                            text.push('\n');
-                        }
-                        text.push_str(b.get("text").and_then(Value::as_str).unwrap_or(""));
+    let mut joined: Cow<str> = Cow::Borrowed("");
+    match block.content.map(content).transpose()? {
+        None | Some(Content::Null) => {}
+        Some(Content::Text(s)) => joined = s,
+        Some(Content::Blocks(inner)) => {
+            for (k, raw) in inner.into_iter().enumerate() {
+                let b = Block::read(raw)?;
+                if b.kind() == "text" {
+                    let t = text_or_empty(b.text);
+                    if joined.is_empty() {
+                        joined = t;
+                    } else {
+                        let s = joined.to_mut();
+                        s.push('\n');
+                        s.push_str(&t);
                     }
-                    _ => parts.push(user_part(b.clone(), &format!("{at}.content.{k}"))?),
+                } else {
+                    parts.push(user_part(raw, b, &format!("{at}.content.{k}"))?);
                 }
             }
         }
-        Some(_) => return Err(invalid(format!("{at}.content: must be a string or blocks"))),
+        Some(Content::Other) => {
+            return Err(invalid(format!("{at}.content: must be a string or blocks")))
+        }
     }
-    Ok(json!({"role": "tool", "tool_call_id": id, "content": text}))
+    Ok(Turn::Tool {
+        tool_call_id: id,
+        content: joined,
+    })
 }
 
 /// An assistant turn: text as `content`, `tool_use` as tool calls. Thinking blocks
 /// (and other blocks only Anthropic reads) are left out.
-fn assistant_turn(content: &Value, i: usize) -> Result<Value, GatewayError> {
+fn assistant_turn(raw: Raw<'_>, i: usize) -> Result<Turn<'_>, GatewayError> {
     let path = format!("messages.{i}");
-    let mut text = String::new();
+    let list = match blocks(raw, &path)? {
+        Err(text) => {
+            return Ok(Turn::Assistant {
+                content: Some(text),
+                tool_calls: Vec::new(),
+            })
+        }
+        Ok(list) => list,
+    };
+    let mut joined: Cow<str> = Cow::Borrowed("");
     let mut calls = Vec::new();
-    for (j, block) in blocks(content, &path)?.iter().enumerate() {
-        match kind(block) {
-            "text" => text.push_str(block.get("text").and_then(Value::as_str).unwrap_or("")),
+    for (j, raw) in list.into_iter().enumerate() {
+        let block = Block::read(raw)?;
+        match block.kind().as_ref() {
+            "text" => {
+                let t = text_or_empty(block.text);
+                if joined.is_empty() {
+                    joined = t;
+                } else {
+                    joined.to_mut().push_str(&t);
+                }
+            }
             "tool_use" => {
-                let field = |k: &str| {
-                    block
-                        .get(k)
-                        .and_then(Value::as_str)
+                let field = |k: &str, v| {
+                    text(v)
                         .ok_or_else(|| invalid(format!("{path}.content.{j}.{k}: Field required")))
                 };
-                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-                calls.push(json!({
-                    "id": field("id")?,
-                    "type": "function",
-                    "function": {"name": field("name")?, "arguments": input.to_string()},
-                }));
+                calls.push(Call {
+                    id: field("id", block.id)?,
+                    kind: "function",
+                    function: CallFunction {
+                        name: field("name", block.name)?,
+                        arguments: block.input.map_or("{}", RawValue::get),
+                    },
+                });
             }
             _ => {}
         }
     }
-    let mut message = json!({"role": "assistant"});
-    message["content"] = if text.is_empty() && !calls.is_empty() {
-        Value::Null
+    let content = if joined.is_empty() && !calls.is_empty() {
+        None
     } else {
-        text.into()
+        Some(joined)
     };
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
-    Ok(message)
+    Ok(Turn::Assistant {
+        content,
+        tool_calls: calls,
+    })
 }
 
 /// A tool: a custom tool (`name`, `description`, `input_schema`) as a function; a
 /// server tool (`web_search_...`, `bash_...`) as it is, for the adapter to judge.
-fn tool(t: &Value) -> Value {
-    let custom = matches!(t.get("type").and_then(Value::as_str), None | Some("custom"));
+fn tool(raw: Raw<'_>) -> Result<Tool<'_>, GatewayError> {
+    let t = Block::read(raw)?;
+    let custom = matches!(text(t.kind).as_deref(), None | Some("custom"));
     if !custom {
-        return t.clone();
+        return Ok(Tool::Raw(raw));
     }
-    let mut function = Map::new();
-    for (from, to) in [
-        ("name", "name"),
-        ("description", "description"),
-        ("input_schema", "parameters"),
-    ] {
-        if let Some(v) = t.get(from) {
-            function.insert(to.into(), v.clone());
-        }
-    }
-    json!({"type": "function", "function": function})
+    Ok(Tool::Function {
+        kind: "function",
+        function: Function {
+            name: t.name,
+            description: t.description,
+            parameters: t.input_schema,
+        },
+    })
 }
 
 /// `tool_choice` (`auto`, `any`, `tool`, `none`) and `disable_parallel_tool_use`.
-fn tool_choice(choice: &Value, out: &mut Map<String, Value>) -> Result<(), GatewayError> {
-    let mapped = match choice.get("type").and_then(Value::as_str) {
-        Some("auto") => json!("auto"),
-        Some("any") => json!("required"),
-        Some("none") => json!("none"),
+fn tool_choice<'a>(raw: Raw<'a>, out: &mut Canonical<'a>) -> Result<(), GatewayError> {
+    let choice: Block = fields(Some(raw))?;
+    let mapped = match text(choice.kind).as_deref() {
+        Some("auto") => Choice::Mode("auto"),
+        Some("any") => Choice::Mode("required"),
+        Some("none") => Choice::Mode("none"),
         Some("tool") => {
-            let name = choice
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid("tool_choice.name: Field required"))?;
-            json!({"type": "function", "function": {"name": name}})
+            let name =
+                text(choice.name).ok_or_else(|| invalid("tool_choice.name: Field required"))?;
+            Choice::Named {
+                kind: "function",
+                function: Named { name },
+            }
         }
         _ => {
             return Err(invalid(
@@ -338,9 +353,12 @@ fn tool_choice(choice: &Value, out: &mut Map<String, Value>) -> Result<(), Gatew
             ))
         }
     };
-    out.insert("tool_choice".into(), mapped);
-    if choice.get("disable_parallel_tool_use") == Some(&Value::Bool(true)) {
-        out.insert("parallel_tool_calls".into(), false.into());
+    out.tool_choice = Some(mapped);
+    if choice
+        .disable_parallel_tool_use
+        .is_some_and(|v| v.get() == "true")
+    {
+        out.parallel_tool_calls = Some(false);
     }
     Ok(())
 }
@@ -349,9 +367,10 @@ fn tool_choice(choice: &Value, out: &mut Map<String, Value>) -> Result<(), Gatew
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use serde_json::{json, Value};
 
     fn decode(v: Value) -> Value {
-        canonical(v.to_string().as_bytes()).unwrap()
+        serde_json::from_slice(&canonical(v.to_string().as_bytes(), None).unwrap()).unwrap()
     }
 
     #[test]
@@ -452,8 +471,108 @@ mod tests {
                 "tool_choice",
             ),
         ] {
-            let e = canonical(body.to_string().as_bytes()).unwrap_err();
+            let e = canonical(body.to_string().as_bytes(), None).unwrap_err();
             assert!(e.to_string().contains(needle), "{e} / {needle}");
         }
+    }
+
+    #[test]
+    fn client_fields_keep_their_order_and_the_translation_wins() {
+        let body = r#"{"zeta":1,"model":"m","alpha":{"a":[1, 2]},"stop":"x","user":"u0",
+            "stop_sequences":["END"],"alpha":"last","max_tokens":3,
+            "messages":[{"role":"user","content":"hi"}]}"#;
+        let out = String::from_utf8(canonical(body.as_bytes(), None).unwrap()).unwrap();
+        // Client fields first, as sent (a repeated one: its last value, once); `stop`
+        // is the translation's; `user` stays the client's (no `metadata.user_id`).
+        assert!(
+            out.starts_with(r#"{"zeta":1,"alpha":"last","user":"u0","model":"m","#),
+            "{out}"
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["stop"], json!(["END"]));
+        assert_eq!(out.matches("\"stop\"").count(), 1, "{out}");
+        let dup = r#"{"model":"m","model":"n","max_tokens":1,"messages":[]}"#;
+        let e = canonical(dup.as_bytes(), None).unwrap_err();
+        assert!(e.to_string().contains("duplicate field `model`"), "{e}");
+        let dup = r#"{"model":"m","max_tokens":1,"messages":[],"messages":[]}"#;
+        let e = canonical(dup.as_bytes(), None).unwrap_err();
+        assert!(e.to_string().contains("duplicate field `messages`"), "{e}");
+        let e = canonical(br#"{"max_tokens":1,"messages":[]}"#, None).unwrap_err();
+        assert!(e.to_string().contains("missing field `model`"), "{e}");
+    }
+
+    #[test]
+    fn passed_through_parts_are_the_clients_bytes() {
+        let out = decode(json!({
+            "model": "m", "max_tokens": 5,
+            "tools": [
+                {"name": "get", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}},
+                {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}
+            ],
+            "tool_choice": {"type": "tool", "name": "get"},
+            "metadata": {"user_id": "u\"1"},
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "a \"quoted\"\nline"},
+                    {"type": "search_result", "source": "https://x", "title": 5, "content": []},
+                    {"type": "document", "title": "r.pdf", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}},
+                    {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "plain"}}]},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "one "}, {"type": "text", "text": "two"},
+                    {"type": "tool_use", "id": "t1", "name": "get", "input": {"q": "é"}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": [
+                        {"type": "text", "text": "a"}, {"type": "text", "text": "b"},
+                        {"type": "image", "source": {"type": "url", "url": "https://x/i.png"}}]}]}
+            ]
+        }));
+        assert_eq!(
+            out["tools"][0]["function"],
+            json!({"name": "get", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}})
+        );
+        assert_eq!(
+            out["tools"][1],
+            json!({"type": "web_search_20250305", "name": "web_search", "max_uses": 2})
+        );
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type": "function", "function": {"name": "get"}})
+        );
+        assert_eq!(out["user"], "u\"1");
+        let m = &out["messages"];
+        assert_eq!(m[0]["content"][0]["text"], "a \"quoted\"\nline");
+        assert_eq!(
+            m[0]["content"][1],
+            json!({"type": "search_result", "source": "https://x", "title": 5, "content": []})
+        );
+        assert_eq!(
+            m[0]["content"][2],
+            json!({"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBE", "filename": "r.pdf"}})
+        );
+        assert_eq!(m[0]["content"][3], json!({"type": "text", "text": "plain"}));
+        assert_eq!(m[1]["content"], "one two");
+        let args: Value = serde_json::from_str(
+            m[1]["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(args, json!({"q": "é"}));
+        assert_eq!(
+            m[2],
+            json!({"role": "tool", "tool_call_id": "t1", "content": "a\nb"})
+        );
+        assert_eq!(
+            m[3],
+            json!({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/i.png"}}]})
+        );
+    }
+
+    #[test]
+    fn count_tokens_needs_no_max_tokens() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+        let v: Value = serde_json::from_slice(&canonical(body, Some(1)).unwrap()).unwrap();
+        assert_eq!(v["max_tokens"], 1);
+        assert!(canonical(body, None).is_err());
     }
 }

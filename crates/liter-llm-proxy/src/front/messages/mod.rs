@@ -4,16 +4,19 @@
 //! A request is decoded twice over: as it came (a [`Native`] request, which an
 //! Anthropic deployment gets with only `model` rewritten, along with the client's
 //! `anthropic-version` and `anthropic-beta`) and as the canonical chat request
-//! ([`decode`]) for every other deployment, whose answers and streams [`encode`]
-//! writes back in Anthropic's format. Errors are Anthropic's
+//! ([`decode`]) for every other deployment, whose answers [`encode`] and streams
+//! [`stream`] write back in Anthropic's format. Errors are Anthropic's
 //! `{"type":"error","error":{"type","message"}}` (`crate::error::anthropic_body`).
 
+mod canonical;
 pub mod decode;
 pub mod encode;
+mod raw;
+mod request;
+pub mod stream;
 
 use axum::http::{HeaderMap, HeaderName};
 use bytes::Bytes;
-use liter_llm::types::ChatCompletion;
 
 use super::{Decoded, FrontDoor, StreamEncode};
 use crate::error::{GatewayError, Wire};
@@ -50,8 +53,7 @@ impl FrontDoor for Messages {
     }
 
     fn decode(&self, body: &Bytes, headers: &HeaderMap) -> Result<Decoded, GatewayError> {
-        let canonical = serde_json::to_vec(&decode::canonical(body)?)
-            .map_err(|e| GatewayError::Internal(format!("cannot encode the request: {e}")))?;
+        let canonical = decode::canonical(body, None)?;
         Ok(Decoded {
             canonical: Bytes::from(canonical),
             native: Some(native(body, parse_head(body)?, headers)),
@@ -71,14 +73,12 @@ impl FrontDoor for Messages {
         })
     }
 
-    fn answer(&self, answer: ChatCompletion) -> Result<Bytes, GatewayError> {
-        serde_json::to_vec(&encode::message(answer))
-            .map(Bytes::from)
-            .map_err(|e| GatewayError::Internal(format!("cannot encode the answer: {e}")))
+    fn answer(&self, answer: &[u8]) -> Result<Bytes, GatewayError> {
+        encode::message(answer).map(Bytes::from)
     }
 
     fn stream(&self) -> Box<dyn StreamEncode> {
-        Box::<encode::MessagesStream>::default()
+        Box::<stream::MessagesStream>::default()
     }
 }
 
@@ -86,10 +86,6 @@ impl FrontDoor for Messages {
 /// `max_tokens`), and its model name.
 pub fn count_tokens_body(body: &[u8]) -> Result<(String, Bytes), GatewayError> {
     let head = parse_head(body)?;
-    let mut value: serde_json::Value = crate::request::parse_json(body)?;
-    if let Some(obj) = value.as_object_mut() {
-        obj.entry("max_tokens").or_insert(1.into());
-    }
-    let canonical = decode::canonical(value.to_string().as_bytes())?;
-    Ok((head.model, Bytes::from(canonical.to_string())))
+    let canonical = decode::canonical(body, Some(1))?;
+    Ok((head.model, Bytes::from(canonical)))
 }

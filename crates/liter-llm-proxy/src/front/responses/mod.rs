@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
-use liter_llm::types::ChatCompletion;
 use serde_json::{Map, Value};
 
 use super::{Decoded, FrontDoor, Settle, StreamEncode};
@@ -196,14 +195,14 @@ impl FrontDoor for Responses {
     }
 
     /// The answer without storing it (the gateway calls [`FrontDoor::answer_then`]).
-    fn answer(&self, answer: ChatCompletion) -> Result<Bytes, GatewayError> {
-        serde_json::to_vec(&encode::whole(&self.turn, answer))
+    fn answer(&self, answer: &[u8]) -> Result<Bytes, GatewayError> {
+        serde_json::to_vec(&encode::whole(&self.turn, super::read_answer(answer)?))
             .map(Bytes::from)
             .map_err(|e| GatewayError::Internal(format!("cannot encode the answer: {e}")))
     }
 
-    fn answer_then(&self, answer: ChatCompletion) -> Result<(Bytes, Option<Settle>), GatewayError> {
-        let response = encode::whole(&self.turn, answer);
+    fn answer_then(&self, answer: &[u8]) -> Result<(Bytes, Option<Settle>), GatewayError> {
+        let response = encode::whole(&self.turn, super::read_answer(answer)?);
         let settle = self.turn.keep(&response);
         let bytes = serde_json::to_vec(&response)
             .map_err(|e| GatewayError::Internal(format!("cannot encode the answer: {e}")))?;

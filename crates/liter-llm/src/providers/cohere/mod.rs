@@ -28,8 +28,8 @@
 //! - **`parallel_tool_calls: false`** keeps only the first tool call of the answer
 //!   (Cohere has no switch for it), and the answer says so in
 //!   `x-liter-llm-parallel-tool-calls: first-call-only`.
-//! - **OpenAI-only parameters** ([`DROPPED_PARAMS`]) are answered 400 naming the
-//!   parameter, or left out when `drop_params` is on. `user`
+//! - **OpenAI-only parameters** and Anthropic-only controls ([`DROPPED_PARAMS`]) are
+//!   answered 400 naming the parameter, or left out when `drop_params` is on. `user`
 //!   is informational and left out silently. Parameters we do not model
 //!   (`safety_mode`, `documents`, `citation_options`, `thinking`, ...) are forwarded.
 //! - **Finish reasons**: `COMPLETE`, `STOP_SEQUENCE` → `stop`; `MAX_TOKENS` → `length`;

@@ -10,7 +10,7 @@ use crate::types::{
     ToolChoice,
 };
 
-/// OpenAI parameters with no Cohere counterpart. A request that sets one (to anything but
+/// OpenAI parameters (and Anthropic controls) with no Cohere counterpart. A request that sets one (to anything but
 /// `null`) is answered 400 naming it, unless `drop_params` is on: then it is left out and
 /// reported.
 pub const DROPPED_PARAMS: &[&str] = &[
@@ -28,6 +28,10 @@ pub const DROPPED_PARAMS: &[&str] = &[
     "web_search_options",
     "verbosity",
     "reasoning_effort",
+    // Anthropic's controls, which Claude Code sends through the Messages door (Cohere's
+    // own `thinking` is forwarded).
+    "output_config",
+    "context_management",
 ];
 
 pub(crate) use crate::providers::convert::invalid;
@@ -437,6 +441,24 @@ mod tests {
         assert_eq!(b["seed"], 7);
         assert_eq!(b["frequency_penalty"], 0.1);
         assert!(b.get("user").is_none() && b.get("top_p").is_none() && b.get("n").is_none());
+    }
+
+    #[test]
+    fn anthropic_controls_follow_drop_params() {
+        let req = json!({"model": "m", "messages": user("x"), "output_config": {"effort": "high"},
+            "context_management": {"edits": []}, "thinking": {"type": "enabled", "token_budget": 500}});
+        let e = chat(req.clone(), false).unwrap_err();
+        assert_eq!(e.status, 400);
+        let param = e.error.param.unwrap_or_default();
+        assert!(
+            ["context_management", "output_config"].contains(&param.as_str()),
+            "{param}"
+        );
+        let (b, mut dropped) = chat(req, true).unwrap();
+        dropped.sort();
+        assert_eq!(dropped, ["context_management", "output_config"]);
+        // Cohere's own `thinking` goes on.
+        assert_eq!(b["thinking"]["token_budget"], 500);
     }
 
     #[test]

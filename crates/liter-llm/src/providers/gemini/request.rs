@@ -12,7 +12,7 @@ use crate::types::{
     ChatCompletionRequest, Message, ProviderError, ResponseFormat, Tool, ToolChoice,
 };
 
-/// OpenAI parameters with no Gemini counterpart. A request that sets one (to anything
+/// OpenAI parameters (and Anthropic controls) with no Gemini counterpart. A request that sets one (to anything
 /// but `null`) is answered 400 naming it, unless `drop_params` is on: then it is left
 /// out and reported. `reasoning_effort` is among them only for models that do not think
 /// (see [`ThinkingControl`]). `parallel_tool_calls: false` is honoured by keeping the
@@ -32,6 +32,10 @@ pub const DROPPED_PARAMS: &[&str] = &[
     "verbosity",
     "service_tier",
     "reasoning_effort",
+    // Anthropic's controls, which Claude Code sends through the Messages door.
+    "thinking",
+    "output_config",
+    "context_management",
 ];
 
 /// OpenAI parameters with a `generationConfig` counterpart, besides the typed ones.
@@ -500,6 +504,24 @@ mod tests {
         let (body, dropped) = build(req, true).unwrap();
         assert_eq!(dropped, vec!["logit_bias"]);
         assert!(body.get("logit_bias").is_none());
+    }
+
+    #[test]
+    fn anthropic_controls_follow_drop_params() {
+        let req = json!({"model":"m","messages":[{"role":"user","content":"x"}],
+            "thinking":{"type":"adaptive"},"output_config":{"effort":"high"},
+            "context_management":{"edits":[]}});
+        let e = build(req.clone(), false).unwrap_err();
+        assert_eq!(e.status, 400);
+        let param = e.error.param.unwrap_or_default();
+        assert!(
+            ["context_management", "output_config"].contains(&param.as_str()),
+            "{param}"
+        );
+        let (body, mut dropped) = build(req, true).unwrap();
+        dropped.sort();
+        assert_eq!(dropped, ["context_management", "output_config", "thinking"]);
+        assert!(body.get("thinking").is_none() && body.get("output_config").is_none());
     }
 
     #[test]
