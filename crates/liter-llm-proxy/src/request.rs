@@ -4,8 +4,9 @@
 //!
 //! The gateway forwards bytes: it reads only `model`, `stream` and
 //! `stream_options.include_usage`, remembers where `model` sits in the buffer, and
-//! splices the provider's model id in. Every other field reaches the provider as the
-//! client wrote it.
+//! splices the provider's model id in; it notes whether `metadata` or `tags` are there
+//! (request tags, which `routing::tags` takes out). Every other field reaches the
+//! provider as the client wrote it.
 
 use std::fmt;
 use std::ops::Range;
@@ -135,6 +136,9 @@ pub struct Head {
     pub include_usage: bool,
     /// The sampling parameters a span reports, read in the same pass.
     pub sampling: Sampling,
+    /// The body has a `metadata` or a top-level `tags` member, where a request's tags
+    /// may be (`routing::tags` takes them out).
+    pub gateway_fields: bool,
 }
 
 /// `max_completion_tokens` (or `max_tokens`), `temperature` and `top_p` when the body
@@ -156,6 +160,8 @@ enum Field {
     MaxCompletionTokens,
     Temperature,
     TopP,
+    Metadata,
+    Tags,
     #[serde(other)]
     Other,
 }
@@ -176,6 +182,7 @@ struct Found<'de> {
     sampling: Sampling,
     max_completion_tokens: Option<i64>,
     max_tokens: Option<i64>,
+    gateway_fields: bool,
 }
 
 /// A number, or `None` for any other JSON value (skipped, not built).
@@ -262,6 +269,10 @@ impl<'de> Visitor<'de> for HeadVisitor {
                 Field::MaxTokens => found.max_tokens = tokens(map.next_value::<Number>()?.0),
                 Field::Temperature => found.sampling.temperature = map.next_value::<Number>()?.0,
                 Field::TopP => found.sampling.top_p = map.next_value::<Number>()?.0,
+                Field::Metadata | Field::Tags => {
+                    found.gateway_fields = true;
+                    map.next_value::<IgnoredAny>()?;
+                }
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -311,6 +322,7 @@ pub fn parse_head(body: &[u8]) -> Result<Head, GatewayError> {
             max_tokens: found.max_completion_tokens.or(found.max_tokens),
             ..found.sampling
         },
+        gateway_fields: found.gateway_fields,
     })
 }
 

@@ -882,6 +882,7 @@ async fn key_crud<H: Harness>() {
         expires_at: Some(T0 + DAY),
         metadata: serde_json::json!({"team": "a", "tags": [1, 2], "nested": {"x": null}}),
         blocked: false,
+        tags: vec!["eu".into(), "paid".into()],
     };
     let a = s.keys.create(full.clone()).await.unwrap();
     assert_eq!(a.id.len(), 32);
@@ -898,6 +899,7 @@ async fn key_crud<H: Harness>() {
         (full.budget_duration, Some(T0 + DAY))
     );
     assert_eq!(a.metadata, full.metadata);
+    assert_eq!(a.tags, full.tags);
     assert!(!a.blocked && a.created_at > 0);
     assert_eq!(s.keys.get(&a.id).await.unwrap().as_ref(), Some(&a));
     assert_eq!(
@@ -930,9 +932,11 @@ async fn key_crud<H: Harness>() {
         max_budget: Some(None),
         blocked: Some(true),
         metadata: Some(serde_json::json!({"v": 2})),
+        tags: Some(vec!["free".into()]),
         ..KeyUpdate::default()
     };
     let a2 = s.keys.update(&a.id, update).await.unwrap().unwrap();
+    assert_eq!(a2.tags, ["free"]);
     assert_eq!(
         (a2.key_alias.as_deref(), a2.max_budget, a2.blocked),
         (Some("team-a2"), None, true)
@@ -947,7 +951,8 @@ async fn key_crud<H: Harness>() {
         key_hash: Some(hash("sk-one-rotated")),
         ..KeyUpdate::default()
     };
-    s.keys.update(&a.id, rotate).await.unwrap().unwrap();
+    let rotated = s.keys.update(&a.id, rotate).await.unwrap().unwrap();
+    assert_eq!(rotated.tags, ["free"], "an update without tags keeps them");
     assert_eq!(s.keys.find_by_hash(&hash("sk-one")).await.unwrap(), None);
     assert_eq!(
         s.keys

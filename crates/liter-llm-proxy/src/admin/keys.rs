@@ -35,6 +35,10 @@ pub struct GenerateBody {
     metadata: Option<Value>,
     #[serde(default)]
     blocked: Option<bool>,
+    /// Added to each of the key's requests, for tag routing (`[router]
+    /// enable_tag_filtering`).
+    #[serde(default)]
+    tags: Option<Vec<String>>,
 }
 
 fn bad(message: String, param: &'static str) -> GatewayError {
@@ -42,6 +46,21 @@ fn bad(message: String, param: &'static str) -> GatewayError {
         message,
         param: Some(param),
         code: None,
+    }
+}
+
+/// A key's tags keep the bounds of the config's tags.
+fn check_tags(tags: Option<&[String]>) -> Result<(), GatewayError> {
+    let Some(tags) = tags else {
+        return Ok(());
+    };
+    if tags.len() > crate::config::MAX_TAGS {
+        let max = crate::config::MAX_TAGS;
+        return Err(bad(format!("at most {max} tags"), "tags"));
+    }
+    match tags.iter().find_map(|t| crate::config::tag_problem(t)) {
+        Some(why) => Err(bad(why, "tags")),
+        None => Ok(()),
     }
 }
 
@@ -109,6 +128,7 @@ fn view(k: &StoredKey, spend: f64) -> Value {
         "expires": k.expires_at.map(rfc3339),
         "metadata": k.metadata,
         "blocked": k.blocked,
+        "tags": k.tags,
         "created_at": rfc3339(k.created_at),
         "spend": spend,
     })
@@ -139,6 +159,7 @@ pub async fn generate(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Res
         let body: GenerateBody = parse_json(&raw)?;
         let stores = stores(&app)?;
         check_limits(body.max_budget, body.rpm_limit, body.tpm_limit)?;
+        check_tags(body.tags.as_deref())?;
         let budget_duration = body
             .budget_duration
             .as_deref()
@@ -159,6 +180,7 @@ pub async fn generate(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Res
                 expires_at,
                 metadata: body.metadata.unwrap_or_else(|| json!({})),
                 blocked: body.blocked.unwrap_or(false),
+                tags: body.tags.unwrap_or_default(),
             })
             .await
             .map_err(conflict)?;
@@ -227,6 +249,7 @@ pub async fn info(
                         "rpm_limit": k.limits.rate.rpm,
                         "tpm_limit": k.limits.rate.tpm,
                         "expires": k.limits.expires_at.map(rfc3339),
+                        "tags": k.tags,
                         "spend": key_spend(&app, &k.id).await,
                     }),
                 };
@@ -270,6 +293,7 @@ pub struct UpdateBody {
     key_alias: Option<Option<String>>,
     metadata: Option<Value>,
     blocked: Option<bool>,
+    tags: Option<Vec<String>>,
 }
 
 /// Present-and-null is `Some(None)`; absent is `None` (with `#[serde(default)]`).
@@ -295,6 +319,7 @@ pub async fn update(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Respo
             body.rpm_limit.flatten(),
             body.tpm_limit.flatten(),
         )?;
+        check_tags(body.tags.as_deref())?;
         let expires_at = match (&body.duration, &body.expires_at) {
             (None, None) => None,
             (Some(None), _) | (_, Some(None)) => Some(None),
@@ -317,6 +342,7 @@ pub async fn update(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Respo
             expires_at,
             metadata: body.metadata,
             blocked: body.blocked,
+            tags: body.tags,
         };
         let updated = s
             .keys

@@ -55,8 +55,8 @@ impl From<AuthError> for GatewayError {
 pub enum Principal {
     /// The master key: every model, no limits.
     Master,
-    /// A virtual key from `[[keys]]`.
-    Virtual(VirtualKey),
+    /// A virtual key from `[[keys]]` or the key store.
+    Virtual(Box<VirtualKey>),
 }
 
 #[derive(Debug)]
@@ -78,6 +78,8 @@ pub struct VirtualKey {
     pub blocked: bool,
     /// Created through the admin API (read from the key store), not from the file.
     pub runtime: bool,
+    /// Added to each of its requests, for tag filtering.
+    pub tags: Box<[String]>,
 }
 
 impl VirtualKey {
@@ -108,6 +110,14 @@ impl Principal {
         match self {
             Principal::Master => None,
             Principal::Virtual(k) => Some(k.account()),
+        }
+    }
+
+    /// The key's tags (none for the master key).
+    pub fn tags(&self) -> &[String] {
+        match self {
+            Principal::Master => &[],
+            Principal::Virtual(k) => &k.tags,
         }
     }
 
@@ -173,7 +183,7 @@ impl KeyRegistry {
             let id = format!("cfg-{hex}");
             by_digest.insert(
                 d,
-                Arc::new(Principal::Virtual(VirtualKey {
+                Arc::new(Principal::Virtual(Box::new(VirtualKey {
                     scope: crate::store::BudgetScope::key_name(&id),
                     id,
                     label,
@@ -181,12 +191,13 @@ impl KeyRegistry {
                     limits: k.limits.clone(),
                     blocked: false,
                     runtime: false,
+                    tags: k.tags.clone().into(),
                     window: k
                         .limits
                         .rate
                         .is_set()
                         .then(|| Arc::new(Window::new(k.limits.rate))),
-                })),
+                }))),
             );
         }
         if let Some(master) = &config.master_key {
@@ -245,7 +256,7 @@ impl KeyRegistry {
                 _ => None,
             }
         };
-        let principal = Arc::new(Principal::Virtual(VirtualKey {
+        let principal = Arc::new(Principal::Virtual(Box::new(VirtualKey {
             label: k
                 .key_alias
                 .clone()
@@ -261,10 +272,11 @@ impl KeyRegistry {
             },
             blocked: k.blocked,
             runtime: true,
+            tags: k.tags.clone().into(),
             scope: crate::store::BudgetScope::key_name(&k.id),
             id: k.id,
             window,
-        }));
+        })));
         lock(&self.runtime).insert(d, (std::time::Instant::now(), principal.clone()));
         Ok(Some(principal))
     }

@@ -149,10 +149,13 @@ impl Cache {
     }
 
     /// The plan for a request; `key_scope` is the caller's key scope name (`None`:
-    /// the master key). A malformed `cache` field is a 400.
+    /// the master key); `route_tags` the tags that choose its deployments (tag
+    /// filtering), so that an answer is shared only by requests routed alike. A
+    /// malformed `cache` field is a 400.
     pub fn plan(
         &self,
         key_scope: Option<&str>,
+        route_tags: &[String],
         endpoint: Endpoint,
         headers: &axum::http::HeaderMap,
         body: &[u8],
@@ -161,7 +164,14 @@ impl Cache {
             (CacheScope::Key, Some(k)) => k,
             _ => "global",
         };
-        key::plan(scope, endpoint, headers, body)
+        if route_tags.is_empty() {
+            return key::plan(scope, endpoint, headers, body);
+        }
+        let mut tags: Vec<&str> = route_tags.iter().map(String::as_str).collect();
+        tags.sort_unstable();
+        // A tag holds no comma (config::tag_problem), so the join is unambiguous.
+        let scope = format!("{scope}\ntags={}", tags.join(","));
+        key::plan(&scope, endpoint, headers, body)
     }
 
     /// The stored answer for `plan`, if one may answer it, and how the lookup went.

@@ -270,6 +270,10 @@ pub struct ModelEntry {
     /// requests (n times the cost); without it such a request is a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fan_out_n: Option<bool>,
+    /// Extension (LiteLLM's `litellm_params.tags`): with `[router] enable_tag_filtering`,
+    /// a request carrying tags goes only to deployments carrying one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// `reasoning_budgets = { minimal = .., low = .., medium = .., high = .. }`: a level
@@ -318,6 +322,10 @@ pub struct KeyEntry {
     /// Extension: the key is refused from this time on (RFC 3339, or a date).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// Extension: tags added to every request of the key (with `[router]
+    /// enable_tag_filtering`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -544,6 +552,10 @@ pub struct RouterSection {
     /// Seed for the router's random choices (reproducible distributions in tests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// LiteLLM's `enable_tag_filtering`: requests' tags (and their keys' tags) choose
+    /// among a pool's deployments by the deployments' `tags`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub enable_tag_filtering: bool,
 }
 
 impl Default for RouterSection {
@@ -554,6 +566,7 @@ impl Default for RouterSection {
             model_group_alias: BTreeMap::new(),
             latency_exploration: 0.1,
             seed: None,
+            enable_tag_filtering: false,
         }
     }
 }

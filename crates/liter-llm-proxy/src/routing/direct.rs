@@ -93,6 +93,7 @@ mod tests {
                 context_window_fallbacks: Vec::new(),
             },
             deployments: Vec::new(),
+            has_default: false,
         }))
     }
 

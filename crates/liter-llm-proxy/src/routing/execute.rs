@@ -7,6 +7,10 @@
 //! Streams are retried only until their first chunk arrives (the dispatcher commits
 //! them then). Every wait between attempts honours `Retry-After` and stops at the
 //! request's deadline.
+//!
+//! With tag filtering, every attempt, retries and fallbacks alike, goes to a
+//! deployment the request's tags admit; a pool with none is passed over, and when no
+//! pool had one the answer is a 400 naming the tags.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,7 +20,7 @@ use axum::body::Body;
 use axum::http::Response;
 use tokio::time::Instant;
 
-use super::{DeploymentState, InFlight, Pool, Registry};
+use super::{DeploymentState, InFlight, Pool, Registry, RouteError, TagFilter};
 use crate::error::GatewayError;
 use crate::logtext::Clean;
 use crate::metrics::{DeploymentMetrics, Metrics};
@@ -106,12 +110,14 @@ impl Queue {
     }
 }
 
-/// Run `job` on `first` and its fallbacks.
+/// Run `job` on `first` and its fallbacks, on the deployments `tags` admits (all
+/// without it).
 pub async fn execute(
     routes: &Registry,
     upstream: &Upstream,
     max_retries: u32,
     first: &Arc<Pool>,
+    tags: Option<&TagFilter>,
     job: Job<'_>,
 ) -> (Result<Response<Body>, GatewayError>, Option<Served>) {
     // A rough size for rpm/tpm reservations: about four bytes a token.
@@ -123,6 +129,9 @@ pub async fn execute(
     let mut attempts = 0;
 
     'pools: while let Some(pool) = queue.pending.pop_front() {
+        if passed_over(routes, &mut queue, first, &pool, tags, &mut last) {
+            continue;
+        }
         if !Arc::ptr_eq(&pool, first) {
             count_fallback(routes, first, &pool);
         }
@@ -136,7 +145,7 @@ pub async fn execute(
                 );
                 return (Err(err), last.and_then(|(_, info)| info));
             }
-            let picked = match routes.pick(&pool, &tried, false, tokens) {
+            let picked = match routes.pick(&pool, tags, &tried, false, tokens) {
                 Err(_) if !tried.is_empty() => {
                     // Only deployments already tried are left: wait, then try again.
                     let w = wait.take().unwrap_or_else(|| backoff(attempt));
@@ -145,7 +154,7 @@ pub async fn execute(
                     }
                     tokio::time::sleep(w).await;
                     upstream_time += w;
-                    routes.pick(&pool, &tried, true, tokens)
+                    routes.pick(&pool, tags, &tried, true, tokens)
                 }
                 other => other,
             };
@@ -219,6 +228,30 @@ pub async fn execute(
             None,
         ),
     }
+}
+
+/// Whether `tags` admits no deployment of `pool`: then the pool is passed over, its
+/// fallbacks queued, and the answer is the tags' 400 unless another error came first.
+fn passed_over(
+    routes: &Registry,
+    queue: &mut Queue,
+    first: &Pool,
+    pool: &Pool,
+    tags: Option<&TagFilter>,
+    last: &mut Option<(GatewayError, Option<Served>)>,
+) -> bool {
+    let Some(filter) = tags.filter(|f| !f.admits_any(pool)) else {
+        return false;
+    };
+    if last.is_none() {
+        let err = RouteError::NoTagMatch {
+            model: first.spec.name.clone(),
+            tags: filter.tags().to_vec(),
+        };
+        *last = Some((err.into(), None));
+    }
+    queue.add(routes, &pool.spec.fallbacks, false);
+    true
 }
 
 /// What a failure means for the deployment (its breaker, its latency) and for the

@@ -1,9 +1,10 @@
 //! Routing stage: from the model name a client sent to the deployment that serves it.
 //!
 //! Every `[[models]]` entry is a deployment; entries sharing a name form a pool. A
-//! pick filters the pool to deployments that are healthy, not cooling down and have
-//! room under their own rpm/tpm, keeps the best priority tier (`order`), and lets the
-//! pool's strategy choose. `execute` drives retries and fallbacks with it.
+//! pick filters the pool to deployments that the request's tags admit (`tags`, with
+//! tag filtering on), that are healthy, not cooling down and have room under their own
+//! rpm/tpm, keeps the best priority tier (`order`), and lets the pool's strategy
+//! choose. `execute` drives retries and fallbacks with it.
 
 pub mod breaker;
 pub mod deployment;
@@ -11,6 +12,7 @@ pub mod direct;
 pub mod execute;
 pub mod health;
 pub mod strategy;
+pub mod tags;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +32,7 @@ pub use deployment::{DeploymentState, InFlight};
 use direct::DirectPools;
 pub use execute::{execute, Served};
 use liter_llm::ProviderModel;
+pub use tags::TagFilter;
 
 /// Why no deployment was found for a request.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,10 @@ pub enum RouteError {
     /// refused before it can reach an upstream URL. The name is not repeated.
     #[error("invalid model name: {0}")]
     InvalidModel(liter_llm::providers::url::ModelIdError),
+    /// Tag filtering left no deployment of the model (nor of its fallbacks). The
+    /// wording starts as LiteLLM's does, for clients that look for it.
+    #[error("Not allowed to access model due to tags configuration: no deployment of model {model:?} carries any of the tags {tags:?}")]
+    NoTagMatch { model: String, tags: Vec<String> },
 }
 
 impl From<RouteError> for GatewayError {
@@ -79,6 +86,11 @@ impl From<RouteError> for GatewayError {
                 param: Some("model"),
                 code: Some("invalid_model"),
             },
+            RouteError::NoTagMatch { .. } => GatewayError::BadRequest {
+                message,
+                param: Some("tags"),
+                code: Some("no_deployments_with_tag_routing"),
+            },
         }
     }
 }
@@ -88,6 +100,9 @@ impl From<RouteError> for GatewayError {
 pub struct Pool {
     pub spec: PoolSpec,
     pub deployments: Vec<Arc<DeploymentState>>,
+    /// Some deployment is tagged `default` (it and its like take untagged requests
+    /// when tag filtering is on).
+    pub has_default: bool,
 }
 
 impl Pool {
@@ -113,6 +128,8 @@ pub struct Registry {
     /// (listed name, pool) in config order; aliases after the pools.
     order: Vec<(String, Arc<Pool>)>,
     pub cooldown: Option<CooldownSpec>,
+    /// `[router] enable_tag_filtering`.
+    tag_filtering: bool,
     exploration: f64,
     /// Set when `[router] seed` is: reproducible choices.
     seeded: Option<Mutex<StdRng>>,
@@ -148,9 +165,13 @@ impl Registry {
                     series,
                 )));
             }
+            let has_default = deployments
+                .iter()
+                .any(|d| d.deployment.tags.iter().any(|t| t == tags::DEFAULT_TAG));
             let pool = Arc::new(Pool {
                 spec: spec.clone(),
                 deployments,
+                has_default,
             });
             by_name.insert(spec.name.clone(), pool.clone());
             order.push((spec.name.clone(), pool));
@@ -165,6 +186,7 @@ impl Registry {
             by_name,
             order,
             cooldown: routing.cooldown,
+            tag_filtering: routing.tag_filtering,
             exploration: routing.latency_exploration,
             seeded: routing.seed.map(|s| Mutex::new(StdRng::seed_from_u64(s))),
             credential_aliases: config.credential_aliases.clone(),
@@ -246,6 +268,7 @@ impl Registry {
                 drop_params: self.drop_params,
                 ..Default::default()
             },
+            tags: Vec::new(),
         };
         let target = Target::for_deployment(&deployment, &self.limits).ok()?;
         let series = self.direct_metrics(&deployment);
@@ -257,6 +280,7 @@ impl Registry {
                 context_window_fallbacks: Vec::new(),
             },
             deployments: vec![Arc::new(DeploymentState::new(deployment, target, series))],
+            has_default: false,
         }))
     }
 
@@ -289,6 +313,11 @@ impl Registry {
             .flat_map(|(_, pool)| pool.deployments.iter())
     }
 
+    /// Whether requests' tags choose deployments (`[router] enable_tag_filtering`).
+    pub fn tag_filtering(&self) -> bool {
+        self.tag_filtering
+    }
+
     pub fn len(&self) -> usize {
         self.order.len()
     }
@@ -297,12 +326,14 @@ impl Registry {
         self.order.is_empty()
     }
 
-    /// Choose a deployment of `pool` for a request of about `tokens` tokens, skipping
-    /// those in `tried` unless `allow_tried`. The choice is admitted by its breaker and
-    /// counted against its rpm/tpm before it is returned.
+    /// Choose a deployment of `pool` for a request of about `tokens` tokens, among
+    /// those `tags` admits (all without it), skipping those in `tried` unless
+    /// `allow_tried`. The choice is admitted by its breaker and counted against its
+    /// rpm/tpm before it is returned.
     pub fn pick(
         &self,
         pool: &Pool,
+        tags: Option<&TagFilter>,
         tried: &[usize],
         allow_tried: bool,
         tokens: u64,
@@ -316,6 +347,9 @@ impl Registry {
             let (mut full, mut cooling) = (false, None::<Instant>);
             for (i, d) in pool.deployments.iter().enumerate() {
                 if (!allow_tried && tried.contains(&i)) || !d.is_healthy() {
+                    continue;
+                }
+                if tags.is_some_and(|f| !f.admits(pool, &d.deployment)) {
                     continue;
                 }
                 let breaker = d.breaker();

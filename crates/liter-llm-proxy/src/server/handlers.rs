@@ -22,7 +22,7 @@ use crate::cache::{Cache, Plan, UsageSlot};
 use crate::error::GatewayError;
 use crate::governance;
 use crate::request::{parse_head, Endpoint, Head, RawBody};
-use crate::routing::{self, Pool, Served};
+use crate::routing::{self, Pool, Served, TagFilter};
 use crate::telemetry::{Record, RouteInfo, UpstreamTime, REQUEST_ID};
 use crate::upstream::stream::Both;
 use crate::upstream::{Job, Native, UsageTap};
@@ -150,8 +150,23 @@ async fn pipeline(
     } = request;
     let deadline = Instant::now() + app.config.request_timeout;
     let head = parse_head(body)?;
+    // The body's tags are the gateway's: taken out before the cache or an upstream
+    // sees the body, whether tag filtering is on or not.
+    let taken = routing::tags::take_from_body(body, &head)?;
+    let (body, head, body_tags) = match &taken {
+        Some(t) => (&t.body, &t.head, t.tags.as_slice()),
+        None => (body, &head, &[][..]),
+    };
+    let tags = match app.routes.tag_filtering() {
+        true => Some(routing::tags::request_filter(
+            headers,
+            body_tags,
+            principal.tags(),
+        )?),
+        false => None,
+    };
     if let Some(r) = record {
-        r.started(&head, body);
+        r.started(head, body);
     }
     let pool = app.routes.resolve(|m| principal.may_use(m), &head.model)?;
     let request_id = headers
@@ -163,19 +178,21 @@ async fn pipeline(
     let plan = match app.cache.as_ref().filter(|_| native.is_none()) {
         Some(cache) => {
             let key_scope = principal.account().map(|k| &**k.scope);
-            Some(cache.plan(key_scope, endpoint, headers, body)?)
+            let route_tags = tags.as_ref().map_or(&[][..], TagFilter::tags);
+            Some(cache.plan(key_scope, route_tags, endpoint, headers, body)?)
         }
         None => None,
     };
     // The body's `cache` field does not go upstream.
     let (body, head) = match plan.as_ref().and_then(|p| p.upstream.as_ref()) {
         Some((b, h)) => (b, h),
-        None => (body, &head),
+        None => (body, head),
     };
     let req = Req {
         app,
         principal,
         pool: &pool,
+        tags: tags.as_ref(),
         head,
         body,
         endpoint,
@@ -202,6 +219,8 @@ struct Req<'a> {
     app: &'a App,
     principal: &'a Principal,
     pool: &'a Arc<Pool>,
+    /// With tag filtering on: the deployments the request's tags admit.
+    tags: Option<&'a TagFilter>,
     head: &'a Head,
     body: &'a Bytes,
     endpoint: Endpoint,
@@ -304,6 +323,7 @@ async fn forward(req: &Req<'_>, cache: Option<(&Arc<Cache>, &Plan)>) -> Result<R
         &app.upstream,
         app.config.max_retries,
         req.pool,
+        req.tags,
         job,
     )
     .await;

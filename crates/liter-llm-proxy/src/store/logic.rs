@@ -328,6 +328,8 @@ pub(crate) struct KeyColumns {
     pub metadata: String,
     pub created_at: i64,
     pub blocked: bool,
+    /// JSON array.
+    pub tags: String,
 }
 
 fn json_err(e: serde_json::Error) -> StoreError {
@@ -352,6 +354,7 @@ impl KeyColumns {
             metadata: serde_json::to_string(&k.metadata).map_err(json_err)?,
             created_at: k.created_at,
             blocked: k.blocked,
+            tags: serde_json::to_string(&k.tags).map_err(json_err)?,
         })
     }
 
@@ -369,6 +372,7 @@ impl KeyColumns {
             metadata: serde_json::from_str(&self.metadata).map_err(json_err)?,
             created_at: self.created_at,
             blocked: self.blocked,
+            tags: serde_json::from_str(&self.tags).map_err(json_err)?,
         })
     }
 }
@@ -388,6 +392,7 @@ pub(crate) fn new_key(k: NewKey, now: UnixMillis) -> StoredKey {
         metadata: k.metadata,
         created_at: now,
         blocked: k.blocked,
+        tags: k.tags,
     }
 }
 
@@ -422,6 +427,9 @@ pub(crate) fn apply_update(mut key: StoredKey, u: KeyUpdate) -> StoredKey {
     }
     if let Some(v) = u.blocked {
         key.blocked = v;
+    }
+    if let Some(v) = u.tags {
+        key.tags = v;
     }
     key
 }

@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0002_cache_hit.sql"),
     include_str!("../../migrations/postgres/0003_files.sql"),
     include_str!("../../migrations/postgres/0004_responses.sql"),
+    include_str!("../../migrations/postgres/0005_key_tags.sql"),
 ];
 
 /// The advisory lock (two-key form, apart from owner ids) that serialises migrations.

@@ -1,5 +1,5 @@
 //! [`KeyStore`](super::KeyStore) on PostgreSQL: the `api_keys` statements and the
-//! write discipline (which `sql_files.rs` shares); the store itself is `sql_keys.rs`. `models` and `metadata` are JSONB,
+//! write discipline (which `sql_files.rs` shares); the store itself is `sql_keys.rs`. `models`, `metadata` and `tags` are JSONB,
 //! written from and read back as JSON text. An update locks its row (`FOR UPDATE`).
 
 use async_trait::async_trait;
@@ -15,7 +15,7 @@ macro_rules! select {
     ($($rest:literal)?) => {
         concat!(
             "SELECT id, key_hash, key_alias, models::TEXT, max_budget, rpm_limit, tpm_limit, \
-             budget_duration, expires_at, metadata::TEXT, created_at, blocked FROM api_keys",
+             budget_duration, expires_at, metadata::TEXT, created_at, blocked, tags::TEXT FROM api_keys",
             $($rest)?
         )
     };
@@ -29,11 +29,12 @@ impl KeyTable for PgStore {
 
     const SQL: KeySql = KeySql {
         insert: "INSERT INTO api_keys (id, key_hash, key_alias, models, max_budget, rpm_limit,
-                 tpm_limit, budget_duration, expires_at, metadata, created_at, blocked, updated_at)
-             VALUES ($1, $2, $3, $4::JSONB, $5, $6, $7, $8, $9, $10::JSONB, $11, $12, $13)",
+                 tpm_limit, budget_duration, expires_at, metadata, created_at, blocked, tags, updated_at)
+             VALUES ($1, $2, $3, $4::JSONB, $5, $6, $7, $8, $9, $10::JSONB, $11, $12, $13::JSONB, $14)",
         update: "UPDATE api_keys SET key_hash = $2, key_alias = $3, models = $4::JSONB,
                  max_budget = $5, rpm_limit = $6, tpm_limit = $7, budget_duration = $8,
-                 expires_at = $9, metadata = $10::JSONB, blocked = $12, updated_at = $13
+                 expires_at = $9, metadata = $10::JSONB, blocked = $12, tags = $13::JSONB,
+                 updated_at = $14
              WHERE id = $1",
         by_id: select!(" WHERE id = $1"),
         by_id_for_update: select!(" WHERE id = $1 FOR UPDATE"),

@@ -2,12 +2,12 @@
 //! write discipline ([`KeyTable`]: `sqlite_keys.rs`, `postgres_keys.rs`); reading,
 //! binding, the read-modify-write of an update and the error mapping are here.
 //!
-//! Every statement that writes a key binds the same 13 values, in one order: the 12
+//! Every statement that writes a key binds the same 14 values, in one order: the 13
 //! key columns (`id, key_hash, key_alias, models, max_budget, rpm_limit, tpm_limit,
-//! budget_duration, expires_at, metadata, created_at, blocked`) and then `updated_at`.
-//! An INSERT takes them as they come; an UPDATE names them by number (`?2`, `$2`, …,
-//! `WHERE id = ?1`) and leaves `created_at` (the 11th) unused. Every SELECT reads the 12
-//! key columns in that order.
+//! budget_duration, expires_at, metadata, created_at, blocked, tags`) and then
+//! `updated_at`. An INSERT takes them as they come; an UPDATE names them by number
+//! (`?2`, `$2`, …, `WHERE id = ?1`) and leaves `created_at` (the 11th) unused. Every
+//! SELECT reads the 13 key columns in that order.
 
 use async_trait::async_trait;
 use sqlx::query::Query;
@@ -23,9 +23,9 @@ use super::KeyStore;
 /// One backend's statements on `api_keys` (its placeholders, casts and locks).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct KeySql {
-    /// Binds the 13 values (see the module doc).
+    /// Binds the 14 values (see the module doc).
     pub insert: &'static str,
-    /// Binds the same 13 values, by number; `created_at` is not written.
+    /// Binds the same 14 values, by number; `created_at` is not written.
     pub update: &'static str,
     /// The key columns of the key whose `id` is the one parameter.
     pub by_id: &'static str,
@@ -162,7 +162,7 @@ where
     row.as_ref().map(read_key).transpose()
 }
 
-/// Binds the key's 12 columns, then `updated_at` (13 values; see the module doc).
+/// Binds the key's 13 columns, then `updated_at` (14 values; see the module doc).
 fn bind_key<'q, DB>(
     query: Query<'q, DB, DB::Arguments<'q>>,
     c: &'q KeyColumns,
@@ -190,10 +190,11 @@ where
         .bind(&c.metadata)
         .bind(c.created_at)
         .bind(c.blocked)
+        .bind(&c.tags)
         .bind(updated_at)
 }
 
-/// A key from a row whose first 12 columns are the key columns, in order.
+/// A key from a row whose first 13 columns are the key columns, in order.
 fn read_key<R>(r: &R) -> Result<StoredKey, StoreError>
 where
     R: Row,
@@ -216,6 +217,7 @@ where
         metadata: r.try_get(9)?,
         created_at: r.try_get(10)?,
         blocked: r.try_get(11)?,
+        tags: r.try_get(12)?,
     }
     .into_key()
 }

@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_cache_hit.sql"),
     include_str!("../../migrations/sqlite/0004_files.sql"),
     include_str!("../../migrations/sqlite/0005_responses.sql"),
+    include_str!("../../migrations/sqlite/0006_key_tags.sql"),
 ];
 
 /// The columns of a ledger row, in [`read_entry`]'s order.

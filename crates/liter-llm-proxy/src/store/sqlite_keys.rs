@@ -17,7 +17,7 @@ macro_rules! select {
     ($($rest:literal)?) => {
         concat!(
             "SELECT id, key_hash, key_alias, models, max_budget, rpm_limit, tpm_limit, \
-             budget_duration, expires_at, metadata, created_at, blocked FROM api_keys",
+             budget_duration, expires_at, metadata, created_at, blocked, tags FROM api_keys",
             $($rest)?
         )
     };
@@ -30,11 +30,11 @@ impl KeyTable for SqliteStore {
 
     const SQL: KeySql = KeySql {
         insert: "INSERT INTO api_keys (id, key_hash, key_alias, models, max_budget, rpm_limit,
-                 tpm_limit, budget_duration, expires_at, metadata, created_at, blocked, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 tpm_limit, budget_duration, expires_at, metadata, created_at, blocked, tags, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         update: "UPDATE api_keys SET key_hash = ?2, key_alias = ?3, models = ?4,
                  max_budget = ?5, rpm_limit = ?6, tpm_limit = ?7, budget_duration = ?8,
-                 expires_at = ?9, metadata = ?10, blocked = ?12, updated_at = ?13
+                 expires_at = ?9, metadata = ?10, blocked = ?12, tags = ?13, updated_at = ?14
              WHERE id = ?1",
         by_id: select!(" WHERE id = ?"),
         // The writer mutex and BEGIN IMMEDIATE already serialise the update.

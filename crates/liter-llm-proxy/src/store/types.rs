@@ -209,6 +209,9 @@ pub struct NewKey {
     pub metadata: serde_json::Value,
     /// A blocked key is kept but refused.
     pub blocked: bool,
+    /// Tags added to the key's requests, for tag filtering.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// A partial update: `None` leaves a field alone; `Some(None)` clears a nullable one.
@@ -234,6 +237,9 @@ pub struct KeyUpdate {
     pub metadata: Option<serde_json::Value>,
     /// See [`NewKey::blocked`].
     pub blocked: Option<bool>,
+    /// See [`NewKey::tags`].
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
 }
 
 /// A key as stored.
@@ -264,6 +270,9 @@ pub struct StoredKey {
     pub created_at: UnixMillis,
     /// See [`NewKey::blocked`].
     pub blocked: bool,
+    /// See [`NewKey::tags`].
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// Which unique field a write collided on.

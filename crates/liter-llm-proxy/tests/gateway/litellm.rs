@@ -7,6 +7,7 @@ use liter_llm_proxy::config::litellm::{self, Loaded};
 use liter_llm_proxy::config::{load_str, Config, ConfigError, Overrides};
 use mock_upstream::MockUpstream;
 use secrecy::ExposeSecret;
+use serde_json::json;
 
 use crate::support::*;
 
@@ -231,10 +232,11 @@ async fn redis_cache_from_redis_variables_is_shared() {
     );
 }
 
-/// LiteLLM's `enterprise_config.yaml` shape: tags and tag filtering are reported, all
-/// at once with their lines and columns, unless allowed.
+/// LiteLLM's `enterprise_config.yaml` shape: keys we do not read are reported, all at
+/// once with their lines and columns, unless allowed; its tags route as they would in
+/// LiteLLM.
 #[tokio::test]
-async fn enterprise_file_with_tags_is_refused_unless_allowed() {
+async fn enterprise_file_reports_unsupported_keys_unless_allowed() {
     let mock = MockUpstream::start().await.unwrap();
     let src = format!(
         r#"model_list:
@@ -260,34 +262,109 @@ frobnicate: 1
     );
     let e = err(&src);
     for want in [
-        "config.yaml:7:7: model_list[0].litellm_params.tags: not supported yet: tag routing",
         "config.yaml:9:7: model_list[0].model_info.id: not supported yet",
         "config.yaml:11:22: litellm_settings.success_callback[0]: not supported yet: the \"langfuse\" callback",
-        "config.yaml:14:3: router_settings.enable_tag_filtering: not supported yet: tag routing",
         "config.yaml:17:3: general_settings.proxy_batch_write_at: not supported yet",
         "config.yaml:18:1: frobnicate: not supported yet",
     ] {
         assert!(e.contains(want), "{want}\nin\n{e}");
     }
-    assert!(e.contains("6 problem(s)"), "{e}");
+    assert!(e.contains("4 problem(s)"), "{e}");
     let loaded =
         litellm::load_str(&src, "config.yaml", &Overrides::default(), true, no_env).unwrap();
     let ignored: Vec<&str> = loaded.ignored.iter().map(|i| i.path.as_str()).collect();
     assert_eq!(
         ignored,
         [
-            "model_list[0].litellm_params.tags",
             "model_list[0].model_info.id",
             "litellm_settings.success_callback[0]",
-            "router_settings.enable_tag_filtering",
             "general_settings.proxy_batch_write_at",
             "frobnicate"
         ]
     );
-    // prometheus became an open /metrics
+    // prometheus became an open /metrics; the only deployment carries teamA, so an
+    // untagged request reaches it and another tag does not.
     let gw = Gateway::start_config(loaded.value).await;
     assert_eq!(gw.chat(MASTER, hello("gpt-4")).await.status(), 200);
+    let other = gw
+        .post("/v1/chat/completions", Some(MASTER), &hello("gpt-4"))
+        .header("x-litellm-tags", "teamB")
+        .send()
+        .await
+        .unwrap();
+    expect_error(other, 400).await;
     assert_eq!(gw.get("/metrics", None).send().await.unwrap().status(), 200);
+}
+
+/// The tag routing part of LiteLLM's enterprise shape: free, paid and default
+/// deployments of one model with `enable_tag_filtering`, loaded onto the same runtime
+/// config as its TOML twin, and routing as LiteLLM documents.
+#[tokio::test]
+async fn enterprise_file_with_tags_and_tag_filtering_routes_like_its_twin() {
+    let mock = MockUpstream::start().await.unwrap();
+    let base = mock.base_url();
+    let src = format!(
+        r#"model_list:
+  - model_name: gpt-4
+    litellm_params: {{model: openai/fake, api_key: k, api_base: "{base}", tags: ["free"]}}
+  - model_name: gpt-4
+    litellm_params: {{model: openai/gpt-4o, api_key: k, api_base: "{base}", tags: ["paid"]}}
+  - model_name: gpt-4
+    litellm_params: {{model: openai/gpt-4o-mini, api_key: k, api_base: "{base}", tags: ["default"]}}
+router_settings:
+  enable_tag_filtering: true
+general_settings:
+  master_key: {MASTER}
+"#
+    );
+    let loaded = yaml(&src, no_env).unwrap();
+    assert!(loaded.ignored.is_empty());
+    let dep = |id: &str, tag: &str| {
+        format!("[[models]]\nname = \"gpt-4\"\nprovider_model = \"openai/{id}\"\napi_key = \"k\"\nbase_url = \"{base}\"\ntags = [\"{tag}\"]\n")
+    };
+    let twin = toml(
+        &format!(
+            "[general]\nmaster_key = \"{MASTER}\"\n[router]\nenable_tag_filtering = true\n{}{}{}",
+            dep("fake", "free"),
+            dep("gpt-4o", "paid"),
+            dep("gpt-4o-mini", "default")
+        ),
+        no_env,
+    );
+    assert_same(&loaded.value, &twin);
+    let gw = Gateway::start_config(loaded.value).await;
+    for (tags, want) in [
+        (json!(["free"]), "openai/fake"),
+        (json!(["paid"]), "openai/gpt-4o"),
+        (json!(null), "openai/gpt-4o-mini"),
+    ] {
+        let mut body = hello("gpt-4");
+        body["metadata"] = json!({ "tags": tags });
+        let resp = gw.chat(MASTER, body).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-liter-llm-deployment"], want, "{tags}");
+    }
+}
+
+/// Deployment tags without `enable_tag_filtering` (LiteLLM's spend-report tags) do not
+/// route: reported by line, and left out with `--allow-unsupported`.
+#[test]
+fn tags_without_tag_filtering_are_reported() {
+    let src = "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/gpt-4o\n      tags: [\"x\"]\n";
+    let e = err(src);
+    assert!(
+        e.contains("config.yaml:5:7: model_list[0].litellm_params.tags: not supported yet: deployment tags without router_settings.enable_tag_filtering"),
+        "{e}"
+    );
+    let loaded = litellm::load_str(
+        src,
+        "config.yaml",
+        &Overrides::default(),
+        true,
+        |n: &str| (n == "OPENAI_API_KEY").then(|| "sk".to_string()),
+    )
+    .unwrap();
+    assert!(loaded.value.models[0].tags.is_empty());
 }
 
 #[test]
@@ -439,6 +516,7 @@ model_list:
       model: gpt-4o
       api_key: os.environ/OPENAI_API_KEY
       input_cost_per_token: 0.000001
+      tags: ["paid", "default"]
     model_info:
       output_cost_per_token: 0.000002
   - model_name: claude
@@ -459,6 +537,7 @@ litellm_settings:
 router_settings:
   routing_strategy: latency-based-routing
   model_group_alias: {"gpt4": "gpt-4o"}
+  enable_tag_filtering: true
 general_settings:
   master_key: os.environ/MK
   background_health_checks: true
@@ -486,5 +565,11 @@ environment_variables:
     assert!(from_yaml.tracing.is_some() && from_yaml.drop_params);
     assert_eq!(from_yaml.routing.pools[0].fallbacks, ["claude"]);
     assert_eq!(from_yaml.models[0].output_cost_per_token, Some(0.000002));
+    assert_eq!(from_yaml.models[0].tags, ["paid", "default"]);
+    assert!(from_yaml.routing.tag_filtering);
+    assert!(
+        converted.contains("enable_tag_filtering = true"),
+        "{converted}"
+    );
     assert_eq!(from_yaml.cache.as_ref().unwrap().max_entries, Some(200));
 }

@@ -35,5 +35,6 @@ mod routing;
 mod server;
 mod stream;
 mod support;
+mod tags;
 mod tracing;
 mod vertex;

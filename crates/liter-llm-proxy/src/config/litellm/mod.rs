@@ -196,6 +196,7 @@ pub(crate) fn prepare(
         }
     }
     settings::apply_deferred(&mut t, deferred);
+    models::tags_without_filtering(&mut t);
     if let Some(e) = find("general_settings") {
         if let Some(m) = t.mapping(&e.value, "general_settings") {
             settings::general_settings(&mut t, m);

@@ -1,6 +1,6 @@
 //! `model_list`: each entry becomes a `[[models]]` deployment (provider inferred as
-//! LiteLLM does), or, for a provider wildcard (`anthropic/*` → `anthropic/*`), an
-//! `[[aliases]]` entry. A wildcard that `[[aliases]]` cannot express (a bare-name
+//! LiteLLM does, `tags` kept for tag routing), or, for a provider wildcard
+//! (`anthropic/*` → `anthropic/*`), an `[[aliases]]` entry. A wildcard that `[[aliases]]` cannot express (a bare-name
 //! pattern such as `*` or `gpt-3.5-turbo*`) is reported as not supported, by name.
 
 use super::infer;
@@ -51,6 +51,7 @@ fn empty_model(name: String, provider_model: String) -> ModelEntry {
         vertex_project: None,
         vertex_location: None,
         vertex_credentials: None,
+        tags: Vec::new(),
     }
 }
 
@@ -228,8 +229,8 @@ fn deployment(
                 continue;
             }
             "tags" => {
-                t.unsupported(&path, e.line, e.col, "tag routing (deployment tags)");
-                continue;
+                m.tags = t.strings(v, &path);
+                "tags"
             }
             key => match STRING_FIELDS.iter().find(|(theirs, _)| *theirs == key) {
                 Some((_, ours)) => {
@@ -419,4 +420,27 @@ fn wildcard(t: &mut Twin<'_>, yp: &str, name: &str, name_entry: &Entry, parts: &
         );
     }
     t.file.aliases.push(alias);
+}
+
+/// Deployment tags route only with `router_settings.enable_tag_filtering: true`;
+/// without it LiteLLM uses them for spend reports, which are not built here: each
+/// deployment's tags are then reported and left out.
+pub(crate) fn tags_without_filtering(t: &mut Twin<'_>) {
+    if t.file.router.enable_tag_filtering {
+        return;
+    }
+    for k in 0..t.file.models.len() {
+        if t.file.models[k].tags.is_empty() {
+            continue;
+        }
+        t.file.models[k].tags.clear();
+        if let Some(at) = t.locs.remove(&format!("models[{k}].tags")) {
+            t.unsupported(
+                &at.path,
+                at.line,
+                at.col,
+                "deployment tags without router_settings.enable_tag_filtering: true (tag-based spend reports)",
+            );
+        }
+    }
 }

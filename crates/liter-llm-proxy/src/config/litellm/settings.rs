@@ -110,7 +110,10 @@ pub(crate) fn router_settings(t: &mut Twin<'_>, entries: &[Entry], deferred: &mu
                 "Redis coordination of router state between instances (the response cache reads litellm_settings.cache_params)",
             ),
             "retry_after" => t.unsupported(&path, e.line, e.col, "retry_after (a minimum wait before a retry)"),
-            "enable_tag_filtering" => only_false(t, e, &path, "tag routing (enable_tag_filtering)"),
+            "enable_tag_filtering" => {
+                t.file.router.enable_tag_filtering = t.boolean(v, &path).unwrap_or(false);
+                t.loc_entry("router.enable_tag_filtering", &path, e);
+            }
             "enable_pre_call_checks" => only_false(t, e, &path, "pre-call context-window checks (enable_pre_call_checks)"),
             _ => t.unknown(&path, e),
         }

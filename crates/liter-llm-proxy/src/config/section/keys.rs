@@ -20,6 +20,8 @@ pub struct KeySpec {
     pub models: Vec<String>,
     /// rpm, tpm, budget, expiry.
     pub limits: KeyLimits,
+    /// Tags added to every request of the key (checked with the routing section).
+    pub tags: Vec<String>,
 }
 
 pub(crate) fn check(
@@ -52,6 +54,7 @@ pub(crate) fn check(
             description: k.description.clone(),
             models: k.models.clone(),
             limits: key_limits(k, &at, problems),
+            tags: k.tags.clone(),
         });
     }
     out

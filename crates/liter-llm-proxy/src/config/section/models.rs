@@ -40,6 +40,8 @@ pub struct Deployment {
     pub output_cost_per_token: Option<f64>,
     /// Provider-specific settings (`api_version`, `aws_*`, `vertex_*`, `drop_params`).
     pub settings: ProviderSettings,
+    /// Its tags, for tag filtering (`[router] enable_tag_filtering`).
+    pub tags: Vec<String>,
 }
 
 type At<'a> = &'a dyn Fn(&str) -> Vec<Seg>;
@@ -105,6 +107,7 @@ fn deployment(
         input_cost_per_token: m.input_cost_per_token,
         output_cost_per_token: m.output_cost_per_token,
         settings,
+        tags: m.tags.clone(),
     })
 }
 

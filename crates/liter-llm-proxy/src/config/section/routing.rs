@@ -1,5 +1,6 @@
 //! `[router]` and the routing fields of `[[models]]`: pools (entries sharing a name),
-//! their strategies and fallbacks, and group aliases.
+//! their strategies and fallbacks, group aliases, and tag filtering (the `tags` of
+//! `[[models]]` and `[[keys]]` entries, with the bounds every tag keeps).
 
 use std::collections::BTreeMap;
 
@@ -30,6 +31,33 @@ pub struct Routing {
     pub health: Option<HealthSpec>,
     pub latency_exploration: f64,
     pub seed: Option<u64>,
+    /// `[router] enable_tag_filtering`.
+    pub tag_filtering: bool,
+}
+
+/// The most tags a request (its own and its key's together), a deployment or a key
+/// may carry.
+pub const MAX_TAGS: usize = 32;
+/// The longest tag, in bytes.
+pub const MAX_TAG_BYTES: usize = 64;
+
+/// Why `tag` cannot be a tag: empty, over [`MAX_TAG_BYTES`], with a comma (the
+/// `x-litellm-tags` header's separator), a control character or white space at
+/// either end.
+pub fn tag_problem(tag: &str) -> Option<String> {
+    if tag.is_empty() {
+        return Some("a tag must not be empty".into());
+    }
+    if tag.len() > MAX_TAG_BYTES {
+        return Some(format!("a tag is at most {MAX_TAG_BYTES} bytes"));
+    }
+    if tag.contains(',') || tag.chars().any(char::is_control) {
+        return Some("a tag must not contain a comma or a control character".into());
+    }
+    if tag.trim() != tag {
+        return Some("a tag must not start or end with white space".into());
+    }
+    None
 }
 
 /// Pools, group aliases, fallbacks and strategies (without `[cooldown]` and
@@ -38,6 +66,7 @@ pub(crate) fn check(file: &FileConfig, names: &Names<'_>, problems: &mut Problem
     let router = &file.router;
     check_group_aliases(router, names, problems);
     check_fallbacks(&file.models, names, problems);
+    check_tags(file, problems);
     for name in router.model_strategy.keys() {
         if !names.is_model(name) {
             problems.push((
@@ -59,6 +88,45 @@ pub(crate) fn check(file: &FileConfig, names: &Names<'_>, problems: &mut Problem
         health: None,
         latency_exploration: router.latency_exploration,
         seed: router.seed,
+        tag_filtering: router.enable_tag_filtering,
+    }
+}
+
+/// Every tag of `[[models]]` and `[[keys]]` keeps the bounds, and tags are given only
+/// where they take effect: with `[router] enable_tag_filtering = true`.
+fn check_tags(file: &FileConfig, problems: &mut Problems) {
+    let lists = file
+        .models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| ("models", i, &m.tags))
+        .chain(
+            file.keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| ("keys", i, &k.tags)),
+        );
+    for (section, i, tags) in lists {
+        let at = || vec![key(section), Seg::Index(i), key("tags")];
+        if tags.is_empty() {
+            continue;
+        }
+        if !file.router.enable_tag_filtering {
+            problems.push((
+                at(),
+                "tags take effect only with [router] enable_tag_filtering = true".into(),
+            ));
+        }
+        if tags.len() > MAX_TAGS {
+            problems.push((at(), format!("at most {MAX_TAGS} tags")));
+        }
+        for (j, tag) in tags.iter().enumerate() {
+            if let Some(why) = tag_problem(tag) {
+                let mut at = at();
+                at.push(Seg::Index(j));
+                problems.push((at, why));
+            }
+        }
     }
 }
 

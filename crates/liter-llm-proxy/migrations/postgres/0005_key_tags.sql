@@ -1,0 +1,2 @@
+-- A key's tags (JSON array of strings): added to each of its requests for tag routing.
+ALTER TABLE api_keys ADD COLUMN tags JSONB NOT NULL DEFAULT '[]';
