@@ -293,7 +293,8 @@ pub struct UpdateBody {
     key_alias: Option<Option<String>>,
     metadata: Option<Value>,
     blocked: Option<bool>,
-    tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    tags: Option<Option<Vec<String>>>,
 }
 
 /// Present-and-null is `Some(None)`; absent is `None` (with `#[serde(default)]`).
@@ -319,7 +320,7 @@ pub async fn update(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Respo
             body.rpm_limit.flatten(),
             body.tpm_limit.flatten(),
         )?;
-        check_tags(body.tags.as_deref())?;
+        check_tags(body.tags.as_ref().and_then(|t| t.as_deref()))?;
         let expires_at = match (&body.duration, &body.expires_at) {
             (None, None) => None,
             (Some(None), _) | (_, Some(None)) => Some(None),
@@ -342,7 +343,7 @@ pub async fn update(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Respo
             expires_at,
             metadata: body.metadata,
             blocked: body.blocked,
-            tags: body.tags,
+            tags: body.tags.map(Option::unwrap_or_default),
         };
         let updated = s
             .keys

@@ -33,7 +33,11 @@
 //!
 //! Then, inside the chat and embeddings handlers (`handlers::proxy`), in order:
 //! 7. front door parse (`request::parse_head`): the head of the OpenAI JSON body
-//!    (`model`, `stream`, `stream_options.include_usage`); 400 on a bad body.
+//!    (`model`, `stream`, `stream_options.include_usage`); 400 on a bad body. Then the
+//!    request's tags (`routing::tags`): those of the body are taken out of it (and of
+//!    the client's own request), always; with `[router] enable_tag_filtering` they
+//!    join the `x-litellm-tags` header's and the key's into the request's tag filter
+//!    (400 past the bounds).
 //! 8. route resolution (`routing::Registry::resolve`): the pool behind the model name,
 //!    404 for an unknown model, 403 for one the key may not use.
 //! 9. cache lookup (`cache::Cache::plan`, `lookup`; with `[cache]` only): the key and
@@ -43,8 +47,9 @@
 //!    replayed as SSE for a stream; nothing below runs.
 //! 10. governance (`governance::admit`): key expiry, rpm/tpm, token estimate, budget
 //!     reservation; returns the `Meter` that settles when the request ends.
-//! 11. routing and fallback (`routing::execute`): picks a deployment (health, breaker,
-//!     per-deployment rpm/tpm, strategy), retries, falls back.
+//! 11. routing and fallback (`routing::execute`): picks a deployment (tags, health,
+//!     breaker, per-deployment rpm/tpm, strategy), retries, falls back; 400 when the
+//!     tags admit no deployment of the model or its fallbacks.
 //! 12. dispatcher (`upstream::dispatch`): one attempt on one deployment, in its wire
 //!     protocol (`upstream::Protocol`); tells the meter the usage, prices the answer.
 //!

@@ -87,6 +87,21 @@ async fn body_tags_route_and_never_reach_the_upstream() {
     assert_eq!(sent[0]["metadata"], json!({"trace": "t-1"}));
     assert_eq!(sent[0]["messages"], hello("gpt-4")["messages"]);
     assert!(sent[1].get("metadata").is_none() && sent[1].get("tags").is_none());
+    // Legacy completions go to OpenAI-compatible deployments as the client sent them,
+    // but for the tags.
+    mock.clear_requests();
+    let completion = json!({"model": "gpt-4", "prompt": "hi", "max_tokens": 3,
+        "metadata": {"tags": ["free"]}});
+    let resp = gw
+        .post("/v1/completions", Some(MASTER), &completion)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(deployment(&resp), "openai/free");
+    let sent = mock.requests();
+    assert!(sent[0].path.ends_with("/completions") && !sent[0].path.ends_with("chat/completions"));
+    assert!(sent[0].body.as_ref().unwrap().get("metadata").is_none());
     // A malformed tag list is the client's error.
     let mut body = hello("gpt-4");
     body["metadata"] = json!({"tags": [1]});
@@ -237,6 +252,20 @@ async fn runtime_keys_carry_tags_through_generate_update_and_info() {
     );
     let info = gw.get_json(&format!("/key/info?key={key}"), MASTER).await;
     assert_eq!(info["info"]["tags"], json!(["free"]));
+    // `null` clears them.
+    let cleared: Value = gw
+        .post(
+            "/key/update",
+            Some(MASTER),
+            &json!({"key": key, "tags": null}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cleared["tags"], json!([]));
     // Bounds hold at the admin API too.
     let resp = gw
         .post("/key/generate", Some(MASTER), &json!({"tags": ["a,b"]}))
