@@ -7,8 +7,9 @@
 //! `default` when the pool has any, else to any deployment. With filtering off, tags
 //! choose nothing.
 //!
-//! Tags in the body are the gateway's, on or off: [`take_from_body`] takes them out
-//! before the body goes anywhere (cache key, upstream).
+//! Tags in the body are the gateway's, on or off: [`Untagged::take`] takes them out
+//! of the canonical body and of the client's own request before either goes anywhere
+//! (cache key, upstream).
 
 use std::fmt;
 
@@ -22,6 +23,7 @@ use super::Pool;
 use crate::config::{tag_problem, Deployment, MAX_TAGS};
 use crate::error::GatewayError;
 use crate::request::{parse_head, Head};
+use crate::upstream::Native;
 
 /// The request header that carries tags, comma separated (LiteLLM's).
 pub const HEADER: &str = "x-litellm-tags";
@@ -212,6 +214,43 @@ pub fn take_from_body(body: &Bytes, head: &Head) -> Result<Option<Taken>, Gatewa
     let body = out.freeze();
     let head = parse_head(&body)?;
     Ok(Some(Taken { tags, body, head }))
+}
+
+/// A request's body tags, taken out of its bodies: they are the gateway's, so the
+/// cache and the upstreams never see them, whether tag filtering is on or not.
+pub struct Untagged {
+    /// The canonical body without its tags (`None`: it had none).
+    pub canonical: Option<Taken>,
+    /// The client's own request without its tags (`None`: it had none).
+    pub native: Option<Native>,
+    /// The tags of both, canonical first.
+    pub tags: Vec<String>,
+}
+
+impl Untagged {
+    pub fn take(body: &Bytes, head: &Head, native: Option<&Native>) -> Result<Self, GatewayError> {
+        let mut canonical = take_from_body(body, head)?;
+        let mut tags = canonical
+            .as_mut()
+            .map(|t| std::mem::take(&mut t.tags))
+            .unwrap_or_default();
+        let native = match native {
+            Some(n) => take_from_body(&n.body, &n.head)?.map(|t| {
+                tags.extend(t.tags);
+                Native {
+                    body: t.body,
+                    head: t.head,
+                    ..n.clone()
+                }
+            }),
+            None => None,
+        };
+        Ok(Untagged {
+            canonical,
+            native,
+            tags,
+        })
+    }
 }
 
 fn parse(raw: &RawValue) -> Result<Value, GatewayError> {

@@ -135,43 +135,6 @@ struct Incoming<'a> {
     native: Option<&'a Native>,
 }
 
-/// A request's body tags, taken out of its bodies: they are the gateway's, so the
-/// cache and the upstreams never see them, whether tag filtering is on or not.
-struct Untagged {
-    /// The canonical body without its tags (`None`: it had none).
-    canonical: Option<routing::tags::Taken>,
-    /// The client's own request without its tags (`None`: it had none).
-    native: Option<Native>,
-    /// The tags of both, canonical first.
-    tags: Vec<String>,
-}
-
-impl Untagged {
-    fn take(body: &Bytes, head: &Head, native: Option<&Native>) -> Result<Self, GatewayError> {
-        let mut canonical = routing::tags::take_from_body(body, head)?;
-        let mut tags = canonical
-            .as_mut()
-            .map(|t| std::mem::take(&mut t.tags))
-            .unwrap_or_default();
-        let native = match native {
-            Some(n) => routing::tags::take_from_body(&n.body, &n.head)?.map(|t| {
-                tags.extend(t.tags);
-                Native {
-                    body: t.body,
-                    head: t.head,
-                    ..n.clone()
-                }
-            }),
-            None => None,
-        };
-        Ok(Untagged {
-            canonical,
-            native,
-            tags,
-        })
-    }
-}
-
 /// [`proxy`]'s steps; a refusal at any of them is the response.
 async fn pipeline(
     app: &App,
@@ -187,7 +150,7 @@ async fn pipeline(
     } = request;
     let deadline = Instant::now() + app.config.request_timeout;
     let head = parse_head(body)?;
-    let untagged = Untagged::take(body, &head, native)?;
+    let untagged = routing::tags::Untagged::take(body, &head, native)?;
     let (body, head) = match &untagged.canonical {
         Some(t) => (&t.body, &t.head),
         None => (body, &head),

@@ -367,3 +367,30 @@ async fn with_filtering_off_tags_choose_nothing_and_are_still_not_forwarded() {
         .iter()
         .all(|r| r.body.as_ref().unwrap().get("metadata").is_none()));
 }
+
+#[tokio::test]
+async fn cached_answers_are_shared_only_by_requests_with_the_same_tags() {
+    let cache = "[cache]\nmax_entries = 100\n";
+    let (mock, gw) = tagged_gateway(FILTERING, cache).await;
+    let ask = |tags: &'static str| {
+        let gw = &gw;
+        async move {
+            let mut body = hello("gpt-4");
+            body["metadata"] = json!({ "tags": [tags] });
+            gw.chat(MASTER, body).await
+        }
+    };
+    let first = ask("free").await;
+    assert_eq!(first.headers()["x-liter-llm-cache"], "miss");
+    assert_eq!(deployment(&first), "openai/free");
+    let other = ask("paid").await;
+    assert_eq!(
+        other.headers()["x-liter-llm-cache"],
+        "miss",
+        "another tier's answer"
+    );
+    assert_eq!(deployment(&other), "openai/paid");
+    let again = ask("free").await;
+    assert_eq!(again.headers()["x-liter-llm-cache"], "hit");
+    assert_eq!(served_ids(&mock), ["free", "paid"]);
+}
