@@ -13,6 +13,7 @@ pub mod execute;
 pub mod health;
 pub mod strategy;
 pub mod tags;
+pub mod wildcard;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -135,6 +136,8 @@ pub struct Registry {
     seeded: Option<Mutex<StdRng>>,
     /// `[[aliases]]`: credentials for `provider/model` names sent directly.
     credential_aliases: Vec<CredentialAlias>,
+    /// `[[models]]` whose name is a pattern, for names not configured otherwise.
+    wildcards: wildcard::Wildcards,
     /// Pools made on first use for `provider/model` names, bounded.
     direct: DirectPools,
     default_timeout: Duration,
@@ -153,7 +156,11 @@ impl Registry {
         let routing = &config.routing;
         let mut by_name = HashMap::new();
         let mut order = Vec::new();
-        for spec in &routing.pools {
+        for spec in routing
+            .pools
+            .iter()
+            .filter(|s| !wildcard::is_pattern(&s.name))
+        {
             let mut deployments = Vec::new();
             for d in config.models.iter().filter(|d| d.name == spec.name) {
                 let series = metrics
@@ -190,6 +197,7 @@ impl Registry {
             exploration: routing.latency_exploration,
             seeded: routing.seed.map(|s| Mutex::new(StdRng::seed_from_u64(s))),
             credential_aliases: config.credential_aliases.clone(),
+            wildcards: wildcard::Wildcards::from_config(config),
             direct: DirectPools::new(direct::DIRECT_POOLS),
             default_timeout: config.default_timeout,
             drop_params: config.drop_params,
@@ -204,9 +212,9 @@ impl Registry {
         Some(m.deployment(None, &d.provider_model, d.provider.name()))
     }
 
-    /// The pool for `model` (a name or alias, or a `provider/model` name whose
-    /// credentials an `[[aliases]]` entry supplies), if it exists and the caller may
-    /// use it (`may_use`).
+    /// The pool for `model` (a name or alias, a `provider/model` name whose
+    /// credentials an `[[aliases]]` entry supplies, or a name a wildcard model
+    /// matches), if it exists and the caller may use it (`may_use`).
     pub fn resolve(
         &self,
         may_use: impl Fn(&str) -> bool,
@@ -242,7 +250,16 @@ impl Registry {
         self.direct.len()
     }
 
+    /// A pool for a name that is not configured: an `[[aliases]]` pattern's, else a
+    /// wildcard model's.
     fn make_direct(&self, model: &str) -> Option<Arc<Pool>> {
+        self.make_aliased(model)
+            .or_else(|| self.make_wildcard(model))
+    }
+
+    /// A one-deployment pool for a `provider/model` name an `[[aliases]]` pattern
+    /// covers.
+    fn make_aliased(&self, model: &str) -> Option<Arc<Pool>> {
         let pm = ProviderModel::parse(model).ok()?;
         let alias = self
             .credential_aliases
@@ -281,6 +298,29 @@ impl Registry {
             },
             deployments: vec![Arc::new(DeploymentState::new(deployment, target, series))],
             has_default: false,
+        }))
+    }
+
+    /// A pool for a name a wildcard model matches: its deployments with the name
+    /// filled in.
+    fn make_wildcard(&self, model: &str) -> Option<Arc<Pool>> {
+        if self.wildcards.is_empty() {
+            return None;
+        }
+        let (spec, deployments) = self.wildcards.resolve(model)?;
+        let mut states = Vec::with_capacity(deployments.len());
+        for d in deployments {
+            let target = Target::for_deployment(&d, &self.limits).ok()?;
+            let series = self.direct_metrics(&d);
+            states.push(Arc::new(DeploymentState::new(d, target, series)));
+        }
+        let has_default = states
+            .iter()
+            .any(|d| d.deployment.tags.iter().any(|t| t == tags::DEFAULT_TAG));
+        Some(Arc::new(Pool {
+            spec,
+            deployments: states,
+            has_default,
         }))
     }
 

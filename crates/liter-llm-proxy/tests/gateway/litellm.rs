@@ -399,15 +399,27 @@ fn provider_inference_and_an_unplaceable_name() {
 
 #[test]
 fn provider_wildcards_become_aliases_and_bare_wildcards_are_reported() {
-    let src = "model_list:\n  - model_name: \"anthropic/*\"\n    litellm_params:\n      model: \"anthropic/*\"\n      api_key: os.environ/ANTHROPIC_API_KEY\n  - model_name: \"gpt-3.5-turbo*\"\n    litellm_params:\n      model: \"openai/gpt-3.5-turbo*\"\n  - model_name: \"*\"\n    litellm_params:\n      model: \"*\"\n";
+    let src = "model_list:\n  - model_name: \"anthropic/*\"\n    litellm_params:\n      model: \"anthropic/*\"\n      api_key: os.environ/ANTHROPIC_API_KEY\n  - model_name: \"gpt-3.5-turbo*\"\n    litellm_params:\n      model: \"gpt-3.5-turbo*\"\n  - model_name: \"*\"\n    litellm_params:\n      model: \"*\"\n";
     let e = err(src);
-    assert!(e.contains("config.yaml:6:5: model_list[1].model_name: not supported yet: the wildcard model_name \"gpt-3.5-turbo*\""), "{e}");
-    assert!(e.contains("config.yaml:9:5: model_list[2].model_name: not supported yet: the wildcard model_name \"*\""), "{e}");
-    let env = |n: &str| (n == "ANTHROPIC_API_KEY").then(|| "sk-ant-1".to_string());
+    assert!(e.contains("config.yaml:9:5: model_list[2].model_name: not supported yet: the wildcard model_name \"*\" with model \"*\": a model with no provider"), "{e}");
+    assert!(e.contains("1 problem(s)"), "{e}");
+    let env = |n: &str| match n {
+        "ANTHROPIC_API_KEY" => Some("sk-ant-1".to_string()),
+        "OPENAI_API_KEY" => Some("sk-oa-1".to_string()),
+        _ => None,
+    };
     let c = litellm::load_str(src, "config.yaml", &Overrides::default(), true, env)
         .unwrap()
         .value;
-    assert!(c.models.is_empty());
+    // A prefix pattern of a known family is a wildcard model of its provider.
+    assert_eq!(c.models.len(), 1);
+    assert_eq!(
+        (
+            c.models[0].name.as_str(),
+            c.models[0].provider_model.as_str()
+        ),
+        ("gpt-3.5-turbo*", "openai/gpt-3.5-turbo*")
+    );
     assert_eq!(c.credential_aliases.len(), 1);
     assert_eq!(c.credential_aliases[0].pattern, "anthropic/*");
     assert_eq!(
@@ -418,6 +430,53 @@ fn provider_wildcards_become_aliases_and_bare_wildcards_are_reported() {
             .expose_secret(),
         "sk-ant-1"
     );
+}
+
+/// LiteLLM's catch-all and prefix patterns, with a provider written: the names they
+/// match go to that provider as the client sent them, configured names first, the
+/// most specific pattern before `*`.
+#[tokio::test]
+async fn wildcard_models_serve_the_names_they_match() {
+    let mock = MockUpstream::start().await.unwrap();
+    let base = mock.base_url();
+    let src = format!(
+        r#"model_list:
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/pinned-4o, api_key: k, api_base: "{base}"}}
+  - model_name: "gpt-3.5-turbo*"
+    litellm_params: {{model: "openai/legacy-*", api_key: k, api_base: "{base}"}}
+  - model_name: "*"
+    litellm_params: {{model: "openai/*", api_key: k, api_base: "{base}"}}
+general_settings:
+  master_key: {MASTER}
+"#
+    );
+    let loaded = yaml(&src, no_env).unwrap();
+    assert!(loaded.ignored.is_empty());
+    let gw = Gateway::start_config(loaded.value).await;
+    for asked in ["gpt-4o", "gpt-3.5-turbo-0125", "o3-mini", "team/model-x"] {
+        let resp = gw.chat(MASTER, hello(asked)).await;
+        assert_eq!(resp.status(), 200, "{asked}");
+        assert_eq!(resp.headers()["x-liter-llm-model"], asked);
+    }
+    let sent: Vec<String> = mock
+        .requests()
+        .iter()
+        .map(|r| {
+            r.body.as_ref().unwrap()["model"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        ["pinned-4o", "legacy--0125", "o3-mini", "team/model-x"]
+    );
+    // A name no model id can have is no model: nothing reaches an upstream.
+    let bad = gw.chat(MASTER, hello("../../etc")).await;
+    assert_eq!(bad.status(), 404);
+    assert_eq!(mock.requests().len(), 4);
 }
 
 #[test]

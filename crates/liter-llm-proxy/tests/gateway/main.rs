@@ -38,3 +38,4 @@ mod support;
 mod tags;
 mod tracing;
 mod vertex;
+mod wildcards;

@@ -1,7 +1,8 @@
 //! `model_list`: each entry becomes a `[[models]]` deployment (provider inferred as
 //! LiteLLM does, `tags` kept for tag routing), or, for a provider wildcard
-//! (`anthropic/*` → `anthropic/*`), an `[[aliases]]` entry. A wildcard that `[[aliases]]` cannot express (a bare-name
-//! pattern such as `*` or `gpt-3.5-turbo*`) is reported as not supported, by name.
+//! (`anthropic/*` → `anthropic/*`), an `[[aliases]]` entry. Other patterns (`*`,
+//! `gpt-3.5-turbo*`) become wildcard `[[models]]` entries when their model names a
+//! provider (`openai/*`); one whose model does not (`*` → `*`) is reported, by name.
 
 use super::infer;
 use super::twin::Twin;
@@ -113,7 +114,7 @@ pub(crate) fn map(t: &mut Twin<'_>, node: &Node) {
         let Some(name) = t.string(&name_entry.value, &format!("{yp}.model_name")) else {
             continue;
         };
-        if name.contains('*') {
+        if name.contains('*') && !wildcard_model(&name, &parts) {
             wildcard(t, &yp, &name, name_entry, &parts);
         } else {
             deployment(t, &yp, name, name_entry, item, &parts);
@@ -157,7 +158,7 @@ fn deployment(
         );
         return;
     };
-    if model.contains('*') {
+    if model.contains('*') && !name.contains('*') {
         t.problem(
             &format!("{yp}.litellm_params.model"),
             name_entry.line,
@@ -355,8 +356,45 @@ fn model_info(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut M
     }
 }
 
-/// A wildcard entry: an `[[aliases]]` entry when the pattern names a provider and the
-/// model is the same pattern; anything else is reported by name.
+/// Whether a wildcard entry becomes a wildcard `[[models]]` entry: any pattern whose
+/// model names its provider (written, or inferred from a known family such as
+/// `gpt-3.5-turbo*`), except a provider wildcard (`anthropic/*` → `anthropic/*`), which
+/// stays an `[[aliases]]` entry.
+fn wildcard_model(name: &str, parts: &Parts<'_>) -> bool {
+    // Read as written, reporting nothing: the path taken reads them again.
+    let text = |key: &str| {
+        parts
+            .params
+            .iter()
+            .find(|e| e.key == key)
+            .and_then(|e| match &e.value.value {
+                super::yaml::Value::Str(s) => Some(s.as_str()),
+                _ => None,
+            })
+    };
+    let Some(model) = text("model") else {
+        return false;
+    };
+    if provider_wildcard(name) && model == name {
+        return false;
+    }
+    infer::provider_model(model, text("custom_llm_provider"))
+        .and_then(|pm| pm.split_once('/').map(|(p, _)| !p.contains('*')))
+        .unwrap_or(false)
+}
+
+/// `anthropic/*`: a known provider's prefix, then a pattern.
+fn provider_wildcard(name: &str) -> bool {
+    name.split_once('/')
+        .map(|(p, _)| p)
+        .filter(|p| !p.contains('*'))
+        .and_then(liter_llm::Provider::from_prefix)
+        .is_some()
+}
+
+/// A wildcard entry that is not a wildcard model: an `[[aliases]]` entry when the
+/// pattern names a provider and the model is the same pattern; anything else (a model
+/// with no provider, such as `*`) is reported by name.
 fn wildcard(t: &mut Twin<'_>, yp: &str, name: &str, name_entry: &Entry, parts: &Parts<'_>) {
     let name_path = format!("{yp}.model_name");
     let model = model_of(t, yp, parts).map(|(m, _)| m);
@@ -367,7 +405,7 @@ fn wildcard(t: &mut Twin<'_>, yp: &str, name: &str, name_entry: &Entry, parts: &
         .and_then(liter_llm::Provider::from_prefix);
     if provider.is_none() || model.as_deref() != Some(name) {
         let why = format!(
-            "the wildcard model_name {name:?} with model {:?}: liter-llm's [[aliases]] match only provider/model names that clients send as written (model_name \"anthropic/*\" with model \"anthropic/*\"); list the models it should open instead",
+            "the wildcard model_name {name:?} with model {:?}: a model with no provider would send the names it matches to any provider whose key is set; write the provider (model: \"openai/*\")",
             model.as_deref().unwrap_or("")
         );
         t.unsupported(&name_path, name_entry.line, name_entry.col, &why);

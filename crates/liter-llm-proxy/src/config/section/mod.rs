@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::config::file::ModelEntry;
 
-/// The model names a reference may use: `[[models]]` names and
-/// `[router] model_group_alias` names.
+/// The model names a reference may use: `[[models]]` names (not wildcard patterns)
+/// and `[router] model_group_alias` names.
 pub(crate) struct Names<'a> {
     models: HashSet<&'a str>,
     aliases: &'a BTreeMap<String, String>,
@@ -35,7 +35,8 @@ impl<'a> Names<'a> {
         let models = models
             .iter()
             .map(|m| m.name.as_str())
-            .filter(|n| !n.trim().is_empty())
+            // A wildcard model's pattern is not a name others may refer to.
+            .filter(|n| !n.trim().is_empty() && !n.contains('*'))
             .collect();
         Names { models, aliases }
     }

@@ -73,6 +73,9 @@ fn deployment(
         problems.push((at("name"), "name is empty".into()));
     }
     check_numbers(m, at, problems);
+    if !wildcard_fits(m, at, problems) {
+        return None;
+    }
     let pm = match ProviderModel::parse(&m.provider_model) {
         Ok(pm) => pm,
         Err(e) => {
@@ -109,6 +112,52 @@ fn deployment(
         settings,
         tags: m.tags.clone(),
     })
+}
+
+/// A wildcard model (a `*` in `name`): its `provider_model` names its provider and
+/// has as many `*` as the name, or none; a `*` in `provider_model` needs one in the
+/// name. Prices are refused (they are looked up by each request's model). `false`
+/// when the entry cannot be read further.
+fn wildcard_fits(m: &ModelEntry, at: At<'_>, problems: &mut Problems) -> bool {
+    let stars = m.name.matches('*').count();
+    let model_stars = m.provider_model.matches('*').count();
+    if model_stars > 0 {
+        let provider = m.provider_model.split_once('/').map_or("*", |(p, _)| p);
+        if provider.contains('*') {
+            problems.push((
+                at("provider_model"),
+                format!("provider_model {:?}: a wildcard model must name its provider, e.g. \"openai/*\"", m.provider_model),
+            ));
+            return false;
+        }
+        if stars == 0 {
+            problems.push((
+                at("provider_model"),
+                "a `*` in provider_model needs a wildcard name (a `*` in name)".into(),
+            ));
+        } else if model_stars != stars {
+            problems.push((
+                at("provider_model"),
+                format!(
+                    "provider_model has {model_stars} `*` and name {stars}: give as many, or none"
+                ),
+            ));
+        }
+    }
+    if stars > 0 {
+        for (field, price) in [
+            ("input_cost_per_token", m.input_cost_per_token),
+            ("output_cost_per_token", m.output_cost_per_token),
+        ] {
+            if price.is_some() {
+                problems.push((
+                    at(field),
+                    format!("not supported yet: {field} on a wildcard model (prices are looked up by each request's model)"),
+                ));
+            }
+        }
+    }
+    true
 }
 
 fn provider_model_error(written: &str, e: ProviderModelError) -> String {
