@@ -9,6 +9,26 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+/// mimalloc's `mi_option_purge_delay` (mimalloc.h, the v2 sources this crate builds).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Called once, first thing in `main`: mimalloc gives the pages it frees back to the OS
+/// at once (`purge_delay` 0) instead of after a delay, so memory freed by start-up (the
+/// config and pricing parsing, the tokenizer's construction) and by a finished burst
+/// does not stay resident. `MIMALLOC_PURGE_DELAY` in the environment still overrides it.
+pub fn configure() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        set_purge_delay(0);
+    }
+}
+
+#[allow(unsafe_code)] // an FFI call with plain integer arguments
+fn set_purge_delay(ms: std::ffi::c_long) {
+    // SAFETY: `mi_option_set` takes any option id and value; the option is read by
+    // mimalloc at each purge, so setting it while allocating is allowed.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms) }
+}
+
 /// How often at most an idle worker thread hands its free memory back.
 const COLLECT_EVERY: Duration = Duration::from_secs(1);
 

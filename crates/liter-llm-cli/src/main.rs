@@ -177,6 +177,7 @@ fn load(args: &ConfigArgs) -> Result<(PathBuf, Config), ConfigError> {
 }
 
 fn main() -> ExitCode {
+    alloc::configure();
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig(args) => check_config(&args),
