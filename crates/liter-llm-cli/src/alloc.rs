@@ -9,7 +9,8 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-/// mimalloc's `mi_option_purge_delay` (mimalloc.h, the v2 sources this crate builds).
+/// mimalloc's `mi_option_purge_delay`: its place in `mi_option_t`, the same in the v2 and
+/// v3 headers `libmimalloc-sys` builds from (the crate exports no name for it).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Called once, first thing in `main`: mimalloc gives the pages it frees back to the OS
