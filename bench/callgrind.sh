@@ -29,6 +29,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 WARMUP="${CG_WARMUP:-5}"
 DURATION="${CG_DURATION:-20}"
 CONNS="${CG_CONNECTIONS:-8}"
@@ -55,18 +57,6 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     >"$RUN/build.log" 2>&1 || { tail -n 30 "$RUN/build.log" >&2; exit 1; }
 fi
 
-wait_port() { # NAME PID: the port from "listening on http://HOST:PORT" in $RUN/NAME.log
-  local i port
-  for ((i = 0; i < 600; i++)); do
-    port="$(sed 's/\x1b\[[0-9;]*m//g' "$RUN/$1.log" 2>/dev/null | sed -nE 's#.*listening on http://[^ /]*:([0-9]+).*#\1#p' | head -n1)"
-    [ -n "$port" ] && { echo "$port"; return 0; }
-    kill -0 "$2" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "callgrind: $1 did not start; log:" >&2
-  tail -n 20 "$RUN/$1.log" >&2
-  return 1
-}
 
 PIN_LOAD=()
 PIN_PROXY=()
@@ -91,28 +81,10 @@ if [ "${CG_STREAM:-0}" = 1 ]; then
 else
   printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"%s"}]}' "$PROMPT" >"$BODY"
 fi
-cat >"$RUN/gateway.toml" <<EOF
-[server]
-host = "127.0.0.1"
-port = 0
-
-[general]
-master_key = "sk-bench-master"
-max_retries = 0
-
-[[models]]
-name = "gpt-4o-mini"
-provider_model = "openai/gpt-4o-mini"
-api_key = "sk-upstream"
-base_url = "http://127.0.0.1:$MOCK_PORT/v1"
-EOF
+plain_config "$MOCK_PORT" "$RUN/gateway.toml"
 # The governed gateway of run.sh: the bench key has rpm, tpm and a budget, cost tracking is on,
 # spend goes to an SQLite file in the run directory.
-sed -e 's/^master_key = .*/master_key = "sk-bench-other-master"/' \
-  -e "s#^max_retries = 0#max_retries = 0\nenable_cost_tracking = true\ndatabase_url = \"$RUN/spend.db\"#" \
-  "$RUN/gateway.toml" >"$RUN/governed.toml"
-printf '\n[[keys]]\nkey = "sk-bench-master"\nrpm = 100000000\ntpm = 100000000000\nbudget_limit = 1000000.0\n' \
-  >>"$RUN/governed.toml"
+governed_config "$RUN/gateway.toml" "$RUN/governed.toml" "$RUN/spend.db"
 
 # Observability off, and on: metrics (on by default) plus tracing to the mock's collector.
 sed -e 's/^max_retries = 0/max_retries = 0\nmetrics = "off"/' "$RUN/gateway.toml" >"$RUN/bare.toml"

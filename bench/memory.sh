@@ -27,6 +27,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 STREAMS="${MEM_STREAMS:-1000}"
 CONNS="${MEM_CONNS:-1000}"
 SETTLE="${MEM_SETTLE:-10}"
@@ -55,18 +57,6 @@ if [ -z "${MEM_BIN:-}" ] && [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     { tail -n 30 "$RUN/build.log" >&2; exit 1; }
 fi
 
-wait_port() { # NAME PID: the port from "listening on http://HOST:PORT" in $RUN/NAME.log
-  local i port
-  for ((i = 0; i < 600; i++)); do
-    port="$(sed 's/\x1b\[[0-9;]*m//g' "$RUN/$1.log" 2>/dev/null | sed -nE 's#.*listening on http://[^ /]*:([0-9]+).*#\1#p' | head -n1)"
-    [ -n "$port" ] && { echo "$port"; return 0; }
-    kill -0 "$2" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "memory: $1 did not start; log:" >&2
-  tail -n 20 "$RUN/$1.log" >&2
-  return 1
-}
 
 wait_line() { # FILE WORD PID: until FILE has a line starting with WORD; fails if PID exits first
   local i
@@ -97,27 +87,8 @@ PIDS+=($!)
 MOCK_PORT="$(wait_port mock $!)"
 MOCK="http://127.0.0.1:$MOCK_PORT"
 
-cat >"$RUN/gateway.toml" <<EOF
-[server]
-host = "127.0.0.1"
-port = 0
-
-[general]
-master_key = "sk-bench-master"
-max_retries = 0
-
-[[models]]
-name = "gpt-4o-mini"
-provider_model = "openai/gpt-4o-mini"
-api_key = "sk-upstream"
-base_url = "$MOCK/v1"
-EOF
-# The governed gateway of run.sh and callgrind.sh.
-sed -e 's/^master_key = .*/master_key = "sk-bench-other-master"/' \
-  -e "s#^max_retries = 0#max_retries = 0\nenable_cost_tracking = true\ndatabase_url = \"$RUN/spend.db\"#" \
-  "$RUN/gateway.toml" >"$RUN/governed.toml"
-printf '\n[[keys]]\nkey = "sk-bench-master"\nrpm = 100000000\ntpm = 100000000000\nbudget_limit = 1000000.0\n' \
-  >>"$RUN/governed.toml"
+plain_config "$MOCK_PORT" "$RUN/gateway.toml"
+governed_config "$RUN/gateway.toml" "$RUN/governed.toml" "$RUN/spend.db"
 
 GW_PID=""
 GW_PORT=""

@@ -27,6 +27,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 DURATION="${BENCH_DURATION:-10}"
 WARMUP="${BENCH_WARMUP:-2}"
@@ -134,25 +136,6 @@ start() {
   NAMED_PID[$name]=$STARTED_PID
 }
 
-# wait_port NAME PID: waits for "listening on http://HOST:PORT" anywhere in the log (stdout and
-# stderr, ANSI colours stripped) and prints PORT; fails if the process exits or 20 s pass.
-wait_port() {
-  local name="$1" pid="$2" i port
-  for ((i = 0; i < 200; i++)); do
-    port="$(sed 's/\x1b\[[0-9;]*m//g' "$RUN/$name.log" |
-      sed -nE 's#.*listening on http://[^ /]*:([0-9]+).*#\1#p' | head -n1)"
-    if [ -n "$port" ]; then
-      echo "$port"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "bench: $name did not report its port; log $RUN/$name.log:" >&2
-  tail -n 20 "$RUN/$name.log" >&2
-  return 1
-}
-
 loadgen() { "${LOAD_PIN[@]}" "$BIN/bench-loadgen" "$@"; }
 
 # --- request bodies --------------------------------------------------------------------------
@@ -199,21 +182,7 @@ log "floor on port $FLOOR_PORT (pid $FLOOR_PID)"
 GATEWAY_PID=""
 if [ "$GATEWAY" = 1 ]; then
   mkdir -p "$RUN/gateway"
-  cat >"$RUN/gateway/config.toml" <<EOF
-[server]
-host = "127.0.0.1"
-port = 0
-
-[general]
-master_key = "sk-bench-master"
-max_retries = 0
-
-[[models]]
-name = "gpt-4o-mini"
-provider_model = "openai/gpt-4o-mini"
-api_key = "sk-upstream"
-base_url = "http://127.0.0.1:$MOCK_PORT/v1"
-EOF
+  plain_config "$MOCK_PORT" "$RUN/gateway/config.toml"
   # Default log level (what users get) unless BENCH_GATEWAY_RUST_LOG says otherwise; colours off.
   if [ -n "${BENCH_GATEWAY_RUST_LOG:-}" ]; then
     GATEWAY_ENV=(env NO_COLOR=1 "RUST_LOG=$BENCH_GATEWAY_RUST_LOG")
@@ -277,16 +246,9 @@ extra_gateway() {
   log "$name on port $port (pid $STARTED_PID)"
 }
 
-# governed_config NAME DATABASE_URL: the plain gateway's config, but the bench key is a virtual
-# key with rpm, tpm and a budget (so every request is rate-checked, token-counted, reserved in
-# and settled to the spend store at DATABASE_URL) and cost tracking is on.
-governed_config() {
+governed_of() { # NAME DATABASE_URL: the governed gateway (lib.sh) in a directory of its own
   mkdir -p "$RUN/$1"
-  sed -e 's/^master_key = .*/master_key = "sk-bench-other-master"/' \
-    -e "s#^max_retries = 0#max_retries = 0\nenable_cost_tracking = true\ndatabase_url = \"$2\"#" \
-    "$RUN/gateway/config.toml" >"$RUN/$1/config.toml"
-  printf '\n[[keys]]\nkey = "sk-bench-master"\nrpm = 100000000\ntpm = 100000000000\nbudget_limit = 1000000.0\n' \
-    >>"$RUN/$1/config.toml"
+  governed_config "$RUN/gateway/config.toml" "$RUN/$1/config.toml" "$2"
 }
 
 # postgres_schema: creates a schema of its own for this run in BENCH_POSTGRES_URL (dropped on
@@ -323,11 +285,11 @@ if [ "$GATEWAY" = 1 ]; then
   extra_gateway pool10
   # The governance checks: spend in SQLite (a file in the gateway's directory) and in
   # PostgreSQL (a schema of its own, created for this run).
-  governed_config governed "$RUN/governed/spend.db"
+  governed_of governed "$RUN/governed/spend.db"
   extra_gateway governed
   # Not in a command substitution: postgres_schema sets PG_SCHEMA for the cleanup.
   if postgres_schema >"$RUN/pg-url.txt"; then
-    governed_config governed-pg "$(cat "$RUN/pg-url.txt")"
+    governed_of governed-pg "$(cat "$RUN/pg-url.txt")"
     extra_gateway governed-pg
   fi
   # The response cache: the plain gateway with a memory cache, so every request after the

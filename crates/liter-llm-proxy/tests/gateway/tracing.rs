@@ -135,14 +135,7 @@ async fn a_request_and_its_attempts_are_spans_in_the_clients_trace() {
     let answer: serde_json::Value = resp.json().await.unwrap();
     // The request span ends when the request log writes its line, just after the
     // client has its answer: wait (bounded) for it, then flush.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        flush(&gw).await;
-        if got.lock().unwrap().spans.len() >= 3 || std::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_spans(&gw, &got, 3).await;
     let got = got.lock().unwrap();
     assert_eq!(got.spans.len(), 3, "{:?}", got.spans);
     assert_eq!(got.headers[0]["x-collector-token"], "otlp-secret-123");
@@ -246,14 +239,7 @@ async fn content_is_exported_only_when_enabled() {
     let mock = MockUpstream::start().await.unwrap();
     let gw = start(&mock, "trace_content = true", &url).await;
     assert_eq!(gw.chat(MASTER, hello("gpt-4o")).await.status(), 200);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        flush(&gw).await;
-        if got.lock().unwrap().spans.len() >= 2 || std::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_spans(&gw, &got, 2).await;
     let got = got.lock().unwrap();
     let req = got
         .spans
@@ -296,6 +282,18 @@ async fn a_collector_that_is_down_costs_only_counted_dropped_spans() {
     assert!(text
         .lines()
         .any(|l| l == "liter_llm_trace_spans_exported_total 0"));
+}
+
+/// Flushes until the receiver has `n` spans (bounded: 10 s).
+async fn wait_for_spans(gw: &Gateway, got: &Arc<Mutex<Received>>, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        flush(gw).await;
+        if got.lock().unwrap().spans.len() >= n || std::time::Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Flushes until the receiver has `n` server spans (bounded), and returns them.
@@ -432,14 +430,7 @@ async fn a_trace_the_client_did_not_sample_is_carried_on_but_not_recorded() {
     assert_eq!(sent[0].header("tracestate").unwrap(), "vendor=opaque");
     // A request after it, sampled: its spans are the only ones exported.
     assert_eq!(gw.chat(MASTER, hello("gpt-4o")).await.status(), 200);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        flush(&gw).await;
-        if got.lock().unwrap().spans.len() >= 2 || std::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_spans(&gw, &got, 2).await;
     let got = got.lock().unwrap();
     assert_eq!(got.spans.len(), 2, "{:?}", got.spans);
     assert!(got.spans.iter().all(|(_, s)| hex(&s.trace_id) != TRACE_ID));
