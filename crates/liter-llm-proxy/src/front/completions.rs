@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 use super::{Decoded, FrontDoor, StreamEncode};
 use crate::error::{GatewayError, Wire};
-use crate::request::{parse_head, parse_json};
+use crate::request::{parse_head, parse_json, Head};
 use crate::upstream::Native;
 
 /// OpenAI's default `max_tokens` for a completion.
@@ -76,7 +76,12 @@ impl FrontDoor for Completions {
         Wire::OpenAi
     }
 
-    fn decode(&self, body: &Bytes, _headers: &HeaderMap) -> Result<Decoded, GatewayError> {
+    fn decode(
+        &self,
+        body: &Bytes,
+        _headers: &HeaderMap,
+        _all_native: &dyn Fn(&Head) -> bool,
+    ) -> Result<Decoded, GatewayError> {
         let head = parse_head(body)?;
         let canonical = canonical(body)?;
         Ok(Decoded {

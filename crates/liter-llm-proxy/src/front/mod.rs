@@ -60,23 +60,18 @@ pub trait FrontDoor: Send + Sync {
     /// The wire its clients speak (errors are written in it).
     fn wire(&self) -> Wire;
     /// The canonical request for the client's `body` (and headers); 400 when it is
-    /// not a valid request of the protocol.
-    fn decode(&self, body: &Bytes, headers: &HeaderMap) -> Result<Decoded, GatewayError>;
-    /// The client's request when `all_native` says of its head that every deployment
-    /// that could serve it speaks the door's wire (`routing::Pool::passes_through`):
+    /// not a valid request of the protocol. A door that can pass its clients' bytes
+    /// through asks `all_native` of the request's head whether every deployment that
+    /// could serve it speaks the door's wire (`routing::Pool::passes_through`); if so,
     /// the canonical request, which no deployment would get, is not built, and the
     /// client's body (whose `model` and `stream` the pipeline reads alike) stands in
-    /// for it. `None`: not so, or the door has no pass-through (the default, which
-    /// reads nothing); [`FrontDoor::decode`] is used.
-    fn pass_through(
+    /// for it. Other doors ignore `all_native`.
+    fn decode(
         &self,
         body: &Bytes,
         headers: &HeaderMap,
         all_native: &dyn Fn(&Head) -> bool,
-    ) -> Option<Decoded> {
-        let _ = (body, headers, all_native);
-        None
-    }
+    ) -> Result<Decoded, GatewayError>;
     /// A whole canonical answer (the pipeline's `chat.completion` bytes) in the
     /// client's protocol ([`read_answer`] reads it whole; a door may read less).
     fn answer(&self, answer: &[u8]) -> Result<Bytes, GatewayError>;

@@ -54,8 +54,7 @@ pub(super) async fn serve_door(
             .resolve(|m| principal.may_use(m), &head.model)
             .is_ok_and(|pool| pool.passes_through(door.wire()))
     };
-    let passed = door.pass_through(&body, headers, &all_native);
-    let decoded = match passed.map_or_else(|| door.decode(&body, headers), Ok) {
+    let decoded = match door.decode(&body, headers, &all_native) {
         Ok(d) => d,
         Err(e) => return e.into_response(),
     };

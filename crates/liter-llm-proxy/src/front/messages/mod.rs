@@ -52,24 +52,27 @@ impl FrontDoor for Messages {
         Wire::Anthropic
     }
 
-    fn decode(&self, body: &Bytes, headers: &HeaderMap) -> Result<Decoded, GatewayError> {
-        let canonical = decode::canonical(body, None)?;
-        Ok(Decoded {
-            canonical: Bytes::from(canonical),
-            native: Some(native(body, parse_head(body)?, headers)),
-        })
-    }
-
-    fn pass_through(
+    fn decode(
         &self,
         body: &Bytes,
         headers: &HeaderMap,
         all_native: &dyn Fn(&Head) -> bool,
-    ) -> Option<Decoded> {
-        let head = parse_head(body).ok().filter(|h| all_native(h))?;
-        Some(Decoded {
-            canonical: body.clone(),
-            native: Some(native(body, head, headers)),
+    ) -> Result<Decoded, GatewayError> {
+        // The head is read once, for the pass-through check and the native request.
+        let head = parse_head(body);
+        if let Ok(h) = &head {
+            if all_native(h) {
+                return Ok(Decoded {
+                    canonical: body.clone(),
+                    native: head.ok().map(|h| native(body, h, headers)),
+                });
+            }
+        }
+        // The translation's error, in Messages' terms, comes before the head's.
+        let canonical = decode::canonical(body, None)?;
+        Ok(Decoded {
+            canonical: Bytes::from(canonical),
+            native: Some(native(body, head?, headers)),
         })
     }
 

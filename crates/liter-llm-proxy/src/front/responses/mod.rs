@@ -187,7 +187,12 @@ impl FrontDoor for Responses {
     }
 
     /// The request was decoded by [`Responses::prepare`] (it needs the store).
-    fn decode(&self, _body: &Bytes, _headers: &HeaderMap) -> Result<Decoded, GatewayError> {
+    fn decode(
+        &self,
+        _body: &Bytes,
+        _headers: &HeaderMap,
+        _all_native: &dyn Fn(&crate::request::Head) -> bool,
+    ) -> Result<Decoded, GatewayError> {
         Ok(Decoded {
             canonical: self.canonical.clone(),
             native: None,
