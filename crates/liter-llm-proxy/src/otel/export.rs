@@ -19,13 +19,16 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use secrecy::ExposeSecret;
 
-use super::wire::{self, SpanData};
+use super::wire;
 use super::TracingError;
 use crate::config::TracingSpec;
 use crate::metrics::TraceMetrics;
 
 /// Spans waiting for export at most; one more is dropped (and counted).
 pub const QUEUE: usize = 2048;
+/// Bytes of spans waiting for export at most (spans with content can be large); a
+/// span that would pass it is dropped (and counted).
+const QUEUE_BYTES: usize = 32 * 1024 * 1024;
 /// Spans per export request.
 const BATCH: usize = 512;
 /// How long spans wait for a batch to fill before they are sent anyway.
@@ -37,7 +40,10 @@ const ANSWER_CAP: usize = 64 * 1024;
 
 #[derive(Default)]
 struct State {
-    spans: Vec<SpanData>,
+    /// Each an encoded OTLP `Span`.
+    spans: Vec<Vec<u8>>,
+    /// Their bytes.
+    bytes: usize,
     /// Callers of [`Exporter::flush`] waiting for the queue to be sent.
     flushes: Vec<mpsc::Sender<()>>,
     closing: bool,
@@ -56,13 +62,14 @@ impl Queue {
     }
 
     /// Queue an ended span, or drop and count it when the queue is full.
-    pub(super) fn push(&self, span: SpanData) {
+    pub(super) fn push(&self, span: Vec<u8>) {
         let mut st = self.lock();
-        if st.spans.len() >= QUEUE {
+        if st.spans.len() >= QUEUE || st.bytes + span.len() > QUEUE_BYTES {
             drop(st);
             self.counters.dropped.inc();
             return;
         }
+        st.bytes += span.len();
         st.spans.push(span);
         // Waking the thread costs a system call: only for a full batch.
         if st.spans.len() == BATCH {
@@ -186,6 +193,7 @@ fn run(queue: &Queue, collector: &Collector, runtime: &tokio::runtime::Runtime) 
                     .wait_timeout(st, left)
                     .map_or_else(|p| p.into_inner().0, |(g, _)| g);
             }
+            st.bytes = 0;
             (
                 std::mem::take(&mut st.spans),
                 std::mem::take(&mut st.flushes),
@@ -211,7 +219,7 @@ fn run(queue: &Queue, collector: &Collector, runtime: &tokio::runtime::Runtime) 
 
 impl Collector {
     /// POSTs one batch; whether the collector took it.
-    async fn send(&self, batch: &[SpanData]) -> bool {
+    async fn send(&self, batch: &[Vec<u8>]) -> bool {
         let body = Bytes::from(wire::encode(batch, &self.service));
         let mut req = Request::builder()
             .method(Method::POST)

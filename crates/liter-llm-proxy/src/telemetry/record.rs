@@ -62,12 +62,15 @@ impl Record {
         if let Some(t) = &self.trace {
             t.name(&head.model);
             let s = &head.sampling;
-            t.set(crate::otel::request_attributes(
-                body,
-                &head.model,
-                (s.max_tokens, s.temperature, s.top_p),
-                t.content(),
-            ));
+            t.set(|a| {
+                crate::otel::request_attributes(
+                    a,
+                    body,
+                    &head.model,
+                    (s.max_tokens, s.temperature, s.top_p),
+                    t.content(),
+                );
+            });
         }
     }
 
@@ -75,21 +78,23 @@ impl Record {
     pub fn end(&self, status: u16, error: Option<&'static str>, deployment: Option<&str>) {
         let Some(t) = &self.trace else { return };
         let facts = std::mem::take(&mut *self.facts.lock().unwrap_or_else(|p| p.into_inner()));
-        t.set(crate::otel::stream_attributes(
-            facts.id,
-            facts.model,
-            facts.finish_reasons,
-        ));
-        if let Some((u, cost)) = deployment.and_then(|d| self.usage(d)) {
-            let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-            t.set([
-                crate::otel::Attr::new("gen_ai.usage.input_tokens", tokens(u.prompt_tokens)),
-                crate::otel::Attr::new("gen_ai.usage.output_tokens", tokens(u.completion_tokens)),
-            ]);
-            if let Some(c) = cost {
-                t.set([crate::otel::Attr::new("gen_ai.usage.cost", c)]);
+        let usage = deployment.and_then(|d| self.usage(d));
+        t.set(|a| {
+            crate::otel::stream_attributes(
+                a,
+                facts.id.as_deref(),
+                facts.model.as_deref(),
+                &facts.finish_reasons,
+            );
+            if let Some((u, cost)) = usage {
+                let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                a.int("gen_ai.usage.input_tokens", tokens(u.prompt_tokens));
+                a.int("gen_ai.usage.output_tokens", tokens(u.completion_tokens));
+                if let Some(c) = cost {
+                    a.f64("gen_ai.usage.cost", c);
+                }
             }
-        }
+        });
         t.end(status, error);
     }
 

@@ -22,7 +22,6 @@ use super::{json_response, read_body, retry_after, sse_response, Upstream};
 use crate::config::Deployment;
 use crate::error::{GatewayError, Wire};
 use crate::otel::Attempt;
-use crate::otel::Attr;
 use crate::request::Endpoint;
 
 /// A successful attempt.
@@ -196,9 +195,9 @@ async fn attempt<G: Send + 'static>(
         let first = first_chunk(incoming, &target.name, first_byte_deadline).await?;
         let latency = start.elapsed();
         if let (Some(s), Some(t)) = (span.as_ref(), job.trace) {
-            let ttft = Attr::new("gen_ai.server.time_to_first_token", latency.as_secs_f64());
-            s.set([ttft.clone()]);
-            t.set([ttft]);
+            crate::otel::set_both(s, t, |a| {
+                a.f64("gen_ai.server.time_to_first_token", latency.as_secs_f64());
+            });
         }
         let source = Source::new(first.0, first.1, source_of(target), job.deadline);
         let body = stream_body(target.protocol.as_ref(), source, job, Box::new(hold), wire);
@@ -325,9 +324,9 @@ pub(super) fn whole_answer(
     wire: Option<Wire>,
 ) -> Result<Answer, GatewayError> {
     if let (Some(s), Some(t)) = (span, job.trace) {
-        let attributes = crate::otel::answer_attributes(&bytes, t.content());
-        s.set(attributes.iter().cloned());
-        t.set(attributes);
+        crate::otel::set_both(s, t, |a| {
+            crate::otel::answer_attributes(a, &bytes, t.content());
+        });
     }
     if let Some(tap) = job.tap {
         tap.answer(&bytes);
