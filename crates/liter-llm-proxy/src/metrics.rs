@@ -193,6 +193,8 @@ pub struct Metrics {
     pub spend: SpendMetrics,
     /// The label `""`: no model, deployment or provider.
     none: Label,
+    /// The master key's label.
+    master: Label,
 }
 
 impl Default for Metrics {
@@ -325,6 +327,7 @@ impl Metrics {
             logs,
             spend,
             none: Arc::from(""),
+            master: Arc::from("master"),
         }
     }
 
@@ -371,6 +374,11 @@ impl Metrics {
     /// A label value made once (a route template, a key's label).
     pub fn label(value: &str) -> Label {
         value.into()
+    }
+
+    /// The label of the master key (made once).
+    pub fn master_label(&self) -> &Label {
+        &self.master
     }
 
     /// A finished request (called by the request log).

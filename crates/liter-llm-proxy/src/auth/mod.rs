@@ -67,7 +67,7 @@ pub struct VirtualKey {
     /// The name of the key's budget scope (`"key:<id>"`), made once.
     pub scope: Arc<str>,
     /// A safe label for logs: the description, or `key#N` (its position in the file).
-    pub label: String,
+    pub label: Arc<str>,
     /// `None` means every model.
     pub models: Option<HashSet<String>>,
     /// rpm, tpm, budget, expiry.
@@ -176,7 +176,8 @@ impl KeyRegistry {
                 .description
                 .clone()
                 .filter(|d| !d.is_empty())
-                .unwrap_or_else(|| format!("key#{i}"));
+                .unwrap_or_else(|| format!("key#{i}"))
+                .into();
             let models = (!k.models.is_empty()).then(|| k.models.iter().cloned().collect());
             let d = digest(k.key.expose_secret());
             let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
@@ -260,7 +261,8 @@ impl KeyRegistry {
             label: k
                 .key_alias
                 .clone()
-                .unwrap_or_else(|| format!("key-{}", &k.id[..8.min(k.id.len())])),
+                .unwrap_or_else(|| format!("key-{}", &k.id[..8.min(k.id.len())]))
+                .into(),
             models: (!k.models.is_empty()).then(|| k.models.iter().cloned().collect()),
             limits: KeyLimits {
                 rate: window

@@ -17,7 +17,8 @@
 mod export;
 mod wire;
 
-use std::sync::{Arc, Mutex};
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -288,17 +289,15 @@ impl Attempt {
     }
 }
 
-/// Sets the same attributes on an attempt's span and its request's: encoded once.
+/// Sets the same attributes on an attempt's span and its request's: encoded once,
+/// into the attempt's span, and copied.
 pub fn set_both(attempt: &Attempt, trace: &Trace, f: impl FnOnce(&mut Attrs)) {
-    if trace.0.flags & SAMPLED == 0 {
-        return;
-    }
-    let mut shared = Attrs::with_capacity(128);
-    f(&mut shared);
-    if !shared.is_empty() {
-        attempt.set(|a| a.extend(&shared));
-        trace.set(|a| a.extend(&shared));
-    }
+    let mut guard = attempt.0.draft.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(draft) = guard.as_mut() else { return };
+    let attrs = draft.body.attrs();
+    let from = attrs.len();
+    f(attrs);
+    trace.set(|t| t.extend(attrs.since(from)));
 }
 
 /// The client's span context, from a valid W3C `traceparent` (and its `tracestate`).
@@ -414,8 +413,8 @@ enum AnswerKey {
 /// An answer's `id` and `model`.
 #[derive(Default)]
 struct AnswerHead<'a> {
-    id: Option<std::borrow::Cow<'a, str>>,
-    model: Option<std::borrow::Cow<'a, str>>,
+    id: Option<Text<'a>>,
+    model: Option<Text<'a>>,
 }
 
 /// Reads the answer's `id` and `model` into its target and stops once it has both:
@@ -452,10 +451,11 @@ impl<'de> serde::de::Visitor<'de> for AnswerVisitor<'_, 'de> {
 /// Each choice's `finish_reason`, found by its key: a `"finish_reason":` whose quote
 /// is not escaped cannot be inside a string, and OpenAI's answers use the name for
 /// nothing else.
-fn finish_reasons(bytes: &[u8]) -> Vec<std::borrow::Cow<'_, str>> {
-    const KEY: &[u8] = b"\"finish_reason\":";
+fn finish_reasons(bytes: &[u8]) -> Vec<Cow<'_, str>> {
+    static KEY: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\"finish_reason\":"));
     let mut out = Vec::new();
-    for at in memchr::memmem::find_iter(bytes, KEY) {
+    for at in KEY.find_iter(bytes) {
         let slashes = bytes[..at]
             .iter()
             .rev()
@@ -464,15 +464,18 @@ fn finish_reasons(bytes: &[u8]) -> Vec<std::borrow::Cow<'_, str>> {
         if slashes % 2 == 1 {
             continue;
         }
-        let rest = &bytes[at + KEY.len()..];
-        let mut values = serde_json::Deserializer::from_slice(rest)
-            .into_iter::<Option<std::borrow::Cow<'_, str>>>();
-        if let Some(Ok(Some(reason))) = values.next() {
+        let rest = &bytes[at + KEY.needle().len()..];
+        let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Option<Text<'_>>>();
+        if let Some(Ok(Some(Text(reason)))) = values.next() {
             out.push(reason);
         }
     }
     out
 }
+
+/// A JSON string, borrowed from the input unless it has escapes.
+#[derive(serde::Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// `gen_ai.response.finish_reasons`, each capped.
 fn put_finish_reasons<S: AsRef<str>>(out: &mut Attrs, reasons: &[S]) {
@@ -491,10 +494,10 @@ pub fn answer_attributes(out: &mut Attrs, bytes: &[u8], content: bool) {
     let mut head = AnswerHead::default();
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let _ = serde::Deserializer::deserialize_map(&mut de, AnswerVisitor(&mut head));
-    if let Some(id) = &head.id {
+    if let Some(Text(id)) = &head.id {
         out.str("gen_ai.response.id", crate::logtext::capped(id));
     }
-    if let Some(model) = &head.model {
+    if let Some(Text(model)) = &head.model {
         out.str("gen_ai.response.model", crate::logtext::capped(model));
     }
     put_finish_reasons(out, &finish_reasons(bytes));

@@ -32,6 +32,10 @@ const IS_REMOTE: u32 = 0x200;
 const STATUS_ERROR: u64 = 2;
 /// `Span.attributes`.
 const ATTRIBUTES: u32 = 9;
+/// The one-byte tags of `Span.attributes`, `KeyValue.key` and `KeyValue.value`.
+const ATTRIBUTES_TAG: u8 = (ATTRIBUTES as u8) << 3 | LEN;
+const KEY_TAG: u8 = 1 << 3 | LEN;
+const VALUE_TAG: u8 = 2 << 3 | LEN;
 
 fn varint_len(v: u64) -> usize {
     // Bits needed (at least one), seven to a byte.
@@ -84,7 +88,19 @@ impl Attrs {
 
     /// A `KeyValue` entry's tag, length and key, then the tag and length of its
     /// `AnyValue`, whose `value` bytes follow.
+    #[inline]
     fn open(&mut self, key: &str, value: usize) {
+        // The common case, a short key and value: every length fits one byte, so the
+        // header is written as two fixed pieces around the key.
+        let kv = 2 + key.len() + 2 + value;
+        if kv < 0x80 {
+            self.0.reserve(kv + 2);
+            self.0
+                .extend_from_slice(&[ATTRIBUTES_TAG, kv as u8, KEY_TAG, key.len() as u8]);
+            self.0.extend_from_slice(key.as_bytes());
+            self.0.extend_from_slice(&[VALUE_TAG, value as u8]);
+            return;
+        }
         let out = &mut self.0;
         open(
             out,
@@ -97,7 +113,17 @@ impl Attrs {
 
     pub fn str(&mut self, key: &'static str, v: &str) {
         self.open(key, field_len(1, v.len()));
+        // `AnyValue.string_value`: field 1.
         bytes_field(&mut self.0, 1, v.as_bytes());
+    }
+
+    /// The bytes written since `from` (a length this had), for another span.
+    pub fn since(&self, from: usize) -> &[u8] {
+        self.0.get(from..).unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 
     pub fn int(&mut self, key: &'static str, v: i64) {
@@ -125,9 +151,9 @@ impl Attrs {
         }
     }
 
-    /// Appends attributes encoded elsewhere.
-    pub fn extend(&mut self, other: &Attrs) {
-        self.0.extend_from_slice(&other.0);
+    /// Appends attributes encoded elsewhere (bytes [`Attrs::since`] gave).
+    pub fn extend(&mut self, encoded: &[u8]) {
+        self.0.extend_from_slice(encoded);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -293,7 +319,7 @@ mod tests {
         a.int("gen_ai.usage.input_tokens", 12);
         a.int("negative", -3);
         a.f64("gen_ai.request.temperature", 0.25);
-        a.extend(shared);
+        a.extend(shared.since(0));
         b.name(&["chat", " ", &format!("model-{n}")]);
         b.end(END, (n == 1).then_some("upstream_error"))
     }

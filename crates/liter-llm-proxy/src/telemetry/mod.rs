@@ -139,10 +139,14 @@ struct Observed {
 impl LogLine {
     fn count(&self, o: &Observed) {
         let deployment = self.info.as_ref().and_then(|i| i.metrics.as_deref());
-        let key = self.key.as_deref().map(|p| Metrics::label(p.label()));
+        // Labels made once (the master's, each key's): no string is copied here.
+        let key = self.key.as_deref().map(|p| match p {
+            Principal::Master => o.metrics.master_label(),
+            Principal::Virtual(k) => &k.label,
+        });
         o.metrics.finished(Finished {
             deployment: deployment.map(|d| &d.labels),
-            key: key.as_ref(),
+            key,
             route: &o.route,
             status: self.status,
             duration: self.start.elapsed(),
