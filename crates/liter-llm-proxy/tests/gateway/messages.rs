@@ -1,6 +1,9 @@
 //! Anthropic's Messages API at the front door (`/v1/messages`): forwarded as it came
 //! to an Anthropic-format deployment, translated for an OpenAI-format one (whole,
-//! streamed, tools, system, images), errors in Anthropic's shape, the ledger.
+//! streamed, tools, system, images), errors in Anthropic's shape, the ledger; the
+//! thinking controls in [`controls`].
+
+mod controls;
 
 use futures_util::StreamExt;
 use liter_llm_proxy::store::LedgerFilter;
