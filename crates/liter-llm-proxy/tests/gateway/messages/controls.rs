@@ -3,10 +3,10 @@
 //! OpenAI API refuses `thinking`, `output_config` and `context_management`, as OpenAI's
 //! own does), and what the client is told.
 
-use mock_upstream::MockUpstream;
+use mock_upstream::{Fault, MockUpstream};
 use serde_json::{json, Value};
 
-use super::{both, events, expect_anthropic_error, messages, names};
+use super::{both, events, expect_anthropic_error, messages, names, with_fallback};
 use crate::support::*;
 
 /// Claude Code's controls for a model whose name is not Claude's.
@@ -142,8 +142,16 @@ async fn a_bad_control_is_an_anthropic_400_naming_it() {
     assert!(mock.requests().is_empty());
 }
 
+/// A Bedrock model entry (the mock checks no signature).
+fn bedrock(mock: &MockUpstream, name: &str, model_id: &str) -> String {
+    format!(
+        "[[models]]\nname = \"{name}\"\nprovider_model = \"bedrock/{model_id}\"\naws_access_key_id = \"AKIDTEST\"\naws_secret_access_key = \"secret\"\naws_region_name = \"us-west-2\"\nbase_url = \"http://{}\"",
+        mock.addr()
+    )
+}
+
 #[tokio::test]
-async fn gemini_and_bedrock_claude_get_their_own_thinking_fields() {
+async fn gemini_and_bedrock_get_their_own_thinking_fields() {
     let mock = MockUpstream::start().await.unwrap();
     let gw = Gateway::start(&format!(
         r#"
@@ -155,15 +163,17 @@ name = "gem"
 provider_model = "gemini/gemini-2.5-flash"
 api_key = "{UPSTREAM_KEY}"
 base_url = "http://{addr}"
-[[models]]
-name = "bedrock-claude"
-provider_model = "bedrock/anthropic.claude-3-7-sonnet-20250219-v1:0"
-aws_access_key_id = "AKIDTEST"
-aws_secret_access_key = "secret"
-aws_region_name = "us-west-2"
-base_url = "http://{addr}"
+{bedrock_claude}
+{nova}
+drop_params = true
 "#,
         addr = mock.addr(),
+        bedrock_claude = bedrock(
+            &mock,
+            "bedrock-claude",
+            "anthropic.claude-3-7-sonnet-20250219-v1:0"
+        ),
+        nova = bedrock(&mock, "nova", "us.amazon.nova-lite-v1:0"),
     ))
     .await;
     let mut body = hello("gem");
@@ -194,5 +204,47 @@ base_url = "http://{addr}"
         sent["additionalModelRequestFields"]["reasoning_config"],
         json!({"type": "enabled", "budget_tokens": 24576})
     );
+    assert_no_anthropic_fields(&sent);
+
+    // A model that cannot think, with drop_params: the adapter's dropped parameter and
+    // the door's are named together.
+    mock.clear_requests();
+    let mut body = hello("nova");
+    claude_code_controls(&mut body);
+    let resp = messages(&gw, Some(MASTER), &body.to_string()).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["x-liter-llm-dropped-params"],
+        "reasoning_effort, context_management"
+    );
+    let sent = only_body(&mock);
+    assert!(sent.get("additionalModelRequestFields").is_none(), "{sent}");
+    assert_no_anthropic_fields(&sent);
+}
+
+#[tokio::test]
+async fn a_fallback_from_anthropic_gets_the_translation() {
+    let mock = MockUpstream::start().await.unwrap();
+    let gw = with_fallback(&mock).await;
+    let mut body = hello("claude-sonnet-4-5");
+    claude_code_controls(&mut body);
+    // Anthropic answers: its request carried the controls as they came, nothing dropped.
+    let resp = messages(&gw, Some(MASTER), &body.to_string()).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("x-liter-llm-dropped-params").is_none());
+    // Anthropic fails: the fallback on OpenAI's wire gets the translation.
+    mock.clear_requests();
+    mock.push_fault(Fault::status(500).for_model("claude-sonnet-4-20250514"));
+    let resp = messages(&gw, Some(MASTER), &body.to_string()).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["x-liter-llm-dropped-params"],
+        "context_management"
+    );
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].body.as_ref().unwrap()["thinking"], body["thinking"]);
+    let sent = seen[1].body.clone().unwrap();
+    assert_eq!(sent["reasoning_effort"], "high");
     assert_no_anthropic_fields(&sent);
 }
