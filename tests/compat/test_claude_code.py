@@ -8,6 +8,12 @@ the prompt says "call tool", call Claude Code's first tool: Claude Code runs it 
 input is empty, so the tool reports an error), sends the result back, and the second
 answer ends the run.
 
+For a model whose name is not Claude's, Claude Code sends Anthropic's controls
+(``thinking: {"type": "adaptive"}``, ``output_config.effort``, ``context_management``).
+The mock's OpenAI API refuses them as OpenAI's own does, so the run on the OpenAI-format
+upstream passes only because the gateway translates them (``reasoning_effort``) and
+leaves context editing out.
+
 The CLI is installed by scripts/compat.sh into ``.npm-tools/`` (pinned version); set
 ``LITER_LLM_CLAUDE_BIN`` to use another.
 """
@@ -66,5 +72,10 @@ def test_claude_code_answers_and_runs_a_tool_through_the_gateway(gateway, mock, 
     assert len(calls) == 2, [r["path"] for r in mock.requests()]
     body = json.dumps(calls[1]["body"])
     assert ("tool_result" if model == "claude" else '"role": "tool"') in body
+    if model != "claude":
+        # Claude Code's adaptive thinking arrived as OpenAI's reasoning control.
+        for call in calls:
+            assert call["body"]["reasoning_effort"] in ("low", "medium", "high"), call["body"]
+            assert not {"thinking", "output_config", "context_management"} & set(call["body"])
     # Claude Code's usage came back through the gateway's accounting.
     assert second["usage"]["output_tokens"] > 0

@@ -256,3 +256,67 @@ def test_typed_exceptions(gateway, mock):
             with pytest.raises(anthropic.PaymentRequiredError) as e:
                 c.messages.create(model=model, max_tokens=10, messages=hi)
             assert e.value.body["error"]["type"] == "billing_error"
+
+
+ANTHROPIC_ONLY = ("thinking", "output_config", "context_management")
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "azure-gpt"])
+def test_thinking_reaches_an_openai_format_upstream_as_reasoning_effort(claude, mock, model):
+    # The mock's OpenAI API refuses Anthropic's controls as OpenAI's own does: only
+    # their translation gets through.
+    raw = claude.messages.with_raw_response.create(
+        model=model,
+        max_tokens=4096,
+        thinking={"type": "enabled", "budget_tokens": 2048},
+        messages=[{"role": "user", "content": "think first"}],
+    )
+    assert raw.parse().content[0].text == "echo: think first"
+    assert "x-liter-llm-dropped-params" not in raw.headers
+    [req] = mock.model_requests(model)
+    assert req["body"]["reasoning_effort"] == "low"
+    assert not set(ANTHROPIC_ONLY) & set(req["body"]), req["body"]
+
+    # Claude Code's controls, streamed: adaptive thinking with an effort, and context
+    # editing, which is left out and named.
+    mock.reset()
+    with claude.messages.stream(
+        model=model,
+        max_tokens=100,
+        thinking={"type": "adaptive"},
+        output_config={"effort": "max"},
+        extra_body={"context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}},
+        messages=[{"role": "user", "content": "one two"}],
+    ) as stream:
+        assert "".join(stream.text_stream) == "echo: one two"
+        assert stream.response.headers["x-liter-llm-dropped-params"] == "context_management"
+    [req] = mock.model_requests(model)
+    assert req["body"]["reasoning_effort"] == "high"
+    assert not set(ANTHROPIC_ONLY) & set(req["body"]), req["body"]
+
+
+def test_a_structured_output_reaches_an_openai_upstream_as_a_json_schema(claude, mock):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}},
+              "required": ["city"], "additionalProperties": False}
+    msg = claude.messages.create(
+        model="gpt-4o",
+        max_tokens=100,
+        output_config={"format": {"type": "json_schema", "schema": schema}},
+        messages=[{"role": "user", "content": "where?"}],
+    )
+    assert isinstance(json.loads(msg.content[0].text)["city"], str)
+    [req] = mock.model_requests("gpt-4o")
+    assert req["body"]["response_format"] == {
+        "type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+    assert "output_config" not in req["body"]
+
+
+def test_a_bad_thinking_is_a_bad_request_naming_it(claude, mock):
+    with pytest.raises(anthropic.BadRequestError) as e:
+        claude.messages.create(
+            model="gpt-4o", max_tokens=100, messages=[{"role": "user", "content": "hi"}],
+            thinking={"type": "enabled", "budget_tokens": "lots"},
+        )
+    assert e.value.body["error"]["type"] == "invalid_request_error"
+    assert "thinking.budget_tokens" in e.value.body["error"]["message"]
+    assert mock.requests() == []

@@ -92,6 +92,7 @@ impl FrontDoor for Completions {
                 head,
                 headers: Vec::new(),
             }),
+            dropped: Vec::new(),
         })
     }
 

@@ -30,7 +30,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Response};
+use axum::http::{header, HeaderMap, HeaderValue, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
@@ -39,6 +39,7 @@ use liter_llm::types::{ChatCompletion, ChatCompletionChunk};
 
 use crate::error::{GatewayError, Wire};
 use crate::request::Head;
+use crate::upstream::dispatch::DROPPED_PARAMS;
 use crate::upstream::{Native, NativeAnswer};
 
 type Resp = Response<Body>;
@@ -50,6 +51,9 @@ pub struct Decoded {
     /// The client's own request, for deployments that speak its wire (`None`: every
     /// deployment gets the canonical one).
     pub native: Option<Native>,
+    /// The client's fields the door left out of the canonical request, named in
+    /// `x-liter-llm-dropped-params` of an answer built from it.
+    pub dropped: Vec<&'static str>,
 }
 
 /// Work a door finishes before the bytes written so far go to the client.
@@ -100,9 +104,19 @@ pub trait StreamEncode: Send {
 
 /// The pipeline's response in the client's protocol: a whole answer or a stream
 /// encoded by `door`; answers already in the client's wire and errors as they are.
-pub async fn encode(door: &dyn FrontDoor, resp: Resp, max_event_bytes: usize) -> Resp {
+/// `dropped` (the fields the door left out of the canonical request) joins the
+/// adapter's in `x-liter-llm-dropped-params`.
+pub async fn encode(
+    door: &dyn FrontDoor,
+    mut resp: Resp,
+    dropped: &[&str],
+    max_event_bytes: usize,
+) -> Resp {
     if resp.extensions().get::<NativeAnswer>().is_some() || !resp.status().is_success() {
         return resp;
+    }
+    if !dropped.is_empty() {
+        report_dropped(resp.headers_mut(), dropped);
     }
     let streamed = resp
         .headers()
@@ -128,6 +142,24 @@ pub async fn encode(door: &dyn FrontDoor, resp: Resp, max_event_bytes: usize) ->
             Response::from_parts(parts, Body::from(bytes))
         }
         Err(e) => axum::response::IntoResponse::into_response(e),
+    }
+}
+
+/// Adds `dropped` to the `x-liter-llm-dropped-params` of `headers` (after the names
+/// the adapter put there).
+fn report_dropped(headers: &mut HeaderMap, dropped: &[&str]) {
+    let mut names: Vec<&str> = headers
+        .get(DROPPED_PARAMS)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(", ").filter(|n| !n.is_empty()).collect())
+        .unwrap_or_default();
+    for name in dropped {
+        if !names.contains(name) {
+            names.push(name);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&names.join(", ")) {
+        headers.insert(DROPPED_PARAMS, v);
     }
 }
 

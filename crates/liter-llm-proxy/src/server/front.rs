@@ -68,7 +68,7 @@ pub(super) async fn serve_door(
         decoded.native.as_ref(),
     )
     .await;
-    front::encode(door, resp, max_event_bytes).await
+    front::encode(door, resp, &decoded.dropped, max_event_bytes).await
 }
 
 /// `POST /v1/messages`.

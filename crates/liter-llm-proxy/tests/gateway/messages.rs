@@ -1,6 +1,9 @@
 //! Anthropic's Messages API at the front door (`/v1/messages`): forwarded as it came
 //! to an Anthropic-format deployment, translated for an OpenAI-format one (whole,
-//! streamed, tools, system, images), errors in Anthropic's shape, the ledger.
+//! streamed, tools, system, images), errors in Anthropic's shape, the ledger; the
+//! thinking controls in [`controls`].
+
+mod controls;
 
 use futures_util::StreamExt;
 use liter_llm_proxy::store::LedgerFilter;
@@ -12,6 +15,16 @@ use crate::support::*;
 
 /// A gateway with "claude" on the mock's Anthropic API and "gpt" on its OpenAI API.
 async fn both(mock: &MockUpstream, extra: &str) -> Gateway {
+    pool(mock, "", extra).await
+}
+
+/// [`both`], with "gpt" as the fallback of "claude-sonnet-4-5".
+async fn with_fallback(mock: &MockUpstream) -> Gateway {
+    pool(mock, "fallbacks = [\"gpt\"]", "").await
+}
+
+/// [`both`], with `claude_extra` in the Anthropic model's entry.
+async fn pool(mock: &MockUpstream, claude_extra: &str, extra: &str) -> Gateway {
     Gateway::start(&format!(
         r#"
 [general]
@@ -22,6 +35,7 @@ name = "claude-sonnet-4-5"
 provider_model = "anthropic/claude-sonnet-4-20250514"
 api_key = "{UPSTREAM_KEY}"
 base_url = "http://{addr}"
+{claude_extra}
 [[models]]
 name = "gpt"
 provider_model = "openai/gpt-4o-2024-08-06"
@@ -486,26 +500,7 @@ async fn a_pool_of_anthropic_deployments_gets_requests_the_translation_could_not
     // With a fallback on OpenAI's wire the canonical request is needed, and it cannot
     // say a Files API image: 400 before anything is sent.
     let mock = MockUpstream::start().await.unwrap();
-    let gw = Gateway::start(&format!(
-        r#"
-[general]
-master_key = "{MASTER}"
-[[models]]
-name = "claude-sonnet-4-5"
-provider_model = "anthropic/claude-sonnet-4-20250514"
-api_key = "{UPSTREAM_KEY}"
-base_url = "http://{addr}"
-fallbacks = ["gpt"]
-[[models]]
-name = "gpt"
-provider_model = "openai/gpt-4o-2024-08-06"
-api_key = "{UPSTREAM_KEY}"
-base_url = "{base}"
-"#,
-        addr = mock.addr(),
-        base = mock.base_url(),
-    ))
-    .await;
+    let gw = with_fallback(&mock).await;
     let error = expect_anthropic_error(
         post_messages(&gw, FILE_IMAGE).await,
         400,

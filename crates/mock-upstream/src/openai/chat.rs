@@ -16,6 +16,11 @@
 //! one carrying its arguments). When the last message is a `tool` message, the reply echoes
 //! its text: `"echo: " + result`.
 //!
+//! Anthropic's request controls (`thinking`, `output_config`, `context_management`) are
+//! refused as OpenAI's API refuses any argument it does not know: a 400
+//! `invalid_request_error` "Unrecognized request argument supplied: <name>" with `param`
+//! the field.
+//!
 //! Structured output: with `response_format` `json_schema` the reply is a value fitting
 //! `json_schema.schema` ([`crate::sample`]) as JSON; with `json_object` it is
 //! `{"echo": <last user text>}`.
@@ -34,8 +39,18 @@ use crate::state::{Shared, Tokens};
 /// The fixed `system_fingerprint` of every response.
 const FINGERPRINT: &str = "fp_mock";
 
+/// Anthropic's Messages fields that OpenAI's chat completions do not know, refused as
+/// OpenAI refuses an unknown argument.
+const ANTHROPIC_ONLY: [&str; 3] = ["thinking", "output_config", "context_management"];
+
 /// Answers a chat completion request whose body is `json` and whose model is `model`.
 pub(super) fn respond(shared: &Shared, json: &Value, model: &str) -> Reply {
+    if let Some(field) = ANTHROPIC_ONLY.iter().find(|f| json.get(**f).is_some()) {
+        return super::bad_request(
+            &format!("Unrecognized request argument supplied: {field}"),
+            Some(field),
+        );
+    }
     let Some(messages) = json.get("messages").and_then(Value::as_array) else {
         return super::bad_request("'messages' is a required property", Some("messages"));
     };

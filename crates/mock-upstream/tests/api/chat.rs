@@ -120,6 +120,34 @@ async fn invalid_json_and_missing_model_are_400() {
 }
 
 #[tokio::test]
+async fn anthropics_controls_are_unrecognized_arguments() {
+    let mock = MockUpstream::start().await.unwrap();
+    for field in ["thinking", "output_config", "context_management"] {
+        let mut body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+        body[field] = json!({"type": "adaptive"});
+        for path in [
+            "/v1/chat/completions",
+            "/openai/deployments/d/chat/completions?api-version=2024-10-21",
+        ] {
+            let (status, _, reply) = post_json(&mock, path, &body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {field}");
+            assert_eq!(
+                reply,
+                json!({"error": {
+                    "message": format!("Unrecognized request argument supplied: {field}"),
+                    "type": "invalid_request_error", "param": field, "code": null}}),
+                "{path}"
+            );
+        }
+    }
+    // OpenAI's own reasoning control is known.
+    let body = json!({"model": "o3", "reasoning_effort": "high",
+        "messages": [{"role": "user", "content": "hi"}]});
+    let (status, _, _) = post_json(&mock, "/v1/chat/completions", &body).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn models_list_retrieve_and_unknown_route() {
     let mock = MockUpstream::start().await.unwrap();
     let (status, reply) = call(&mock, Method::GET, "/v1/models").await;

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
+use super::controls::Controls;
 use super::raw::Raw;
 
 /// The canonical request.
@@ -24,6 +25,8 @@ pub struct Canonical<'a> {
     pub tools: Vec<Tool<'a>>,
     pub tool_choice: Option<Choice<'a>>,
     pub parallel_tool_calls: Option<bool>,
+    /// `reasoning_effort`, `response_format` and what is left of `output_config`.
+    pub controls: Controls<'a>,
 }
 
 impl Canonical<'_> {
@@ -38,7 +41,7 @@ impl Canonical<'_> {
             "tools" => !self.tools.is_empty(),
             "tool_choice" => self.tool_choice.is_some(),
             "parallel_tool_calls" => self.parallel_tool_calls.is_some(),
-            _ => false,
+            _ => self.controls.writes(key),
         }
     }
 }
@@ -83,6 +86,7 @@ impl Serialize for Canonical<'_> {
         if let Some(parallel) = &self.parallel_tool_calls {
             map.serialize_entry("parallel_tool_calls", parallel)?;
         }
+        self.controls.write(&mut map)?;
         map.end()
     }
 }

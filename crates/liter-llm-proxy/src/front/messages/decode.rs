@@ -2,10 +2,11 @@
 //! The field table is in docs/front-doors.md; in short: `system` becomes the first
 //! message, `tool_result` blocks become `tool` messages, `tool_use` blocks tool calls,
 //! images data or https URLs, tools functions, `stop_sequences` `stop`,
-//! `metadata.user_id` `user`. Fields with no OpenAI counterpart (`top_k`, `thinking`,
-//! and any this module does not know) are kept as they are, so the deployment's
-//! adapter decides (Anthropic-format and most adapters honour `top_k` and
-//! `thinking`; others answer 400 naming the field, or drop it under `drop_params`).
+//! `metadata.user_id` `user`; `thinking`, `output_config` and `context_management`
+//! as [`super::controls`] says (`reasoning_effort`, `response_format`, left out).
+//! Fields with no OpenAI counterpart (`top_k`, and any this module does not know) are
+//! kept as they are, so the deployment's adapter decides (most adapters honour
+//! `top_k`; others answer 400 naming the field, or drop it under `drop_params`).
 //! Prompt-cache markers (`cache_control`) and the history's thinking blocks are
 //! Anthropic's alone: they are kept for Anthropic-format deployments (which get the
 //! client's bytes) and left out of the canonical request.
@@ -20,6 +21,7 @@ use super::canonical::{
     Call, CallFunction, Canonical, Choice, File, Function, Known, Named, Part, Tool, Turn, Url,
     UserContent,
 };
+use super::controls::Controls;
 use super::raw::{content, fields, is, text, text_or_empty, Block, Content, Raw, Source};
 use super::request::MessagesRequest;
 use crate::error::GatewayError;
@@ -28,9 +30,18 @@ fn invalid(message: impl Into<String>) -> GatewayError {
     GatewayError::bad_request(message)
 }
 
+/// A Messages request, translated.
+#[derive(Debug)]
+pub struct Translated {
+    /// The canonical chat body.
+    pub body: Vec<u8>,
+    /// The request's fields left out of it (for `x-liter-llm-dropped-params`).
+    pub dropped: Vec<&'static str>,
+}
+
 /// The canonical chat body for a Messages request body. `default_max_tokens` stands
 /// in for a missing `max_tokens` (`count_tokens` requests have none).
-pub fn canonical(body: &[u8], default_max_tokens: Option<u64>) -> Result<Vec<u8>, GatewayError> {
+pub fn canonical(body: &[u8], default_max_tokens: Option<u64>) -> Result<Translated, GatewayError> {
     let req: MessagesRequest = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("invalid Messages request: {e}")))?;
     let messages = req
@@ -66,6 +77,7 @@ pub fn canonical(body: &[u8], default_max_tokens: Option<u64>) -> Result<Vec<u8>
         }
     }
     let metadata: Block = fields(req.metadata)?;
+    let controls = Controls::read(req.thinking, req.output_config, req.context_management)?;
     let mut out = Canonical {
         extra: req.extra,
         model: req.model.ok_or_else(|| invalid("model: Field required"))?,
@@ -77,6 +89,7 @@ pub fn canonical(body: &[u8], default_max_tokens: Option<u64>) -> Result<Vec<u8>
         tools: Vec::new(),
         tool_choice: None,
         parallel_tool_calls: None,
+        controls,
     };
     if let Some(tools) = req.tools.filter(|t| !t.is_empty()) {
         out.tools = tools.into_iter().map(tool).collect::<Result<_, _>>()?;
@@ -84,8 +97,12 @@ pub fn canonical(body: &[u8], default_max_tokens: Option<u64>) -> Result<Vec<u8>
             tool_choice(choice, &mut out)?;
         }
     }
-    serde_json::to_vec(&out)
-        .map_err(|e| GatewayError::Internal(format!("cannot encode the request: {e}")))
+    let body = serde_json::to_vec(&out)
+        .map_err(|e| GatewayError::Internal(format!("cannot encode the request: {e}")))?;
+    Ok(Translated {
+        body,
+        dropped: std::mem::take(&mut out.controls.dropped),
+    })
 }
 
 /// `system`: a string, or text blocks (joined by a blank line).
@@ -370,7 +387,7 @@ mod tests {
     use serde_json::{json, Value};
 
     fn decode(v: Value) -> Value {
-        serde_json::from_slice(&canonical(v.to_string().as_bytes(), None).unwrap()).unwrap()
+        serde_json::from_slice(&canonical(v.to_string().as_bytes(), None).unwrap().body).unwrap()
     }
 
     #[test]
@@ -404,7 +421,8 @@ mod tests {
         assert_eq!(out["stop"], json!(["END"]));
         assert_eq!(out["user"], "u1");
         assert_eq!(out["stream_options"]["include_usage"], true);
-        assert_eq!(out["thinking"]["budget_tokens"], 1024);
+        assert_eq!(out["reasoning_effort"], "minimal");
+        assert!(out.get("thinking").is_none());
         assert_eq!(out["tool_choice"], "required");
         assert_eq!(out["parallel_tool_calls"], false);
         assert_eq!(out["tools"][0]["function"]["parameters"]["type"], "object");
@@ -481,7 +499,7 @@ mod tests {
         let body = r#"{"zeta":1,"model":"m","alpha":{"a":[1, 2]},"stop":"x","user":"u0",
             "stop_sequences":["END"],"alpha":"last","max_tokens":3,
             "messages":[{"role":"user","content":"hi"}]}"#;
-        let out = String::from_utf8(canonical(body.as_bytes(), None).unwrap()).unwrap();
+        let out = String::from_utf8(canonical(body.as_bytes(), None).unwrap().body).unwrap();
         // Client fields first, as sent (a repeated one: its last value, once); `stop`
         // is the translation's; `user` stays the client's (no `metadata.user_id`).
         assert!(
@@ -571,7 +589,7 @@ mod tests {
     #[test]
     fn count_tokens_needs_no_max_tokens() {
         let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
-        let v: Value = serde_json::from_slice(&canonical(body, Some(1)).unwrap()).unwrap();
+        let v: Value = serde_json::from_slice(&canonical(body, Some(1)).unwrap().body).unwrap();
         assert_eq!(v["max_tokens"], 1);
         assert!(canonical(body, None).is_err());
     }

@@ -9,6 +9,7 @@
 //! `{"type":"error","error":{"type","message"}}` (`crate::error::anthropic_body`).
 
 mod canonical;
+mod controls;
 pub mod decode;
 pub mod encode;
 mod raw;
@@ -65,14 +66,16 @@ impl FrontDoor for Messages {
                 return Ok(Decoded {
                     canonical: body.clone(),
                     native: head.ok().map(|h| native(body, h, headers)),
+                    dropped: Vec::new(),
                 });
             }
         }
         // The translation's error, in Messages' terms, comes before the head's.
-        let canonical = decode::canonical(body, None)?;
+        let translated = decode::canonical(body, None)?;
         Ok(Decoded {
-            canonical: Bytes::from(canonical),
+            canonical: Bytes::from(translated.body),
             native: Some(native(body, head?, headers)),
+            dropped: translated.dropped,
         })
     }
 
@@ -90,5 +93,5 @@ impl FrontDoor for Messages {
 pub fn count_tokens_body(body: &[u8]) -> Result<(String, Bytes), GatewayError> {
     let head = parse_head(body)?;
     let canonical = decode::canonical(body, Some(1))?;
-    Ok((head.model, Bytes::from(canonical)))
+    Ok((head.model, Bytes::from(canonical.body)))
 }

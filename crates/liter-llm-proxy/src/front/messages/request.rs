@@ -22,6 +22,9 @@ pub struct MessagesRequest<'a> {
     pub tools: Option<Vec<Raw<'a>>>,
     pub tool_choice: Option<Raw<'a>>,
     pub metadata: Option<Raw<'a>>,
+    pub thinking: Option<Raw<'a>>,
+    pub output_config: Option<Raw<'a>>,
+    pub context_management: Option<Raw<'a>>,
     pub extra: Vec<(Cow<'a, str>, Raw<'a>)>,
 }
 
@@ -43,7 +46,7 @@ struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 struct Stop<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// The fields [`MessagesRequest`] reads.
-const KNOWN: [&str; 9] = [
+const KNOWN: [&str; 12] = [
     "model",
     "messages",
     "max_tokens",
@@ -53,6 +56,9 @@ const KNOWN: [&str; 9] = [
     "tools",
     "tool_choice",
     "metadata",
+    "thinking",
+    "output_config",
+    "context_management",
 ];
 
 struct RequestVisitor;
@@ -75,6 +81,9 @@ impl<'de> Visitor<'de> for RequestVisitor {
             tools: None,
             tool_choice: None,
             metadata: None,
+            thinking: None,
+            output_config: None,
+            context_management: None,
             extra: Vec::new(),
         };
         // The fields read so far: a repeated one is refused, as a derived struct does.
@@ -100,6 +109,9 @@ impl<'de> Visitor<'de> for RequestVisitor {
                 "tools" => r.tools = map.next_value()?,
                 "tool_choice" => r.tool_choice = map.next_value()?,
                 "metadata" => r.metadata = map.next_value()?,
+                "thinking" => r.thinking = map.next_value()?,
+                "output_config" => r.output_config = map.next_value()?,
+                "context_management" => r.context_management = map.next_value()?,
                 _ => {
                     let value: Raw<'de> = map.next_value()?;
                     // A repeated field: the last one counts, as in a JSON object.

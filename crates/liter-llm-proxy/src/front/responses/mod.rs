@@ -196,6 +196,7 @@ impl FrontDoor for Responses {
         Ok(Decoded {
             canonical: self.canonical.clone(),
             native: None,
+            dropped: Vec::new(),
         })
     }
 
