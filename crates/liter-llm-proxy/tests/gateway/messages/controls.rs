@@ -151,7 +151,7 @@ fn bedrock(mock: &MockUpstream, name: &str, model_id: &str) -> String {
 }
 
 #[tokio::test]
-async fn gemini_and_bedrock_get_their_own_thinking_fields() {
+async fn gemini_cohere_and_bedrock_get_their_own_thinking_fields() {
     let mock = MockUpstream::start().await.unwrap();
     let gw = Gateway::start(&format!(
         r#"
@@ -161,6 +161,11 @@ max_retries = 0
 [[models]]
 name = "gem"
 provider_model = "gemini/gemini-2.5-flash"
+api_key = "{UPSTREAM_KEY}"
+base_url = "http://{addr}"
+[[models]]
+name = "command"
+provider_model = "cohere/command-a-reasoning-08-2025"
 api_key = "{UPSTREAM_KEY}"
 base_url = "http://{addr}"
 {bedrock_claude}
@@ -186,6 +191,19 @@ drop_params = true
         json!({"thinkingBudget": 2048})
     );
     assert_no_anthropic_fields(&sent);
+    assert!(sent.get("reasoning_effort").is_none());
+
+    // Cohere: its own `thinking`, with the level's budget.
+    mock.clear_requests();
+    let mut body = hello("command");
+    body["thinking"] = json!({"type": "enabled", "budget_tokens": 5000});
+    let resp = messages(&gw, Some(MASTER), &body.to_string()).await;
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+    let sent = only_body(&mock);
+    assert_eq!(
+        sent["thinking"],
+        json!({"type": "enabled", "token_budget": 8192})
+    );
     assert!(sent.get("reasoning_effort").is_none());
 
     // Claude Code's controls: the effort becomes Claude's reasoning_config on Bedrock;

@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use super::DEFAULT_INPUT_TYPE;
+use crate::providers::reasoning::{self, Effort, ReasoningBudgets};
 use crate::types::{
     ChatCompletionRequest, EmbeddingRequest, Message, ProviderError, ResponseFormat, Tool,
     ToolChoice,
@@ -27,9 +28,8 @@ pub const DROPPED_PARAMS: &[&str] = &[
     "safety_identifier",
     "web_search_options",
     "verbosity",
-    "reasoning_effort",
-    // Anthropic's controls, which Claude Code sends through the Messages door (Cohere's
-    // own `thinking` is forwarded).
+    // Anthropic's controls, sent by a chat client (the Messages door translates its
+    // own; Cohere's own `thinking` is forwarded).
     "output_config",
     "context_management",
 ];
@@ -50,6 +50,17 @@ fn refuse(key: &str, drop_params: bool, dropped: &mut Vec<String>) -> Result<(),
     Ok(())
 }
 
+/// Cohere's `thinking` for a `reasoning_effort`: `none` turns thinking off, a level
+/// sets `token_budget` to the level's default budget (as for Anthropic and Bedrock's
+/// Claude).
+fn thinking(effort: Option<Effort>) -> Option<Value> {
+    let effort = effort?;
+    Some(match ReasoningBudgets::default().budget(effort) {
+        None => json!({"type": "disabled"}),
+        Some(budget) => json!({"type": "enabled", "token_budget": budget}),
+    })
+}
+
 /// The Chat v2 body for `req`, sent to model `model_id`, and the parameters dropped.
 pub fn build_chat(
     req: &ChatCompletionRequest,
@@ -63,6 +74,15 @@ pub fn build_chat(
     let mut body = Map::new();
     for (key, value) in &req.extra {
         if value.is_null() {
+            continue;
+        }
+        if key == "reasoning_effort" {
+            // Cohere's own `thinking`, when the client sent it, wins.
+            if !req.extra.get("thinking").is_some_and(|t| !t.is_null()) {
+                if let Some(thinking) = thinking(reasoning::effort(Some(value))?) {
+                    body.insert("thinking".into(), thinking);
+                }
+            }
             continue;
         }
         if DROPPED_PARAMS.contains(&key.as_str()) {
@@ -459,6 +479,27 @@ mod tests {
         assert_eq!(dropped, ["context_management", "output_config"]);
         // Cohere's own `thinking` goes on.
         assert_eq!(b["thinking"]["token_budget"], 500);
+    }
+
+    #[test]
+    fn reasoning_effort_becomes_cohere_thinking() {
+        let with = |effort: &str| {
+            let req = json!({"model": "m", "messages": user("x"), "reasoning_effort": effort});
+            chat(req, false).unwrap().0
+        };
+        assert_eq!(
+            with("medium")["thinking"],
+            json!({"type": "enabled", "token_budget": 8192})
+        );
+        assert_eq!(with("none")["thinking"], json!({"type": "disabled"}));
+        assert!(with("high").get("reasoning_effort").is_none());
+        // The client's own `thinking` wins.
+        let req = json!({"model": "m", "messages": user("x"), "reasoning_effort": "high",
+            "thinking": {"type": "enabled", "token_budget": 500}});
+        assert_eq!(chat(req, false).unwrap().0["thinking"]["token_budget"], 500);
+        let req = json!({"model": "m", "messages": user("x"), "reasoning_effort": "max"});
+        let e = chat(req, false).unwrap_err();
+        assert_eq!(e.error.param.as_deref(), Some("reasoning_effort"));
     }
 
     #[test]

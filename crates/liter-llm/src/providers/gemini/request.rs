@@ -32,7 +32,7 @@ pub const DROPPED_PARAMS: &[&str] = &[
     "verbosity",
     "service_tier",
     "reasoning_effort",
-    // Anthropic's controls, which Claude Code sends through the Messages door.
+    // Anthropic's controls, sent by a chat client (the Messages door translates its own).
     "thinking",
     "output_config",
     "context_management",
