@@ -78,7 +78,7 @@ pub fn build_chat(
         }
         if key == "reasoning_effort" {
             // Cohere's own `thinking`, when the client sent it, wins.
-            if !req.extra.get("thinking").is_some_and(|t| !t.is_null()) {
+            if req.extra.get("thinking").is_none_or(Value::is_null) {
                 if let Some(thinking) = thinking(reasoning::effort(Some(value))?) {
                     body.insert("thinking".into(), thinking);
                 }
