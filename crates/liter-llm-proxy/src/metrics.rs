@@ -9,11 +9,13 @@
 //! deployment, every series is resolved once ([`DeploymentMetrics`]), so a request
 //! pays for atomic adds, not for label hashing, on its upstream path.
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -33,7 +35,54 @@ fn histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
 
-type Label = Arc<str>;
+/// A label value, made once with its hash: finding a request's series then hashes one
+/// number per label, not the label's text.
+#[derive(Clone, Debug)]
+pub struct Label {
+    text: Arc<str>,
+    hash: u64,
+}
+
+impl Label {
+    pub fn new(text: &str) -> Label {
+        let mut h = rustc_hash::FxHasher::default();
+        h.write(text.as_bytes());
+        Label {
+            text: text.into(),
+            hash: h.finish(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl From<&str> for Label {
+    fn from(text: &str) -> Label {
+        Label::new(text)
+    }
+}
+
+impl Hash for Label {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialEq for Label {
+    fn eq(&self, other: &Label) -> bool {
+        self.hash == other.hash && (Arc::ptr_eq(&self.text, &other.text) || self.text == other.text)
+    }
+}
+
+impl Eq for Label {}
+
+impl EncodeLabelValue for Label {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
 
 /// Which deployment: model (pool) name, deployment (`provider/model`), provider.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -195,6 +244,8 @@ pub struct Metrics {
     none: Label,
     /// The master key's label.
     master: Label,
+    /// The routes' labels, made on first use (route templates: a few dozen at most).
+    routes: RwLock<HashMap<Box<str>, Label, rustc_hash::FxBuildHasher>>,
 }
 
 impl Default for Metrics {
@@ -326,8 +377,9 @@ impl Metrics {
             traces,
             logs,
             spend,
-            none: Arc::from(""),
-            master: Arc::from("master"),
+            none: Label::new(""),
+            master: Label::new("master"),
+            routes: RwLock::default(),
         }
     }
 
@@ -374,6 +426,27 @@ impl Metrics {
     /// A label value made once (a route template, a key's label).
     pub fn label(value: &str) -> Label {
         value.into()
+    }
+
+    /// The label of the route template `route`, made once.
+    pub fn route_label(&self, route: &str) -> Label {
+        /// Route templates are the router's own, so this many is never reached; past it
+        /// a label is made per call rather than kept.
+        const MAX_ROUTES: usize = 512;
+        if let Some(l) = self
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(route)
+        {
+            return l.clone();
+        }
+        let label = Label::new(route);
+        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        if routes.len() < MAX_ROUTES {
+            routes.insert(route.into(), label.clone());
+        }
+        label
     }
 
     /// The label of the master key (made once).

@@ -242,7 +242,7 @@ pub async fn info(
                     Ok(Some(stored)) => view(&stored, key_spend(&app, &k.id).await),
                     _ => json!({
                         "token": k.id,
-                        "key_alias": k.label,
+                        "key_alias": k.label.as_str(),
                         "models": k.models.as_ref().map(|m| { let mut v: Vec<_> = m.iter().cloned().collect(); v.sort(); v }).unwrap_or_default(),
                         "max_budget": k.limits.budget_limit,
                         "budget_duration": k.limits.budget_period.map(|p| p.to_string()),

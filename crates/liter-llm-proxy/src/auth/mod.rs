@@ -67,7 +67,7 @@ pub struct VirtualKey {
     /// The name of the key's budget scope (`"key:<id>"`), made once.
     pub scope: Arc<str>,
     /// A safe label for logs: the description, or `key#N` (its position in the file).
-    pub label: Arc<str>,
+    pub label: crate::metrics::Label,
     /// `None` means every model.
     pub models: Option<HashSet<String>>,
     /// rpm, tpm, budget, expiry.
@@ -87,7 +87,7 @@ impl VirtualKey {
     pub fn account(&self) -> KeyAccount<'_> {
         KeyAccount {
             id: &self.id,
-            label: &self.label,
+            label: self.label.as_str(),
             scope: &self.scope,
             limits: &self.limits,
             window: self.window.as_ref(),
@@ -124,7 +124,7 @@ impl Principal {
     pub fn label(&self) -> &str {
         match self {
             Principal::Master => "master",
-            Principal::Virtual(k) => &k.label,
+            Principal::Virtual(k) => k.label.as_str(),
         }
     }
 }
@@ -177,6 +177,7 @@ impl KeyRegistry {
                 .clone()
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| format!("key#{i}"))
+                .as_str()
                 .into();
             let models = (!k.models.is_empty()).then(|| k.models.iter().cloned().collect());
             let d = digest(k.key.expose_secret());
@@ -262,6 +263,7 @@ impl KeyRegistry {
                 .key_alias
                 .clone()
                 .unwrap_or_else(|| format!("key-{}", &k.id[..8.min(k.id.len())]))
+                .as_str()
                 .into(),
             models: (!k.models.is_empty()).then(|| k.models.iter().cloned().collect()),
             limits: KeyLimits {

@@ -51,7 +51,7 @@ fn served(pool: &Pool, d: &DeploymentState) -> Served {
 }
 
 /// The label of a pool in `/metrics`: its name when configured, else `other`.
-fn pool_label(routes: &Registry, pool: &Pool) -> Arc<str> {
+fn pool_label(routes: &Registry, pool: &Pool) -> crate::metrics::Label {
     match routes.pool(&pool.spec.name) {
         Some(_) => Metrics::label(&pool.spec.name),
         None => Metrics::label(crate::metrics::OTHER),

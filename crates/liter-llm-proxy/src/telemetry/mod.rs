@@ -37,7 +37,7 @@ use crate::auth::Principal;
 use crate::error::{ErrorKind, ErrorMessage};
 use crate::logsink::{LogRecord, Sinks};
 use crate::logtext::capped;
-use crate::metrics::{DeploymentMetrics, Finished, Metrics};
+use crate::metrics::{DeploymentMetrics, Finished, Label, Metrics};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -133,7 +133,7 @@ struct LogLine {
 struct Observed {
     metrics: Arc<Metrics>,
     /// The route's template (`other` for no route).
-    route: Arc<str>,
+    route: Label,
 }
 
 impl LogLine {
@@ -329,7 +329,7 @@ struct Started {
     method: Method,
     uri: Uri,
     /// With metrics on: the registry and the route's template.
-    metrics: Option<(Arc<Metrics>, Arc<str>)>,
+    metrics: Option<(Arc<Metrics>, Label)>,
     sinks: Option<Arc<Sinks>>,
 }
 
@@ -355,7 +355,8 @@ where
                 .extensions()
                 .get::<MatchedPath>()
                 .map_or(crate::metrics::OTHER, MatchedPath::as_str);
-            (m.clone(), Metrics::label(route))
+            let label = m.route_label(route);
+            (m.clone(), label)
         });
         let started = Started {
             start: Instant::now(),
