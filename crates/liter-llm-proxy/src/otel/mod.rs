@@ -255,11 +255,10 @@ impl Trace {
             a.str("gen_ai.provider.name", provider);
             a.str("gen_ai.system", provider);
             a.str("gen_ai.request.model", model);
-            if let Some(uri) = upstream {
-                if let Some(host) = uri.host() {
-                    a.str("server.address", host);
-                }
-                if let Some(port) = uri.port_u16() {
+            if let Some(authority) = upstream.and_then(axum::http::Uri::authority) {
+                let (host, port) = host_port(authority.as_str());
+                a.str("server.address", host);
+                if let Some(port) = port {
                     a.int("server.port", i64::from(port));
                 }
             }
@@ -299,6 +298,20 @@ pub fn set_both(attempt: &Attempt, trace: &Trace, f: impl FnOnce(&mut Attrs)) {
     let from = attrs.len();
     f(attrs);
     trace.set(|t| t.extend(attrs.since(from)));
+}
+
+/// The host and port of an authority (`user@host:port`, `[v6]:port`), read in one
+/// pass over its bytes (the http crate's `host` and `port` each search it again).
+fn host_port(authority: &str) -> (&str, Option<u16>) {
+    let start = authority
+        .bytes()
+        .rposition(|c| c == b'@')
+        .map_or(0, |i| i + 1);
+    let hp = &authority[start..];
+    match hp.bytes().rposition(|c| c == b':' || c == b']') {
+        Some(i) if hp.as_bytes()[i] == b':' => (&hp[..i], hp[i + 1..].parse().ok()),
+        _ => (hp, None),
+    }
 }
 
 /// The client's span context, from a valid W3C `traceparent` (and its `tracestate`).
@@ -436,6 +449,16 @@ mod tests {
         ] {
             assert!(traceparent(bad.as_bytes()).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_authority_gives_its_host_and_port() {
+        assert_eq!(host_port("api.openai.com"), ("api.openai.com", None));
+        assert_eq!(host_port("127.0.0.1:8080"), ("127.0.0.1", Some(8080)));
+        assert_eq!(host_port("u:p@h.example:443"), ("h.example", Some(443)));
+        assert_eq!(host_port("[::1]:9"), ("[::1]", Some(9)));
+        assert_eq!(host_port("[::1]"), ("[::1]", None));
+        assert_eq!(host_port("h:notaport"), ("h", None));
     }
 
     #[test]

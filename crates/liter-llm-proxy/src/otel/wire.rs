@@ -111,6 +111,7 @@ impl Attrs {
         open(out, 2, value);
     }
 
+    #[inline]
     pub fn str(&mut self, key: &'static str, v: &str) {
         self.open(key, field_len(1, v.len()));
         // `AnyValue.string_value`: field 1.
@@ -126,6 +127,7 @@ impl Attrs {
         self.0.len()
     }
 
+    #[inline]
     pub fn int(&mut self, key: &'static str, v: i64) {
         self.open(key, tag_len(3) + varint_len(v as u64));
         tag(&mut self.0, 3, VARINT);
