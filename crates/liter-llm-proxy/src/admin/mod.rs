@@ -1,7 +1,7 @@
 //! Admin API, in LiteLLM's shapes so LiteLLM's tooling works against it: virtual keys
 //! (`/key/generate`, `/key/info`, `/key/update`, `/key/delete`, `/key/list`) and spend
 //! (`/spend/logs`, `/global/spend`, `/global/spend/keys`, `/global/spend/models`,
-//! `/global/spend/report`).
+//! `/global/spend/report`), and the running config (`/config`, secrets masked).
 //!
 //! Master key only, as a whole: the server puts [`routes`] behind [`master_only`], a
 //! route layer that answers 403 (OpenAI-shaped) to any other key, except on the routes
@@ -12,6 +12,7 @@
 //! stored or logged. Every route needs the store (`general.database_url`, or the
 //! default SQLite file beside the config file); without one they answer 503 naming it.
 
+mod config;
 mod keys;
 mod spend;
 
@@ -43,6 +44,7 @@ pub fn routes() -> Vec<Route<Arc<App>>> {
         route::<__path_by_key, _, _, _>(Master, by_key),
         route::<__path_by_model, _, _, _>(Master, by_model),
         route::<__path_report, _, _, _>(Master, report),
+        route::<config::__path_running_config, _, _, _>(Master, config::running_config),
     ]
 }
 

@@ -30,6 +30,7 @@ mod observability;
 mod openapi;
 mod promises;
 mod providers;
+mod reload;
 mod responses;
 mod routing;
 mod server;
