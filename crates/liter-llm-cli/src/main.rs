@@ -309,6 +309,11 @@ async fn api(args: ApiArgs) -> ExitCode {
         }
     };
     let live = liter_llm_proxy::server::live(app, Some(source));
+    match live.load_stored().await {
+        Ok(None) => {}
+        Ok(Some(changes)) => tracing::info!("stored models applied: {}", changes.summary()),
+        Err(e) => tracing::error!("the stored models are not served: {e}"),
+    }
     // Listen for signals before announcing the address, so none is missed.
     let signals = match Signals::new() {
         Ok(s) => s,

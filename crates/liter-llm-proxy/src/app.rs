@@ -28,7 +28,10 @@ use crate::objstore::ObjStoreError;
 use crate::otel::{Tracing, TracingError};
 use crate::pricing::{Prices, PricingFileError};
 use crate::routing::Registry;
-use crate::store::{FileStore, MemoryFileStore, MemoryResponseStore, ResponseStore, Stores};
+use crate::store::{
+    FileStore, MemoryFileStore, MemoryModelStore, MemoryResponseStore, ModelStore, ResponseStore,
+    Stores,
+};
 use crate::upstream::{TargetError, Upstream};
 
 /// Everything a running gateway owns.
@@ -59,6 +62,9 @@ pub struct App {
     /// The Responses API's stored responses: in the database when there is one, else
     /// in memory (bounded, lost at a restart).
     pub responses: Arc<dyn ResponseStore>,
+    /// The model admin API's models: in the database when there is one, else in
+    /// memory (lost at a restart). Shared by every App a reload makes from this one.
+    pub models: Arc<dyn ModelStore>,
     /// The running config as `GET /config` shows it: the file as parsed with every
     /// secret masked (`config::Inspection::masked`), as JSON. `None`: the config did
     /// not come from a file.
@@ -228,6 +234,11 @@ impl App {
             (None, Some(s)) => s.responses.clone(),
             (None, None) => Arc::new(MemoryResponseStore::default()),
         };
+        let models: Arc<dyn ModelStore> = match (old, &stores) {
+            (Some(o), _) => o.models.clone(),
+            (None, Some(s)) => s.models.clone(),
+            (None, None) => Arc::new(MemoryModelStore::default()),
+        };
         let fresh_store = stores.is_some() && old.is_none_or(|o| o.governor.stores.is_none());
         let mut governor = Governor::new(&config, stores, prices.clone()).await;
         if let (Some(m), Some(s), true) = (&metrics, &governor.stores, fresh_store) {
@@ -268,6 +279,7 @@ impl App {
             cache,
             sinks,
             responses,
+            models,
             view: None,
             clock,
             config,

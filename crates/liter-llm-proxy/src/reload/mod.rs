@@ -71,6 +71,8 @@ pub enum ReloadError {
     Build(#[from] BuildError),
     #[error("the gateway is shutting down")]
     Closed,
+    #[error("the model store is unavailable: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl Live {
@@ -140,10 +142,54 @@ impl Live {
     /// Read the file again and, if it is valid and changes nothing that needs a
     /// restart, swap to it (see the module doc). The error says why not; the running
     /// config then stays.
+    ///
+    /// The stored models are read again too (another gateway sharing the database
+    /// may have changed them).
     pub async fn reload(&self) -> Result<Changes, ReloadError> {
-        let state = self.state.lock().await;
-        let stored = state.stored.clone();
-        self.rebuild(&state, &stored).await
+        let mut state = self.state.lock().await;
+        let stored = self.read_store().await?;
+        let changes = self.rebuild(&state, &stored).await?;
+        state.stored = stored;
+        Ok(changes)
+    }
+
+    /// Apply the models the store holds (at start-up); `None` when it holds none.
+    pub async fn load_stored(&self) -> Result<Option<Changes>, ReloadError> {
+        let stored = self.read_store().await?;
+        if stored.is_empty() {
+            return Ok(None);
+        }
+        self.set_stored(stored).await.map(Some)
+    }
+
+    /// The stored models as `[[models]]` entries; one that no longer maps (a key
+    /// this version does not read) is left out, with an error naming it.
+    async fn read_store(&self) -> Result<Vec<StoredEntry>, ReloadError> {
+        let rows = self.app().models.list_models().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let entry = serde_json::from_str(&row.body)
+                .map_err(|e| {
+                    vec![crate::config::Issue {
+                        path: String::new(),
+                        line: 1,
+                        column: 1,
+                        message: e.to_string(),
+                    }]
+                })
+                .and_then(|body| crate::config::stored_entry(&body));
+            match entry {
+                Ok(entry) => out.push(StoredEntry { id: row.id, entry }),
+                Err(issues) => {
+                    let why: Vec<String> = issues
+                        .iter()
+                        .map(|i| format!("{}: {}", i.path, i.message))
+                        .collect();
+                    tracing::error!(id = %row.id, model = %row.model_name, "a stored model is not served: {}", why.join("; "));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Start a change of the stored models (the model admin API): holds off every
@@ -240,6 +286,11 @@ pub struct Edit<'a> {
 }
 
 impl Edit<'_> {
+    /// The App served now.
+    pub fn app(&self) -> Arc<App> {
+        self.live.app()
+    }
+
     /// The stored models in force.
     pub fn stored(&self) -> &[StoredEntry] {
         &self.state.stored

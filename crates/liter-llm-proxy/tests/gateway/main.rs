@@ -25,6 +25,7 @@ mod logging;
 mod matrix;
 mod messages;
 mod mistral;
+mod models;
 mod objstores;
 mod observability;
 mod openapi;
