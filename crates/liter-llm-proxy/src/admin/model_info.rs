@@ -77,6 +77,7 @@ pub(super) fn entry_json(app: &App, id: &str) -> Option<Value> {
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InfoQuery {
     /// Only the deployment with this id.
     litellm_model_id: Option<String>,
@@ -111,6 +112,7 @@ pub async fn info_v1(
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GroupQuery {
     /// Only this model group.
     model_group: Option<String>,

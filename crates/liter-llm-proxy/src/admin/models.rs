@@ -24,10 +24,13 @@ use crate::reload::{LiveHandle, ReloadError};
 use crate::request::{parse_json, RawBody};
 use crate::store::{Clock, StoredModel, SystemClock};
 
-/// `/model/new`'s body, and `/model/update`'s (whose `model_info.id` names the model).
+/// `/model/new`'s body, and `/model/update`'s (whose `id`, or `model_info.id`, names
+/// the model: LiteLLM's API takes the latter, its CLI sends the former).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelBody {
+    #[serde(default)]
+    id: Option<String>,
     model_name: Option<String>,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -176,12 +179,7 @@ pub async fn new(Extension(handle): Extension<LiveHandle>, RawBody(raw): RawBody
     let run = async {
         let body: ModelBody = parse_json(&raw)?;
         let (stored, entry) = checked(&body)?;
-        let wanted = body
-            .model_info
-            .as_ref()
-            .and_then(|i| i.get("id"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let wanted = wanted_id(&body);
         let mut made = None;
         let app = apply(&handle, |app, current| {
             let id = wanted.unwrap_or_else(new_id);
@@ -208,6 +206,14 @@ pub async fn new(Extension(handle): Extension<LiveHandle>, RawBody(raw): RawBody
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// The id a body names: `id`, else `model_info.id`.
+fn wanted_id(body: &ModelBody) -> Option<String> {
+    let info = body.model_info.as_ref().and_then(|i| i.get("id"));
+    body.id
+        .clone()
+        .or_else(|| info.and_then(Value::as_str).map(str::to_owned))
+}
+
 /// A new model id: 16 random bytes in UUID form, as LiteLLM's ids look.
 fn new_id() -> String {
     let b: [u8; 16] = rand::random();
@@ -231,19 +237,13 @@ pub async fn update(
 ) -> Response {
     let run = async {
         let body: ModelBody = parse_json(&raw)?;
-        let id = body
-            .model_info
-            .as_ref()
-            .and_then(|i| i.get("id"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                bad(
-                    "model_info.id is required".into(),
-                    "model_info.id",
-                    "invalid_model",
-                )
-            })?;
+        let id = wanted_id(&body).ok_or_else(|| {
+            bad(
+                "id (or model_info.id) is required".into(),
+                "model_info.id",
+                "invalid_model",
+            )
+        })?;
         not_a_file_model(&app, &id)?;
         let was = stored_row(&app, &id).await?;
         let mut merged: ModelBody = serde_json::from_str(&was.body).map_err(|e| {
