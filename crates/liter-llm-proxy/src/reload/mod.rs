@@ -47,6 +47,8 @@ pub struct Live {
     state: tokio::sync::Mutex<State>,
     /// The health probes of the current App's deployments.
     probes: Mutex<Option<JoinHandle<()>>>,
+    /// Being served (probes run, and restart with each new App).
+    serving: std::sync::atomic::AtomicBool,
 }
 
 struct State {
@@ -90,6 +92,7 @@ impl Live {
                     closed: false,
                 }),
                 probes: Mutex::new(None),
+                serving: std::sync::atomic::AtomicBool::new(false),
             }
         })
     }
@@ -109,8 +112,11 @@ impl Live {
         self.current.load().app.clone()
     }
 
-    /// Start the current App's health probes (and stop any earlier ones).
+    /// Start the current App's health probes (and stop any earlier ones); from now on
+    /// each new App's probes replace the last one's.
     pub fn start_probes(&self) {
+        self.serving
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let app = self.app();
         let next = crate::routing::health::spawn(
             app.routes.clone(),
@@ -128,6 +134,8 @@ impl Live {
         self.app()
             .draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.serving
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         if let Some(p) = self
             .probes
             .lock()
@@ -265,12 +273,7 @@ impl Live {
     /// Serve `current` from now on.
     fn swap(&self, current: Current) {
         self.current.store(Arc::new(current));
-        let probing = self
-            .probes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some();
-        if probing {
+        if self.serving.load(std::sync::atomic::Ordering::Relaxed) {
             self.start_probes();
         }
     }

@@ -310,3 +310,46 @@ headers = {{ Authorization = "{hook}" }}
     let err: Value = anonymous.json().await.unwrap();
     assert!(err["error"]["message"].is_string(), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cooling_deployment_stays_cooling_across_a_reload() {
+    use crate::routing::{dep, header, served_ids};
+    use mock_upstream::{Fault, MockUpstream};
+
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.toml");
+    let body = |extra: &str| {
+        format!(
+            "{}{}{}[cooldown]\nduration_secs = 60\nallowed_fails = 1\n{extra}",
+            header(MASTER, ""),
+            dep(&mock, "pool", "dep-a", "order = 1"),
+            dep(&mock, "pool", "dep-b", "order = 2"),
+        )
+    };
+    std::fs::write(&file, body("")).unwrap();
+    let gw = start_file(&file).await;
+    mock.push_fault(Fault::status(503).for_model("dep-a"));
+    assert_eq!(chat(&gw.url, MASTER, "pool").await.status(), 200);
+    assert_eq!(served_ids(&mock), ["dep-a", "dep-b"]);
+
+    // An unrelated change: both deployments keep their ids and their state.
+    let extra = format!("\n{}", dep(&mock, "other", "dep-c", ""));
+    std::fs::write(&file, body(&extra)).unwrap();
+    let changes = gw.live.reload().await.unwrap();
+    assert_eq!(changes.models_added.len(), 1, "{changes:?}");
+    assert!(changes.models_changed.is_empty(), "{changes:?}");
+
+    mock.clear_requests();
+    assert_eq!(chat(&gw.url, MASTER, "pool").await.status(), 200);
+    assert_eq!(served_ids(&mock), ["dep-b"], "dep-a is still cooling down");
+    let ready: Value = client()
+        .get(format!("{}/health/readiness", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["deployments"][0]["cooling_down"], true, "{ready}");
+}
