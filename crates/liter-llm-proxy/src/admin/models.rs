@@ -126,7 +126,7 @@ async fn apply(
     let mut edit = live.edit().await;
     let app = edit.app();
     let (next, persist) = change(&app, edit.stored())?;
-    edit.prepare(next).await.map_err(refused)?;
+    let changes = edit.prepare(next).await.map_err(refused)?;
     match persist {
         Persist::Put(row) => app.models.put_model(&row).await.map_err(store_failed)?,
         Persist::Delete(id) => {
@@ -134,6 +134,7 @@ async fn apply(
         }
     }
     edit.commit();
+    tracing::info!("model admin API: {}", changes.summary());
     Ok(live.app())
 }
 

@@ -218,11 +218,6 @@ impl Live {
         Ok(changes)
     }
 
-    /// The stored models in force.
-    pub async fn stored(&self) -> Vec<StoredEntry> {
-        self.state.lock().await.stored.clone()
-    }
-
     async fn rebuild(&self, state: &State, stored: &[StoredEntry]) -> Result<Changes, ReloadError> {
         let (current, changes) = self.build(self.read(state, stored)?).await?;
         self.swap(current);
