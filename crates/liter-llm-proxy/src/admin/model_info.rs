@@ -3,6 +3,7 @@
 //! key only those of the models it may use. A model of the model admin API has
 //! `model_info.db_model: true`, one of the config file `false`. No key is shown.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
@@ -11,6 +12,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::rfc3339;
 use crate::app::App;
 use crate::auth::Principal;
 use crate::config::Deployment;
@@ -25,8 +27,26 @@ pub(super) fn live(handle: &LiveHandle) -> Result<Arc<Live>, GatewayError> {
         .ok_or_else(|| GatewayError::Internal("the gateway is shutting down".into()))
 }
 
-/// One deployment as `/model/info` lists it.
-fn deployment_json(d: &Deployment) -> Value {
+/// When each stored model was created and last updated (RFC 3339), by id; empty when
+/// no deployment is stored.
+async fn stored_times(app: &App) -> Result<HashMap<String, (String, String)>, GatewayError> {
+    if !app.config.models.iter().any(|d| d.stored) {
+        return Ok(HashMap::new());
+    }
+    let rows = app
+        .models
+        .list_models()
+        .await
+        .map_err(super::store_failed)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.id, (rfc3339(r.created_at), rfc3339(r.updated_at))))
+        .collect())
+}
+
+/// One deployment as `/model/info` lists it (`times`: a stored model's creation and
+/// update times).
+fn deployment_json(d: &Deployment, times: Option<&(String, String)>) -> Value {
     let mut params = Map::new();
     params.insert("model".into(), json!(d.provider_model));
     let optional = [
@@ -55,25 +75,33 @@ fn deployment_json(d: &Deployment) -> Value {
     params.insert("timeout".into(), json!(d.timeout.as_secs_f64()));
     params.insert("weight".into(), json!(d.weight));
     params.insert("order".into(), json!(d.order));
+    let mut info = json!({
+        "id": d.id,
+        "db_model": d.stored,
+        "mode": "chat",
+        "input_cost_per_token": d.input_cost_per_token,
+        "output_cost_per_token": d.output_cost_per_token,
+    });
+    if let Some((created, updated)) = times {
+        info["created_at"] = json!(created);
+        info["updated_at"] = json!(updated);
+    }
     json!({
         "model_name": d.name,
         "litellm_params": params,
-        "model_info": {
-            "id": d.id,
-            "db_model": d.stored,
-            "mode": "chat",
-            "input_cost_per_token": d.input_cost_per_token,
-            "output_cost_per_token": d.output_cost_per_token,
-        },
+        "model_info": info,
     })
 }
 
 /// The deployment `id` of `app`, as `/model/new` and `/model/update` answer it.
-pub(super) fn entry_json(app: &App, id: &str) -> Option<Value> {
-    let d = app.config.models.iter().find(|d| d.id == id)?;
-    let mut v = deployment_json(d);
+pub(super) async fn entry_json(app: &App, id: &str) -> Result<Value, GatewayError> {
+    let Some(d) = app.config.models.iter().find(|d| d.id == id) else {
+        return Ok(Value::Null);
+    };
+    let times = stored_times(app).await?;
+    let mut v = deployment_json(d, times.get(id));
     v["model_id"] = json!(id);
-    Some(v)
+    Ok(v)
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -90,13 +118,17 @@ pub async fn info(
     Extension(principal): Extension<Arc<Principal>>,
     Query(q): Query<InfoQuery>,
 ) -> Response {
+    let times = match stored_times(&app).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
     let data: Vec<Value> = app
         .config
         .models
         .iter()
         .filter(|d| principal.may_use(&d.name))
         .filter(|d| q.litellm_model_id.as_ref().is_none_or(|id| *id == d.id))
-        .map(deployment_json)
+        .map(|d| deployment_json(d, times.get(&d.id)))
         .collect();
     Json(json!({ "data": data })).into_response()
 }

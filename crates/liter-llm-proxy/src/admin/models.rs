@@ -202,7 +202,7 @@ pub async fn new(Extension(handle): Extension<LiveHandle>, RawBody(raw): RawBody
         })
         .await?;
         let id = made.unwrap_or_default();
-        Ok::<_, GatewayError>(Json(entry_json(&app, &id).unwrap_or(Value::Null)).into_response())
+        Ok::<_, GatewayError>(Json(entry_json(&app, &id).await?).into_response())
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -273,7 +273,7 @@ pub async fn update(
             Ok((next, Persist::Put(row(id.clone(), &stored, was.created_at))))
         })
         .await?;
-        Ok::<_, GatewayError>(Json(entry_json(&app, &id).unwrap_or(Value::Null)).into_response())
+        Ok::<_, GatewayError>(Json(entry_json(&app, &id).await?).into_response())
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
 }

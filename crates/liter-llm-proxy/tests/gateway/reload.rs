@@ -353,3 +353,48 @@ async fn a_cooling_deployment_stays_cooling_across_a_reload() {
         .unwrap();
     assert_eq!(ready["deployments"][0]["cooling_down"], true, "{ready}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_litellm_file_reloads_like_a_toml_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    let yaml = |models: &[&str]| {
+        let mut out = format!(
+            "general_settings:\n  master_key: {MASTER}\nmodel_list:\n  - model_name: keyed\n    litellm_params:\n      model: openai/gpt-4o-mini\n      api_key: sk-yaml-secret-1\n      api_base: http://127.0.0.1:9/v1\n"
+        );
+        for m in models {
+            out.push_str(&format!(
+                "  - model_name: {m}\n    litellm_params:\n      model: mock/echo\n"
+            ));
+        }
+        out
+    };
+    std::fs::write(&file, yaml(&["alpha"])).unwrap();
+    let gw = start_file(&file).await;
+    assert_eq!(chat(&gw.url, MASTER, "beta").await.status(), 404);
+
+    std::fs::write(&file, yaml(&["alpha", "beta"])).unwrap();
+    let changes = gw.live.reload().await.unwrap();
+    assert_eq!(changes.models_added.len(), 1, "{changes:?}");
+    assert_eq!(chat(&gw.url, MASTER, "beta").await.status(), 200);
+
+    // GET /config shows the TOML twin, masked.
+    let text = get_config(&gw.url, MASTER).await.text().await.unwrap();
+    assert!(!text.contains("sk-yaml-secret"), "{text}");
+    let twin: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(twin["models"][0]["api_key"], "********");
+    assert_eq!(twin["models"][2]["name"], "beta");
+
+    // An unsupported key is refused as at start-up, naming its YAML path.
+    std::fs::write(
+        &file,
+        format!("{}litellm_settings:\n  no_such_key: 1\n", yaml(&["alpha"])),
+    )
+    .unwrap();
+    let err = gw.live.reload().await.unwrap_err();
+    assert!(
+        err.to_string().contains("litellm_settings.no_such_key"),
+        "{err}"
+    );
+    assert_eq!(chat(&gw.url, MASTER, "beta").await.status(), 200);
+}
