@@ -3,7 +3,8 @@
 # binary) with the official `openai` Python SDK, and checks the mock upstream itself against
 # each provider's official SDK (anthropic, cohere, google-genai, boto3, openai's AzureOpenAI;
 # tests/compat/test_provider_sdks.py), and runs Claude Code and OpenAI's Codex CLI through
-# the gateway. See tests/compat/.
+# the gateway, and LiteLLM's own admin CLI (litellm-proxy models ...) against it. See
+# tests/compat/.
 #
 #   bash scripts/compat.sh                  # set up .venv, build, run
 #   LITER_LLM_SKIP_BUILD=1 bash scripts/compat.sh   # reuse target/debug binaries
@@ -44,7 +45,7 @@ fi
 
 # Reinstall only when requirements.txt changed since the last install, or a package is gone.
 STAMP="$VENV/.compat-requirements"
-if ! cmp -s "$REQUIREMENTS" "$STAMP" || ! "$PY" -c 'import openai, pytest, anthropic, cohere, boto3, openapi_spec_validator, langchain_openai, agents; from google import genai' >/dev/null 2>&1; then
+if ! cmp -s "$REQUIREMENTS" "$STAMP" || ! "$PY" -c 'import openai, pytest, anthropic, cohere, boto3, openapi_spec_validator, langchain_openai, agents, litellm, InquirerPy; from google import genai' >/dev/null 2>&1; then
     log "installing the Python test dependencies into $VENV"
     "$PY" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
     cp "$REQUIREMENTS" "$STAMP"

@@ -3,6 +3,9 @@
 //! `liter-llm api` runs the gateway; `liter-llm check-config` validates a config and
 //! prints it resolved, with every secret masked; `liter-llm convert` prints a LiteLLM
 //! `config.yaml` as the equivalent `liter-llm-proxy.toml`.
+//!
+//! `api` reloads its config file on `SIGHUP`, and with `--watch` when the file
+//! changes (`reload.rs`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,13 +15,15 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use liter_llm_proxy::config::{self, Config, ConfigError, Overrides};
+use liter_llm_proxy::config::{self, ConfigError, Overrides};
+use liter_llm_proxy::reload::Live;
 use liter_llm_proxy::App;
 use secrecy::SecretString;
 
 mod alloc;
 mod logging;
 mod mask;
+mod reload;
 
 #[derive(Parser)]
 #[command(
@@ -81,6 +86,9 @@ struct ApiArgs {
     /// Debug-level logs from liter-llm itself (ignored when RUST_LOG is set).
     #[arg(long)]
     debug: bool,
+    /// Reload the config file when it changes (checked every second), as SIGHUP does.
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -152,18 +160,23 @@ fn overrides(args: &ConfigArgs) -> Overrides {
     }
 }
 
-/// Resolve which file to load and load it (a LiteLLM file by its extension); the
-/// unsupported keys a LiteLLM file had, ignored by `--allow-unsupported`, are logged.
-fn load(args: &ConfigArgs) -> Result<(PathBuf, Config), ConfigError> {
-    let path = config_path(args)?;
-    if !config::litellm::is_litellm(&path) {
-        let cfg = config::load_file(&path, &overrides(args))?;
+/// Resolve which file to load and load it (a LiteLLM file by its extension), as
+/// every reload does later; the unsupported keys a LiteLLM file had, ignored by
+/// `--allow-unsupported`, are logged.
+fn load(args: &ConfigArgs) -> Result<(config::Source, config::Reading), ConfigError> {
+    let source = config::Source {
+        path: config_path(args)?,
+        overrides: overrides(args),
+        allow_unsupported: args.allow_unsupported,
+    };
+    let reading = source.read(&[])?;
+    let path = &source.path;
+    if source.is_litellm() {
+        tracing::info!(config = %path.display(), "config file loaded (LiteLLM format)");
+    } else {
         tracing::info!(config = %path.display(), "config file loaded");
-        return Ok((path, cfg));
     }
-    let loaded = config::litellm::load_file(&path, &overrides(args), args.allow_unsupported)?;
-    tracing::info!(config = %path.display(), "config file loaded (LiteLLM format)");
-    for i in &loaded.ignored {
+    for i in &reading.ignored {
         tracing::warn!(
             "{}:{}:{}: {}: {} (ignored: --allow-unsupported)",
             path.display(),
@@ -173,7 +186,7 @@ fn load(args: &ConfigArgs) -> Result<(PathBuf, Config), ConfigError> {
             i.message
         );
     }
-    Ok((path, loaded.value))
+    Ok((source, reading))
 }
 
 fn main() -> ExitCode {
@@ -268,7 +281,7 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
 async fn api(args: ApiArgs) -> ExitCode {
     #[cfg(feature = "heap-stats")]
     liter_llm_proxy::telemetry::set_heap_probe(alloc::live_bytes);
-    let (path, cfg) = match load(&args.config) {
+    let (source, reading) = match load(&args.config) {
         Ok(x) => x,
         Err(e) => {
             tracing::error!("{e}");
@@ -276,6 +289,9 @@ async fn api(args: ApiArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let path = source.path.clone();
+    let view = serde_json::to_value(&reading.inspection.masked).unwrap_or_default();
+    let cfg = reading.inspection.config;
     tracing::debug!(
         config = %path.display(),
         models = cfg.models.len(),
@@ -286,12 +302,18 @@ async fn api(args: ApiArgs) -> ExitCode {
     );
     let addr = format!("{}:{}", bracket(&cfg.host), cfg.port);
     let app = match App::build(cfg).await {
-        Ok(app) => app,
+        Ok(app) => app.with_view(view),
         Err(e) => {
             eprintln!("liter-llm: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let live = liter_llm_proxy::server::live(app, Some(source));
+    match live.load_stored().await {
+        Ok(None) => {}
+        Ok(Some(changes)) => tracing::info!("stored models applied: {}", changes.summary()),
+        Err(e) => tracing::error!("the stored models are not served: {e}"),
+    }
     // Listen for signals before announcing the address, so none is missed.
     let signals = match Signals::new() {
         Ok(s) => s,
@@ -308,23 +330,33 @@ async fn api(args: ApiArgs) -> ExitCode {
         }
     };
     let local = listener.local_addr().map_or(addr, |a| a.to_string());
-    tracing::info!(config = %path.display(), models = app.routes.len(), "liter-llm listening on http://{local}");
+    let reloads = match reload::spawn(live.clone(), args.watch.then_some(path.clone())) {
+        Ok(task) => task,
+        Err(e) => {
+            eprintln!("liter-llm: cannot listen for SIGHUP: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let models = live.app().routes.len();
+    tracing::info!(config = %path.display(), models, "liter-llm listening on http://{local}");
     if !tracing::enabled!(tracing::Level::INFO) {
         // Scripts wait for this line; say it even when info logs are off.
         eprintln!("liter-llm listening on http://{local}");
     }
-    serve_until_signalled(app, listener, signals).await
+    let code = serve_until_signalled(live, listener, signals).await;
+    reloads.abort();
+    code
 }
 
 /// Serve until the first signal, then drain: in-flight requests may take up to
 /// request_timeout to finish; past that (or on a second signal) the process stops
 /// without waiting for them.
 async fn serve_until_signalled(
-    app: Arc<App>,
+    live: Arc<Live>,
     listener: tokio::net::TcpListener,
     mut signals: Signals,
 ) -> ExitCode {
-    let drain_limit = app.config.request_timeout + Duration::from_secs(5);
+    let drain_limit = live.app().config.request_timeout + Duration::from_secs(5);
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
     let (second_tx, second_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -335,7 +367,7 @@ async fn serve_until_signalled(
     });
     let draining = Arc::new(Notify::new());
     let begin = draining.clone();
-    let serve = liter_llm_proxy::serve(app, listener, async move {
+    let serve = liter_llm_proxy::server::serve_live(live, listener, async move {
         let _ = first_rx.await;
         begin.notify_one();
     });

@@ -3,6 +3,14 @@
 //! validated config by [`App::build`]. Nothing is global, so a test can run several
 //! gateways in one process. The HTTP edge (`server`) and the admin API read it; no
 //! stage below imports it: each gets the parts it needs.
+//!
+//! [`App::reload`] builds the App of a new config from a running one, sharing the
+//! running one's long-lived parts: the metrics registry, tracer, log sinks, upstream
+//! client, database stores and response store always (the `reload` module refuses a
+//! config that changes them); the cache and files API while their settings are
+//! unchanged; and the live state of what still exists: key and gateway rate-limit
+//! windows (same key, same limits), deployments' breaker, cooldown, health and
+//! per-minute usage (same deployment id), pending settlements.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::auth::KeyRegistry;
 use crate::cache::Cache;
 use crate::config::Config;
-use crate::config::MetricsAccess;
+use crate::config::{FilesSpec, MetricsAccess};
 use crate::files::Files;
 use crate::governance::{self, GovernanceError, Governor};
 use crate::logsink::{SinkError, Sinks};
@@ -20,7 +28,10 @@ use crate::objstore::ObjStoreError;
 use crate::otel::{Tracing, TracingError};
 use crate::pricing::{Prices, PricingFileError};
 use crate::routing::Registry;
-use crate::store::{FileStore, MemoryFileStore, MemoryResponseStore, ResponseStore, Stores};
+use crate::store::{
+    FileStore, MemoryFileStore, MemoryModelStore, MemoryResponseStore, ModelStore, ResponseStore,
+    Stores,
+};
 use crate::upstream::{TargetError, Upstream};
 
 /// Everything a running gateway owns.
@@ -31,8 +42,9 @@ pub struct App {
     pub upstream: Arc<Upstream>,
     /// Unix time of start-up, reported as `created` in `/v1/models`.
     pub started_at: u64,
-    /// Set once shutdown has begun: readiness then answers 503.
-    pub draining: AtomicBool,
+    /// Set once shutdown has begun: readiness then answers 503. Shared by every App
+    /// a reload makes from this one.
+    pub draining: Arc<AtomicBool>,
     /// Prices, when cost tracking or budgets need them.
     pub prices: Option<Arc<Prices>>,
     /// Limits, budgets and the store.
@@ -50,6 +62,15 @@ pub struct App {
     /// The Responses API's stored responses: in the database when there is one, else
     /// in memory (bounded, lost at a restart).
     pub responses: Arc<dyn ResponseStore>,
+    /// The model admin API's models: in the database when there is one, else in
+    /// memory (lost at a restart). Shared by every App a reload makes from this one.
+    pub models: Arc<dyn ModelStore>,
+    /// The running config as `GET /config` shows it: the file as parsed with every
+    /// secret masked (`config::Inspection::masked`), as JSON. `None`: the config did
+    /// not come from a file.
+    pub view: Option<Arc<serde_json::Value>>,
+    /// The cache's clock, kept for the Apps a reload makes.
+    clock: Arc<dyn crate::store::Clock>,
 }
 
 /// Why a gateway could not be built from a valid config. Names models and files,
@@ -90,6 +111,55 @@ fn files(config: &Config, stores: Option<&Stores>) -> Result<Option<Arc<Files>>,
     Ok(Some(Arc::new(Files::new(spec, store)?)))
 }
 
+/// The start-up warnings about keys and provider variables.
+fn startup_notes(config: &Config, keys: &KeyRegistry) {
+    if keys.is_empty() {
+        tracing::warn!(
+            "no master_key and no [[keys]] configured: every API request will be refused with 401; set LITER_LLM_MASTER_KEY"
+        );
+    }
+    if !config.unexposed_providers.is_empty() {
+        tracing::info!(
+            providers = ?config.unexposed_providers,
+            "provider key variables are set for providers no [[aliases]] entry names: their models are reachable only through [[models]]; add an [[aliases]] entry such as pattern = \"openai/*\" to expose one"
+        );
+    }
+}
+
+type Observers = (Option<Arc<Tracing>>, Option<Arc<Sinks>>, Arc<Upstream>);
+
+/// The tracer, the log sinks and the upstream client of a new gateway.
+fn observers(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Observers, BuildError> {
+    let tracing = match &config.tracing {
+        Some(spec) => {
+            let counters = metrics.map(|m| m.traces.clone()).unwrap_or_default();
+            Some(Arc::new(Tracing::start(spec, counters)?))
+        }
+        None => None,
+    };
+    let sink_counters = metrics.map(|m| m.logs.clone()).unwrap_or_default();
+    let base = config.source.as_deref().and_then(std::path::Path::parent);
+    let upstream = Arc::new(Upstream::new());
+    let sinks = Sinks::start(&config.logging, base, &upstream, &sink_counters)?;
+    Ok((tracing, sinks, upstream))
+}
+
+/// Whether two `[files]` settings are the same (the files API is then kept as it is,
+/// with a `memory` backend's files).
+fn same_files(a: Option<&FilesSpec>, b: Option<&FilesSpec>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.backend == b.backend
+                && a.prefix == b.prefix
+                && a.backend_config == b.backend_config
+                && a.max_file_bytes == b.max_file_bytes
+                && a.timeout == b.timeout
+        }
+        _ => false,
+    }
+}
+
 impl App {
     /// Build the gateway from a validated config.
     pub async fn build(config: Config) -> Result<Arc<App>, BuildError> {
@@ -102,64 +172,105 @@ impl App {
         config: Config,
         clock: Arc<dyn crate::store::Clock>,
     ) -> Result<Arc<App>, BuildError> {
-        let metrics = (config.metrics != MetricsAccess::Off).then(|| Arc::new(Metrics::new()));
-        let cache = match &config.cache {
-            Some(spec) => Some(Arc::new(
-                Cache::with_clock(spec, clock)
+        let stores = governance::open_store(&config).await?;
+        Self::assemble(config, clock, None, stores)
+            .await
+            .map(Arc::new)
+    }
+
+    /// The App of `config`, carrying `old`'s long-lived parts and live state over (see
+    /// the module doc). The caller has checked that `config` changes nothing that
+    /// needs a restart (the `reload` module), such as a database `old` did not open;
+    /// `view` is what `GET /config` shows.
+    pub async fn reload(
+        old: &App,
+        config: Config,
+        view: Option<serde_json::Value>,
+    ) -> Result<Arc<App>, BuildError> {
+        {
+            let stores = old.governor.stores.clone();
+            let mut app = Self::assemble(config, old.clock.clone(), Some(old), stores).await?;
+            app.view = view.map(Arc::new);
+            Ok(Arc::new(app))
+        }
+    }
+
+    /// The same App with `view` as what `GET /config` shows.
+    pub fn with_view(mut self: Arc<Self>, view: serde_json::Value) -> Arc<Self> {
+        if let Some(app) = Arc::get_mut(&mut self) {
+            app.view = Some(Arc::new(view));
+        }
+        self
+    }
+
+    async fn assemble(
+        config: Config,
+        clock: Arc<dyn crate::store::Clock>,
+        old: Option<&App>,
+        stores: Option<crate::store::Stores>,
+    ) -> Result<App, BuildError> {
+        let metrics = match old {
+            Some(o) => o.metrics.clone(),
+            None => (config.metrics != MetricsAccess::Off).then(|| Arc::new(Metrics::new())),
+        };
+        let cache = match (&config.cache, old) {
+            (Some(_), Some(o)) if o.config.cache == config.cache => o.cache.clone(),
+            (Some(spec), _) => Some(Arc::new(
+                Cache::with_clock(spec, clock.clone())
                     .map_err(BuildError::Cache)?
                     .counted(metrics.as_ref().map(|m| m.cache.clone())),
             )),
-            None => None,
+            (None, _) => None,
         };
-        let stores = governance::open_store(&config).await?;
-        let files = files(&config, stores.as_ref())?;
+        let files = match old {
+            Some(o) if same_files(o.config.files.as_ref(), config.files.as_ref()) => {
+                o.files.clone()
+            }
+            _ => files(&config, stores.as_ref())?,
+        };
         let prices = Prices::load(&config, stores.is_some())?.map(Arc::new);
-        let responses: Arc<dyn ResponseStore> = match &stores {
-            Some(s) => s.responses.clone(),
-            None => Arc::new(MemoryResponseStore::default()),
+        let responses: Arc<dyn ResponseStore> = match (old, &stores) {
+            (Some(o), _) => o.responses.clone(),
+            (None, Some(s)) => s.responses.clone(),
+            (None, None) => Arc::new(MemoryResponseStore::default()),
         };
-        let governor = Governor::new(&config, stores, prices.clone()).await;
-        if let (Some(m), Some(s)) = (&metrics, &governor.stores) {
+        let models: Arc<dyn ModelStore> = match (old, &stores) {
+            (Some(o), _) => o.models.clone(),
+            (None, Some(s)) => s.models.clone(),
+            (None, None) => Arc::new(MemoryModelStore::default()),
+        };
+        let fresh_store = stores.is_some() && old.is_none_or(|o| o.governor.stores.is_none());
+        let mut governor = Governor::new(&config, stores, prices.clone()).await;
+        if let (Some(m), Some(s), true) = (&metrics, &governor.stores, fresh_store) {
             s.spend.instrument(m.spend.clone());
         }
-        let keys = Arc::new(KeyRegistry::from_config(
-            &config,
-            governor.stores.as_ref().map(|s| s.keys.clone()),
-        ));
-        if keys.is_empty() {
-            tracing::warn!(
-                "no master_key and no [[keys]] configured: every API request will be refused with 401; set LITER_LLM_MASTER_KEY"
-            );
+        let mut keys =
+            KeyRegistry::from_config(&config, governor.stores.as_ref().map(|s| s.keys.clone()));
+        let routes = Registry::from_config(&config, metrics.clone())?;
+        if let Some(o) = old {
+            governor.carry(&o.governor);
+            keys.carry(&o.keys);
+            routes.carry(&o.routes);
+        } else {
+            startup_notes(&config, &keys);
         }
-        if !config.unexposed_providers.is_empty() {
-            tracing::info!(
-                providers = ?config.unexposed_providers,
-                "provider key variables are set for providers no [[aliases]] entry names: their models are reachable only through [[models]]; add an [[aliases]] entry such as pattern = \"openai/*\" to expose one"
-            );
-        }
-        let routes = Arc::new(Registry::from_config(&config, metrics.clone())?);
-        let tracing = match &config.tracing {
-            Some(spec) => {
-                let counters = metrics
-                    .as_ref()
-                    .map(|m| m.traces.clone())
-                    .unwrap_or_default();
-                Some(Arc::new(Tracing::start(spec, counters)?))
-            }
-            None => None,
+        let (tracing, sinks, upstream) = match old {
+            Some(o) => (o.tracing.clone(), o.sinks.clone(), o.upstream.clone()),
+            None => observers(&config, metrics.as_ref())?,
         };
-        let sink_counters = metrics.as_ref().map(|m| m.logs.clone()).unwrap_or_default();
-        let base = config.source.as_deref().and_then(std::path::Path::parent);
-        let upstream = Arc::new(Upstream::new());
-        let sinks = Sinks::start(&config.logging, base, &upstream, &sink_counters)?;
-        Ok(Arc::new(App {
-            keys,
-            routes,
+        Ok(App {
+            keys: Arc::new(keys),
+            routes: Arc::new(routes),
             upstream,
-            started_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            draining: AtomicBool::new(false),
+            started_at: old.map_or_else(
+                || {
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs())
+                },
+                |o| o.started_at,
+            ),
+            draining: old.map_or_else(Arc::default, |o| o.draining.clone()),
             prices,
             governor: Arc::new(governor),
             files,
@@ -168,8 +279,11 @@ impl App {
             cache,
             sinks,
             responses,
+            models,
+            view: None,
+            clock,
             config,
-        }))
+        })
     }
 
     pub fn is_draining(&self) -> bool {

@@ -9,6 +9,7 @@
 //! `tests/architecture.rs`, fails on any import cycle between them):
 //! - `server`: the stack (its doc lists every stage of a request in order), handlers;
 //! - `admin`: LiteLLM's key and spend admin API;
+//! - `reload`: the running App behind an `ArcSwap`, rebuilt and swapped on a reload;
 //! - `app`: the [`App`] and its construction;
 //! - `front`: the front doors of other client protocols (Anthropic's Messages),
 //!   decoded into the canonical request and encoded back;
@@ -42,6 +43,7 @@ pub mod metrics;
 pub mod objstore;
 pub mod otel;
 pub mod pricing;
+pub mod reload;
 pub mod request;
 pub mod routing;
 pub mod server;

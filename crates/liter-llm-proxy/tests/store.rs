@@ -1080,6 +1080,7 @@ conformance!(
     killed_gateway_is_reconciled,
     file_metadata,
     response_state,
+    model_state,
 );
 
 fn stored_file(id: &str, owner: Option<&str>, purpose: &str) -> store::StoredFile {
@@ -1540,4 +1541,53 @@ async fn sqlite_writes_a_large_batch_exactly() {
     let s = h.open().await;
     assert_eq!(s.spend.reconcile().await.unwrap(), 0);
     assert!((s.spend.spent("global").await.unwrap().spent_usd - 2.85).abs() < 1e-9);
+}
+
+fn stored_model(id: &str, name: &str, at: i64) -> store::StoredModel {
+    store::StoredModel {
+        id: id.to_owned(),
+        model_name: name.to_owned(),
+        body: format!(r#"{{"model_name":"{name}","litellm_params":{{"model":"mock/echo"}}}}"#),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// What every [`store::ModelStore`] must do: list oldest first, replace by id (the
+/// creation time kept as given), delete once.
+async fn check_model_store(models: &dyn store::ModelStore) {
+    assert!(models.list_models().await.unwrap().is_empty());
+    let a = stored_model("m-a", "alpha", T0 + 2);
+    let b = stored_model("m-b", "béta", T0 + 1);
+    models.put_model(&a).await.unwrap();
+    models.put_model(&b).await.unwrap();
+    assert_eq!(models.list_models().await.unwrap(), [b.clone(), a.clone()]);
+    let a2 = store::StoredModel {
+        model_name: "alpha2".into(),
+        body: "{}".into(),
+        updated_at: T0 + 9,
+        ..a.clone()
+    };
+    models.put_model(&a2).await.unwrap();
+    assert_eq!(models.list_models().await.unwrap(), [b.clone(), a2]);
+    assert!(models.delete_model("m-a").await.unwrap());
+    assert!(!models.delete_model("m-a").await.unwrap());
+    assert_eq!(models.list_models().await.unwrap(), [b]);
+}
+
+async fn model_state<H: Harness>() {
+    let h = H::new().await;
+    let s = h.open().await;
+    check_model_store(s.models.as_ref()).await;
+    // What one handle stored, the next one (a restart) reads.
+    drop(s);
+    let again = h.open().await;
+    assert_eq!(again.models.list_models().await.unwrap().len(), 1);
+    drop(again);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn memory_model_state() {
+    check_model_store(&store::MemoryModelStore::default()).await;
 }

@@ -1,7 +1,9 @@
 //! Admin API, in LiteLLM's shapes so LiteLLM's tooling works against it: virtual keys
 //! (`/key/generate`, `/key/info`, `/key/update`, `/key/delete`, `/key/list`) and spend
 //! (`/spend/logs`, `/global/spend`, `/global/spend/keys`, `/global/spend/models`,
-//! `/global/spend/report`).
+//! `/global/spend/report`), models (`/model/new`, `/model/update`, `/model/delete`,
+//! `/model/info`, `/v1/model/info`, `/model_group/info`), and the running config
+//! (`/config`, secrets masked).
 //!
 //! Master key only, as a whole: the server puts [`routes`] behind [`master_only`], a
 //! route layer that answers 403 (OpenAI-shaped) to any other key, except on the routes
@@ -12,7 +14,10 @@
 //! stored or logged. Every route needs the store (`general.database_url`, or the
 //! default SQLite file beside the config file); without one they answer 503 naming it.
 
+mod config;
 mod keys;
+mod model_info;
+mod models;
 mod spend;
 
 use std::sync::Arc;
@@ -43,12 +48,24 @@ pub fn routes() -> Vec<Route<Arc<App>>> {
         route::<__path_by_key, _, _, _>(Master, by_key),
         route::<__path_by_model, _, _, _>(Master, by_model),
         route::<__path_report, _, _, _>(Master, report),
+        route::<config::__path_running_config, _, _, _>(Master, config::running_config),
+        route::<models::__path_new, _, _, _>(Master, models::new),
+        route::<models::__path_update, _, _, _>(Master, models::update),
+        route::<models::__path_delete, _, _, _>(Master, models::delete),
+        route::<model_info::__path_info, _, _, _>(Master, model_info::info),
+        route::<model_info::__path_info_v1, _, _, _>(Master, model_info::info_v1),
+        route::<model_info::__path_group_info, _, _, _>(Master, model_info::group_info),
     ]
 }
 
 /// The admin routes a virtual key may call (each handler then limits it to its own
-/// key). Every other admin route is the master key's alone.
-pub const VIRTUAL_KEY_ROUTES: &[&str] = &["/key/info"];
+/// key, or to the models it may use). Every other admin route is the master key's alone.
+pub const VIRTUAL_KEY_ROUTES: &[&str] = &[
+    "/key/info",
+    "/model/info",
+    "/v1/model/info",
+    "/model_group/info",
+];
 
 /// The route layer: the master key, or a virtual key on [`VIRTUAL_KEY_ROUTES`].
 pub async fn master_only(req: Request, next: Next) -> Response {

@@ -148,8 +148,9 @@ pub struct KeyRegistry {
     by_digest: HashMap<Digest32, Arc<Principal>>,
     store: Option<Arc<dyn KeyStore>>,
     runtime: Mutex<HashMap<Digest32, (std::time::Instant, Arc<Principal>)>>,
-    /// rpm/tpm windows of runtime keys, by key id: kept when a key is re-read.
-    windows: Mutex<HashMap<String, Arc<Window>>>,
+    /// rpm/tpm windows of runtime keys, by key id: kept when a key is re-read, and
+    /// shared with the registry a reload makes.
+    windows: Arc<Mutex<HashMap<String, Arc<Window>>>>,
 }
 
 impl std::fmt::Debug for KeyRegistry {
@@ -283,6 +284,25 @@ impl KeyRegistry {
         })));
         lock(&self.runtime).insert(d, (std::time::Instant::now(), principal.clone()));
         Ok(Some(principal))
+    }
+
+    /// Carry `old`'s rate-limit windows over (a reload): a key of the file keeps its
+    /// window when its limits are unchanged, and runtime keys keep theirs.
+    pub fn carry(&mut self, old: &KeyRegistry) {
+        self.windows = old.windows.clone();
+        for (d, principal) in &mut self.by_digest {
+            let Some(Principal::Virtual(new)) = Arc::get_mut(principal) else {
+                continue;
+            };
+            let Some(Principal::Virtual(was)) = old.by_digest.get(d).map(|p| &**p) else {
+                continue;
+            };
+            if let (Some(w), Some(old_w)) = (&new.window, &was.window) {
+                if w.limits == old_w.limits {
+                    new.window = Some(old_w.clone());
+                }
+            }
+        }
     }
 
     /// Forget cached runtime keys (after an admin change).

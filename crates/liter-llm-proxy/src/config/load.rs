@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::file::FileConfig;
+use super::file::{FileConfig, ModelEntry};
 use super::interpolate::{interpolate, line_col, Interpolated};
 use super::overrides::Overrides;
 use super::problems::{render_path, Seg};
@@ -85,23 +85,36 @@ pub fn discover(start: &Path) -> Option<PathBuf> {
 
 /// Read, interpolate from the process environment, parse and validate a file.
 pub fn load_file(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
-    read_file(path, overrides).map(|(_, config)| config)
+    read_file(path, overrides, &[]).map(|(_, config)| config)
 }
 
 /// As [`load_file`], plus what `check-config` prints of the file (secrets masked).
 pub fn inspect_file(path: &Path, overrides: &Overrides) -> Result<Inspection, ConfigError> {
-    let (parsed, config) = read_file(path, overrides)?;
+    inspect_file_with(path, overrides, &[])
+}
+
+/// As [`inspect_file`], with `extra` models after the file's (see [`inspect_with`]).
+pub(crate) fn inspect_file_with(
+    path: &Path,
+    overrides: &Overrides,
+    extra: &[ModelEntry],
+) -> Result<Inspection, ConfigError> {
+    let (parsed, config) = read_file(path, overrides, extra)?;
     Ok(inspect(parsed, config, overrides))
 }
 
-fn read_file(path: &Path, overrides: &Overrides) -> Result<(FileConfig, Config), ConfigError> {
+fn read_file(
+    path: &Path,
+    overrides: &Overrides,
+    extra: &[ModelEntry],
+) -> Result<(FileConfig, Config), ConfigError> {
     let name = path.display().to_string();
     let source = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
         file: name.clone(),
         error,
     })?;
     let env = |var: &str| std::env::var(var).ok();
-    let (parsed, mut config) = parse_and_validate(&source, &name, overrides, &env)?;
+    let (parsed, mut config) = parse_and_validate(&source, &name, overrides, &env, extra)?;
     config.source = Some(path.to_path_buf());
     Ok((parsed, config))
 }
@@ -113,7 +126,7 @@ pub fn load_str(
     overrides: &Overrides,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    parse_and_validate(source, file, overrides, &env).map(|(_, config)| config)
+    parse_and_validate(source, file, overrides, &env, &[]).map(|(_, config)| config)
 }
 
 /// As [`load_str`], plus what `check-config` prints of the file (secrets masked).
@@ -123,7 +136,19 @@ pub fn inspect_str(
     overrides: &Overrides,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Inspection, ConfigError> {
-    let (parsed, config) = parse_and_validate(source, file, overrides, &env)?;
+    inspect_with(source, file, overrides, &env, &[])
+}
+
+/// As [`inspect_str`], with `extra` models after the file's (the stored models of the
+/// model admin API, validated with the file as one config).
+pub(crate) fn inspect_with(
+    source: &str,
+    file: &str,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+    extra: &[ModelEntry],
+) -> Result<Inspection, ConfigError> {
+    let (parsed, config) = parse_and_validate(source, file, overrides, env, extra)?;
     Ok(inspect(parsed, config, overrides))
 }
 
@@ -132,9 +157,10 @@ fn parse_and_validate(
     file: &str,
     overrides: &Overrides,
     env: &dyn Fn(&str) -> Option<String>,
+    extra: &[ModelEntry],
 ) -> Result<(FileConfig, Config), ConfigError> {
     let expanded = interpolate(source, env);
-    let parsed: FileConfig = toml::from_str(&expanded.text).map_err(|e| {
+    let mut parsed: FileConfig = toml::from_str(&expanded.text).map_err(|e| {
         let offset = e.span().map_or(0, |s| expanded.original_offset(s.start));
         let (line, column) = line_col(source, offset);
         ConfigError::InvalidToml {
@@ -147,6 +173,7 @@ fn parse_and_validate(
             },
         }
     })?;
+    parsed.models.extend_from_slice(extra);
     let config = validate(&parsed, overrides, env).map_err(|problems| ConfigError::Invalid {
         file: file.to_string(),
         issues: problems

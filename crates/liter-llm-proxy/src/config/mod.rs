@@ -8,6 +8,7 @@
 //! - `litellm`: LiteLLM's `config.yaml`, mapped onto the file structs and then
 //!   loaded as `load` does;
 //! - `load`: finding and reading the file, turning problems into located messages;
+//! - `source`: reading the running config again (reload, stored models);
 //! - `view`: what `check-config` shows of the file, secrets masked;
 //! - `validate`: the orchestrator, calling one validator per section;
 //! - `section::*`: the section validators (`server`, `general`, `models` with
@@ -24,6 +25,7 @@ mod load;
 mod overrides;
 mod problems;
 mod section;
+mod source;
 mod validate;
 mod view;
 
@@ -46,5 +48,6 @@ pub use section::models::Deployment;
 pub use section::network::{resolve_network, NetworkCredentials, NetworkError, UrlSource};
 pub use section::routing::{tag_problem, PoolSpec, Routing, MAX_TAGS, MAX_TAG_BYTES};
 pub use section::server::{CorsOrigins, Limits};
+pub use source::{stored_entry, Reading, Source, StoredEntry};
 pub use validate::Config;
 pub use view::{Inspection, MASK};

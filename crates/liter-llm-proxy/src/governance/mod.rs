@@ -186,7 +186,7 @@ fn files_need_store(config: &Config) -> bool {
 /// SQLite file beside the config file: for budgets, the files API's metadata, and
 /// (whenever the config came from a file) cost tracking and the admin API (a master
 /// key).
-fn database_url(config: &Config) -> Result<Option<String>, GovernanceError> {
+pub fn database_url(config: &Config) -> Result<Option<String>, GovernanceError> {
     let g = &config.governance;
     if let Some(url) = &g.database_url {
         return Ok(Some(secrecy::ExposeSecret::expose_secret(url).to_owned()));
@@ -279,6 +279,17 @@ impl Governor {
             prices,
             pending: Arc::default(),
         }
+    }
+
+    /// Carry `old`'s live state over (a reload): the gateway's rate-limit window when
+    /// its limits are unchanged, and the settlements still running.
+    pub fn carry(&mut self, old: &Governor) {
+        if let (Some(w), Some(old_w)) = (&self.global_window, &old.global_window) {
+            if w.limits == old_w.limits {
+                self.global_window = Some(old_w.clone());
+            }
+        }
+        self.pending = old.pending.clone();
     }
 
     /// The prompt tokens of a chat body, as the estimate counts them (the tokenizer

@@ -18,7 +18,7 @@ pub enum State {
     HalfOpen { probing: bool },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Breaker {
     state: State,
 }

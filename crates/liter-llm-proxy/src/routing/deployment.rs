@@ -64,6 +64,24 @@ impl DeploymentState {
         }
     }
 
+    /// Take `old`'s live state (a reload of the same deployment): breaker and
+    /// cooldown, health, latency, and this minute's usage.
+    pub fn carry(&self, old: &DeploymentState) {
+        let now = Instant::now();
+        *lock(&self.breaker) = old.breaker().clone();
+        self.healthy.store(old.is_healthy(), Ordering::Relaxed);
+        *lock(&self.health_error) = lock(&old.health_error).clone();
+        self.latency_us
+            .store(old.latency_us.load(Ordering::Relaxed), Ordering::Relaxed);
+        let used = old.usage(now);
+        if used.requests > 0 || used.tokens > 0 {
+            *lock(&self.usage) = MinuteUsage {
+                minute: self.minute(now),
+                ..used
+            };
+        }
+    }
+
     fn minute(&self, now: Instant) -> u64 {
         now.duration_since(self.epoch).as_secs() / 60
     }

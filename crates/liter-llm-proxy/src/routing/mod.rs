@@ -206,6 +206,20 @@ impl Registry {
         })
     }
 
+    /// Carry `old`'s deployment state over (a reload): each deployment takes the live
+    /// state of the one with its id in `old`.
+    pub fn carry(&self, old: &Registry) {
+        let by_id: HashMap<&str, &Arc<DeploymentState>> = old
+            .deployments()
+            .map(|d| (d.deployment.id.as_str(), d))
+            .collect();
+        for d in self.deployments() {
+            if let Some(was) = by_id.get(d.deployment.id.as_str()) {
+                d.carry(was);
+            }
+        }
+    }
+
     /// The series of a deployment of a pool made for a client-sent name.
     fn direct_metrics(&self, d: &Deployment) -> Option<Arc<DeploymentMetrics>> {
         let m = self.metrics.as_ref()?;
@@ -266,6 +280,8 @@ impl Registry {
             .iter()
             .find(|a| a.provider == pm.provider && glob_match(&a.pattern, model))?;
         let deployment = Deployment {
+            id: model.to_string(),
+            stored: false,
             name: model.to_string(),
             provider_model: model.to_string(),
             provider: pm.provider,

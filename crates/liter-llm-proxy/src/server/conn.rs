@@ -42,16 +42,18 @@ use tower::Service as _;
 
 use super::body::{TimedBody, Tracked};
 use crate::config::Limits;
+use crate::reload::Live;
 
-/// What every connection shares: the protocol settings, the router, the limits.
+/// What every connection shares: the protocol settings, the running gateway (whose
+/// router each request takes once), the limits.
 pub(super) struct Shared {
     builder: auto::Builder<TokioExecutor>,
-    router: Router,
+    live: Arc<Live>,
     limits: Limits,
 }
 
 impl Shared {
-    pub(super) fn new(router: Router, limits: Limits) -> Self {
+    pub(super) fn new(live: Arc<Live>, limits: Limits) -> Self {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // Not hyper's HTTP/1 header timer (see the module doc): the timer below keeps it.
         builder.http1().header_read_timeout(None);
@@ -64,7 +66,7 @@ impl Shared {
             .keep_alive_interval(limits.keepalive_timeout);
         Shared {
             builder,
-            router,
+            live,
             limits,
         }
     }
@@ -76,7 +78,7 @@ pub(super) async fn serve(tcp: TcpStream, shared: Arc<Shared>, mut stop: oneshot
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Socket::new(tcp, activity.clone()));
     let service = Service {
-        router: shared.router.clone(),
+        live: shared.live.clone(),
         activity: activity.clone(),
         body_timeout: shared.limits.body_timeout,
     };
@@ -268,11 +270,12 @@ impl AsyncWrite for Socket {
     }
 }
 
-/// The router as hyper's service: the request body gets its idle timeout, the response
-/// body carries the request's [`Busy`] mark.
+/// The router as hyper's service: each request is routed by the router current when
+/// it arrives (its App serves it to the end, whatever reloads happen meanwhile), its
+/// body gets its idle timeout, the response body carries the request's [`Busy`] mark.
 #[derive(Clone)]
 struct Service {
-    router: Router,
+    live: Arc<Live>,
     activity: Arc<Activity>,
     body_timeout: std::time::Duration,
 }
@@ -286,8 +289,9 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Service {
         let busy = self.activity.start();
         // The router boxes the body once, as it would hyper's own.
         let req = req.map(|b| TimedBody::new(b, self.body_timeout));
+        let mut router: Router = self.live.router();
         Call {
-            inner: self.router.clone().call(req),
+            inner: router.call(req),
             busy: Some(busy),
         }
     }

@@ -15,7 +15,6 @@ pub mod routes;
 pub mod stack;
 
 use std::future::Future;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -24,25 +23,44 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::app::App;
+use crate::reload::{Live, LiveHandle};
 
-/// Serve `app` on `listener` until `shutdown` resolves; then stop accepting, close the
-/// connections that have not sent a whole request, and wait for in-flight requests and
-/// streams to finish.
-///
-/// At most `server.max_connections` connections are open at once: the next one is
-/// accepted only when one closes, so the excess waits in the listen queue.
+/// The router of an App as [`Live`] serves it: [`stack::router`], with the handle the
+/// routes that change the running config (the model admin API) use.
+pub fn live_router(app: Arc<App>, live: std::sync::Weak<Live>) -> axum::Router {
+    stack::router(app).layer(axum::Extension(LiveHandle(live)))
+}
+
+/// `app` as a [`Live`] gateway (`source`: the file it came from, for reloads).
+pub fn live(app: Arc<App>, source: Option<crate::config::Source>) -> Arc<Live> {
+    Live::new(app, source, live_router)
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves (see [`serve_live`]); it cannot
+/// be reloaded from a file.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits = app.config.limits;
-    let shared = Arc::new(conn::Shared::new(stack::router(app.clone()), limits));
-    let probes = crate::routing::health::spawn(
-        app.routes.clone(),
-        app.upstream.clone(),
-        app.config.routing.health.clone(),
-    );
+    serve_live(live(app, None), listener, shutdown).await
+}
+
+/// Serve `live` on `listener` until `shutdown` resolves; then stop accepting, close the
+/// connections that have not sent a whole request, and wait for in-flight requests and
+/// streams to finish. Each request is served by the App current when it arrived.
+///
+/// At most `server.max_connections` connections are open at once: the next one is
+/// accepted only when one closes, so the excess waits in the listen queue.
+pub async fn serve_live(
+    live: Arc<Live>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Connection limits need a restart (`reload::changes`), so the first App's hold.
+    let limits = live.app().config.limits;
+    let shared = Arc::new(conn::Shared::new(live.clone(), limits));
+    live.start_probes();
     let slot_count = limits
         .max_connections
         .min(Semaphore::MAX_PERMITS)
@@ -62,17 +80,15 @@ pub async fn serve(
             drop((member, slot));
         });
     }
-    app.draining.store(true, Ordering::Relaxed);
+    live.close().await;
     tracing::info!("shutting down: draining in-flight requests");
     drop(listener);
     open.stop_all();
     // Every connection holds a slot until it ends.
     let _all = slots.acquire_many(slot_count as u32).await;
-    if let Some(p) = probes {
-        p.abort();
-    }
-    // Every request has ended: make the spend of the last ones durable before exit.
-    app.governor.settled().await;
+    // Every request has ended: make the spend of the last ones durable before exit
+    // (the settlements of earlier Apps are the last one's too: `Governor::carry`).
+    live.app().governor.settled().await;
     Ok(())
 }
 

@@ -3,7 +3,9 @@
 //! pipeline in `handlers::proxy`, listed here in order).
 //!
 //! Before the stack, the accept loop (`server::serve`, `conn.rs`) holds each connection
-//! to its header, keep-alive and body idle timeouts and to `max_connections`.
+//! to its header, keep-alive and body idle timeouts and to `max_connections`, and hands
+//! each request to the router current when it arrives (`reload::Live`: a reload builds
+//! a new App and router and swaps them in; a request in flight keeps its own).
 //!
 //! Layers (tower), on every request:
 //! 1. catch-panic: a bug anywhere below becomes a 500 in OpenAI's shape, and the

@@ -1,11 +1,13 @@
 //! Stores: the durable state behind the budget, spend and key stages.
 //!
-//! Four narrow traits, [`SpendStore`] (budget reservations and the spend ledger),
-//! [`KeyStore`] (virtual keys, by hash), [`FileStore`] (the files API's metadata) and
-//! [`ResponseStore`] (the Responses API's stored conversations),
+//! Five narrow traits, [`SpendStore`] (budget reservations and the spend ledger),
+//! [`KeyStore`] (virtual keys, by hash), [`FileStore`] (the files API's metadata),
+//! [`ResponseStore`] (the Responses API's stored conversations) and [`ModelStore`]
+//! (the model admin API's models),
 //! each with an SQLite implementation (the embedded default, one file) and a
-//! PostgreSQL one (several gateways sharing one database); files and responses also
-//! have an in-memory one (the `memory` files backend; a gateway without a database).
+//! PostgreSQL one (several gateways sharing one database); files, responses and
+//! models also have an in-memory one (the `memory` files backend; a gateway without a
+//! database).
 //! All pass one conformance suite (`tests/store.rs`). [`open`] picks the backend from
 //! a URL, creates the database if needed and runs the embedded migrations.
 //! This module touches only its database (and, for SQLite, the lock file and the
@@ -52,11 +54,13 @@ mod clock;
 mod files;
 mod journal;
 mod logic;
+mod models;
 mod postgres;
 mod postgres_keys;
 mod responses;
 mod sql_files;
 mod sql_keys;
+mod sql_models;
 mod sql_responses;
 mod sqlite;
 mod sqlite_book;
@@ -73,6 +77,7 @@ pub use clock::{
     UnixMillis, DAY_MS,
 };
 pub use files::{FileOrder, FileQuery, MemoryFileStore, StoredFile};
+pub use models::{MemoryModelStore, StoredModel};
 pub use responses::{MemoryResponseStore, StoredResponse, MEMORY_LIMIT_BYTES};
 pub use types::{
     BudgetScope, GroupBy, KeyUpdate, LedgerEntry, LedgerFilter, NewKey, Reservation, ReservationId,
@@ -185,6 +190,19 @@ pub trait ResponseStore: Send + Sync {
     async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError>;
 }
 
+/// The model admin API's models (`models.rs`), served after the config file's.
+#[async_trait]
+pub trait ModelStore: Send + Sync {
+    /// Every stored model, oldest first.
+    async fn list_models(&self) -> Result<Vec<StoredModel>, StoreError>;
+
+    /// Records a model, or replaces the one with its id.
+    async fn put_model(&self, model: &StoredModel) -> Result<(), StoreError>;
+
+    /// Forgets the model; `false` when there was none with this id.
+    async fn delete_model(&self, id: &str) -> Result<bool, StoreError>;
+}
+
 /// The stores of one database, as [`open`] returns them. Cloning shares them. The
 /// handle's owner lock (invariant 5) lives until the last clone of both is dropped.
 #[derive(Clone)]
@@ -197,6 +215,8 @@ pub struct Stores {
     pub files: Arc<dyn FileStore>,
     /// The Responses API's stored responses.
     pub responses: Arc<dyn ResponseStore>,
+    /// The model admin API's models.
+    pub models: Arc<dyn ModelStore>,
 }
 
 impl fmt::Debug for Stores {

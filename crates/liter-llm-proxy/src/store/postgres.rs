@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0003_files.sql"),
     include_str!("../../migrations/postgres/0004_responses.sql"),
     include_str!("../../migrations/postgres/0005_key_tags.sql"),
+    include_str!("../../migrations/postgres/0006_models.sql"),
 ];
 
 /// The advisory lock (two-key form, apart from owner ids) that serialises migrations.
@@ -87,6 +88,7 @@ pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Stores, Sto
         keys: Arc::new(store.clone()),
         files: Arc::new(store.clone()),
         responses: Arc::new(store.clone()),
+        models: Arc::new(store.clone()),
         spend: Arc::new(store),
     })
 }

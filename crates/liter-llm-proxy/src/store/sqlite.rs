@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_files.sql"),
     include_str!("../../migrations/sqlite/0005_responses.sql"),
     include_str!("../../migrations/sqlite/0006_key_tags.sql"),
+    include_str!("../../migrations/sqlite/0007_models.sql"),
 ];
 
 /// The columns of a ledger row, in [`read_entry`]'s order.
@@ -111,6 +112,7 @@ pub(super) async fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Stores, S
         keys: Arc::new(store.clone()),
         files: Arc::new(store.clone()),
         responses: Arc::new(store.clone()),
+        models: Arc::new(store.clone()),
         spend: Arc::new(store),
     })
 }

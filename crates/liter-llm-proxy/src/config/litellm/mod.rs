@@ -406,6 +406,27 @@ pub fn inspect_file(
     Ok(loaded)
 }
 
+/// As [`inspect_file`], with `extra` models after the file's (the stored models of
+/// the model admin API), validated with the file as one config.
+pub(crate) fn inspect_file_with(
+    path: &Path,
+    overrides: &Overrides,
+    allow_unsupported: bool,
+    extra: &[super::file::ModelEntry],
+) -> Result<Loaded<Inspection>, ConfigError> {
+    let (source, name) = read(path)?;
+    let mut loaded = run(
+        &source,
+        &name,
+        overrides,
+        allow_unsupported,
+        &process_env,
+        &|s, f, o, e| super::load::inspect_with(s, f, o, e, extra),
+    )?;
+    loaded.value.config.source = Some(path.to_path_buf());
+    Ok(loaded)
+}
+
 /// Read a LiteLLM file and print it as `liter-llm-proxy.toml`.
 pub fn convert_file(path: &Path) -> Result<String, ConfigError> {
     let (source, name) = read(path)?;

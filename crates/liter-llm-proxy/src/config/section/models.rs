@@ -16,6 +16,12 @@ use crate::config::problems::{given, key, positive, Problems, Seg};
 /// One `[[models]]` entry, resolved: provider selected, credentials and base URL found.
 #[derive(Debug, Clone)]
 pub struct Deployment {
+    /// Stable id (LiteLLM's `model_info.id`): for a file model, derived from its name,
+    /// provider model and base URL (and its rank among entries alike), so that a
+    /// reload matches it to the same entry; for a stored model, the store's id.
+    pub id: String,
+    /// Added through the model admin API (kept in the store), not from the file.
+    pub stored: bool,
     /// The name clients send.
     pub name: String,
     /// As written, e.g. `groq/llama3-70b-8192`.
@@ -59,7 +65,35 @@ pub(crate) fn check(
             out.push(d);
         }
     }
+    assign_ids(&mut out);
     out
+}
+
+/// Gives each deployment its derived id: a digest of its name, provider model and
+/// base URL, and its rank among the entries with the same three.
+fn assign_ids(deployments: &mut [Deployment]) {
+    use sha2::{Digest, Sha256};
+    let mut seen: std::collections::HashMap<[u8; 32], usize> = std::collections::HashMap::new();
+    for d in deployments {
+        let mut h = Sha256::new();
+        for part in [
+            &d.name,
+            &d.provider_model,
+            d.base_url.as_deref().unwrap_or(""),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        let digest: [u8; 32] = h.finalize().into();
+        let rank = seen.entry(digest).or_insert(0);
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        d.id = if *rank == 0 {
+            hex
+        } else {
+            format!("{hex}-{rank}")
+        };
+        *rank += 1;
+    }
 }
 
 fn deployment(
@@ -94,6 +128,8 @@ fn deployment(
     let derived = derived_base.or(derived_url);
     let (base_url, api_key) = credentials(m, pm.provider, &settings, derived, env, at, problems);
     Some(Deployment {
+        id: String::new(),
+        stored: false,
         name: m.name.clone(),
         provider_model: m.provider_model.clone(),
         provider: pm.provider,

@@ -1,0 +1,281 @@
+//! The model admin API (`/model/new`, `/model/update`, `/model/delete`, `/model/info`,
+//! `/model_group/info`): changes served at once under traffic with no failed request,
+//! the file's models protected, and what each key sees.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::reload::{chat, start_file};
+use crate::support::{client, MASTER, VKEY};
+
+fn config(extra: &str) -> String {
+    format!(
+        "[general]\nmaster_key = \"{MASTER}\"\n\n[[keys]]\nkey = \"{VKEY}\"\nmodels = [\"alpha\"]\n\n[[models]]\nname = \"alpha\"\nprovider_model = \"mock/echo\"\nrpm = 1000\n{extra}"
+    )
+}
+
+async fn post(url: &str, path: &str, key: &str, body: Value) -> (u16, Value) {
+    let r = client()
+        .post(format!("{url}{path}"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(url: &str, path: &str, key: &str) -> (u16, Value) {
+    let r = client()
+        .get(format!("{url}{path}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Requests to each model in turn until `stop`; returns (ok, failed) where a 404 on
+/// a model not yet added or already deleted counts as neither.
+fn traffic(
+    url: String,
+    models: &'static [&'static str],
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(usize, Vec<u16>)> {
+    tokio::spawn(async move {
+        let (mut ok, mut failed) = (0, Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            for m in models {
+                match chat(&url, MASTER, m).await.status().as_u16() {
+                    200 => ok += 1,
+                    404 if *m != "alpha" => {}
+                    other => failed.push(other),
+                }
+            }
+        }
+        (ok, failed)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_are_added_updated_and_deleted_under_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.toml");
+    std::fs::write(&file, config("")).unwrap();
+    let gw = start_file(&file).await;
+    let url = gw.url.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(url.clone(), &["alpha", "added"], stop.clone());
+
+    let (status, made) = post(
+        &url,
+        "/model/new",
+        MASTER,
+        json!({"model_name": "added", "litellm_params": {"model": "mock/echo", "rpm": 100}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{made}");
+    let id = made["model_id"].as_str().unwrap().to_string();
+    assert_eq!(made["model_info"]["id"], id.as_str());
+    assert_eq!(made["model_info"]["db_model"], true);
+    assert_eq!(chat(&url, MASTER, "added").await.status(), 200);
+
+    let (_, info) = get(&url, "/model/info", MASTER).await;
+    let rows = info["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{info}");
+    assert_eq!(rows[0]["model_name"], "alpha");
+    assert_eq!(rows[0]["model_info"]["db_model"], false);
+    assert_eq!(rows[1]["model_info"]["db_model"], true);
+    assert_eq!(rows[1]["litellm_params"]["rpm"], 100);
+    assert!(rows[1]["model_info"]["created_at"].as_str().unwrap().ends_with('Z'), "{info}");
+    assert!(rows[0]["model_info"].get("created_at").is_none(), "{info}");
+
+    let (status, changed) = post(
+        &url,
+        "/model/update",
+        MASTER,
+        json!({"model_info": {"id": id}, "litellm_params": {"rpm": 700}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["litellm_params"]["rpm"], 700);
+    assert_eq!(changed["litellm_params"]["model"], "mock/echo");
+    assert_eq!(chat(&url, MASTER, "added").await.status(), 200);
+
+    // A reload of the file keeps the stored models.
+    gw.live.reload().await.unwrap();
+    assert_eq!(chat(&url, MASTER, "added").await.status(), 200);
+
+    let (status, gone) = post(&url, "/model/delete", MASTER, json!({"id": id})).await;
+    assert_eq!(status, 200, "{gone}");
+    assert_eq!(chat(&url, MASTER, "added").await.status(), 404);
+    let (status, _) = post(&url, "/model/delete", MASTER, json!({"id": id})).await;
+    assert_eq!(status, 404);
+
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = load.await.unwrap();
+    assert!(ok > 0);
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_files_models_are_protected_and_bad_models_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.toml");
+    std::fs::write(&file, config("")).unwrap();
+    let gw = start_file(&file).await;
+    let url = gw.url.clone();
+    let (_, info) = get(&url, "/model/info", MASTER).await;
+    let file_id = info["data"][0]["model_info"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The file's id: refused for a new model, for an update, for a delete.
+    let (status, err) = post(
+        &url,
+        "/model/new",
+        MASTER,
+        json!({"model_name": "alpha", "litellm_params": {"model": "mock/echo"}, "model_info": {"id": file_id}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["code"], "model_in_config_file");
+    let (status, _) = post(
+        &url,
+        "/model/update",
+        MASTER,
+        json!({"model_info": {"id": file_id}, "litellm_params": {"rpm": 1}}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = post(&url, "/model/delete", MASTER, json!({"id": file_id})).await;
+    assert_eq!(status, 400);
+
+    // A model the config cannot take: its problem, and nothing changes.
+    let (status, err) = post(
+        &url,
+        "/model/new",
+        MASTER,
+        json!({"model_name": "x", "litellm_params": {"model": "mock/echo", "no_such_param": 1}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_param"),
+        "{err}"
+    );
+    let (status, err) = post(
+        &url,
+        "/model/new",
+        MASTER,
+        json!({"model_name": "x", "litellm_params": {"model": "mock/echo", "rpm": -3}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    let (status, err) = post(
+        &url,
+        "/model/new",
+        MASTER,
+        json!({"litellm_params": {"model": "mock/echo"}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    let (_, info) = get(&url, "/model/info", MASTER).await;
+    assert_eq!(info["data"].as_array().unwrap().len(), 1, "{info}");
+
+    // Writes are the master key's.
+    let (status, _) = post(
+        &url,
+        "/model/new",
+        VKEY,
+        json!({"model_name": "y", "litellm_params": {"model": "mock/echo"}}),
+    )
+    .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_info_shows_a_virtual_key_its_models_only_and_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.toml");
+    let secret = "sk-upstream-never-shown-42";
+    let extra = format!(
+        "\n[[models]]\nname = \"beta\"\nprovider_model = \"openai/gpt-4o-mini\"\napi_key = \"{secret}\"\nbase_url = \"http://127.0.0.1:9/v1\"\n"
+    );
+    std::fs::write(&file, config(&extra)).unwrap();
+    let gw = start_file(&file).await;
+    let url = gw.url.clone();
+    let (status, made) = post(
+        &url,
+        "/model/new",
+        MASTER,
+        json!({"model_name": "gamma", "litellm_params": {"model": "openai/gpt-4o", "api_key": "sk-stored-secret-43", "api_base": "http://127.0.0.1:9/v1"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{made}");
+
+    for path in ["/model/info", "/v1/model/info"] {
+        let r = client()
+            .get(format!("{url}{path}"))
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .unwrap();
+        let text = r.text().await.unwrap();
+        assert!(
+            !text.contains(secret) && !text.contains("sk-stored-secret-43"),
+            "{text}"
+        );
+        let all: Value = serde_json::from_str(&text).unwrap();
+        let names: Vec<&str> = all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["model_name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["alpha", "beta", "gamma"]);
+
+        let (status, own) = get(&url, path, VKEY).await;
+        assert_eq!(status, 200);
+        let names: Vec<&str> = own["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["model_name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["alpha"]);
+    }
+    let id = made["model_id"].as_str().unwrap();
+    let (_, one) = get(&url, &format!("/model/info?litellm_model_id={id}"), MASTER).await;
+    assert_eq!(one["data"].as_array().unwrap().len(), 1);
+    assert_eq!(one["data"][0]["model_name"], "gamma");
+
+    let (status, groups) = get(&url, "/model_group/info", MASTER).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = groups["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["model_group"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha", "beta", "gamma"]);
+    assert_eq!(groups["data"][0]["rpm"], 1000);
+    assert_eq!(groups["data"][1]["providers"], json!(["openai"]));
+    let (_, own) = get(&url, "/model_group/info", VKEY).await;
+    assert_eq!(own["data"].as_array().unwrap().len(), 1);
+
+    let anonymous = client()
+        .get(format!("{url}/model/info"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}
