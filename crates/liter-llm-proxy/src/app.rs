@@ -118,9 +118,12 @@ impl App {
             Some(s) => s.responses.clone(),
             None => Arc::new(MemoryResponseStore::default()),
         };
-        let governor = Governor::new(&config, stores, prices.clone()).await;
+        let governor = Governor::new(&config, stores, prices.clone()).await?;
         if let (Some(m), Some(s)) = (&metrics, &governor.stores) {
             s.spend.instrument(m.spend.clone());
+        }
+        if let (Some(m), Some(r)) = (&metrics, &governor.shared) {
+            r.instrument(m.redis_unavailable.clone());
         }
         let keys = Arc::new(KeyRegistry::from_config(
             &config,

@@ -191,6 +191,8 @@ pub struct Metrics {
     pub traces: TraceMetrics,
     pub logs: LogMetrics,
     pub spend: SpendMetrics,
+    /// Rate-limit decisions Redis could not make (`general.redis_url`).
+    pub redis_unavailable: Counter,
     /// The label `""`: no model, deployment or provider.
     none: Label,
     /// The master key's label.
@@ -308,6 +310,12 @@ impl Metrics {
         );
         let logs = register_logs(&mut registry);
         let spend = register_spend(&mut registry);
+        let redis_unavailable = Counter::default();
+        registry.register(
+            "redis_limit_unavailable",
+            "Rate-limit decisions the shared Redis could not make (unreachable, too slow, or skipped while its breaker is open); general.redis_failure decided them",
+            redis_unavailable.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -326,6 +334,7 @@ impl Metrics {
             traces,
             logs,
             spend,
+            redis_unavailable,
             none: Arc::from(""),
             master: Arc::from("master"),
         }
