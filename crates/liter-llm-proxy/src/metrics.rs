@@ -310,12 +310,7 @@ impl Metrics {
         );
         let logs = register_logs(&mut registry);
         let spend = register_spend(&mut registry);
-        let redis_unavailable = Counter::default();
-        registry.register(
-            "redis_limit_unavailable",
-            "Rate-limit decisions the shared Redis could not make (unreachable, too slow, or skipped while its breaker is open); general.redis_failure decided them",
-            redis_unavailable.clone(),
-        );
+        let redis_unavailable = register_redis(&mut registry);
         Metrics {
             registry,
             requests,
@@ -479,6 +474,16 @@ fn register_logs(registry: &mut Registry) -> LogMetrics {
         logs.dropped.clone(),
     );
     logs
+}
+
+fn register_redis(registry: &mut Registry) -> Counter {
+    let counter = Counter::default();
+    registry.register(
+        "redis_limit_unavailable",
+        "Rate-limit decisions the shared Redis could not make (unreachable, too slow, or skipped while its breaker is open); general.redis_failure decided them",
+        counter.clone(),
+    );
+    counter
 }
 
 fn register_cache(registry: &mut Registry) -> CacheMetrics {

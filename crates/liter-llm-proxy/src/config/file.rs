@@ -173,7 +173,8 @@ pub struct GeneralSection {
     /// default: each instance enforces them alone) or `"fail_closed"` (503).
     #[serde(skip_serializing_if = "RedisFailure::is_open")]
     pub redis_failure: RedisFailure,
-    /// Extension: the most one Redis call may take, connecting included (default 50).
+    /// Extension: the most one Redis call may take, connecting included (default
+    /// [`DEFAULT_REDIS_TIMEOUT_MS`]).
     #[serde(skip_serializing_if = "is_default_redis_timeout")]
     pub redis_timeout_ms: u64,
     /// Extension: the prefix of every Redis key (default `liter-llm`); gateways that
@@ -191,8 +192,11 @@ pub enum RedisFailure {
     FailClosed,
 }
 
+/// `general.redis_timeout_ms` by default.
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 100;
+
 fn is_default_redis_timeout(ms: &u64) -> bool {
-    *ms == 50
+    *ms == DEFAULT_REDIS_TIMEOUT_MS
 }
 
 impl RedisFailure {
@@ -232,7 +236,7 @@ impl Default for GeneralSection {
             trace_content: false,
             redis_url: None,
             redis_failure: RedisFailure::FailOpen,
-            redis_timeout_ms: 50,
+            redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
             redis_namespace: None,
         }
     }

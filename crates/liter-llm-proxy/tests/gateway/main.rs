@@ -33,6 +33,7 @@ mod providers;
 mod responses;
 mod routing;
 mod server;
+mod shared_limits;
 mod stream;
 mod support;
 mod tags;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::config::file::{GeneralSection, RedisFailure};
+use crate::config::file::{GeneralSection, RedisFailure, DEFAULT_REDIS_TIMEOUT_MS};
 use crate::config::problems::{given, path, Problems};
 
 /// Coordination through Redis, validated.
@@ -83,7 +83,10 @@ pub(crate) fn check(
         // Settings of a Redis that is not there would be accepted and ignored.
         for (name, set) in [
             ("redis_failure", g.redis_failure != RedisFailure::FailOpen),
-            ("redis_timeout_ms", g.redis_timeout_ms != 50),
+            (
+                "redis_timeout_ms",
+                g.redis_timeout_ms != DEFAULT_REDIS_TIMEOUT_MS,
+            ),
             ("redis_namespace", g.redis_namespace.is_some()),
         ] {
             if set {
