@@ -11,8 +11,11 @@
 #   CG_WARMUP       warm-up seconds before the counters are zeroed     (default 5)
 #   CG_DURATION     measured seconds                                   (default 20)
 #   CG_CONNECTIONS  keep-alive connections                             (default 8)
-#   CG_PATHS        which proxies, in order: floor, gateway, governed, bare, observed
-#                   (default "floor gateway"); bare: the gateway with metrics off;
+#   CG_PATHS        which proxies, in order: floor, gateway, governed, redis, bare, observed
+#                   (default "floor gateway"); redis: the governed gateway with its rate
+#                   limits shared through BENCH_REDIS_URL (default redis://127.0.0.1:6379;
+#                   Redis's own CPU is not counted), with governed it also prints "redis vs
+#                   governed", the multi-instance goal of issue 17; bare: the gateway with metrics off;
 #                   observed: metrics on and tracing on, exporting every span to the mock's
 #                   OTLP collector endpoint (/__mock/otlp); the two together also print
 #                   "observed vs bare", the observability goal of bench/README.md;
@@ -85,6 +88,7 @@ plain_config "$MOCK_PORT" "$RUN/gateway.toml"
 # The governed gateway of run.sh: the bench key has rpm, tpm and a budget, cost tracking is on,
 # spend goes to an SQLite file in the run directory.
 governed_config "$RUN/gateway.toml" "$RUN/governed.toml" "$RUN/spend.db"
+redis_config "$RUN/governed.toml" "$RUN/redis.toml" "${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
 
 # Observability off, and on: metrics (on by default) plus tracing to the mock's collector.
 sed -e 's/^max_retries = 0/max_retries = 0\nmetrics = "off"/' "$RUN/gateway.toml" >"$RUN/bare.toml"
@@ -115,6 +119,7 @@ for p in "${CG_PATHS[@]}"; do
     floor) cmd=("$BIN/bench-floor" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$MOCK_PORT") ;;
     gateway) cmd=("$BIN/liter-llm" api --config "$RUN/gateway.toml") ;;
     governed) cmd=("$BIN/liter-llm" api --config "$RUN/governed.toml") ;;
+    redis) cmd=("$BIN/liter-llm" api --config "$RUN/redis.toml") ;;
     bare) cmd=("$BIN/liter-llm" api --config "$RUN/bare.toml") ;;
     observed) cmd=("$BIN/liter-llm" api --config "$RUN/observed.toml") ;;
     msg-pass|msg-translated)
@@ -157,6 +162,10 @@ if [ -n "${IPR[bare]:-}" ] && [ -n "${IPR[observed]:-}" ]; then
   awk -v a="${IPR[observed]}" -v b="${IPR[bare]}" \
     'BEGIN { r = a / b; printf "observed vs bare (metrics and tracing on vs both off): %.2f× (%s)\n", r, r <= 1.15 ? "PASS, goal ≤ 1.15×" : "MISS, goal ≤ 1.15×" }'
   echo "OTLP exports the mock's collector took: $exports"
+fi
+if [ -n "${IPR[governed]:-}" ] && [ -n "${IPR[redis]:-}" ]; then
+  awk -v a="${IPR[redis]}" -v b="${IPR[governed]}" \
+    'BEGIN { r = a / b; printf "redis vs governed (limits shared through Redis vs in-process): %.2f× (%s)\n", r, r <= 1.5 ? "PASS, goal ≤ 1.5×" : "MISS, goal ≤ 1.5×" }'
 fi
 for p in msg-pass msg-translated; do
   [ -n "${IPR[gateway]:-}" ] && [ -n "${IPR[$p]:-}" ] || continue

@@ -43,3 +43,10 @@ governed_config() { # PLAIN OUT DATABASE_URL: the plain gateway with cost tracki
   printf '\n[[keys]]\nkey = "sk-bench-master"\nrpm = 100000000\ntpm = 100000000000\nbudget_limit = 1000000.0\n' \
     >>"$2"
 }
+
+redis_config() { # GOVERNED OUT REDIS_URL: the governed gateway with its rate limits shared
+  # through the Redis at REDIS_URL, in a namespace of its own (so every admission runs the
+  # shared-limit script and every settlement the settle script).
+  sed -e "s#^max_retries = 0#max_retries = 0\nredis_url = \"$3\"\nredis_namespace = \"bench-$$-$RANDOM\"#" \
+    "$1" >"$2"
+}

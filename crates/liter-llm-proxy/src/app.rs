@@ -240,9 +240,12 @@ impl App {
             (None, None) => Arc::new(MemoryModelStore::default()),
         };
         let fresh_store = stores.is_some() && old.is_none_or(|o| o.governor.stores.is_none());
-        let mut governor = Governor::new(&config, stores, prices.clone()).await;
+        let mut governor = Governor::new(&config, stores, prices.clone()).await?;
         if let (Some(m), Some(s), true) = (&metrics, &governor.stores, fresh_store) {
             s.spend.instrument(m.spend.clone());
+        }
+        if let (Some(m), Some(r)) = (&metrics, &governor.shared) {
+            r.instrument(m.redis_unavailable.clone());
         }
         let mut keys =
             KeyRegistry::from_config(&config, governor.stores.as_ref().map(|s| s.keys.clone()));

@@ -240,6 +240,8 @@ pub struct Metrics {
     pub traces: TraceMetrics,
     pub logs: LogMetrics,
     pub spend: SpendMetrics,
+    /// Rate-limit decisions Redis could not make (`general.redis_url`).
+    pub redis_unavailable: Counter,
     /// The label `""`: no model, deployment or provider.
     none: Label,
     /// The master key's label.
@@ -359,6 +361,7 @@ impl Metrics {
         );
         let logs = register_logs(&mut registry);
         let spend = register_spend(&mut registry);
+        let redis_unavailable = register_redis(&mut registry);
         Metrics {
             registry,
             requests,
@@ -377,6 +380,7 @@ impl Metrics {
             traces,
             logs,
             spend,
+            redis_unavailable,
             none: Label::new(""),
             master: Label::new("master"),
             routes: RwLock::default(),
@@ -543,6 +547,16 @@ fn register_logs(registry: &mut Registry) -> LogMetrics {
         logs.dropped.clone(),
     );
     logs
+}
+
+fn register_redis(registry: &mut Registry) -> Counter {
+    let counter = Counter::default();
+    registry.register(
+        "redis_limit_unavailable",
+        "Rate-limit decisions the shared Redis could not make (unreachable, too slow, or skipped while its breaker is open); general.redis_failure decided them",
+        counter.clone(),
+    );
+    counter
 }
 
 fn register_cache(registry: &mut Registry) -> CacheMetrics {

@@ -67,6 +67,7 @@ fn env_for<'a>(source: &'a str, page: &'a str) -> impl Fn(&str) -> Option<String
             return None;
         }
         Some(match name {
+            "REDIS_URL" => "redis://127.0.0.1:9".into(),
             n if n.ends_with("_URL") || n.ends_with("_BASE") || n.ends_with("ENDPOINT") => {
                 "http://127.0.0.1:9".into()
             }

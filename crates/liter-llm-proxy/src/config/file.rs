@@ -163,6 +163,46 @@ pub struct GeneralSection {
     /// request spans (as the GenAI conventions' opt-in events). Off by default.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub trace_content: bool,
+    /// Extension: the Redis through which gateways share their rate limits
+    /// (`redis://[:password@]host:port[/db]`, `rediss://` for TLS). Unset: LiteLLM's
+    /// `REDIS_URL`, or `REDIS_HOST` / `REDIS_PORT` / `REDIS_PASSWORD`; none of them:
+    /// limits are per instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// Extension: the rate limits while Redis is unreachable: `"fail_open"` (the
+    /// default: each instance enforces them alone) or `"fail_closed"` (503).
+    #[serde(skip_serializing_if = "RedisFailure::is_open")]
+    pub redis_failure: RedisFailure,
+    /// Extension: the most one Redis call may take, connecting included (default
+    /// [`DEFAULT_REDIS_TIMEOUT_MS`]).
+    #[serde(skip_serializing_if = "is_default_redis_timeout")]
+    pub redis_timeout_ms: u64,
+    /// Extension: the prefix of every Redis key (default `liter-llm`); gateways that
+    /// share limits use the same one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_namespace: Option<String>,
+}
+
+/// `general.redis_failure`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisFailure {
+    #[default]
+    FailOpen,
+    FailClosed,
+}
+
+/// `general.redis_timeout_ms` by default.
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 100;
+
+fn is_default_redis_timeout(ms: &u64) -> bool {
+    *ms == DEFAULT_REDIS_TIMEOUT_MS
+}
+
+impl RedisFailure {
+    fn is_open(&self) -> bool {
+        *self == RedisFailure::FailOpen
+    }
 }
 
 /// `general.metrics`.
@@ -194,6 +234,10 @@ impl Default for GeneralSection {
             pricing_file: None,
             metrics: MetricsAccess::Master,
             trace_content: false,
+            redis_url: None,
+            redis_failure: RedisFailure::FailOpen,
+            redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
+            redis_namespace: None,
         }
     }
 }

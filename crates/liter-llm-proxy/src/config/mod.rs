@@ -46,6 +46,7 @@ pub use section::keys::KeySpec;
 pub use section::logging::{SinkFormat, SinkKind, SinkSpec};
 pub use section::models::Deployment;
 pub use section::network::{resolve_network, NetworkCredentials, NetworkError, UrlSource};
+pub use section::redis::RedisSpec;
 pub use section::routing::{tag_problem, PoolSpec, Routing, MAX_TAGS, MAX_TAG_BYTES};
 pub use section::server::{CorsOrigins, Limits};
 pub use source::{stored_entry, Reading, Source, StoredEntry};

@@ -84,7 +84,8 @@ pub(crate) fn validate(
     let unexposed_providers = section::aliases::unexposed(&credential_aliases, env);
     let names = Names::new(&file.models, &file.router.model_group_alias);
     let keys = section::keys::check(&file.keys, general.master_key.as_ref(), &names, p);
-    let governance = section::governance::check(file, p);
+    let mut governance = section::governance::check(file, p);
+    governance.redis = section::redis::check(&file.general, env, p);
     let files = file.files.as_ref().map(|f| section::files::check(f, p));
     let cache = file
         .cache

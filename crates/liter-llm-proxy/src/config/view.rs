@@ -49,6 +49,23 @@ fn mask_password(url: &str) -> String {
     format!("{scheme}://{user}:{MASK}{}", &rest[userinfo.len()..])
 }
 
+/// [`mask_password`], and a userinfo without `:` masked whole (`redis://secret@host`:
+/// some clients read a lone userinfo as the password).
+fn mask_userinfo(url: &str) -> String {
+    let masked = mask_password(url);
+    if masked != url {
+        return masked;
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return masked;
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.rsplit_once('@') {
+        Some((userinfo, _)) => format!("{scheme}://{MASK}{}", &rest[userinfo.len()..]),
+        None => masked,
+    }
+}
+
 /// The `backend_config` values whose keys name secrets (`objstore::is_secret_key`)
 /// replaced by [`MASK`].
 fn mask_backend_config(config: &mut std::collections::BTreeMap<String, BackendValue>) {
@@ -70,6 +87,7 @@ pub(crate) fn inspect(file: FileConfig, config: Config, overrides: &Overrides) -
         masked.general.master_key = Some(MASK.to_string());
     }
     masked.general.database_url = masked.general.database_url.as_deref().map(mask_password);
+    masked.general.redis_url = masked.general.redis_url.as_deref().map(mask_userinfo);
     for m in &mut masked.models {
         mask(&mut m.api_key);
         mask(&mut m.aws_access_key_id);
@@ -118,5 +136,14 @@ mod tests {
             "postgres://app@db/llm"
         );
         assert_eq!(mask_password("data/liter-llm.db"), "data/liter-llm.db");
+        assert_eq!(
+            super::mask_userinfo("rediss://:pw@r.internal:6380/0"),
+            "rediss://:********@r.internal:6380/0"
+        );
+        assert_eq!(
+            super::mask_userinfo("redis://pw@r.internal"),
+            "redis://********@r.internal"
+        );
+        assert_eq!(super::mask_userinfo("redis://r:6379"), "redis://r:6379");
     }
 }

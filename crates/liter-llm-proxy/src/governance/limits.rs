@@ -185,13 +185,19 @@ impl Window {
     }
 
     fn remaining(&self, log: &Log) -> Remaining {
+        Remaining::of(self.limits, log.requests, log.tokens)
+    }
+}
+
+impl Remaining {
+    /// What `limits` leave once `requests` and `tokens` are counted.
+    pub fn of(limits: RateLimits, requests: u64, tokens: u64) -> Remaining {
         Remaining {
-            limits: self.limits,
-            requests: self
-                .limits
+            limits,
+            requests: limits
                 .rpm
-                .map(|r| u32::try_from(u64::from(r).saturating_sub(log.requests)).unwrap_or(0)),
-            tokens: self.limits.tpm.map(|t| t.saturating_sub(log.tokens)),
+                .map(|r| u32::try_from(u64::from(r).saturating_sub(requests)).unwrap_or(0)),
+            tokens: limits.tpm.map(|t| t.saturating_sub(tokens)),
         }
     }
 }
@@ -199,11 +205,36 @@ impl Window {
 /// A request admitted by every window it was checked against.
 #[derive(Debug)]
 pub struct Admission {
-    /// Each window with the `seq` of the bucket that holds this request.
-    held: Vec<(Arc<Window>, u64)>,
+    held: Held,
     tokens: u64,
     /// The tightest window, for the `x-ratelimit-*` headers.
     pub remaining: Option<Remaining>,
+}
+
+/// Where an admission is counted, for its settlement.
+#[derive(Debug)]
+enum Held {
+    /// Each window of this process with the `seq` of the bucket that holds the request.
+    Local(Vec<(Arc<Window>, u64)>),
+    /// Windows another backend keeps (Redis).
+    Elsewhere(Box<dyn Settle>),
+}
+
+/// Settles an admission a backend other than this process's windows made.
+pub trait Settle: Send + Sync + std::fmt::Debug {
+    /// Replace the `estimate` by the tokens really used (`actual`).
+    fn settle(&self, estimate: u64, actual: u64);
+}
+
+impl Admission {
+    /// An admission counted by another backend, settled through `held`.
+    pub fn elsewhere(held: Box<dyn Settle>, tokens: u64, remaining: Option<Remaining>) -> Self {
+        Admission {
+            held: Held::Elsewhere(held),
+            tokens,
+            remaining,
+        }
+    }
 }
 
 /// Admits a request of `tokens` (estimated) against `windows` (each with its scope name:
@@ -234,16 +265,20 @@ pub fn admit(
         let counted = if w.limits.tpm.is_some() { tokens } else { 0 };
         let seq = log.record(now, counted);
         held.push(((*w).clone(), seq));
-        let r = w.remaining(log);
-        remaining = Some(match remaining {
-            Some(prev) if tighter(prev, r) => prev,
-            _ => r,
-        });
+        remaining = tightest(remaining, w.remaining(log));
     }
     Ok(Admission {
-        held,
+        held: Held::Local(held),
         tokens,
         remaining,
+    })
+}
+
+/// The tighter of `prev` (if any) and `r`.
+pub fn tightest(prev: Option<Remaining>, r: Remaining) -> Option<Remaining> {
+    Some(match prev {
+        Some(prev) if tighter(prev, r) => prev,
+        _ => r,
     })
 }
 
@@ -266,7 +301,11 @@ impl Admission {
     /// Replace the estimate by the tokens really used, in the bucket that holds the
     /// request (if it is still in the window). Called once, when the request ends.
     pub fn settle(&self, actual: u64) {
-        for (w, seq) in &self.held {
+        let held = match &self.held {
+            Held::Local(held) => held,
+            Held::Elsewhere(h) => return h.settle(self.tokens, actual),
+        };
+        for (w, seq) in held {
             if w.limits.tpm.is_none() {
                 continue;
             }

@@ -12,18 +12,20 @@
 //! meter and cost nothing here. Uses `routing` (the pool's deployments), `upstream`
 //! (the usage tap it implements), `pricing`, `store`, `config`; never the HTTP edge.
 
+pub mod breaker;
 pub mod estimate;
+pub mod limiter;
 pub mod limits;
 pub mod meter;
+pub mod redis_limits;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use liter_llm::types::Usage;
-use tokio::time::Instant;
 
-use crate::config::{Config, Enforcement, KeyLimits};
+use crate::config::{Config, Enforcement, KeyLimits, RedisFailure};
 use crate::error::{GatewayError, RateHeaders};
 use crate::logtext::Clean;
 use crate::pricing::Prices;
@@ -34,8 +36,10 @@ use crate::store::{
 };
 use crate::tasks::Pending;
 use estimate::{Estimate, Tokenizer};
+use limiter::{Denied, Limit, Limiter, Local};
 use limits::{Admission, Refusal, Remaining, Window};
 pub use meter::{Meter, BUDGET_WARNING};
+use redis_limits::{RedisLimiter, RedisUrlError};
 
 /// What the governance stage keeps for the gateway's lifetime.
 #[derive(Debug)]
@@ -48,6 +52,9 @@ pub struct Governor {
     /// admin API alone).
     meter_all: bool,
     global_window: Option<Arc<Window>>,
+    /// The windows every gateway on `general.redis_url` shares (`None`: this
+    /// process's windows only).
+    pub shared: Option<RedisLimiter>,
     /// `[budget] global_limit`.
     global_budget: Option<f64>,
     /// `[budget] enforcement = "soft"`.
@@ -72,6 +79,8 @@ pub enum GovernanceError {
     Open(StoreError),
     #[error("cannot reconcile the spend store: {0}")]
     Reconcile(StoreError),
+    #[error(transparent)]
+    Redis(#[from] RedisUrlError),
 }
 
 /// Why a request was refused, rendered by `GatewayError`.
@@ -90,6 +99,10 @@ pub enum Refused {
     },
     #[error("the spend store is unavailable; try again later")]
     StoreUnavailable,
+    /// Redis could not decide the shared rate limits and `general.redis_failure` is
+    /// `fail_closed`.
+    #[error("the shared rate limiter is unavailable; try again later")]
+    LimiterUnavailable,
     /// A budget applies and the model has no price, so the budget could not hold.
     #[error("model {0:?} has no price, so the budget that applies to this request cannot be enforced; price it with input_cost_per_token / output_cost_per_token on its [[models]] entry or in general.pricing_file, or set [budget] default_input_cost_per_token / default_output_cost_per_token")]
     Unpriced(String),
@@ -129,7 +142,9 @@ impl From<Refused> for GatewayError {
                 limits: Some(rate_headers(&refusal.remaining)),
             },
             Refused::OverBudget { .. } => GatewayError::BudgetExceeded(message),
-            Refused::StoreUnavailable => GatewayError::StoreUnavailable(message),
+            Refused::StoreUnavailable | Refused::LimiterUnavailable => {
+                GatewayError::StoreUnavailable(message)
+            }
             Refused::Unpriced(_) => GatewayError::BadRequest {
                 message,
                 param: Some("model"),
@@ -242,12 +257,12 @@ pub async fn open_store(config: &Config) -> Result<Option<Stores>, GovernanceErr
 
 impl Governor {
     /// The stage over `stores` (from [`open_store`]); warms the tokenizer when
-    /// tokens are counted.
+    /// tokens are counted. Fails only on a Redis URL the client cannot use.
     pub async fn new(
         config: &Config,
         stores: Option<Stores>,
         prices: Option<Arc<Prices>>,
-    ) -> Governor {
+    ) -> Result<Governor, GovernanceError> {
         let g = &config.governance;
         let meter_all = meters_all(config);
         let tokenizer = Tokenizer::default();
@@ -260,9 +275,18 @@ impl Governor {
             let t = tokenizer.clone();
             let _ = tokio::task::spawn_blocking(move || t.warm()).await;
         }
-        Governor {
+        let pending = Arc::<Pending>::default();
+        let shared = match &g.redis {
+            Some(spec) => {
+                tracing::info!(from = spec.source, namespace = %spec.namespace, "rate limits are shared through Redis");
+                Some(RedisLimiter::new(spec, pending.clone())?)
+            }
+            None => None,
+        };
+        Ok(Governor {
             stores,
             meter_all,
+            shared,
             global_window: g
                 .global_rate
                 .is_set()
@@ -277,8 +301,24 @@ impl Governor {
                 .collect(),
             tokenizer,
             prices,
-            pending: Arc::default(),
+            pending,
+        })
+    }
+
+    /// Admits a request against `limits` in Redis when the limits are shared, else
+    /// (or when Redis cannot decide and the policy is `fail_open`) in this process.
+    async fn limit(&self, limits: &[Limit<'_>], tokens: u64) -> Result<Admission, Refused> {
+        if let Some(shared) = &self.shared {
+            match shared.admit(limits, tokens).await {
+                Ok(a) => return Ok(a),
+                Err(Denied::Refused(r)) => return Err(Refused::RateLimited(r)),
+                Err(Denied::Unavailable) if shared.failure() == RedisFailure::FailClosed => {
+                    return Err(Refused::LimiterUnavailable)
+                }
+                Err(Denied::Unavailable) => {}
+            }
         }
+        Local::admit_now(limits, tokens).map_err(Refused::RateLimited)
     }
 
     /// Carry `old`'s live state over (a reload): the gateway's rate-limit window when
@@ -495,12 +535,23 @@ pub async fn admit(
     {
         return Err(Refused::Expired);
     }
-    let mut windows: Vec<(&'static str, &Arc<Window>)> = Vec::with_capacity(2);
-    if let Some(w) = key.and_then(|k| k.window) {
-        windows.push(("key", w));
+    let mut windows: Vec<Limit<'_>> = Vec::with_capacity(2);
+    if let Some(k) = key {
+        if let Some(window) = k.window {
+            let name = k.scope;
+            windows.push(Limit {
+                scope: "key",
+                name,
+                window,
+            });
+        }
     }
-    if let Some(w) = &gov.global_window {
-        windows.push(("gateway", w));
+    if let Some(window) = &gov.global_window {
+        windows.push(Limit {
+            scope: "gateway",
+            name: "global",
+            window,
+        });
     }
     let stores = gov
         .stores
@@ -509,8 +560,8 @@ pub async fn admit(
     if windows.is_empty() && stores.is_none() {
         return Ok(None);
     }
-    let needs_tokens =
-        !req.cache_hit && (stores.is_some() || windows.iter().any(|(_, w)| w.limits.tpm.is_some()));
+    let needs_tokens = !req.cache_hit
+        && (stores.is_some() || windows.iter().any(|l| l.window.limits.tpm.is_some()));
     let estimate = if needs_tokens {
         gov.estimate(req.body, pool, req.endpoint)
     } else {
@@ -522,10 +573,7 @@ pub async fn admit(
     let admission: Option<Admission> = if windows.is_empty() {
         None
     } else {
-        Some(
-            limits::admit(&windows, Instant::now(), estimate.total())
-                .map_err(Refused::RateLimited)?,
-        )
+        Some(gov.limit(&windows, estimate.total()).await?)
     };
     let reserved = match stores {
         Some(stores) => {

@@ -196,7 +196,7 @@ async fn redis_cache_from_redis_variables_is_shared() {
     let loaded = yaml(&src, env).unwrap();
     let twin = toml(
         &format!("[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"gpt-3.5-turbo\"\nprovider_model = \"openai/gpt-3.5-turbo\"\napi_key = \"{UPSTREAM_KEY}\"\nbase_url = \"{base}\"\n[cache]\nbackend = \"redis\"\nttl_seconds = 600\n[cache.backend_config]\nendpoint = \"redis://127.0.0.1:6379\"\nroot = \"/{ns}/\"\n"),
-        no_env,
+        env,
     );
     assert_same(&loaded.value, &twin);
     let one = Gateway::start_config(loaded.value).await;

@@ -35,6 +35,7 @@ mod reload;
 mod responses;
 mod routing;
 mod server;
+mod shared_limits;
 mod stream;
 mod support;
 mod tags;

@@ -63,15 +63,16 @@ pub(crate) fn litellm_settings(t: &mut Twin<'_>, entries: &[Entry], deferred: &m
 
 pub(crate) fn router_settings(t: &mut Twin<'_>, entries: &[Entry], deferred: &mut Deferred) {
     let mut cooldown: Option<CooldownSection> = None;
+    redis(t, entries);
     for e in entries {
         let path = format!("router_settings.{}", e.key);
         let v = &e.value;
         match e.key.as_str() {
             "routing_strategy" => {
                 if let Some(s) = t.string(v, &path) {
-                    let parsed = Strategy::deserialize(
-                        serde::de::value::StrDeserializer::<serde::de::value::Error>::new(&s),
-                    );
+                    let parsed = Strategy::deserialize(serde::de::value::StrDeserializer::<
+                        serde::de::value::Error,
+                    >::new(&s));
                     match parsed {
                         Ok(strategy) => t.file.router.strategy = strategy,
                         Err(_) => t.unsupported(&path, e.line, e.col, &format!("routing_strategy {s:?} (supported: simple-shuffle, least-busy, latency-based-routing, usage-based-routing, usage-based-routing-v2, cost-based-routing)")),
@@ -103,22 +104,57 @@ pub(crate) fn router_settings(t: &mut Twin<'_>, entries: &[Entry], deferred: &mu
             "context_window_fallbacks" => fallbacks(t, v, &path, Fallbacks::ContextWindow),
             "default_fallbacks" => default_fallbacks(t, e, &path, deferred),
             "model_group_alias" => group_aliases(t, e, &path),
-            "redis_host" | "redis_port" | "redis_password" | "redis_url" => t.unsupported(
+            "redis_host" | "redis_port" | "redis_password" | "redis_url" => {}
+            "retry_after" => t.unsupported(
                 &path,
                 e.line,
                 e.col,
-                "Redis coordination of router state between instances (the response cache reads litellm_settings.cache_params)",
+                "retry_after (a minimum wait before a retry)",
             ),
-            "retry_after" => t.unsupported(&path, e.line, e.col, "retry_after (a minimum wait before a retry)"),
             "enable_tag_filtering" => {
                 t.file.router.enable_tag_filtering = t.boolean(v, &path).unwrap_or(false);
                 t.loc_entry("router.enable_tag_filtering", &path, e);
             }
-            "enable_pre_call_checks" => only_false(t, e, &path, "pre-call context-window checks (enable_pre_call_checks)"),
+            "enable_pre_call_checks" => only_false(
+                t,
+                e,
+                &path,
+                "pre-call context-window checks (enable_pre_call_checks)",
+            ),
             _ => t.unknown(&path, e),
         }
     }
     t.file.cooldown = cooldown;
+}
+
+/// `router_settings.redis_url`, or `redis_host` / `redis_port` / `redis_password`:
+/// `general.redis_url`, which shares the rate limits between instances (cooldowns and
+/// usage counts are not shared yet: said in the converted file's header).
+fn redis(t: &mut Twin<'_>, entries: &[Entry]) {
+    let mut part = |key: &str| {
+        let e = entries.iter().find(|e| e.key == key)?;
+        let path = format!("router_settings.{key}");
+        let value = t.string(&e.value, &path)?;
+        t.loc_entry("general.redis_url", &path, e);
+        Some(value)
+    };
+    let url = part("redis_url");
+    let host = part("redis_host");
+    let port = part("redis_port");
+    let password = part("redis_password");
+    let url = match (url, host) {
+        (Some(url), _) => url,
+        (None, Some(host)) => {
+            let auth = password.map(|p| format!(":{p}@")).unwrap_or_default();
+            let port = port.unwrap_or_else(|| "6379".into());
+            format!("redis://{auth}{host}:{port}")
+        }
+        (None, None) => return,
+    };
+    t.file.general.redis_url = Some(url);
+    t.notes.push(
+        "general.redis_url comes from router_settings: rate limits are shared between instances; cooldowns and usage-based routing are not shared yet".into(),
+    );
 }
 
 pub(crate) fn general_settings(t: &mut Twin<'_>, entries: &[Entry]) {

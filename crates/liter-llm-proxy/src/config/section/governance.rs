@@ -52,6 +52,9 @@ pub struct Governance {
     /// price of models the table does not know, for budgeted requests (`None`: such
     /// requests are refused).
     pub default_price: Option<(f64, f64)>,
+    /// `general.redis_url` (or LiteLLM's `REDIS_*` variables) and its policy: rate
+    /// limits shared by every gateway on that Redis (`None`: per instance).
+    pub redis: Option<super::redis::RedisSpec>,
 }
 
 impl Governance {

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod logging;
 pub mod models;
 pub mod network;
+pub mod redis;
 pub mod routing;
 pub mod server;
 pub(crate) mod settings;
