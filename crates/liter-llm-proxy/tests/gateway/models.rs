@@ -91,7 +91,13 @@ async fn models_are_added_updated_and_deleted_under_traffic() {
     assert_eq!(rows[0]["model_info"]["db_model"], false);
     assert_eq!(rows[1]["model_info"]["db_model"], true);
     assert_eq!(rows[1]["litellm_params"]["rpm"], 100);
-    assert!(rows[1]["model_info"]["created_at"].as_str().unwrap().ends_with('Z'), "{info}");
+    assert!(
+        rows[1]["model_info"]["created_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z'),
+        "{info}"
+    );
     assert!(rows[0]["model_info"].get("created_at").is_none(), "{info}");
 
     let (status, changed) = post(
