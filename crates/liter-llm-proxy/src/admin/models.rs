@@ -134,6 +134,7 @@ async fn apply(
         }
     }
     edit.commit();
+    live.announce_stored();
     tracing::info!("model admin API: {}", changes.summary());
     Ok(live.app())
 }

@@ -13,6 +13,7 @@
 //! Above `app` and `config`; used by the HTTP edge (`server`) and the admin API.
 
 pub mod changes;
+pub mod sync;
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
@@ -49,6 +50,10 @@ pub struct Live {
     probes: Mutex<Option<JoinHandle<()>>>,
     /// Being served (probes run, and restart with each new App).
     serving: std::sync::atomic::AtomicBool,
+    /// With Redis and a database: the spread of stored-model changes between
+    /// gateways ([`sync`]), and the task following the others'.
+    sync: std::sync::OnceLock<Arc<sync::ModelSync>>,
+    following: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct State {
@@ -93,6 +98,8 @@ impl Live {
                 }),
                 probes: Mutex::new(None),
                 serving: std::sync::atomic::AtomicBool::new(false),
+                sync: std::sync::OnceLock::new(),
+                following: Mutex::new(None),
             }
         })
     }
@@ -129,8 +136,51 @@ impl Live {
         }
     }
 
+    /// With Redis and a database: follow the stored-model changes other gateways
+    /// announce (see [`sync`]). Once.
+    pub fn start_sync(&self) {
+        let app = self.app();
+        let (Some(spec), Some(_)) = (&app.config.governance.redis, &app.governor.stores) else {
+            return;
+        };
+        let Some(s) = sync::ModelSync::new(spec) else {
+            return;
+        };
+        if self.sync.set(s.clone()).is_ok() {
+            let task = s.follow(self.me.clone());
+            *self
+                .following
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(task);
+        }
+    }
+
+    /// Tells the other gateways the stored models changed (the model admin API).
+    pub fn announce_stored(&self) {
+        if let Some(s) = self.sync.get() {
+            s.announce();
+        }
+    }
+
+    /// Serve the models the store holds now (another gateway changed them).
+    pub async fn sync_stored(&self) -> Result<Changes, ReloadError> {
+        let mut edit = self.edit().await;
+        let stored = self.read_store().await?;
+        let changes = edit.prepare(stored).await?;
+        edit.commit();
+        Ok(changes)
+    }
+
     /// Shutdown has begun: mark the App draining, stop the probes, refuse reloads.
     pub async fn close(&self) {
+        if let Some(t) = self
+            .following
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            t.abort();
+        }
         self.app()
             .draining
             .store(true, std::sync::atomic::Ordering::Relaxed);

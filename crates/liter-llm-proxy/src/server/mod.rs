@@ -61,6 +61,7 @@ pub async fn serve_live(
     let limits = live.app().config.limits;
     let shared = Arc::new(conn::Shared::new(live.clone(), limits));
     live.start_probes();
+    live.start_sync();
     let slot_count = limits
         .max_connections
         .min(Semaphore::MAX_PERMITS)

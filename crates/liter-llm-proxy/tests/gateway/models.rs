@@ -285,3 +285,59 @@ async fn model_info_shows_a_virtual_key_its_models_only_and_no_secret() {
         .unwrap();
     assert_eq!(anonymous.status(), 401);
 }
+
+/// Two gateways sharing PostgreSQL (a schema of this test's own) and Redis (a
+/// namespace of its own): a model added on one is served by the other, and deleted on
+/// the other, is gone from the first, without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_model_changes_reach_every_gateway_sharing_redis() {
+    use sqlx::{Connection, Executor};
+    let tag = format!("{:016x}", rand::random::<u64>());
+    let schema = format!("models_sync_{tag}");
+    let base = crate::governance::PG_URL;
+    let mut pg = sqlx::PgConnection::connect(base).await.unwrap();
+    pg.execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.toml");
+    let general = format!(
+        "[general]\ndatabase_url = \"{base}?options=-csearch_path%3D{schema}\"\nredis_url = \"redis://127.0.0.1:6379\"\nredis_namespace = \"t-{tag}\"\n"
+    );
+    std::fs::write(&file, config("").replacen("[general]\n", &general, 1)).unwrap();
+    let a = start_file(&file).await;
+    let b = start_file(&file).await;
+
+    // Whether `url` answers `want` for `model` within a few seconds (the other
+    // gateway's announcement is followed in the background).
+    async fn served(url: &str, model: &str, want: u16) -> bool {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            if chat(url, MASTER, model).await.status().as_u16() == want {
+                return true;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(chat(&b.url, MASTER, "beta").await.status(), 404);
+    let (status, added) = post(
+        &a.url,
+        "/model/new",
+        MASTER,
+        json!({"model_name": "beta", "litellm_params": {"model": "mock/echo"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{added}");
+    assert!(served(&b.url, "beta", 200).await, "b never served beta");
+    let id = added["model_info"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = post(&b.url, "/model/delete", MASTER, json!({"id": id})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(served(&a.url, "beta", 404).await, "a still serves beta");
+    drop((a, b));
+    pg.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
+}
