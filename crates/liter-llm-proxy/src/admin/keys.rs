@@ -5,6 +5,8 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+
+use crate::reload::LiveHandle;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -141,6 +143,13 @@ fn new_secret() -> String {
 }
 
 /// The key's spend in its current budget window (for its lifetime without one).
+/// Tells the other gateways sharing Redis to forget the keys they cached.
+fn announce_keys(live: &LiveHandle) {
+    if let Some(live) = live.0.upgrade() {
+        live.announce(crate::reload::sync::Change::Keys);
+    }
+}
+
 async fn key_spend(app: &App, id: &str) -> f64 {
     match stores(app) {
         Ok(s) => s
@@ -308,7 +317,11 @@ where
 
 #[utoipa::path(post, path = "/key/update", tag = "admin", operation_id = "key_update", request_body = UpdateBody,
     responses((status = 200, description = "The key's new settings", body = Object), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
-pub async fn update(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Response {
+pub async fn update(
+    State(app): State<Arc<App>>,
+    Extension(live): Extension<LiveHandle>,
+    RawBody(raw): RawBody,
+) -> Response {
     let run = async {
         let body: UpdateBody = parse_json(&raw)?;
         let s = stores(&app)?;
@@ -351,6 +364,7 @@ pub async fn update(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Respo
             .await
             .map_err(conflict)?;
         app.keys.forget_runtime();
+        announce_keys(&live);
         match updated {
             Some(k) => {
                 let spend = key_spend(&app, &k.id).await;
@@ -373,7 +387,11 @@ pub struct DeleteBody {
 
 #[utoipa::path(post, path = "/key/delete", tag = "admin", operation_id = "key_delete", request_body = DeleteBody,
     responses((status = 200, description = "The deleted keys", body = Object), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
-pub async fn delete(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Response {
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    Extension(live): Extension<LiveHandle>,
+    RawBody(raw): RawBody,
+) -> Response {
     let run = async {
         let body: DeleteBody = parse_json(&raw)?;
         let s = stores(&app)?;
@@ -406,6 +424,7 @@ pub async fn delete(State(app): State<Arc<App>>, RawBody(raw): RawBody) -> Respo
             }
         }
         app.keys.forget_runtime();
+        announce_keys(&live);
         Ok::<_, GatewayError>(Json(json!({"deleted_keys": deleted})).into_response())
     };
     run.await.unwrap_or_else(IntoResponse::into_response)

@@ -134,7 +134,7 @@ async fn apply(
         }
     }
     edit.commit();
-    live.announce_stored();
+    live.announce(crate::reload::sync::Change::Models);
     tracing::info!("model admin API: {}", changes.summary());
     Ok(live.app())
 }

@@ -52,7 +52,7 @@ pub struct Live {
     serving: std::sync::atomic::AtomicBool,
     /// With Redis and a database: the spread of stored-model changes between
     /// gateways ([`sync`]), and the task following the others'.
-    sync: std::sync::OnceLock<Arc<sync::ModelSync>>,
+    sync: std::sync::OnceLock<Arc<sync::Spread>>,
     following: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -136,14 +136,14 @@ impl Live {
         }
     }
 
-    /// With Redis and a database: follow the stored-model changes other gateways
-    /// announce (see [`sync`]). Once.
+    /// With Redis and a database: follow the admin changes other gateways announce
+    /// (see [`sync`]). Once.
     pub fn start_sync(&self) {
         let app = self.app();
         let (Some(spec), Some(_)) = (&app.config.governance.redis, &app.governor.stores) else {
             return;
         };
-        let Some(s) = sync::ModelSync::new(spec) else {
+        let Some(s) = sync::Spread::new(spec) else {
             return;
         };
         if self.sync.set(s.clone()).is_ok() {
@@ -155,10 +155,10 @@ impl Live {
         }
     }
 
-    /// Tells the other gateways the stored models changed (the model admin API).
-    pub fn announce_stored(&self) {
+    /// Tells the other gateways what the admin API changed here.
+    pub fn announce(&self, change: sync::Change) {
         if let Some(s) = self.sync.get() {
-            s.announce();
+            s.announce(change);
         }
     }
 

@@ -1,10 +1,12 @@
-//! Stored models kept the same on every gateway that shares a database and a Redis
-//! (`general.redis_url`): a gateway whose model admin API changed them announces it
-//! on the channel `{namespace}:models`; every other one, subscribed, reads the store
-//! again and serves what it holds ([`Live::sync_stored`]). After (re)subscribing, a
-//! gateway reads the store once, so a change announced while it was not listening is
-//! not missed. A Redis that is down delays the spread (until it is back), never a
-//! request: announcing runs in the background, bounded by the Redis timeout.
+//! Admin changes spread to every gateway that shares a database and a Redis
+//! (`general.redis_url`): a gateway whose admin API changed the stored models or a
+//! virtual key announces it on the channel `{namespace}:changes`; every other one,
+//! subscribed, reads the stored models again and serves them ([`Live::sync_stored`]),
+//! or forgets the keys it cached, so the next request reads them from the database.
+//! After (re)subscribing, a gateway does both once, so a change announced while it was
+//! not listening is not missed. A Redis that is down delays the spread (until it is
+//! back, or the key cache's own expiry), never a request: announcing runs in the
+//! background, bounded by the Redis timeout.
 //!
 //! Part of `reload`; talks to Redis only.
 
@@ -21,8 +23,26 @@ use crate::config::RedisSpec;
 /// How long a broken subscription waits before it tries again.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// The announcing and following of stored-model changes of one gateway.
-pub struct ModelSync {
+/// What changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The stored models (the model admin API).
+    Models,
+    /// A virtual key was updated, blocked or deleted (the key admin API).
+    Keys,
+}
+
+impl Change {
+    fn word(self) -> &'static str {
+        match self {
+            Change::Models => "models",
+            Change::Keys => "keys",
+        }
+    }
+}
+
+/// The announcing and following of one gateway's admin changes.
+pub struct Spread {
     client: redis::Client,
     channel: String,
     /// This gateway's mark in its announcements, so it skips its own.
@@ -30,35 +50,36 @@ pub struct ModelSync {
     timeout: Duration,
 }
 
-impl ModelSync {
+impl Spread {
     /// `None` when the URL cannot be used (the rate limiter reports that at start-up).
-    pub fn new(spec: &RedisSpec) -> Option<Arc<ModelSync>> {
+    pub fn new(spec: &RedisSpec) -> Option<Arc<Spread>> {
         let client = redis::Client::open(spec.url.expose_secret()).ok()?;
-        Some(Arc::new(ModelSync {
+        Some(Arc::new(Spread {
             client,
-            channel: format!("{}:models", spec.namespace),
+            channel: format!("{}:changes", spec.namespace),
             me: format!("{:016x}", rand::random::<u64>()),
             timeout: spec.timeout,
         }))
     }
 
-    /// Tells the other gateways that the stored models changed.
-    pub fn announce(self: &Arc<Self>) {
+    /// Tells the other gateways what changed.
+    pub fn announce(self: &Arc<Self>, change: Change) {
         let sync = self.clone();
         tokio::spawn(async move {
             let publish = async {
                 let mut c = sync.client.get_multiplexed_async_connection().await?;
                 redis::cmd("PUBLISH")
                     .arg(&sync.channel)
-                    .arg(&sync.me)
+                    .arg(format!("{} {}", change.word(), sync.me))
                     .query_async::<i64>(&mut c)
                     .await
             };
-            match tokio::time::timeout(sync.timeout, publish).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e.category(), "could not tell the other gateways that the stored models changed; they see it at their next reload"),
-                Err(_) => tracing::warn!("Redis took too long to take the news that the stored models changed; the other gateways see it at their next reload"),
-            }
+            let failed = match tokio::time::timeout(sync.timeout, publish).await {
+                Ok(Ok(_)) => return,
+                Ok(Err(e)) => e.category().to_owned(),
+                Err(_) => "timed out".to_owned(),
+            };
+            tracing::warn!(error = %failed, "could not tell the other gateways that the {} changed: they see it at their next reload (models) or within the key cache's expiry (keys)", change.word());
         });
     }
 
@@ -70,20 +91,29 @@ impl ModelSync {
                 match self.subscribe().await {
                     Ok(mut pubsub) => {
                         // What changed while this gateway was not listening.
-                        if !sync(&live).await {
+                        if !(apply(&live, Change::Keys).await && apply(&live, Change::Models).await)
+                        {
                             return;
                         }
                         let mut messages = pubsub.on_message();
                         while let Some(msg) = messages.next().await {
-                            let from: String = msg.get_payload().unwrap_or_default();
-                            if from != self.me && !sync(&live).await {
+                            let text: String = msg.get_payload().unwrap_or_default();
+                            let Some((word, from)) = text.split_once(' ') else {
+                                continue;
+                            };
+                            let change = match word {
+                                "models" => Change::Models,
+                                "keys" => Change::Keys,
+                                _ => continue,
+                            };
+                            if from != self.me && !apply(&live, change).await {
                                 return;
                             }
                         }
-                        tracing::debug!("the subscription to stored-model changes broke");
+                        tracing::debug!("the subscription to admin changes broke");
                     }
                     Err(e) => {
-                        tracing::debug!(error = %e.category(), "cannot subscribe to stored-model changes")
+                        tracing::debug!(error = %e.category(), "cannot subscribe to admin changes")
                     }
                 }
                 if live.strong_count() == 0 {
@@ -106,11 +136,15 @@ impl ModelSync {
     }
 }
 
-/// Serves what the store holds now; false once `live` is gone or shutting down.
-async fn sync(live: &Weak<Live>) -> bool {
+/// Takes in another gateway's change; false once `live` is gone or shutting down.
+async fn apply(live: &Weak<Live>, change: Change) -> bool {
     let Some(live) = live.upgrade() else {
         return false;
     };
+    if change == Change::Keys {
+        live.app().keys.forget_runtime();
+        return true;
+    }
     match live.sync_stored().await {
         Ok(changes) => {
             if !changes.is_empty() {

@@ -288,9 +288,10 @@ async fn model_info_shows_a_virtual_key_its_models_only_and_no_secret() {
 
 /// Two gateways sharing PostgreSQL (a schema of this test's own) and Redis (a
 /// namespace of its own): a model added on one is served by the other, and deleted on
-/// the other, is gone from the first, without a reload.
+/// the other, is gone from the first, without a reload; a key blocked or deleted on one
+/// is refused by the other well within the key cache's expiry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stored_model_changes_reach_every_gateway_sharing_redis() {
+async fn admin_changes_reach_every_gateway_sharing_redis() {
     use sqlx::{Connection, Executor};
     let tag = format!("{:016x}", rand::random::<u64>());
     let schema = format!("models_sync_{tag}");
@@ -308,12 +309,14 @@ async fn stored_model_changes_reach_every_gateway_sharing_redis() {
     let a = start_file(&file).await;
     let b = start_file(&file).await;
 
-    // Whether `url` answers `want` for `model` within a few seconds (the other
-    // gateway's announcement is followed in the background).
-    async fn served(url: &str, model: &str, want: u16) -> bool {
+    // Whether `url` answers `want` to `key` for `model` within a few seconds, less than
+    // the key cache's expiry (the other gateway's announcement is followed in the
+    // background).
+    async fn answers(url: &str, key: &str, model: &str, want: u16) -> bool {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        assert!(std::time::Duration::from_secs(3) < liter_llm_proxy::auth::RUNTIME_KEY_TTL);
         loop {
-            if chat(url, MASTER, model).await.status().as_u16() == want {
+            if chat(url, key, model).await.status().as_u16() == want {
                 return true;
             }
             if tokio::time::Instant::now() > deadline {
@@ -331,11 +334,59 @@ async fn stored_model_changes_reach_every_gateway_sharing_redis() {
     )
     .await;
     assert_eq!(status, 200, "{added}");
-    assert!(served(&b.url, "beta", 200).await, "b never served beta");
+    assert!(
+        answers(&b.url, MASTER, "beta", 200).await,
+        "b never served beta"
+    );
     let id = added["model_info"]["id"].as_str().unwrap().to_owned();
     let (status, body) = post(&b.url, "/model/delete", MASTER, json!({"id": id})).await;
     assert_eq!(status, 200, "{body}");
-    assert!(served(&a.url, "beta", 404).await, "a still serves beta");
+    assert!(
+        answers(&a.url, MASTER, "beta", 404).await,
+        "a still serves beta"
+    );
+
+    // A key made on A, used (and so cached) on B, then blocked and deleted on A.
+    let (status, made) = post(
+        &a.url,
+        "/key/generate",
+        MASTER,
+        json!({"models": ["alpha"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{made}");
+    let key = made["key"].as_str().unwrap().to_owned();
+    assert_eq!(chat(&b.url, &key, "alpha").await.status(), 200);
+    let (status, body) = post(
+        &a.url,
+        "/key/update",
+        MASTER,
+        json!({"key": key, "blocked": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        answers(&b.url, &key, "alpha", 401).await,
+        "b still honours the blocked key"
+    );
+    let (status, body) = post(
+        &a.url,
+        "/key/update",
+        MASTER,
+        json!({"key": key, "blocked": false}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        answers(&b.url, &key, "alpha", 200).await,
+        "b still refuses the unblocked key"
+    );
+    let (status, body) = post(&a.url, "/key/delete", MASTER, json!({"keys": [key]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        answers(&b.url, &key, "alpha", 401).await,
+        "b still honours the deleted key"
+    );
     drop((a, b));
     pg.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
         .await
