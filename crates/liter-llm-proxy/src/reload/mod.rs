@@ -136,22 +136,33 @@ impl Live {
         }
     }
 
-    /// With Redis and a database: follow the admin changes other gateways announce
-    /// (see [`sync`]). Once.
+    /// With Redis: announce this gateway's changes and follow the others' (see
+    /// [`sync`]). Once.
     pub fn start_sync(&self) {
         let app = self.app();
-        let (Some(spec), Some(_)) = (&app.config.governance.redis, &app.governor.stores) else {
+        let Some(spec) = &app.config.governance.redis else {
             return;
         };
         let Some(s) = sync::Spread::new(spec) else {
             return;
         };
         if self.sync.set(s.clone()).is_ok() {
+            self.announce_cooldowns(&app);
             let task = s.follow(self.me.clone());
             *self
                 .following
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Some(task);
+        }
+    }
+
+    /// `app`'s cooldowns announced to the other gateways (with Redis).
+    fn announce_cooldowns(&self, app: &App) {
+        if let Some(s) = self.sync.get() {
+            let s = s.clone();
+            app.routes.on_cooldown(Box::new(move |id, length| {
+                s.announce(sync::Change::Cooldown(id, length));
+            }));
         }
     }
 
@@ -317,6 +328,7 @@ impl Live {
 
     /// Serve `current` from now on.
     fn swap(&self, current: Current) {
+        self.announce_cooldowns(&current.app);
         self.current.store(Arc::new(current));
         if self.serving.load(std::sync::atomic::Ordering::Relaxed) {
             self.start_probes();

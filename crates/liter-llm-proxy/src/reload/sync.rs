@@ -1,8 +1,9 @@
-//! Admin changes spread to every gateway that shares a database and a Redis
-//! (`general.redis_url`): a gateway whose admin API changed the stored models or a
-//! virtual key announces it on the channel `{namespace}:changes`; every other one,
-//! subscribed, reads the stored models again and serves them ([`Live::sync_stored`]),
-//! or forgets the keys it cached, so the next request reads them from the database.
+//! Changes spread to every gateway that shares a Redis (`general.redis_url`) and a
+//! database: a gateway whose admin API changed the stored models or a virtual key, or
+//! that started a deployment's cooldown, announces it on the channel
+//! `{namespace}:changes`; every other one, subscribed, reads the stored models again and
+//! serves them ([`Live::sync_stored`]), forgets the keys it cached (so the next request
+//! reads them from the database), or cools the deployment with that id for as long.
 //! After (re)subscribing, a gateway does both once, so a change announced while it was
 //! not listening is not missed. A Redis that is down delays the spread (until it is
 //! back, or the key cache's own expiry), never a request: announcing runs in the
@@ -25,19 +26,49 @@ const RETRY: Duration = Duration::from_secs(1);
 
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub enum Change<'a> {
     /// The stored models (the model admin API).
     Models,
     /// A virtual key was updated, blocked or deleted (the key admin API).
     Keys,
+    /// The deployment with this id started a cooldown of this length.
+    Cooldown(&'a str, Duration),
 }
 
-impl Change {
+impl Change<'_> {
     fn word(self) -> &'static str {
         match self {
             Change::Models => "models",
             Change::Keys => "keys",
+            Change::Cooldown(..) => "cooldown",
         }
+    }
+
+    /// The message announcing it from `me`: `<word> <me>`, and for a cooldown
+    /// `<milliseconds> <deployment id>` after.
+    fn message(self, me: &str) -> String {
+        match self {
+            Change::Cooldown(id, length) => {
+                format!("cooldown {me} {} {id}", length.as_millis())
+            }
+            other => format!("{} {me}", other.word()),
+        }
+    }
+
+    /// A message's change and its sender; `None` for one this version does not know.
+    fn read(text: &str) -> Option<(Change<'_>, &str)> {
+        let (word, rest) = text.split_once(' ')?;
+        let (from, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+        let change = match word {
+            "models" => Change::Models,
+            "keys" => Change::Keys,
+            "cooldown" => {
+                let (ms, id) = tail.split_once(' ')?;
+                Change::Cooldown(id, Duration::from_millis(ms.parse().ok()?))
+            }
+            _ => return None,
+        };
+        Some((change, from))
     }
 }
 
@@ -63,14 +94,16 @@ impl Spread {
     }
 
     /// Tells the other gateways what changed.
-    pub fn announce(self: &Arc<Self>, change: Change) {
+    pub fn announce(self: &Arc<Self>, change: Change<'_>) {
         let sync = self.clone();
+        let message = change.message(&self.me);
+        let word = change.word();
         tokio::spawn(async move {
             let publish = async {
                 let mut c = sync.client.get_multiplexed_async_connection().await?;
                 redis::cmd("PUBLISH")
                     .arg(&sync.channel)
-                    .arg(format!("{} {}", change.word(), sync.me))
+                    .arg(message)
                     .query_async::<i64>(&mut c)
                     .await
             };
@@ -79,7 +112,7 @@ impl Spread {
                 Ok(Err(e)) => e.category().to_owned(),
                 Err(_) => "timed out".to_owned(),
             };
-            tracing::warn!(error = %failed, "could not tell the other gateways that the {} changed: they see it at their next reload (models) or within the key cache's expiry (keys)", change.word());
+            tracing::warn!(error = %failed, "could not tell the other gateways of a change ({word}): they see a model change at their next reload, a key change within the key cache's expiry, and not a cooldown");
         });
     }
 
@@ -98,13 +131,8 @@ impl Spread {
                         let mut messages = pubsub.on_message();
                         while let Some(msg) = messages.next().await {
                             let text: String = msg.get_payload().unwrap_or_default();
-                            let Some((word, from)) = text.split_once(' ') else {
+                            let Some((change, from)) = Change::read(&text) else {
                                 continue;
-                            };
-                            let change = match word {
-                                "models" => Change::Models,
-                                "keys" => Change::Keys,
-                                _ => continue,
                             };
                             if from != self.me && !apply(&live, change).await {
                                 return;
@@ -137,13 +165,25 @@ impl Spread {
 }
 
 /// Takes in another gateway's change; false once `live` is gone or shutting down.
-async fn apply(live: &Weak<Live>, change: Change) -> bool {
+async fn apply(live: &Weak<Live>, change: Change<'_>) -> bool {
     let Some(live) = live.upgrade() else {
         return false;
     };
-    if change == Change::Keys {
-        live.app().keys.forget_runtime();
-        return true;
+    let app = live.app();
+    match change {
+        Change::Keys => {
+            app.keys.forget_runtime();
+            return true;
+        }
+        Change::Cooldown(id, length) => {
+            if app.routes.cool(id, length) {
+                tracing::info!(deployment = %crate::logtext::Clean(id), "a deployment cooled down on another gateway: cooling it here too");
+            }
+            return true;
+        }
+        // Stored models are shared through a database only.
+        Change::Models if app.governor.stores.is_none() => return true,
+        Change::Models => {}
     }
     match live.sync_stored().await {
         Ok(changes) => {
@@ -156,6 +196,8 @@ async fn apply(live: &Weak<Live>, change: Change) -> bool {
             true
         }
         Err(ReloadError::Closed) => false,
+        // Not from a file (tests, embedding): the stored models are not served.
+        Err(ReloadError::NoFile) => true,
         Err(e) => {
             tracing::error!(
                 "stored models changed on another gateway, but are not served here: {e}"

@@ -109,6 +109,15 @@ impl Breaker {
         !was_open && matches!(self.state, State::Open { .. })
     }
 
+    /// Open until `until` (a cooldown another gateway started), unless it is open
+    /// longer already.
+    pub fn cool_until(&mut self, until: Instant) {
+        match self.state {
+            State::Open { until: u } if u >= until => {}
+            _ => self.state = State::Open { until },
+        }
+    }
+
     /// A request admitted as the half-open probe ended without a verdict (a client
     /// error, say): let the next request probe instead.
     pub fn release_probe(&mut self) {

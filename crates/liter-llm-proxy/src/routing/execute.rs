@@ -282,8 +282,17 @@ fn after_failure(
             false
         }
     };
-    if let (Some(m), true) = (&dep.metrics, cooling) {
-        m.cooldowns.inc();
+    if cooling {
+        if let Some(m) = &dep.metrics {
+            m.cooldowns.inc();
+        }
+        let until = dep.breaker().reopens_at();
+        if let Some(until) = until {
+            routes.cooled(
+                &dep.deployment.id,
+                until.saturating_duration_since(Instant::now()),
+            );
+        }
     }
     After::Retry {
         wait: failure.retry_after,

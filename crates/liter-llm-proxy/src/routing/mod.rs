@@ -146,7 +146,26 @@ pub struct Registry {
     pub limits: Limits,
     /// The gateway's metrics (`None`: off).
     pub metrics: Option<Arc<Metrics>>,
+    /// Told of each cooldown a failure starts here (deployment id, its length), so
+    /// the gateways sharing Redis cool the deployment too (set by the edge).
+    announcer: std::sync::OnceLock<Announcer>,
 }
+
+/// See [`Registry::on_cooldown`].
+pub type CooldownAnnouncer = Box<dyn Fn(&str, Duration) + Send + Sync>;
+
+/// A [`CooldownAnnouncer`], printed by name only.
+struct Announcer(CooldownAnnouncer);
+
+impl std::fmt::Debug for Announcer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Announcer")
+    }
+}
+
+/// The longest cooldown taken from another gateway (a bound on what a message can
+/// ask for).
+const MAX_SHARED_COOLDOWN: Duration = Duration::from_secs(3600);
 
 impl Registry {
     pub fn from_config(
@@ -203,7 +222,32 @@ impl Registry {
             drop_params: config.drop_params,
             limits: config.limits,
             metrics,
+            announcer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Tell `announce` of every cooldown a failure starts here.
+    pub fn on_cooldown(&self, announce: CooldownAnnouncer) {
+        let _ = self.announcer.set(Announcer(announce));
+    }
+
+    /// A failure here started a cooldown of `deployment` for `length`.
+    pub(crate) fn cooled(&self, deployment: &str, length: Duration) {
+        if let Some(a) = self.announcer.get() {
+            (a.0)(deployment, length);
+        }
+    }
+
+    /// Cool the deployment with id `id` for `length` (another gateway's cooldown);
+    /// false when no deployment here has that id.
+    pub fn cool(&self, id: &str, length: Duration) -> bool {
+        let until = Instant::now() + length.min(MAX_SHARED_COOLDOWN);
+        let mut found = false;
+        for d in self.deployments().filter(|d| d.deployment.id == id) {
+            d.breaker().cool_until(until);
+            found = true;
+        }
+        found
     }
 
     /// Carry `old`'s deployment state over (a reload): each deployment takes the live

@@ -451,3 +451,50 @@ async fn litellm_router_settings_redis_shares_the_limits() {
     let (ok, limited) = round_robin(&gws, MASTER, 6).await;
     assert_eq!((ok, limited), (4, 2));
 }
+
+/// A deployment that cools down on one gateway is skipped by the others sharing Redis
+/// (its cooldown is announced with the deployment's id and length).
+#[tokio::test]
+async fn a_cooldown_on_one_gateway_is_kept_by_the_others() {
+    let mock = MockUpstream::start().await.unwrap();
+    let toml = format!(
+        "[general]\nmaster_key = \"{MASTER}\"\nmax_retries = 1\nredis_namespace = \"test-{ns:016x}\"\n{shared}\n{a}{b}[cooldown]\nduration_secs = 30\nallowed_fails = 1\n",
+        ns = rand::random::<u64>(),
+        shared = shared(),
+        a = crate::routing::dep(&mock, "pool", "dep-a", "order = 1"),
+        b = crate::routing::dep(&mock, "pool", "dep-b", "order = 2"),
+    );
+    let (one, two) = (Gateway::start(&toml).await, Gateway::start(&toml).await);
+    let hello = || json!({"model": "pool", "messages": [{"role": "user", "content": "hi"}]});
+    // Both serve from dep-a while it answers.
+    assert_eq!(two.chat(MASTER, hello()).await.status(), 200);
+    assert_eq!(crate::routing::served_ids(&mock), ["dep-a"]);
+
+    // dep-a fails on the first gateway: it cools down there, the retry goes to dep-b.
+    mock.clear_requests();
+    mock.push_fault(Fault::status(503).for_model("dep-a"));
+    assert_eq!(one.chat(MASTER, hello()).await.status(), 200);
+    assert_eq!(crate::routing::served_ids(&mock), ["dep-a", "dep-b"]);
+
+    // The second gateway, which saw no failure, skips dep-a too once the news is in.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let ready: Value = two.get_json("/health/readiness", MASTER).await;
+        if ready["deployments"][0]["cooling_down"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dep-a never cooled on the second gateway: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    mock.clear_requests();
+    for _ in 0..3 {
+        assert_eq!(two.chat(MASTER, hello()).await.status(), 200);
+    }
+    assert_eq!(
+        crate::routing::served_ids(&mock),
+        ["dep-b", "dep-b", "dep-b"]
+    );
+}
