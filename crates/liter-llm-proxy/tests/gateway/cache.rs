@@ -203,6 +203,27 @@ async fn redis_backend_misses_then_hits() {
     miss_then_hit(&opendal("redis", &root.config(6379))).await;
 }
 
+/// Two gateways on one Redis cache: an answer one cached is a hit on the other, which
+/// makes no upstream call.
+#[tokio::test]
+async fn an_answer_cached_by_one_gateway_is_a_hit_on_another() {
+    let root = RedisRoot::new();
+    let mock = MockUpstream::start().await.unwrap();
+    let toml = base_config(&mock, &opendal("redis", &root.config(6379)));
+    let (one, two) = (Gateway::start(&toml).await, Gateway::start(&toml).await);
+    let (status, key, answer) = ask(&one, MASTER, question("shared between gateways")).await;
+    assert_eq!(status, "miss");
+    settled(&one).await;
+    let (status, again, from_two) = ask(&two, MASTER, question("shared between gateways")).await;
+    assert_eq!((status.as_str(), again), ("hit", key));
+    assert_eq!(from_two, answer);
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "the second gateway made no upstream call"
+    );
+}
+
 #[tokio::test]
 async fn fs_backend_misses_then_hits() {
     let dir = tempfile::tempdir().unwrap();
