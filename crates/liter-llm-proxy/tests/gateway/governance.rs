@@ -208,6 +208,55 @@ async fn two_hundred_concurrent_requests_never_overspend_postgres() {
     concurrent_budget(Db::postgres().await).await;
 }
 
+/// Three gateways on one PostgreSQL database, 200 concurrent requests spread over them
+/// against a key budget that fits 50 reservations: together they never pass it, and
+/// the ledger holds exactly what the provider billed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_on_one_postgres_never_overspend_a_budget() {
+    let db = Db::postgres().await;
+    let mock = MockUpstream::start().await.unwrap();
+    mock.push_fault(Fault::delay_ms(300).forever());
+    let keys = format!("[[keys]]\nkey = \"{VKEY}\"\nbudget_limit = 0.5\n");
+    let mut gws = Vec::new();
+    for _ in 0..3 {
+        gws.push(Arc::new(gateway(&mock, &db, &keys).await));
+    }
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let gw = gws[i % 3].clone();
+        tasks.push(tokio::spawn(async move {
+            gw.chat(VKEY, ask(10)).await.status().as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            200 => ok += 1,
+            402 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    for gw in &gws {
+        gw.app.governor.settled().await;
+    }
+    let spent = spend_store(&gws[0])
+        .total(&LedgerFilter::default())
+        .await
+        .unwrap();
+    let billed = mock.served().completion_tokens as f64 * 0.001;
+    assert!(ok >= 50, "every request that fit was admitted: {ok}");
+    assert!(spent <= 0.5 + 1e-9, "spent {spent} over the $0.50 budget");
+    assert!(
+        (spent - billed).abs() < 1e-9,
+        "recorded {spent}, billed {billed}"
+    );
+    let rows = spend_store(&gws[1])
+        .ledger(&LedgerFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), ok, "a ledger row per admitted request");
+}
+
 #[tokio::test]
 async fn spend_survives_a_restart_and_the_budget_still_holds() {
     let mock = MockUpstream::start().await.unwrap();
