@@ -156,12 +156,12 @@ impl Live {
         }
     }
 
-    /// `app`'s cooldowns announced to the other gateways (with Redis).
+    /// `app`'s cooldowns and recoveries announced to the other gateways (with Redis).
     fn announce_cooldowns(&self, app: &App) {
         if let Some(s) = self.sync.get() {
             let s = s.clone();
-            app.routes.on_cooldown(Box::new(move |id, length| {
-                s.announce(sync::Change::Cooldown(id, length));
+            app.routes.on_cooldown(Box::new(move |what| {
+                s.announce(sync::Change::Breaker(what))
             }));
         }
     }

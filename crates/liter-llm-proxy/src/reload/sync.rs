@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::{Live, ReloadError};
 use crate::config::RedisSpec;
+use crate::routing::Announcement;
 
 /// How long a broken subscription waits before it tries again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -31,8 +32,8 @@ pub enum Change<'a> {
     Models,
     /// A virtual key was updated, blocked or deleted (the key admin API).
     Keys,
-    /// The deployment with this id started a cooldown of this length.
-    Cooldown(&'a str, Duration),
+    /// A deployment's breaker: a cooldown started, or a probe saw it recover.
+    Breaker(Announcement<'a>),
 }
 
 impl Change<'_> {
@@ -40,17 +41,19 @@ impl Change<'_> {
         match self {
             Change::Models => "models",
             Change::Keys => "keys",
-            Change::Cooldown(..) => "cooldown",
+            Change::Breaker(Announcement::Cooled(..)) => "cooldown",
+            Change::Breaker(Announcement::Recovered(_)) => "recovered",
         }
     }
 
-    /// The message announcing it from `me`: `<word> <me>`, and for a cooldown
-    /// `<milliseconds> <deployment id>` after.
+    /// The message announcing it from `me`: `<word> <me>`, then for a cooldown
+    /// `<milliseconds> <deployment id>`, for a recovery `<deployment id>`.
     fn message(self, me: &str) -> String {
         match self {
-            Change::Cooldown(id, length) => {
+            Change::Breaker(Announcement::Cooled(id, length)) => {
                 format!("cooldown {me} {} {id}", length.as_millis())
             }
+            Change::Breaker(Announcement::Recovered(id)) => format!("recovered {me} {id}"),
             other => format!("{} {me}", other.word()),
         }
     }
@@ -64,8 +67,10 @@ impl Change<'_> {
             "keys" => Change::Keys,
             "cooldown" => {
                 let (ms, id) = tail.split_once(' ')?;
-                Change::Cooldown(id, Duration::from_millis(ms.parse().ok()?))
+                let length = Duration::from_millis(ms.parse().ok()?);
+                Change::Breaker(Announcement::Cooled(id, length))
             }
+            "recovered" if !tail.is_empty() => Change::Breaker(Announcement::Recovered(tail)),
             _ => return None,
         };
         Some((change, from))
@@ -175,9 +180,9 @@ async fn apply(live: &Weak<Live>, change: Change<'_>) -> bool {
             app.keys.forget_runtime();
             return true;
         }
-        Change::Cooldown(id, length) => {
-            if app.routes.cool(id, length) {
-                tracing::info!(deployment = %crate::logtext::Clean(id), "a deployment cooled down on another gateway: cooling it here too");
+        Change::Breaker(what) => {
+            if app.routes.follow(what) {
+                tracing::info!(change = ?what, "a deployment's breaker changed on another gateway: following it here");
             }
             return true;
         }

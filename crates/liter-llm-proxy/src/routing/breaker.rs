@@ -70,11 +70,15 @@ impl Breaker {
         }
     }
 
-    pub fn success(&mut self, now: Instant) {
+    /// An answer: the breaker closes. True when it was a half-open probe's (the
+    /// deployment has recovered from a cooldown).
+    pub fn success(&mut self, now: Instant) -> bool {
+        let recovered = matches!(self.state, State::HalfOpen { .. });
         self.state = State::Closed {
             fails: 0,
             since: now,
         };
+        recovered
     }
 
     /// A transient failure. `retry_after` (from a 429) opens the breaker for that long.

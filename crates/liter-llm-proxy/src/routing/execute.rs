@@ -20,7 +20,7 @@ use axum::body::Body;
 use axum::http::Response;
 use tokio::time::Instant;
 
-use super::{DeploymentState, InFlight, Pool, Registry, RouteError, TagFilter};
+use super::{Announcement, DeploymentState, InFlight, Pool, Registry, RouteError, TagFilter};
 use crate::error::GatewayError;
 use crate::logtext::Clean;
 use crate::metrics::{DeploymentMetrics, Metrics};
@@ -195,7 +195,10 @@ pub async fn execute(
                     if let Some(actual) = answer.tokens {
                         dep.settle_tokens(Instant::now(), tokens, actual);
                     }
-                    dep.breaker().success(Instant::now());
+                    let recovered = dep.breaker().success(Instant::now());
+                    if recovered {
+                        routes.announce(Announcement::Recovered(&dep.deployment.id));
+                    }
                     return (Ok(answer.response), Some(info));
                 }
                 Err(failure) => match after_failure(routes, &pool, &dep, &failure) {
@@ -288,10 +291,10 @@ fn after_failure(
         }
         let until = dep.breaker().reopens_at();
         if let Some(until) = until {
-            routes.cooled(
+            routes.announce(Announcement::Cooled(
                 &dep.deployment.id,
                 until.saturating_duration_since(Instant::now()),
-            );
+            ));
         }
     }
     After::Retry {

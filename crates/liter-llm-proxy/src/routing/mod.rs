@@ -146,13 +146,22 @@ pub struct Registry {
     pub limits: Limits,
     /// The gateway's metrics (`None`: off).
     pub metrics: Option<Arc<Metrics>>,
-    /// Told of each cooldown a failure starts here (deployment id, its length), so
-    /// the gateways sharing Redis cool the deployment too (set by the edge).
+    /// Told of each cooldown a failure starts here and of each recovery a probe sees,
+    /// so the gateways sharing Redis follow (set by the edge).
     announcer: std::sync::OnceLock<Announcer>,
 }
 
+/// A change of a deployment's breaker worth telling the other gateways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announcement<'a> {
+    /// The deployment with this id started a cooldown of this length.
+    Cooled(&'a str, Duration),
+    /// Its half-open probe succeeded: it is back.
+    Recovered(&'a str),
+}
+
 /// See [`Registry::on_cooldown`].
-pub type CooldownAnnouncer = Box<dyn Fn(&str, Duration) + Send + Sync>;
+pub type CooldownAnnouncer = Box<dyn Fn(Announcement<'_>) + Send + Sync>;
 
 /// A [`CooldownAnnouncer`], printed by name only.
 struct Announcer(CooldownAnnouncer);
@@ -166,6 +175,11 @@ impl std::fmt::Debug for Announcer {
 /// The longest cooldown taken from another gateway (a bound on what a message can
 /// ask for).
 const MAX_SHARED_COOLDOWN: Duration = Duration::from_secs(3600);
+/// How much longer than the gateway that started it another gateway keeps a cooldown:
+/// time for that gateway's half-open probe, whose success it then hears of, so one
+/// gateway probes, not all. A gateway that hears nothing (the prober is gone, or saw
+/// no traffic) probes itself once this has passed too.
+pub const PROBE_GRACE: Duration = Duration::from_secs(5);
 
 impl Registry {
     pub fn from_config(
@@ -226,25 +240,35 @@ impl Registry {
         })
     }
 
-    /// Tell `announce` of every cooldown a failure starts here.
+    /// Tell `announce` of every cooldown a failure starts here and every recovery a
+    /// probe sees.
     pub fn on_cooldown(&self, announce: CooldownAnnouncer) {
         let _ = self.announcer.set(Announcer(announce));
     }
 
-    /// A failure here started a cooldown of `deployment` for `length`.
-    pub(crate) fn cooled(&self, deployment: &str, length: Duration) {
+    pub(crate) fn announce(&self, what: Announcement<'_>) {
         if let Some(a) = self.announcer.get() {
-            (a.0)(deployment, length);
+            (a.0)(what);
         }
     }
 
-    /// Cool the deployment with id `id` for `length` (another gateway's cooldown);
-    /// false when no deployment here has that id.
-    pub fn cool(&self, id: &str, length: Duration) -> bool {
-        let until = Instant::now() + length.min(MAX_SHARED_COOLDOWN);
+    /// Take in another gateway's announcement: cool the deployment with that id for
+    /// the cooldown's length and [`PROBE_GRACE`], or close its breaker once that
+    /// gateway's probe succeeded. False when no deployment here has the id.
+    pub fn follow(&self, what: Announcement<'_>) -> bool {
+        let now = Instant::now();
+        let (Announcement::Cooled(id, _) | Announcement::Recovered(id)) = what;
         let mut found = false;
         for d in self.deployments().filter(|d| d.deployment.id == id) {
-            d.breaker().cool_until(until);
+            let mut breaker = d.breaker();
+            match what {
+                Announcement::Cooled(_, length) => {
+                    breaker.cool_until(now + length.min(MAX_SHARED_COOLDOWN) + PROBE_GRACE);
+                }
+                Announcement::Recovered(_) => {
+                    breaker.success(now);
+                }
+            }
             found = true;
         }
         found

@@ -453,12 +453,14 @@ async fn litellm_router_settings_redis_shares_the_limits() {
 }
 
 /// A deployment that cools down on one gateway is skipped by the others sharing Redis
-/// (its cooldown is announced with the deployment's id and length).
+/// (its cooldown is announced with the deployment's id and length), and only that
+/// gateway probes it when the cooldown ends: the others keep it cooled a while longer
+/// and take it back when they hear the probe succeeded.
 #[tokio::test]
-async fn a_cooldown_on_one_gateway_is_kept_by_the_others() {
+async fn a_cooldown_on_one_gateway_is_kept_by_the_others_and_probed_by_one() {
     let mock = MockUpstream::start().await.unwrap();
     let toml = format!(
-        "[general]\nmaster_key = \"{MASTER}\"\nmax_retries = 1\nredis_namespace = \"test-{ns:016x}\"\n{shared}\n{a}{b}[cooldown]\nduration_secs = 30\nallowed_fails = 1\n",
+        "[general]\nmaster_key = \"{MASTER}\"\nmax_retries = 1\nredis_namespace = \"test-{ns:016x}\"\n{shared}\n{a}{b}[cooldown]\nduration_secs = 1\nallowed_fails = 1\n",
         ns = rand::random::<u64>(),
         shared = shared(),
         a = crate::routing::dep(&mock, "pool", "dep-a", "order = 1"),
@@ -473,6 +475,7 @@ async fn a_cooldown_on_one_gateway_is_kept_by_the_others() {
     // dep-a fails on the first gateway: it cools down there, the retry goes to dep-b.
     mock.clear_requests();
     mock.push_fault(Fault::status(503).for_model("dep-a"));
+    let failed_at = Instant::now();
     assert_eq!(one.chat(MASTER, hello()).await.status(), 200);
     assert_eq!(crate::routing::served_ids(&mock), ["dep-a", "dep-b"]);
 
