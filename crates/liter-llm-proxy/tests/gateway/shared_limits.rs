@@ -500,4 +500,37 @@ async fn a_cooldown_on_one_gateway_is_kept_by_the_others_and_probed_by_one() {
         crate::routing::served_ids(&mock),
         ["dep-b", "dep-b", "dep-b"]
     );
+
+    // The one-second cooldown is over (waited in real time: the announcements travel
+    // through a real Redis). The second gateway still keeps dep-a out, for the first
+    // gateway's probe...
+    let over = failed_at + Duration::from_millis(1300);
+    tokio::time::sleep(over.saturating_duration_since(Instant::now())).await;
+    assert!(failed_at.elapsed() < liter_llm_proxy::routing::PROBE_GRACE);
+    mock.clear_requests();
+    assert_eq!(two.chat(MASTER, hello()).await.status(), 200);
+    assert_eq!(
+        crate::routing::served_ids(&mock),
+        ["dep-b"],
+        "only the first gateway probes"
+    );
+    // ...which succeeds, and the second takes dep-a back when it hears so.
+    mock.clear_requests();
+    assert_eq!(one.chat(MASTER, hello()).await.status(), 200);
+    assert_eq!(crate::routing::served_ids(&mock), ["dep-a"], "the probe");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let ready: Value = two.get_json("/health/readiness", MASTER).await;
+        if ready["deployments"][0]["cooling_down"] == false {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dep-a never came back on the second gateway: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    mock.clear_requests();
+    assert_eq!(two.chat(MASTER, hello()).await.status(), 200);
+    assert_eq!(crate::routing::served_ids(&mock), ["dep-a"]);
 }
