@@ -1342,3 +1342,25 @@ fn logging_sink_mistakes_are_load_errors() {
     let e = err("[[logging]]\ntype = \"file\"\npath = \"x\"\nrotate = 1\n");
     assert!(e.contains("rotate"), "{e}");
 }
+
+#[test]
+fn a_models_id_is_its_own_unique_and_plain() {
+    let two = |a: &str, b: &str| {
+        format!(
+            "[[models]]\nname = \"m\"\nprovider_model = \"mock/echo\"\n{a}\n[[models]]\nname = \"n\"\nprovider_model = \"mock/echo\"\n{b}\n"
+        )
+    };
+    let c = load(&two("id = \"prod-east:1\"", "")).unwrap();
+    assert_eq!(c.models[0].id, "prod-east:1");
+    // The other is derived (16 hex digits).
+    assert_eq!(c.models[1].id.len(), 16);
+    let e = err(&two("id = \"same\"", "id = \"same\""));
+    assert!(
+        e.contains("models[1].id") && e.contains("also the id of models[0]"),
+        "{e}"
+    );
+    let e = err(&two("id = \"has space\"", ""));
+    assert!(e.contains("models[0].id"), "{e}");
+    let e = err(&two("id = \"\"", ""));
+    assert!(e.contains("models[0].id"), "{e}");
+}

@@ -247,6 +247,10 @@ impl Default for GeneralSection {
 pub struct ModelEntry {
     pub name: String,
     pub provider_model: String,
+    /// Extension (LiteLLM's `model_info.id`): the deployment's id, as the model admin
+    /// API and `/model/info` show it; derived from the entry when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

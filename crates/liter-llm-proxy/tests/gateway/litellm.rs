@@ -262,26 +262,27 @@ frobnicate: 1
     );
     let e = err(&src);
     for want in [
-        "config.yaml:9:7: model_list[0].model_info.id: not supported yet",
         "config.yaml:11:22: litellm_settings.success_callback[0]: not supported yet: the \"langfuse\" callback",
         "config.yaml:17:3: general_settings.proxy_batch_write_at: not supported yet",
         "config.yaml:18:1: frobnicate: not supported yet",
     ] {
         assert!(e.contains(want), "{want}\nin\n{e}");
     }
-    assert!(e.contains("4 problem(s)"), "{e}");
+    assert!(e.contains("3 problem(s)"), "{e}");
+    assert!(!e.contains("model_info.id"), "{e}");
     let loaded =
         litellm::load_str(&src, "config.yaml", &Overrides::default(), true, no_env).unwrap();
     let ignored: Vec<&str> = loaded.ignored.iter().map(|i| i.path.as_str()).collect();
     assert_eq!(
         ignored,
         [
-            "model_list[0].model_info.id",
             "litellm_settings.success_callback[0]",
             "general_settings.proxy_batch_write_at",
             "frobnicate"
         ]
     );
+    // model_info.id is the deployment's id.
+    assert_eq!(loaded.value.models[0].id, "team-a-model");
     // prometheus became an open /metrics; the only deployment carries teamA, so an
     // untagged request reaches it and another tag does not.
     let gw = Gateway::start_config(loaded.value).await;

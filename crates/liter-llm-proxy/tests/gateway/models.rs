@@ -132,7 +132,8 @@ async fn models_are_added_updated_and_deleted_under_traffic() {
 async fn the_files_models_are_protected_and_bad_models_refused() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gw.toml");
-    std::fs::write(&file, config("")).unwrap();
+    // The file gives its model an id of its own (LiteLLM's model_info.id).
+    std::fs::write(&file, config("id = \"file-alpha\"\n")).unwrap();
     let gw = start_file(&file).await;
     let url = gw.url.clone();
     let (_, info) = get(&url, "/model/info", MASTER).await;
@@ -140,6 +141,7 @@ async fn the_files_models_are_protected_and_bad_models_refused() {
         .as_str()
         .unwrap()
         .to_string();
+    assert_eq!(file_id, "file-alpha");
 
     // The file's id: refused for a new model, for an update, for a delete.
     let (status, err) = post(

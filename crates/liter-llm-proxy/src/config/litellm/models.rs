@@ -26,6 +26,7 @@ const STRING_FIELDS: &[(&str, &str)] = &[
 
 fn empty_model(name: String, provider_model: String) -> ModelEntry {
     ModelEntry {
+        id: None,
         name,
         provider_model,
         api_key: None,
@@ -311,12 +312,8 @@ fn model_info(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut M
             "input_cost_per_token" => (&mut m.input_cost_per_token, "input_cost_per_token"),
             "output_cost_per_token" => (&mut m.output_cost_per_token, "output_cost_per_token"),
             "id" => {
-                t.unsupported(
-                    &path,
-                    e.line,
-                    e.col,
-                    "model_info.id (deployment ids belong to runtime model management)",
-                );
+                m.id = t.string(&e.value, &path);
+                t.loc_entry(format!("models[{k}].id"), &path, e);
                 continue;
             }
             "mode" => {

@@ -59,8 +59,25 @@ pub(crate) fn check(
     problems: &mut Problems,
 ) -> Vec<Deployment> {
     let mut out = Vec::new();
+    let mut given: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for (i, m) in models.iter().enumerate() {
         let at = |field: &str| vec![key("models"), Seg::Index(i), key(field)];
+        if let Some(id) = &m.id {
+            if !valid_id(id) {
+                problems.push((
+                    at("id"),
+                    format!(
+                        "{}: an id is 1 to {MAX_ID} letters, digits, '-', '_', '.' or ':'",
+                        crate::logtext::Clean(id)
+                    ),
+                ));
+            } else if let Some(first) = given.insert(id, i) {
+                problems.push((
+                    at("id"),
+                    format!("id {id:?} is also the id of models[{first}]"),
+                ));
+            }
+        }
         if let Some(d) = deployment(m, general, env, &at, problems) {
             out.push(d);
         }
@@ -69,12 +86,23 @@ pub(crate) fn check(
     out
 }
 
-/// Gives each deployment its derived id: a digest of its name, provider model and
-/// base URL, and its rank among the entries with the same three.
+/// The longest `[[models]] id`.
+const MAX_ID: usize = 128;
+
+fn valid_id(id: &str) -> bool {
+    (1..=MAX_ID).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Gives each deployment without an id of its own (`id`) its derived id: a digest of
+/// its name, provider model and base URL, and its rank among the entries with the same
+/// three.
 fn assign_ids(deployments: &mut [Deployment]) {
     use sha2::{Digest, Sha256};
     let mut seen: std::collections::HashMap<[u8; 32], usize> = std::collections::HashMap::new();
-    for d in deployments {
+    for d in deployments.iter_mut().filter(|d| d.id.is_empty()) {
         let mut h = Sha256::new();
         for part in [
             &d.name,
@@ -128,7 +156,7 @@ fn deployment(
     let derived = derived_base.or(derived_url);
     let (base_url, api_key) = credentials(m, pm.provider, &settings, derived, env, at, problems);
     Some(Deployment {
-        id: String::new(),
+        id: m.id.clone().unwrap_or_default(),
         stored: false,
         name: m.name.clone(),
         provider_model: m.provider_model.clone(),
