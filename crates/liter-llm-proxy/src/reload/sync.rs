@@ -7,7 +7,7 @@
 //! After (re)subscribing, a gateway does both once, so a change announced while it was
 //! not listening is not missed. A Redis that is down delays the spread (until it is
 //! back, or the key cache's own expiry), never a request: announcing runs in the
-//! background, bounded by the Redis timeout.
+//! background, bounded by the Redis timeout (at least a second).
 //!
 //! Part of `reload`; talks to Redis only.
 
@@ -22,7 +22,9 @@ use super::{Live, ReloadError};
 use crate::config::RedisSpec;
 use crate::routing::Announcement;
 
-/// How long a broken subscription waits before it tries again.
+/// How long a broken subscription waits before it tries again; also the least time an
+/// announcement or a subscription is given (they run in the background, so a Redis
+/// far away gets more than the rate limiter's per-call timeout).
 const RETRY: Duration = Duration::from_secs(1);
 
 /// What changed.
@@ -112,7 +114,7 @@ impl Spread {
                     .query_async::<i64>(&mut c)
                     .await
             };
-            let failed = match tokio::time::timeout(sync.timeout, publish).await {
+            let failed = match tokio::time::timeout(sync.timeout.max(RETRY), publish).await {
                 Ok(Ok(_)) => return,
                 Ok(Err(e)) => e.category().to_owned(),
                 Err(_) => "timed out".to_owned(),
