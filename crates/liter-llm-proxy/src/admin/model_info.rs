@@ -164,6 +164,7 @@ pub async fn group_info(
         .map(|(name, pool)| {
             let ds: Vec<&Deployment> = pool.deployments.iter().map(|d| &d.deployment).collect();
             let mut providers: Vec<&str> = ds.iter().map(|d| d.provider.name()).collect();
+            providers.sort_unstable();
             providers.dedup();
             let sum = |f: &dyn Fn(&Deployment) -> Option<u64>| -> Option<u64> {
                 ds.iter().map(|d| f(d)).sum::<Option<u64>>()

@@ -108,6 +108,11 @@ impl RedisLimiter {
         })))
     }
 
+    /// The client of this Redis (for the gateways' announcements, `reload::sync`).
+    pub fn client(&self) -> redis::Client {
+        self.0.client.clone()
+    }
+
     /// Counts undecided requests into `counter`.
     pub fn instrument(&self, counter: Counter) {
         let _ = self.0.unavailable.set(counter);

@@ -140,14 +140,13 @@ impl Live {
     /// [`sync`]). Once.
     pub fn start_sync(&self) {
         let app = self.app();
-        let Some(spec) = &app.config.governance.redis else {
+        let (Some(spec), Some(limiter)) = (&app.config.governance.redis, &app.governor.shared)
+        else {
             return;
         };
-        let Some(s) = sync::Spread::new(spec) else {
-            return;
-        };
+        let s = sync::Spread::new(limiter.client(), spec);
         if self.sync.set(s.clone()).is_ok() {
-            self.announce_cooldowns(&app);
+            self.announce_breakers(&app);
             let task = s.follow(self.me.clone());
             *self
                 .following
@@ -157,7 +156,7 @@ impl Live {
     }
 
     /// `app`'s cooldowns and recoveries announced to the other gateways (with Redis).
-    fn announce_cooldowns(&self, app: &App) {
+    fn announce_breakers(&self, app: &App) {
         if let Some(s) = self.sync.get() {
             let s = s.clone();
             app.routes.on_cooldown(Box::new(move |what| {
@@ -328,7 +327,7 @@ impl Live {
 
     /// Serve `current` from now on.
     fn swap(&self, current: Current) {
-        self.announce_cooldowns(&current.app);
+        self.announce_breakers(&current.app);
         self.current.store(Arc::new(current));
         if self.serving.load(std::sync::atomic::Ordering::Relaxed) {
             self.start_probes();

@@ -15,7 +15,6 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 
 use super::{Live, ReloadError};
@@ -89,15 +88,14 @@ pub struct Spread {
 }
 
 impl Spread {
-    /// `None` when the URL cannot be used (the rate limiter reports that at start-up).
-    pub fn new(spec: &RedisSpec) -> Option<Arc<Spread>> {
-        let client = redis::Client::open(spec.url.expose_secret()).ok()?;
-        Some(Arc::new(Spread {
+    /// Announcing and following on `client`, the rate limiter's Redis.
+    pub fn new(client: redis::Client, spec: &RedisSpec) -> Arc<Spread> {
+        Arc::new(Spread {
             client,
             channel: format!("{}:changes", spec.namespace),
             me: format!("{:016x}", rand::random::<u64>()),
             timeout: spec.timeout,
-        }))
+        })
     }
 
     /// Tells the other gateways what changed.

@@ -294,18 +294,13 @@ async fn model_info_shows_a_virtual_key_its_models_only_and_no_secret() {
 /// is refused by the other well within the key cache's expiry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_changes_reach_every_gateway_sharing_redis() {
-    use sqlx::{Connection, Executor};
+    let db = crate::governance::Db::postgres().await;
     let tag = format!("{:016x}", rand::random::<u64>());
-    let schema = format!("models_sync_{tag}");
-    let base = crate::governance::PG_URL;
-    let mut pg = sqlx::PgConnection::connect(base).await.unwrap();
-    pg.execute(format!("CREATE SCHEMA {schema}").as_str())
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gw.toml");
     let general = format!(
-        "[general]\ndatabase_url = \"{base}?options=-csearch_path%3D{schema}\"\nredis_url = \"redis://127.0.0.1:6379\"\nredis_namespace = \"t-{tag}\"\n"
+        "[general]\ndatabase_url = \"{}\"\nredis_url = \"redis://127.0.0.1:6379\"\nredis_namespace = \"t-{tag}\"\n",
+        db.url()
     );
     std::fs::write(&file, config("").replacen("[general]\n", &general, 1)).unwrap();
     let a = start_file(&file).await;
@@ -390,7 +385,4 @@ async fn admin_changes_reach_every_gateway_sharing_redis() {
         "b still honours the deleted key"
     );
     drop((a, b));
-    pg.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
-        .await
-        .unwrap();
 }
