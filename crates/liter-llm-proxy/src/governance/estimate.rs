@@ -12,9 +12,9 @@
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::bpe::Bpe;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tiktoken_rs::CoreBPE;
 
 /// `max_tokens` assumed when neither the request nor the price table gives a limit.
 pub const DEFAULT_MAX_OUTPUT: u64 = 4096;
@@ -23,14 +23,15 @@ const PER_MESSAGE: u64 = 4;
 /// Tokens counted for an image part (OpenAI's high-detail 1024×1024 tile count).
 const PER_IMAGE: u64 = 765;
 
-/// The tokenizer, loaded once on first use (it takes tens of milliseconds), and the
+/// The tokenizer, loaded once on first use (its split pattern is compiled then; the
+/// vocabulary is read-only data in the binary, see `bpe`), and the
 /// counts it gave recently.
 #[derive(Clone, Default)]
 pub struct Tokenizer(Arc<Loaded>);
 
 #[derive(Default)]
 struct Loaded {
-    bpe: OnceLock<Option<CoreBPE>>,
+    bpe: OnceLock<Option<Bpe>>,
     /// Made with the first count (a gateway that counts no tokens does not pay for it).
     memo: OnceLock<Memo>,
 }
@@ -98,10 +99,10 @@ impl std::fmt::Debug for Tokenizer {
 }
 
 impl Tokenizer {
-    fn bpe(&self) -> Option<&CoreBPE> {
+    fn bpe(&self) -> Option<&Bpe> {
         self.0
             .bpe
-            .get_or_init(|| match tiktoken_rs::o200k_base() {
+            .get_or_init(|| match Bpe::new() {
                 Ok(b) => Some(b),
                 Err(e) => {
                     tracing::error!(error = %e, "the tokenizer did not load: prompts are estimated at 4 bytes a token");
@@ -122,7 +123,7 @@ impl Tokenizer {
                 .0
                 .memo
                 .get_or_init(Memo::default)
-                .get_or(text, |t| b.encode_ordinary(t).len() as u64),
+                .get_or(text, |t| b.count(t)),
             None => (text.len() as u64).div_ceil(4),
         }
     }
@@ -310,7 +311,7 @@ mod tests {
             .collect();
         for _ in 0..2 {
             for t in &texts {
-                let want = fresh.bpe().map(|b| b.encode_ordinary(t).len() as u64);
+                let want = fresh.bpe().map(|b| b.count(t));
                 assert_eq!(Some(tok.count(t)), want, "{t}");
             }
         }

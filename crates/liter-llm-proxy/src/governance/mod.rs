@@ -12,6 +12,8 @@
 //! meter and cost nothing here. Uses `routing` (the pool's deployments), `upstream`
 //! (the usage tap it implements), `pricing`, `store`, `config`; never the HTTP edge.
 
+pub mod bpe;
+mod bpe_layout;
 pub mod breaker;
 pub mod estimate;
 pub mod limiter;
