@@ -7,6 +7,7 @@
 //! bytes do not). The count is reported by `/health/readiness` as `heap_bytes`.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// mimalloc's `mi_option_purge_delay`: its place in `mi_option_t`, the same in the v2 and
@@ -33,14 +34,23 @@ fn set_purge_delay(ms: std::ffi::c_long) {
 /// How often at most an idle worker thread hands its free memory back.
 const COLLECT_EVERY: Duration = Duration::from_secs(1);
 
+/// Worker threads that went idle without collecting (their last collection was too
+/// recent) and so may still hold a burst's free pages.
+static OWING: AtomicUsize = AtomicUsize::new(0);
+/// Wakes [`sweep`] when a thread starts owing.
+static OWED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 /// Called by each runtime worker thread when it runs out of work: mimalloc keeps the
-/// pages a burst freed for reuse by the same thread, and a thread that goes idle never
-/// looks at them again, so after a peak the process would keep its peak size. Here an
-/// idle worker asks mimalloc to collect its heap and return free pages to the OS, at
-/// most once per [`COLLECT_EVERY`], so a busy worker pays one clock read per park.
+/// pages a burst freed for reuse by the same thread (and blocks other threads freed
+/// wait for it to look), and a thread that goes idle never looks at them again, so
+/// after a peak the process would keep its peak size. Here an idle worker asks mimalloc
+/// to collect its heap and return free pages to the OS, at most once per
+/// [`COLLECT_EVERY`], so a busy worker pays one clock read per park. A worker that
+/// parks too soon after its last collection owes one, and [`sweep`] wakes it later.
 pub fn on_thread_park() {
     thread_local! {
         static LAST: Cell<Option<Instant>> = const { Cell::new(None) };
+        static OWES: Cell<bool> = const { Cell::new(false) };
     }
     let now = Instant::now();
     let due = LAST.with(|last| match last.get() {
@@ -50,8 +60,37 @@ pub fn on_thread_park() {
             true
         }
     });
-    if due {
-        collect();
+    OWES.with(|owes| {
+        if due {
+            collect();
+            if owes.replace(false) {
+                OWING.fetch_sub(1, Ordering::Relaxed);
+            }
+        } else if !owes.replace(true) {
+            OWING.fetch_add(1, Ordering::Relaxed);
+            OWED.notify_one();
+        }
+    });
+}
+
+/// Runs for the life of the runtime: while some worker owes a collection, once per
+/// [`COLLECT_EVERY`] it gives every worker a moment's work, so each wakes and, going
+/// idle again, collects. Waits on [`OWED`] otherwise (an idle gateway stays asleep).
+/// Which worker takes a spawned task is the scheduler's choice, hence a round per
+/// period until none owes.
+pub async fn sweep(workers: usize) {
+    loop {
+        while OWING.load(Ordering::Relaxed) == 0 {
+            OWED.notified().await;
+        }
+        tokio::time::sleep(COLLECT_EVERY).await;
+        for _ in 0..workers.max(2) {
+            tokio::spawn(async {
+                for _ in 0..4 {
+                    tokio::task::yield_now().await;
+                }
+            });
+        }
     }
 }
 

@@ -281,6 +281,8 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
 async fn api(args: ApiArgs) -> ExitCode {
     #[cfg(feature = "heap-stats")]
     liter_llm_proxy::telemetry::set_heap_probe(alloc::live_bytes);
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    tokio::spawn(alloc::sweep(workers));
     let (source, reading) = match load(&args.config) {
         Ok(x) => x,
         Err(e) => {
