@@ -58,9 +58,10 @@ pub struct Upstream {
 
 /// An upstream connection unused this long is closed.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Idle upstream connections kept per host; a burst's extra connections close when it
-/// ends.
-pub const POOL_MAX_IDLE_PER_HOST: usize = 256;
+/// Idle upstream connections kept per host (httpx, the OpenAI Python SDK's client, keeps
+/// 20); a burst's extra connections close when it ends, so a peak's connections do not
+/// stay resident (each idle one holds its buffers and task).
+pub const POOL_MAX_IDLE_PER_HOST: usize = 32;
 
 /// Base of the exponential backoff between retries.
 const BACKOFF_BASE: Duration = Duration::from_millis(50);
