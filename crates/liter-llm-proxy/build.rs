@@ -40,7 +40,7 @@ fn main() {
     }
 
     let mut blob: Vec<u8> = Vec::new();
-    let mut word = |blob: &mut Vec<u8>, w: u32| blob.extend_from_slice(&w.to_le_bytes());
+    let word = |blob: &mut Vec<u8>, w: u32| blob.extend_from_slice(&w.to_le_bytes());
     word(&mut blob, n as u32);
     for w in &table {
         word(&mut blob, *w);

@@ -73,7 +73,13 @@ impl Tracing {
         let parent = Parent::of(headers);
         let (trace_id, flags, state) = match &parent {
             Some(p) => (p.trace_id, p.flags, p.state.clone()),
-            None => (rand::random::<u128>().max(1).to_be_bytes(), SAMPLED, None),
+            None => (
+                (u128::from(random_u64()) << 64 | u128::from(random_u64()))
+                    .max(1)
+                    .to_be_bytes(),
+                SAMPLED,
+                None,
+            ),
         };
         let span_id = span_id();
         let body = (flags & SAMPLED != 0).then(|| {
@@ -119,7 +125,24 @@ impl std::fmt::Debug for Tracing {
 const SAMPLED: u8 = 1;
 
 fn span_id() -> [u8; 8] {
-    rand::random::<u64>().max(1).to_be_bytes()
+    random_u64().max(1).to_be_bytes()
+}
+
+/// Random ids: a SplitMix64 sequence per thread, seeded from the OS's random source.
+/// Ids need to be unique and unguessable enough not to collide across processes, not
+/// secret; this costs a few arithmetic instructions where the crate's cryptographic
+/// generator costs a block function call.
+fn random_u64() -> u64 {
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new(rand::random());
+    }
+    STATE.with(|s| {
+        let x = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        s.set(x);
+        let z = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    })
 }
 
 fn now_ns() -> u64 {

@@ -32,7 +32,7 @@ pub mod usage;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, Method, Request, Response};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
@@ -101,28 +101,29 @@ impl Upstream {
         Self { client }
     }
 
-    fn build(&self, out: UpstreamRequest) -> Result<Request<Full<Bytes>>, GatewayError> {
-        let mut req = Request::builder().method(Method::POST).uri(out.uri);
-        let (mut has_type, mut has_accept) = (false, false);
+    fn build(out: UpstreamRequest) -> Request<Full<Bytes>> {
+        // The header map is made at its final size: growing it rehashes every header.
+        let mut headers = HeaderMap::with_capacity(out.headers.len() + 2);
         for (name, value) in out.headers {
-            has_type |= name == header::CONTENT_TYPE;
-            has_accept |= name == header::ACCEPT;
-            req = req.header(name, value);
+            headers.append(name, value);
         }
-        if !has_type {
-            req = req.header(
+        if !headers.contains_key(header::CONTENT_TYPE) {
+            headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
         }
-        if !has_accept {
-            req = req.header(
+        if !headers.contains_key(header::ACCEPT) {
+            headers.insert(
                 header::ACCEPT,
                 HeaderValue::from_static("application/json, text/event-stream"),
             );
         }
-        req.body(Full::new(out.body))
-            .map_err(|e| GatewayError::Internal(format!("could not build upstream request: {e}")))
+        let mut req = Request::new(Full::new(out.body));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = out.uri;
+        *req.headers_mut() = headers;
+        req
     }
 
     /// One attempt: send and wait for the response headers until `deadline`.
@@ -133,7 +134,7 @@ impl Upstream {
         out: UpstreamRequest,
         deadline: Instant,
     ) -> Result<Response<Incoming>, GatewayError> {
-        let req = self.build(out)?;
+        let req = Self::build(out);
         match tokio::time::timeout_at(deadline, self.client.request(req)).await {
             Err(_) => Err(GatewayError::Timeout(format!(
                 "the upstream for model {name:?} did not answer in time"

@@ -51,7 +51,7 @@ impl Protocol for PassThrough {
         }
         Ok(UpstreamRequest {
             uri,
-            headers: self.auth.iter().cloned().collect(),
+            headers: super::protocol::with_room(self.auth.as_slice()),
             body,
             dropped: Vec::new(),
         })
@@ -95,7 +95,7 @@ impl Protocol for PassThrough {
         }
         Some(UpstreamRequest {
             uri,
-            headers: self.auth.iter().cloned().collect(),
+            headers: super::protocol::with_room(self.auth.as_slice()),
             body,
             dropped: Vec::new(),
         })

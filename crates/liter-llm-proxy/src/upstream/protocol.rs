@@ -52,6 +52,18 @@ pub struct Native {
 #[derive(Debug, Clone, Copy)]
 pub struct NativeAnswer;
 
+/// Headers the dispatcher may add to a request after its protocol wrote it
+/// (`traceparent`, `tracestate`).
+const ADDED_HEADERS: usize = 2;
+
+/// A request's headers, starting with `first`, with room for those the dispatcher adds
+/// (so adding them does not move the list).
+pub fn with_room(first: &[(HeaderName, HeaderValue)]) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = Vec::with_capacity(first.len() + ADDED_HEADERS);
+    headers.extend_from_slice(first);
+    headers
+}
+
 /// Kept alive while a stream runs (the router's in-flight slot), dropped at its end.
 pub type Hold = Box<dyn Send + 'static>;
 

@@ -47,13 +47,16 @@ impl From<ReportedUsage> for liter_llm::types::Usage {
 /// fields), as deserializing the whole answer would give it; `None` when there is none.
 /// Malformed JSON gives `None` or whatever usage could be read, never a panic.
 pub fn reported(body: &[u8]) -> Option<ReportedUsage> {
+    if let Some(found) = last_top_level(body, plain::usage) {
+        return found;
+    }
     reported_as(body)
 }
 
 /// The answer's top-level `usage` read as `T` (Anthropic's usage, say), as
 /// [`reported`] reads OpenAI's.
 pub fn reported_as<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
-    if let Some(found) = last_top_level(body) {
+    if let Some(found) = last_top_level(body, serde_value::<T>) {
         return found;
     }
     let value = member(body, b"usage")?;
@@ -61,10 +64,20 @@ pub fn reported_as<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
     Option::<T>::deserialize(&mut de).ok().flatten()
 }
 
+/// A `usage` value at the start of `value`, and the bytes it took; `None` when it is
+/// not one (or, for a reader that only knows the plain shape, not that shape).
+type ReadUsage<T> = fn(&[u8]) -> Option<(Option<T>, usize)>;
+
+fn serde_value<T: serde::de::DeserializeOwned>(value: &[u8]) -> Option<(Option<T>, usize)> {
+    let mut values = serde_json::Deserializer::from_slice(value).into_iter::<Option<T>>();
+    let usage = values.next()?.ok()?;
+    Some((usage, values.byte_offset()))
+}
+
 /// The fast path: `Some(usage)` when the last `"usage":` in `body` is a member of the
-/// top-level object; `None` when that cannot be told this way (the caller then walks
-/// the object from the start).
-fn last_top_level<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<Option<T>> {
+/// top-level object; `None` when that cannot be told this way, or `read` could not
+/// read it (the caller then tries another way).
+fn last_top_level<T>(body: &[u8], read: ReadUsage<T>) -> Option<Option<T>> {
     const KEY: &[u8] = b"\"usage\":";
     static FINDER: std::sync::LazyLock<memmem::FinderRev<'static>> =
         std::sync::LazyLock::new(|| memmem::FinderRev::new(KEY));
@@ -77,9 +90,8 @@ fn last_top_level<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<Option<
     // An unescaped quote followed by `usage":` opens a key (were it a closing quote, a
     // bare `usage` would follow: not JSON). Its value, and where the value ends:
     let start = at + KEY.len();
-    let mut values = serde_json::Deserializer::from_slice(&body[start..]).into_iter::<Option<T>>();
-    let usage = values.next()?.ok()?;
-    let mut i = start + values.byte_offset();
+    let (usage, taken) = read(&body[start..])?;
+    let mut i = start + taken;
     // Outside any string now; the member is a top-level one when the rest closes one
     // bracket, the last, followed by nothing but whitespace.
     let mut depth = 1usize;
@@ -170,6 +182,215 @@ fn skip_ws(json: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// OpenAI's usage read by hand when it is plain: an object of the known counters as
+/// integers, `prompt_tokens_details` an object of integers (or null), any other member
+/// a number, a literal or an object of those. Anything else (an escape, a float, a
+/// repeated key, a string) gives `None`, and serde reads it instead, so the result is
+/// always what serde gives.
+mod plain {
+    use super::{skip_ws, ReportedUsage};
+
+    pub(super) fn usage(b: &[u8]) -> Option<(Option<ReportedUsage>, usize)> {
+        let mut i = skip_ws(b, 0);
+        if b[i..].starts_with(b"null") {
+            return Some((None, i + 4));
+        }
+        let mut u = ReportedUsage {
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            total_tokens: 0,
+            prompt_tokens_details: None,
+            cache_creation_input_tokens: None,
+            cache_read_input_tokens: None,
+        };
+        let mut seen = 0u8;
+        let end = object(b, &mut i, |key, b, i| {
+            let bit = match key {
+                b"prompt_tokens" => {
+                    u.prompt_tokens = number(b, i)?;
+                    1
+                }
+                b"completion_tokens" => {
+                    u.completion_tokens = number(b, i)?;
+                    2
+                }
+                b"total_tokens" => {
+                    u.total_tokens = number(b, i)?;
+                    4
+                }
+                b"cache_creation_input_tokens" => {
+                    u.cache_creation_input_tokens = Some(number(b, i)?);
+                    8
+                }
+                b"cache_read_input_tokens" => {
+                    u.cache_read_input_tokens = Some(number(b, i)?);
+                    16
+                }
+                b"prompt_tokens_details" => {
+                    u.prompt_tokens_details = details(b, i)?;
+                    32
+                }
+                _ => {
+                    skip(b, i, true)?;
+                    0
+                }
+            };
+            // serde refuses a repeated field.
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            Some(())
+        })?;
+        Some((Some(u), end))
+    }
+
+    fn details(b: &[u8], i: &mut usize) -> Option<Option<liter_llm::types::PromptTokensDetails>> {
+        if b[*i..].starts_with(b"null") {
+            *i += 4;
+            return Some(None);
+        }
+        let mut d = liter_llm::types::PromptTokensDetails::default();
+        let mut seen = 0u8;
+        *i = object(b, i, |key, b, i| {
+            let bit = match key {
+                b"cached_tokens" => {
+                    d.cached_tokens = number(b, i)?;
+                    1
+                }
+                b"audio_tokens" => {
+                    d.audio_tokens = if b[*i..].starts_with(b"null") {
+                        *i += 4;
+                        None
+                    } else {
+                        Some(number(b, i)?)
+                    };
+                    2
+                }
+                _ => {
+                    skip(b, i, false)?;
+                    0
+                }
+            };
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            Some(())
+        })?;
+        Some(Some(d))
+    }
+
+    /// An object at `b[*i]` whose keys have no escapes; `member` reads each value (from
+    /// `*i`, leaving it after the value). Returns where the object ends.
+    fn object(
+        b: &[u8],
+        i: &mut usize,
+        mut member: impl FnMut(&[u8], &[u8], &mut usize) -> Option<()>,
+    ) -> Option<usize> {
+        if b.get(*i)? != &b'{' {
+            return None;
+        }
+        *i = skip_ws(b, *i + 1);
+        if b.get(*i)? == &b'}' {
+            return Some(*i + 1);
+        }
+        loop {
+            if b.get(*i)? != &b'"' {
+                return None;
+            }
+            let start = *i + 1;
+            let end = start
+                + b.get(start..)?
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\')?;
+            if b[end] != b'"' {
+                return None;
+            }
+            *i = skip_ws(b, end + 1);
+            if b.get(*i)? != &b':' {
+                return None;
+            }
+            *i = skip_ws(b, *i + 1);
+            member(&b[start..end], b, i)?;
+            *i = skip_ws(b, *i);
+            match b.get(*i)? {
+                b',' => *i = skip_ws(b, *i + 1),
+                b'}' => return Some(*i + 1),
+                _ => return None,
+            }
+        }
+    }
+
+    /// A non-negative integer that fits a u64, ended by what may follow a value.
+    fn number(b: &[u8], i: &mut usize) -> Option<u64> {
+        let digits = b
+            .get(*i..)?
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if digits == 0 || (digits > 1 && b[*i] == b'0') {
+            return None;
+        }
+        let mut n: u64 = 0;
+        for &c in &b[*i..*i + digits] {
+            n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        }
+        *i += digits;
+        matches!(b.get(*i)?, b',' | b'}' | b' ' | b'\n' | b'\r' | b'\t').then_some(n)
+    }
+
+    /// JSON's number grammar: `-? int frac? exp?`.
+    fn is_number(w: &[u8]) -> bool {
+        let digits = |i: usize| w[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let mut i = usize::from(w.first() == Some(&b'-'));
+        let int = digits(i);
+        if int == 0 || (int > 1 && w[i] == b'0') {
+            return false;
+        }
+        i += int;
+        if w.get(i) == Some(&b'.') {
+            let frac = digits(i + 1);
+            if frac == 0 {
+                return false;
+            }
+            i += 1 + frac;
+        }
+        if matches!(w.get(i), Some(b'e' | b'E')) {
+            i += 1 + usize::from(matches!(w.get(i + 1), Some(b'+' | b'-')));
+            let exp = digits(i);
+            if exp == 0 {
+                return false;
+            }
+            i += exp;
+        }
+        i == w.len()
+    }
+
+    /// Skips a number, a literal or (with `nested`) an object of those.
+    fn skip(b: &[u8], i: &mut usize, nested: bool) -> Option<()> {
+        match b.get(*i)? {
+            b'{' if nested => {
+                *i = object(b, i, |_, b, i| skip(b, i, false))?;
+                Some(())
+            }
+            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                let n = b[*i..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'+' | b'.'))
+                    .count();
+                let word = &b[*i..*i + n];
+                if !matches!(word, b"true" | b"false" | b"null") && !is_number(word) {
+                    return None;
+                }
+                *i += n;
+                Some(())
+            }
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -208,13 +429,14 @@ mod tests {
         }
         // The common answer takes the fast path; a nested last usage does not.
         assert_eq!(
-            last_top_level::<ReportedUsage>(cases[0].as_bytes())
+            last_top_level(cases[0].as_bytes(), plain::usage)
                 .flatten()
                 .map(|u| u.total_tokens),
             Some(11)
         );
-        assert!(last_top_level::<ReportedUsage>(
-            br#"{"usage":{"prompt_tokens":4},"x":{"usage":{"prompt_tokens":9}}}"#
+        assert!(last_top_level(
+            br#"{"usage":{"prompt_tokens":4},"x":{"usage":{"prompt_tokens":9}}}"#,
+            serde_value::<ReportedUsage>
         )
         .is_none());
         assert_eq!(
@@ -269,7 +491,64 @@ mod tests {
         })
     }
 
+    fn usage_member() -> impl Strategy<Value = (String, String)> {
+        let name = prop_oneof![
+            Just("prompt_tokens"),
+            Just("completion_tokens"),
+            Just("total_tokens"),
+            Just("cache_creation_input_tokens"),
+            Just("cache_read_input_tokens"),
+            Just("prompt_tokens_details"),
+            Just("completion_tokens_details"),
+            Just("other"),
+        ];
+        let scalar = prop_oneof![
+            (0u64..100_000).prop_map(|n| n.to_string()),
+            Just("18446744073709551616".to_owned()),
+            Just("-3".to_owned()),
+            Just("2.5".to_owned()),
+            Just("1e3".to_owned()),
+            Just("007".to_owned()),
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("\"x\"".to_owned()),
+        ];
+        let inner = prop::collection::vec(
+            (
+                prop_oneof![
+                    Just("cached_tokens"),
+                    Just("audio_tokens"),
+                    Just("reasoning_tokens")
+                ],
+                scalar.clone(),
+            ),
+            0..4,
+        )
+        .prop_map(|kv| {
+            let kv: Vec<String> = kv.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+            format!("{{{}}}", kv.join(","))
+        });
+        (name, prop_oneof![scalar, inner]).prop_map(|(k, v)| (k.to_owned(), v))
+    }
+
     proptest! {
+        /// Usage objects of every shape: the hand reader reads what serde reads, or
+        /// leaves the shape to serde.
+        #[test]
+        fn the_plain_reader_agrees_with_serde(
+            members in prop::collection::vec(usage_member(), 0..7),
+            spaced in any::<bool>(),
+        ) {
+            let sep = if spaced { " , " } else { "," };
+            let kv: Vec<String> = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            let text = format!("{{{}}}", kv.join(sep));
+            let want = serde_json::from_str::<Option<ReportedUsage>>(&text).ok();
+            if let Some((got, taken)) = plain::usage(text.as_bytes()) {
+                prop_assert_eq!(Some(got), want, "{}", text);
+                prop_assert_eq!(taken, text.len());
+            }
+        }
+
         /// Any object, with or without a usage, nested usages and keys or strings that
         /// look like one: the same answer as deserializing the whole document.
         #[test]
