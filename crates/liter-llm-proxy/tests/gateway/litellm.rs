@@ -633,3 +633,70 @@ environment_variables:
     );
     assert_eq!(from_yaml.cache.as_ref().unwrap().max_entries, Some(200));
 }
+
+/// `model_info` (`mode`, `base_model`, `max_tokens`, `max_input_tokens`,
+/// `max_output_tokens`), `litellm_params.max_retries`, `router_settings.retry_after` and
+/// `enable_pre_call_checks` load onto the same runtime config as their TOML twin; a
+/// mode liter-llm cannot serve is reported by name.
+#[test]
+fn model_info_and_retry_settings_load_like_their_twin() {
+    let src = r#"model_list:
+  - model_name: prod
+    litellm_params:
+      model: azure/my-prod
+      api_base: https://example-resource.openai.azure.com
+      api_key: k
+      api_version: "2024-06-01"
+      max_retries: 2
+    model_info:
+      mode: chat
+      base_model: azure/gpt-4o
+      max_tokens: 4096
+      max_input_tokens: 128000
+      max_output_tokens: 16384
+  - model_name: embed
+    litellm_params:
+      model: text-embedding-3-small
+      api_key: k
+    model_info:
+      mode: embedding
+      base_model: text-embedding-3-small
+router_settings:
+  retry_after: 2
+  enable_pre_call_checks: true
+"#;
+    let twin = r#"
+[router]
+retry_after_secs = 2
+
+[[models]]
+name = "prod"
+provider_model = "azure/my-prod"
+base_url = "https://example-resource.openai.azure.com"
+api_key = "k"
+api_version = "2024-06-01"
+max_retries = 2
+mode = "chat"
+base_model = "azure/gpt-4o"
+max_tokens = 4096
+max_input_tokens = 128000
+max_output_tokens = 16384
+
+[[models]]
+name = "embed"
+provider_model = "openai/text-embedding-3-small"
+api_key = "k"
+mode = "embedding"
+base_model = "openai/text-embedding-3-small"
+"#;
+    let loaded = yaml(src, no_env).unwrap();
+    assert!(loaded.ignored.is_empty());
+    assert_same(&loaded.value, &toml(twin, no_env));
+    let e = err(&src.replace("mode: embedding", "mode: image_generation"));
+    assert!(
+        e.contains("config.yaml:20:7: model_list[1].model_info.mode: not supported yet: mode \"image_generation\""),
+        "{e}"
+    );
+    let e = err(&src.replace("base_model: azure/gpt-4o", "base_model: my-own-thing"));
+    assert!(e.contains("cannot tell the provider of base_model"), "{e}");
+}

@@ -26,34 +26,9 @@ const STRING_FIELDS: &[(&str, &str)] = &[
 
 fn empty_model(name: String, provider_model: String) -> ModelEntry {
     ModelEntry {
-        id: None,
         name,
         provider_model,
-        api_key: None,
-        base_url: None,
-        timeout_secs: None,
-        fallbacks: Vec::new(),
-        mock_latency_ms: None,
-        weight: None,
-        rpm: None,
-        tpm: None,
-        order: None,
-        stream_timeout_secs: None,
-        context_window_fallbacks: Vec::new(),
-        input_cost_per_token: None,
-        output_cost_per_token: None,
-        drop_params: None,
-        reasoning_budgets: None,
-        fan_out_n: None,
-        api_version: None,
-        aws_access_key_id: None,
-        aws_secret_access_key: None,
-        aws_session_token: None,
-        aws_region_name: None,
-        vertex_project: None,
-        vertex_location: None,
-        vertex_credentials: None,
-        tags: Vec::new(),
+        ..ModelEntry::default()
     }
 }
 
@@ -227,8 +202,8 @@ fn deployment(
                 "drop_params"
             }
             "max_retries" => {
-                t.unsupported(&path, e.line, e.col, "a deployment's own max_retries (liter-llm retries per gateway: litellm_settings.num_retries)");
-                continue;
+                m.max_retries = t.uint32(v, &path);
+                "max_retries"
             }
             "tags" => {
                 m.tags = t.strings(v, &path);
@@ -303,8 +278,8 @@ fn entry_limits(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut
     }
 }
 
-/// `model_info`: prices are read; the rest describes the model to LiteLLM's own
-/// APIs and checks, which are not built here.
+/// `model_info`: prices, `id`, `mode`, `base_model` and the token limits (see
+/// `[[models]]`'s fields of the same names).
 fn model_info(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut ModelEntry) {
     for e in parts.info {
         let path = format!("{yp}.model_info.{}", e.key);
@@ -317,20 +292,23 @@ fn model_info(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut M
                 continue;
             }
             "mode" => {
-                t.unsupported(&path, e.line, e.col, "model_info.mode (liter-llm serves chat and embeddings from every model and its health probes always chat)");
+                m.mode = t.string(&e.value, &path);
+                t.loc_entry(format!("models[{k}].mode"), &path, e);
                 continue;
             }
             "base_model" => {
-                t.unsupported(&path, e.line, e.col, "model_info.base_model (set input_cost_per_token/output_cost_per_token for the price instead)");
+                m.base_model = base_model(t, &path, e);
+                t.loc_entry(format!("models[{k}].base_model"), &path, e);
                 continue;
             }
             "max_tokens" | "max_input_tokens" | "max_output_tokens" => {
-                t.unsupported(
-                    &path,
-                    e.line,
-                    e.col,
-                    "context-window limits per deployment (pre-call checks)",
-                );
+                let v = t.uint(&e.value, &path);
+                match e.key.as_str() {
+                    "max_tokens" => m.max_tokens = v,
+                    "max_input_tokens" => m.max_input_tokens = v,
+                    _ => m.max_output_tokens = v,
+                }
+                t.loc_entry(format!("models[{k}].{}", e.key), &path, e);
                 continue;
             }
             _ => {
@@ -351,6 +329,22 @@ fn model_info(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut M
             );
         }
     }
+}
+
+/// `model_info.base_model`, its provider inferred as `model`'s is (`gpt-4o` is
+/// `openai/gpt-4o`; Azure's are written `azure/...`).
+fn base_model(t: &mut Twin<'_>, path: &str, e: &Entry) -> Option<String> {
+    let written = t.string(&e.value, path)?;
+    let found = infer::provider_model(&written, None);
+    if found.is_none() {
+        t.problem(
+            path,
+            e.line,
+            e.col,
+            format!("cannot tell the provider of base_model {written:?}; write it with its provider, e.g. \"azure/{written}\""),
+        );
+    }
+    found
 }
 
 /// Whether a wildcard entry becomes a wildcard `[[models]]` entry: any pattern whose

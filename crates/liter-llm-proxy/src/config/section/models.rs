@@ -48,7 +48,67 @@ pub struct Deployment {
     pub settings: ProviderSettings,
     /// Its tags, for tag filtering (`[router] enable_tag_filtering`).
     pub tags: Vec<String>,
+    /// What it serves: the call its health probe makes.
+    pub mode: Mode,
+    /// The `provider/model` whose prices it takes (`base_model`).
+    pub base_model: Option<String>,
+    /// LiteLLM's `max_tokens`, reported only.
+    pub max_tokens: Option<u64>,
+    /// Its context window: a longer prompt does not go to it.
+    pub max_input_tokens: Option<u64>,
+    pub max_output_tokens: Option<u64>,
+    /// Its model's retry count (`max_retries`), reported by `/model/info`.
+    pub max_retries: Option<u32>,
 }
+
+/// What a deployment serves (LiteLLM's `model_info.mode`): the call its health probe
+/// makes. Every deployment takes chat and embeddings requests whatever its mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Chat,
+    /// Legacy completions: probed with a chat call, as they are served through chat
+    /// where the provider has no completions API.
+    Completion,
+    Embedding,
+}
+
+impl Mode {
+    /// The modes served, by LiteLLM's names.
+    pub const NAMES: &'static [&'static str] = &["chat", "completion", "embedding"];
+
+    pub fn parse(name: &str) -> Option<Mode> {
+        match name {
+            "chat" => Some(Mode::Chat),
+            "completion" => Some(Mode::Completion),
+            "embedding" => Some(Mode::Embedding),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Chat => "chat",
+            Mode::Completion => "completion",
+            Mode::Embedding => "embedding",
+        }
+    }
+}
+
+/// LiteLLM's modes that liter-llm cannot serve, refused by name.
+const UNSERVED_MODES: &[&str] = &[
+    "image_generation",
+    "audio_transcription",
+    "audio_speech",
+    "rerank",
+    "moderation",
+    "batch",
+    "realtime",
+    "responses",
+    "video_generation",
+    "ocr",
+    "search",
+];
 
 type At<'a> = &'a dyn Fn(&str) -> Vec<Seg>;
 
@@ -175,7 +235,52 @@ fn deployment(
         output_cost_per_token: m.output_cost_per_token,
         settings,
         tags: m.tags.clone(),
+        mode: mode(m, at, problems),
+        base_model: base_model(m, at, problems),
+        max_tokens: m.max_tokens,
+        max_input_tokens: m.max_input_tokens,
+        max_output_tokens: m.max_output_tokens,
+        max_retries: m.max_retries,
     })
+}
+
+fn mode(m: &ModelEntry, at: At<'_>, problems: &mut Problems) -> Mode {
+    let Some(name) = m.mode.as_deref() else {
+        return Mode::Chat;
+    };
+    if let Some(mode) = Mode::parse(name) {
+        return mode;
+    }
+    let message = if UNSERVED_MODES.contains(&name) {
+        format!(
+            "not supported yet: mode {name:?} (liter-llm serves {})",
+            Mode::NAMES.join(", ")
+        )
+    } else {
+        format!(
+            "unknown mode {:?}; one of {}",
+            crate::logtext::Clean(name),
+            Mode::NAMES.join(", ")
+        )
+    };
+    problems.push((at("mode"), message));
+    Mode::Chat
+}
+
+/// `base_model`, a `provider/model`; not with both prices given (they would win).
+fn base_model(m: &ModelEntry, at: At<'_>, problems: &mut Problems) -> Option<String> {
+    let b = m.base_model.as_ref()?;
+    if let Err(e) = ProviderModel::parse(b) {
+        problems.push((at("base_model"), provider_model_error(b, e)));
+        return None;
+    }
+    if m.input_cost_per_token.is_some() && m.output_cost_per_token.is_some() {
+        problems.push((
+            at("base_model"),
+            "base_model prices the deployment, but input_cost_per_token and output_cost_per_token are both given: leave one out".into(),
+        ));
+    }
+    Some(b.clone())
 }
 
 /// A wildcard model (a `*` in `name`): its `provider_model` names its provider and
@@ -210,10 +315,11 @@ fn wildcard_fits(m: &ModelEntry, at: At<'_>, problems: &mut Problems) -> bool {
     }
     if stars > 0 {
         for (field, price) in [
-            ("input_cost_per_token", m.input_cost_per_token),
-            ("output_cost_per_token", m.output_cost_per_token),
+            ("input_cost_per_token", m.input_cost_per_token.is_some()),
+            ("output_cost_per_token", m.output_cost_per_token.is_some()),
+            ("base_model", m.base_model.is_some()),
         ] {
-            if price.is_some() {
+            if price {
                 problems.push((
                     at(field),
                     format!("not supported yet: {field} on a wildcard model (prices are looked up by each request's model)"),
@@ -300,6 +406,15 @@ fn check_numbers(m: &ModelEntry, at: At<'_>, problems: &mut Problems) {
     ] {
         if price.is_some_and(|p| !p.is_finite() || p < 0.0) {
             problems.push((at(field), format!("{field} must be 0 or more")));
+        }
+    }
+    for (field, n) in [
+        ("max_tokens", m.max_tokens),
+        ("max_input_tokens", m.max_input_tokens),
+        ("max_output_tokens", m.max_output_tokens),
+    ] {
+        if let Some(n) = n {
+            positive(problems, at(field), field, n > 0);
         }
     }
     if m.timeout_secs == Some(0) {
