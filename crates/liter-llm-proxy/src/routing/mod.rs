@@ -430,6 +430,7 @@ impl Registry {
             max_input_tokens: None,
             max_output_tokens: None,
             max_retries: None,
+            any_provider: false,
         };
         let target = Target::for_deployment(&deployment, &self.limits).ok()?;
         let series = self.direct_metrics(&deployment);

@@ -2,12 +2,15 @@
 //! LiteLLM does, `tags` kept for tag routing), or, for a provider wildcard
 //! (`anthropic/*` → `anthropic/*`), an `[[aliases]]` entry. Other patterns (`*`,
 //! `gpt-3.5-turbo*`) become wildcard `[[models]]` entries when their model names a
-//! provider (`openai/*`); one whose model does not (`*` → `*`) is reported, by name.
+//! provider (`openai/*`), and so does the catch-all `*` → `*` (`provider_model = "*"`:
+//! any provider, inferred from each name); any other pattern whose model names no
+//! provider is reported, by name.
 
 use super::infer;
 use super::twin::Twin;
 use super::yaml::{Entry, Node};
 use crate::config::file::{AliasEntry, ModelEntry};
+use crate::config::CATCH_ALL;
 
 /// What `[[models]]` takes from an entry, with the twin field for each key of
 /// `litellm_params` that maps one to one.
@@ -143,7 +146,12 @@ fn deployment(
         );
         return;
     }
-    let Some(provider_model) = infer::provider_model(&model, custom.as_deref()) else {
+    let provider_model = if is_catch_all(&name, &model, custom.as_deref()) {
+        Some(CATCH_ALL.to_string())
+    } else {
+        infer::provider_model(&model, custom.as_deref())
+    };
+    let Some(provider_model) = provider_model else {
         let at = parts.params.iter().find(|e| e.key == "model");
         let (line, col) = at.map_or((item.line, item.col), |e| (e.line, e.col));
         t.problem(
@@ -366,12 +374,20 @@ fn wildcard_model(name: &str, parts: &Parts<'_>) -> bool {
     let Some(model) = text("model") else {
         return false;
     };
+    if is_catch_all(name, model, text("custom_llm_provider")) {
+        return true;
+    }
     if provider_wildcard(name) && model == name {
         return false;
     }
     infer::provider_model(model, text("custom_llm_provider"))
         .and_then(|pm| pm.split_once('/').map(|(p, _)| !p.contains('*')))
         .unwrap_or(false)
+}
+
+/// LiteLLM's catch-all: `model_name: "*"` with `model: "*"` (any provider).
+fn is_catch_all(name: &str, model: &str, custom: Option<&str>) -> bool {
+    name == CATCH_ALL && model == CATCH_ALL && custom.is_none()
 }
 
 /// `anthropic/*`: a known provider's prefix, then a pattern.
@@ -396,7 +412,7 @@ fn wildcard(t: &mut Twin<'_>, yp: &str, name: &str, name_entry: &Entry, parts: &
         .and_then(liter_llm::Provider::from_prefix);
     if provider.is_none() || model.as_deref() != Some(name) {
         let why = format!(
-            "the wildcard model_name {name:?} with model {:?}: a model with no provider would send the names it matches to any provider whose key is set; write the provider (model: \"openai/*\")",
+            "the wildcard model_name {name:?} with model {:?}: a model with no provider opens every provider, which only the catch-all (model_name \"*\" with model \"*\") may do; write the provider (model: \"openai/*\")",
             model.as_deref().unwrap_or("")
         );
         t.unsupported(&name_path, name_entry.line, name_entry.col, &why);

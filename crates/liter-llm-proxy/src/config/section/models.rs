@@ -59,6 +59,10 @@ pub struct Deployment {
     pub max_output_tokens: Option<u64>,
     /// Its model's retry count (`max_retries`), reported by `/model/info`.
     pub max_retries: Option<u32>,
+    /// Made from the catch-all (`name = "*"`, `provider_model = "*"`) for its provider
+    /// (`provider_model` is `<provider>/*`): it serves only the names whose provider,
+    /// written or inferred as LiteLLM infers it, is its own.
+    pub any_provider: bool,
 }
 
 /// What a deployment serves (LiteLLM's `model_info.mode`): the call its health probe
@@ -138,11 +142,101 @@ pub(crate) fn check(
                 ));
             }
         }
-        if let Some(d) = deployment(m, general, env, &at, problems) {
+        if m.provider_model == CATCH_ALL {
+            out.extend(catch_all(models, i, general, env, &at, problems));
+        } else if let Some(d) = deployment(m, general, env, &at, problems) {
             out.push(d);
         }
     }
     assign_ids(&mut out);
+    out
+}
+
+/// `provider_model` of the catch-all: any provider.
+pub const CATCH_ALL: &str = "*";
+
+/// The providers the catch-all may serve: those at a fixed public base URL that need a
+/// key (no local server, no Azure resource, no cloud project or region to choose).
+pub fn catch_all_providers() -> impl Iterator<Item = Provider> {
+    Provider::known_prefixes()
+        .into_iter()
+        .filter_map(Provider::from_prefix)
+        .filter(|p| {
+            p.network()
+                .is_some_and(|n| n.key_required && n.default_base_url.is_some())
+        })
+}
+
+/// The catch-all `models[i]` (`name = "*"`, `provider_model = "*"`, LiteLLM's `*` →
+/// `*`): one deployment `<provider>/*` per provider of [`catch_all_providers`] whose
+/// key variable is set, each with the provider's own key and base URL (from its
+/// variables, or its default), never one given here: a key on the entry would go to
+/// every provider.
+fn catch_all(
+    models: &[ModelEntry],
+    i: usize,
+    general: &GeneralSection,
+    env: &dyn Fn(&str) -> Option<String>,
+    at: At<'_>,
+    problems: &mut Problems,
+) -> Vec<Deployment> {
+    let m = &models[i];
+    if m.name != CATCH_ALL {
+        problems.push((
+            at("provider_model"),
+            "provider_model \"*\" (any provider) is the catch-all: its name must be \"*\"".into(),
+        ));
+        return Vec::new();
+    }
+    if models.iter().filter(|o| o.name == CATCH_ALL).count() > 1 {
+        problems.push((
+            at("name"),
+            "the catch-all \"*\" with provider_model \"*\" must be the only entry named \"*\""
+                .into(),
+        ));
+    }
+    let given = [
+        ("api_key", m.api_key.is_some()),
+        ("base_url", m.base_url.is_some()),
+        ("api_version", m.api_version.is_some()),
+        ("aws_access_key_id", m.aws_access_key_id.is_some()),
+        ("aws_secret_access_key", m.aws_secret_access_key.is_some()),
+        ("aws_session_token", m.aws_session_token.is_some()),
+        ("aws_region_name", m.aws_region_name.is_some()),
+        ("vertex_project", m.vertex_project.is_some()),
+        ("vertex_location", m.vertex_location.is_some()),
+        ("vertex_credentials", m.vertex_credentials.is_some()),
+        ("mock_latency_ms", m.mock_latency_ms.is_some()),
+        ("reasoning_budgets", m.reasoning_budgets.is_some()),
+        ("fan_out_n", m.fan_out_n.is_some()),
+    ];
+    for (field, _) in given.iter().filter(|(_, set)| *set) {
+        problems.push((
+            at(field),
+            format!("{field} on the catch-all (provider_model \"*\"): it takes each provider's key and base URL from that provider's own variables (a value here would go to every provider)"),
+        ));
+    }
+    let mut out = Vec::new();
+    for p in catch_all_providers() {
+        let Some(net) = p.network() else { continue };
+        if super::network::key_from_env(net, env).is_none() {
+            continue;
+        }
+        let entry = ModelEntry {
+            provider_model: format!("{}/*", p.name()),
+            ..m.clone()
+        };
+        if let Some(mut d) = deployment(&entry, general, env, at, problems) {
+            d.any_provider = true;
+            out.push(d);
+        }
+    }
+    if out.is_empty() {
+        problems.push((
+            at("provider_model"),
+            "the catch-all (provider_model \"*\") serves no provider: none of the providers it may serve has its key variable set (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...)".into(),
+        ));
+    }
     out
 }
 
@@ -241,6 +335,7 @@ fn deployment(
         max_input_tokens: m.max_input_tokens,
         max_output_tokens: m.max_output_tokens,
         max_retries: m.max_retries,
+        any_provider: false,
     })
 }
 
