@@ -285,3 +285,20 @@ fn modes_that_cannot_be_served_are_refused_by_name() {
     let e = load("max_input_tokens = 0");
     assert!(e.contains("max_input_tokens must be greater than 0"), "{e}");
 }
+
+#[tokio::test]
+async fn max_output_tokens_is_the_output_a_request_is_assumed_to_ask_for() {
+    let mock = MockUpstream::start().await.unwrap();
+    let base = mock.base_url();
+    let cfg = format!(
+        "{}[[keys]]\nkey = \"{VKEY}\"\ntpm = 1000\n{}{}",
+        header(""),
+        model("capped", "capped", &base, "max_output_tokens = 100"),
+        model("uncapped", "uncapped", &base, ""),
+    );
+    let gw = Gateway::start(&cfg).await;
+    // Without max_tokens, a request to the uncapped model is assumed to ask for the
+    // default 4096 tokens, over the key's tpm; the capped one for 100.
+    assert_eq!(gw.chat(VKEY, hello("uncapped")).await.status(), 429);
+    assert_eq!(gw.chat(VKEY, hello("capped")).await.status(), 200);
+}

@@ -474,6 +474,13 @@ async fn patch_changes_only_the_given_fields() {
     let (_, info) = get(&url, &format!("/model/info?litellm_model_id={id}"), MASTER).await;
     assert_eq!(info["data"][0]["litellm_params"]["rpm"], 7, "{info}");
     assert_eq!(info["data"][0]["model_name"], "up2");
+    // `model_info` as /model/info shows it (its id, nulls included) goes back
+    // through /model/update unchanged.
+    let shown = info["data"][0]["model_info"].clone();
+    assert!(shown["base_model"].is_null(), "{shown}");
+    let (status, back) = post(&url, "/model/update", MASTER, json!({"model_info": shown})).await;
+    assert_eq!(status, 200, "{back}");
+    assert_eq!(back["model_info"]["max_output_tokens"], 100);
     // Writes are the master key's.
     let r = client()
         .patch(format!("{url}/model/{id}/update"))

@@ -290,6 +290,11 @@ fn entry_limits(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut
 /// `[[models]]`'s fields of the same names).
 fn model_info(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut ModelEntry) {
     for e in parts.info {
+        // A null is not given, as LiteLLM reads it (its `/model/info` answers carry
+        // nulls, which its clients send back).
+        if matches!(e.value.value, super::yaml::Value::Null) {
+            continue;
+        }
         let path = format!("{yp}.model_info.{}", e.key);
         let (slot, field) = match e.key.as_str() {
             "input_cost_per_token" => (&mut m.input_cost_per_token, "input_cost_per_token"),
