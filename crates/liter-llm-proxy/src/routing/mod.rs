@@ -107,6 +107,18 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// A pool of `deployments`, noting whether one is tagged `default`.
+    pub fn new(spec: PoolSpec, deployments: Vec<Arc<DeploymentState>>) -> Pool {
+        let has_default = deployments
+            .iter()
+            .any(|d| d.deployment.tags.iter().any(|t| t == tags::DEFAULT_TAG));
+        Pool {
+            spec,
+            deployments,
+            has_default,
+        }
+    }
+
     /// Whether every deployment of the pool takes `wire`'s requests as they came and
     /// the pool has no fallbacks: a request of that wire then never needs the
     /// canonical translation.
@@ -149,14 +161,7 @@ pub fn fitting(pool: &Arc<Pool>, prompt: Option<u64>) -> Result<Arc<Pool>, u64> 
             .unwrap_or(0);
         return Err(largest);
     }
-    let has_default = deployments
-        .iter()
-        .any(|d| d.deployment.tags.iter().any(|t| t == tags::DEFAULT_TAG));
-    Ok(Arc::new(Pool {
-        spec: pool.spec.clone(),
-        deployments,
-        has_default,
-    }))
+    Ok(Arc::new(Pool::new(pool.spec.clone(), deployments)))
 }
 
 /// The answer when a prompt fits no deployment's context window, as OpenAI words it.
@@ -257,14 +262,7 @@ impl Registry {
                     series,
                 )));
             }
-            let has_default = deployments
-                .iter()
-                .any(|d| d.deployment.tags.iter().any(|t| t == tags::DEFAULT_TAG));
-            let pool = Arc::new(Pool {
-                spec: spec.clone(),
-                deployments,
-                has_default,
-            });
+            let pool = Arc::new(Pool::new(spec.clone(), deployments));
             by_name.insert(spec.name.clone(), pool.clone());
             order.push((spec.name.clone(), pool));
         }
@@ -460,14 +458,7 @@ impl Registry {
             let series = self.direct_metrics(&d);
             states.push(Arc::new(DeploymentState::new(d, target, series)));
         }
-        let has_default = states
-            .iter()
-            .any(|d| d.deployment.tags.iter().any(|t| t == tags::DEFAULT_TAG));
-        Some(Arc::new(Pool {
-            spec,
-            deployments: states,
-            has_default,
-        }))
+        Some(Arc::new(Pool::new(spec, states)))
     }
 
     /// The `[[aliases]]` patterns, for `/v1/models`.

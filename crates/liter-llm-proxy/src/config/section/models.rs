@@ -226,9 +226,17 @@ fn catch_all(
             provider_model: format!("{}/*", p.name()),
             ..m.clone()
         };
-        if let Some(mut d) = deployment(&entry, general, env, at, problems) {
+        // The entry's own problems (a weight of 0, ...) are the same for every
+        // provider: each is reported once.
+        let mut found = Problems::new();
+        if let Some(mut d) = deployment(&entry, general, env, at, &mut found) {
             d.any_provider = true;
             out.push(d);
+        }
+        for p in found {
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
         }
     }
     if out.is_empty() {
