@@ -1,5 +1,6 @@
 //! Prices: the embedded table, merged with `general.pricing_file`, with per-model
-//! `input_cost_per_token` / `output_cost_per_token` overrides. Loaded once by
+//! `input_cost_per_token` / `output_cost_per_token` overrides, and `base_model`
+//! (a deployment priced as another model). Loaded once by
 //! `App::build` when cost tracking or budgets need them; read by the dispatcher (the
 //! cost header) and by governance (reservations and settlement).
 //!
@@ -62,13 +63,23 @@ impl Prices {
             None => Cow::Borrowed(PriceTable::embedded()),
         };
         for d in &config.models {
-            if d.input_cost_per_token.is_none() && d.output_cost_per_token.is_none() {
+            let own = d.input_cost_per_token.is_some() || d.output_cost_per_token.is_some();
+            if !own && d.base_model.is_none() {
                 continue;
             }
-            let mut price = table
-                .get(&d.provider_model)
-                .cloned()
-                .unwrap_or_else(config_price);
+            // `base_model`: the deployment is priced as that model (an Azure
+            // deployment's name says nothing of its model); its own prices still win.
+            let base = match &d.base_model {
+                Some(b) => table.get(b).cloned(),
+                None => table.get(&d.provider_model).cloned(),
+            };
+            if let (None, Some(b)) = (&base, &d.base_model) {
+                tracing::warn!(deployment = %Clean(&d.provider_model), base_model = %Clean(b), "base_model has no price in the table or pricing_file");
+            }
+            if base.is_none() && !own {
+                continue;
+            }
+            let mut price = base.unwrap_or_else(config_price);
             if let Some(p) = d.input_cost_per_token {
                 price.input_cost_per_token = p;
             }

@@ -1,7 +1,8 @@
 //! Admin API, in LiteLLM's shapes so LiteLLM's tooling works against it: virtual keys
 //! (`/key/generate`, `/key/info`, `/key/update`, `/key/delete`, `/key/list`) and spend
 //! (`/spend/logs`, `/global/spend`, `/global/spend/keys`, `/global/spend/models`,
-//! `/global/spend/report`), models (`/model/new`, `/model/update`, `/model/delete`,
+//! `/global/spend/report`), models (`/model/new`, `/model/update`,
+//! `PATCH /model/{id}/update`, `/model/delete`,
 //! `/model/info`, `/v1/model/info`, `/model_group/info`), and the running config
 //! (`/config`, secrets masked).
 //!
@@ -51,6 +52,7 @@ pub fn routes() -> Vec<Route<Arc<App>>> {
         route::<config::__path_running_config, _, _, _>(Master, config::running_config),
         route::<models::__path_new, _, _, _>(Master, models::new),
         route::<models::__path_update, _, _, _>(Master, models::update),
+        route::<models::__path_patch, _, _, _>(Master, models::patch),
         route::<models::__path_delete, _, _, _>(Master, models::delete),
         route::<model_info::__path_info, _, _, _>(Master, model_info::info),
         route::<model_info::__path_info_v1, _, _, _>(Master, model_info::info_v1),

@@ -66,6 +66,7 @@ fn deployment_json(d: &Deployment, times: Option<&(String, String)>) -> Value {
             d.output_cost_per_token.map(|v| json!(v)),
         ),
         ("tags", (!d.tags.is_empty()).then(|| json!(d.tags))),
+        ("max_retries", d.max_retries.map(|v| json!(v))),
     ];
     for (k, v) in optional {
         if let Some(v) = v {
@@ -78,7 +79,11 @@ fn deployment_json(d: &Deployment, times: Option<&(String, String)>) -> Value {
     let mut info = json!({
         "id": d.id,
         "db_model": d.stored,
-        "mode": "chat",
+        "mode": d.mode.name(),
+        "base_model": d.base_model,
+        "max_tokens": d.max_tokens,
+        "max_input_tokens": d.max_input_tokens,
+        "max_output_tokens": d.max_output_tokens,
         "input_cost_per_token": d.input_cost_per_token,
         "output_cost_per_token": d.output_cost_per_token,
     });
@@ -169,12 +174,16 @@ pub async fn group_info(
             let sum = |f: &dyn Fn(&Deployment) -> Option<u64>| -> Option<u64> {
                 ds.iter().map(|d| f(d)).sum::<Option<u64>>()
             };
+            // LiteLLM reports the group's limits and mode from its deployments; here
+            // the most any deployment takes, and the first deployment's mode.
+            let most =
+                |f: &dyn Fn(&Deployment) -> Option<u64>| ds.iter().filter_map(|d| f(d)).max();
             json!({
                 "model_group": name,
                 "providers": providers,
-                "mode": "chat",
-                "max_input_tokens": null,
-                "max_output_tokens": null,
+                "mode": ds.first().map_or("chat", |d| d.mode.name()),
+                "max_input_tokens": most(&|d| d.max_input_tokens),
+                "max_output_tokens": most(&|d| d.max_output_tokens),
                 "input_cost_per_token": ds.first().and_then(|d| d.input_cost_per_token),
                 "output_cost_per_token": ds.first().and_then(|d| d.output_cost_per_token),
                 "rpm": sum(&|d| d.rpm.map(u64::from)),

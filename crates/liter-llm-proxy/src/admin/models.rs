@@ -1,4 +1,5 @@
-//! `/model/new`, `/model/update`, `/model/delete`: LiteLLM's model admin API. A model
+//! `/model/new`, `/model/update`, `PATCH /model/{id}/update`, `/model/delete`:
+//! LiteLLM's model admin API. A model
 //! added here is kept in the model store (the database; without one, in memory until
 //! a restart) and served after the config file's models: each change reads the file
 //! again with the stored models, validates them as one config and swaps the gateway
@@ -9,7 +10,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -246,37 +247,78 @@ pub async fn update(
                 "invalid_model",
             )
         })?;
-        not_a_file_model(&app, &id)?;
-        let was = stored_row(&app, &id).await?;
-        let mut merged: ModelBody = serde_json::from_str(&was.body).map_err(|e| {
-            GatewayError::Internal(format!("stored model {id:?} is unreadable: {e}"))
-        })?;
-        if body.model_name.is_some() {
-            merged.model_name = body.model_name;
-        }
-        for (into, from) in [
-            (&mut merged.litellm_params, body.litellm_params),
-            (&mut merged.model_info, body.model_info),
-        ] {
-            if let Some(from) = from {
-                into.get_or_insert_with(Map::new).extend(from);
-            }
-        }
-        let (stored, entry) = checked(&merged)?;
-        let app = apply(&handle, |_, current| {
-            let mut next = current.to_vec();
-            let Some(slot) = next.iter_mut().find(|s| s.id == id) else {
-                return Err(GatewayError::NotFound(format!(
-                    "no stored model with id {id:?}"
-                )));
-            };
-            slot.entry = entry;
-            Ok((next, Persist::Put(row(id.clone(), &stored, was.created_at))))
-        })
-        .await?;
-        Ok::<_, GatewayError>(Json(entry_json(&app, &id).await?).into_response())
+        change(&app, &handle, id, body).await
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[utoipa::path(patch, path = "/model/{model_id}/update", tag = "admin", operation_id = "model_patch", request_body = ModelBody,
+    params(("model_id" = String, Path, description = "The stored model's id")),
+    responses((status = 200, description = "The changed model, served at once", body = Object), (status = "default", description = "An error in OpenAI's shape", body = liter_llm::types::ErrorBody)))]
+/// LiteLLM's partial update: only the fields given change; a `null` value, as LiteLLM
+/// reads it, is not given (so a key left out or sent as `null` is kept).
+pub async fn patch(
+    State(app): State<Arc<App>>,
+    Extension(handle): Extension<LiveHandle>,
+    Path(id): Path<String>,
+    RawBody(raw): RawBody,
+) -> Response {
+    let run = async {
+        let mut body: ModelBody = parse_json(&raw)?;
+        if wanted_id(&body).is_some_and(|given| given != id) {
+            return Err(bad(
+                "the body's id differs from the path's".into(),
+                "model_info.id",
+                "invalid_model",
+            ));
+        }
+        for map in [&mut body.litellm_params, &mut body.model_info]
+            .into_iter()
+            .flatten()
+        {
+            map.retain(|_, v| !v.is_null());
+        }
+        change(&app, &handle, id, body).await
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `body` merged into the stored model `id`: the given `model_name`, `litellm_params`
+/// keys and `model_info` keys replace the stored ones, the rest is kept.
+async fn change(
+    app: &App,
+    handle: &LiveHandle,
+    id: String,
+    body: ModelBody,
+) -> Result<Response, GatewayError> {
+    not_a_file_model(app, &id)?;
+    let was = stored_row(app, &id).await?;
+    let mut merged: ModelBody = serde_json::from_str(&was.body)
+        .map_err(|e| GatewayError::Internal(format!("stored model {id:?} is unreadable: {e}")))?;
+    if body.model_name.is_some() {
+        merged.model_name = body.model_name;
+    }
+    for (into, from) in [
+        (&mut merged.litellm_params, body.litellm_params),
+        (&mut merged.model_info, body.model_info),
+    ] {
+        if let Some(from) = from {
+            into.get_or_insert_with(Map::new).extend(from);
+        }
+    }
+    let (stored, entry) = checked(&merged)?;
+    let app = apply(handle, |_, current| {
+        let mut next = current.to_vec();
+        let Some(slot) = next.iter_mut().find(|s| s.id == id) else {
+            return Err(GatewayError::NotFound(format!(
+                "no stored model with id {id:?}"
+            )));
+        };
+        slot.entry = entry;
+        Ok((next, Persist::Put(row(id.clone(), &stored, was.created_at))))
+    })
+    .await?;
+    Ok(Json(entry_json(&app, &id).await?).into_response())
 }
 
 #[utoipa::path(post, path = "/model/delete", tag = "admin", operation_id = "model_delete", request_body = DeleteBody,

@@ -242,7 +242,7 @@ impl Default for GeneralSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEntry {
     pub name: String,
@@ -322,6 +322,33 @@ pub struct ModelEntry {
     /// a request carrying tags goes only to deployments carrying one of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Extension (LiteLLM's `model_info.mode`): what the deployment serves, `chat`
+    /// (the default), `completion` or `embedding`; its health probe makes that call,
+    /// and `/model/info` reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Extension (LiteLLM's `model_info.base_model`): the `provider/model` whose
+    /// prices price this deployment (an Azure deployment's underlying model), unless
+    /// `input_cost_per_token`/`output_cost_per_token` are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_model: Option<String>,
+    /// Extension (LiteLLM's `model_info.max_tokens`): reported by `/model/info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Extension (LiteLLM's `model_info.max_input_tokens`): the deployment's context
+    /// window. A request whose estimated prompt is longer does not go to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_input_tokens: Option<u64>,
+    /// Extension (LiteLLM's `model_info.max_output_tokens`): reported by `/model/info`
+    /// and `/model_group/info`, and the output a request is assumed to allow when it
+    /// does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u64>,
+    /// Extension (LiteLLM's `litellm_params.max_retries`): retries of a request to
+    /// this model, instead of `[general] max_retries`. Entries sharing a name give the
+    /// same value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
 }
 
 /// `reasoning_budgets = { minimal = .., low = .., medium = .., high = .. }`: a level
@@ -604,6 +631,14 @@ pub struct RouterSection {
     /// among a pool's deployments by the deployments' `tags`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub enable_tag_filtering: bool,
+    /// LiteLLM's `retry_after`: the shortest wait before a retry that has to wait
+    /// (every deployment of the model was tried), in seconds (default 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retry_after_secs: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Default for RouterSection {
@@ -615,6 +650,7 @@ impl Default for RouterSection {
             latency_exploration: 0.1,
             seed: None,
             enable_tag_filtering: false,
+            retry_after_secs: 0,
         }
     }
 }

@@ -44,7 +44,7 @@ pub use section::governance::{default_database, Governance, KeyLimits, RateLimit
 pub use section::health::{CooldownSpec, HealthSpec, ProbeTarget};
 pub use section::keys::KeySpec;
 pub use section::logging::{SinkFormat, SinkKind, SinkSpec};
-pub use section::models::Deployment;
+pub use section::models::{catch_all_providers, Deployment, Mode, CATCH_ALL};
 pub use section::network::{resolve_network, NetworkCredentials, NetworkError, UrlSource};
 pub use section::redis::RedisSpec;
 pub use section::routing::{tag_problem, PoolSpec, Routing, MAX_TAGS, MAX_TAG_BYTES};

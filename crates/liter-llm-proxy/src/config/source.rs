@@ -107,13 +107,24 @@ pub fn stored_entry(model: &serde_json::Value) -> Result<ModelEntry, Vec<Issue>>
         })
         .collect();
     let mut file = prepared.file;
-    if !file.aliases.is_empty() || file.models.len() != 1 {
+    // A provider wildcard (`anthropic/*` → `anthropic/*`), an `[[aliases]]` entry in a
+    // file, is the wildcard model it is equivalent to: the same pattern on both sides
+    // fills the client's name in as it came, with the entry's key and base URL.
+    if let Some(alias) = file.aliases.pop() {
+        file.models.push(ModelEntry {
+            name: alias.pattern.clone(),
+            provider_model: alias.pattern,
+            api_key: alias.api_key,
+            base_url: alias.base_url,
+            ..ModelEntry::default()
+        });
+    }
+    if file.models.len() != 1 {
         issues.push(Issue {
             path: "model_name".into(),
             line: 1,
             column: 1,
-            message: "a wildcard model cannot be added at runtime yet; put it in the config file"
-                .into(),
+            message: "the body must give exactly one model".into(),
         });
     }
     match file.models.pop() {

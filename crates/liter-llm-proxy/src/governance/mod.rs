@@ -340,6 +340,15 @@ impl Governor {
         estimate::chat(&self.tokenizer, body, None).prompt
     }
 
+    /// The input tokens of a chat or embeddings body, as the estimate counts them
+    /// (call from a blocking task, as [`Self::prompt_tokens`]).
+    pub fn input_tokens(&self, body: &[u8], endpoint: Endpoint) -> u64 {
+        match endpoint {
+            Endpoint::Chat => self.prompt_tokens(body),
+            Endpoint::Embeddings => estimate::embeddings(&self.tokenizer, body).prompt,
+        }
+    }
+
     /// Waits until every settlement started so far has been written and is durable.
     pub async fn settled(&self) {
         self.pending.idle().await;
@@ -403,10 +412,12 @@ impl Governor {
                     .deployments
                     .iter()
                     .filter_map(|d| {
-                        self.prices
-                            .as_ref()?
-                            .get(&d.deployment.provider_model)?
-                            .max_output_tokens
+                        d.deployment.max_output_tokens.or_else(|| {
+                            self.prices
+                                .as_ref()?
+                                .get(&d.deployment.provider_model)?
+                                .max_output_tokens
+                        })
                     })
                     .max();
                 estimate::chat(&self.tokenizer, body, max_out)

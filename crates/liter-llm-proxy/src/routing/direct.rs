@@ -91,6 +91,7 @@ mod tests {
                 strategy: Default::default(),
                 fallbacks: Vec::new(),
                 context_window_fallbacks: Vec::new(),
+                max_retries: None,
             },
             deployments: Vec::new(),
             has_default: false,

@@ -2,7 +2,10 @@
 //! dispatcher (`upstream::dispatch`), and on a transient failure (429, 5xx, timeout,
 //! connection error) retry on another deployment of the pool, then move down the
 //! model's `fallbacks`. A `context_length_exceeded` answer goes to the model's
-//! `context_window_fallbacks` instead. 4xx other than 429 are never retried.
+//! `context_window_fallbacks` instead, and so does a prompt longer than every
+//! deployment's `max_input_tokens` (checked before any call; a deployment whose
+//! window is too small is never tried). 4xx other than 429 are never retried. A
+//! model's own `max_retries` replaces the gateway's for its pool.
 //!
 //! Streams are retried only until their first chunk arrives (the dispatcher commits
 //! them then). Every wait between attempts honours `Retry-After` and stops at the
@@ -129,15 +132,12 @@ pub async fn execute(
     let mut attempts = 0;
 
     'pools: while let Some(pool) = queue.pending.pop_front() {
-        if passed_over(routes, &mut queue, first, &pool, tags, &mut last) {
+        let Some(pool) = usable(routes, &mut queue, first, &pool, (tags, &job), &mut last) else {
             continue;
-        }
-        if !Arc::ptr_eq(&pool, first) {
-            count_fallback(routes, first, &pool);
-        }
+        };
         let mut tried: Vec<usize> = Vec::new();
         let mut wait: Option<Duration> = None;
-        for attempt in 0..=max_retries {
+        for attempt in 0..=pool.spec.max_retries.unwrap_or(max_retries) {
             if Instant::now() >= job.deadline {
                 // Out of time: no more attempts, and no deployment is blamed for it.
                 let err = GatewayError::Timeout(
@@ -148,7 +148,7 @@ pub async fn execute(
             let picked = match routes.pick(&pool, tags, &tried, false, tokens) {
                 Err(_) if !tried.is_empty() => {
                     // Only deployments already tried are left: wait, then try again.
-                    let w = wait.take().unwrap_or_else(|| backoff(attempt));
+                    let w = retry_wait(routes, wait.take(), attempt);
                     if Instant::now() + w >= job.deadline {
                         break;
                     }
@@ -231,6 +231,56 @@ pub async fn execute(
             None,
         ),
     }
+}
+
+/// `pool` as the request may use it, counted as a fallback when it is not `first`:
+/// `None` when the request's tags admit none of its deployments (see [`passed_over`])
+/// or its prompt fits no deployment's context window (see [`fitting`]).
+fn usable(
+    routes: &Registry,
+    queue: &mut Queue,
+    first: &Arc<Pool>,
+    pool: &Arc<Pool>,
+    (tags, job): (Option<&TagFilter>, &Job<'_>),
+    last: &mut Option<(GatewayError, Option<Served>)>,
+) -> Option<Arc<Pool>> {
+    if passed_over(routes, queue, first, pool, tags, last) {
+        return None;
+    }
+    if !Arc::ptr_eq(pool, first) {
+        count_fallback(routes, first, pool);
+    }
+    fitting(routes, queue, pool, job.prompt_tokens, last)
+}
+
+/// The pre-call check: `pool` with only the deployments whose context window takes
+/// the prompt; `None` when none does (the answer is then the context-length error,
+/// unless the context-window fallbacks, queued next, answer).
+fn fitting(
+    routes: &Registry,
+    queue: &mut Queue,
+    pool: &Arc<Pool>,
+    prompt: Option<u64>,
+    last: &mut Option<(GatewayError, Option<Served>)>,
+) -> Option<Arc<Pool>> {
+    match super::fitting(pool, prompt) {
+        Ok(fit) => Some(fit),
+        Err(largest) => {
+            let err = super::context_exceeded(largest, prompt.unwrap_or_default());
+            *last = Some((err, None));
+            queue.add(routes, &pool.spec.context_window_fallbacks, true);
+            None
+        }
+    }
+}
+
+/// The wait before a retry when only deployments already tried are left: the
+/// upstream's `Retry-After`, else the backoff, and at least `[router]
+/// retry_after_secs`.
+fn retry_wait(routes: &Registry, asked: Option<Duration>, attempt: u32) -> Duration {
+    asked
+        .unwrap_or_else(|| backoff(attempt))
+        .max(routes.retry_after)
 }
 
 /// Whether `tags` admits no deployment of `pool`: then the pool is passed over, its

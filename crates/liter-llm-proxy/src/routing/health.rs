@@ -1,5 +1,6 @@
-//! Health probes (`[health]`): every `interval_secs`, a small real request (one
-//! token) to each deployment; one that fails is marked unhealthy, and the router
+//! Health probes (`[health]`): every `interval_secs`, a small real request to each
+//! deployment (one token of chat, or, for a deployment whose `mode` is `embedding`,
+//! the embedding of one word); one that fails is marked unhealthy, and the router
 //! skips it until a later probe passes. `probe_model`, when set, is either a
 //! `[[models]]` name (only that pool's deployments are probed) or a `provider/model`
 //! (every deployment of that provider is probed, sending that model: a cheap model on
@@ -13,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{DeploymentState, Registry};
-use crate::config::{HealthSpec, ProbeTarget};
+use crate::config::{HealthSpec, Mode, ProbeTarget};
 use crate::logtext::Clean;
 use crate::request::{parse_head, Endpoint};
 use crate::upstream::{self, Job, Target, Upstream};
@@ -84,23 +85,35 @@ async fn probe(upstream: &Upstream, d: &Arc<DeploymentState>, with: &ProbeWith) 
         (ProbeWith::Own, Some(target)) => (target, &d.deployment.model_id),
         (ProbeWith::Own, None) => return,
     };
-    let body = serde_json::json!({
-        "model": model_id,
-        "messages": [{"role": "user", "content": "ping"}],
-        "max_tokens": 1,
-    });
+    // The call the deployment's mode names: an embedding model is probed with an
+    // embeddings request (a chat request would fail on it).
+    let (endpoint, body) = match d.deployment.mode {
+        Mode::Embedding => (
+            Endpoint::Embeddings,
+            serde_json::json!({"model": model_id, "input": "ping"}),
+        ),
+        Mode::Chat | Mode::Completion => (
+            Endpoint::Chat,
+            serde_json::json!({
+                "model": model_id,
+                "messages": [{"role": "user", "content": "ping"}],
+                "max_tokens": 1,
+            }),
+        ),
+    };
     let body = Bytes::from(body.to_string());
     let Ok(head) = parse_head(&body) else { return };
     let deadline = Instant::now() + target.timeout;
     let job = Job {
         body: &body,
         head: &head,
-        endpoint: Endpoint::Chat,
+        endpoint,
         deadline,
         tap: None,
         prices: None,
         trace: None,
         native: None,
+        prompt_tokens: None,
     };
     // The probe is written in the deployment's own wire format.
     let token = match &target.token {

@@ -107,6 +107,18 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// A pool of `deployments`, noting whether one is tagged `default`.
+    pub fn new(spec: PoolSpec, deployments: Vec<Arc<DeploymentState>>) -> Pool {
+        let has_default = deployments
+            .iter()
+            .any(|d| d.deployment.tags.iter().any(|t| t == tags::DEFAULT_TAG));
+        Pool {
+            spec,
+            deployments,
+            has_default,
+        }
+    }
+
     /// Whether every deployment of the pool takes `wire`'s requests as they came and
     /// the pool has no fallbacks: a request of that wire then never needs the
     /// canonical translation.
@@ -119,6 +131,47 @@ impl Pool {
                     .as_ref()
                     .is_some_and(|t| t.protocol.passes_through(wire))
             })
+    }
+}
+
+/// LiteLLM's pre-call context-window check: the deployments of `pool` whose
+/// `max_input_tokens` a prompt of `prompt` tokens fits (`pool` itself when all do),
+/// or, when none does, the largest window among them.
+pub fn fitting(pool: &Arc<Pool>, prompt: Option<u64>) -> Result<Arc<Pool>, u64> {
+    let fits = |d: &DeploymentState| {
+        d.deployment
+            .max_input_tokens
+            .is_none_or(|max| prompt.is_none_or(|p| p <= max))
+    };
+    if pool.deployments.iter().all(|d| fits(d)) {
+        return Ok(pool.clone());
+    }
+    let deployments: Vec<Arc<DeploymentState>> = pool
+        .deployments
+        .iter()
+        .filter(|d| fits(d))
+        .cloned()
+        .collect();
+    if deployments.is_empty() {
+        let largest = pool
+            .deployments
+            .iter()
+            .filter_map(|d| d.deployment.max_input_tokens)
+            .max()
+            .unwrap_or(0);
+        return Err(largest);
+    }
+    Ok(Arc::new(Pool::new(pool.spec.clone(), deployments)))
+}
+
+/// The answer when a prompt fits no deployment's context window, as OpenAI words it.
+pub fn context_exceeded(largest: u64, prompt: u64) -> GatewayError {
+    GatewayError::BadRequest {
+        message: format!(
+            "This model's maximum context length is {largest} tokens. However, your messages resulted in about {prompt} tokens (the gateway's estimate)."
+        ),
+        param: Some("messages"),
+        code: Some("context_length_exceeded"),
     }
 }
 
@@ -149,6 +202,10 @@ pub struct Registry {
     /// Told of each cooldown a failure starts here and of each recovery a probe sees,
     /// so the gateways sharing Redis follow (set by the edge).
     announcer: std::sync::OnceLock<Announcer>,
+    /// Some deployment has a context window (`max_input_tokens`): prompts are counted.
+    context_windows: bool,
+    /// `[router] retry_after_secs`: the shortest wait before a retry that waits.
+    pub retry_after: Duration,
 }
 
 /// A change of a deployment's breaker worth telling the other gateways.
@@ -205,14 +262,7 @@ impl Registry {
                     series,
                 )));
             }
-            let has_default = deployments
-                .iter()
-                .any(|d| d.deployment.tags.iter().any(|t| t == tags::DEFAULT_TAG));
-            let pool = Arc::new(Pool {
-                spec: spec.clone(),
-                deployments,
-                has_default,
-            });
+            let pool = Arc::new(Pool::new(spec.clone(), deployments));
             by_name.insert(spec.name.clone(), pool.clone());
             order.push((spec.name.clone(), pool));
         }
@@ -237,6 +287,8 @@ impl Registry {
             limits: config.limits,
             metrics,
             announcer: std::sync::OnceLock::new(),
+            context_windows: config.models.iter().any(|d| d.max_input_tokens.is_some()),
+            retry_after: routing.retry_after,
         })
     }
 
@@ -370,6 +422,13 @@ impl Registry {
                 ..Default::default()
             },
             tags: Vec::new(),
+            mode: Default::default(),
+            base_model: None,
+            max_tokens: None,
+            max_input_tokens: None,
+            max_output_tokens: None,
+            max_retries: None,
+            any_provider: false,
         };
         let target = Target::for_deployment(&deployment, &self.limits).ok()?;
         let series = self.direct_metrics(&deployment);
@@ -379,6 +438,7 @@ impl Registry {
                 strategy: Default::default(),
                 fallbacks: Vec::new(),
                 context_window_fallbacks: Vec::new(),
+                max_retries: None,
             },
             deployments: vec![Arc::new(DeploymentState::new(deployment, target, series))],
             has_default: false,
@@ -398,14 +458,7 @@ impl Registry {
             let series = self.direct_metrics(&d);
             states.push(Arc::new(DeploymentState::new(d, target, series)));
         }
-        let has_default = states
-            .iter()
-            .any(|d| d.deployment.tags.iter().any(|t| t == tags::DEFAULT_TAG));
-        Some(Arc::new(Pool {
-            spec,
-            deployments: states,
-            has_default,
-        }))
+        Some(Arc::new(Pool::new(spec, states)))
     }
 
     /// The `[[aliases]]` patterns, for `/v1/models`.
@@ -435,6 +488,11 @@ impl Registry {
             .iter()
             .filter(|(name, pool)| *name == pool.spec.name)
             .flat_map(|(_, pool)| pool.deployments.iter())
+    }
+
+    /// Whether some deployment has a context window to check prompts against.
+    pub fn checks_context(&self) -> bool {
+        self.context_windows
     }
 
     /// Whether requests' tags choose deployments (`[router] enable_tag_filtering`).

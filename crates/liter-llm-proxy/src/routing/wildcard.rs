@@ -3,9 +3,12 @@
 //! it and are not configured otherwise. Each `*` of its `provider_model` takes what the
 //! name's `*` of the same rank matched (`openai/gpt-3.5-turbo*` with the client's
 //! `gpt-3.5-turbo-0125` is `openai/gpt-3.5-turbo-0125`); a `provider_model` without a
-//! `*` serves every matching name with that one model. The provider is always written
-//! in the file (the config refuses a `*` in it), so a pattern opens one provider, never
-//! more.
+//! `*` serves every matching name with that one model. The provider is written in the
+//! file (the config refuses a `*` in it), so a pattern opens one provider, never more;
+//! except the catch-all `*` → `*` (LiteLLM's), which the operator writes to open every
+//! provider of [`crate::config::catch_all_providers`] with a key variable set: a name
+//! goes to the provider written in it or inferred from it (`gpt-4o` → `openai/`), if
+//! that is one of them, with that provider's own key and base URL.
 //!
 //! Entries sharing a pattern form one pool; the most specific pattern (the most
 //! characters besides `*`) wins, then the first in the file.
@@ -123,10 +126,18 @@ pub fn is_pattern(name: &str) -> bool {
     name.contains('*')
 }
 
-/// `d` for the client's `name`: its `*` filled in.
+/// `d` for the client's `name`: its `*` filled in; for a deployment of the catch-all,
+/// the name with its provider written or inferred, when that is `d`'s provider.
 fn concrete(d: &Deployment, name: &str, caps: &[&str]) -> Option<Deployment> {
-    let provider_model = fill(&d.provider_model, caps);
+    let provider_model = if d.any_provider {
+        crate::config::litellm::infer::provider_model(name, None)?
+    } else {
+        fill(&d.provider_model, caps)
+    };
     let pm = ProviderModel::parse(&provider_model).ok()?;
+    if d.any_provider && pm.provider != d.provider {
+        return None;
+    }
     liter_llm::providers::url::check_model_id(&pm.model_id).ok()?;
     Some(Deployment {
         name: name.to_string(),

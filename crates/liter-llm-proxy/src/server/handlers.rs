@@ -316,6 +316,7 @@ async fn forward(req: &Req<'_>, cache: Option<(&Arc<Cache>, &Plan)>) -> Result<R
         prices: app.cost_prices(),
         trace: req.record.and_then(|r| r.trace()),
         native: req.native,
+        prompt_tokens: prompt_tokens(req).await,
     };
     let (result, served) = routing::execute(
         &app.routes,
@@ -341,6 +342,19 @@ async fn forward(req: &Req<'_>, cache: Option<(&Arc<Cache>, &Plan)>) -> Result<R
         resp = cache.keep(plan, resp, slot).await;
     }
     Ok(resp)
+}
+
+/// The prompt's estimated tokens, counted only when a deployment has a context window
+/// to check them against (`max_input_tokens`).
+async fn prompt_tokens(req: &Req<'_>) -> Option<u64> {
+    if !req.app.routes.checks_context() {
+        return None;
+    }
+    let governor = req.app.governor.clone();
+    let (body, endpoint) = (req.body.clone(), req.endpoint);
+    tokio::task::spawn_blocking(move || governor.input_tokens(&body, endpoint))
+        .await
+        .ok()
 }
 
 /// A governance refusal, counted in `/metrics` by kind and scope.

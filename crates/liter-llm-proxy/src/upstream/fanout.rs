@@ -44,6 +44,7 @@ pub(super) async fn answer(
         prices: job.prices,
         trace: job.trace,
         native: job.native,
+        prompt_tokens: job.prompt_tokens,
     };
     let deadline = (start + target.timeout).min(job.deadline);
     let sub = &sub;

@@ -31,6 +31,9 @@ pub struct Job<'a> {
     /// chat and embeddings): a deployment whose wire is the same forwards it instead of
     /// `body`, which is then the canonical translation of it.
     pub native: Option<&'a Native>,
+    /// The prompt's estimated tokens, when a deployment has a context window
+    /// (`max_input_tokens`) to check it against.
+    pub prompt_tokens: Option<u64>,
 }
 
 /// A client's request in its own wire (a front door's), as it came. Of the OpenAI

@@ -63,7 +63,8 @@ base_url = "http://{addr}"
     )
 }
 
-async fn cost_of(resp: reqwest::Response) -> (f64, Usage) {
+/// The cost headers' value (both the same) and the usage of a 200 answer.
+pub(crate) async fn cost_of(resp: reqwest::Response) -> (f64, Usage) {
     assert_eq!(resp.status(), 200);
     let ours: f64 = resp.headers()["x-liter-llm-response-cost"]
         .to_str()

@@ -400,9 +400,9 @@ fn provider_inference_and_an_unplaceable_name() {
 
 #[test]
 fn provider_wildcards_become_aliases_and_bare_wildcards_are_reported() {
-    let src = "model_list:\n  - model_name: \"anthropic/*\"\n    litellm_params:\n      model: \"anthropic/*\"\n      api_key: os.environ/ANTHROPIC_API_KEY\n  - model_name: \"gpt-3.5-turbo*\"\n    litellm_params:\n      model: \"gpt-3.5-turbo*\"\n  - model_name: \"*\"\n    litellm_params:\n      model: \"*\"\n";
+    let src = "model_list:\n  - model_name: \"anthropic/*\"\n    litellm_params:\n      model: \"anthropic/*\"\n      api_key: os.environ/ANTHROPIC_API_KEY\n  - model_name: \"gpt-3.5-turbo*\"\n    litellm_params:\n      model: \"gpt-3.5-turbo*\"\n  - model_name: \"team-*\"\n    litellm_params:\n      model: \"*\"\n";
     let e = err(src);
-    assert!(e.contains("config.yaml:9:5: model_list[2].model_name: not supported yet: the wildcard model_name \"*\" with model \"*\": a model with no provider"), "{e}");
+    assert!(e.contains("config.yaml:9:5: model_list[2].model_name: not supported yet: the wildcard model_name \"team-*\" with model \"*\": a model with no provider opens every provider"), "{e}");
     assert!(e.contains("1 problem(s)"), "{e}");
     let env = |n: &str| match n {
         "ANTHROPIC_API_KEY" => Some("sk-ant-1".to_string()),
@@ -632,4 +632,178 @@ environment_variables:
         "{converted}"
     );
     assert_eq!(from_yaml.cache.as_ref().unwrap().max_entries, Some(200));
+}
+
+/// `model_info` (`mode`, `base_model`, `max_tokens`, `max_input_tokens`,
+/// `max_output_tokens`), `litellm_params.max_retries`, `router_settings.retry_after` and
+/// `enable_pre_call_checks` load onto the same runtime config as their TOML twin; a
+/// mode liter-llm cannot serve is reported by name.
+#[test]
+fn model_info_and_retry_settings_load_like_their_twin() {
+    let src = r#"model_list:
+  - model_name: prod
+    litellm_params:
+      model: azure/my-prod
+      api_base: https://example-resource.openai.azure.com
+      api_key: k
+      api_version: "2024-06-01"
+      max_retries: 2
+    model_info:
+      mode: chat
+      base_model: azure/gpt-4o
+      max_tokens: 4096
+      max_input_tokens: 128000
+      max_output_tokens: 16384
+  - model_name: embed
+    litellm_params:
+      model: text-embedding-3-small
+      api_key: k
+    model_info:
+      mode: embedding
+      base_model: text-embedding-3-small
+router_settings:
+  retry_after: 2
+  enable_pre_call_checks: true
+"#;
+    let twin = r#"
+[router]
+retry_after_secs = 2
+
+[[models]]
+name = "prod"
+provider_model = "azure/my-prod"
+base_url = "https://example-resource.openai.azure.com"
+api_key = "k"
+api_version = "2024-06-01"
+max_retries = 2
+mode = "chat"
+base_model = "azure/gpt-4o"
+max_tokens = 4096
+max_input_tokens = 128000
+max_output_tokens = 16384
+
+[[models]]
+name = "embed"
+provider_model = "openai/text-embedding-3-small"
+api_key = "k"
+mode = "embedding"
+base_model = "openai/text-embedding-3-small"
+"#;
+    let loaded = yaml(src, no_env).unwrap();
+    assert!(loaded.ignored.is_empty());
+    assert_same(&loaded.value, &toml(twin, no_env));
+    let e = err(&src.replace("mode: embedding", "mode: image_generation"));
+    assert!(
+        e.contains("config.yaml:20:7: model_list[1].model_info.mode: not supported yet: mode \"image_generation\""),
+        "{e}"
+    );
+    let e = err(&src.replace("base_model: azure/gpt-4o", "base_model: my-own-thing"));
+    assert!(e.contains("cannot tell the provider of base_model"), "{e}");
+}
+
+/// LiteLLM's catch-all `*` → `*`: any name whose provider is written or inferred goes
+/// to that provider, with the provider's own key and base URL from its variables
+/// (here `environment_variables`), only for providers at a fixed public base URL with
+/// a key set; configured names first; a name that cannot be placed is a 404 and
+/// reaches no upstream. A key on the entry is refused (it would go to every provider).
+#[tokio::test]
+async fn the_catch_all_serves_names_whose_provider_it_can_tell() {
+    let mock = MockUpstream::start().await.unwrap();
+    let (base, addr) = (mock.base_url(), mock.addr());
+    let src = format!(
+        r#"model_list:
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/pinned, api_key: k, api_base: "{base}"}}
+  - model_name: "*"
+    litellm_params: {{model: "*"}}
+environment_variables:
+  OPENAI_API_KEY: sk-openai-from-env
+  OPENAI_BASE_URL: "{base}"
+  ANTHROPIC_API_KEY: sk-ant-from-env
+  ANTHROPIC_BASE_URL: "http://{addr}"
+  OLLAMA_API_BASE: "{base}"
+general_settings:
+  master_key: {MASTER}
+"#
+    );
+    let loaded = yaml(&src, no_env).unwrap();
+    assert!(loaded.ignored.is_empty());
+    // The TOML twin: provider_model "*" on the entry named "*".
+    let env = |n: &str| {
+        let v = match n {
+            "OPENAI_API_KEY" => "sk-openai-from-env".to_string(),
+            "OPENAI_BASE_URL" | "OLLAMA_API_BASE" => base.clone(),
+            "ANTHROPIC_API_KEY" => "sk-ant-from-env".to_string(),
+            "ANTHROPIC_BASE_URL" => format!("http://{addr}"),
+            _ => return None,
+        };
+        Some(v)
+    };
+    let twin = format!(
+        "[general]\nmaster_key = \"{MASTER}\"\n[[models]]\nname = \"gpt-4o\"\nprovider_model = \"openai/pinned\"\napi_key = \"k\"\nbase_url = \"{base}\"\n[[models]]\nname = \"*\"\nprovider_model = \"*\"\n"
+    );
+    assert_same(&loaded.value, &toml(&twin, env));
+    // One deployment per provider with a key: OpenAI and Anthropic (Ollama, a local
+    // server, is never opened by the catch-all).
+    let served: Vec<&str> = loaded
+        .value
+        .models
+        .iter()
+        .map(|d| d.provider_model.as_str())
+        .collect();
+    assert_eq!(served, ["openai/pinned", "openai/*", "anthropic/*"]);
+
+    let gw = Gateway::start_config(loaded.value).await;
+    for (asked, upstream) in [
+        ("gpt-4o", "pinned"),
+        ("gpt-4o-mini", "gpt-4o-mini"),
+        ("openai/o3-mini", "o3-mini"),
+        ("claude-3-5-haiku-20241022", "claude-3-5-haiku-20241022"),
+        (
+            "anthropic/claude-sonnet-4-20250514",
+            "claude-sonnet-4-20250514",
+        ),
+    ] {
+        mock.clear_requests();
+        let resp = gw.chat(MASTER, hello(asked)).await;
+        assert_eq!(resp.status(), 200, "{asked}");
+        assert_eq!(resp.headers()["x-liter-llm-model"], asked);
+        let r = &mock.requests()[0];
+        assert_eq!(r.body.as_ref().unwrap()["model"], upstream, "{asked}");
+        let key = r
+            .header("authorization")
+            .or_else(|| r.header("x-api-key"))
+            .unwrap()
+            .to_string();
+        let want = match upstream {
+            "pinned" => "Bearer k",
+            u if u.starts_with("claude") => "sk-ant-from-env",
+            _ => "Bearer sk-openai-from-env",
+        };
+        assert_eq!(key, want, "{asked}");
+    }
+    // Names it cannot place, or whose provider it does not open: 404, no upstream call.
+    mock.clear_requests();
+    for asked in [
+        "my-fine-tune",
+        "groq/llama-3.3-70b-versatile",
+        "ollama/llama3",
+        "gemini-1.5-pro",
+        "custom/x",
+    ] {
+        let err = expect_error(gw.chat(MASTER, hello(asked)).await, 404).await;
+        assert_eq!(err["error"]["code"], "model_not_found", "{asked}: {err}");
+    }
+    assert!(mock.requests().is_empty());
+
+    let e = err(&src.replace(
+        "litellm_params: {model: \"*\"}",
+        "litellm_params: {model: \"*\", api_key: sk-any}",
+    ));
+    assert!(
+        e.contains("model_list[1].litellm_params.api_key: api_key on the catch-all"),
+        "{e}"
+    );
+    let without_keys = "model_list:\n  - model_name: \"*\"\n    litellm_params: {model: \"*\"}\n";
+    assert!(err(without_keys).contains("serves no provider"));
 }

@@ -14,6 +14,7 @@ mod chat;
 mod cohere;
 mod completions;
 mod cost;
+mod deployment_info;
 mod errors;
 mod files;
 mod gemini;

@@ -1,6 +1,7 @@
-//! The model admin API (`/model/new`, `/model/update`, `/model/delete`, `/model/info`,
-//! `/model_group/info`): changes served at once under traffic with no failed request,
-//! the file's models protected, and what each key sees.
+//! The model admin API (`/model/new`, `/model/update`, `PATCH /model/{id}/update`,
+//! `/model/delete`, `/model/info`, `/model_group/info`): changes served at once under
+//! traffic with no failed request, the file's models protected, what each key sees,
+//! partial updates, and wildcard models added at runtime.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -343,6 +344,20 @@ async fn admin_changes_reach_every_gateway_sharing_redis() {
         "a still serves beta"
     );
 
+    // A wildcard model added on A is served by B.
+    let (status, added) = post(
+        &a.url,
+        "/model/new",
+        MASTER,
+        json!({"model_name": "gamma-*", "litellm_params": {"model": "mock/*"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{added}");
+    assert!(
+        answers(&b.url, MASTER, "gamma-echo", 200).await,
+        "b never served gamma-*"
+    );
+
     // A key made on A, used (and so cached) on B, then blocked and deleted on A.
     let (status, made) = post(
         &a.url,
@@ -385,4 +400,151 @@ async fn admin_changes_reach_every_gateway_sharing_redis() {
         "b still honours the deleted key"
     );
     drop((a, b));
+}
+
+async fn patch(url: &str, id: &str, body: Value) -> (u16, Value) {
+    let r = client()
+        .patch(format!("{url}/model/{id}/update"))
+        .bearer_auth(MASTER)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// LiteLLM's `PATCH /model/{id}/update`: only the fields given change, and a key not
+/// given (or given as `null`) is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_changes_only_the_given_fields() {
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.toml");
+    std::fs::write(&file, config("id = \"file-alpha\"\n")).unwrap();
+    let gw = start_file(&file).await;
+    let url = gw.url.clone();
+    let (status, made) = post(
+        &url,
+        "/model/new",
+        MASTER,
+        json!({"model_name": "up", "litellm_params": {"model": "openai/up-model", "api_key": "sk-kept-secret", "api_base": mock.base_url(), "rpm": 100, "tpm": 5000}, "model_info": {"max_input_tokens": 9000}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{made}");
+    let id = made["model_id"].as_str().unwrap().to_string();
+
+    let (status, changed) = patch(
+        &url,
+        &id,
+        json!({"litellm_params": {"rpm": 7, "api_key": null}, "model_info": {"max_output_tokens": 100}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["litellm_params"]["rpm"], 7);
+    assert_eq!(changed["litellm_params"]["tpm"], 5000);
+    assert_eq!(changed["litellm_params"]["model"], "openai/up-model");
+    assert_eq!(changed["model_info"]["max_input_tokens"], 9000);
+    assert_eq!(changed["model_info"]["max_output_tokens"], 100);
+    // The key was kept: the upstream still receives it.
+    assert_eq!(chat(&url, MASTER, "up").await.status(), 200);
+    let auth = mock.requests()[0]
+        .header("authorization")
+        .unwrap()
+        .to_string();
+    assert_eq!(auth, "Bearer sk-kept-secret");
+
+    // A new name: served under it, no longer under the old.
+    let (status, renamed) = patch(&url, &id, json!({"model_name": "up2"})).await;
+    assert_eq!(status, 200, "{renamed}");
+    assert_eq!(renamed["litellm_params"]["rpm"], 7);
+    assert_eq!(chat(&url, MASTER, "up2").await.status(), 200);
+    assert_eq!(chat(&url, MASTER, "up").await.status(), 404);
+
+    // A bad change is refused and nothing changes; unknown and file ids are refused.
+    let (status, err) = patch(&url, &id, json!({"litellm_params": {"rpm": -1}})).await;
+    assert_eq!(status, 400, "{err}");
+    let (status, _) = patch(&url, "no-such-id", json!({"litellm_params": {"rpm": 1}})).await;
+    assert_eq!(status, 404);
+    let (status, err) = patch(&url, "file-alpha", json!({"litellm_params": {"rpm": 1}})).await;
+    assert_eq!(status, 400);
+    assert_eq!(err["error"]["code"], "model_in_config_file");
+    let (status, _) = patch(&url, &id, json!({"id": "other"})).await;
+    assert_eq!(status, 400);
+    let (_, info) = get(&url, &format!("/model/info?litellm_model_id={id}"), MASTER).await;
+    assert_eq!(info["data"][0]["litellm_params"]["rpm"], 7, "{info}");
+    assert_eq!(info["data"][0]["model_name"], "up2");
+    // `model_info` as /model/info shows it (its id, nulls included) goes back
+    // through /model/update unchanged.
+    let shown = info["data"][0]["model_info"].clone();
+    assert!(shown["base_model"].is_null(), "{shown}");
+    let (status, back) = post(&url, "/model/update", MASTER, json!({"model_info": shown})).await;
+    assert_eq!(status, 200, "{back}");
+    assert_eq!(back["model_info"]["max_output_tokens"], 100);
+    // Writes are the master key's.
+    let r = client()
+        .patch(format!("{url}/model/{id}/update"))
+        .bearer_auth(VKEY)
+        .json(&json!({"model_name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+/// Wildcard models added at runtime (a prefix pattern, and a provider wildcard) are
+/// served as the file's are, and again after a restart on the same database (spread
+/// to another gateway: `admin_changes_reach_every_gateway_sharing_redis`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wildcard_models_added_at_runtime_survive_a_restart() {
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.toml");
+    let db = crate::governance::Db::postgres().await;
+    let general = format!("[general]\ndatabase_url = \"{}\"\n", db.url());
+    std::fs::write(&file, config("").replacen("[general]\n", &general, 1)).unwrap();
+    let gw = start_file(&file).await;
+    let url = gw.url.clone();
+    for (name, model, base) in [
+        ("team-*", "openai/*", mock.base_url()),
+        (
+            "anthropic/*",
+            "anthropic/*",
+            format!("http://{}", mock.addr()),
+        ),
+    ] {
+        let (status, made) = post(
+            &url,
+            "/model/new",
+            MASTER,
+            json!({"model_name": name, "litellm_params": {"model": model, "api_key": "k", "api_base": base}}),
+        )
+        .await;
+        assert_eq!(status, 200, "{made}");
+        assert_eq!(made["model_name"], name);
+    }
+    for name in ["team-x", "anthropic/claude-3-5-haiku"] {
+        assert_eq!(chat(&url, MASTER, name).await.status(), 200, "{name}");
+    }
+    assert_eq!(chat(&url, MASTER, "teamx").await.status(), 404);
+    let sent: Vec<String> = mock
+        .requests()
+        .iter()
+        .map(|r| {
+            r.body.as_ref().unwrap()["model"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(sent, ["x", "claude-3-5-haiku"]);
+    drop(gw);
+
+    let gw = start_file(&file).await;
+    gw.live.load_stored().await.unwrap();
+    assert_eq!(chat(&gw.url, MASTER, "team-y").await.status(), 200);
+    assert_eq!(
+        chat(&gw.url, MASTER, "anthropic/claude-x").await.status(),
+        200
+    );
 }

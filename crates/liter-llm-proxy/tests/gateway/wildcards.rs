@@ -83,8 +83,14 @@ async fn without_a_catch_all_other_names_stay_unknown() {
 fn the_config_refuses_what_would_open_more_than_it_says() {
     let base = "[[models]]\nname = \"{name}\"\nprovider_model = \"{model}\"\napi_key = \"k\"\n";
     let entry = |name: &str, model: &str| base.replace("{name}", name).replace("{model}", model);
+    // The catch-all opens each provider with that provider's own key only.
     let e = refused(&entry("*", "*"));
-    assert!(e.contains("a wildcard model must name its provider"), "{e}");
+    assert!(
+        e.contains("models[0].api_key: api_key on the catch-all"),
+        "{e}"
+    );
+    let e = refused(&entry("team-*", "*"));
+    assert!(e.contains("its name must be \"*\""), "{e}");
     let e = refused(&entry("*", "*/gpt-4o"));
     assert!(e.contains("a wildcard model must name its provider"), "{e}");
     let e = refused(&entry("gpt-4o", "openai/*"));

@@ -14,7 +14,7 @@
 
 mod cache;
 mod convert;
-mod infer;
+pub(crate) mod infer;
 mod models;
 mod settings;
 mod twin;

@@ -2,12 +2,15 @@
 //! LiteLLM does, `tags` kept for tag routing), or, for a provider wildcard
 //! (`anthropic/*` → `anthropic/*`), an `[[aliases]]` entry. Other patterns (`*`,
 //! `gpt-3.5-turbo*`) become wildcard `[[models]]` entries when their model names a
-//! provider (`openai/*`); one whose model does not (`*` → `*`) is reported, by name.
+//! provider (`openai/*`), and so does the catch-all `*` → `*` (`provider_model = "*"`:
+//! any provider, inferred from each name); any other pattern whose model names no
+//! provider is reported, by name.
 
 use super::infer;
 use super::twin::Twin;
 use super::yaml::{Entry, Node};
 use crate::config::file::{AliasEntry, ModelEntry};
+use crate::config::CATCH_ALL;
 
 /// What `[[models]]` takes from an entry, with the twin field for each key of
 /// `litellm_params` that maps one to one.
@@ -26,34 +29,9 @@ const STRING_FIELDS: &[(&str, &str)] = &[
 
 fn empty_model(name: String, provider_model: String) -> ModelEntry {
     ModelEntry {
-        id: None,
         name,
         provider_model,
-        api_key: None,
-        base_url: None,
-        timeout_secs: None,
-        fallbacks: Vec::new(),
-        mock_latency_ms: None,
-        weight: None,
-        rpm: None,
-        tpm: None,
-        order: None,
-        stream_timeout_secs: None,
-        context_window_fallbacks: Vec::new(),
-        input_cost_per_token: None,
-        output_cost_per_token: None,
-        drop_params: None,
-        reasoning_budgets: None,
-        fan_out_n: None,
-        api_version: None,
-        aws_access_key_id: None,
-        aws_secret_access_key: None,
-        aws_session_token: None,
-        aws_region_name: None,
-        vertex_project: None,
-        vertex_location: None,
-        vertex_credentials: None,
-        tags: Vec::new(),
+        ..ModelEntry::default()
     }
 }
 
@@ -168,7 +146,12 @@ fn deployment(
         );
         return;
     }
-    let Some(provider_model) = infer::provider_model(&model, custom.as_deref()) else {
+    let provider_model = if is_catch_all(&name, &model, custom.as_deref()) {
+        Some(CATCH_ALL.to_string())
+    } else {
+        infer::provider_model(&model, custom.as_deref())
+    };
+    let Some(provider_model) = provider_model else {
         let at = parts.params.iter().find(|e| e.key == "model");
         let (line, col) = at.map_or((item.line, item.col), |e| (e.line, e.col));
         t.problem(
@@ -227,8 +210,8 @@ fn deployment(
                 "drop_params"
             }
             "max_retries" => {
-                t.unsupported(&path, e.line, e.col, "a deployment's own max_retries (liter-llm retries per gateway: litellm_settings.num_retries)");
-                continue;
+                m.max_retries = t.uint32(v, &path);
+                "max_retries"
             }
             "tags" => {
                 m.tags = t.strings(v, &path);
@@ -303,10 +286,15 @@ fn entry_limits(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut
     }
 }
 
-/// `model_info`: prices are read; the rest describes the model to LiteLLM's own
-/// APIs and checks, which are not built here.
+/// `model_info`: prices, `id`, `mode`, `base_model` and the token limits (see
+/// `[[models]]`'s fields of the same names).
 fn model_info(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut ModelEntry) {
     for e in parts.info {
+        // A null is not given, as LiteLLM reads it (its `/model/info` answers carry
+        // nulls, which its clients send back).
+        if matches!(e.value.value, super::yaml::Value::Null) {
+            continue;
+        }
         let path = format!("{yp}.model_info.{}", e.key);
         let (slot, field) = match e.key.as_str() {
             "input_cost_per_token" => (&mut m.input_cost_per_token, "input_cost_per_token"),
@@ -317,20 +305,23 @@ fn model_info(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut M
                 continue;
             }
             "mode" => {
-                t.unsupported(&path, e.line, e.col, "model_info.mode (liter-llm serves chat and embeddings from every model and its health probes always chat)");
+                m.mode = t.string(&e.value, &path);
+                t.loc_entry(format!("models[{k}].mode"), &path, e);
                 continue;
             }
             "base_model" => {
-                t.unsupported(&path, e.line, e.col, "model_info.base_model (set input_cost_per_token/output_cost_per_token for the price instead)");
+                m.base_model = base_model(t, &path, e);
+                t.loc_entry(format!("models[{k}].base_model"), &path, e);
                 continue;
             }
             "max_tokens" | "max_input_tokens" | "max_output_tokens" => {
-                t.unsupported(
-                    &path,
-                    e.line,
-                    e.col,
-                    "context-window limits per deployment (pre-call checks)",
-                );
+                let v = t.uint(&e.value, &path);
+                match e.key.as_str() {
+                    "max_tokens" => m.max_tokens = v,
+                    "max_input_tokens" => m.max_input_tokens = v,
+                    _ => m.max_output_tokens = v,
+                }
+                t.loc_entry(format!("models[{k}].{}", e.key), &path, e);
                 continue;
             }
             _ => {
@@ -353,6 +344,22 @@ fn model_info(t: &mut Twin<'_>, yp: &str, k: usize, parts: &Parts<'_>, m: &mut M
     }
 }
 
+/// `model_info.base_model`, its provider inferred as `model`'s is (`gpt-4o` is
+/// `openai/gpt-4o`; Azure's are written `azure/...`).
+fn base_model(t: &mut Twin<'_>, path: &str, e: &Entry) -> Option<String> {
+    let written = t.string(&e.value, path)?;
+    let found = infer::provider_model(&written, None);
+    if found.is_none() {
+        t.problem(
+            path,
+            e.line,
+            e.col,
+            format!("cannot tell the provider of base_model {written:?}; write it with its provider, e.g. \"azure/{written}\""),
+        );
+    }
+    found
+}
+
 /// Whether a wildcard entry becomes a wildcard `[[models]]` entry: any pattern whose
 /// model names its provider (written, or inferred from a known family such as
 /// `gpt-3.5-turbo*`), except a provider wildcard (`anthropic/*` → `anthropic/*`), which
@@ -372,12 +379,20 @@ fn wildcard_model(name: &str, parts: &Parts<'_>) -> bool {
     let Some(model) = text("model") else {
         return false;
     };
+    if is_catch_all(name, model, text("custom_llm_provider")) {
+        return true;
+    }
     if provider_wildcard(name) && model == name {
         return false;
     }
     infer::provider_model(model, text("custom_llm_provider"))
         .and_then(|pm| pm.split_once('/').map(|(p, _)| !p.contains('*')))
         .unwrap_or(false)
+}
+
+/// LiteLLM's catch-all: `model_name: "*"` with `model: "*"` (any provider).
+fn is_catch_all(name: &str, model: &str, custom: Option<&str>) -> bool {
+    name == CATCH_ALL && model == CATCH_ALL && custom.is_none()
 }
 
 /// `anthropic/*`: a known provider's prefix, then a pattern.
@@ -402,7 +417,7 @@ fn wildcard(t: &mut Twin<'_>, yp: &str, name: &str, name_entry: &Entry, parts: &
         .and_then(liter_llm::Provider::from_prefix);
     if provider.is_none() || model.as_deref() != Some(name) {
         let why = format!(
-            "the wildcard model_name {name:?} with model {:?}: a model with no provider would send the names it matches to any provider whose key is set; write the provider (model: \"openai/*\")",
+            "the wildcard model_name {name:?} with model {:?}: a model with no provider opens every provider, which only the catch-all (model_name \"*\" with model \"*\") may do; write the provider (model: \"openai/*\")",
             model.as_deref().unwrap_or("")
         );
         t.unsupported(&name_path, name_entry.line, name_entry.col, &why);

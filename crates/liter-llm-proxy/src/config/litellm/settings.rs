@@ -105,22 +105,19 @@ pub(crate) fn router_settings(t: &mut Twin<'_>, entries: &[Entry], deferred: &mu
             "default_fallbacks" => default_fallbacks(t, e, &path, deferred),
             "model_group_alias" => group_aliases(t, e, &path),
             "redis_host" | "redis_port" | "redis_password" | "redis_url" => {}
-            "retry_after" => t.unsupported(
-                &path,
-                e.line,
-                e.col,
-                "retry_after (a minimum wait before a retry)",
-            ),
+            "retry_after" => {
+                t.file.router.retry_after_secs = t.seconds(v, &path).unwrap_or(0);
+                t.loc_entry("router.retry_after_secs", &path, e);
+            }
             "enable_tag_filtering" => {
                 t.file.router.enable_tag_filtering = t.boolean(v, &path).unwrap_or(false);
                 t.loc_entry("router.enable_tag_filtering", &path, e);
             }
-            "enable_pre_call_checks" => only_false(
-                t,
-                e,
-                &path,
-                "pre-call context-window checks (enable_pre_call_checks)",
-            ),
+            // The context-window check runs whenever a deployment has
+            // max_input_tokens (the other pre-call checks, rpm/tpm, always run).
+            "enable_pre_call_checks" => {
+                t.boolean(v, &path);
+            }
             _ => t.unknown(&path, e),
         }
     }

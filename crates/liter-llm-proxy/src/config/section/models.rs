@@ -48,7 +48,71 @@ pub struct Deployment {
     pub settings: ProviderSettings,
     /// Its tags, for tag filtering (`[router] enable_tag_filtering`).
     pub tags: Vec<String>,
+    /// What it serves: the call its health probe makes.
+    pub mode: Mode,
+    /// The `provider/model` whose prices it takes (`base_model`).
+    pub base_model: Option<String>,
+    /// LiteLLM's `max_tokens`, reported only.
+    pub max_tokens: Option<u64>,
+    /// Its context window: a longer prompt does not go to it.
+    pub max_input_tokens: Option<u64>,
+    pub max_output_tokens: Option<u64>,
+    /// Its model's retry count (`max_retries`), reported by `/model/info`.
+    pub max_retries: Option<u32>,
+    /// Made from the catch-all (`name = "*"`, `provider_model = "*"`) for its provider
+    /// (`provider_model` is `<provider>/*`): it serves only the names whose provider,
+    /// written or inferred as LiteLLM infers it, is its own.
+    pub any_provider: bool,
 }
+
+/// What a deployment serves (LiteLLM's `model_info.mode`): the call its health probe
+/// makes. Every deployment takes chat and embeddings requests whatever its mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Chat,
+    /// Legacy completions: probed with a chat call, as they are served through chat
+    /// where the provider has no completions API.
+    Completion,
+    Embedding,
+}
+
+impl Mode {
+    /// The modes served, by LiteLLM's names.
+    pub const NAMES: &'static [&'static str] = &["chat", "completion", "embedding"];
+
+    pub fn parse(name: &str) -> Option<Mode> {
+        match name {
+            "chat" => Some(Mode::Chat),
+            "completion" => Some(Mode::Completion),
+            "embedding" => Some(Mode::Embedding),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Chat => "chat",
+            Mode::Completion => "completion",
+            Mode::Embedding => "embedding",
+        }
+    }
+}
+
+/// LiteLLM's modes that liter-llm cannot serve, refused by name.
+const UNSERVED_MODES: &[&str] = &[
+    "image_generation",
+    "audio_transcription",
+    "audio_speech",
+    "rerank",
+    "moderation",
+    "batch",
+    "realtime",
+    "responses",
+    "video_generation",
+    "ocr",
+    "search",
+];
 
 type At<'a> = &'a dyn Fn(&str) -> Vec<Seg>;
 
@@ -78,11 +142,109 @@ pub(crate) fn check(
                 ));
             }
         }
-        if let Some(d) = deployment(m, general, env, &at, problems) {
+        if m.provider_model == CATCH_ALL {
+            out.extend(catch_all(models, i, general, env, &at, problems));
+        } else if let Some(d) = deployment(m, general, env, &at, problems) {
             out.push(d);
         }
     }
     assign_ids(&mut out);
+    out
+}
+
+/// `provider_model` of the catch-all: any provider.
+pub const CATCH_ALL: &str = "*";
+
+/// The providers the catch-all may serve: those at a fixed public base URL that need a
+/// key (no local server, no Azure resource, no cloud project or region to choose).
+pub fn catch_all_providers() -> impl Iterator<Item = Provider> {
+    Provider::known_prefixes()
+        .into_iter()
+        .filter_map(Provider::from_prefix)
+        .filter(|p| {
+            p.network()
+                .is_some_and(|n| n.key_required && n.default_base_url.is_some())
+        })
+}
+
+/// The catch-all `models[i]` (`name = "*"`, `provider_model = "*"`, LiteLLM's `*` →
+/// `*`): one deployment `<provider>/*` per provider of [`catch_all_providers`] whose
+/// key variable is set, each with the provider's own key and base URL (from its
+/// variables, or its default), never one given here: a key on the entry would go to
+/// every provider.
+fn catch_all(
+    models: &[ModelEntry],
+    i: usize,
+    general: &GeneralSection,
+    env: &dyn Fn(&str) -> Option<String>,
+    at: At<'_>,
+    problems: &mut Problems,
+) -> Vec<Deployment> {
+    let m = &models[i];
+    if m.name != CATCH_ALL {
+        problems.push((
+            at("provider_model"),
+            "provider_model \"*\" (any provider) is the catch-all: its name must be \"*\"".into(),
+        ));
+        return Vec::new();
+    }
+    if models.iter().filter(|o| o.name == CATCH_ALL).count() > 1 {
+        problems.push((
+            at("name"),
+            "the catch-all \"*\" with provider_model \"*\" must be the only entry named \"*\""
+                .into(),
+        ));
+    }
+    let given = [
+        ("api_key", m.api_key.is_some()),
+        ("base_url", m.base_url.is_some()),
+        ("api_version", m.api_version.is_some()),
+        ("aws_access_key_id", m.aws_access_key_id.is_some()),
+        ("aws_secret_access_key", m.aws_secret_access_key.is_some()),
+        ("aws_session_token", m.aws_session_token.is_some()),
+        ("aws_region_name", m.aws_region_name.is_some()),
+        ("vertex_project", m.vertex_project.is_some()),
+        ("vertex_location", m.vertex_location.is_some()),
+        ("vertex_credentials", m.vertex_credentials.is_some()),
+        ("mock_latency_ms", m.mock_latency_ms.is_some()),
+        ("reasoning_budgets", m.reasoning_budgets.is_some()),
+        ("fan_out_n", m.fan_out_n.is_some()),
+    ];
+    for (field, _) in given.iter().filter(|(_, set)| *set) {
+        problems.push((
+            at(field),
+            format!("{field} on the catch-all (provider_model \"*\"): it takes each provider's key and base URL from that provider's own variables (a value here would go to every provider)"),
+        ));
+    }
+    let mut out = Vec::new();
+    for p in catch_all_providers() {
+        let Some(net) = p.network() else { continue };
+        if super::network::key_from_env(net, env).is_none() {
+            continue;
+        }
+        let entry = ModelEntry {
+            provider_model: format!("{}/*", p.name()),
+            ..m.clone()
+        };
+        // The entry's own problems (a weight of 0, ...) are the same for every
+        // provider: each is reported once.
+        let mut found = Problems::new();
+        if let Some(mut d) = deployment(&entry, general, env, at, &mut found) {
+            d.any_provider = true;
+            out.push(d);
+        }
+        for p in found {
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
+    }
+    if out.is_empty() {
+        problems.push((
+            at("provider_model"),
+            "the catch-all (provider_model \"*\") serves no provider: none of the providers it may serve has its key variable set (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...)".into(),
+        ));
+    }
     out
 }
 
@@ -175,7 +337,53 @@ fn deployment(
         output_cost_per_token: m.output_cost_per_token,
         settings,
         tags: m.tags.clone(),
+        mode: mode(m, at, problems),
+        base_model: base_model(m, at, problems),
+        max_tokens: m.max_tokens,
+        max_input_tokens: m.max_input_tokens,
+        max_output_tokens: m.max_output_tokens,
+        max_retries: m.max_retries,
+        any_provider: false,
     })
+}
+
+fn mode(m: &ModelEntry, at: At<'_>, problems: &mut Problems) -> Mode {
+    let Some(name) = m.mode.as_deref() else {
+        return Mode::Chat;
+    };
+    if let Some(mode) = Mode::parse(name) {
+        return mode;
+    }
+    let message = if UNSERVED_MODES.contains(&name) {
+        format!(
+            "not supported yet: mode {name:?} (liter-llm serves {})",
+            Mode::NAMES.join(", ")
+        )
+    } else {
+        format!(
+            "unknown mode {:?}; one of {}",
+            crate::logtext::Clean(name),
+            Mode::NAMES.join(", ")
+        )
+    };
+    problems.push((at("mode"), message));
+    Mode::Chat
+}
+
+/// `base_model`, a `provider/model`; not with both prices given (they would win).
+fn base_model(m: &ModelEntry, at: At<'_>, problems: &mut Problems) -> Option<String> {
+    let b = m.base_model.as_ref()?;
+    if let Err(e) = ProviderModel::parse(b) {
+        problems.push((at("base_model"), provider_model_error(b, e)));
+        return None;
+    }
+    if m.input_cost_per_token.is_some() && m.output_cost_per_token.is_some() {
+        problems.push((
+            at("base_model"),
+            "base_model prices the deployment, but input_cost_per_token and output_cost_per_token are both given: leave one out".into(),
+        ));
+    }
+    Some(b.clone())
 }
 
 /// A wildcard model (a `*` in `name`): its `provider_model` names its provider and
@@ -210,10 +418,11 @@ fn wildcard_fits(m: &ModelEntry, at: At<'_>, problems: &mut Problems) -> bool {
     }
     if stars > 0 {
         for (field, price) in [
-            ("input_cost_per_token", m.input_cost_per_token),
-            ("output_cost_per_token", m.output_cost_per_token),
+            ("input_cost_per_token", m.input_cost_per_token.is_some()),
+            ("output_cost_per_token", m.output_cost_per_token.is_some()),
+            ("base_model", m.base_model.is_some()),
         ] {
-            if price.is_some() {
+            if price {
                 problems.push((
                     at(field),
                     format!("not supported yet: {field} on a wildcard model (prices are looked up by each request's model)"),
@@ -300,6 +509,15 @@ fn check_numbers(m: &ModelEntry, at: At<'_>, problems: &mut Problems) {
     ] {
         if price.is_some_and(|p| !p.is_finite() || p < 0.0) {
             problems.push((at(field), format!("{field} must be 0 or more")));
+        }
+    }
+    for (field, n) in [
+        ("max_tokens", m.max_tokens),
+        ("max_input_tokens", m.max_input_tokens),
+        ("max_output_tokens", m.max_output_tokens),
+    ] {
+        if let Some(n) = n {
+            positive(problems, at(field), field, n > 0);
         }
     }
     if m.timeout_secs == Some(0) {

@@ -16,8 +16,12 @@ pub struct PoolSpec {
     pub strategy: Strategy,
     /// Tried in order when the pool is exhausted (union over the pool's entries).
     pub fallbacks: Vec<String>,
-    /// Tried when a deployment answers `context_length_exceeded`.
+    /// Tried when a deployment answers `context_length_exceeded`, or when the prompt
+    /// is longer than every deployment's `max_input_tokens`.
     pub context_window_fallbacks: Vec<String>,
+    /// The entries' `max_retries`: retries of a request to this pool instead of
+    /// `[general] max_retries`.
+    pub max_retries: Option<u32>,
 }
 
 /// The validated routing settings.
@@ -33,6 +37,8 @@ pub struct Routing {
     pub seed: Option<u64>,
     /// `[router] enable_tag_filtering`.
     pub tag_filtering: bool,
+    /// `[router] retry_after_secs`: the shortest wait before a retry that waits.
+    pub retry_after: std::time::Duration,
 }
 
 /// The most tags a request (its own and its key's together), a deployment or a key
@@ -67,6 +73,7 @@ pub(crate) fn check(file: &FileConfig, names: &Names<'_>, problems: &mut Problem
     check_group_aliases(router, names, problems);
     check_fallbacks(&file.models, names, problems);
     check_tags(file, problems);
+    check_max_retries(&file.models, problems);
     for name in router.model_strategy.keys() {
         if !names.is_model(name) {
             problems.push((
@@ -89,6 +96,7 @@ pub(crate) fn check(file: &FileConfig, names: &Names<'_>, problems: &mut Problem
         latency_exploration: router.latency_exploration,
         seed: router.seed,
         tag_filtering: router.enable_tag_filtering,
+        retry_after: std::time::Duration::from_secs(router.retry_after_secs),
     }
 }
 
@@ -145,6 +153,7 @@ fn pools(models: &[ModelEntry], router: &RouterSection) -> Vec<PoolSpec> {
                         .unwrap_or(router.strategy),
                     fallbacks: Vec::new(),
                     context_window_fallbacks: Vec::new(),
+                    max_retries: m.max_retries,
                 });
                 pools.len() - 1
             }
@@ -157,6 +166,23 @@ fn pools(models: &[ModelEntry], router: &RouterSection) -> Vec<PoolSpec> {
         );
     }
     pools
+}
+
+/// Entries sharing a name give the same `max_retries` (or leave it out everywhere):
+/// it is the pool's retry count.
+fn check_max_retries(models: &[ModelEntry], problems: &mut Problems) {
+    let mut first: std::collections::HashMap<&str, Option<u32>> = Default::default();
+    for (i, m) in models.iter().enumerate() {
+        if *first.entry(&m.name).or_insert(m.max_retries) != m.max_retries {
+            problems.push((
+                vec![key("models"), Seg::Index(i), key("max_retries")],
+                format!(
+                    "max_retries is the retry count of model {:?}: give every entry of it the same value",
+                    m.name
+                ),
+            ));
+        }
+    }
 }
 
 fn union_in_order(into: &mut Vec<String>, from: &[String]) {
