@@ -218,6 +218,8 @@ async fn postgres_down_buffers_unbudgeted_spend_and_writes_it_once_when_back() {
     assert_eq!(timed(&gw, VKEY).await.0, 200);
 }
 
+/// A gateway on `db` whose spend buffer holds 3 records, with `VKEY` (no budget) and
+/// `BKEY` (a budget).
 async fn buffered_gateway(mock: &MockUpstream, db: &Db) -> Gateway {
     gateway_with(
         mock,
@@ -226,4 +228,52 @@ async fn buffered_gateway(mock: &MockUpstream, db: &Db) -> Gateway {
         &format!("[[keys]]\nkey = \"{VKEY}\"\n\n[[keys]]\nkey = \"{BKEY}\"\nbudget_limit = 10.0\n"),
     )
     .await
+}
+
+/// A request admitted (and reserved) before the database went away, ending while it is
+/// away: its settlement waits in the buffer and is written, once, when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_due_while_postgres_is_down_is_written_when_it_returns() {
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::postgres().await;
+    let direct = db.url();
+    let relay = Relay::start("127.0.0.1:5432");
+    let gw = Arc::new(buffered_gateway(&mock, &Db::Postgres(through(&direct, &relay))).await);
+    mock.push_fault(mock_upstream::Fault::hold());
+    let held = tokio::spawn({
+        let gw = gw.clone();
+        async move { timed(&gw, BKEY).await }
+    });
+    wait_for_requests(&mock, 1).await;
+    relay.cut();
+    mock.release(1);
+    let (status, headers, body) = held.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let id = headers["x-request-id"].to_str().unwrap().to_owned();
+    // The settlement fails (after the connection timeout) and joins the buffer.
+    let deadline = Instant::now() + BOUND;
+    while !gw.scrape().await.contains("liter_llm_spend_buffered 1") {
+        assert!(
+            Instant::now() < deadline,
+            "the settlement was never buffered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    relay.restore();
+    tokio::time::timeout(Duration::from_secs(30), gw.app.governor.drained())
+        .await
+        .expect("the buffered settlement is written once the database is back");
+    let mut conn = sqlx::PgConnection::connect(&direct).await.unwrap();
+    let rows: Vec<(String, i64, i32)> =
+        sqlx::query_as("SELECT request_id, cost_nanos, status FROM spend_ledger")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let billed = (mock.served().completion_tokens as f64 * 0.001 * 1e9).round() as i64;
+    assert_eq!(rows, vec![(id, billed, 200)]);
+    let reserved: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reservations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(reserved, 0, "the reservation was settled, not left behind");
 }
