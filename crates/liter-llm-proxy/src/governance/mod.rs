@@ -46,8 +46,9 @@ pub use meter::{Meter, BUDGET_WARNING};
 use redis_limits::{RedisLimiter, RedisUrlError};
 use spool::Spool;
 
-/// The longest admission waits for a budget reservation before it treats the spend
-/// store as down (the reservation, should it land later, is given back).
+/// The longest a request no budget applies to waits for its reservation before its
+/// spend goes to the spool instead (the reservation, should it land later, is given
+/// back).
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the governance stage keeps for the gateway's lifetime.
@@ -461,7 +462,8 @@ impl Governor {
         free: bool,
     ) -> Result<Reserved, Refused> {
         let (request_id, model) = request;
-        if !free && self.budget_applies(key, pool) {
+        let budgeted = self.budget_applies(key, pool);
+        if !free && budgeted {
             let unpriced = pool.deployments.iter().find(|d| {
                 let name = &d.deployment.provider_model;
                 d.target.is_some() && !self.prices.as_ref().is_some_and(|p| p.is_priced(name))
@@ -485,18 +487,25 @@ impl Governor {
             scopes: self.scopes(key, pool, soft),
             amount_usd: amount,
         };
-        let budgeted = self.budget_applies(key, pool);
         if self.spool.as_ref().is_some_and(|s| s.is_down()) {
             return self.spooled(key, pool, request, budgeted, amount);
         }
         let mut warning = None;
-        let result = match reserve_in_time(stores, reservation_of(false)).await {
+        // A request no budget applies to waits for the store at most STORE_TIMEOUT, then
+        // goes to the spool; a budgeted one waits as long as the store takes (a
+        // reservation contended by many requests is slow, not a store that is down).
+        let first = if budgeted {
+            stores.spend.reserve(reservation_of(false)).await
+        } else {
+            reserve_in_time(stores, reservation_of(false)).await
+        };
+        let result = match first {
             Err(ReserveError::OverBudget { scope, .. })
                 if self.soft && !scope.starts_with("key:") =>
             {
                 tracing::warn!(scope = %Clean(&scope), model = %Clean(model), "soft budget crossed: request let through");
                 warning = Some(format!("budget exceeded for {scope} (soft enforcement)"));
-                reserve_in_time(stores, reservation_of(true)).await
+                stores.spend.reserve(reservation_of(true)).await
             }
             other => other,
         };
@@ -520,9 +529,6 @@ impl Governor {
             }),
             Err(ReserveError::Store(e)) => {
                 tracing::error!(error = %e, "spend store unavailable");
-                if let Some(s) = &self.spool {
-                    s.mark_down();
-                }
                 self.spooled(key, pool, request, budgeted, amount)
             }
         }

@@ -20,8 +20,9 @@
 //! One flusher task at a time (started when there is something to do, ended when the
 //! spool is empty and the store answers) writes the oldest record, retrying every
 //! [`RETRY`] while the store fails; a record leaves the spool only once written. While
-//! the store is known to be down, admissions do not try it (no request waits for a
-//! connection that cannot come), and the flusher probes it.
+//! the store is known to be down (a write of the spool failed, or the store says it is
+//! unreachable: `SpendStore::reachable`), admissions do not try it, so no request waits
+//! for a connection that cannot come.
 //!
 //! Bounds: [`Spool::new`]'s record count (`general.spend_buffer_records`) and
 //! [`MAX_BYTES`], whichever is reached first; a record's size is estimated at
@@ -51,8 +52,8 @@ const RECORD_OVERHEAD: usize = 512;
 pub struct Spool {
     spend: Arc<dyn SpendStore>,
     state: Mutex<State>,
-    /// Set by a failed write or admission, cleared by a successful write or probe (an
-    /// atomic: every admission reads it).
+    /// Set by a failed write, cleared by a successful write or probe (an atomic: every
+    /// admission reads it).
     down: AtomicBool,
     /// Woken when the spool empties with the store up.
     idle: Notify,
@@ -196,20 +197,10 @@ impl Spool {
         }
     }
 
-    /// Whether the store is known to be down (a write or admission failed since the
-    /// last success).
+    /// Whether the store is known to be down: a write of the spool failed since the
+    /// last success, or the store says it is unreachable.
     pub fn is_down(&self) -> bool {
-        self.down.load(Ordering::Acquire)
-    }
-
-    /// Records that the store failed; the flusher probes it until it answers.
-    pub fn mark_down(self: &Arc<Self>) {
-        if !self.down.swap(true, Ordering::AcqRel) {
-            tracing::error!(
-                "the spend store is unreachable: requests with no budget are served and their spend is buffered in memory; budgeted requests get 503"
-            );
-        }
-        self.wake();
+        self.down.load(Ordering::Acquire) || !self.spend.reachable()
     }
 
     /// Room for a request's record of about `bytes` counting in `scopes`, or `None`
@@ -285,7 +276,7 @@ impl Spool {
                 let mut s = self.state();
                 match s.queue.front() {
                     Some(r) => Some((r.reservation, r.scopes.clone(), r.entry.clone())),
-                    None if self.is_down() => None,
+                    None if self.down.load(Ordering::Acquire) => None,
                     None => {
                         s.flushing = false;
                         drop(s);
@@ -365,13 +356,17 @@ impl Spool {
     }
 
     /// Waits until the spool is empty (no record waiting, no request holding room for
-    /// one) and the store answers: for tests, or a drain before a planned stop.
+    /// one) and its last write succeeded: for tests, or a drain before a planned stop.
     pub async fn drained(&self) {
         loop {
             let notified = self.idle.notified();
             {
                 let s = self.state();
-                if s.queue.is_empty() && s.held == 0 && !self.is_down() && !s.flushing {
+                if s.queue.is_empty()
+                    && s.held == 0
+                    && !self.down.load(Ordering::Acquire)
+                    && !s.flushing
+                {
                     return;
                 }
             }
