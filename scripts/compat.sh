@@ -11,7 +11,8 @@
 #   bash scripts/compat.sh -k streaming     # extra arguments go to pytest
 #
 # Needs only python3 (with venv and pip) and cargo; everything else is installed into
-# .venv at the repository root. Exits with pytest's exit code.
+# .venv at the repository root (nginx, for test_nginx.py, with apt-get when missing;
+# that test also needs the Redis of scripts/services.sh). Exits with pytest's exit code.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,6 +50,16 @@ if ! cmp -s "$REQUIREMENTS" "$STAMP" || ! "$PY" -c 'import openai, pytest, anthr
     log "installing the Python test dependencies into $VENV"
     "$PY" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
     cp "$REQUIREMENTS" "$STAMP"
+fi
+
+# nginx (tests/compat/test_nginx.py, three gateways behind it): Debian's package. The
+# test runs it itself, unprivileged, on a free port; the system service is not used.
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    log "nginx is missing; installing it with apt-get"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx
 fi
 
 # Claude Code (tests/compat/test_claude_code.py) and Codex (tests/compat/test_codex.py):

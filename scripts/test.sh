@@ -5,7 +5,8 @@
 #   (PostgreSQL and Redis are started first, installed if missing: scripts/services.sh;
 #   moto's S3 server and Azurite are installed for the object-store tests:
 #   scripts/objstores.sh);
-#   2. the compatibility suite: the official OpenAI Python SDK against the gateway.
+#   2. the compatibility suite: the official OpenAI Python SDK against the gateway,
+#      and against three gateways behind nginx (installed by scripts/compat.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -258,11 +258,7 @@ async fn check_books(
 /// used up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_of_a_burst_keeps_spend_and_budget() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    let seed = seed_now() | 1;
     let mut rng = Rng(seed);
     let mock = MockUpstream::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -351,4 +347,206 @@ async fn burst_until(client: &reqwest::Client, url: &str, n: usize) -> usize {
         done += 1;
     }
     done
+}
+
+/// The shared PostgreSQL of the machine (or `LITER_LLM_TEST_PG_URL`), in a fresh schema.
+async fn pg_schema_url() -> String {
+    use sqlx::Connection;
+    let base = std::env::var("LITER_LLM_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is not reachable at {base}: {e}"));
+    let schema = format!("crash_{:016x}", std::process::id() as u64 ^ seed_now());
+    sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+fn seed_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// The rate-limited key the three gateways share through Redis.
+const SHARED_KEY: &str = "vk-crash-shared-0007";
+
+/// A stream read to its end: `(request id, completion tokens)` when the client saw
+/// the usage chunk and `[DONE]`.
+async fn finish_stream<B: AsRef<[u8]>>(
+    id: String,
+    mut body: impl futures_util::Stream<Item = reqwest::Result<B>> + Unpin,
+    mut text: String,
+) -> Option<(String, u64)> {
+    while let Some(chunk) = body.next().await {
+        text.push_str(&String::from_utf8_lossy(chunk.ok()?.as_ref()));
+    }
+    if !text.ends_with("data: [DONE]\n\n") {
+        return None;
+    }
+    let tokens = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find_map(|v| v["usage"]["completion_tokens"].as_u64())?;
+    Some((id, tokens))
+}
+
+/// Three gateways (real binaries) on one PostgreSQL schema and one Redis namespace,
+/// streams running on all three, one killed with SIGKILL mid-stream: every stream a
+/// client saw finish has its spend in the ledger, at what the provider billed for it
+/// (or, for one the killed gateway had not written yet, at its whole reservation), and
+/// the streams the kill cut off count at their reservations once a gateway starts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_one_of_three_gateways_keeps_every_finished_streams_spend() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("liter-llm-proxy.toml");
+    let url = pg_schema_url().await;
+    let namespace = format!("crash-{:x}", seed_now());
+    // The crash tests' gateway, on PostgreSQL, with its limits shared through Redis.
+    let shared = config(&mock, std::path::Path::new(&url)).replacen(
+        "max_retries = 0\n",
+        &format!(
+            "max_retries = 0\nredis_url = \"redis://127.0.0.1:6379\"\nredis_namespace = \"{namespace}\"\n"
+        ),
+        1,
+    );
+    std::fs::write(
+        &file,
+        format!("{shared}\n[[keys]]\nkey = \"{SHARED_KEY}\"\nrpm = 100000\n"),
+    )
+    .unwrap();
+    let start = || {
+        let mut c = cmd(dir.path());
+        c.args(["api", "--config", file.to_str().unwrap()]);
+        Proc::spawn(c)
+    };
+    let mut gws: Vec<Option<Proc>> = (0..3).map(|_| Some(start())).collect();
+    let urls: Vec<String> = gws
+        .iter()
+        .map(|g| g.as_ref().unwrap().url.clone())
+        .collect();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let stream = |url: String| {
+        let client = client.clone();
+        async move {
+            let mut body = ask(true);
+            body["stream_options"] = json!({"include_usage": true});
+            let resp = client
+                .post(format!("{url}/v1/chat/completions"))
+                .bearer_auth(SHARED_KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+            (id, resp.bytes_stream())
+        }
+    };
+
+    // Streams finished on every gateway before the kill.
+    let mut finished: Vec<(String, u64, usize)> = Vec::new();
+    for i in 0..9 {
+        let (id, body) = stream(urls[i % 3].clone()).await;
+        let (id, tokens) = finish_stream(id, body, String::new()).await.unwrap();
+        finished.push((id, tokens, i % 3));
+    }
+
+    // Three streams held mid-way on each gateway; gateway 1 is killed under them.
+    mock.push_fault(Fault::hold_stream(2).forever());
+    let mut open = Vec::new();
+    for i in 0..9 {
+        let (id, mut body) = stream(urls[i % 3].clone()).await;
+        let first = body.next().await.unwrap().unwrap();
+        assert!(first.starts_with(b"data: "));
+        open.push((
+            id,
+            body,
+            String::from_utf8_lossy(&first).into_owned(),
+            i % 3,
+        ));
+    }
+    let killed = gws[1].take().unwrap();
+    killed.signal("-KILL");
+    let (status, _) = tokio::task::spawn_blocking(move || killed.wait())
+        .await
+        .unwrap();
+    assert!(!status.success());
+    mock.release(9);
+
+    // The held streams of the two live gateways go on to the end; the killed one's
+    // are cut off.
+    let mut cut_off = Vec::new();
+    for (id, body, text, gw) in open {
+        match finish_stream(id.clone(), body, text).await {
+            Some((id, tokens)) => {
+                assert_ne!(gw, 1, "a stream of the killed gateway finished");
+                finished.push((id, tokens, gw));
+            }
+            None => {
+                assert_eq!(gw, 1, "a stream of a live gateway was cut off");
+                cut_off.push(id);
+            }
+        }
+    }
+    assert_eq!(finished.len(), 15);
+    assert_eq!(cut_off.len(), 3);
+    mock.clear_faults();
+
+    // A gateway started on the same database takes the dead one's reservations.
+    gws[1] = Some(start());
+    // The live gateways write a stream's settlement right after its end: wait (bounded)
+    // until every request has its row.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let rows = loop {
+        let logs: Value = client
+            .get(format!("{}/spend/logs?limit=10000", urls[0]))
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows = logs.as_array().unwrap().clone();
+        if rows.len() >= finished.len() + cut_off.len() || std::time::Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let row_of = |id: &str| {
+        let mine: Vec<&Value> = rows.iter().filter(|r| r["request_id"] == id).collect();
+        assert_eq!(mine.len(), 1, "request {id}: {mine:?}");
+        mine[0].clone()
+    };
+    let reserved = MAX_TOKENS as f64 * PRICE;
+    for (id, tokens, gw) in &finished {
+        let row = row_of(id);
+        let billed = *tokens as f64 * PRICE;
+        let spend = row["spend"].as_f64().unwrap();
+        if *gw == 1 && row["status"] == 0 {
+            // Finished, but its settlement had not been written when the kill came.
+            assert!((spend - reserved).abs() < 1e-9, "{row}");
+        } else {
+            assert_eq!(row["status"], 200, "{row}");
+            assert!((spend - billed).abs() < 1e-9, "{row}: billed {billed}");
+        }
+    }
+    for id in &cut_off {
+        let row = row_of(id);
+        assert_eq!(row["status"], 0, "{row}");
+        assert!(
+            (row["spend"].as_f64().unwrap() - reserved).abs() < 1e-9,
+            "{row}"
+        );
+    }
+    assert_eq!(rows.len(), finished.len() + cut_off.len(), "{rows:?}");
+    drop(gws);
 }

@@ -257,6 +257,9 @@ impl App {
         } else {
             startup_notes(&config, &keys);
         }
+        if let (Some(m), Some(s)) = (&metrics, &governor.spool) {
+            s.instrument(m.spend.spooled.clone(), m.spend.spool_refused.clone());
+        }
         let (tracing, sinks, upstream) = match old {
             Some(o) => (o.tracing.clone(), o.sinks.clone(), o.upstream.clone()),
             None => observers(&config, metrics.as_ref())?,

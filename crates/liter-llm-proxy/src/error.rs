@@ -298,6 +298,8 @@ impl IntoResponse for GatewayError {
             GatewayError::Upstream { retry_after, .. } => retry_after.clone(),
             GatewayError::RateLimited { retry_after, .. } => Some(seconds(*retry_after)),
             GatewayError::Unavailable { retry_after, .. } => retry_after.map(seconds),
+            // A store that went away is retried every second (governance's spool).
+            GatewayError::StoreUnavailable(_) => Some(HeaderValue::from_static("1")),
             _ => None,
         };
         if let Some(v) = retry_after {

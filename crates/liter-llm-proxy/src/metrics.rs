@@ -194,6 +194,10 @@ pub struct TraceMetrics {
 pub struct SpendMetrics {
     pub queued: Gauge,
     pub write: Histogram,
+    /// Requests' spend records held in memory while the spend store is down.
+    pub spooled: Gauge,
+    /// Requests refused (503) because that buffer was full.
+    pub spool_refused: Counter,
 }
 
 /// The request log sinks' counters, by sink (`file#0`, `webhook#1`: configured
@@ -519,6 +523,8 @@ fn register_spend(registry: &mut Registry) -> SpendMetrics {
     let spend = SpendMetrics {
         queued: Gauge::default(),
         write: histogram(),
+        spooled: Gauge::default(),
+        spool_refused: Counter::default(),
     };
     registry.register(
         "spend_queue_depth",
@@ -530,6 +536,16 @@ fn register_spend(registry: &mut Registry) -> SpendMetrics {
         "Time of one write to the spend store (a batch of ledger rows, or one settlement)",
         Unit::Seconds,
         spend.write.clone(),
+    );
+    registry.register(
+        "spend_buffered",
+        "Spend records held in memory because the spend store is unreachable (written when it answers)",
+        spend.spooled.clone(),
+    );
+    registry.register(
+        "spend_buffer_refused",
+        "Requests refused with 503 because the spend store was unreachable and its in-memory buffer full",
+        spend.spool_refused.clone(),
     );
     spend
 }

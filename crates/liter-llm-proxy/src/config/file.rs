@@ -181,6 +181,18 @@ pub struct GeneralSection {
     /// share limits use the same one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_namespace: Option<String>,
+    /// Extension: how many requests' spend records the gateway keeps in memory while
+    /// the spend store is unreachable (default [`DEFAULT_SPEND_BUFFER_RECORDS`]; 0:
+    /// none, every metered request gets 503 while it is down).
+    #[serde(skip_serializing_if = "is_default_spend_buffer")]
+    pub spend_buffer_records: usize,
+}
+
+/// `general.spend_buffer_records` by default.
+pub const DEFAULT_SPEND_BUFFER_RECORDS: usize = 10_000;
+
+fn is_default_spend_buffer(n: &usize) -> bool {
+    *n == DEFAULT_SPEND_BUFFER_RECORDS
 }
 
 /// `general.redis_failure`.
@@ -238,6 +250,7 @@ impl Default for GeneralSection {
             redis_failure: RedisFailure::FailOpen,
             redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
             redis_namespace: None,
+            spend_buffer_records: DEFAULT_SPEND_BUFFER_RECORDS,
         }
     }
 }

@@ -38,6 +38,9 @@ pub(super) struct Inner {
     pub gov: Arc<Governor>,
     pub admission: Option<Admission>,
     pub reservation: Option<ReservationId>,
+    /// Admitted with no reservation while the spend store was down: the spool's room
+    /// for this request's record.
+    pub slot: Option<super::spool::Slot>,
     pub reserved_usd: f64,
     pub estimate: Estimate,
     pub request_id: String,
@@ -153,13 +156,29 @@ impl Drop for Inner {
         if let Some(a) = &self.admission {
             a.settle(self.tokens(&state));
         }
+        if let Some(slot) = self.slot.take() {
+            slot.push(self.entry(state));
+            return;
+        }
         let (Some(stores), Some(id)) = (&self.gov.stores, self.reservation) else {
             return;
         };
         let spend = stores.spend.clone();
+        let spool = self.gov.spool.clone();
         let entry = self.entry(state);
         let mut settle = Box::pin(async move {
-            if let Err(e) = spend.settle(id, entry).await {
+            // Kept for a retry through the spool, should the store fail.
+            let retry = spool.as_ref().map(|_| entry.clone());
+            let Err(e) = spend.settle(id, entry).await else {
+                return;
+            };
+            let buffered = match (spool, retry) {
+                (Some(spool), Some(entry)) => spool.retry_settle(id, entry),
+                _ => false,
+            };
+            if buffered {
+                tracing::warn!(error = %e, "could not settle a reservation: buffered, it is retried until the store answers");
+            } else {
                 tracing::error!(error = %e, "could not settle a reservation: it stays reserved and is counted in full at the next start");
             }
         });

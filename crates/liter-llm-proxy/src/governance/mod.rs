@@ -5,8 +5,11 @@
 //!
 //! [`admit`] is the one entry point. It runs in this order: expired key (401), rate
 //! limits (429 with `Retry-After` and `x-ratelimit-*`), budget reservation (402, or a
-//! warning header under soft enforcement; 503 when the store is unreachable: budgets
-//! fail closed). It returns a [`Meter`], which follows the request to its end.
+//! warning header under soft enforcement; 503 when the store is unreachable and a
+//! budget applies: budgets fail closed). It returns a [`Meter`], which follows the
+//! request to its end. A request no budget applies to is admitted while the store is
+//! unreachable with room for its spend in the [`spool`] (503 when it is full), which
+//! writes it when the store answers again.
 //!
 //! Requests with nothing to govern (the master key, no global limit, no ledger) get no
 //! meter and cost nothing here. Uses `routing` (the pool's deployments), `upstream`
@@ -20,6 +23,7 @@ pub mod limiter;
 pub mod limits;
 pub mod meter;
 pub mod redis_limits;
+pub mod spool;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,7 +38,7 @@ use crate::pricing::Prices;
 use crate::request::{Endpoint, Head};
 use crate::routing::Pool;
 use crate::store::{
-    BudgetScope, Clock, Reservation, ReserveError, StoreError, Stores, SystemClock,
+    BudgetScope, Clock, Reservation, ReservationId, ReserveError, StoreError, Stores, SystemClock,
 };
 use crate::tasks::Pending;
 use estimate::{Estimate, Tokenizer};
@@ -42,6 +46,12 @@ use limiter::{Denied, Limit, Limiter, Local};
 use limits::{Admission, Refusal, Remaining, Window};
 pub use meter::{Meter, BUDGET_WARNING};
 use redis_limits::{RedisLimiter, RedisUrlError};
+use spool::Spool;
+
+/// The longest a request no budget applies to waits for its reservation before its
+/// spend goes to the spool instead (the reservation, should it land later, is given
+/// back).
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the governance stage keeps for the gateway's lifetime.
 #[derive(Debug)]
@@ -70,6 +80,8 @@ pub struct Governor {
     prices: Option<Arc<Prices>>,
     /// Settlement tasks still running.
     pending: Arc<Pending>,
+    /// Spend the store could not take yet (`stores` is set).
+    pub spool: Option<Arc<Spool>>,
 }
 
 /// The governance stage could not start.
@@ -101,6 +113,9 @@ pub enum Refused {
     },
     #[error("the spend store is unavailable; try again later")]
     StoreUnavailable,
+    /// The spend store is down and its in-memory buffer is full.
+    #[error("the spend store is unavailable and the gateway's buffer of unwritten spend is full; try again later")]
+    SpoolFull,
     /// Redis could not decide the shared rate limits and `general.redis_failure` is
     /// `fail_closed`.
     #[error("the shared rate limiter is unavailable; try again later")]
@@ -144,7 +159,7 @@ impl From<Refused> for GatewayError {
                 limits: Some(rate_headers(&refusal.remaining)),
             },
             Refused::OverBudget { .. } => GatewayError::BudgetExceeded(message),
-            Refused::StoreUnavailable | Refused::LimiterUnavailable => {
+            Refused::StoreUnavailable | Refused::SpoolFull | Refused::LimiterUnavailable => {
                 GatewayError::StoreUnavailable(message)
             }
             Refused::Unpriced(_) => GatewayError::BadRequest {
@@ -278,6 +293,9 @@ impl Governor {
             let _ = tokio::task::spawn_blocking(move || t.warm()).await;
         }
         let pending = Arc::<Pending>::default();
+        let spool = stores
+            .as_ref()
+            .map(|s| Spool::new(s.spend.clone(), g.spend_buffer_records));
         let shared = match &g.redis {
             Some(spec) => {
                 tracing::info!(from = spec.source, namespace = %spec.namespace, "rate limits are shared through Redis");
@@ -304,6 +322,7 @@ impl Governor {
             tokenizer,
             prices,
             pending,
+            spool,
         })
     }
 
@@ -332,6 +351,14 @@ impl Governor {
             }
         }
         self.pending = old.pending.clone();
+        if let (Some(new), Some(old)) = (&self.spool, &old.spool) {
+            if let Some(stores) = &self.stores {
+                if old.serves(&stores.spend) {
+                    old.set_max_records(new.max_records());
+                    self.spool = Some(old.clone());
+                }
+            }
+        }
     }
 
     /// The prompt tokens of a chat body, as the estimate counts them (the tokenizer
@@ -356,6 +383,14 @@ impl Governor {
             if let Err(e) = s.spend.flush().await {
                 tracing::error!(error = %e, "could not write the spend ledger");
             }
+        }
+    }
+
+    /// Waits until the spend buffered while the store was down has been written and the
+    /// store answers (see [`spool`]).
+    pub async fn drained(&self) {
+        if let Some(s) = &self.spool {
+            s.drained().await;
         }
     }
 
@@ -440,7 +475,8 @@ impl Governor {
         free: bool,
     ) -> Result<Reserved, Refused> {
         let (request_id, model) = request;
-        if !free && self.budget_applies(key, pool) {
+        let budgeted = self.budget_applies(key, pool);
+        if !free && budgeted {
             let unpriced = pool.deployments.iter().find(|d| {
                 let name = &d.deployment.provider_model;
                 d.target.is_some() && !self.prices.as_ref().is_some_and(|p| p.is_priced(name))
@@ -464,8 +500,19 @@ impl Governor {
             scopes: self.scopes(key, pool, soft),
             amount_usd: amount,
         };
+        if self.spool.as_ref().is_some_and(|s| s.is_down()) {
+            return self.spooled(key, pool, request, budgeted, amount);
+        }
         let mut warning = None;
-        let result = match stores.spend.reserve(reservation_of(false)).await {
+        // A request no budget applies to waits for the store at most STORE_TIMEOUT, then
+        // goes to the spool; a budgeted one waits as long as the store takes (a
+        // reservation contended by many requests is slow, not a store that is down).
+        let first = if budgeted {
+            stores.spend.reserve(reservation_of(false)).await
+        } else {
+            reserve_in_time(stores, reservation_of(false)).await
+        };
+        let result = match first {
             Err(ReserveError::OverBudget { scope, .. })
                 if self.soft && !scope.starts_with("key:") =>
             {
@@ -477,7 +524,8 @@ impl Governor {
         };
         match result {
             Ok(id) => Ok(Reserved {
-                id,
+                id: Some(id),
+                slot: None,
                 amount,
                 warning,
             }),
@@ -493,16 +541,72 @@ impl Governor {
                 },
             }),
             Err(ReserveError::Store(e)) => {
-                tracing::error!(error = %e, "spend store unavailable: request refused");
-                Err(Refused::StoreUnavailable)
+                tracing::error!(error = %e, "spend store unavailable");
+                self.spooled(key, pool, request, budgeted, amount)
+            }
+        }
+    }
+
+    /// Admits a request while the spend store is down: with room in the spool for its
+    /// record when no budget applies to it; refused (503) otherwise, as a budget
+    /// cannot hold without the store.
+    fn spooled(
+        &self,
+        key: Option<&KeyAccount<'_>>,
+        pool: &Pool,
+        (request_id, model): (&str, &str),
+        budgeted: bool,
+        amount: f64,
+    ) -> Result<Reserved, Refused> {
+        let Some(spool) = self.spool.as_ref().filter(|_| !budgeted) else {
+            return Err(Refused::StoreUnavailable);
+        };
+        let deployment = pool
+            .deployments
+            .iter()
+            .map(|d| d.deployment.provider_model.as_str())
+            .max_by_key(|m| m.len())
+            .unwrap_or("");
+        let bytes = spool::record_bytes([
+            request_id,
+            model,
+            deployment,
+            key.map_or("", |k| k.id),
+            key.map_or("", |k| k.label),
+        ]);
+        match spool.hold(self.scopes(key, pool, false), bytes) {
+            Some(slot) => Ok(Reserved {
+                id: None,
+                slot: Some(slot),
+                amount,
+                warning: None,
+            }),
+            None => {
+                tracing::error!("spend store down and its buffer full: request refused");
+                Err(Refused::SpoolFull)
             }
         }
     }
 }
 
+/// A reservation, or a store error when the store takes longer than [`STORE_TIMEOUT`]
+/// (the reservation is then given back when it lands).
+async fn reserve_in_time(stores: &Stores, r: Reservation) -> Result<ReservationId, ReserveError> {
+    match tokio::time::timeout(STORE_TIMEOUT, stores.spend.reserve(r)).await {
+        Ok(result) => result,
+        Err(_) => Err(ReserveError::Store(StoreError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the spend store did not answer in time",
+        )))),
+    }
+}
+
 /// A budget reservation held for a request.
 struct Reserved {
-    id: crate::store::ReservationId,
+    /// `None` when admitted into the spool while the store is down.
+    id: Option<ReservationId>,
+    /// The spool's room for the record of a request admitted with no reservation.
+    slot: Option<spool::Slot>,
     amount: f64,
     /// Set when a soft limit was crossed.
     warning: Option<String>,
@@ -588,7 +692,7 @@ pub async fn admit(
     } else {
         Some(gov.limit(&windows, estimate.total()).await?)
     };
-    let reserved = match stores {
+    let mut reserved = match stores {
         Some(stores) => {
             let request = (req.request_id, req.head.model.as_str());
             match gov
@@ -609,7 +713,8 @@ pub async fn admit(
     Ok(Some(Meter(Arc::new(meter::Inner {
         gov: gov.clone(),
         admission,
-        reservation: reserved.as_ref().map(|r| r.id),
+        reservation: reserved.as_ref().and_then(|r| r.id),
+        slot: reserved.as_mut().and_then(|r| r.slot.take()),
         reserved_usd: reserved.as_ref().map_or(0.0, |r| r.amount),
         estimate,
         request_id: req.request_id.to_owned(),

@@ -108,6 +108,13 @@ pub trait SpendStore: Send + Sync {
     /// unknown scope reads as zeros with no limit.
     async fn spent(&self, scope: &str) -> Result<ScopeSpend, StoreError>;
 
+    /// `false` while the store is known to be unreachable (PostgreSQL: the connection
+    /// holding its owner lock, checked every second, is broken and not yet made
+    /// again). A hint for admission, which then does not wait for the store.
+    fn reachable(&self) -> bool {
+        true
+    }
+
     /// Tells `/metrics` of the write path from now on: rows waiting to be written and
     /// the time of each write. A store with nothing to write (memory) ignores it.
     fn instrument(&self, _metrics: crate::metrics::SpendMetrics) {}

@@ -42,6 +42,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0006_models.sql"),
 ];
 
+/// The longest a query waits for a connection (the pool's are busy, or the database
+/// refuses new ones) before it fails.
+pub(super) const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The advisory lock (two-key form, apart from owner ids) that serialises migrations.
 const MIGRATION_LOCK: (i32, i32) = (0x4c4c_4d00, 1);
 
@@ -58,8 +62,11 @@ pub(super) struct Inner {
     pub(super) pool: PgPool,
     pub(super) clock: Arc<dyn Clock>,
     owner: i64,
-    /// The connection holding this handle's owner lock; closed (lock released) on drop.
-    _owner_conn: std::sync::Mutex<PgConnection>,
+    /// Dropped with the handle: the task holding this handle's owner lock then closes
+    /// its connection (the lock is released).
+    _owner_guard: tokio::sync::oneshot::Sender<()>,
+    /// Whether the owner lock's connection works (see [`hold_owner_lock`]).
+    reachable: Arc<std::sync::atomic::AtomicBool>,
     /// `/metrics`' view of the settlements in flight and their writes, once instrumented.
     metrics: std::sync::OnceLock<crate::metrics::SpendMetrics>,
 }
@@ -68,20 +75,29 @@ pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Stores, Sto
     let options = PgConnectOptions::from_str(url)?;
     let pool = PgPoolOptions::new()
         .max_connections(16)
+        // A database that went away fails a request in 10 seconds, not after sqlx's
+        // default 30 (which keeps retrying a refused connection until then).
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options.clone())
         .await?;
     migrate(&pool).await?;
     let owner = rand::random::<i64>();
-    let mut owner_conn = PgConnection::connect_with(&options).await?;
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(owner)
-        .execute(&mut owner_conn)
-        .await?;
+    let owner_conn = lock_owner(&options, owner).await?;
+    let (guard, dropped) = tokio::sync::oneshot::channel();
+    let reachable = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    tokio::spawn(hold_owner_lock(
+        options,
+        owner,
+        owner_conn,
+        dropped,
+        reachable.clone(),
+    ));
     let store = PgStore(Arc::new(Inner {
         pool,
         clock,
         owner,
-        _owner_conn: std::sync::Mutex::new(owner_conn),
+        _owner_guard: guard,
+        reachable,
         metrics: std::sync::OnceLock::new(),
     }));
     Ok(Stores {
@@ -91,6 +107,67 @@ pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Stores, Sto
         models: Arc::new(store.clone()),
         spend: Arc::new(store),
     })
+}
+
+/// A connection holding the session advisory lock on `owner`.
+async fn lock_owner(options: &PgConnectOptions, owner: i64) -> Result<PgConnection, sqlx::Error> {
+    let mut conn = PgConnection::connect_with(options).await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(owner)
+        .execute(&mut conn)
+        .await?;
+    Ok(conn)
+}
+
+/// How often the owner lock's connection is checked.
+const OWNER_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps the owner lock for the handle's life: checks its connection every
+/// [`OWNER_CHECK`] and, when it broke (the database restarted or was unreachable),
+/// takes the lock again on a new one, so that once the database is back a peer's
+/// reconcile leaves this live handle's reservations alone again. `reachable` says
+/// whether the connection works (a broken one: the database is unreachable until a new
+/// one is made). Ends, closing the connection and so releasing the lock, when the
+/// handle is dropped.
+async fn hold_owner_lock(
+    options: PgConnectOptions,
+    owner: i64,
+    conn: PgConnection,
+    mut dropped: tokio::sync::oneshot::Receiver<()>,
+    reachable: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    let mut conn = Some(conn);
+    let mut tick = tokio::time::interval(OWNER_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut dropped => return,
+            _ = tick.tick() => {}
+        }
+        let alive = match conn.as_mut() {
+            Some(c) => c.ping().await.is_ok(),
+            None => false,
+        };
+        if alive {
+            continue;
+        }
+        if reachable.swap(false, Ordering::AcqRel) {
+            tracing::error!("the spend store (PostgreSQL) is unreachable: requests no budget applies to are served and their spend is buffered in memory; budgeted requests get 503");
+        }
+        conn = None;
+        let relock = tokio::select! {
+            _ = &mut dropped => return,
+            r = tokio::time::timeout(ACQUIRE_TIMEOUT, lock_owner(&options, owner)) => r,
+        };
+        if let Ok(Ok(c)) = relock {
+            tracing::warn!(
+                "the spend store's owner lock was lost with its connection and is held again"
+            );
+            conn = Some(c);
+            reachable.store(true, Ordering::Release);
+        }
+    }
 }
 
 async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
@@ -461,6 +538,10 @@ impl SpendStore for PgStore {
 
     fn instrument(&self, metrics: crate::metrics::SpendMetrics) {
         let _ = self.0.metrics.set(metrics);
+    }
+
+    fn reachable(&self) -> bool {
+        self.0.reachable.load(std::sync::atomic::Ordering::Acquire)
     }
 
     async fn reconcile(&self) -> Result<u64, StoreError> {

@@ -130,14 +130,7 @@ async fn lookups_and_backend_failures_are_counted_in_metrics() {
     assert_eq!(ask(&gw, MASTER, question("counted")).await.0, "miss");
     assert_eq!(ask(&gw, MASTER, question("counted")).await.0, "hit");
     assert_eq!(ask(&gw, MASTER, question("counted")).await.0, "hit");
-    let text = gw
-        .get("/metrics", Some(MASTER))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.scrape().await;
     for line in [
         "liter_llm_cache_lookups_total{result=\"hit\"} 2",
         "liter_llm_cache_lookups_total{result=\"miss\"} 1",
@@ -152,14 +145,7 @@ async fn lookups_and_backend_failures_are_counted_in_metrics() {
     let (_mock, gw) = setup(&extra).await;
     assert_eq!(ask(&gw, MASTER, question("down")).await.0, "bypass");
     settled(&gw).await;
-    let text = gw
-        .get("/metrics", Some(MASTER))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.scrape().await;
     let errors: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("liter_llm_cache_lookups_total{result=\"error\"} "))

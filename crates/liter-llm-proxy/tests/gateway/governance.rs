@@ -55,6 +55,16 @@ impl Db {
 
 /// A gateway whose model "priced" costs $0.001 per output token (input free).
 pub(crate) async fn gateway(mock: &MockUpstream, db: &Db, extra: &str) -> Gateway {
+    gateway_with(mock, db, "", extra).await
+}
+
+/// [`gateway`] with `general` added to its `[general]` section.
+pub(crate) async fn gateway_with(
+    mock: &MockUpstream,
+    db: &Db,
+    general: &str,
+    extra: &str,
+) -> Gateway {
     Gateway::start(&format!(
         r#"
 [general]
@@ -62,6 +72,7 @@ master_key = "{MASTER}"
 max_retries = 0
 enable_cost_tracking = true
 database_url = "{url}"
+{general}
 
 [[models]]
 name = "priced"

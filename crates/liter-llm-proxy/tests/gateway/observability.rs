@@ -30,19 +30,12 @@ rpm = 1
     )
 }
 
-/// `/metrics` as the master key reads it.
-async fn scrape(gw: &Gateway) -> String {
-    let resp = gw.get("/metrics", Some(MASTER)).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.text().await.unwrap()
-}
-
 /// Scrapes until `line` appears (a stream's request is counted when the server drops
 /// its body, just after the client read its end), bounded; returns the text.
 async fn scrape_until(gw: &Gateway, line: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let text = scrape(gw).await;
+        let text = gw.scrape().await;
         if text.lines().any(|l| l == line) || std::time::Instant::now() > deadline {
             return text;
         }
@@ -220,7 +213,7 @@ base_url = "{base}"
             .status(),
         200
     );
-    let text = scrape(&gw).await;
+    let text = gw.scrape().await;
     for line in [
         r#"liter_llm_cooldowns_total{model="flaky",deployment="openai/flaky-a",provider="openai"} 1"#,
         r#"liter_llm_deployment_healthy{model="flaky",deployment="openai/flaky-a",provider="openai"} 0"#,
@@ -345,7 +338,7 @@ async fn spend_writes_are_measured(db: crate::governance::Db) {
     }
     gw.app.governor.settled().await;
     crate::governance::spend_store(&gw).flush().await.unwrap();
-    let text = scrape(&gw).await;
+    let text = gw.scrape().await;
     has(&text, "liter_llm_spend_queue_depth 0");
     let writes: u64 = text
         .lines()

@@ -99,6 +99,13 @@ impl Gateway {
             .collect()
     }
 
+    /// `/metrics` as the master key reads it.
+    pub async fn scrape(&self) -> String {
+        let resp = self.get("/metrics", Some(MASTER)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    }
+
     pub async fn chat(&self, key: &str, body: Value) -> reqwest::Response {
         self.post("/v1/chat/completions", Some(key), &body)
             .send()

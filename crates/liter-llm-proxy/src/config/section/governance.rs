@@ -55,6 +55,9 @@ pub struct Governance {
     /// `general.redis_url` (or LiteLLM's `REDIS_*` variables) and its policy: rate
     /// limits shared by every gateway on that Redis (`None`: per instance).
     pub redis: Option<super::redis::RedisSpec>,
+    /// `general.spend_buffer_records`: the spend records kept in memory while the
+    /// spend store is down.
+    pub spend_buffer_records: usize,
 }
 
 impl Governance {
@@ -175,6 +178,7 @@ pub(crate) fn check(file: &FileConfig, problems: &mut Problems) -> Governance {
     }
     g.database_url = given(&file.general.database_url).map(SecretString::from);
     g.pricing_file = given(&file.general.pricing_file).map(PathBuf::from);
+    g.spend_buffer_records = file.general.spend_buffer_records;
     g
 }
 
