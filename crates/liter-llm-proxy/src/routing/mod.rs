@@ -11,6 +11,7 @@ pub mod deployment;
 pub mod direct;
 pub mod execute;
 pub mod health;
+pub mod shared;
 pub mod strategy;
 pub mod tags;
 pub mod wildcard;
@@ -51,6 +52,10 @@ pub enum RouteError {
     CoolingDown { model: String, wait: Duration },
     #[error("no healthy deployment of model {0:?} is available")]
     NoneHealthy(String),
+    /// The shared routing counts (Redis) could not decide and
+    /// `general.redis_failure` is `fail_closed`.
+    #[error("the shared routing counts are unavailable; try again later")]
+    SharedUnavailable,
     /// A name no model can have (a control character, over 256 bytes, a `..` part),
     /// refused before it can reach an upstream URL. The name is not repeated.
     #[error("invalid model name: {0}")]
@@ -82,6 +87,7 @@ impl From<RouteError> for GatewayError {
                 message,
                 retry_after: None,
             },
+            RouteError::SharedUnavailable => GatewayError::StoreUnavailable(message),
             RouteError::InvalidModel(_) => GatewayError::BadRequest {
                 message,
                 param: Some("model"),
@@ -149,6 +155,9 @@ pub struct Registry {
     /// Told of each cooldown a failure starts here and of each recovery a probe sees,
     /// so the gateways sharing Redis follow (set by the edge).
     announcer: std::sync::OnceLock<Announcer>,
+    /// The counts every gateway on one Redis shares (set by the App; `None`: this
+    /// gateway's own counts only).
+    shared: std::sync::OnceLock<shared::Shared>,
 }
 
 /// A change of a deployment's breaker worth telling the other gateways.
@@ -158,7 +167,13 @@ pub enum Announcement<'a> {
     Cooled(&'a str, Duration),
     /// Its half-open probe succeeded: it is back.
     Recovered(&'a str),
+    /// A health probe found it healthy (`true`) or unhealthy (`false`).
+    Health(&'a str, bool),
 }
+
+/// A chosen deployment: its index in the pool, its state, and the shared counts' hold
+/// of the request when they admitted it.
+pub type Picked = (usize, Arc<DeploymentState>, Option<Arc<dyn shared::Hold>>);
 
 /// See [`Registry::on_cooldown`].
 pub type CooldownAnnouncer = Box<dyn Fn(Announcement<'_>) + Send + Sync>;
@@ -237,6 +252,7 @@ impl Registry {
             limits: config.limits,
             metrics,
             announcer: std::sync::OnceLock::new(),
+            shared: std::sync::OnceLock::new(),
         })
     }
 
@@ -253,20 +269,28 @@ impl Registry {
     }
 
     /// Take in another gateway's announcement: cool the deployment with that id for
-    /// the cooldown's length and [`PROBE_GRACE`], or close its breaker once that
-    /// gateway's probe succeeded. False when no deployment here has the id.
+    /// the cooldown's length and [`PROBE_GRACE`], close its breaker once that
+    /// gateway's probe succeeded, or mark it as that gateway's health probe found it
+    /// (until a probe here finds otherwise). False when no deployment here has the id.
     pub fn follow(&self, what: Announcement<'_>) -> bool {
         let now = Instant::now();
-        let (Announcement::Cooled(id, _) | Announcement::Recovered(id)) = what;
+        let (Announcement::Cooled(id, _)
+        | Announcement::Recovered(id)
+        | Announcement::Health(id, _)) = what;
         let mut found = false;
         for d in self.deployments().filter(|d| d.deployment.id == id) {
-            let mut breaker = d.breaker();
             match what {
                 Announcement::Cooled(_, length) => {
-                    breaker.cool_until(now + length.min(MAX_SHARED_COOLDOWN) + PROBE_GRACE);
+                    d.breaker()
+                        .cool_until(now + length.min(MAX_SHARED_COOLDOWN) + PROBE_GRACE);
                 }
                 Announcement::Recovered(_) => {
-                    breaker.success(now);
+                    d.breaker().success(now);
+                }
+                Announcement::Health(_, healthy) => {
+                    d.set_health(
+                        (!healthy).then(|| "a health probe of another gateway failed".to_owned()),
+                    );
                 }
             }
             found = true;
@@ -453,7 +477,26 @@ impl Registry {
     /// Choose a deployment of `pool` for a request of about `tokens` tokens, among
     /// those `tags` admits (all without it), skipping those in `tried` unless
     /// `allow_tried`. The choice is admitted by its breaker and counted against its
-    /// rpm/tpm before it is returned.
+    /// rpm/tpm before it is returned: in the counts every gateway shares when there
+    /// are some ([`shared`]), else in this process's.
+    pub async fn take(
+        &self,
+        pool: &Pool,
+        tags: Option<&TagFilter>,
+        tried: &[usize],
+        allow_tried: bool,
+        tokens: u64,
+    ) -> Result<Picked, RouteError> {
+        match self.shared.get() {
+            None => self.pick(pool, tags, tried, allow_tried, tokens),
+            Some(s) => {
+                self.pick_shared(&*s.0, pool, tags, tried, allow_tried, tokens)
+                    .await
+            }
+        }
+    }
+
+    /// [`Registry::take`] on this process's counts.
     pub fn pick(
         &self,
         pool: &Pool,
@@ -461,43 +504,19 @@ impl Registry {
         tried: &[usize],
         allow_tried: bool,
         tokens: u64,
-    ) -> Result<(usize, Arc<DeploymentState>), RouteError> {
+    ) -> Result<Picked, RouteError> {
         // A concurrent request may take the last slot between choosing and
         // reserving; try again a few times before giving up.
         for _ in 0..4 {
             let now = Instant::now();
-            let mut cands: Vec<(usize, &Arc<DeploymentState>)> =
-                Vec::with_capacity(pool.deployments.len());
-            let (mut full, mut cooling) = (false, None::<Instant>);
-            for (i, d) in pool.deployments.iter().enumerate() {
-                if (!allow_tried && tried.contains(&i)) || !d.is_healthy() {
-                    continue;
+            let cands = self.candidates(pool, tags, (tried, allow_tried), now, |_, d| {
+                if d.has_room(now, tokens) {
+                    Ok(true)
+                } else {
+                    Err(d.until_next_minute(now))
                 }
-                if tags.is_some_and(|f| !f.admits(pool, &d.deployment)) {
-                    continue;
-                }
-                let breaker = d.breaker();
-                if !breaker.available(now) {
-                    let at = breaker.reopens_at().unwrap_or(now);
-                    cooling = Some(cooling.map_or(at, |c| c.min(at)));
-                    continue;
-                }
-                drop(breaker);
-                if !d.has_room(now, tokens) {
-                    full = true;
-                    continue;
-                }
-                cands.push((i, d));
-            }
-            let Some(tier) = cands.iter().map(|(_, d)| d.deployment.order).min() else {
-                return Err(self.none_available(pool, now, full, cooling));
-            };
-            cands.retain(|(_, d)| d.deployment.order == tier);
-            let refs: Vec<&Arc<DeploymentState>> = cands.iter().map(|(_, d)| *d).collect();
-            let choice = self.with_rng(|rng| {
-                strategy::choose(pool.spec.strategy, &refs, rng, self.exploration, now)
-            });
-            let (index, chosen) = cands[choice];
+            })?;
+            let (index, chosen) = self.choose(pool, &cands, now);
             if !chosen.breaker().admit(now) {
                 continue;
             }
@@ -505,26 +524,76 @@ impl Registry {
                 chosen.breaker().release_probe();
                 continue;
             }
-            return Ok((index, chosen.clone()));
+            return Ok((index, chosen.clone(), None));
         }
         Err(RouteError::Busy(pool.spec.name.clone()))
+    }
+
+    /// The deployments of `pool`, with their index, a request may go to now: not in
+    /// `tried` (unless allowed), healthy, admitted by `tags`, not cooling down, and
+    /// with room by `room` (`Ok(false)`: passed over; `Err(wait)`: full for `wait`),
+    /// in the best priority tier. When there are none, why.
+    fn candidates<'p>(
+        &self,
+        pool: &'p Pool,
+        tags: Option<&TagFilter>,
+        (tried, allow_tried): (&[usize], bool),
+        now: Instant,
+        room: impl Fn(usize, &DeploymentState) -> Result<bool, Duration>,
+    ) -> Result<Vec<(usize, &'p Arc<DeploymentState>)>, RouteError> {
+        let mut cands: Vec<(usize, &Arc<DeploymentState>)> =
+            Vec::with_capacity(pool.deployments.len());
+        let (mut full, mut cooling) = (None::<Duration>, None::<Instant>);
+        for (i, d) in pool.deployments.iter().enumerate() {
+            if (!allow_tried && tried.contains(&i)) || !d.is_healthy() {
+                continue;
+            }
+            if tags.is_some_and(|f| !f.admits(pool, &d.deployment)) {
+                continue;
+            }
+            let breaker = d.breaker();
+            if !breaker.available(now) {
+                let at = breaker.reopens_at().unwrap_or(now);
+                cooling = Some(cooling.map_or(at, |c| c.min(at)));
+                continue;
+            }
+            drop(breaker);
+            match room(i, d) {
+                Ok(true) => cands.push((i, d)),
+                Ok(false) => {}
+                Err(wait) => full = Some(full.map_or(wait, |f| f.min(wait))),
+            }
+        }
+        let Some(tier) = cands.iter().map(|(_, d)| d.deployment.order).min() else {
+            return Err(self.none_available(pool, now, full, cooling));
+        };
+        cands.retain(|(_, d)| d.deployment.order == tier);
+        Ok(cands)
+    }
+
+    /// The candidate `pool`'s strategy chooses (`cands` is never empty).
+    fn choose<'p>(
+        &self,
+        pool: &Pool,
+        cands: &[(usize, &'p Arc<DeploymentState>)],
+        now: Instant,
+    ) -> (usize, &'p Arc<DeploymentState>) {
+        let refs: Vec<&Arc<DeploymentState>> = cands.iter().map(|(_, d)| *d).collect();
+        let choice = self.with_rng(|rng| {
+            strategy::choose(pool.spec.strategy, &refs, rng, self.exploration, now)
+        });
+        cands[choice]
     }
 
     fn none_available(
         &self,
         pool: &Pool,
         now: Instant,
-        full: bool,
+        full: Option<Duration>,
         cooling: Option<Instant>,
     ) -> RouteError {
         let model = pool.spec.name.clone();
-        if full {
-            let wait = pool
-                .deployments
-                .iter()
-                .map(|d| d.until_next_minute(now))
-                .min()
-                .unwrap_or(Duration::from_secs(60));
+        if let Some(wait) = full {
             return RouteError::AtLimit { model, wait };
         }
         match cooling {

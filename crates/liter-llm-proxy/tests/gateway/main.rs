@@ -36,6 +36,7 @@ mod responses;
 mod routing;
 mod server;
 mod shared_limits;
+mod shared_routing;
 mod stream;
 mod support;
 mod tags;
