@@ -4,7 +4,8 @@
 //! left in their windows), admits the first that fits its own rpm/tpm window (the same
 //! sliding windows as the keys', `admit.lua`) and counts it in flight. Tokens are
 //! settled as the keys' are; the in-flight entry is removed when the request ends,
-//! and lapses after the deployment's timeout if its gateway dies first.
+//! and lapses after `[server] request_timeout_secs` (no request outlives it) if its
+//! gateway dies first.
 //!
 //! Keys, in the limiter's namespace: `{<namespace>}:rl:dep:<deployment id>` (the
 //! window's hash), the same with `:z` (its sorted set) and `:busy` (the in-flight set).
@@ -26,8 +27,9 @@ impl SharedRoutes for RedisLimiter {
         cands: &'a [&'a DeploymentState],
         ranking: Ranking,
         tokens: u64,
+        lasts: Duration,
     ) -> BoxFuture<'a, Decision> {
-        Box::pin(self.route(cands, ranking, tokens))
+        Box::pin(self.route(cands, ranking, tokens, lasts))
     }
 
     fn fails_closed(&self) -> bool {
@@ -68,7 +70,13 @@ fn decode(v: &Value) -> Option<Reply> {
 }
 
 impl RedisLimiter {
-    async fn route(&self, cands: &[&DeploymentState], ranking: Ranking, tokens: u64) -> Decision {
+    async fn route(
+        &self,
+        cands: &[&DeploymentState],
+        ranking: Ranking,
+        tokens: u64,
+        lasts: Duration,
+    ) -> Decision {
         let inner = &self.0;
         let id = format!("{:016x}", rand::random::<u64>());
         let word = match ranking {
@@ -94,7 +102,7 @@ impl RedisLimiter {
             let dep = &d.deployment;
             args.push(dep.rpm.map(|r| r.to_string()).unwrap_or_default());
             args.push(dep.tpm.map(|t| t.to_string()).unwrap_or_default());
-            args.push(dep.timeout.as_micros().max(1).to_string());
+            args.push(lasts.as_micros().max(1).to_string());
         }
         let reply = match inner.run(&inner.route, &keys, &args, decode).await {
             Ok(r) => r,

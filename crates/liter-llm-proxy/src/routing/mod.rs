@@ -147,6 +147,8 @@ pub struct Registry {
     /// Pools made on first use for `provider/model` names, bounded.
     direct: DirectPools,
     default_timeout: Duration,
+    /// `[server] request_timeout_secs`: no request outlives it.
+    request_timeout: Duration,
     drop_params: bool,
     /// Bounds on what is read from upstreams (`[server]`), for the targets made here.
     pub limits: Limits,
@@ -248,6 +250,7 @@ impl Registry {
             wildcards: wildcard::Wildcards::from_config(config),
             direct: DirectPools::new(direct::DIRECT_POOLS),
             default_timeout: config.default_timeout,
+            request_timeout: config.request_timeout,
             drop_params: config.drop_params,
             limits: config.limits,
             metrics,

@@ -50,12 +50,13 @@ pub trait Hold: Send + Sync + std::fmt::Debug {
 /// Counts kept where every gateway sees them.
 pub trait SharedRoutes: Send + Sync {
     /// Choose among `cands` by `ranking` and admit the choice against its rpm/tpm, for
-    /// a request of about `tokens` tokens, in one decision.
+    /// a request of about `tokens` tokens that ends within `lasts`, in one decision.
     fn decide<'a>(
         &'a self,
         cands: &'a [&'a DeploymentState],
         ranking: Ranking,
         tokens: u64,
+        lasts: Duration,
     ) -> BoxFuture<'a, Decision>;
 
     /// Whether an undecided request is refused (`general.redis_failure =
@@ -131,7 +132,9 @@ impl Registry {
                 cands
             };
             let refs: Vec<&DeploymentState> = sent.iter().map(|(_, d)| d.as_ref()).collect();
-            let decision = shared.decide(&refs, ranking, tokens).await;
+            let decision = shared
+                .decide(&refs, ranking, tokens, self.request_timeout)
+                .await;
             let release = || {
                 if ranking == Ranking::First {
                     sent[0].1.breaker().release_probe();
