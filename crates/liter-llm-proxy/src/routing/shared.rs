@@ -89,9 +89,9 @@ impl Registry {
         let _ = self.shared.set(Shared(shared));
     }
 
-    /// [`Registry::take`] on the shared counts. Least-busy and usage-based pools send
-    /// every candidate, and the shared counts rank them; other strategies choose here
-    /// and ask only when the choice has an rpm or tpm. A deployment the shared window
+    /// [`Registry::take`] on the shared counts. Least-busy pools, and usage-based pools
+    /// with a limit, send every candidate, and the shared counts rank them; other
+    /// strategies choose here and ask only when the choice has an rpm or tpm. A deployment the shared window
     /// refused is skipped here until it may fit again. When the counts cannot decide,
     /// `fail_closed` refuses the request and `fail_open` routes it on this process's
     /// counts.
@@ -106,7 +106,8 @@ impl Registry {
     ) -> Result<Picked, RouteError> {
         let ranking = match pool.spec.strategy {
             Strategy::LeastBusy => Ranking::LeastBusy,
-            Strategy::UsageBased => Ranking::Usage,
+            // With no limit anywhere in the pool, every deployment has full headroom.
+            Strategy::UsageBased if pool.deployments.iter().any(|d| limited(d)) => Ranking::Usage,
             _ => Ranking::First,
         };
         // Deployments this request alone is too large for.
