@@ -4,7 +4,9 @@
 //! pick filters the pool to deployments that the request's tags admit (`tags`, with
 //! tag filtering on), that are healthy, not cooling down and have room under their own
 //! rpm/tpm, keeps the best priority tier (`order`), and lets the pool's strategy
-//! choose. `execute` drives retries and fallbacks with it.
+//! choose. `execute` drives retries and fallbacks with it. With Redis, room under
+//! rpm/tpm and the counts least-busy and usage-based rank by are shared by every
+//! gateway (`shared`).
 
 pub mod breaker;
 pub mod deployment;
@@ -34,6 +36,7 @@ pub use deployment::{DeploymentState, InFlight};
 use direct::DirectPools;
 pub use execute::{execute, Served};
 use liter_llm::ProviderModel;
+pub use shared::{Announcement, CooldownAnnouncer, Picked, PROBE_GRACE};
 pub use tags::TagFilter;
 
 /// Why no deployment was found for a request.
@@ -154,49 +157,13 @@ pub struct Registry {
     pub limits: Limits,
     /// The gateway's metrics (`None`: off).
     pub metrics: Option<Arc<Metrics>>,
-    /// Told of each cooldown a failure starts here and of each recovery a probe sees,
-    /// so the gateways sharing Redis follow (set by the edge).
-    announcer: std::sync::OnceLock<Announcer>,
+    /// Told of each cooldown a failure starts here, each recovery a probe sees and each
+    /// health change, so the gateways sharing Redis follow (set by the edge).
+    announcer: std::sync::OnceLock<shared::Announcer>,
     /// The counts every gateway on one Redis shares (set by the App; `None`: this
     /// gateway's own counts only).
     shared: std::sync::OnceLock<shared::Shared>,
 }
-
-/// A change of a deployment's breaker worth telling the other gateways.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Announcement<'a> {
-    /// The deployment with this id started a cooldown of this length.
-    Cooled(&'a str, Duration),
-    /// Its half-open probe succeeded: it is back.
-    Recovered(&'a str),
-    /// A health probe found it healthy (`true`) or unhealthy (`false`).
-    Health(&'a str, bool),
-}
-
-/// A chosen deployment: its index in the pool, its state, and the shared counts' hold
-/// of the request when they admitted it.
-pub type Picked = (usize, Arc<DeploymentState>, Option<Arc<dyn shared::Hold>>);
-
-/// See [`Registry::on_cooldown`].
-pub type CooldownAnnouncer = Box<dyn Fn(Announcement<'_>) + Send + Sync>;
-
-/// A [`CooldownAnnouncer`], printed by name only.
-struct Announcer(CooldownAnnouncer);
-
-impl std::fmt::Debug for Announcer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Announcer")
-    }
-}
-
-/// The longest cooldown taken from another gateway (a bound on what a message can
-/// ask for).
-const MAX_SHARED_COOLDOWN: Duration = Duration::from_secs(3600);
-/// How much longer than the gateway that started it another gateway keeps a cooldown:
-/// time for that gateway's half-open probe, whose success it then hears of, so one
-/// gateway probes, not all. A gateway that hears nothing (the prober is gone, or saw
-/// no traffic) probes itself once this has passed too.
-pub const PROBE_GRACE: Duration = Duration::from_secs(5);
 
 impl Registry {
     pub fn from_config(
@@ -257,48 +224,6 @@ impl Registry {
             announcer: std::sync::OnceLock::new(),
             shared: std::sync::OnceLock::new(),
         })
-    }
-
-    /// Tell `announce` of every cooldown a failure starts here and every recovery a
-    /// probe sees.
-    pub fn on_cooldown(&self, announce: CooldownAnnouncer) {
-        let _ = self.announcer.set(Announcer(announce));
-    }
-
-    pub(crate) fn announce(&self, what: Announcement<'_>) {
-        if let Some(a) = self.announcer.get() {
-            (a.0)(what);
-        }
-    }
-
-    /// Take in another gateway's announcement: cool the deployment with that id for
-    /// the cooldown's length and [`PROBE_GRACE`], close its breaker once that
-    /// gateway's probe succeeded, or mark it as that gateway's health probe found it
-    /// (until a probe here finds otherwise). False when no deployment here has the id.
-    pub fn follow(&self, what: Announcement<'_>) -> bool {
-        let now = Instant::now();
-        let (Announcement::Cooled(id, _)
-        | Announcement::Recovered(id)
-        | Announcement::Health(id, _)) = what;
-        let mut found = false;
-        for d in self.deployments().filter(|d| d.deployment.id == id) {
-            match what {
-                Announcement::Cooled(_, length) => {
-                    d.breaker()
-                        .cool_until(now + length.min(MAX_SHARED_COOLDOWN) + PROBE_GRACE);
-                }
-                Announcement::Recovered(_) => {
-                    d.breaker().success(now);
-                }
-                Announcement::Health(_, healthy) => {
-                    d.set_health(
-                        (!healthy).then(|| "a health probe of another gateway failed".to_owned()),
-                    );
-                }
-            }
-            found = true;
-        }
-        found
     }
 
     /// Carry `old`'s deployment state over (a reload): each deployment takes the live

@@ -7,6 +7,11 @@
 //! it to the [`super::Registry`] ([`super::Registry::share`]). Without it, or for a
 //! pool whose strategy and deployments need no shared count, routing asks nothing
 //! of anyone.
+//!
+//! Also the announcements of breaker and health changes that the gateways sharing a
+//! Redis exchange (`reload::sync` carries them): what a change here tells the others
+//! ([`Announcement`]), and how an announcement from another is followed
+//! ([`Registry::follow`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +19,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
-use super::{DeploymentState, Picked, Pool, Registry, RouteError, TagFilter};
+use super::{DeploymentState, Pool, Registry, RouteError, TagFilter};
 use crate::config::Strategy;
 
 /// How the shared counts order the candidates.
@@ -172,5 +177,85 @@ impl Registry {
             }
         }
         Err(RouteError::Busy(pool.spec.name.clone()))
+    }
+}
+
+/// A change of a deployment's breaker or health worth telling the other gateways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announcement<'a> {
+    /// The deployment with this id started a cooldown of this length.
+    Cooled(&'a str, Duration),
+    /// Its half-open probe succeeded: it is back.
+    Recovered(&'a str),
+    /// A health probe found it healthy (`true`) or unhealthy (`false`).
+    Health(&'a str, bool),
+}
+
+/// A chosen deployment: its index in the pool, its state, and the shared counts' hold
+/// of the request when they admitted it.
+pub type Picked = (usize, Arc<DeploymentState>, Option<Arc<dyn Hold>>);
+
+/// See [`Registry::on_cooldown`].
+pub type CooldownAnnouncer = Box<dyn Fn(Announcement<'_>) + Send + Sync>;
+
+/// A [`CooldownAnnouncer`], printed by name only.
+pub(super) struct Announcer(CooldownAnnouncer);
+
+impl std::fmt::Debug for Announcer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Announcer")
+    }
+}
+
+/// The longest cooldown taken from another gateway (a bound on what a message can
+/// ask for).
+const MAX_SHARED_COOLDOWN: Duration = Duration::from_secs(3600);
+/// How much longer than the gateway that started it another gateway keeps a cooldown:
+/// time for that gateway's half-open probe, whose success it then hears of, so one
+/// gateway probes, not all. A gateway that hears nothing (the prober is gone, or saw
+/// no traffic) probes itself once this has passed too.
+pub const PROBE_GRACE: Duration = Duration::from_secs(5);
+
+impl Registry {
+    /// Tell `announce` of every cooldown a failure starts here, every recovery a
+    /// half-open probe sees, and every change a health probe finds.
+    pub fn on_cooldown(&self, announce: CooldownAnnouncer) {
+        let _ = self.announcer.set(Announcer(announce));
+    }
+
+    pub(crate) fn announce(&self, what: Announcement<'_>) {
+        if let Some(a) = self.announcer.get() {
+            (a.0)(what);
+        }
+    }
+
+    /// Take in another gateway's announcement: cool the deployment with that id for
+    /// the cooldown's length and [`PROBE_GRACE`], close its breaker once that
+    /// gateway's probe succeeded, or mark it as that gateway's health probe found it
+    /// (until a probe here finds otherwise). False when no deployment here has the id.
+    pub fn follow(&self, what: Announcement<'_>) -> bool {
+        let now = Instant::now();
+        let (Announcement::Cooled(id, _)
+        | Announcement::Recovered(id)
+        | Announcement::Health(id, _)) = what;
+        let mut found = false;
+        for d in self.deployments().filter(|d| d.deployment.id == id) {
+            match what {
+                Announcement::Cooled(_, length) => {
+                    d.breaker()
+                        .cool_until(now + length.min(MAX_SHARED_COOLDOWN) + PROBE_GRACE);
+                }
+                Announcement::Recovered(_) => {
+                    d.breaker().success(now);
+                }
+                Announcement::Health(_, healthy) => {
+                    d.set_health(
+                        (!healthy).then(|| "a health probe of another gateway failed".to_owned()),
+                    );
+                }
+            }
+            found = true;
+        }
+        found
     }
 }
