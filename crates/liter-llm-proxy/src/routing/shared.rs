@@ -96,10 +96,10 @@ impl Registry {
 
     /// [`Registry::take`] on the shared counts. Least-busy pools, and usage-based pools
     /// with a limit, send every candidate, and the shared counts rank them; other
-    /// strategies choose here and ask only when the choice has an rpm or tpm. A deployment the shared window
-    /// refused is skipped here until it may fit again. When the counts cannot decide,
-    /// `fail_closed` refuses the request and `fail_open` routes it on this process's
-    /// counts.
+    /// strategies choose here and ask only when the choice has an rpm or tpm. A
+    /// deployment the shared window refused is skipped here until it may fit again.
+    /// When the counts cannot decide, `fail_closed` refuses the request and
+    /// `fail_open` routes it on this process's counts.
     pub(super) async fn pick_shared(
         &self,
         shared: &dyn SharedRoutes,
