@@ -250,6 +250,9 @@ impl App {
         let mut keys =
             KeyRegistry::from_config(&config, governor.stores.as_ref().map(|s| s.keys.clone()));
         let routes = Registry::from_config(&config, metrics.clone())?;
+        if let Some(r) = &governor.shared {
+            routes.share(Arc::new(r.clone()));
+        }
         if let Some(o) = old {
             governor.carry(&o.governor);
             keys.carry(&o.keys);

@@ -569,7 +569,7 @@ fn register_redis(registry: &mut Registry) -> Counter {
     let counter = Counter::default();
     registry.register(
         "redis_limit_unavailable",
-        "Rate-limit decisions the shared Redis could not make (unreachable, too slow, or skipped while its breaker is open); general.redis_failure decided them",
+        "Rate-limit and routing decisions the shared Redis could not make (unreachable, too slow, or skipped while its breaker is open); general.redis_failure decided them",
         counter.clone(),
     );
     counter

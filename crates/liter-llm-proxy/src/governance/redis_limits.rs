@@ -32,7 +32,9 @@ use crate::config::{RedisFailure, RedisSpec};
 use crate::tasks::Pending;
 
 /// The admission script (see the file for its keys, arguments and reply).
-pub const ADMIT: &str = include_str!("admit.lua");
+pub const ADMIT: &str = concat!(include_str!("admit.lua"), "\nreturn admit(KEYS, ARGV)\n");
+/// The routing script: chooses and admits a deployment (after admit.lua's functions).
+pub const ROUTE: &str = concat!(include_str!("admit.lua"), include_str!("route.lua"));
 /// The settlement script.
 pub const SETTLE: &str = include_str!("settle.lua");
 
@@ -75,6 +77,7 @@ struct Inner {
     eval_only: AtomicBool,
     admit: Script,
     settle: Script,
+    route: Script,
     /// Settlement tasks, which the gateway waits for.
     pending: Arc<Pending>,
     /// Decisions Redis could not make (`/metrics`).
@@ -103,6 +106,7 @@ impl RedisLimiter {
             eval_only: AtomicBool::new(false),
             admit: Script::new(ADMIT),
             settle: Script::new(SETTLE),
+            route: Script::new(ROUTE),
             pending,
             unavailable: OnceLock::new(),
         })))
@@ -137,9 +141,6 @@ impl RedisLimiter {
         at: Option<u64>,
     ) -> Result<Admission, Denied> {
         let inner = &self.0;
-        if !inner.breaker.allow(Instant::now()) {
-            return Err(inner.undecided());
-        }
         let mut keys = Vec::with_capacity(limits.len() * 2);
         let mut args: Vec<String> = Vec::with_capacity(4 + limits.len() * 2);
         args.extend([
@@ -157,22 +158,8 @@ impl RedisLimiter {
             args.push(limits.rpm.map(|r| r.to_string()).unwrap_or_default());
             args.push(limits.tpm.map(|t| t.to_string()).unwrap_or_default());
         }
-        let reply = tokio::time::timeout(inner.timeout, inner.eval(&inner.admit, &keys, &args))
-            .await
-            .unwrap_or_else(|_| Err(timed_out()))
-            .and_then(|v| decode(&v).ok_or_else(bad_reply));
-        match reply {
-            Ok(decision) => {
-                if inner.breaker.succeeded() == Some(Change::Closed) {
-                    tracing::warn!("Redis is reachable again: rate limits are shared again");
-                }
-                self.admission(limits, keys, tokens, decision)
-            }
-            Err(e) => {
-                inner.failed(&e);
-                Err(inner.undecided())
-            }
-        }
+        let decision = inner.run(&inner.admit, &keys, &args, decode).await?;
+        self.admission(limits, keys, tokens, decision)
     }
 
     /// The admission or refusal a decoded reply says.
@@ -227,6 +214,62 @@ impl Limiter for RedisLimiter {
 }
 
 impl Inner {
+    /// Runs `script` within the timeout, unless the breaker skips Redis, and reads its
+    /// reply with `decode`; a failure (or a reply `decode` cannot read) is told to the
+    /// breaker and leaves the request undecided.
+    async fn run<T>(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+        decode: impl FnOnce(&Value) -> Option<T>,
+    ) -> Result<T, Denied> {
+        if !self.breaker.allow(Instant::now()) {
+            return Err(self.undecided());
+        }
+        let reply = tokio::time::timeout(self.timeout, self.eval(script, keys, args))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+            .and_then(|v| decode(&v).ok_or_else(bad_reply));
+        match reply {
+            Ok(decision) => {
+                if self.breaker.succeeded() == Some(Change::Closed) {
+                    tracing::warn!(
+                        "Redis is reachable again: rate limits and routing counts are shared again"
+                    );
+                }
+                Ok(decision)
+            }
+            Err(e) => {
+                self.failed(&e);
+                Err(self.undecided())
+            }
+        }
+    }
+
+    /// Runs `work` on the gateway's pending tasks, in the background, unless the
+    /// breaker is skipping Redis; a failure is told to the breaker.
+    fn background<F>(self: &Arc<Self>, work: impl FnOnce(Arc<Inner>) -> F + Send + 'static)
+    where
+        F: std::future::Future<Output = Result<(), RedisError>> + Send + 'static,
+    {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = self.clone();
+        self.pending.clone().spawn(&rt, async move {
+            if inner.breaker.is_open() {
+                return;
+            }
+            let timeout = inner.timeout;
+            match tokio::time::timeout(timeout, work(inner.clone())).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => inner.failed(&e),
+                Err(_) => inner.failed(&timed_out()),
+            }
+        });
+    }
+
     /// Counts an undecided request.
     fn undecided(&self) -> Denied {
         if let Some(c) = self.unavailable.get() {
@@ -399,30 +442,21 @@ impl Settle for Ticket {
         if self.hashes.is_empty() || estimate == actual {
             return;
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let inner = self.limiter.0.clone();
         let hashes = self.hashes.clone();
         let args = [
             self.bucket.clone(),
             estimate.to_string(),
             actual.to_string(),
         ];
-        inner.pending.clone().spawn(&rt, async move {
-            // Skipped while Redis is down: the estimate stays counted (an upper bound).
-            if inner.breaker.is_open() {
-                return;
-            }
-            let call = inner.eval(&inner.settle, &hashes, &args);
-            match tokio::time::timeout(inner.timeout, call).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => inner.failed(&e),
-                Err(_) => inner.failed(&timed_out()),
-            }
+        // Skipped while Redis is down: the estimate stays counted (an upper bound).
+        self.limiter.0.background(move |inner| async move {
+            inner.eval(&inner.settle, &hashes, &args).await.map(drop)
         });
     }
 }
+
+#[path = "redis_routes.rs"]
+mod routes;
 
 #[cfg(test)]
 #[path = "redis_limits_tests.rs"]

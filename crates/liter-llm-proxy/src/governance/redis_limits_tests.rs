@@ -353,3 +353,76 @@ async fn an_unreachable_redis_is_undecided_within_the_timeout_and_opens_the_brea
     );
     accept.abort();
 }
+
+/// Runs the routing script at `t` over candidates `names` (each with `rpm`, no tpm, in
+/// flight entries lasting 10 s), the candidate `first` first among equals.
+async fn route_at(
+    conn: &mut MultiplexedConnection,
+    ns: &str,
+    names: &[&str],
+    ranking: &str,
+    t: u64,
+    rpm: &str,
+) -> Vec<i64> {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(ROUTE).arg(names.len() * 3);
+    for n in names {
+        let hash = format!("{{{ns}}}:rl:dep:{n}");
+        cmd.arg(&hash)
+            .arg(format!("{hash}:z"))
+            .arg(format!("{hash}:busy"));
+    }
+    let id = format!("{:08x}", rand::random::<u32>());
+    cmd.arg(1)
+        .arg(WINDOW_US)
+        .arg(SLOT_US)
+        .arg(t)
+        .arg(ranking)
+        .arg(id)
+        .arg(0);
+    for _ in names {
+        cmd.arg(rpm).arg("").arg(10 * S);
+    }
+    let reply: Value = cmd.query_async(conn).await.unwrap();
+    let Value::Array(items) = reply else {
+        panic!("{reply:?}")
+    };
+    items.iter().map(|v| int(v).unwrap_or(-2)).collect()
+}
+
+#[tokio::test]
+async fn the_routing_script_ranks_by_the_shared_in_flight_count_and_entries_lapse() {
+    let mut conn = redis_conn().await;
+    let ns = namespace();
+    let mut go = async |names: &[&str], t: u64| {
+        route_at(&mut conn, &ns, names, "busy", t, "").await[..2].to_vec()
+    };
+    // Both idle: the first among equals.
+    assert_eq!(go(&["a", "b"], T0).await, [1, 1]);
+    // a has one in flight: b; then one each: a again; then b has fewer.
+    assert_eq!(go(&["a", "b"], T0 + S).await, [1, 2]);
+    assert_eq!(go(&["a", "b"], T0 + 2 * S).await, [1, 1]);
+    assert_eq!(go(&["a", "b"], T0 + 3 * S).await, [1, 2]);
+    // Two more on a alone: a 4, b 2 in flight.
+    go(&["a"], T0 + 4 * S).await;
+    go(&["a"], T0 + 5 * S).await;
+    assert_eq!(go(&["a", "b"], T0 + 6 * S).await, [1, 2]);
+    // Never removed (their gateway died), entries lapse 10 s after they were made: at
+    // T0 + 14.5 s a keeps one (made at 5 s) and b one (made at 6 s): equals, so a
+    // (without the lapse, b would have fewer).
+    assert_eq!(go(&["a", "b"], T0 + 14 * S + S / 2).await, [1, 1]);
+}
+
+#[tokio::test]
+async fn the_routing_script_admits_the_first_candidate_with_room_or_tells_each_wait() {
+    let mut conn = redis_conn().await;
+    let ns = namespace();
+    let mut go = async |t: u64| route_at(&mut conn, &ns, &["a", "b"], "first", t, "1").await;
+    assert_eq!(go(T0).await[..2], [1, 1]);
+    // a's one request of the minute is taken: b.
+    assert_eq!(go(T0 + S).await[..2], [1, 2]);
+    // Both full: each one's wait, until its admission is a minute old.
+    assert_eq!(go(T0 + 2 * S).await, [0, 58 * S as i64, 59 * S as i64]);
+    // a's window frees first.
+    assert_eq!(go(T0 + 60 * S).await[..2], [1, 1]);
+}

@@ -155,7 +155,8 @@ impl Live {
         }
     }
 
-    /// `app`'s cooldowns and recoveries announced to the other gateways (with Redis).
+    /// `app`'s cooldowns, recoveries and health changes announced to the other gateways
+    /// (with Redis).
     fn announce_breakers(&self, app: &App) {
         if let Some(s) = self.sync.get() {
             let s = s.clone();

@@ -1,9 +1,10 @@
 //! Changes spread to every gateway that shares a Redis (`general.redis_url`) and a
-//! database: a gateway whose admin API changed the stored models or a virtual key, or
-//! that started a deployment's cooldown, announces it on the channel
-//! `{namespace}:changes`; every other one, subscribed, reads the stored models again and
-//! serves them ([`Live::sync_stored`]), forgets the keys it cached (so the next request
-//! reads them from the database), or cools the deployment with that id for as long.
+//! database: a gateway whose admin API changed the stored models or a virtual key, that
+//! started a deployment's cooldown, or whose health probe found a deployment down or up,
+//! announces it on the channel `{namespace}:changes`; every other one, subscribed, reads
+//! the stored models again and serves them ([`Live::sync_stored`]), forgets the keys it
+//! cached (so the next request reads them from the database), cools the deployment with
+//! that id for as long, or marks it as the probe found it.
 //! After (re)subscribing, a gateway does both once, so a change announced while it was
 //! not listening is not missed. A Redis that is down delays the spread (until it is
 //! back, or the key cache's own expiry), never a request: announcing runs in the
@@ -33,7 +34,8 @@ pub enum Change<'a> {
     Models,
     /// A virtual key was updated, blocked or deleted (the key admin API).
     Keys,
-    /// A deployment's breaker: a cooldown started, or a probe saw it recover.
+    /// A deployment's breaker or health: a cooldown started, a probe saw it recover,
+    /// or a health probe found it up or down.
     Breaker(Announcement<'a>),
 }
 
@@ -44,17 +46,22 @@ impl Change<'_> {
             Change::Keys => "keys",
             Change::Breaker(Announcement::Cooled(..)) => "cooldown",
             Change::Breaker(Announcement::Recovered(_)) => "recovered",
+            Change::Breaker(Announcement::Health(..)) => "health",
         }
     }
 
     /// The message announcing it from `me`: `<word> <me>`, then for a cooldown
-    /// `<milliseconds> <deployment id>`, for a recovery `<deployment id>`.
+    /// `<milliseconds> <deployment id>`, for a recovery `<deployment id>`, for a health
+    /// probe's change `up|down <deployment id>`.
     fn message(self, me: &str) -> String {
         match self {
             Change::Breaker(Announcement::Cooled(id, length)) => {
                 format!("cooldown {me} {} {id}", length.as_millis())
             }
             Change::Breaker(Announcement::Recovered(id)) => format!("recovered {me} {id}"),
+            Change::Breaker(Announcement::Health(id, up)) => {
+                format!("health {me} {} {id}", if up { "up" } else { "down" })
+            }
             other => format!("{} {me}", other.word()),
         }
     }
@@ -72,6 +79,15 @@ impl Change<'_> {
                 Change::Breaker(Announcement::Cooled(id, length))
             }
             "recovered" if !tail.is_empty() => Change::Breaker(Announcement::Recovered(tail)),
+            "health" => {
+                let (state, id) = tail.split_once(' ')?;
+                let up = match state {
+                    "up" => true,
+                    "down" => false,
+                    _ => return None,
+                };
+                Change::Breaker(Announcement::Health(id, up))
+            }
             _ => return None,
         };
         Some((change, from))

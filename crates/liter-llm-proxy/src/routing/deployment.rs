@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::breaker::Breaker;
+use super::shared::Hold;
 use crate::config::Deployment;
 use crate::metrics::DeploymentMetrics;
 use crate::upstream::Target;
@@ -32,6 +33,9 @@ pub struct DeploymentState {
     /// The last health-probe error, for readiness.
     pub health_error: Mutex<Option<String>>,
     usage: Mutex<MinuteUsage>,
+    /// With shared counts: the shared window refused this deployment until then
+    /// (skipped here until then, without asking again).
+    full_until: Mutex<Option<Instant>>,
     breaker: Mutex<Breaker>,
     /// Reference point for minute windows.
     epoch: Instant,
@@ -58,6 +62,7 @@ impl DeploymentState {
             healthy: AtomicBool::new(true),
             health_error: Mutex::new(None),
             usage: Mutex::new(MinuteUsage::default()),
+            full_until: Mutex::new(None),
             breaker: Mutex::new(Breaker::new(now)),
             epoch: now,
             metrics,
@@ -163,8 +168,30 @@ impl DeploymentState {
         }
     }
 
+    /// With shared counts: `Err(wait)` while the shared window refused this
+    /// deployment.
+    pub fn shared_room(&self, now: Instant) -> Result<(), Duration> {
+        match *lock(&self.full_until) {
+            Some(until) if now < until => Err(until - now),
+            _ => Ok(()),
+        }
+    }
+
+    /// The shared window refused this deployment until `until`.
+    pub fn mark_full(&self, until: Instant) {
+        *lock(&self.full_until) = Some(until);
+    }
+
     pub fn breaker(&self) -> MutexGuard<'_, Breaker> {
         lock(&self.breaker)
+    }
+
+    /// Mark the deployment healthy (`None`) or unhealthy with the probe's error;
+    /// whether it was healthy before.
+    pub fn set_health(&self, error: Option<String>) -> bool {
+        let was = self.healthy.swap(error.is_none(), Ordering::Relaxed);
+        *lock(&self.health_error) = error;
+        was
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -185,19 +212,21 @@ impl DeploymentState {
 }
 
 /// Holds one in-flight slot of a deployment until dropped (for streams, until the
-/// stream ends).
+/// stream ends), and with it the shared counts' hold of the request, if any.
 #[derive(Debug)]
-pub struct InFlight(pub Arc<DeploymentState>);
+pub struct InFlight(pub Arc<DeploymentState>, Option<Arc<dyn Hold>>);
 
 impl InFlight {
-    pub fn new(d: Arc<DeploymentState>) -> Self {
+    pub fn new(d: Arc<DeploymentState>, hold: Option<Arc<dyn Hold>>) -> Self {
         d.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(d)
+        InFlight(d, hold)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // The shared counts' hold ends with the slot (or with the request, if later).
+        drop(self.1.take());
     }
 }

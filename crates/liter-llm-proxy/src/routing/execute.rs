@@ -23,6 +23,7 @@ use axum::body::Body;
 use axum::http::Response;
 use tokio::time::Instant;
 
+use super::shared::Hold;
 use super::{Announcement, DeploymentState, InFlight, Pool, Registry, RouteError, TagFilter};
 use crate::error::GatewayError;
 use crate::logtext::Clean;
@@ -145,7 +146,7 @@ pub async fn execute(
                 );
                 return (Err(err), last.and_then(|(_, info)| info));
             }
-            let picked = match routes.pick(&pool, tags, &tried, false, tokens) {
+            let picked = match routes.take(&pool, tags, &tried, false, tokens).await {
                 Err(_) if !tried.is_empty() => {
                     // Only deployments already tried are left: wait, then try again.
                     let w = retry_wait(routes, wait.take(), attempt);
@@ -154,11 +155,11 @@ pub async fn execute(
                     }
                     tokio::time::sleep(w).await;
                     upstream_time += w;
-                    routes.pick(&pool, tags, &tried, true, tokens)
+                    routes.take(&pool, tags, &tried, true, tokens).await
                 }
                 other => other,
             };
-            let (index, dep) = match picked {
+            let (index, dep, hold) = match picked {
                 Ok(p) => p,
                 Err(e) => {
                     if last.is_none() || tried.is_empty() {
@@ -174,7 +175,7 @@ pub async fn execute(
             let mut info = served(&pool, &dep);
             info.retries = attempts;
             attempts += 1;
-            let guard = InFlight::new(dep.clone());
+            let guard = InFlight::new(dep.clone(), hold.clone());
             let target = dep.target.as_ref();
             let started = Instant::now();
             let outcome = dispatch(upstream, &dep.deployment, target, &job, guard).await;
@@ -193,7 +194,7 @@ pub async fn execute(
                         dep.record_latency(latency);
                     }
                     if let Some(actual) = answer.tokens {
-                        dep.settle_tokens(Instant::now(), tokens, actual);
+                        settle(&dep, hold.as_deref(), tokens, actual);
                     }
                     let recovered = dep.breaker().success(Instant::now());
                     if recovered {
@@ -281,6 +282,15 @@ fn retry_wait(routes: &Registry, asked: Option<Duration>, attempt: u32) -> Durat
     asked
         .unwrap_or_else(|| backoff(attempt))
         .max(routes.retry_after)
+}
+
+/// Replace the `estimate` of tokens counted against `dep`'s tpm by the tokens really
+/// used: in the shared counts that admitted the request (`hold`), else here.
+fn settle(dep: &DeploymentState, hold: Option<&dyn Hold>, estimate: u64, actual: u64) {
+    match hold {
+        Some(hold) => hold.settle(estimate, actual),
+        None => dep.settle_tokens(Instant::now(), estimate, actual),
+    }
 }
 
 /// Whether `tags` admits no deployment of `pool`: then the pool is passed over, its

@@ -1,19 +1,20 @@
 //! Health probes (`[health]`): every `interval_secs`, a small real request to each
 //! deployment (one token of chat, or, for a deployment whose `mode` is `embedding`,
 //! the embedding of one word); one that fails is marked unhealthy, and the router
-//! skips it until a later probe passes. `probe_model`, when set, is either a
+//! skips it until a later probe passes. With Redis, every change is announced to the
+//! other gateways, which mark the deployment the same until a probe of their own finds
+//! otherwise. `probe_model`, when set, is either a
 //! `[[models]]` name (only that pool's deployments are probed) or a `provider/model`
 //! (every deployment of that provider is probed, sending that model: a cheap model on
 //! the same credentials and base URL stands for the provider's health).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{DeploymentState, Registry};
+use super::{Announcement, DeploymentState, Registry};
 use crate::config::{HealthSpec, Mode, ProbeTarget};
 use crate::logtext::Clean;
 use crate::request::{parse_head, Endpoint};
@@ -32,7 +33,7 @@ pub fn spawn(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let round = probes.iter().map(|(d, p)| probe(&upstream, d, p));
+            let round = probes.iter().map(|(d, p)| probe(&routes, &upstream, d, p));
             futures_util::future::join_all(round).await;
         }
     }))
@@ -79,7 +80,7 @@ fn probes(routes: &Registry, probe: &ProbeTarget) -> Vec<(Arc<DeploymentState>, 
     }
 }
 
-async fn probe(upstream: &Upstream, d: &Arc<DeploymentState>, with: &ProbeWith) {
+async fn probe(routes: &Registry, upstream: &Upstream, d: &Arc<DeploymentState>, with: &ProbeWith) {
     let (target, model_id) = match (with, &d.target) {
         (ProbeWith::Model { target, model_id }, _) => (target, model_id),
         (ProbeWith::Own, Some(target)) => (target, &d.deployment.model_id),
@@ -136,7 +137,11 @@ async fn probe(upstream: &Upstream, d: &Arc<DeploymentState>, with: &ProbeWith) 
         }
         Err(e) => Err(e.to_string()),
     };
-    let was = d.healthy.swap(outcome.is_ok(), Ordering::Relaxed);
+    let healthy = outcome.is_ok();
+    let was = d.set_health(outcome.as_ref().err().cloned());
+    if was != healthy {
+        routes.announce(Announcement::Health(&d.deployment.id, healthy));
+    }
     match &outcome {
         Ok(()) if !was => {
             tracing::info!(model = %d.deployment.name, deployment = %d.deployment.provider_model, "deployment healthy again")
@@ -146,5 +151,4 @@ async fn probe(upstream: &Upstream, d: &Arc<DeploymentState>, with: &ProbeWith) 
         }
         _ => {}
     }
-    *d.health_error.lock().unwrap_or_else(|p| p.into_inner()) = outcome.err();
 }

@@ -4,13 +4,16 @@
 //! pick filters the pool to deployments that the request's tags admit (`tags`, with
 //! tag filtering on), that are healthy, not cooling down and have room under their own
 //! rpm/tpm, keeps the best priority tier (`order`), and lets the pool's strategy
-//! choose. `execute` drives retries and fallbacks with it.
+//! choose. `execute` drives retries and fallbacks with it. With Redis, room under
+//! rpm/tpm and the counts least-busy and usage-based rank by are shared by every
+//! gateway (`shared`).
 
 pub mod breaker;
 pub mod deployment;
 pub mod direct;
 pub mod execute;
 pub mod health;
+pub mod shared;
 pub mod strategy;
 pub mod tags;
 pub mod wildcard;
@@ -33,6 +36,7 @@ pub use deployment::{DeploymentState, InFlight};
 use direct::DirectPools;
 pub use execute::{execute, Served};
 use liter_llm::ProviderModel;
+pub use shared::{Announcement, CooldownAnnouncer, Picked, PROBE_GRACE};
 pub use tags::TagFilter;
 
 /// Why no deployment was found for a request.
@@ -51,6 +55,10 @@ pub enum RouteError {
     CoolingDown { model: String, wait: Duration },
     #[error("no healthy deployment of model {0:?} is available")]
     NoneHealthy(String),
+    /// The shared routing counts (Redis) could not decide and
+    /// `general.redis_failure` is `fail_closed`.
+    #[error("the shared routing counts are unavailable; try again later")]
+    SharedUnavailable,
     /// A name no model can have (a control character, over 256 bytes, a `..` part),
     /// refused before it can reach an upstream URL. The name is not repeated.
     #[error("invalid model name: {0}")]
@@ -82,6 +90,7 @@ impl From<RouteError> for GatewayError {
                 message,
                 retry_after: None,
             },
+            RouteError::SharedUnavailable => GatewayError::StoreUnavailable(message),
             RouteError::InvalidModel(_) => GatewayError::BadRequest {
                 message,
                 param: Some("model"),
@@ -194,49 +203,24 @@ pub struct Registry {
     /// Pools made on first use for `provider/model` names, bounded.
     direct: DirectPools,
     default_timeout: Duration,
+    /// `[server] request_timeout_secs`: no request outlives it.
+    request_timeout: Duration,
     drop_params: bool,
     /// Bounds on what is read from upstreams (`[server]`), for the targets made here.
     pub limits: Limits,
     /// The gateway's metrics (`None`: off).
     pub metrics: Option<Arc<Metrics>>,
-    /// Told of each cooldown a failure starts here and of each recovery a probe sees,
-    /// so the gateways sharing Redis follow (set by the edge).
-    announcer: std::sync::OnceLock<Announcer>,
+    /// Told of each cooldown a failure starts here, each recovery a probe sees and each
+    /// health change, so the gateways sharing Redis follow (set by the edge).
+    announcer: std::sync::OnceLock<shared::Announcer>,
+    /// The counts every gateway on one Redis shares (set by the App; `None`: this
+    /// gateway's own counts only).
+    shared: std::sync::OnceLock<shared::Shared>,
     /// Some deployment has a context window (`max_input_tokens`): prompts are counted.
     context_windows: bool,
     /// `[router] retry_after_secs`: the shortest wait before a retry that waits.
     pub retry_after: Duration,
 }
-
-/// A change of a deployment's breaker worth telling the other gateways.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Announcement<'a> {
-    /// The deployment with this id started a cooldown of this length.
-    Cooled(&'a str, Duration),
-    /// Its half-open probe succeeded: it is back.
-    Recovered(&'a str),
-}
-
-/// See [`Registry::on_cooldown`].
-pub type CooldownAnnouncer = Box<dyn Fn(Announcement<'_>) + Send + Sync>;
-
-/// A [`CooldownAnnouncer`], printed by name only.
-struct Announcer(CooldownAnnouncer);
-
-impl std::fmt::Debug for Announcer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Announcer")
-    }
-}
-
-/// The longest cooldown taken from another gateway (a bound on what a message can
-/// ask for).
-const MAX_SHARED_COOLDOWN: Duration = Duration::from_secs(3600);
-/// How much longer than the gateway that started it another gateway keeps a cooldown:
-/// time for that gateway's half-open probe, whose success it then hears of, so one
-/// gateway probes, not all. A gateway that hears nothing (the prober is gone, or saw
-/// no traffic) probes itself once this has passed too.
-pub const PROBE_GRACE: Duration = Duration::from_secs(5);
 
 impl Registry {
     pub fn from_config(
@@ -283,47 +267,15 @@ impl Registry {
             wildcards: wildcard::Wildcards::from_config(config),
             direct: DirectPools::new(direct::DIRECT_POOLS),
             default_timeout: config.default_timeout,
+            request_timeout: config.request_timeout,
             drop_params: config.drop_params,
             limits: config.limits,
             metrics,
             announcer: std::sync::OnceLock::new(),
             context_windows: config.models.iter().any(|d| d.max_input_tokens.is_some()),
             retry_after: routing.retry_after,
+            shared: std::sync::OnceLock::new(),
         })
-    }
-
-    /// Tell `announce` of every cooldown a failure starts here and every recovery a
-    /// probe sees.
-    pub fn on_cooldown(&self, announce: CooldownAnnouncer) {
-        let _ = self.announcer.set(Announcer(announce));
-    }
-
-    pub(crate) fn announce(&self, what: Announcement<'_>) {
-        if let Some(a) = self.announcer.get() {
-            (a.0)(what);
-        }
-    }
-
-    /// Take in another gateway's announcement: cool the deployment with that id for
-    /// the cooldown's length and [`PROBE_GRACE`], or close its breaker once that
-    /// gateway's probe succeeded. False when no deployment here has the id.
-    pub fn follow(&self, what: Announcement<'_>) -> bool {
-        let now = Instant::now();
-        let (Announcement::Cooled(id, _) | Announcement::Recovered(id)) = what;
-        let mut found = false;
-        for d in self.deployments().filter(|d| d.deployment.id == id) {
-            let mut breaker = d.breaker();
-            match what {
-                Announcement::Cooled(_, length) => {
-                    breaker.cool_until(now + length.min(MAX_SHARED_COOLDOWN) + PROBE_GRACE);
-                }
-                Announcement::Recovered(_) => {
-                    breaker.success(now);
-                }
-            }
-            found = true;
-        }
-        found
     }
 
     /// Carry `old`'s deployment state over (a reload): each deployment takes the live
@@ -511,7 +463,26 @@ impl Registry {
     /// Choose a deployment of `pool` for a request of about `tokens` tokens, among
     /// those `tags` admits (all without it), skipping those in `tried` unless
     /// `allow_tried`. The choice is admitted by its breaker and counted against its
-    /// rpm/tpm before it is returned.
+    /// rpm/tpm before it is returned: in the counts every gateway shares when there
+    /// are some ([`shared`]), else in this process's.
+    pub async fn take(
+        &self,
+        pool: &Pool,
+        tags: Option<&TagFilter>,
+        tried: &[usize],
+        allow_tried: bool,
+        tokens: u64,
+    ) -> Result<Picked, RouteError> {
+        match self.shared.get() {
+            None => self.pick(pool, tags, tried, allow_tried, tokens),
+            Some(s) => {
+                self.pick_shared(&*s.0, pool, tags, tried, allow_tried, tokens)
+                    .await
+            }
+        }
+    }
+
+    /// [`Registry::take`] on this process's counts.
     pub fn pick(
         &self,
         pool: &Pool,
@@ -519,43 +490,19 @@ impl Registry {
         tried: &[usize],
         allow_tried: bool,
         tokens: u64,
-    ) -> Result<(usize, Arc<DeploymentState>), RouteError> {
+    ) -> Result<Picked, RouteError> {
         // A concurrent request may take the last slot between choosing and
         // reserving; try again a few times before giving up.
         for _ in 0..4 {
             let now = Instant::now();
-            let mut cands: Vec<(usize, &Arc<DeploymentState>)> =
-                Vec::with_capacity(pool.deployments.len());
-            let (mut full, mut cooling) = (false, None::<Instant>);
-            for (i, d) in pool.deployments.iter().enumerate() {
-                if (!allow_tried && tried.contains(&i)) || !d.is_healthy() {
-                    continue;
+            let cands = self.candidates(pool, tags, (tried, allow_tried), now, |_, d| {
+                if d.has_room(now, tokens) {
+                    Ok(true)
+                } else {
+                    Err(d.until_next_minute(now))
                 }
-                if tags.is_some_and(|f| !f.admits(pool, &d.deployment)) {
-                    continue;
-                }
-                let breaker = d.breaker();
-                if !breaker.available(now) {
-                    let at = breaker.reopens_at().unwrap_or(now);
-                    cooling = Some(cooling.map_or(at, |c| c.min(at)));
-                    continue;
-                }
-                drop(breaker);
-                if !d.has_room(now, tokens) {
-                    full = true;
-                    continue;
-                }
-                cands.push((i, d));
-            }
-            let Some(tier) = cands.iter().map(|(_, d)| d.deployment.order).min() else {
-                return Err(self.none_available(pool, now, full, cooling));
-            };
-            cands.retain(|(_, d)| d.deployment.order == tier);
-            let refs: Vec<&Arc<DeploymentState>> = cands.iter().map(|(_, d)| *d).collect();
-            let choice = self.with_rng(|rng| {
-                strategy::choose(pool.spec.strategy, &refs, rng, self.exploration, now)
-            });
-            let (index, chosen) = cands[choice];
+            })?;
+            let (index, chosen) = self.choose(pool, &cands, now);
             if !chosen.breaker().admit(now) {
                 continue;
             }
@@ -563,26 +510,76 @@ impl Registry {
                 chosen.breaker().release_probe();
                 continue;
             }
-            return Ok((index, chosen.clone()));
+            return Ok((index, chosen.clone(), None));
         }
         Err(RouteError::Busy(pool.spec.name.clone()))
+    }
+
+    /// The deployments of `pool`, with their index, a request may go to now: not in
+    /// `tried` (unless allowed), healthy, admitted by `tags`, not cooling down, and
+    /// with room by `room` (`Ok(false)`: passed over; `Err(wait)`: full for `wait`),
+    /// in the best priority tier. When there are none, why.
+    fn candidates<'p>(
+        &self,
+        pool: &'p Pool,
+        tags: Option<&TagFilter>,
+        (tried, allow_tried): (&[usize], bool),
+        now: Instant,
+        room: impl Fn(usize, &DeploymentState) -> Result<bool, Duration>,
+    ) -> Result<Vec<(usize, &'p Arc<DeploymentState>)>, RouteError> {
+        let mut cands: Vec<(usize, &Arc<DeploymentState>)> =
+            Vec::with_capacity(pool.deployments.len());
+        let (mut full, mut cooling) = (None::<Duration>, None::<Instant>);
+        for (i, d) in pool.deployments.iter().enumerate() {
+            if (!allow_tried && tried.contains(&i)) || !d.is_healthy() {
+                continue;
+            }
+            if tags.is_some_and(|f| !f.admits(pool, &d.deployment)) {
+                continue;
+            }
+            let breaker = d.breaker();
+            if !breaker.available(now) {
+                let at = breaker.reopens_at().unwrap_or(now);
+                cooling = Some(cooling.map_or(at, |c| c.min(at)));
+                continue;
+            }
+            drop(breaker);
+            match room(i, d) {
+                Ok(true) => cands.push((i, d)),
+                Ok(false) => {}
+                Err(wait) => full = Some(full.map_or(wait, |f| f.min(wait))),
+            }
+        }
+        let Some(tier) = cands.iter().map(|(_, d)| d.deployment.order).min() else {
+            return Err(self.none_available(pool, now, full, cooling));
+        };
+        cands.retain(|(_, d)| d.deployment.order == tier);
+        Ok(cands)
+    }
+
+    /// The candidate `pool`'s strategy chooses (`cands` is never empty).
+    fn choose<'p>(
+        &self,
+        pool: &Pool,
+        cands: &[(usize, &'p Arc<DeploymentState>)],
+        now: Instant,
+    ) -> (usize, &'p Arc<DeploymentState>) {
+        let refs: Vec<&Arc<DeploymentState>> = cands.iter().map(|(_, d)| *d).collect();
+        let choice = self.with_rng(|rng| {
+            strategy::choose(pool.spec.strategy, &refs, rng, self.exploration, now)
+        });
+        cands[choice]
     }
 
     fn none_available(
         &self,
         pool: &Pool,
         now: Instant,
-        full: bool,
+        full: Option<Duration>,
         cooling: Option<Instant>,
     ) -> RouteError {
         let model = pool.spec.name.clone();
-        if full {
-            let wait = pool
-                .deployments
-                .iter()
-                .map(|d| d.until_next_minute(now))
-                .min()
-                .unwrap_or(Duration::from_secs(60));
+        if let Some(wait) = full {
             return RouteError::AtLimit { model, wait };
         }
         match cooling {

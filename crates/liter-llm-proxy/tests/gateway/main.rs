@@ -37,6 +37,7 @@ mod responses;
 mod routing;
 mod server;
 mod shared_limits;
+mod shared_routing;
 mod store_outage;
 mod stream;
 mod support;

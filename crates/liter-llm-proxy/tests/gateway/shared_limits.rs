@@ -16,7 +16,7 @@ use crate::support::*;
 
 const KEY2: &str = "vk-second-key-0002";
 
-fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("LITER_LLM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
@@ -65,9 +65,22 @@ fn ask(max_tokens: u64) -> Value {
 
 /// Sends `n` requests round-robin over `gws` one after the other; (admitted, refused).
 async fn round_robin(gws: &[Gateway], key: &str, n: usize) -> (usize, usize) {
+    tally(gws, n, |gw| gw.chat(key, ask(10))).await
+}
+
+/// Sends `n` requests, made by `send`, round-robin over `gws` one after the other;
+/// (answered, refused with 429 and a `Retry-After` within the minute).
+pub(crate) async fn tally<'a, F>(
+    gws: &'a [Gateway],
+    n: usize,
+    send: impl Fn(&'a Gateway) -> F,
+) -> (usize, usize)
+where
+    F: std::future::Future<Output = reqwest::Response>,
+{
     let (mut ok, mut limited) = (0, 0);
     for i in 0..n {
-        let resp = gws[i % gws.len()].chat(key, ask(10)).await;
+        let resp = send(&gws[i % gws.len()]).await;
         match resp.status().as_u16() {
             200 => ok += 1,
             429 => {
@@ -190,7 +203,7 @@ async fn settled_tokens_are_shared_too() {
 }
 
 /// `/metrics`' count of decisions Redis could not make.
-async fn unavailable_count(gw: &Gateway) -> u64 {
+pub(crate) async fn unavailable_count(gw: &Gateway) -> u64 {
     let text = gw
         .get("/metrics", Some(MASTER))
         .send()
