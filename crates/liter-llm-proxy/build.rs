@@ -8,12 +8,12 @@ mod layout;
 
 use std::path::PathBuf;
 
-fn main() {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/governance/bpe_layout.rs");
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or("cargo sets OUT_DIR")?);
 
-    let bpe = tiktoken_rs::o200k_base().expect("tiktoken-rs's o200k_base loads");
+    let bpe = tiktoken_rs::o200k_base()?;
     // Ordinary tokens are ranks 0..n with no gaps (special tokens come after and are
     // not counted: clients' text is encoded as ordinary text).
     let mut tokens: Vec<Vec<u8>> = Vec::new();
@@ -54,10 +54,10 @@ fn main() {
     for t in &tokens {
         blob.extend_from_slice(t);
     }
-    std::fs::write(out.join("o200k_table.bin"), blob).expect("OUT_DIR is writable");
+    std::fs::write(out.join("o200k_table.bin"), blob)?;
     std::fs::write(
         out.join("o200k_pattern.txt"),
         tiktoken_rs::O200K_BASE_PAT_STR,
-    )
-    .expect("OUT_DIR is writable");
+    )?;
+    Ok(())
 }

@@ -192,6 +192,8 @@ impl Bpe {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn reference() -> &'static tiktoken_rs::CoreBPE {
