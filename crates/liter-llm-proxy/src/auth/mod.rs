@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 
@@ -148,6 +149,9 @@ pub struct KeyRegistry {
     by_digest: HashMap<Digest32, Arc<Principal>>,
     store: Option<Arc<dyn KeyStore>>,
     runtime: Mutex<HashMap<Digest32, (std::time::Instant, Arc<Principal>)>>,
+    /// Bumped by each [`KeyRegistry::forget_runtime`] (under the `runtime` lock): a key
+    /// read from the store before a change was announced is not cached after it.
+    forgotten: std::sync::atomic::AtomicU64,
     /// rpm/tpm windows of runtime keys, by key id: kept when a key is re-read, and
     /// shared with the registry a reload makes.
     windows: Arc<Mutex<HashMap<String, Arc<Window>>>>,
@@ -236,6 +240,7 @@ impl KeyRegistry {
             }
         }
         let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+        let generation = self.forgotten.load(Ordering::Acquire);
         let found = store.find_by_hash(&hex).await.map_err(|e| {
             tracing::error!(error = %e, "key store unavailable");
             AuthError::StoreUnavailable
@@ -282,7 +287,11 @@ impl KeyRegistry {
             id: k.id,
             window,
         })));
-        lock(&self.runtime).insert(d, (std::time::Instant::now(), principal.clone()));
+        let mut cache = lock(&self.runtime);
+        // A change announced while the store was read may not be in what was read.
+        if self.forgotten.load(Ordering::Acquire) == generation {
+            cache.insert(d, (std::time::Instant::now(), principal.clone()));
+        }
         Ok(Some(principal))
     }
 
@@ -307,7 +316,9 @@ impl KeyRegistry {
 
     /// Forget cached runtime keys (after an admin change).
     pub fn forget_runtime(&self) {
-        lock(&self.runtime).clear();
+        let mut cache = lock(&self.runtime);
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
+        cache.clear();
     }
 
     /// Whether a token is a key of the file (master or `[[keys]]`).

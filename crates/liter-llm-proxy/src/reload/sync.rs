@@ -26,6 +26,9 @@ use crate::routing::Announcement;
 /// announcement or a subscription is given (they run in the background, so a Redis
 /// far away gets more than the rate limiter's per-call timeout).
 const RETRY: Duration = Duration::from_secs(1);
+/// Tries to announce a change before giving up (each within the Redis timeout, at
+/// least [`RETRY`]).
+const ANNOUNCE_TRIES: usize = 3;
 
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,19 +123,24 @@ impl Spread {
         let message = change.message(&self.me);
         let word = change.word();
         tokio::spawn(async move {
-            let publish = async {
+            let publish = || async {
                 let mut c = sync.client.get_multiplexed_async_connection().await?;
                 redis::cmd("PUBLISH")
                     .arg(&sync.channel)
-                    .arg(message)
+                    .arg(&message)
                     .query_async::<i64>(&mut c)
                     .await
             };
-            let failed = match tokio::time::timeout(sync.timeout.max(RETRY), publish).await {
-                Ok(Ok(_)) => return,
-                Ok(Err(e)) => e.category().to_owned(),
-                Err(_) => "timed out".to_owned(),
-            };
+            // A change not announced is seen late (or, for a cooldown, not at all): a
+            // busy Redis or machine gets a few tries.
+            let mut failed = String::new();
+            for _ in 0..ANNOUNCE_TRIES {
+                failed = match tokio::time::timeout(sync.timeout.max(RETRY), publish()).await {
+                    Ok(Ok(_)) => return,
+                    Ok(Err(e)) => e.category().to_owned(),
+                    Err(_) => "timed out".to_owned(),
+                };
+            }
             tracing::warn!(error = %failed, "could not tell the other gateways of a change ({word}): they see a model change at their next reload, a key change within the key cache's expiry, and not a cooldown");
         });
     }
