@@ -289,10 +289,10 @@ async fn model_info_shows_a_virtual_key_its_models_only_and_no_secret() {
     assert_eq!(anonymous.status(), 401);
 }
 
-/// Two gateways sharing PostgreSQL (a schema of this test's own) and Redis (a
-/// namespace of its own): a model added on one is served by the other, and deleted on
-/// the other, is gone from the first, without a reload; a key blocked or deleted on one
-/// is refused by the other well within the key cache's expiry.
+/// Three gateways sharing PostgreSQL (a schema of this test's own) and Redis (a
+/// namespace of its own): a model added on one is served by another, and deleted on
+/// that one, is gone from the first, without a reload; a key blocked or deleted on one
+/// is refused by the other two within a second (the key cache's expiry is ten).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_changes_reach_every_gateway_sharing_redis() {
     let db = crate::governance::Db::postgres().await;
@@ -306,6 +306,7 @@ async fn admin_changes_reach_every_gateway_sharing_redis() {
     std::fs::write(&file, config("").replacen("[general]\n", &general, 1)).unwrap();
     let a = start_file(&file).await;
     let b = start_file(&file).await;
+    let c = start_file(&file).await;
 
     // Whether `url` answers `want` to `key` for `model` within a few seconds, less than
     // the key cache's expiry (the other gateway's announcement is followed in the
@@ -358,7 +359,7 @@ async fn admin_changes_reach_every_gateway_sharing_redis() {
         "b never served gamma-*"
     );
 
-    // A key made on A, used (and so cached) on B, then blocked and deleted on A.
+    // A key made on A, used (and so cached) on B and C, then blocked and deleted on A.
     let (status, made) = post(
         &a.url,
         "/key/generate",
@@ -369,6 +370,7 @@ async fn admin_changes_reach_every_gateway_sharing_redis() {
     assert_eq!(status, 200, "{made}");
     let key = made["key"].as_str().unwrap().to_owned();
     assert_eq!(chat(&b.url, &key, "alpha").await.status(), 200);
+    assert_eq!(chat(&c.url, &key, "alpha").await.status(), 200);
     let (status, body) = post(
         &a.url,
         "/key/update",
@@ -377,9 +379,20 @@ async fn admin_changes_reach_every_gateway_sharing_redis() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    let blocked = tokio::time::Instant::now();
+    for gw in [&b, &c] {
+        assert!(
+            answers(&gw.url, &key, "alpha", 401).await,
+            "{} still honours the blocked key",
+            gw.url
+        );
+    }
+    // The bound: every other gateway refuses a revoked key within a second
+    // (the key cache alone would take up to RUNTIME_KEY_TTL).
     assert!(
-        answers(&b.url, &key, "alpha", 401).await,
-        "b still honours the blocked key"
+        blocked.elapsed() < std::time::Duration::from_secs(1),
+        "the block took {:?} to reach b and c",
+        blocked.elapsed()
     );
     let (status, body) = post(
         &a.url,
@@ -393,13 +406,26 @@ async fn admin_changes_reach_every_gateway_sharing_redis() {
         answers(&b.url, &key, "alpha", 200).await,
         "b still refuses the unblocked key"
     );
+    assert!(
+        answers(&c.url, &key, "alpha", 200).await,
+        "c still refuses the unblocked key"
+    );
     let (status, body) = post(&a.url, "/key/delete", MASTER, json!({"keys": [key]})).await;
     assert_eq!(status, 200, "{body}");
+    let deleted = tokio::time::Instant::now();
+    for gw in [&b, &c] {
+        assert!(
+            answers(&gw.url, &key, "alpha", 401).await,
+            "{} still honours the deleted key",
+            gw.url
+        );
+    }
     assert!(
-        answers(&b.url, &key, "alpha", 401).await,
-        "b still honours the deleted key"
+        deleted.elapsed() < std::time::Duration::from_secs(1),
+        "the deletion took {:?} to reach b and c",
+        deleted.elapsed()
     );
-    drop((a, b));
+    drop((a, b, c));
 }
 
 async fn patch(url: &str, id: &str, body: Value) -> (u16, Value) {

@@ -465,10 +465,10 @@ async fn litellm_router_settings_redis_shares_the_limits() {
     assert_eq!((ok, limited), (4, 2));
 }
 
-/// A deployment that cools down on one gateway is skipped by the others sharing Redis
-/// (its cooldown is announced with the deployment's id and length), and only that
-/// gateway probes it when the cooldown ends: the others keep it cooled a while longer
-/// and take it back when they hear the probe succeeded.
+/// A deployment that cools down on one of three gateways is skipped by the other two
+/// within a second (its cooldown is announced with the deployment's id and length),
+/// and only that gateway probes it when the cooldown ends: the others keep it cooled a
+/// while longer and take it back when they hear the probe succeeded.
 #[tokio::test]
 async fn a_cooldown_on_one_gateway_is_kept_by_the_others_and_probed_by_one() {
     let mock = MockUpstream::start().await.unwrap();
@@ -479,10 +479,11 @@ async fn a_cooldown_on_one_gateway_is_kept_by_the_others_and_probed_by_one() {
         a = crate::routing::dep(&mock, "pool", "dep-a", "order = 1"),
         b = crate::routing::dep(&mock, "pool", "dep-b", "order = 2"),
     );
-    let (one, two) = (Gateway::start(&toml).await, Gateway::start(&toml).await);
+    let one = Gateway::start(&toml).await;
+    let others = [Gateway::start(&toml).await, Gateway::start(&toml).await];
     let hello = || json!({"model": "pool", "messages": [{"role": "user", "content": "hi"}]});
-    // Both serve from dep-a while it answers.
-    assert_eq!(two.chat(MASTER, hello()).await.status(), 200);
+    // Every gateway serves from dep-a while it answers.
+    assert_eq!(others[0].chat(MASTER, hello()).await.status(), 200);
     assert_eq!(crate::routing::served_ids(&mock), ["dep-a"]);
 
     // dep-a fails on the first gateway: it cools down there, the retry goes to dep-b.
@@ -492,58 +493,58 @@ async fn a_cooldown_on_one_gateway_is_kept_by_the_others_and_probed_by_one() {
     assert_eq!(one.chat(MASTER, hello()).await.status(), 200);
     assert_eq!(crate::routing::served_ids(&mock), ["dep-a", "dep-b"]);
 
-    // The second gateway, which saw no failure, skips dep-a too once the news is in.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let ready: Value = two.get_json("/health/readiness", MASTER).await;
-        if ready["deployments"][0]["cooling_down"] == true {
-            break;
+    // The other gateways, which saw no failure, skip dep-a too within a second.
+    async fn cooling(others: &[Gateway], want: bool) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        for gw in others {
+            loop {
+                let ready: Value = gw.get_json("/health/readiness", MASTER).await;
+                if ready["deployments"][0]["cooling_down"] == want {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "dep-a's cooldown (now {want}) did not reach {}: {ready}",
+                    gw.url
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
-        assert!(
-            Instant::now() < deadline,
-            "dep-a never cooled on the second gateway: {ready}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    cooling(&others, true).await;
     mock.clear_requests();
-    for _ in 0..3 {
-        assert_eq!(two.chat(MASTER, hello()).await.status(), 200);
+    for gw in &others {
+        assert_eq!(gw.chat(MASTER, hello()).await.status(), 200);
+        assert_eq!(gw.chat(MASTER, hello()).await.status(), 200);
     }
     assert_eq!(
         crate::routing::served_ids(&mock),
-        ["dep-b", "dep-b", "dep-b"]
+        ["dep-b", "dep-b", "dep-b", "dep-b"]
     );
 
     // The one-second cooldown is over (waited in real time: the announcements travel
-    // through a real Redis). The second gateway still keeps dep-a out, for the first
-    // gateway's probe...
+    // through a real Redis). The others still keep dep-a out, for the first gateway's
+    // probe...
     let over = failed_at + Duration::from_millis(1300);
     tokio::time::sleep(over.saturating_duration_since(Instant::now())).await;
     assert!(failed_at.elapsed() < liter_llm_proxy::routing::PROBE_GRACE);
     mock.clear_requests();
-    assert_eq!(two.chat(MASTER, hello()).await.status(), 200);
+    for gw in &others {
+        assert_eq!(gw.chat(MASTER, hello()).await.status(), 200);
+    }
     assert_eq!(
         crate::routing::served_ids(&mock),
-        ["dep-b"],
+        ["dep-b", "dep-b"],
         "only the first gateway probes"
     );
-    // ...which succeeds, and the second takes dep-a back when it hears so.
+    // ...which succeeds, and the others take dep-a back when they hear so.
     mock.clear_requests();
     assert_eq!(one.chat(MASTER, hello()).await.status(), 200);
     assert_eq!(crate::routing::served_ids(&mock), ["dep-a"], "the probe");
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let ready: Value = two.get_json("/health/readiness", MASTER).await;
-        if ready["deployments"][0]["cooling_down"] == false {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "dep-a never came back on the second gateway: {ready}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cooling(&others, false).await;
     mock.clear_requests();
-    assert_eq!(two.chat(MASTER, hello()).await.status(), 200);
-    assert_eq!(crate::routing::served_ids(&mock), ["dep-a"]);
+    for gw in &others {
+        assert_eq!(gw.chat(MASTER, hello()).await.status(), 200);
+    }
+    assert_eq!(crate::routing::served_ids(&mock), ["dep-a", "dep-a"]);
 }
