@@ -104,15 +104,7 @@ async fn sigkill_during_streams_never_loses_billed_spend() {
         c.args(["api", "--config", file.to_str().unwrap()]);
         c
     });
-    let spend: Value = client
-        .get(format!("{}/global/spend", gw.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spend = common::get_json(&format!("{}/global/spend", gw.url), MASTER).await;
     let recorded = spend["spend"].as_f64().unwrap();
     let cut_off = 8.0 * MAX_TOKENS as f64 * PRICE;
     assert!(
@@ -218,22 +210,8 @@ impl Rng {
 /// What the ledger holds after start-up's reconcile, checked against what the provider
 /// billed (its reported usage, priced) and the most the gateway could have reserved
 /// (`reservable`: every request sent at its reservation).
-async fn check_books(
-    client: &reqwest::Client,
-    gw: &Proc,
-    mock: &MockUpstream,
-    reservable: f64,
-    seed: u64,
-) -> f64 {
-    let spend: Value = client
-        .get(format!("{}/global/spend", gw.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+async fn check_books(gw: &Proc, mock: &MockUpstream, reservable: f64, seed: u64) -> f64 {
+    let spend = common::get_json(&format!("{}/global/spend", gw.url), MASTER).await;
     let recorded = spend["spend"].as_f64().unwrap();
     let billed = mock.served().completion_tokens as f64 * PRICE;
     assert!(
@@ -274,7 +252,7 @@ async fn sigkill_at_random_points_of_a_burst_keeps_spend_and_budget() {
     let mut sent = 0;
     for _ in 0..RUNS {
         let gw = start();
-        check_books(&client, &gw, &mock, sent as f64 * small, seed).await;
+        check_books(&gw, &mock, sent as f64 * small, seed).await;
         let kill_after = 1 + rng.below((WORKERS * PER_WORKER / 2) as u64) as usize;
         let done = burst_until(&client, &gw.url, kill_after).await;
         gw.signal("-KILL");
@@ -289,7 +267,7 @@ async fn sigkill_at_random_points_of_a_burst_keeps_spend_and_budget() {
     // After the last restart: the books hold, and the key is used up to its budget.
     let gw = start();
     let mut reservable = sent as f64 * small;
-    check_books(&client, &gw, &mock, reservable, seed).await;
+    check_books(&gw, &mock, reservable, seed).await;
     let big_text = vec!["word"; BIG_TOKENS as usize - 1].join(" ");
     let big = json!({"model": "m", "max_tokens": BIG_TOKENS,
         "messages": [{"role": "user", "content": big_text}]});
@@ -311,7 +289,7 @@ async fn sigkill_at_random_points_of_a_burst_keeps_spend_and_budget() {
         resp.bytes().await.unwrap();
     }
     assert!(refused, "seed {seed}: the budget never refused a request");
-    let recorded = check_books(&client, &gw, &mock, reservable, seed).await;
+    let recorded = check_books(&gw, &mock, reservable, seed).await;
     assert!(
         recorded > BUDGET - BIG_TOKENS as f64 * PRICE - 1e-9,
         "seed {seed}: refused while only {recorded} of {BUDGET} was spent"
@@ -506,15 +484,7 @@ async fn sigkill_of_one_of_three_gateways_keeps_every_finished_streams_spend() {
     // until every request has its row.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let rows = loop {
-        let logs: Value = client
-            .get(format!("{}/spend/logs?limit=10000", urls[0]))
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let logs = common::get_json(&format!("{}/spend/logs?limit=10000", urls[0]), MASTER).await;
         let rows = logs.as_array().unwrap().clone();
         if rows.len() >= finished.len() + cut_off.len() || std::time::Instant::now() > deadline {
             break rows;

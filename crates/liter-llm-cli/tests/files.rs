@@ -71,15 +71,7 @@ async fn the_spec_s3_example_starts_without_credentials_and_answers_503() {
     assert!(message.contains("\"s3\""), "{err}");
     assert_eq!(err["error"]["type"], "api_error");
     // Metadata lives in the default SQLite file beside the config: listing works.
-    let list: Value = client
-        .get(format!("{}/v1/files", gw.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = common::get_json(&format!("{}/v1/files", gw.url), MASTER).await;
     assert_eq!(list["data"], serde_json::json!([]));
     assert!(dir.path().join("liter-llm.db").exists());
     gw.signal("-INT");

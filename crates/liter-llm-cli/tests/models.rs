@@ -65,15 +65,7 @@ async fn a_stored_model_survives_a_restart() {
 
     let gw = start(dir.path(), &file);
     assert_eq!(chat(&gw.url, "kept").await, 200);
-    let info: Value = reqwest::Client::new()
-        .get(format!("{}/model/info", gw.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = common::get_json(&format!("{}/model/info", gw.url), MASTER).await;
     let kept = info["data"]
         .as_array()
         .unwrap()

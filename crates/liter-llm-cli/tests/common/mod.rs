@@ -110,3 +110,16 @@ impl Drop for Proc {
         let _ = self.child.kill();
     }
 }
+
+/// `GET url` with `key` as the bearer token, read as JSON.
+pub async fn get_json(url: &str, key: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
