@@ -93,7 +93,7 @@ pub struct DeploymentLabels {
 }
 
 /// `requests_total`: a finished request.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     model: Label,
     deployment: Label,
@@ -104,10 +104,45 @@ struct RequestLabels {
 }
 
 /// `request_duration_seconds`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: Label,
     model: Label,
+}
+
+/// The label sets every request looks up are hashed as one number made of their
+/// labels' own hashes: a family's map hashes with SipHash, which costs per value
+/// written, and these sets have up to six.
+fn one_hash<H: Hasher>(state: &mut H, parts: &[u64]) {
+    let mut h = rustc_hash::FxHasher::default();
+    for &p in parts {
+        h.write_u64(p);
+    }
+    state.write_u64(h.finish());
+}
+
+impl Hash for RequestLabels {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // A status class is told by its first digit ("2xx").
+        let status = self.status.as_bytes().first().copied().unwrap_or(0);
+        one_hash(
+            state,
+            &[
+                self.model.hash,
+                self.deployment.hash,
+                self.provider.hash,
+                self.key.hash,
+                self.route.hash,
+                u64::from(status),
+            ],
+        );
+    }
+}
+
+impl Hash for RouteLabels {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        one_hash(state, &[self.route.hash, self.model.hash]);
+    }
 }
 
 /// An HTTP status, by its class.

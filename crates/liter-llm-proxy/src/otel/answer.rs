@@ -6,7 +6,6 @@
 //! their key.
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
 
 use super::{capped_content, Attrs};
 
@@ -136,11 +135,20 @@ impl<'de> serde::de::Visitor<'de> for AnswerVisitor<'_, 'de> {
 /// is not escaped cannot be inside a string, and OpenAI's answers use the name for
 /// nothing else. A reason without escapes (all of them, in practice) is taken as it
 /// stands; others are read by serde.
+///
+/// The key is found from its `_`: an answer has few underscores, where a substring
+/// search's prefilter stops at every quote.
 fn finish_reasons(bytes: &[u8]) -> Vec<Cow<'_, str>> {
-    static KEY: LazyLock<memchr::memmem::Finder<'static>> =
-        LazyLock::new(|| memchr::memmem::Finder::new(b"\"finish_reason\":"));
+    const KEY: &[u8] = b"\"finish_reason\":";
+    /// Where the key's `_` is.
+    const UNDERSCORE: usize = 7;
+    const _: () = assert!(KEY[UNDERSCORE] == b'_');
     let mut out = Vec::new();
-    for at in KEY.find_iter(bytes) {
+    let found = memchr::memchr_iter(b'_', bytes).filter_map(|u| {
+        let at = u.checked_sub(UNDERSCORE)?;
+        (bytes.get(at..at + KEY.len()) == Some(KEY)).then_some(at)
+    });
+    for at in found {
         let slashes = bytes[..at]
             .iter()
             .rev()
@@ -149,7 +157,7 @@ fn finish_reasons(bytes: &[u8]) -> Vec<Cow<'_, str>> {
         if slashes % 2 == 1 {
             continue;
         }
-        let rest = skip_space(&bytes[at + KEY.needle().len()..]);
+        let rest = skip_space(&bytes[at + KEY.len()..]);
         if let Some((reason, _)) = plain_string(rest) {
             out.push(Cow::Borrowed(reason));
             continue;

@@ -9,7 +9,7 @@
 //! member, skipping strings with `memchr` and counting brackets. Both cost a fraction
 //! of deserializing the whole answer with serde.
 
-use memchr::{memchr2, memmem};
+use memchr::memchr2;
 use serde::Deserialize;
 
 /// `usage` as chat and embeddings answers report it (embeddings have no completion).
@@ -79,9 +79,12 @@ fn serde_value<T: serde::de::DeserializeOwned>(value: &[u8]) -> Option<(Option<T
 /// read it (the caller then tries another way).
 fn last_top_level<T>(body: &[u8], read: ReadUsage<T>) -> Option<Option<T>> {
     const KEY: &[u8] = b"\"usage\":";
-    static FINDER: std::sync::LazyLock<memmem::FinderRev<'static>> =
-        std::sync::LazyLock::new(|| memmem::FinderRev::new(KEY));
-    let at = FINDER.rfind(body)?;
+    // The last `"usage":`, found from its colon: the usage is near the end, a few
+    // members back, where a substring search would stop at every quote.
+    let at = memchr::memrchr_iter(b':', body).find_map(|colon| {
+        let at = (colon + 1).checked_sub(KEY.len())?;
+        (&body[at..=colon] == KEY).then_some(at)
+    })?;
     // An odd run of backslashes before the quote escapes it: text inside a string.
     let slashes = body[..at].iter().rev().take_while(|&&b| b == b'\\').count();
     if slashes % 2 == 1 {
