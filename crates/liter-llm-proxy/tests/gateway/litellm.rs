@@ -4,10 +4,10 @@
 //! `environment_variables`; YAML errors and alias bombs; the `convert` round trip.
 
 use liter_llm_proxy::config::litellm::{self, Loaded};
-use liter_llm_proxy::config::{load_str, Config, ConfigError, Overrides};
-use mock_upstream::MockUpstream;
+use liter_llm_proxy::config::{load_str, Config, ConfigError, LogFormat, Overrides};
+use mock_upstream::{Fault, MockUpstream};
 use secrecy::ExposeSecret;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::*;
 
@@ -806,4 +806,92 @@ general_settings:
     );
     let without_keys = "model_list:\n  - model_name: \"*\"\n    litellm_params: {model: \"*\"}\n";
     assert!(err(without_keys).contains("serves no provider"));
+}
+
+/// `set_verbose`, `json_logs` and `health_check_details` become `[general] debug`,
+/// `log_format` and `health_check_details`, in the YAML and in its converted TOML (the
+/// defaults write nothing). With `health_check_details: false`, `/health/readiness`
+/// shows each deployment's name and state, not its upstream model, probe error or load.
+#[tokio::test]
+async fn log_settings_and_health_check_details_load_like_their_twin() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.push_fault(Fault::status(500).for_model("down").forever());
+    let src = format!(
+        r#"model_list:
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/down, api_key: k, api_base: "{base}"}}
+litellm_settings:
+  set_verbose: true
+  json_logs: true
+general_settings:
+  master_key: {MASTER}
+  background_health_checks: true
+  health_check_interval: 1
+  health_check_details: false
+"#,
+        base = mock.base_url()
+    );
+    let loaded = yaml(&src, no_env).unwrap();
+    assert!(loaded.ignored.is_empty());
+    let c = &loaded.value;
+    assert!(c.debug, "set_verbose");
+    assert_eq!(c.log_format, LogFormat::Json);
+    assert!(!c.health_check_details);
+    let converted = litellm::convert_str(&src, "config.yaml", no_env).unwrap();
+    for line in [
+        "log_format = \"json\"",
+        "debug = true",
+        "health_check_details = false",
+    ] {
+        assert!(converted.contains(line), "{line}\n{converted}");
+    }
+    assert!(!converted.contains("Not converted"), "{converted}");
+    assert_same(c, &toml(&converted, no_env));
+
+    let defaults = src
+        .replace("set_verbose: true", "set_verbose: false")
+        .replace("json_logs: true", "json_logs: false")
+        .replace("health_check_details: false", "health_check_details: true");
+    let plain = yaml(&defaults, no_env).unwrap().value;
+    assert!(!plain.debug && plain.log_format == LogFormat::Text && plain.health_check_details);
+    let converted = litellm::convert_str(&defaults, "config.yaml", no_env).unwrap();
+    for key in ["log_format", "debug", "health_check_details"] {
+        assert!(!converted.contains(key), "{key}\n{converted}");
+    }
+
+    // The probe fails on both gateways; only the one with details says how.
+    let down = |r: &Value| r["deployments"][0]["healthy"] == false;
+    let full = Gateway::start_config(plain).await;
+    let ready = crate::routing::readiness_until(&full, down).await;
+    let d = &ready["deployments"][0];
+    assert_eq!(d["healthy"], false, "{ready}");
+    assert!(
+        d["health_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{ready}"
+    );
+    assert_eq!(d["deployment"], "openai/down", "{ready}");
+    assert!(ready["tasks"].is_number(), "{ready}");
+
+    let terse = Gateway::start_config(loaded.value).await;
+    let ready = crate::routing::readiness_until(&terse, down).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["models"], 1, "{ready}");
+    let d = ready["deployments"][0].as_object().unwrap();
+    let mut shown: Vec<&str> = d.keys().map(String::as_str).collect();
+    shown.sort_unstable();
+    assert_eq!(
+        shown,
+        ["cooling_down", "half_open", "healthy", "model"],
+        "{ready}"
+    );
+    assert_eq!(d["model"], "gpt-4o");
+    assert_eq!(d["healthy"], false, "{ready}");
+    let mut top: Vec<&str> = ready
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    top.sort_unstable();
+    assert_eq!(top, ["deployments", "models", "status"], "{ready}");
 }
