@@ -1591,3 +1591,87 @@ async fn model_state<H: Harness>() {
 async fn memory_model_state() {
     check_model_store(&store::MemoryModelStore::default()).await;
 }
+
+/// Without ledger rows (`disable_spend_logs`, PostgreSQL): settling and reconciling
+/// keep the scopes exactly as with rows, a settle still happens once (the reservation
+/// row is the guard), a dead gateway's reservations are still counted in full, and no
+/// row is written. SQLite, whose crash recovery reads the rows, refuses to go without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_without_ledger_rows_keeps_scopes_exact() {
+    let h = PgDb::new().await;
+    let g = || vec![scope("global", 100.0), scope("key:k", 10.0)];
+    let s = h.open().await;
+    s.spend.set_ledger_rows(false).unwrap();
+    let id = s.spend.reserve(reservation("r1", g(), 2.0)).await.unwrap();
+    let e = entry("r1", Some("k"), "m", 1.0, T0);
+    assert_eq!(
+        s.spend.settle(id, e.clone()).await.unwrap(),
+        Settlement::Applied
+    );
+    assert_eq!(
+        s.spend.settle(id, e).await.unwrap(),
+        Settlement::AlreadySettled
+    );
+    let id = s.spend.reserve(reservation("r2", g(), 2.0)).await.unwrap();
+    let (a, b) = tokio::join!(
+        s.spend.settle(id, entry("r2", Some("k"), "m", 1.5, T0)),
+        s.spend.settle(id, entry("r2", Some("k"), "m", 1.5, T0)),
+    );
+    let mut outcomes = vec![a.unwrap(), b.unwrap()];
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        outcomes,
+        vec![Settlement::AlreadySettled, Settlement::Applied]
+    );
+    // An id never reserved changes nothing and writes nothing.
+    let ghost = ReservationId(1_000_000);
+    assert_eq!(
+        s.spend
+            .settle(ghost, entry("r3", None, "m", 4.0, T0))
+            .await
+            .unwrap(),
+        Settlement::AlreadySettled
+    );
+    let k = s.spend.spent("key:k").await.unwrap();
+    assert_eq!((k.spent_usd, k.reserved_usd), (2.5, 0.0));
+
+    // A gateway dies with three reservations in flight: counted in full, no rows.
+    let crashed = h.open().await;
+    crashed.spend.set_ledger_rows(false).unwrap();
+    for i in 0..3 {
+        crashed
+            .spend
+            .reserve(reservation(&format!("lost{i}"), g(), 2.0))
+            .await
+            .unwrap();
+    }
+    drop(crashed);
+    reconcile_until(&s, 3).await;
+    let k = s.spend.spent("key:k").await.unwrap();
+    assert_eq!((k.spent_usd, k.reserved_usd), (8.5, 0.0));
+    assert_eq!(s.spend.spent("global").await.unwrap().spent_usd, 8.5);
+    assert!(s
+        .spend
+        .ledger(&LedgerFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Rows again from the next settle on.
+    s.spend.set_ledger_rows(true).unwrap();
+    let id = s.spend.reserve(reservation("r4", g(), 1.0)).await.unwrap();
+    s.spend
+        .settle(id, entry("r4", Some("k"), "m", 0.5, T0))
+        .await
+        .unwrap();
+    let rows = s.spend.ledger(&LedgerFilter::default()).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].request_id, "r4");
+    drop(s);
+    h.finish().await;
+
+    let sqlite = SqliteDb::new().await;
+    let s = sqlite.open().await;
+    assert!(s.spend.set_ledger_rows(false).is_err());
+    assert!(s.spend.set_ledger_rows(true).is_ok());
+}

@@ -201,6 +201,11 @@ pub struct GeneralSection {
     /// error text, upstream model, in-flight count or process figures.
     #[serde(skip_serializing_if = "is_true")]
     pub health_check_details: bool,
+    /// Extension (LiteLLM's `general_settings.disable_spend_logs`): write no ledger
+    /// row per request; budgets and the keys' spend are kept exactly as before. Needs a
+    /// PostgreSQL `database_url` (SQLite's crash recovery reads the ledger rows).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub disable_spend_logs: bool,
 }
 
 fn is_true(b: &bool) -> bool {
@@ -288,6 +293,7 @@ impl Default for GeneralSection {
             log_format: LogFormat::Text,
             debug: false,
             health_check_details: true,
+            disable_spend_logs: false,
         }
     }
 }

@@ -895,3 +895,87 @@ general_settings:
     top.sort_unstable();
     assert_eq!(top, ["deployments", "models", "status"], "{ready}");
 }
+
+/// `disable_spend_logs: true` on PostgreSQL (LiteLLM's only database): no ledger row
+/// is written per request, while the key's spend and budget stay exact; the ledger
+/// routes say the logs are off. On SQLite, whose crash recovery reads the rows, it is
+/// refused at its YAML line.
+#[tokio::test]
+async fn disable_spend_logs_keeps_budgets_exact_without_ledger_rows() {
+    use crate::governance::{ask, spend_store, Db};
+    use liter_llm_proxy::store::LedgerFilter;
+
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::postgres().await;
+    let src = format!(
+        r#"model_list:
+  - model_name: priced
+    litellm_params:
+      model: openai/house-model
+      api_key: k
+      api_base: "{base}"
+      input_cost_per_token: 0.0
+      output_cost_per_token: 0.001
+general_settings:
+  master_key: {MASTER}
+  database_url: "{url}"
+  disable_spend_logs: true
+"#,
+        base = mock.base_url(),
+        url = db.url()
+    );
+    let loaded = yaml(&src, no_env).unwrap();
+    assert!(loaded.ignored.is_empty());
+    assert!(loaded.value.governance.disable_spend_logs);
+    let converted = litellm::convert_str(&src, "config.yaml", no_env).unwrap();
+    assert!(
+        converted.contains("disable_spend_logs = true"),
+        "{converted}"
+    );
+    assert_same(&loaded.value, &toml(&converted, no_env));
+
+    let gw = Gateway::start_config(loaded.value).await;
+    // A budget that one request (reserved at max_tokens) fits and a second does not.
+    let made = gw
+        .post("/key/generate", Some(MASTER), &json!({"max_budget": 0.01}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200);
+    let made: Value = made.json().await.unwrap();
+    let key = made["key"].as_str().unwrap().to_owned();
+    assert_eq!(gw.chat(&key, ask(10)).await.status(), 200);
+    gw.app.governor.settled().await;
+    expect_error(gw.chat(&key, ask(10)).await, 402).await;
+    let billed = mock.served().completion_tokens as f64 * 0.001;
+    assert!(billed > 0.0);
+    let info = gw
+        .get_json(
+            &format!("/key/info?key={}", made["token"].as_str().unwrap()),
+            MASTER,
+        )
+        .await;
+    let spend = info["info"]["spend"]
+        .as_f64()
+        .or(info["spend"].as_f64())
+        .unwrap();
+    assert!((spend - billed).abs() < 1e-9, "{info} vs {billed}");
+    let rows = spend_store(&gw)
+        .ledger(&LedgerFilter::default())
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "{rows:?}");
+    for route in ["/spend/logs", "/global/spend", "/global/spend/keys"] {
+        let e = expect_error(gw.get(route, Some(MASTER)).send().await.unwrap(), 404).await;
+        let msg = e["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("general.disable_spend_logs"), "{route}: {msg}");
+    }
+
+    // SQLite: refused, at the key's line.
+    let sqlite = Db::sqlite();
+    let e = err(&src.replace(&db.url(), &sqlite.url()));
+    assert!(
+        e.contains("config.yaml:12:3: general_settings.disable_spend_logs: disable_spend_logs = true needs a PostgreSQL database_url"),
+        "{e}"
+    );
+}

@@ -196,7 +196,10 @@ pub(crate) fn general_settings(t: &mut Twin<'_>, entries: &[Entry]) {
                 t.file.general.health_check_details = t.boolean(v, &path).unwrap_or(true);
                 t.loc_entry("general.health_check_details", &path, e);
             }
-            "disable_spend_logs" => only_false(t, e, &path, "disable_spend_logs: true"),
+            "disable_spend_logs" => {
+                t.file.general.disable_spend_logs = t.boolean(v, &path).unwrap_or(false);
+                t.loc_entry("general.disable_spend_logs", &path, e);
+            }
             "proxy_batch_write_at" => t.unsupported(
                 &path,
                 e.line,
