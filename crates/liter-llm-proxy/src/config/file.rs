@@ -202,8 +202,8 @@ pub struct GeneralSection {
     #[serde(skip_serializing_if = "is_true")]
     pub health_check_details: bool,
     /// Extension (LiteLLM's `general_settings.disable_spend_logs`): write no ledger
-    /// row per request; budgets and the keys' spend are kept exactly as before. Needs a
-    /// PostgreSQL `database_url` (SQLite's crash recovery reads the ledger rows).
+    /// row per request; budgets and the keys' spend are kept exactly as before, across
+    /// a crash too.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub disable_spend_logs: bool,
 }

@@ -69,7 +69,8 @@ pub(super) struct Inner {
     reachable: Arc<std::sync::atomic::AtomicBool>,
     /// `/metrics`' view of the settlements in flight and their writes, once instrumented.
     metrics: std::sync::OnceLock<crate::metrics::SpendMetrics>,
-    /// `general.disable_spend_logs`: settlements and reconciles write no ledger row.
+    /// `general.disable_spend_logs`: settlements write no ledger row (a reservation
+    /// reconcile counts in full still gets its status-0 row: the record of a crash).
     /// The scopes do not need them here: a reservation row is deleted in the very
     /// transaction that settles its scopes, so it is what makes a settle happen once.
     no_ledger: std::sync::atomic::AtomicBool,
@@ -479,7 +480,6 @@ impl Inner {
             .fetch_all(&mut *tx)
             .await?;
             let now = self.clock.now_ms();
-            let no_ledger = self.no_ledger.load(std::sync::atomic::Ordering::Relaxed);
             let mut deltas: BTreeMap<String, (i64, i64)> = BTreeMap::new();
             for r in &rows {
                 let (amount, names) = parse_reservation(r)?;
@@ -488,11 +488,8 @@ impl Inner {
                     d.0 = d.0.saturating_add(amount);
                     d.1 = d.1.saturating_add(amount);
                 }
-                if !no_ledger {
-                    let entry =
-                        logic::orphan_entry(r.try_get(3)?, &names, amount, r.try_get(4)?, now);
-                    insert_entry(&mut tx, Some(r.try_get(2)?), &entry, amount).await?;
-                }
+                let entry = logic::orphan_entry(r.try_get(3)?, &names, amount, r.try_get(4)?, now);
+                insert_entry(&mut tx, Some(r.try_get(2)?), &entry, amount).await?;
                 taken += 1;
             }
             settle_scopes(&mut tx, &deltas, now).await?;

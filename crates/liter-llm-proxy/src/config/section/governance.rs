@@ -58,7 +58,7 @@ pub struct Governance {
     /// `general.spend_buffer_records`: the spend records kept in memory while the
     /// spend store is down.
     pub spend_buffer_records: usize,
-    /// `general.disable_spend_logs`: settlements write no ledger row (PostgreSQL only).
+    /// `general.disable_spend_logs`: settlements write no ledger row.
     pub disable_spend_logs: bool,
 }
 
@@ -182,16 +182,6 @@ pub(crate) fn check(file: &FileConfig, problems: &mut Problems) -> Governance {
     g.pricing_file = given(&file.general.pricing_file).map(PathBuf::from);
     g.spend_buffer_records = file.general.spend_buffer_records;
     g.disable_spend_logs = file.general.disable_spend_logs;
-    let postgres = g.database_url.as_ref().is_some_and(|u| {
-        let u = secrecy::ExposeSecret::expose_secret(u);
-        u.starts_with("postgres://") || u.starts_with("postgresql://")
-    });
-    if g.disable_spend_logs && !postgres {
-        problems.push((
-            path(&["general", "disable_spend_logs"]),
-            "disable_spend_logs = true needs a PostgreSQL database_url (postgres://...): with SQLite, the ledger rows are what start-up after a crash reads to tell settled requests from those in flight".into(),
-        ));
-    }
     g
 }
 
