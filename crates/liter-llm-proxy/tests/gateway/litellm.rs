@@ -972,3 +972,61 @@ general_settings:
         assert!(msg.contains("general.disable_spend_logs"), "{route}: {msg}");
     }
 }
+
+/// A reload turns `disable_spend_logs` on and off: from the next request on, its row
+/// is written or not, and the ledger routes follow.
+#[tokio::test]
+async fn disable_spend_logs_follows_a_reload() {
+    use crate::governance::{ask, Db};
+    use liter_llm_proxy::store::LedgerFilter;
+
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    let write = |off: bool| {
+        std::fs::write(
+            &file,
+            format!(
+                "model_list:\n  - model_name: priced\n    litellm_params: {{model: openai/house-model, api_key: k, api_base: \"{base}\", input_cost_per_token: 0.0, output_cost_per_token: 0.001}}\ngeneral_settings:\n  master_key: {MASTER}\n  database_url: \"{url}\"\n  disable_spend_logs: {off}\n",
+                base = mock.base_url(),
+                url = db.url()
+            ),
+        )
+        .unwrap()
+    };
+    write(false);
+    let gw = crate::reload::start_file(&file).await;
+    let rows = || async {
+        let app = gw.live.app();
+        app.governor.settled().await;
+        let spend = app.governor.stores.clone().unwrap().spend;
+        spend.flush().await.unwrap();
+        spend.ledger(&LedgerFilter::default()).await.unwrap().len()
+    };
+    let logs = || {
+        client()
+            .get(format!("{}/spend/logs", gw.url))
+            .bearer_auth(MASTER)
+            .send()
+    };
+    let chat = || {
+        client()
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .bearer_auth(MASTER)
+            .json(&ask(10))
+            .send()
+    };
+    assert_eq!(chat().await.unwrap().status(), 200);
+    assert_eq!(rows().await, 1);
+    write(true);
+    gw.live.reload().await.unwrap();
+    assert_eq!(chat().await.unwrap().status(), 200);
+    assert_eq!(rows().await, 1, "no row while the logs are off");
+    assert_eq!(logs().await.unwrap().status(), 404);
+    write(false);
+    gw.live.reload().await.unwrap();
+    assert_eq!(chat().await.unwrap().status(), 200);
+    assert_eq!(rows().await, 2);
+    assert_eq!(logs().await.unwrap().status(), 200);
+}
