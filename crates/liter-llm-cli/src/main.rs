@@ -80,10 +80,12 @@ struct ConfigArgs {
 struct ApiArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Log line format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LITER_LLM_LOG_FORMAT")]
-    log_format: LogFormat,
-    /// Debug-level logs from liter-llm itself (ignored when RUST_LOG is set).
+    /// Log line format [default: the config's general.log_format (LiteLLM's
+    /// json_logs), else text].
+    #[arg(long, value_enum, env = "LITER_LLM_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Debug-level logs from liter-llm itself, as the config's general.debug (LiteLLM's
+    /// set_verbose) does (both ignored when RUST_LOG is set).
     #[arg(long)]
     debug: bool,
     /// Reload the config file when it changes (checked every second), as SIGHUP does.
@@ -95,6 +97,15 @@ struct ApiArgs {
 enum LogFormat {
     Text,
     Json,
+}
+
+impl From<config::LogFormat> for LogFormat {
+    fn from(f: config::LogFormat) -> Self {
+        match f {
+            config::LogFormat::Text => LogFormat::Text,
+            config::LogFormat::Json => LogFormat::Json,
+        }
+    }
 }
 
 /// The log filter of `--debug` when RUST_LOG is not set: debug lines from the gateway's
@@ -161,8 +172,8 @@ fn overrides(args: &ConfigArgs) -> Overrides {
 }
 
 /// Resolve which file to load and load it (a LiteLLM file by its extension), as
-/// every reload does later; the unsupported keys a LiteLLM file had, ignored by
-/// `--allow-unsupported`, are logged.
+/// every reload does later. Runs before logging is set up (the file has the log
+/// settings): [`announce`] logs what it found.
 fn load(args: &ConfigArgs) -> Result<(config::Source, config::Reading), ConfigError> {
     let source = config::Source {
         path: config_path(args)?,
@@ -170,6 +181,22 @@ fn load(args: &ConfigArgs) -> Result<(config::Source, config::Reading), ConfigEr
         allow_unsupported: args.allow_unsupported,
     };
     let reading = source.read(&[])?;
+    Ok((source, reading))
+}
+
+/// The log settings: the flags (and LITER_LLM_LOG_FORMAT) where given, else the
+/// config's `general.log_format` and `general.debug`.
+fn log_settings(args: &ApiArgs, cfg: Option<&config::Config>) -> (LogFormat, bool) {
+    let format = args
+        .log_format
+        .or(cfg.map(|c| c.log_format.into()))
+        .unwrap_or(LogFormat::Text);
+    (format, args.debug || cfg.is_some_and(|c| c.debug))
+}
+
+/// Logs which file was loaded, and the unsupported keys a LiteLLM file had, ignored
+/// by `--allow-unsupported`.
+fn announce(source: &config::Source, reading: &config::Reading) {
     let path = &source.path;
     if source.is_litellm() {
         tracing::info!(config = %path.display(), "config file loaded (LiteLLM format)");
@@ -186,7 +213,6 @@ fn load(args: &ConfigArgs) -> Result<(config::Source, config::Reading), ConfigEr
             i.message
         );
     }
-    Ok((source, reading))
 }
 
 fn main() -> ExitCode {
@@ -205,7 +231,10 @@ fn main() -> ExitCode {
             }
         },
         Command::Api(args) => {
-            let logs = init_logging(args.log_format, args.debug);
+            let loaded = load(&args.config);
+            let cfg = loaded.as_ref().ok().map(|(_, r)| &r.inspection.config);
+            let (format, debug) = log_settings(&args, cfg);
+            let logs = init_logging(format, debug);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .on_thread_park(alloc::on_thread_park)
@@ -217,7 +246,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let code = runtime.block_on(api(args));
+            let code = runtime.block_on(api(args, loaded));
             drop(runtime);
             logs.flush();
             code
@@ -278,13 +307,19 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
     }
 }
 
-async fn api(args: ApiArgs) -> ExitCode {
+async fn api(
+    args: ApiArgs,
+    loaded: Result<(config::Source, config::Reading), ConfigError>,
+) -> ExitCode {
     #[cfg(feature = "heap-stats")]
     liter_llm_proxy::telemetry::set_heap_probe(alloc::live_bytes);
     let workers = tokio::runtime::Handle::current().metrics().num_workers();
     tokio::spawn(alloc::sweep(workers));
-    let (source, reading) = match load(&args.config) {
-        Ok(x) => x,
+    let (source, reading) = match loaded {
+        Ok(x) => {
+            announce(&x.0, &x.1);
+            x
+        }
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("liter-llm: {e}");

@@ -1078,6 +1078,7 @@ conformance!(
     key_crud,
     key_uniqueness,
     killed_gateway_is_reconciled,
+    killed_gateway_without_ledger_rows_is_reconciled,
     file_metadata,
     response_state,
     model_state,
@@ -1265,11 +1266,23 @@ async fn memory_response_state_forgets_the_oldest_beyond_its_limit() {
 /// SIGKILLs a real gateway process holding reservations: what it settled stays, what it
 /// had in flight is counted in full by the next start's reconcile.
 async fn killed_gateway_is_reconciled<H: Harness>() {
+    killed_gateway_is_reconciled_with::<H>(true).await;
+}
+
+/// As [`killed_gateway_is_reconciled`], the killed gateway settling without ledger rows
+/// (`disable_spend_logs`): its two settled requests count at their cost, not again at
+/// their reservation (SQLite reads its marks), and have no row.
+async fn killed_gateway_without_ledger_rows_is_reconciled<H: Harness>() {
+    killed_gateway_is_reconciled_with::<H>(false).await;
+}
+
+async fn killed_gateway_is_reconciled_with<H: Harness>(with_rows: bool) {
     let h = H::new().await;
     let url = h.url();
     let child = tokio::task::spawn_blocking(move || {
         let mut child = Command::new(env!("CARGO_BIN_EXE_liter-llm-store-crash-child"))
             .arg(url)
+            .args((!with_rows).then_some("no-ledger"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -1291,10 +1304,14 @@ async fn killed_gateway_is_reconciled<H: Harness>() {
     let rows = s.spend.ledger(&LedgerFilter::default()).await.unwrap();
     let mut statuses: Vec<_> = rows.iter().map(|r| (r.status, r.cost_usd)).collect();
     statuses.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    assert_eq!(
-        statuses,
-        [(0, 2.0), (0, 2.0), (0, 2.0), (200, 1.5), (200, 1.5)]
-    );
+    let settled: &[(u16, f64)] = if with_rows {
+        &[(200, 1.5), (200, 1.5)]
+    } else {
+        &[]
+    };
+    let mut want = vec![(0, 2.0), (0, 2.0), (0, 2.0)];
+    want.extend_from_slice(settled);
+    assert_eq!(statuses, want);
     h.finish().await;
 }
 
@@ -1590,4 +1607,160 @@ async fn model_state<H: Harness>() {
 #[tokio::test]
 async fn memory_model_state() {
     check_model_store(&store::MemoryModelStore::default()).await;
+}
+
+/// Without ledger rows (`disable_spend_logs`, PostgreSQL): settling and reconciling
+/// keep the scopes exactly as with rows, a settle still happens once (the reservation
+/// row is the guard), a dead gateway's reservations are still counted in full (with
+/// their status-0 rows), and no settle writes a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_without_ledger_rows_keeps_scopes_exact() {
+    let h = PgDb::new().await;
+    let g = || vec![scope("global", 100.0), scope("key:k", 10.0)];
+    let s = h.open().await;
+    s.spend.set_ledger_rows(false).unwrap();
+    let id = s.spend.reserve(reservation("r1", g(), 2.0)).await.unwrap();
+    let e = entry("r1", Some("k"), "m", 1.0, T0);
+    assert_eq!(
+        s.spend.settle(id, e.clone()).await.unwrap(),
+        Settlement::Applied
+    );
+    assert_eq!(
+        s.spend.settle(id, e).await.unwrap(),
+        Settlement::AlreadySettled
+    );
+    let id = s.spend.reserve(reservation("r2", g(), 2.0)).await.unwrap();
+    let (a, b) = tokio::join!(
+        s.spend.settle(id, entry("r2", Some("k"), "m", 1.5, T0)),
+        s.spend.settle(id, entry("r2", Some("k"), "m", 1.5, T0)),
+    );
+    let mut outcomes = vec![a.unwrap(), b.unwrap()];
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        outcomes,
+        vec![Settlement::AlreadySettled, Settlement::Applied]
+    );
+    // An id never reserved changes nothing and writes nothing.
+    let ghost = ReservationId(1_000_000);
+    assert_eq!(
+        s.spend
+            .settle(ghost, entry("r3", None, "m", 4.0, T0))
+            .await
+            .unwrap(),
+        Settlement::AlreadySettled
+    );
+    let k = s.spend.spent("key:k").await.unwrap();
+    assert_eq!((k.spent_usd, k.reserved_usd), (2.5, 0.0));
+
+    // A gateway dies with three reservations in flight: counted in full, each with its
+    // status-0 row (the record of the crash), and no other row.
+    let crashed = h.open().await;
+    crashed.spend.set_ledger_rows(false).unwrap();
+    for i in 0..3 {
+        crashed
+            .spend
+            .reserve(reservation(&format!("lost{i}"), g(), 2.0))
+            .await
+            .unwrap();
+    }
+    drop(crashed);
+    reconcile_until(&s, 3).await;
+    let k = s.spend.spent("key:k").await.unwrap();
+    assert_eq!((k.spent_usd, k.reserved_usd), (8.5, 0.0));
+    assert_eq!(s.spend.spent("global").await.unwrap().spent_usd, 8.5);
+    let rows = s.spend.ledger(&LedgerFilter::default()).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows
+        .iter()
+        .all(|r| r.status == 0 && r.request_id.starts_with("lost")));
+
+    // Rows again from the next settle on.
+    s.spend.set_ledger_rows(true).unwrap();
+    let id = s.spend.reserve(reservation("r4", g(), 1.0)).await.unwrap();
+    s.spend
+        .settle(id, entry("r4", Some("k"), "m", 0.5, T0))
+        .await
+        .unwrap();
+    let rows = s.spend.ledger(&LedgerFilter::default()).await.unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows.iter().filter(|r| r.request_id == "r4").count(), 1);
+    drop(s);
+    h.finish().await;
+}
+
+/// SQLite without ledger rows: a settlement commits a mark of its reservation in the
+/// row's place; start-up reads the marks (a settled reservation is not counted again,
+/// one in flight is counted in full); a mark goes once its journal segment is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_without_ledger_rows_keeps_marks_while_their_segment_lives() {
+    let h = SqliteDb::new().await;
+    let count = |table: &str| -> i64 {
+        let db = rusqlite::Connection::open(h.path()).unwrap();
+        db.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    let g = || vec![scope("key:k", 1e6)];
+    let s = h.open().await;
+    s.spend.set_ledger_rows(false).unwrap();
+    let id = s.spend.reserve(reservation("r1", g(), 2.0)).await.unwrap();
+    for want in [Settlement::Applied, Settlement::AlreadySettled] {
+        let e = entry("r1", Some("k"), "m", 1.0, T0);
+        assert_eq!(s.spend.settle(id, e).await.unwrap(), want);
+    }
+    let ghost = ReservationId(1_000_000);
+    let e = entry("r3", None, "m", 4.0, T0);
+    assert_eq!(
+        s.spend.settle(ghost, e).await.unwrap(),
+        Settlement::AlreadySettled
+    );
+    let in_flight = s.spend.reserve(reservation("r2", g(), 2.0)).await.unwrap();
+    s.spend.flush().await.unwrap();
+    assert_eq!((count("settled_marks"), count("spend_ledger")), (1, 0));
+    // The handle goes with r2 in flight (in its journal): the next start counts r2 in
+    // full and r1, marked, at its cost only.
+    drop(s);
+    let s = h.open().await;
+    s.spend.set_ledger_rows(false).unwrap();
+    assert_eq!(s.spend.reconcile().await.unwrap(), 1);
+    let k = s.spend.spent("key:k").await.unwrap();
+    assert_eq!((k.spent_usd, k.reserved_usd), (3.0, 0.0));
+
+    // Enough reservations, with long request ids, to fill a few 4 MiB journal segments.
+    let pad = "x".repeat(4000);
+    let mut last = in_flight;
+    for i in 0..3000 {
+        let id = s
+            .spend
+            .reserve(reservation(&format!("p{i}-{pad}"), g(), 0.001))
+            .await
+            .unwrap();
+        assert!(id.0 > last.0, "ids are never handed out twice");
+        last = id;
+        let e = entry("p", Some("k"), "m", 0.001, T0);
+        assert_eq!(s.spend.settle(id, e).await.unwrap(), Settlement::Applied);
+    }
+    // A commit writes the marks and then deletes the finished segments; the next one
+    // that writes a mark deletes the marks of those segments.
+    s.spend.flush().await.unwrap();
+    let id = s.spend.reserve(reservation("q", g(), 1.0)).await.unwrap();
+    s.spend
+        .settle(id, entry("q", Some("k"), "m", 1.0, T0))
+        .await
+        .unwrap();
+    s.spend.flush().await.unwrap();
+    let marks = count("settled_marks");
+    assert!(marks > 0 && marks < 2000, "{marks}");
+    assert_eq!(
+        count("spend_ledger"),
+        1,
+        "r2's row (status 0) from start-up"
+    );
+    let k = s.spend.spent("key:k").await.unwrap();
+    assert!((k.spent_usd - 7.0).abs() < 1e-9, "{k:?}");
+    drop(s);
+    // And a start after all that counts nothing again.
+    let s = h.open().await;
+    assert_eq!(s.spend.reconcile().await.unwrap(), 0);
+    let k = s.spend.spent("key:k").await.unwrap();
+    assert!((k.spent_usd - 7.0).abs() < 1e-9, "{k:?}");
 }

@@ -1,4 +1,6 @@
-//! `/spend/logs` and `/global/spend*`: the ledger, as rows, totals and groups.
+//! `/spend/logs` and `/global/spend*`: the ledger, as rows, totals and groups. With
+//! `general.disable_spend_logs` there is no ledger to read: they answer 404 saying so
+//! (the keys' spend stays in `/key/info`).
 
 use std::sync::Arc;
 
@@ -11,7 +13,17 @@ use serde_json::{json, Value};
 use super::{parse_time, rfc3339, store_failed, stores};
 use crate::app::App;
 use crate::error::GatewayError;
-use crate::store::{GroupBy, LedgerEntry, LedgerFilter};
+use crate::store::{GroupBy, LedgerEntry, LedgerFilter, Stores};
+
+/// The stores, when the ledger is written.
+fn ledger(app: &App) -> Result<&Stores, GatewayError> {
+    if app.config.governance.disable_spend_logs {
+        return Err(GatewayError::NotFound(
+            "spend logs are off (general.disable_spend_logs): no row is written per request; each key's spend is in /key/info".into(),
+        ));
+    }
+    stores(app)
+}
 
 /// Filters shared by the spend routes (LiteLLM's names).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -78,7 +90,7 @@ where
 pub async fn logs(State(app): State<Arc<App>>, Query(q): Query<SpendQuery>) -> Response {
     answered(async {
         let f = filter(&q)?;
-        let rows = stores(&app)?.spend.ledger(&f).await.map_err(store_failed)?;
+        let rows = ledger(&app)?.spend.ledger(&f).await.map_err(store_failed)?;
         Ok(Json(rows.iter().map(row).collect::<Vec<_>>()).into_response())
     })
     .await
@@ -89,7 +101,7 @@ pub async fn logs(State(app): State<Arc<App>>, Query(q): Query<SpendQuery>) -> R
 pub async fn global(State(app): State<Arc<App>>, Query(q): Query<SpendQuery>) -> Response {
     answered(async {
         let f = filter(&q)?;
-        let total = stores(&app)?.spend.total(&f).await.map_err(store_failed)?;
+        let total = ledger(&app)?.spend.total(&f).await.map_err(store_failed)?;
         Ok(Json(json!({
             "spend": total,
             "max_budget": app.config.governance.global_budget,
@@ -101,7 +113,7 @@ pub async fn global(State(app): State<Arc<App>>, Query(q): Query<SpendQuery>) ->
 
 async fn grouped(app: &App, q: &SpendQuery, by: GroupBy) -> Result<Response, GatewayError> {
     let f = filter(q)?;
-    let groups = stores(app)?
+    let groups = ledger(app)?
         .spend
         .grouped(by, &f)
         .await

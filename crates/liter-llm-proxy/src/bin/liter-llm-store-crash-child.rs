@@ -2,6 +2,7 @@
 //! crash test (`tests/store.rs`, `killed_gateway_is_reconciled`). It reserves five
 //! amounts of $2 against `key:crash` in the store at `argv[1]`, settles two of them at
 //! $1.50, waits until that is durable, prints `CRASH-CHILD-READY` and waits to be killed with SIGKILL.
+//! With `no-ledger` as `argv[2]`, it settles without ledger rows (`disable_spend_logs`).
 
 use std::time::Duration;
 
@@ -13,6 +14,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .ok_or("usage: liter-llm-store-crash-child STORE_URL")?;
     let s = store::open(&url).await?;
+    if std::env::args().nth(2).as_deref() == Some("no-ledger") {
+        s.spend.set_ledger_rows(false)?;
+    }
     for i in 0..5 {
         let id = s
             .spend

@@ -186,6 +186,45 @@ pub struct GeneralSection {
     /// none, every metered request gets 503 while it is down).
     #[serde(skip_serializing_if = "is_default_spend_buffer")]
     pub spend_buffer_records: usize,
+    /// Extension (LiteLLM's `litellm_settings.json_logs`): the format of the
+    /// gateway's own log lines, `"text"` (the default) or `"json"`, as
+    /// `--log-format`, which wins when given. Read at start-up only.
+    #[serde(skip_serializing_if = "LogFormat::is_text")]
+    pub log_format: LogFormat,
+    /// Extension (LiteLLM's `litellm_settings.set_verbose`): debug-level log lines
+    /// from the gateway, as `--debug` (`RUST_LOG`, when set, wins over both). Read at
+    /// start-up only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub debug: bool,
+    /// Extension (LiteLLM's `general_settings.health_check_details`): with `false`,
+    /// `/health/readiness` shows each deployment's model name and state only, no
+    /// error text, upstream model, in-flight count or process figures.
+    #[serde(skip_serializing_if = "is_true")]
+    pub health_check_details: bool,
+    /// Extension (LiteLLM's `general_settings.disable_spend_logs`): write no ledger
+    /// row per request; budgets and the keys' spend are kept exactly as before, across
+    /// a crash too.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub disable_spend_logs: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// `general.log_format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    fn is_text(&self) -> bool {
+        *self == LogFormat::Text
+    }
 }
 
 /// `general.spend_buffer_records` by default.
@@ -251,6 +290,10 @@ impl Default for GeneralSection {
             redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
             redis_namespace: None,
             spend_buffer_records: DEFAULT_SPEND_BUFFER_RECORDS,
+            log_format: LogFormat::Text,
+            debug: false,
+            health_check_details: true,
+            disable_spend_logs: false,
         }
     }
 }

@@ -56,6 +56,13 @@ pub struct Config {
     pub metrics: super::file::MetricsAccess,
     /// `general.enable_tracing`, with the exporter's settings from `OTEL_*`.
     pub tracing: Option<super::section::general::TracingSpec>,
+    /// `general.log_format` and `general.debug`: the log settings the binary starts
+    /// its logging with (its flags win). Only a restart changes them.
+    pub log_format: super::file::LogFormat,
+    pub debug: bool,
+    /// `general.health_check_details`: `false` keeps `/health/readiness` to each
+    /// deployment's name and state.
+    pub health_check_details: bool,
     pub models: Vec<Deployment>,
     pub keys: Vec<KeySpec>,
     /// Limits, budgets, the store and prices.
@@ -121,6 +128,9 @@ pub(crate) fn validate(
         enable_cost_tracking: general.enable_cost_tracking,
         metrics: general.metrics,
         tracing: general.tracing,
+        log_format: general.log_format,
+        debug: general.debug,
+        health_check_details: general.health_check_details,
         models,
         keys,
         governance,

@@ -93,6 +93,8 @@ pub enum GovernanceError {
     Open(StoreError),
     #[error("cannot reconcile the spend store: {0}")]
     Reconcile(StoreError),
+    #[error("general.disable_spend_logs: {0}")]
+    Ledger(StoreError),
     #[error(transparent)]
     Redis(#[from] RedisUrlError),
 }

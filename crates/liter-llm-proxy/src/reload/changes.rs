@@ -55,6 +55,11 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         "general.enable_tracing and general.trace_content",
     );
     check(sinks(old) != sinks(new), "[[logging]]");
+    // The binary sets its logging up once, before the config's first load.
+    check(
+        old.log_format != new.log_format || old.debug != new.debug,
+        "general.log_format and general.debug (LiteLLM's json_logs and set_verbose)",
+    );
     out
 }
 

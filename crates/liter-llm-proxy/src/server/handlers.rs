@@ -445,7 +445,10 @@ pub async fn liveliness() -> Resp {
     liveness().await
 }
 
-/// Per-deployment state: healthy (probes), cooling down (breaker), in flight.
+/// Per-deployment state: healthy (probes), cooling down (breaker), in flight. With
+/// `general.health_check_details = false` (the route needs no key), each deployment
+/// shows its model name and state only: no upstream model, error text or in-flight
+/// count, and no process figures (tasks, heap, cache errors).
 #[utoipa::path(get, path = "/health/readiness", tag = "health", operation_id = "readiness",
     responses(
         (status = 200, description = "Ready: per-deployment health, cooldown and in-flight counts", body = Object),
@@ -459,6 +462,7 @@ pub async fn readiness(State(app): State<Arc<App>>) -> Resp {
             .into_response();
     }
     let now = Instant::now();
+    let details = app.config.health_check_details;
     let deployments: Vec<serde_json::Value> = app
         .routes
         .deployments()
@@ -466,18 +470,27 @@ pub async fn readiness(State(app): State<Arc<App>>) -> Resp {
             let breaker = d.breaker().state();
             let cooling =
                 matches!(breaker, crate::routing::breaker::State::Open { until } if until > now);
-            let error = d.health_error.lock().map(|e| e.clone()).unwrap_or(None);
-            json!({
+            let mut entry = json!({
                 "model": d.deployment.name,
-                "deployment": d.deployment.provider_model,
                 "healthy": d.is_healthy(),
                 "cooling_down": cooling,
                 "half_open": matches!(breaker, crate::routing::breaker::State::HalfOpen { .. }),
-                "in_flight": d.in_flight.load(Ordering::Relaxed),
-                "health_error": error,
-            })
+            });
+            if details {
+                let error = d.health_error.lock().map(|e| e.clone()).unwrap_or(None);
+                entry["deployment"] = json!(d.deployment.provider_model);
+                entry["in_flight"] = json!(d.in_flight.load(Ordering::Relaxed));
+                entry["health_error"] = json!(error);
+            }
+            entry
         })
         .collect();
+    if !details {
+        return Json(
+            json!({"status": "ready", "models": app.routes.len(), "deployments": deployments}),
+        )
+        .into_response();
+    }
     // Tasks alive in the runtime: a leak of spawned work shows here (bench/soak.py).
     let tasks = tokio::runtime::Handle::current()
         .metrics()

@@ -10,7 +10,8 @@
 //! proxied request costs; a process killed after the copy leaves the record in the page
 //! cache all the same. This is the workspace's one `unsafe` use (see [`map`]).
 //!
-//! A reservation is *finished* once its ledger row is committed to SQLite; only then may
+//! A reservation is *finished* once its ledger row (or, with the rows off, its mark: see
+//! `sqlite_book.rs`) is committed to SQLite; only then may
 //! the record go. The log is cut into numbered segments (`<dir>/<seq>.log`, one JSON
 //! line a record); a segment other than the one being written is deleted when every
 //! reservation in it has finished. Segments are written with zeros to their full size

@@ -119,6 +119,14 @@ pub trait SpendStore: Send + Sync {
     /// the time of each write. A store with nothing to write (memory) ignores it.
     fn instrument(&self, _metrics: crate::metrics::SpendMetrics) {}
 
+    /// With `false` (LiteLLM's `disable_spend_logs`), `settle` writes no ledger row
+    /// from now on, and a settle of an id that is not reserved reports
+    /// [`Settlement::AlreadySettled`]; the scopes are kept exactly as with rows, across
+    /// a crash too (SQLite commits a mark of the reservation in the row's place, for
+    /// its start-up to read, and deletes it once its journal segment is gone). A
+    /// reservation a crash left, counted in full, still gets its status-0 row.
+    fn set_ledger_rows(&self, on: bool) -> Result<(), StoreError>;
+
     /// Waits until everything settled so far is durable (a backend that commits each
     /// settlement before `settle` returns has nothing to wait for). Call before the
     /// process exits.

@@ -69,6 +69,11 @@ pub(super) struct Inner {
     reachable: Arc<std::sync::atomic::AtomicBool>,
     /// `/metrics`' view of the settlements in flight and their writes, once instrumented.
     metrics: std::sync::OnceLock<crate::metrics::SpendMetrics>,
+    /// `general.disable_spend_logs`: settlements write no ledger row (a reservation
+    /// reconcile counts in full still gets its status-0 row: the record of a crash).
+    /// The scopes do not need them here: a reservation row is deleted in the very
+    /// transaction that settles its scopes, so it is what makes a settle happen once.
+    no_ledger: std::sync::atomic::AtomicBool,
 }
 
 pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Stores, StoreError> {
@@ -99,6 +104,7 @@ pub(super) async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Stores, Sto
         _owner_guard: guard,
         reachable,
         metrics: std::sync::OnceLock::new(),
+        no_ledger: std::sync::atomic::AtomicBool::new(false),
     }));
     Ok(Stores {
         keys: Arc::new(store.clone()),
@@ -423,7 +429,11 @@ impl Inner {
                 .bind(id.0)
                 .fetch_optional(&mut *tx)
                 .await?;
+        let no_ledger = self.no_ledger.load(std::sync::atomic::Ordering::Relaxed);
         let outcome = match res {
+            // Without ledger rows an id that is not reserved cannot be told from one
+            // settled (or reconciled) before; either way nothing is to change.
+            None if no_ledger => Settlement::AlreadySettled,
             None => {
                 if insert_entry(&mut tx, Some(id.0), &entry, cost).await? {
                     Settlement::Unreserved
@@ -435,7 +445,9 @@ impl Inner {
                 let (amount, names) = parse_reservation(&res)?;
                 let deltas = names.into_iter().map(|n| (n, (amount, cost))).collect();
                 settle_scopes(&mut tx, &deltas, self.clock.now_ms()).await?;
-                insert_entry(&mut tx, Some(id.0), &entry, cost).await?;
+                if !no_ledger {
+                    insert_entry(&mut tx, Some(id.0), &entry, cost).await?;
+                }
                 Settlement::Applied
             }
         };
@@ -538,6 +550,13 @@ impl SpendStore for PgStore {
 
     fn instrument(&self, metrics: crate::metrics::SpendMetrics) {
         let _ = self.0.metrics.set(metrics);
+    }
+
+    fn set_ledger_rows(&self, on: bool) -> Result<(), StoreError> {
+        self.0
+            .no_ledger
+            .store(!on, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     fn reachable(&self) -> bool {

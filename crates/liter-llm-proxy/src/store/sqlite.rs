@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_responses.sql"),
     include_str!("../../migrations/sqlite/0006_key_tags.sql"),
     include_str!("../../migrations/sqlite/0007_models.sql"),
+    include_str!("../../migrations/sqlite/0008_settled_marks.sql"),
 ];
 
 /// The columns of a ledger row, in [`read_entry`]'s order.
@@ -265,6 +266,11 @@ impl SpendStore for SqliteStore {
 
     fn instrument(&self, metrics: crate::metrics::SpendMetrics) {
         self.0.book.instrument(metrics);
+    }
+
+    fn set_ledger_rows(&self, on: bool) -> Result<(), StoreError> {
+        self.0.book.set_ledger_rows(on);
+        Ok(())
     }
 
     async fn ledger(&self, filter: &LedgerFilter) -> Result<Vec<LedgerEntry>, StoreError> {

@@ -13,16 +13,23 @@
 //!   transaction the queued ledger rows and the scope rows as they stood when it took
 //!   them (taken together under the mutex, so the committed spend is exactly the sum of
 //!   the committed rows). A journal segment is deleted once every reservation in it has
-//!   its ledger row committed.
+//!   its ledger row (or mark, below) committed.
+//!
+//! With the ledger rows off (`general.disable_spend_logs`), a settlement commits a mark
+//! (`settled_marks`: its reservation id) instead of its row, in the same transaction as
+//! the scopes, so it proves the same thing; a mark goes once its reservation's journal
+//! segment is deleted (all but the newest, which keeps the ids from being reused): the
+//! next commit that writes marks deletes those below the oldest segment still on disk.
 //!
 //! At start-up, [`replay`] counts in full every journalled reservation without a ledger
-//! row (the previous process died with it in flight, or before its row was committed),
-//! then loads the scopes into memory. So recorded spend is never lower than what
-//! providers billed, and a budget holds across a crash. Only one process may own the
-//! book: `sqlite.rs` holds an exclusive lock on the database for the handle's life.
+//! row or a mark (the previous process died with it in flight, or before its row was
+//! committed), then loads the scopes into memory. So recorded spend is never lower than
+//! what providers billed, and a budget holds across a crash. Only one process may own
+//! the book: `sqlite.rs` holds an exclusive lock on the database for the handle's life.
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
@@ -62,6 +69,11 @@ const STORE_SCOPE: &str = "INSERT INTO budget_scopes
          limit_nanos = excluded.limit_nanos, period = excluded.period,
          period_start = excluded.period_start, spent_nanos = excluded.spent_nanos,
          reserved_nanos = excluded.reserved_nanos";
+const INSERT_MARK: &str = "INSERT INTO settled_marks (id) VALUES (?1) ON CONFLICT (id) DO NOTHING";
+/// Marks no journal segment needs any more: below `?1` (the first reservation of the
+/// oldest segment still there), all but the newest.
+const PRUNE_MARKS: &str = "DELETE FROM settled_marks
+     WHERE id < ?1 AND id < (SELECT MAX(id) FROM settled_marks)";
 const INSERT_ENTRY: &str = "INSERT INTO spend_ledger (id, request_id, key_id,
          key_alias, model, deployment, prompt_tokens, completion_tokens, cached_tokens,
          cost_nanos, status, started_at, ended_at, cache_hit)
@@ -89,6 +101,15 @@ fn insert_many() -> &'static str {
     })
 }
 
+/// A journal segment of this process.
+struct Segment {
+    /// Its reservations whose ledger row (or mark) is not committed yet.
+    pending: usize,
+    /// Its first reservation's id (ids are journalled in order, so every reservation in
+    /// it and in later segments has this id or a higher one).
+    first: i64,
+}
+
 /// A scope's counters and whether they changed since the writer last took them.
 struct Scope {
     row: ScopeRow,
@@ -103,11 +124,13 @@ struct Open {
     segment: u64,
 }
 
-/// A ledger row waiting for the writer.
+/// A ledger row (or mark) waiting for the writer.
 struct Settled {
     reservation: i64,
     entry: LedgerEntry,
     cost: i64,
+    /// Ledger rows are off: commit a mark instead of the row.
+    mark: bool,
     /// The journal segment of its reservation (`None`: not one of ours).
     segment: Option<u64>,
     /// For a reservation id this book does not know: told whether the row was new.
@@ -124,8 +147,8 @@ struct State {
     /// The first id this process handed out; ids below are a previous process's.
     first_id: i64,
     next_id: i64,
-    /// Per journal segment, its reservations whose ledger row is not committed yet.
-    segments: BTreeMap<u64, usize>,
+    /// The journal segments this process wrote to and has not deleted.
+    segments: BTreeMap<u64, Segment>,
     settled: Vec<Settled>,
     /// A wake-up was sent and the writer has not taken the work yet.
     nudged: bool,
@@ -167,6 +190,8 @@ struct Shared {
     clock: Arc<dyn Clock>,
     /// `/metrics`' view of the queue and the commits, once instrumented.
     metrics: OnceLock<SpendMetrics>,
+    /// Ledger rows are off (`general.disable_spend_logs`): settlements commit marks.
+    no_ledger: AtomicBool,
 }
 
 impl Shared {
@@ -230,6 +255,7 @@ impl Book {
             journal,
             clock,
             metrics: OnceLock::new(),
+            no_ledger: AtomicBool::new(false),
         });
         let (wake, queue) = mpsc::channel();
         let writer = Writer {
@@ -257,6 +283,11 @@ impl Book {
         if self.shared.metrics.set(metrics).is_ok() {
             self.shared.queued(queued);
         }
+    }
+
+    /// Settlements from now on commit their ledger row (`true`) or only a mark.
+    pub(super) fn set_ledger_rows(&self, on: bool) {
+        self.shared.no_ledger.store(!on, Ordering::Relaxed);
     }
 
     fn send(&self, m: Msg) {
@@ -303,7 +334,13 @@ impl Book {
                 st.put(&s.name, row);
             }
         }
-        *st.segments.entry(segment).or_default() += 1;
+        st.segments
+            .entry(segment)
+            .or_insert(Segment {
+                pending: 0,
+                first: id,
+            })
+            .pending += 1;
         st.open.insert(
             id,
             Open {
@@ -337,6 +374,7 @@ impl Book {
                 reservation: id.0,
                 entry,
                 cost,
+                mark: self.shared.no_ledger.load(Ordering::Relaxed),
                 segment: Some(open.segment),
                 inserted: None,
             });
@@ -355,11 +393,17 @@ impl Book {
         // A previous process's (its row is there if it finished or was counted at
         // start-up) or one never handed out (never hand it out now).
         st.next_id = st.next_id.max(id.0.saturating_add(1));
+        if self.shared.no_ledger.load(Ordering::Relaxed) {
+            // Without rows the ledger cannot decide, and the scopes do not move either
+            // way: nothing to change (as PostgreSQL answers).
+            return Settle::Done(Settlement::AlreadySettled);
+        }
         let (tx, rx) = oneshot::channel();
         st.settled.push(Settled {
             reservation: id.0,
             entry,
             cost,
+            mark: false,
             segment: None,
             inserted: Some(tx),
         });
@@ -483,9 +527,16 @@ impl Writer {
                 .map(|()| true)
                 .map_err(|e| format!("journal sync: {e}"));
         }
-        let (batch, scopes) = {
+        let (batch, scopes, floor) = {
             let mut st = self.shared.lock();
             st.nudged = false;
+            // Every mark a journal segment on disk may need is this id or above.
+            let floor = st
+                .segments
+                .values()
+                .map(|s| s.first)
+                .min()
+                .unwrap_or(st.next_id);
             let batch = std::mem::replace(&mut st.settled, std::mem::take(&mut self.spare));
             let names = std::mem::take(&mut st.dirty);
             let mut scopes = Vec::with_capacity(names.len());
@@ -495,7 +546,7 @@ impl Writer {
                     scopes.push((name, s.row.clone()));
                 }
             }
-            (batch, scopes)
+            (batch, scopes, floor)
         };
         let committed = if batch.is_empty() && scopes.is_empty() {
             Ok(Vec::new())
@@ -503,7 +554,7 @@ impl Writer {
             let write = Arc::clone(&self.write);
             let _writer = write.blocking_lock();
             let started = Instant::now();
-            let written = write_batch(&mut self.conn, &batch, &scopes);
+            let written = write_batch(&mut self.conn, &batch, &scopes, floor);
             if let Some(m) = self.shared.metrics.get() {
                 m.write.observe(started.elapsed().as_secs_f64());
             }
@@ -517,8 +568,8 @@ impl Writer {
                 self.shared.queued(-i64::try_from(len).unwrap_or(i64::MAX));
                 for (row, new) in batch.drain(..).zip(inserted) {
                     if let Some(seg) = row.segment {
-                        if let Some(n) = st.segments.get_mut(&seg) {
-                            *n = n.saturating_sub(1);
+                        if let Some(s) = st.segments.get_mut(&seg) {
+                            s.pending = s.pending.saturating_sub(1);
                         }
                     }
                     if let Some(tx) = row.inserted {
@@ -533,13 +584,19 @@ impl Writer {
                 let finished: Vec<u64> = st
                     .segments
                     .iter()
-                    .filter(|(&seg, &n)| n == 0 && seg != active)
+                    .filter(|(&seg, s)| s.pending == 0 && seg != active)
                     .map(|(&seg, _)| seg)
                     .collect();
                 for seg in finished {
-                    st.segments.remove(&seg);
-                    if let Err(e) = self.shared.journal.remove(seg) {
-                        tracing::warn!(error = %e, "could not delete a finished journal segment");
+                    // Kept (and its marks with it) until its file is gone: start-up
+                    // reads every segment it finds.
+                    match self.shared.journal.remove(seg) {
+                        Ok(()) => {
+                            st.segments.remove(&seg);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not delete a finished journal segment");
+                        }
                     }
                 }
                 synced
@@ -618,11 +675,13 @@ fn store_scope(
     Ok(())
 }
 
-/// One transaction: the ledger rows (whether each was new) and the scope rows.
+/// One transaction: the ledger rows (whether each was new) or marks, the scope rows,
+/// and the deletion of the marks below `floor` (see [`PRUNE_MARKS`]).
 fn write_batch(
     conn: &mut Connection,
     batch: &[Settled],
     scopes: &[(Arc<str>, ScopeRow)],
+    floor: i64,
 ) -> Result<Vec<bool>, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -633,12 +692,25 @@ fn write_batch(
         // Rows of this gateway's own reservations have fresh ids: they go in chunks. A
         // settle of an id it does not know may find its row there: one at a time.
         let mut ours = Vec::with_capacity(batch.len());
+        let mut marks = 0usize;
         for (i, s) in batch.iter().enumerate() {
-            if s.inserted.is_some() {
+            if s.mark {
+                tx.prepare_cached(INSERT_MARK)
+                    .map_err(db)?
+                    .execute([s.reservation])
+                    .map_err(db)?;
+                marks += 1;
+            } else if s.inserted.is_some() {
                 inserted[i] = insert_entry(&mut one, s.reservation, &s.entry, s.cost)?;
             } else {
                 ours.push(s);
             }
+        }
+        if marks > 0 {
+            tx.prepare_cached(PRUNE_MARKS)
+                .map_err(db)?
+                .execute([floor])
+                .map_err(db)?;
         }
         let mut chunks = ours.chunks_exact(CHUNK);
         if chunks.len() > 0 {
@@ -708,7 +780,10 @@ fn count_orphans<'r>(
     for r in records {
         max_id = max_id.max(r.id);
         let finished = tx
-            .prepare_cached("SELECT 1 FROM spend_ledger WHERE id = ?1")
+            .prepare_cached(
+                "SELECT 1 FROM spend_ledger WHERE id = ?1
+                 UNION ALL SELECT 1 FROM settled_marks WHERE id = ?1",
+            )
             .map_err(db)?
             .query_row([r.id], |_| Ok(()))
             .optional()
@@ -792,7 +867,12 @@ fn replay(
         .map_err(db)?;
 
     let ledger_max: Option<i64> = tx
-        .query_row("SELECT MAX(id) FROM spend_ledger", [], |r| r.get(0))
+        .query_row(
+            "SELECT MAX(m) FROM (SELECT MAX(id) AS m FROM spend_ledger
+                                 UNION ALL SELECT MAX(id) FROM settled_marks)",
+            [],
+            |r| r.get(0),
+        )
         .map_err(db)?;
     let sequence: Option<i64> = tx
         .query_row(

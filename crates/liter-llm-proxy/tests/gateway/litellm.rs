@@ -4,10 +4,10 @@
 //! `environment_variables`; YAML errors and alias bombs; the `convert` round trip.
 
 use liter_llm_proxy::config::litellm::{self, Loaded};
-use liter_llm_proxy::config::{load_str, Config, ConfigError, Overrides};
-use mock_upstream::MockUpstream;
+use liter_llm_proxy::config::{load_str, Config, ConfigError, LogFormat, Overrides};
+use mock_upstream::{Fault, MockUpstream};
 use secrecy::ExposeSecret;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::*;
 
@@ -806,4 +806,227 @@ general_settings:
     );
     let without_keys = "model_list:\n  - model_name: \"*\"\n    litellm_params: {model: \"*\"}\n";
     assert!(err(without_keys).contains("serves no provider"));
+}
+
+/// `set_verbose`, `json_logs` and `health_check_details` become `[general] debug`,
+/// `log_format` and `health_check_details`, in the YAML and in its converted TOML (the
+/// defaults write nothing). With `health_check_details: false`, `/health/readiness`
+/// shows each deployment's name and state, not its upstream model, probe error or load.
+#[tokio::test]
+async fn log_settings_and_health_check_details_load_like_their_twin() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.push_fault(Fault::status(500).for_model("down").forever());
+    let src = format!(
+        r#"model_list:
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/down, api_key: k, api_base: "{base}"}}
+litellm_settings:
+  set_verbose: true
+  json_logs: true
+general_settings:
+  master_key: {MASTER}
+  background_health_checks: true
+  health_check_interval: 1
+  health_check_details: false
+"#,
+        base = mock.base_url()
+    );
+    let loaded = yaml(&src, no_env).unwrap();
+    assert!(loaded.ignored.is_empty());
+    let c = &loaded.value;
+    assert!(c.debug, "set_verbose");
+    assert_eq!(c.log_format, LogFormat::Json);
+    assert!(!c.health_check_details);
+    let converted = litellm::convert_str(&src, "config.yaml", no_env).unwrap();
+    for line in [
+        "log_format = \"json\"",
+        "debug = true",
+        "health_check_details = false",
+    ] {
+        assert!(converted.contains(line), "{line}\n{converted}");
+    }
+    assert!(!converted.contains("Not converted"), "{converted}");
+    assert_same(c, &toml(&converted, no_env));
+
+    let defaults = src
+        .replace("set_verbose: true", "set_verbose: false")
+        .replace("json_logs: true", "json_logs: false")
+        .replace("health_check_details: false", "health_check_details: true");
+    let plain = yaml(&defaults, no_env).unwrap().value;
+    assert!(!plain.debug && plain.log_format == LogFormat::Text && plain.health_check_details);
+    let converted = litellm::convert_str(&defaults, "config.yaml", no_env).unwrap();
+    for key in ["log_format", "debug", "health_check_details"] {
+        assert!(!converted.contains(key), "{key}\n{converted}");
+    }
+
+    // The probe fails on both gateways; only the one with details says how.
+    let down = |r: &Value| r["deployments"][0]["healthy"] == false;
+    let full = Gateway::start_config(plain).await;
+    let ready = crate::routing::readiness_until(&full, down).await;
+    let d = &ready["deployments"][0];
+    assert_eq!(d["healthy"], false, "{ready}");
+    assert!(
+        d["health_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{ready}"
+    );
+    assert_eq!(d["deployment"], "openai/down", "{ready}");
+    assert!(ready["tasks"].is_number(), "{ready}");
+
+    let terse = Gateway::start_config(loaded.value).await;
+    let ready = crate::routing::readiness_until(&terse, down).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["models"], 1, "{ready}");
+    let d = ready["deployments"][0].as_object().unwrap();
+    let mut shown: Vec<&str> = d.keys().map(String::as_str).collect();
+    shown.sort_unstable();
+    assert_eq!(
+        shown,
+        ["cooling_down", "half_open", "healthy", "model"],
+        "{ready}"
+    );
+    assert_eq!(d["model"], "gpt-4o");
+    assert_eq!(d["healthy"], false, "{ready}");
+    let mut top: Vec<&str> = ready
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    top.sort_unstable();
+    assert_eq!(top, ["deployments", "models", "status"], "{ready}");
+}
+
+/// `disable_spend_logs: true`, on PostgreSQL (LiteLLM's only database) and on SQLite: no
+/// ledger row is written per request, while the key's spend and budget stay exact; the
+/// ledger routes say the logs are off.
+#[tokio::test]
+async fn disable_spend_logs_keeps_budgets_exact_without_ledger_rows() {
+    use crate::governance::Db;
+    spend_logs_off(Db::postgres().await).await;
+    spend_logs_off(Db::sqlite()).await;
+}
+
+async fn spend_logs_off(db: crate::governance::Db) {
+    use crate::governance::{ask, spend_store};
+    use liter_llm_proxy::store::LedgerFilter;
+
+    let mock = MockUpstream::start().await.unwrap();
+    let src = format!(
+        r#"model_list:
+  - model_name: priced
+    litellm_params:
+      model: openai/house-model
+      api_key: k
+      api_base: "{base}"
+      input_cost_per_token: 0.0
+      output_cost_per_token: 0.001
+general_settings:
+  master_key: {MASTER}
+  database_url: "{url}"
+  disable_spend_logs: true
+"#,
+        base = mock.base_url(),
+        url = db.url()
+    );
+    let loaded = yaml(&src, no_env).unwrap();
+    assert!(loaded.ignored.is_empty());
+    assert!(loaded.value.governance.disable_spend_logs);
+    let converted = litellm::convert_str(&src, "config.yaml", no_env).unwrap();
+    assert!(
+        converted.contains("disable_spend_logs = true"),
+        "{converted}"
+    );
+    assert_same(&loaded.value, &toml(&converted, no_env));
+
+    let gw = Gateway::start_config(loaded.value).await;
+    // A budget that one request (reserved at max_tokens) fits and a second does not.
+    let made = gw
+        .post("/key/generate", Some(MASTER), &json!({"max_budget": 0.01}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200);
+    let made: Value = made.json().await.unwrap();
+    let key = made["key"].as_str().unwrap().to_owned();
+    assert_eq!(gw.chat(&key, ask(10)).await.status(), 200);
+    gw.app.governor.settled().await;
+    expect_error(gw.chat(&key, ask(10)).await, 402).await;
+    let billed = mock.served().completion_tokens as f64 * 0.001;
+    assert!(billed > 0.0);
+    let token = made["token"].as_str().unwrap();
+    let info = gw.get_json(&format!("/key/info?key={token}"), MASTER).await;
+    let spend = info["info"]["spend"]
+        .as_f64()
+        .or(info["spend"].as_f64())
+        .unwrap();
+    assert!((spend - billed).abs() < 1e-9, "{info} vs {billed}");
+    spend_store(&gw).flush().await.unwrap();
+    let rows = spend_store(&gw)
+        .ledger(&LedgerFilter::default())
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "{rows:?}");
+    for route in ["/spend/logs", "/global/spend", "/global/spend/keys"] {
+        let e = expect_error(gw.get(route, Some(MASTER)).send().await.unwrap(), 404).await;
+        let msg = e["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("general.disable_spend_logs"), "{route}: {msg}");
+    }
+}
+
+/// A reload turns `disable_spend_logs` on and off: from the next request on, its row
+/// is written or not, and the ledger routes follow.
+#[tokio::test]
+async fn disable_spend_logs_follows_a_reload() {
+    use crate::governance::{ask, Db};
+    use liter_llm_proxy::store::LedgerFilter;
+
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    let write = |off: bool| {
+        std::fs::write(
+            &file,
+            format!(
+                "model_list:\n  - model_name: priced\n    litellm_params: {{model: openai/house-model, api_key: k, api_base: \"{base}\", input_cost_per_token: 0.0, output_cost_per_token: 0.001}}\ngeneral_settings:\n  master_key: {MASTER}\n  database_url: \"{url}\"\n  disable_spend_logs: {off}\n",
+                base = mock.base_url(),
+                url = db.url()
+            ),
+        )
+        .unwrap()
+    };
+    write(false);
+    let gw = crate::reload::start_file(&file).await;
+    let rows = || async {
+        let app = gw.live.app();
+        app.governor.settled().await;
+        let spend = app.governor.stores.clone().unwrap().spend;
+        spend.flush().await.unwrap();
+        spend.ledger(&LedgerFilter::default()).await.unwrap().len()
+    };
+    let logs = || {
+        client()
+            .get(format!("{}/spend/logs", gw.url))
+            .bearer_auth(MASTER)
+            .send()
+    };
+    let chat = || {
+        client()
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .bearer_auth(MASTER)
+            .json(&ask(10))
+            .send()
+    };
+    assert_eq!(chat().await.unwrap().status(), 200);
+    assert_eq!(rows().await, 1);
+    write(true);
+    gw.live.reload().await.unwrap();
+    assert_eq!(chat().await.unwrap().status(), 200);
+    assert_eq!(rows().await, 1, "no row while the logs are off");
+    assert_eq!(logs().await.unwrap().status(), 404);
+    write(false);
+    gw.live.reload().await.unwrap();
+    assert_eq!(chat().await.unwrap().status(), 200);
+    assert_eq!(rows().await, 2);
+    assert_eq!(logs().await.unwrap().status(), 200);
 }

@@ -463,7 +463,7 @@ fn client_ids(mock: &MockUpstream) -> Vec<String> {
 
 /// Polls the readiness report (bounded) until `done` holds, and returns the last one;
 /// the caller asserts on it.
-async fn readiness_until(gw: &Gateway, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn readiness_until(gw: &Gateway, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let ready = gw.get_json("/health/readiness", MASTER).await;

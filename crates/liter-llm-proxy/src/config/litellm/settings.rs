@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::twin::Twin;
 use super::yaml::{Entry, Node, Value};
-use crate::config::file::{CooldownSection, HealthSection, MetricsAccess, Strategy};
+use crate::config::file::{CooldownSection, HealthSection, LogFormat, MetricsAccess, Strategy};
 
 /// LiteLLM's cooldown defaults: a deployment with 3 failed calls in a minute rests 5 s.
 const LITELLM_ALLOWED_FAILS: u32 = 3;
@@ -49,13 +49,16 @@ pub(crate) fn litellm_settings(t: &mut Twin<'_>, entries: &[Entry], deferred: &m
             "context_window_fallbacks" => fallbacks(t, v, &path, Fallbacks::ContextWindow),
             "default_fallbacks" => default_fallbacks(t, e, &path, deferred),
             "callbacks" | "success_callback" | "failure_callback" => callbacks(t, v, &path),
-            "set_verbose" => only_false(t, e, &path, "set_verbose: true (start with --debug)"),
-            "json_logs" => only_false(
-                t,
-                e,
-                &path,
-                "json_logs: true (start with --log-format json)",
-            ),
+            "set_verbose" => {
+                t.file.general.debug = t.boolean(v, &path).unwrap_or(false);
+                t.loc_entry("general.debug", &path, e);
+            }
+            "json_logs" => {
+                if t.boolean(v, &path) == Some(true) {
+                    t.file.general.log_format = LogFormat::Json;
+                }
+                t.loc_entry("general.log_format", &path, e);
+            }
             _ => t.unknown(&path, e),
         }
     }
@@ -189,18 +192,19 @@ pub(crate) fn general_settings(t: &mut Twin<'_>, entries: &[Entry]) {
                 }
                 t.loc_entry("server.max_response_bytes", &path, e);
             }
-            "health_check_details" => t.unsupported(
-                &path,
-                e.line,
-                e.col,
-                "health_check_details (what /health shows is fixed)",
-            ),
-            "disable_spend_logs" => only_false(t, e, &path, "disable_spend_logs: true"),
+            "health_check_details" => {
+                t.file.general.health_check_details = t.boolean(v, &path).unwrap_or(true);
+                t.loc_entry("general.health_check_details", &path, e);
+            }
+            "disable_spend_logs" => {
+                t.file.general.disable_spend_logs = t.boolean(v, &path).unwrap_or(false);
+                t.loc_entry("general.disable_spend_logs", &path, e);
+            }
             "proxy_batch_write_at" => t.unsupported(
                 &path,
                 e.line,
                 e.col,
-                "proxy_batch_write_at (spend is written per request)",
+                "proxy_batch_write_at: liter-llm has no spend write interval to set (PostgreSQL: each request's spend is committed when it ends; SQLite: counters are exact in memory at once and committed every second, with a crash journal); remove the key",
             ),
             _ => t.unknown(&path, e),
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::config::file::{GeneralSection, MetricsAccess};
+use crate::config::file::{GeneralSection, LogFormat, MetricsAccess};
 use crate::config::overrides::Overrides;
 use crate::config::problems::{given, path, Problems, Seg};
 
@@ -18,6 +18,9 @@ pub(crate) struct General {
     pub enable_cost_tracking: bool,
     pub metrics: MetricsAccess,
     pub tracing: Option<TracingSpec>,
+    pub log_format: LogFormat,
+    pub debug: bool,
+    pub health_check_details: bool,
 }
 
 /// `enable_tracing = true`: where spans go, from the standard `OTEL_*` variables.
@@ -180,5 +183,8 @@ pub(crate) fn check(
         enable_cost_tracking: g.enable_cost_tracking,
         metrics: g.metrics,
         tracing,
+        log_format: g.log_format,
+        debug: g.debug,
+        health_check_details: g.health_check_details,
     }
 }

@@ -58,6 +58,8 @@ pub struct Governance {
     /// `general.spend_buffer_records`: the spend records kept in memory while the
     /// spend store is down.
     pub spend_buffer_records: usize,
+    /// `general.disable_spend_logs`: settlements write no ledger row.
+    pub disable_spend_logs: bool,
 }
 
 impl Governance {
@@ -179,6 +181,7 @@ pub(crate) fn check(file: &FileConfig, problems: &mut Problems) -> Governance {
     g.database_url = given(&file.general.database_url).map(SecretString::from);
     g.pricing_file = given(&file.general.pricing_file).map(PathBuf::from);
     g.spend_buffer_records = file.general.spend_buffer_records;
+    g.disable_spend_logs = file.general.disable_spend_logs;
     g
 }
 
