@@ -207,7 +207,22 @@ mod plain {
             cache_read_input_tokens: None,
         };
         let mut seen = 0u8;
-        let end = object(b, &mut i, |key, b, i| {
+        // Where the members left to read start, after the leading counters.
+        let mut rest = None;
+        if let Some(([prompt, completion, total], after)) = lead(b, i) {
+            match b.get(after)? {
+                b'}' => rest = Some(None),
+                b',' => rest = Some(Some(skip_ws(b, after + 1))),
+                _ => {}
+            }
+            if rest.is_some() {
+                (u.prompt_tokens, u.completion_tokens, u.total_tokens) =
+                    (prompt, completion, total);
+                seen = 7;
+                i = after;
+            }
+        }
+        let member = |key: &[u8], b: &[u8], i: &mut usize| {
             let bit = match key {
                 b"prompt_tokens" => {
                     u.prompt_tokens = number(b, i)?;
@@ -244,8 +259,38 @@ mod plain {
             }
             seen |= bit;
             Some(())
-        })?;
+        };
+        let end = match rest {
+            Some(None) => i + 1,
+            Some(Some(at)) => {
+                i = at;
+                members(b, &mut i, member)?
+            }
+            None => object(b, &mut i, member)?,
+        };
         Some((Some(u), end))
+    }
+
+    /// OpenAI's usage opens with its three counters, in this order and without spaces:
+    /// matched as one template, where the member loop would read each key and compare
+    /// it with every name. Their values and where the third ends, or `None` (the
+    /// member loop then reads the object from its start).
+    fn lead(b: &[u8], from: usize) -> Option<([u64; 3], usize)> {
+        const KEYS: [&[u8]; 3] = [
+            b"{\"prompt_tokens\":",
+            b",\"completion_tokens\":",
+            b",\"total_tokens\":",
+        ];
+        let mut values = [0; 3];
+        let mut i = from;
+        for (key, value) in KEYS.iter().zip(&mut values) {
+            if !b.get(i..)?.starts_with(key) {
+                return None;
+            }
+            i += key.len();
+            *value = number(b, &mut i)?;
+        }
+        Some((values, i))
     }
 
     fn details(b: &[u8], i: &mut usize) -> Option<Option<liter_llm::types::PromptTokensDetails>> {
@@ -298,6 +343,16 @@ mod plain {
         if b.get(*i)? == &b'}' {
             return Some(*i + 1);
         }
+        members(b, i, member)
+    }
+
+    /// An object's members from the key at `b[*i]` to its closing brace, read as
+    /// [`object`] reads them. Returns where the object ends.
+    fn members(
+        b: &[u8],
+        i: &mut usize,
+        mut member: impl FnMut(&[u8], &[u8], &mut usize) -> Option<()>,
+    ) -> Option<usize> {
         loop {
             if b.get(*i)? != &b'"' {
                 return None;
@@ -407,6 +462,32 @@ mod tests {
             usage: Option<ReportedUsage>,
         }
         serde_json::from_slice::<UsageOnly>(body).ok()?.usage
+    }
+
+    #[test]
+    fn openai_usage_is_read_by_its_template_and_what_follows_by_the_loop() {
+        for text in [
+            r#"{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11}"#,
+            r#"{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11,"prompt_tokens_details":{"cached_tokens":2,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}"#,
+        ] {
+            let (got, taken) = plain::usage(text.as_bytes()).unwrap();
+            let got = got.unwrap();
+            assert_eq!(
+                (got.prompt_tokens, got.completion_tokens, got.total_tokens),
+                (5, 6, 11)
+            );
+            assert_eq!(taken, text.len());
+        }
+        let (got, _) = plain::usage(
+            br#"{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11,"prompt_tokens_details":{"cached_tokens":2}}"#,
+        )
+        .unwrap();
+        assert_eq!(got.unwrap().prompt_tokens_details.unwrap().cached_tokens, 2);
+        // A counter repeated after the template is refused, as serde refuses it.
+        assert!(plain::usage(
+            br#"{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11,"total_tokens":1}"#
+        )
+        .is_none());
     }
 
     #[test]
@@ -540,10 +621,24 @@ mod tests {
         #[test]
         fn the_plain_reader_agrees_with_serde(
             members in prop::collection::vec(usage_member(), 0..7),
+            lead in prop::option::of((0u64..100_000, 0u64..100_000, prop_oneof![
+                (0u64..100_000).prop_map(|n| n.to_string()),
+                Just("007".to_owned()),
+                Just("18446744073709551616".to_owned()),
+                Just("2.5".to_owned()),
+            ])),
             spaced in any::<bool>(),
         ) {
             let sep = if spaced { " , " } else { "," };
-            let kv: Vec<String> = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            // OpenAI's leading counters (the template the reader matches first), then
+            // the rest: repeated keys and odd values included.
+            let lead = lead.map(|(p, c, t)| {
+                format!("\"prompt_tokens\":{p},\"completion_tokens\":{c},\"total_tokens\":{t}")
+            });
+            let kv: Vec<String> = lead
+                .into_iter()
+                .chain(members.iter().map(|(k, v)| format!("\"{k}\":{v}")))
+                .collect();
             let text = format!("{{{}}}", kv.join(sep));
             let want = serde_json::from_str::<Option<ReportedUsage>>(&text).ok();
             if let Some((got, taken)) = plain::usage(text.as_bytes()) {
