@@ -334,7 +334,7 @@ mod plain {
     fn object(
         b: &[u8],
         i: &mut usize,
-        mut member: impl FnMut(&[u8], &[u8], &mut usize) -> Option<()>,
+        member: impl FnMut(&[u8], &[u8], &mut usize) -> Option<()>,
     ) -> Option<usize> {
         if b.get(*i)? != &b'{' {
             return None;
