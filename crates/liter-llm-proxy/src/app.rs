@@ -267,12 +267,19 @@ impl App {
             Some(o) => (o.tracing.clone(), o.sinks.clone(), o.upstream.clone()),
             None => observers(&config, metrics.as_ref())?,
         };
-        // Last, as nothing after it fails: a reload that turns spend logs on or off
-        // changes the shared store only when its App is built.
+        // Last, as nothing after it fails: a reload that turns spend logs on or off,
+        // or changes the write interval, changes the shared store only when its App
+        // is built.
         if let Some(s) = &governor.stores {
             s.spend
                 .set_ledger_rows(!config.governance.disable_spend_logs)
                 .map_err(GovernanceError::Ledger)?;
+            s.spend.set_write_interval(
+                config
+                    .governance
+                    .spend_write_interval
+                    .unwrap_or(crate::store::DEFAULT_WRITE_INTERVAL),
+            );
         }
         Ok(App {
             keys: Arc::new(keys),

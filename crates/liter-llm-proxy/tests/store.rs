@@ -1278,25 +1278,7 @@ async fn killed_gateway_without_ledger_rows_is_reconciled<H: Harness>() {
 
 async fn killed_gateway_is_reconciled_with<H: Harness>(with_rows: bool) {
     let h = H::new().await;
-    let url = h.url();
-    let child = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_liter-llm-store-crash-child"))
-            .arg(url)
-            .args((!with_rows).then_some("no-ledger"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let ready = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .any(|l| l.contains("CRASH-CHILD-READY"));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        ready
-    });
-    assert!(child.await.unwrap(), "the child gateway never got ready");
+    kill_crash_child(h.url(), &[(!with_rows).then_some("no-ledger")]).await;
     let s = h.open().await;
     reconcile_until(&s, 3).await;
     let k = s.spend.spent("key:crash").await.unwrap();
@@ -1313,6 +1295,127 @@ async fn killed_gateway_is_reconciled_with<H: Harness>(with_rows: bool) {
     want.extend_from_slice(settled);
     assert_eq!(statuses, want);
     h.finish().await;
+}
+
+/// SIGKILLs a gateway process whose write interval is an hour, its two settled
+/// requests not committed yet (past the default interval): the next start counts all
+/// five reservations in full, never less than billed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_killed_gateway_with_a_long_write_interval_counts_every_reservation() {
+    for no_ledger in [None, Some("no-ledger")] {
+        let h = SqliteDb::new().await;
+        kill_crash_child(h.url(), &[Some("interval=3600"), no_ledger]).await;
+        let s = h.open().await;
+        assert_eq!(s.spend.reconcile().await.unwrap(), 5, "{no_ledger:?}");
+        let k = s.spend.spent("key:crash").await.unwrap();
+        assert_eq!((k.spent_usd, k.reserved_usd), (5.0 * 2.0, 0.0));
+        let rows = s.spend.ledger(&LedgerFilter::default()).await.unwrap();
+        let statuses: Vec<_> = rows.iter().map(|r| (r.status, r.cost_usd)).collect();
+        assert_eq!(statuses, [(0, 2.0); 5], "{no_ledger:?}");
+    }
+}
+
+/// Runs `liter-llm-store-crash-child` on `url` with `args`, waits for it to say it is
+/// ready, and SIGKILLs it.
+async fn kill_crash_child(url: String, args: &[Option<&'static str>]) {
+    let args: Vec<&'static str> = args.iter().flatten().copied().collect();
+    let child = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_liter-llm-store-crash-child"))
+            .arg(url)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let ready = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("CRASH-CHILD-READY"));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        ready
+    });
+    assert!(child.await.unwrap(), "the child gateway never got ready");
+}
+
+/// A long write interval (`general.spend_write_interval_secs`, LiteLLM's
+/// `proxy_batch_write_at`): spend is exact in memory at once, while the database file
+/// (read by a connection of its own) gets nothing until a flush, until
+/// [`store::MAX_WAITING_ROWS`] settled rows wait, or until the handle closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_long_write_interval_commits_on_flush_full_queue_and_close() {
+    let h = SqliteDb::new().await;
+    // (ledger rows, the global scope's committed spend in nanodollars)
+    let on_disk = || -> (i64, i64) {
+        let db = rusqlite::Connection::open(h.path()).unwrap();
+        let rows = db
+            .query_row("SELECT COUNT(*) FROM spend_ledger", [], |r| r.get(0))
+            .unwrap();
+        let spent = db
+            .query_row(
+                "SELECT COALESCE(SUM(spent_nanos), 0) FROM budget_scopes WHERE scope = 'global'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (rows, spent)
+    };
+    let g = || vec![scope("global", 1e6)];
+    let s = h.open().await;
+    s.spend.set_write_interval(Duration::from_secs(3600));
+    let id = s.spend.reserve(reservation("a", g(), 1.0)).await.unwrap();
+    let e = entry("a", None, "m", 0.25, T0);
+    assert_eq!(s.spend.settle(id, e).await.unwrap(), Settlement::Applied);
+    let k = s.spend.spent("global").await.unwrap();
+    assert_eq!((k.spent_usd, k.reserved_usd), (0.25, 0.0));
+    // Nothing reaches the file, past the default interval and a few writer turns
+    // (there is no signal for a commit that does not happen: look for a while).
+    let until = Instant::now() + store::DEFAULT_WRITE_INTERVAL + Duration::from_millis(500);
+    while Instant::now() < until {
+        assert_eq!(on_disk(), (0, 0));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.spend.flush().await.unwrap();
+    assert_eq!(on_disk(), (1, 250_000_000));
+
+    // A full queue commits at once: one row short of it, nothing new is on disk; the
+    // last one makes the writer commit them all.
+    let full = store::MAX_WAITING_ROWS;
+    for i in 0..full {
+        let name = format!("q{i}");
+        let id = s
+            .spend
+            .reserve(reservation(&name, g(), 0.01))
+            .await
+            .unwrap();
+        if i + 1 == full {
+            assert_eq!(on_disk().0, 1, "committed before the queue was full");
+        }
+        let e = entry(&name, None, "m", 0.001, T0);
+        assert_eq!(s.spend.settle(id, e).await.unwrap(), Settlement::Applied);
+    }
+    let want = 1 + i64::try_from(full).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while on_disk().0 < want {
+        assert!(
+            Instant::now() < deadline,
+            "a full queue was never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let spent = 250_000_000 + 1_000_000 * i64::try_from(full).unwrap();
+    assert_eq!(on_disk(), (want, spent));
+
+    // Closing the handle commits what waits.
+    let id = s.spend.reserve(reservation("z", g(), 1.0)).await.unwrap();
+    let e = entry("z", None, "m", 0.5, T0);
+    assert_eq!(s.spend.settle(id, e).await.unwrap(), Settlement::Applied);
+    assert_eq!(on_disk(), (want, spent));
+    drop(s);
+    assert_eq!(on_disk(), (want + 1, spent + 500_000_000));
+    let s = h.open().await;
+    assert_eq!(s.spend.reconcile().await.unwrap(), 0);
 }
 
 /// Only hashes reach the disk: the secret is nowhere in the database files.

@@ -2,7 +2,11 @@
 //! crash test (`tests/store.rs`, `killed_gateway_is_reconciled`). It reserves five
 //! amounts of $2 against `key:crash` in the store at `argv[1]`, settles two of them at
 //! $1.50, waits until that is durable, prints `CRASH-CHILD-READY` and waits to be killed with SIGKILL.
-//! With `no-ledger` as `argv[2]`, it settles without ledger rows (`disable_spend_logs`).
+//! Further arguments: `no-ledger` settles without ledger rows (`disable_spend_logs`);
+//! `interval=SECS` sets the spend write interval (`spend_write_interval_secs`) and does
+//! not flush: it prints `CRASH-CHILD-READY` once a second and a half has passed (longer
+//! than the default interval, so without the setting its rows would be committed), with
+//! the two settled rows still waiting in memory.
 
 use std::time::Duration;
 
@@ -14,8 +18,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .ok_or("usage: liter-llm-store-crash-child STORE_URL")?;
     let s = store::open(&url).await?;
-    if std::env::args().nth(2).as_deref() == Some("no-ledger") {
-        s.spend.set_ledger_rows(false)?;
+    let mut interval = None;
+    for arg in std::env::args().skip(2) {
+        if arg == "no-ledger" {
+            s.spend.set_ledger_rows(false)?;
+        } else if let Some(secs) = arg.strip_prefix("interval=") {
+            let secs: u64 = secs.parse()?;
+            s.spend.set_write_interval(Duration::from_secs(secs));
+            interval = Some(secs);
+        } else {
+            return Err(format!("unknown argument {arg:?}").into());
+        }
     }
     for i in 0..5 {
         let id = s
@@ -51,9 +64,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await?;
         }
     }
-    // Settled rows are committed in the background; wait for them (what is settled but
-    // not yet committed at a crash is counted in full instead).
-    s.spend.flush().await?;
+    if interval.is_some() {
+        // Past the default interval; the long one keeps the settled rows in memory.
+        tokio::time::sleep(store::DEFAULT_WRITE_INTERVAL + Duration::from_millis(500)).await;
+    } else {
+        // Settled rows are committed in the background; wait for them (what is settled
+        // but not yet committed at a crash is counted in full instead).
+        s.spend.flush().await?;
+    }
     println!("CRASH-CHILD-READY");
     tokio::time::sleep(Duration::from_secs(600)).await;
     Ok(())

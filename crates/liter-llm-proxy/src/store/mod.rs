@@ -64,6 +64,12 @@ mod sql_models;
 mod sql_responses;
 mod sqlite;
 mod sqlite_book;
+/// How long settled spend waits before an SQLite store commits it, unless the config
+/// says otherwise (see [`SpendStore::set_write_interval`]).
+pub use sqlite_book::COMMIT_EVERY as DEFAULT_WRITE_INTERVAL;
+/// Settled rows waiting that make an SQLite store commit at once, whatever its write
+/// interval.
+pub use sqlite_book::MAX_WAITING as MAX_WAITING_ROWS;
 mod sqlite_keys;
 mod types;
 
@@ -126,6 +132,15 @@ pub trait SpendStore: Send + Sync {
     /// its start-up to read, and deletes it once its journal segment is gone). A
     /// reservation a crash left, counted in full, still gets its status-0 row.
     fn set_ledger_rows(&self, on: bool) -> Result<(), StoreError>;
+
+    /// How long settled spend may wait before it is committed to the database
+    /// (`general.spend_write_interval_secs`, LiteLLM's `proxy_batch_write_at`; by
+    /// default a second). Budgets and spend reads are exact in memory at once either
+    /// way, and a reservation not yet committed is counted in full after a crash. SQLite
+    /// commits every interval (or sooner, with many rows waiting or on a flush); a store
+    /// that commits each settlement as it happens (PostgreSQL, where the config refuses
+    /// the setting) or has no database (memory) has nothing to wait for.
+    fn set_write_interval(&self, _every: std::time::Duration) {}
 
     /// Waits until everything settled so far is durable (a backend that commits each
     /// settlement before `settle` returns has nothing to wait for). Call before the

@@ -273,6 +273,10 @@ impl SpendStore for SqliteStore {
         Ok(())
     }
 
+    fn set_write_interval(&self, every: std::time::Duration) {
+        self.0.book.set_write_interval(every);
+    }
+
     async fn ledger(&self, filter: &LedgerFilter) -> Result<Vec<LedgerEntry>, StoreError> {
         self.0.book.flush().await?;
         let mut qb = QueryBuilder::new(format!("SELECT {LEDGER_COLUMNS} FROM spend_ledger"));

@@ -9,7 +9,9 @@
 //! - **Settle** releases the reservation, adds the cost to its scopes and queues the
 //!   ledger row, in memory; nothing waits for the disk.
 //! - **The writer thread**, while there is work, syncs the journal (`fdatasync`) every
-//!   [`TURN`] and, every [`COMMIT_EVERY`] or when a flush is asked for, commits in one
+//!   [`TURN`] and, every write interval ([`COMMIT_EVERY`] unless
+//!   `general.spend_write_interval_secs` sets it), when [`MAX_WAITING`] rows wait, or
+//!   when a flush is asked for, commits in one
 //!   transaction the queued ledger rows and the scope rows as they stood when it took
 //!   them (taken together under the mutex, so the committed spend is exactly the sum of
 //!   the committed rows). A journal segment is deleted once every reservation in it has
@@ -29,7 +31,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
@@ -49,14 +51,25 @@ use super::types::{LedgerEntry, ReservationId, ReserveError, ScopeSpend, Settlem
 /// While there is work, the writer syncs the journal to disk every turn: the window a
 /// power cut can take from the journal.
 const TURN: Duration = Duration::from_millis(100);
-/// ... and commits the ledger rows and counters at most this often (or when a flush is
-/// asked for). A commit costs its WAL frames and an `fsync` whatever it carries (on a
-/// virtual disk about a millisecond of CPU), so at 1,000 req/s this is what keeps it to
-/// about a microsecond a request. Until committed, a settled request's reservation is
-/// in the journal, so a crash counts it in full: never less than billed.
-const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// ... and commits the ledger rows and counters at most this often by default (or when a
+/// flush is asked for); `general.spend_write_interval_secs` (LiteLLM's
+/// `proxy_batch_write_at`) changes it through [`Book::set_write_interval`]. A commit
+/// costs its WAL frames and an `fsync` whatever it carries (on a virtual disk about a
+/// millisecond of CPU), so at 1,000 req/s this is what keeps it to about a microsecond
+/// a request. Until committed, a settled request's reservation is in the journal, so a
+/// crash counts it in full: never less than billed.
+pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// Settled rows waiting that make the writer commit at once, whatever the interval: a
+/// long interval on a busy gateway would otherwise hold minutes of rows (a few hundred
+/// bytes each) in memory, and keep that many journal segments on disk. At 1,000 req/s
+/// this is ten seconds' worth; one commit of it takes some tens of milliseconds.
+pub const MAX_WAITING: usize = 10_000;
 /// How long the writer waits before trying again after the database failed.
 const RETRY: Duration = Duration::from_secs(1);
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Io(io::Error::other(format!("sqlite: {e}")))
@@ -152,6 +165,9 @@ struct State {
     settled: Vec<Settled>,
     /// A wake-up was sent and the writer has not taken the work yet.
     nudged: bool,
+    /// [`MAX_WAITING`] rows wait and a commit was asked for (or the writer is failing
+    /// and retries on its own): the next settlements need not ask again.
+    full: bool,
 }
 
 impl Scope {
@@ -192,6 +208,8 @@ struct Shared {
     metrics: OnceLock<SpendMetrics>,
     /// Ledger rows are off (`general.disable_spend_logs`): settlements commit marks.
     no_ledger: AtomicBool,
+    /// The write interval in milliseconds (see [`COMMIT_EVERY`]).
+    commit_every_ms: AtomicU64,
 }
 
 impl Shared {
@@ -256,6 +274,7 @@ impl Book {
             clock,
             metrics: OnceLock::new(),
             no_ledger: AtomicBool::new(false),
+            commit_every_ms: AtomicU64::new(millis(COMMIT_EVERY)),
         });
         let (wake, queue) = mpsc::channel();
         let writer = Writer {
@@ -288,6 +307,15 @@ impl Book {
     /// Settlements from now on commit their ledger row (`true`) or only a mark.
     pub(super) fn set_ledger_rows(&self, on: bool) {
         self.shared.no_ledger.store(!on, Ordering::Relaxed);
+    }
+
+    /// Commits at most every `every` from now on (at least a millisecond), besides
+    /// flushes and [`MAX_WAITING`]. The writer reads it every turn, so a shorter
+    /// interval applies within [`TURN`].
+    pub(super) fn set_write_interval(&self, every: Duration) {
+        self.shared
+            .commit_every_ms
+            .store(millis(every).max(1), Ordering::Relaxed);
     }
 
     fn send(&self, m: Msg) {
@@ -378,10 +406,13 @@ impl Book {
                 segment: Some(open.segment),
                 inserted: None,
             });
+            let full = st.settled.len() >= MAX_WAITING && !std::mem::replace(&mut st.full, true);
             let nudge = st.nudge();
             drop(guard);
             self.shared.queued(1);
-            if nudge {
+            if full {
+                self.send(Msg::Flush(None));
+            } else if nudge {
                 self.send(Msg::Nudge);
             }
             return Settle::Done(Settlement::Applied);
@@ -491,7 +522,8 @@ impl Writer {
                     waiters.extend(w);
                 }
             }
-            let commit = force || last || failing || last_commit.elapsed() >= COMMIT_EVERY;
+            let every = Duration::from_millis(self.shared.commit_every_ms.load(Ordering::Relaxed));
+            let commit = force || last || failing || last_commit.elapsed() >= every;
             let result = self.turn(commit);
             match &result {
                 Ok(pending) => {
@@ -530,6 +562,7 @@ impl Writer {
         let (batch, scopes, floor) = {
             let mut st = self.shared.lock();
             st.nudged = false;
+            st.full = false;
             // Every mark a journal segment on disk may need is this id or above.
             let floor = st
                 .segments
@@ -607,6 +640,9 @@ impl Writer {
                 // Keep everything for the next turn, in order.
                 let newer = std::mem::replace(&mut st.settled, batch);
                 st.settled.extend(newer);
+                // The writer retries every `RETRY` on its own: a full queue need not
+                // make it retry sooner.
+                st.full = true;
                 for (name, _) in scopes {
                     if let Some(s) = st.scopes.get_mut(&name) {
                         if !s.dirty {
@@ -900,6 +936,7 @@ fn replay(
         segments: BTreeMap::new(),
         settled: Vec::new(),
         nudged: false,
+        full: false,
     };
     Ok((state, taken))
 }

@@ -255,7 +255,7 @@ router_settings:
   enable_tag_filtering: True
 general_settings:
   master_key: {MASTER}
-  proxy_batch_write_at: 60
+  alerting: ["slack"]
 frobnicate: 1
 "#,
         base = mock.base_url()
@@ -263,7 +263,7 @@ frobnicate: 1
     let e = err(&src);
     for want in [
         "config.yaml:11:22: litellm_settings.success_callback[0]: not supported yet: the \"langfuse\" callback",
-        "config.yaml:17:3: general_settings.proxy_batch_write_at: not supported yet",
+        "config.yaml:17:3: general_settings.alerting: not supported yet",
         "config.yaml:18:1: frobnicate: not supported yet",
     ] {
         assert!(e.contains(want), "{want}\nin\n{e}");
@@ -277,7 +277,7 @@ frobnicate: 1
         ignored,
         [
             "litellm_settings.success_callback[0]",
-            "general_settings.proxy_batch_write_at",
+            "general_settings.alerting",
             "frobnicate"
         ]
     );
@@ -1029,4 +1029,135 @@ async fn disable_spend_logs_follows_a_reload() {
     assert_eq!(chat().await.unwrap().status(), 200);
     assert_eq!(rows().await, 2);
     assert_eq!(logs().await.unwrap().status(), 200);
+}
+
+/// `proxy_batch_write_at: 30` with SQLite: the store's write interval, converted to
+/// `general.spend_write_interval_secs`. With PostgreSQL (from `database_url` or
+/// LiteLLM's `DATABASE_URL`), where each request's spend is committed when it ends, it
+/// is refused where it is written, as the TOML key is; so are 0 and more than an hour.
+#[tokio::test]
+async fn proxy_batch_write_at_sets_the_sqlite_write_interval() {
+    let src = |db: &str| {
+        format!(
+            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/x, api_key: k}}\ngeneral_settings:\n  master_key: {MASTER}\n{db}  proxy_batch_write_at: 30\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spend.db");
+    let sqlite = src(&format!("  database_url: \"{}\"\n", file.display()));
+    let loaded = yaml(&sqlite, no_env).unwrap();
+    assert!(loaded.ignored.is_empty(), "{:?}", loaded.ignored);
+    assert_eq!(
+        loaded.value.governance.spend_write_interval,
+        Some(std::time::Duration::from_secs(30))
+    );
+    let converted = litellm::convert_str(&sqlite, "config.yaml", no_env).unwrap();
+    assert!(
+        converted.contains("spend_write_interval_secs = 30"),
+        "{converted}"
+    );
+    assert_same(&loaded.value, &toml(&converted, no_env));
+    // The default SQLite file (no database_url) takes it too.
+    assert!(yaml(&src(""), no_env).is_ok());
+
+    let pg = "postgres://app:pg-secret@127.0.0.1:5432/llm";
+    let e = err(&src(&format!("  database_url: \"{pg}\"\n")));
+    assert!(
+        e.contains("config.yaml:7:3: general_settings.proxy_batch_write_at: spend_write_interval_secs (LiteLLM's proxy_batch_write_at) is not supported yet with PostgreSQL"),
+        "{e}"
+    );
+    assert!(!e.contains("pg-secret"), "{e}");
+    let env = |n: &str| (n == "DATABASE_URL").then(|| pg.to_owned());
+    let Err(e) = yaml(&src(""), env) else {
+        panic!("DATABASE_URL's PostgreSQL took proxy_batch_write_at")
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("config.yaml:6:3: general_settings.proxy_batch_write_at: spend_write_interval_secs (LiteLLM's proxy_batch_write_at) is not supported yet with PostgreSQL"),
+        "{e}"
+    );
+    assert!(!e.contains("pg-secret"), "{e}");
+    let zero = sqlite.replace("proxy_batch_write_at: 30", "proxy_batch_write_at: 0");
+    let e = err(&zero);
+    assert!(
+        e.contains("config.yaml:7:3: general_settings.proxy_batch_write_at: spend_write_interval_secs must be a whole number of seconds from 1 to 3600; got 0"),
+        "{e}"
+    );
+
+    // The TOML key, checked the same way, at its own line and column.
+    let toml_src = |db: &str, secs: u64| {
+        format!("[general]\nmaster_key = \"{MASTER}\"\n{db}spend_write_interval_secs = {secs}\n")
+    };
+    let load = |s: &str| load_str(s, "gw.toml", &Overrides::default(), no_env);
+    let ok = load(&toml_src("", 3600)).unwrap();
+    assert_eq!(
+        ok.governance.spend_write_interval,
+        Some(std::time::Duration::from_secs(3600))
+    );
+    for (db, secs, want) in [
+        ("", 0, "gw.toml:3:29: general.spend_write_interval_secs: spend_write_interval_secs must be a whole number of seconds from 1 to 3600; got 0"),
+        ("", 3601, "gw.toml:3:29: general.spend_write_interval_secs: spend_write_interval_secs must be a whole number of seconds from 1 to 3600; got 3601"),
+        ("database_url = \"postgresql://db/llm\"\n", 1, "gw.toml:4:29: general.spend_write_interval_secs: spend_write_interval_secs (LiteLLM's proxy_batch_write_at) is not supported yet with PostgreSQL"),
+    ] {
+        let e = load(&toml_src(db, secs)).unwrap_err().to_string();
+        assert!(e.contains(want), "{want}\nin\n{e}");
+    }
+}
+
+/// A reload applies a changed `proxy_batch_write_at`: with an hour, a settled request's
+/// row waits in memory; reloaded with a second, the writer commits it within about
+/// that second, without a flush.
+#[tokio::test]
+async fn proxy_batch_write_at_follows_a_reload() {
+    use crate::governance::{ask, Db};
+
+    let mock = MockUpstream::start().await.unwrap();
+    let db = Db::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    let write = |secs: u64| {
+        std::fs::write(
+            &file,
+            format!(
+                "model_list:\n  - model_name: priced\n    litellm_params: {{model: openai/house-model, api_key: k, api_base: \"{base}\", input_cost_per_token: 0.0, output_cost_per_token: 0.001}}\ngeneral_settings:\n  master_key: {MASTER}\n  database_url: \"{url}\"\n  proxy_batch_write_at: {secs}\n",
+                base = mock.base_url(),
+                url = db.url()
+            ),
+        )
+        .unwrap()
+    };
+    let rows = || -> i64 {
+        let c = rusqlite::Connection::open(db.url()).unwrap();
+        c.query_row("SELECT COUNT(*) FROM spend_ledger", [], |r| r.get(0))
+            .unwrap()
+    };
+    write(3600);
+    let gw = crate::reload::start_file(&file).await;
+    let chat = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(MASTER)
+        .json(&ask(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 200);
+    // Settled in memory (`settled()` would flush): the global scope has the cost.
+    let spend = gw.live.app().governor.stores.clone().unwrap().spend;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while spend.spent("global").await.unwrap().spent_usd == 0.0 {
+        assert!(std::time::Instant::now() < deadline, "never settled");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(rows(), 0, "committed at once with an hour's interval");
+    write(1);
+    gw.live.reload().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rows() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reloaded interval was not applied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(rows(), 1);
 }

@@ -200,12 +200,11 @@ pub(crate) fn general_settings(t: &mut Twin<'_>, entries: &[Entry]) {
                 t.file.general.disable_spend_logs = t.boolean(v, &path).unwrap_or(false);
                 t.loc_entry("general.disable_spend_logs", &path, e);
             }
-            "proxy_batch_write_at" => t.unsupported(
-                &path,
-                e.line,
-                e.col,
-                "proxy_batch_write_at: liter-llm has no spend write interval to set (PostgreSQL: each request's spend is committed when it ends; SQLite: counters are exact in memory at once and committed every second, with a crash journal); remove the key",
-            ),
+            "proxy_batch_write_at" => {
+                // Checked with the TOML key: 1 to an hour, SQLite only.
+                t.file.general.spend_write_interval_secs = t.uint(v, &path);
+                t.loc_entry("general.spend_write_interval_secs", &path, e);
+            }
             _ => t.unknown(&path, e),
         }
     }

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::config::file::{Enforcement, FileConfig, KeyEntry};
+use crate::config::file::{Enforcement, FileConfig, KeyEntry, MAX_SPEND_WRITE_INTERVAL_SECS};
 use crate::config::problems::{given, path, Problems, Seg};
 use crate::store::{parse_rfc3339, Period, UnixMillis};
 
@@ -60,6 +61,9 @@ pub struct Governance {
     pub spend_buffer_records: usize,
     /// `general.disable_spend_logs`: settlements write no ledger row.
     pub disable_spend_logs: bool,
+    /// `general.spend_write_interval_secs`: how long settled spend may wait before
+    /// the (SQLite) store commits it; `None`: the store's default, a second.
+    pub spend_write_interval: Option<Duration>,
 }
 
 impl Governance {
@@ -182,7 +186,32 @@ pub(crate) fn check(file: &FileConfig, problems: &mut Problems) -> Governance {
     g.pricing_file = given(&file.general.pricing_file).map(PathBuf::from);
     g.spend_buffer_records = file.general.spend_buffer_records;
     g.disable_spend_logs = file.general.disable_spend_logs;
+    g.spend_write_interval = write_interval(file, problems);
     g
+}
+
+/// `general.spend_write_interval_secs`, checked: whole seconds from 1 to
+/// [`MAX_SPEND_WRITE_INTERVAL_SECS`], and only with an SQLite store.
+fn write_interval(file: &FileConfig, problems: &mut Problems) -> Option<Duration> {
+    let secs = file.general.spend_write_interval_secs?;
+    let at = path(&["general", "spend_write_interval_secs"]);
+    let postgres = given(&file.general.database_url)
+        .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+    if postgres {
+        problems.push((
+            at,
+            "spend_write_interval_secs (LiteLLM's proxy_batch_write_at) is not supported yet with PostgreSQL: each request's spend is committed when it ends, so gateways sharing the database see each other's spend at once; remove the key".into(),
+        ));
+        return None;
+    }
+    if !(1..=MAX_SPEND_WRITE_INTERVAL_SECS).contains(&secs) {
+        problems.push((
+            at,
+            format!("spend_write_interval_secs must be a whole number of seconds from 1 to {MAX_SPEND_WRITE_INTERVAL_SECS}; got {secs}"),
+        ));
+        return None;
+    }
+    Some(Duration::from_secs(secs))
 }
 
 /// The default SQLite file: `liter-llm.db` beside the config file (or in the working
