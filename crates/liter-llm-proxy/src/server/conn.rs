@@ -1,6 +1,6 @@
-//! One client connection: HTTP/1.1 or HTTP/2 (hyper-util's auto builder tells them
-//! apart by the preface) over the TCP stream, with the time limits hyper does not keep
-//! by itself, and the shutdown rule.
+//! One client connection: HTTP/1.1 or HTTP/2 (told apart by HTTP/2's preface, peeked
+//! from the socket) over the TCP stream, with the time limits hyper does not keep by
+//! itself, and the shutdown rule.
 //!
 //! - Until its first request's head is complete, a connection has
 //!   `server.header_timeout_secs` from the accept (a connection that sends nothing, or
@@ -47,10 +47,19 @@ use crate::reload::Live;
 /// What every connection shares: the protocol settings, the running gateway (whose
 /// router each request takes once), the limits.
 pub(super) struct Shared {
-    builder: auto::Builder<TokioExecutor>,
+    /// Tells HTTP/1 from HTTP/2 by reading the first bytes (for a connection whose first
+    /// bytes, peeked, could still be the start of HTTP/2's preface).
+    sniff: auto::Builder<TokioExecutor>,
+    /// The same settings, one protocol each (the peeked bytes told which).
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
     live: Arc<Live>,
     limits: Limits,
 }
+
+/// HTTP/2's connection preface (RFC 9113, section 3.4): a client with prior knowledge
+/// starts with it.
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 impl Shared {
     pub(super) fn new(live: Arc<Live>, limits: Limits) -> Self {
@@ -65,10 +74,33 @@ impl Shared {
             .timer(TokioTimer::new())
             .keep_alive_interval(limits.keepalive_timeout);
         Shared {
-            builder,
+            h1: builder.clone().http1_only(),
+            h2: builder.clone().http2_only(),
+            sniff: builder,
             live,
             limits,
         }
+    }
+
+    /// The builder for a connection, chosen by its first bytes, peeked (left in the
+    /// socket for hyper to read); `None` if the client closed or the socket failed.
+    ///
+    /// The auto builder's own sniffing reads the first bytes itself and hands them back
+    /// to hyper's HTTP/1 reader in front of the socket; that first short read makes
+    /// hyper double its 8 KiB read buffer, which every kept-alive connection then holds.
+    /// Peeking leaves hyper one read of the whole head. Bytes that may still become the
+    /// preface (a lone `P`, say) are left to the auto builder.
+    async fn builder_for(&self, tcp: &TcpStream) -> Option<&auto::Builder<TokioExecutor>> {
+        let mut first = [0u8; PREFACE.len()];
+        let n = tcp.peek(&mut first).await.ok()?;
+        let first = first.get(..n).filter(|b| !b.is_empty())?;
+        Some(if first == PREFACE.as_slice() {
+            &self.h2
+        } else if PREFACE.starts_with(first) {
+            &self.sniff
+        } else {
+            &self.h1
+        })
     }
 }
 
@@ -76,17 +108,30 @@ impl Shared {
 /// says the gateway is shutting down (see the module doc).
 pub(super) async fn serve(tcp: TcpStream, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
     let activity = Arc::new(Activity::new());
+    let limits = &shared.limits;
+    let timer = tokio::time::sleep_until(activity.epoch + limits.header_timeout);
+    tokio::pin!(timer);
+    // Until the first bytes come, the header timeout runs and shutdown closes at once.
+    let builder = tokio::select! {
+        biased;
+        builder = shared.builder_for(&tcp) => match builder {
+            Some(builder) => builder,
+            None => return,
+        },
+        () = timer.as_mut() => {
+            tracing::debug!("closing a connection: idle or a request head too slow");
+            return;
+        }
+        _ = &mut stop => return,
+    };
     let io = TokioIo::new(Socket::new(tcp, activity.clone()));
     let service = Service {
         live: shared.live.clone(),
         activity: activity.clone(),
         body_timeout: shared.limits.body_timeout,
     };
-    let conn = shared.builder.serve_connection(io, service);
+    let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
-    let limits = &shared.limits;
-    let timer = tokio::time::sleep_until(activity.epoch + limits.header_timeout);
-    tokio::pin!(timer);
     let mut stopping = false;
     loop {
         tokio::select! {

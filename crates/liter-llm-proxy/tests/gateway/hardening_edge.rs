@@ -114,6 +114,32 @@ async fn half_a_request_head_is_closed_after_header_timeout() {
 }
 
 #[tokio::test]
+async fn a_head_whose_first_byte_comes_alone_is_answered() {
+    // a lone "P" may still begin HTTP/2's preface: the connection is then told apart by
+    // reading its first bytes, and served as any other
+    let (_mock, gw) = gateway("header_timeout_secs = 5").await;
+    let mut conn = connect(&gw).await;
+    conn.write_all(b"P").await.unwrap();
+    // nothing tells the test that the gateway has looked at the lone byte; a moment
+    // makes it likely (the request must be answered either way)
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+    let rest = format!(
+        "OST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {MASTER}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(rest.as_bytes()).await.unwrap();
+    let (status, got) = read_response(&mut conn).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&got));
+    // and the connection is kept alive for the next request
+    conn.write_all(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut conn).await.0, 200);
+}
+
+#[tokio::test]
 async fn a_body_that_stops_gets_408_after_body_timeout() {
     let (mock, gw) = gateway("body_timeout_secs = 1\nheader_timeout_secs = 5").await;
     let mut conn = connect(&gw).await;

@@ -41,6 +41,35 @@ async fn metric(gw: &Gateway, prefix: &str) -> f64 {
 }
 
 #[tokio::test]
+async fn a_streams_record_has_the_clients_request_id_and_the_path() {
+    // a stream's line outlives the request head it took them from (it keeps copies)
+    let dir = tempfile::tempdir().unwrap();
+    let all = dir.path().join("all.jsonl");
+    let (_mock, gw) = setup(&format!("[[logging]]\ntype = \"file\"\npath = {all:?}\n")).await;
+    let resp = client()
+        .post(format!("{}/v1/chat/completions?probe=1", gw.url))
+        .bearer_auth(MASTER)
+        .header("x-request-id", "client-chosen-id-42")
+        .json(&serde_json::json!({
+            "model": "gpt-4o",
+            "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-request-id"], "client-chosen-id-42");
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("data: [DONE]"), "{body}");
+    until("the stream's record", || lines(&all).len() == 1).await;
+    let record = &lines(&all)[0];
+    assert_eq!(record["request_id"], "client-chosen-id-42");
+    assert_eq!(record["path"], "/v1/chat/completions");
+    assert_eq!(record["status"], 200);
+}
+
+#[tokio::test]
 async fn the_file_sink_writes_records_filters_and_keeps_content_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let (all, failures) = (dir.path().join("all.jsonl"), dir.path().join("fail.jsonl"));
