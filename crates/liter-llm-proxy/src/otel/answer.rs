@@ -6,6 +6,9 @@
 //! their key.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use memchr::memmem;
 
 use super::{capped_content, Attrs};
 
@@ -135,20 +138,12 @@ impl<'de> serde::de::Visitor<'de> for AnswerVisitor<'_, 'de> {
 /// is not escaped cannot be inside a string, and OpenAI's answers use the name for
 /// nothing else. A reason without escapes (all of them, in practice) is taken as it
 /// stands; others are read by serde.
-///
-/// The key is found from its `_`: an answer has few underscores, where a substring
-/// search's prefilter stops at every quote.
 fn finish_reasons(bytes: &[u8]) -> Vec<Cow<'_, str>> {
-    const KEY: &[u8] = b"\"finish_reason\":";
-    /// Where the key's `_` is.
-    const UNDERSCORE: usize = 7;
-    const _: () = assert!(KEY[UNDERSCORE] == b'_');
-    let mut out = Vec::new();
-    let found = memchr::memchr_iter(b'_', bytes).filter_map(|u| {
-        let at = u.checked_sub(UNDERSCORE)?;
-        (bytes.get(at..at + KEY.len()) == Some(KEY)).then_some(at)
+    static KEY: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| {
+        memmem::FinderBuilder::new().build_forward_with_ranker(JsonRank, b"\"finish_reason\":")
     });
-    for at in found {
+    let mut out = Vec::new();
+    for at in KEY.find_iter(bytes) {
         let slashes = bytes[..at]
             .iter()
             .rev()
@@ -157,7 +152,7 @@ fn finish_reasons(bytes: &[u8]) -> Vec<Cow<'_, str>> {
         if slashes % 2 == 1 {
             continue;
         }
-        let rest = skip_space(&bytes[at + KEY.len()..]);
+        let rest = skip_space(&bytes[at + KEY.needle().len()..]);
         if let Some((reason, _)) = plain_string(rest) {
             out.push(Cow::Borrowed(reason));
             continue;
@@ -168,6 +163,21 @@ fn finish_reasons(bytes: &[u8]) -> Vec<Cow<'_, str>> {
         }
     }
     out
+}
+
+/// How common bytes are in JSON, for a substring search's prefilter (which looks for
+/// the needle's two rarest bytes first): the default ranking, made from prose and code,
+/// thinks quotes fairly rare, and an answer is full of them; underscores are rare.
+struct JsonRank;
+
+impl memchr::arch::all::packedpair::HeuristicFrequencyRank for JsonRank {
+    fn rank(&self, byte: u8) -> u8 {
+        match byte {
+            b'"' | b':' | b',' | b'{' | b'}' | b'[' | b']' | b' ' => 255,
+            b'_' => 50,
+            _ => 200,
+        }
+    }
 }
 
 /// A JSON string, borrowed from the input unless it has escapes.
