@@ -187,21 +187,32 @@ impl Body {
     pub fn start(s: &Start<'_>, capacity: usize) -> Body {
         let mut b = Attrs::with_capacity(capacity);
         let out = &mut b.0;
-        bytes_field(out, 1, s.trace_id);
-        bytes_field(out, 2, s.span_id);
+        // The fields every span has are of fixed sizes: written as one piece, each a
+        // one-byte tag (two for field 16) and, for the ids, a one-byte length.
+        let remote = if s.remote_parent { IS_REMOTE } else { 0 };
+        let flags = u32::from(s.flags) | HAS_IS_REMOTE | remote;
+        let mut head = [0u8; 45];
+        head[0] = 1 << 3 | LEN;
+        head[1] = 16;
+        head[2..18].copy_from_slice(s.trace_id);
+        head[18] = 2 << 3 | LEN;
+        head[19] = 8;
+        head[20..28].copy_from_slice(s.span_id);
+        head[28] = 6 << 3 | VARINT;
+        head[29] = s.kind as u8;
+        head[30] = 7 << 3 | FIXED64;
+        head[31..39].copy_from_slice(&s.start_ns.to_le_bytes());
+        // Field 16's tag, 16 << 3 | FIXED32, as a two-byte varint.
+        head[39..41].copy_from_slice(&[0x85, 0x01]);
+        head[41..45].copy_from_slice(&flags.to_le_bytes());
+        out.extend_from_slice(&head);
+        if let Some(parent) = s.parent {
+            out.extend_from_slice(&[4 << 3 | LEN, 8]);
+            out.extend_from_slice(parent);
+        }
         if let Some(state) = s.trace_state {
             bytes_field(out, 3, state.as_bytes());
         }
-        if let Some(parent) = s.parent {
-            bytes_field(out, 4, parent);
-        }
-        tag(out, 6, VARINT);
-        varint(out, s.kind as u64);
-        tag(out, 7, FIXED64);
-        out.extend_from_slice(&s.start_ns.to_le_bytes());
-        let remote = if s.remote_parent { IS_REMOTE } else { 0 };
-        tag(out, 16, FIXED32);
-        out.extend_from_slice(&(u32::from(s.flags) | HAS_IS_REMOTE | remote).to_le_bytes());
         Body(b)
     }
 
