@@ -30,6 +30,11 @@ const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
 /// OTLP `Status.StatusCode.STATUS_CODE_ERROR`.
 const STATUS_ERROR: u64 = 2;
+/// The tag of `Span.flags` (field 16, fixed32): a two-byte varint.
+const FLAGS_TAG: [u8; 2] = {
+    let tag = 16 << 3 | FIXED32;
+    [tag & 0x7f | 0x80, tag >> 7]
+};
 /// `Span.attributes`.
 const ATTRIBUTES: u32 = 9;
 /// The one-byte tags of `Span.attributes`, `KeyValue.key` and `KeyValue.value`.
@@ -202,8 +207,7 @@ impl Body {
         head[29] = s.kind as u8;
         head[30] = 7 << 3 | FIXED64;
         head[31..39].copy_from_slice(&s.start_ns.to_le_bytes());
-        // Field 16's tag, 16 << 3 | FIXED32, as a two-byte varint.
-        head[39..41].copy_from_slice(&[0x85, 0x01]);
+        head[39..41].copy_from_slice(&FLAGS_TAG);
         head[41..45].copy_from_slice(&flags.to_le_bytes());
         out.extend_from_slice(&head);
         if let Some(parent) = s.parent {
