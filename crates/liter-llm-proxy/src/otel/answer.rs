@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use memchr::memmem;
+use smallvec::SmallVec;
 
 use super::{capped_content, Attrs};
 
@@ -134,15 +135,18 @@ impl<'de> serde::de::Visitor<'de> for AnswerVisitor<'_, 'de> {
     }
 }
 
+/// An answer's finish reasons: one per choice, so usually one, kept inline.
+type Reasons<'a> = SmallVec<[Cow<'a, str>; 2]>;
+
 /// Each choice's `finish_reason`, found by its key: a `"finish_reason":` whose quote
 /// is not escaped cannot be inside a string, and OpenAI's answers use the name for
 /// nothing else. A reason without escapes (all of them, in practice) is taken as it
 /// stands; others are read by serde.
-fn finish_reasons(bytes: &[u8]) -> Vec<Cow<'_, str>> {
+fn finish_reasons(bytes: &[u8]) -> Reasons<'_> {
     static KEY: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| {
         memmem::FinderBuilder::new().build_forward_with_ranker(JsonRank, b"\"finish_reason\":")
     });
-    let mut out = Vec::new();
+    let mut out = Reasons::new();
     for at in KEY.find_iter(bytes) {
         let slashes = bytes[..at]
             .iter()
@@ -153,9 +157,12 @@ fn finish_reasons(bytes: &[u8]) -> Vec<Cow<'_, str>> {
             continue;
         }
         let rest = skip_space(&bytes[at + KEY.needle().len()..]);
-        if let Some((reason, _)) = plain_string(rest) {
-            out.push(Cow::Borrowed(reason));
-            continue;
+        if let Some((reason, _)) = plain_bytes(rest) {
+            if let Some(reason) = known_reason(reason).or_else(|| std::str::from_utf8(reason).ok())
+            {
+                out.push(Cow::Borrowed(reason));
+                continue;
+            }
         }
         let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Option<Text<'_>>>();
         if let Some(Ok(Some(Text(reason)))) = values.next() {
@@ -163,6 +170,19 @@ fn finish_reasons(bytes: &[u8]) -> Vec<Cow<'_, str>> {
         }
     }
     out
+}
+
+/// The finish reasons OpenAI's API documents, as static text: known by their bytes,
+/// they need no UTF-8 check.
+fn known_reason(reason: &[u8]) -> Option<&'static str> {
+    Some(match reason {
+        b"stop" => "stop",
+        b"length" => "length",
+        b"tool_calls" => "tool_calls",
+        b"content_filter" => "content_filter",
+        b"function_call" => "function_call",
+        _ => return None,
+    })
 }
 
 /// How common bytes are in JSON, for a substring search's prefilter (which looks for
@@ -187,7 +207,7 @@ struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 /// `gen_ai.response.finish_reasons`, each capped.
 fn put_finish_reasons<S: AsRef<str>>(out: &mut Attrs, reasons: &[S]) {
     if !reasons.is_empty() {
-        let capped: Vec<&str> = reasons
+        let capped: SmallVec<[&str; 2]> = reasons
             .iter()
             .map(|r| crate::logtext::capped(r.as_ref()))
             .collect();
@@ -356,6 +376,18 @@ mod tests {
             answer_attributes(&mut attrs, bad, true);
             assert!(attrs.is_empty());
         }
+    }
+
+    #[test]
+    fn finish_reasons_known_unknown_and_escaped_are_all_read() {
+        let answer = br#"{"choices":[{"finish_reason":"length"},{"finish_reason":"eos"},
+            {"finish_reason":"st\u006fp"},{"finish_reason":null},{"finish_reason": "content_filter"}]}"#;
+        let reasons: Vec<String> = finish_reasons(answer)
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect();
+        assert_eq!(reasons, ["length", "eos", "stop", "content_filter"]);
+        assert!(finish_reasons(br#"{"choices":[]}"#).is_empty());
     }
 
     #[test]

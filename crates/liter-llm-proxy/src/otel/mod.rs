@@ -406,19 +406,17 @@ fn inject(
     state: Option<&str>,
 ) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = Vec::with_capacity(55);
-    text.extend_from_slice(b"00-");
-    let put = |bytes: &[u8], text: &mut Vec<u8>| {
-        for b in bytes {
-            text.push(DIGITS[usize::from(b >> 4)]);
-            text.push(DIGITS[usize::from(b & 15)]);
+    // `00-{trace id}-{span id}-{flags}`: a fixed 55 bytes, written in place.
+    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    let put = |bytes: &[u8], hex: &mut [u8]| {
+        for (b, pair) in bytes.iter().zip(hex.chunks_exact_mut(2)) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 15)];
         }
     };
-    put(trace_id, &mut text);
-    text.push(b'-');
-    put(span_id, &mut text);
-    text.push(b'-');
-    put(&[flags & SAMPLED], &mut text);
+    put(trace_id, &mut text[3..35]);
+    put(span_id, &mut text[36..52]);
+    put(&[flags & SAMPLED], &mut text[53..55]);
     headers.retain(|(n, _)| *n != TRACEPARENT && *n != TRACESTATE);
     if let Ok(v) = HeaderValue::from_bytes(&text) {
         headers.push((TRACEPARENT, v));

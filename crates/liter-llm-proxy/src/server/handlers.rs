@@ -23,7 +23,7 @@ use crate::error::GatewayError;
 use crate::governance;
 use crate::request::{parse_head, Endpoint, Head, RawBody};
 use crate::routing::{self, Pool, Served, TagFilter};
-use crate::telemetry::{Record, RouteInfo, UpstreamTime, REQUEST_ID};
+use crate::telemetry::{Record, RouteInfo, REQUEST_ID};
 use crate::upstream::stream::Both;
 use crate::upstream::{Job, Native, UsageTap};
 
@@ -39,12 +39,12 @@ fn tagged(result: Result<Resp, GatewayError>, served: Option<Served>) -> Resp {
         if let Ok(v) = HeaderValue::from_str(&s.deployment) {
             resp.headers_mut().insert(ANSWERED_BY_DEPLOYMENT, v);
         }
-        resp.extensions_mut().insert(UpstreamTime(s.upstream));
         resp.extensions_mut().insert(RouteInfo {
             model: s.model,
             deployment: s.deployment,
             metrics: s.metrics,
             retries: s.retries,
+            upstream: s.upstream,
         });
     }
     resp

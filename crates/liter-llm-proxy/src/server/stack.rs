@@ -14,8 +14,8 @@
 //!    per request, counts it in `/metrics`, queues a chat or embeddings request's
 //!    record for the `[[logging]]` sinks (`logsink`) and sets the overhead headers
 //!    (`x-liter-llm-overhead-duration-ms`, `x-litellm-overhead-duration-ms`). Reads
-//!    from the response's extensions: `RouteInfo` (model, deployment and its series,
-//!    from the handler), `UpstreamTime` (handler), `Arc<Record>` (the usage, from the
+//!    from the response's extensions: `RouteInfo` (model, deployment, its series and
+//!    the time upstream, from the handler), `Arc<Record>` (the usage, from the
 //!    handler's tap), `Arc<Principal>` (from auth), `ResponseCost` (from the
 //!    dispatcher), `ErrorKind` (from the error renderer); from the request, axum's
 //!    `MatchedPath` (the route label).

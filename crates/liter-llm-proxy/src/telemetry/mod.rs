@@ -12,7 +12,7 @@
 //! The same stage records the request in `/metrics` (requests, duration, tokens and
 //! cost, from a [`Record`] the handler leaves in the response) and puts the overhead
 //! headers on every response: the time spent in the gateway, upstream excluded (the
-//! handler leaves the upstream time as [`UpstreamTime`]).
+//! handler leaves the upstream time in [`RouteInfo`]).
 
 mod record;
 
@@ -67,12 +67,11 @@ pub struct RouteInfo {
     pub metrics: Option<Arc<DeploymentMetrics>>,
     /// Attempts before the one that answered (retries and fallbacks).
     pub retries: u32,
+    /// Time the request spent upstream (attempts and the waits between them), left out
+    /// of the overhead headers. One extension with the rest: a response's extension
+    /// map holds three without growing.
+    pub upstream: std::time::Duration,
 }
-
-/// Time a request spent upstream (attempts and the waits between them); set by the
-/// handlers, left out of the overhead headers.
-#[derive(Debug, Clone, Copy)]
-pub struct UpstreamTime(pub std::time::Duration);
 
 /// Time spent in the gateway for a response, upstream excluded, in milliseconds.
 pub const OVERHEAD: HeaderName = HeaderName::from_static("x-liter-llm-overhead-duration-ms");
@@ -405,10 +404,10 @@ fn finish(mut resp: Response, started: Started) -> Response {
         sinks,
     } = started;
     resp.headers_mut().insert(REQUEST_ID, id.clone());
-    let upstream = resp
-        .extensions()
-        .get::<UpstreamTime>()
-        .map_or(std::time::Duration::ZERO, |u| u.0);
+    let info = resp.extensions_mut().remove::<RouteInfo>();
+    let upstream = info
+        .as_ref()
+        .map_or(std::time::Duration::ZERO, |i| i.upstream);
     let overhead = overhead_value(start.elapsed().saturating_sub(upstream));
     resp.headers_mut().insert(OVERHEAD, overhead.clone());
     resp.headers_mut().insert(LITELLM_OVERHEAD, overhead);
@@ -418,7 +417,7 @@ fn finish(mut resp: Response, started: Started) -> Response {
         id,
         method,
         uri,
-        info: resp.extensions_mut().remove::<RouteInfo>(),
+        info,
         key: resp.extensions_mut().remove::<Arc<Principal>>(),
         cost: resp
             .extensions()
