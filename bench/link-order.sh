@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Writes crates/liter-llm-cli/link-order.txt: the functions the gateway runs from start-up
+# through its usual requests, which the release build has the linker lay out together
+# (crates/liter-llm-cli/build.rs says why). Run it again when the memory bench's idle
+# figures creep up: code that changed since the file was written is simply not ordered.
+#
+# 1. Builds the release binary as shipped (`cargo build --release -p liter-llm-cli`: the
+#    package selection decides dependency features, and with them the symbol names the
+#    file must match), with the linker's map of every function's address.
+# 2. Runs it under callgrind, which records the address of every instruction executed:
+#    start-up, then whole and streamed chat completions, embeddings, /v1/models,
+#    /metrics and the health routes, with the bench's plain config and then with its
+#    governed one (cost tracking, a key with rpm, tpm and a budget).
+# 3. bench/link_order.py credits each executed address to its function by the map and
+#    writes the functions, the most executed first.
+#
+# Afterwards `cargo build --release -p liter-llm-cli` links with the new order.
+# Environment: CARGO_TARGET_DIR as for cargo; LINK_ORDER_KEEP=1 keeps the run directory.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+command -v valgrind >/dev/null || { echo "link-order: valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+OUT="$ROOT/crates/liter-llm-cli/link-order.txt"
+
+RUN="$(mktemp -d "${TMPDIR:-/tmp}/liter-llm-link-order.XXXXXX")"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "${LINK_ORDER_KEEP:-0}" = 1 ]; then echo "link-order: files kept in $RUN" >&2; else rm -rf "$RUN"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+MAP="$BIN/liter-llm.map"
+LITER_LLM_LINK_MAP="$MAP" cargo build --release --locked -p liter-llm-cli >"$RUN/build.log" 2>&1 ||
+  { tail -n 30 "$RUN/build.log" >&2; exit 1; }
+cargo build --release --locked -p mock-upstream >>"$RUN/build.log" 2>&1 ||
+  { tail -n 30 "$RUN/build.log" >&2; exit 1; }
+[ -s "$MAP" ] || { echo "link-order: the build wrote no linker map (is the linker LLD?)" >&2; exit 1; }
+
+"$BIN/mock-upstream" --port 0 --no-record >"$RUN/mock.log" 2>&1 &
+PIDS+=($!)
+MOCK_PORT="$(wait_port mock $!)"
+plain_config "$MOCK_PORT" "$RUN/plain.toml"
+governed_config "$RUN/plain.toml" "$RUN/governed.toml" "$RUN/spend.db"
+
+request() { # PORT PATH [BODY]: a request as the bench's key; its answer is not checked
+  local args=(-s -o /dev/null -H "Authorization: Bearer sk-bench-master")
+  [ $# -ge 3 ] && args+=(-H "Content-Type: application/json" -d "$3")
+  curl "${args[@]}" "http://127.0.0.1:$1$2" || true
+}
+
+for name in plain governed; do
+  mkdir -p "$RUN/$name"
+  cp "$RUN/$name.toml" "$RUN/$name/config.toml"
+  env -u RUST_LOG NO_COLOR=1 valgrind --tool=callgrind --dump-instr=yes --compress-pos=no \
+    --callgrind-out-file="$RUN/$name.cg" "$BIN/liter-llm" api --config "$RUN/$name/config.toml" \
+    >"$RUN/$name.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  port="$(wait_port "$name" "$pid")"
+  for _ in 1 2 3; do
+    request "$port" /v1/chat/completions '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}'
+    request "$port" /v1/chat/completions '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}'
+    request "$port" /v1/embeddings '{"model":"gpt-4o-mini","input":"Say hello"}'
+    request "$port" /v1/models
+    request "$port" /metrics
+    request "$port" /health/liveliness
+    request "$port" /health/readiness
+  done
+  kill -INT "$pid"
+  wait "$pid" 2>/dev/null || true
+done
+
+python3 bench/link_order.py "$MAP" "$OUT" "$RUN/plain.cg" "$RUN/governed.cg"
+echo "link-order: wrote $OUT; rebuild (cargo build --release -p liter-llm-cli) to link with it" >&2
