@@ -25,7 +25,8 @@
 //! - `request`, `pricing`, `store`, `config`, `objstore`, `tasks`, `error`: the
 //!   request head, prices, the database stores, the validated config (which checks a
 //!   `[cache]` backend by building its operator), the object stores (OpenDAL), counted
-//!   background tasks, the one error type.
+//!   background tasks, the one error type;
+//! - `search`: substring searches of the hot paths, built once.
 
 pub mod admin;
 pub mod apidoc;
@@ -46,6 +47,7 @@ pub mod pricing;
 pub mod reload;
 pub mod request;
 pub mod routing;
+pub mod search;
 pub mod server;
 pub mod store;
 pub mod tasks;

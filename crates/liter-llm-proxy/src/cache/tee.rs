@@ -166,7 +166,7 @@ impl Assembly {
             return;
         }
         self.pending.extend_from_slice(data);
-        while let Some(end) = memchr::memmem::find(&self.pending, b"\n\n") {
+        while let Some(end) = crate::search::EVENT_END.find(&self.pending) {
             let event = self.pending.split_to(end + 2);
             for line in event[..].split(|&b| b == b'\n') {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);

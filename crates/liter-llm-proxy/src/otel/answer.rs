@@ -143,9 +143,8 @@ type Reasons<'a> = SmallVec<[Cow<'a, str>; 2]>;
 /// nothing else. A reason without escapes (all of them, in practice) is taken as it
 /// stands; others are read by serde.
 fn finish_reasons(bytes: &[u8]) -> Reasons<'_> {
-    static KEY: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| {
-        memmem::FinderBuilder::new().build_forward_with_ranker(JsonRank, b"\"finish_reason\":")
-    });
+    static KEY: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| crate::search::json(b"\"finish_reason\":"));
     let mut out = Reasons::new();
     for at in KEY.find_iter(bytes) {
         let slashes = bytes[..at]
@@ -183,21 +182,6 @@ fn known_reason(reason: &[u8]) -> Option<&'static str> {
         b"function_call" => "function_call",
         _ => return None,
     })
-}
-
-/// How common bytes are in JSON, for a substring search's prefilter (which looks for
-/// the needle's two rarest bytes first): the default ranking, made from prose and code,
-/// thinks quotes fairly rare, and an answer is full of them; underscores are rare.
-struct JsonRank;
-
-impl memchr::arch::all::packedpair::HeuristicFrequencyRank for JsonRank {
-    fn rank(&self, byte: u8) -> u8 {
-        match byte {
-            b'"' | b':' | b',' | b'{' | b'}' | b'[' | b']' | b' ' => 255,
-            b'_' => 50,
-            _ => 200,
-        }
-    }
 }
 
 /// A JSON string, borrowed from the input unless it has escapes.

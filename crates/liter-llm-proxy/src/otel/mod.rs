@@ -11,7 +11,7 @@
 //! Prompts and completions are put in spans only with `general.trace_content`. When
 //! tracing is off nothing here runs: the stages hold `Option`s.
 //!
-//! A leaf beside `metrics`: it imports `config`, `metrics`, `logtext` and `objstore`
+//! A leaf beside `metrics`: it imports `config`, `metrics`, `logtext`, `search` and `objstore`
 //! (for the process-wide TLS provider its HTTP client needs) only.
 
 mod answer;

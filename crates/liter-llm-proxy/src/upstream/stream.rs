@@ -15,19 +15,20 @@
 //! [`Scrub`] (an upstream's error event may echo the gateway's key).
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use memchr::memmem;
+use memchr::memmem::Finder;
 use tokio::time::Instant;
 
 use super::scrub::Scrub;
 use crate::error::{GatewayError, Wire};
 use crate::logtext::Clean;
+use crate::search;
 use liter_llm::providers::anthropic::AnthropicUsage;
 use liter_llm::types::Usage;
 
@@ -282,8 +283,8 @@ pub fn error_event_in(err: &GatewayError, wire: Wire) -> Bytes {
 fn last_boundary(buf: &[u8]) -> Option<usize> {
     #[cfg(test)]
     tests::SEARCHED.with(|n| n.set(n.get() + buf.len()));
-    let lf = memmem::rfind(buf, b"\n\n").map(|i| i + 2);
-    let crlf = memmem::rfind(buf, b"\r\n\r\n").map(|i| i + 4);
+    let lf = search::EVENT_END_REV.rfind(buf).map(|i| i + 2);
+    let crlf = search::EVENT_END_CRLF_REV.rfind(buf).map(|i| i + 4);
     lf.max(crlf)
 }
 
@@ -306,7 +307,10 @@ fn longest_event(events: &[u8]) -> usize {
 
 /// The end of the first event in `rest` (just past its blank line), or its length.
 fn next_event_end(rest: &[u8]) -> usize {
-    match (memmem::find(rest, b"\n\n"), memmem::find(rest, b"\r\n\r\n")) {
+    match (
+        search::EVENT_END.find(rest),
+        search::EVENT_END_CRLF.find(rest),
+    ) {
         (Some(a), Some(b)) if b < a => b + 4,
         (Some(a), _) => a + 2,
         (None, Some(b)) => b + 4,
@@ -318,13 +322,18 @@ fn next_event_end(rest: &[u8]) -> usize {
 fn has_end(events: &[u8], wire: Wire) -> bool {
     match wire {
         Wire::OpenAi => has_done(events),
-        Wire::Anthropic => memmem::find(events, b"\"type\":\"message_stop\"").is_some(),
+        Wire::Anthropic => {
+            static STOP: LazyLock<Finder<'static>> =
+                LazyLock::new(|| search::json(b"\"type\":\"message_stop\""));
+            STOP.find(events).is_some()
+        }
     }
 }
 
 /// Whether `events` has a `data: [DONE]` line (one search).
 fn has_done(events: &[u8]) -> bool {
-    memmem::find_iter(events, b"[DONE]").any(|i| {
+    static DONE: LazyLock<Finder<'static>> = LazyLock::new(|| search::json(b"[DONE]"));
+    DONE.find_iter(events).any(|i| {
         let before = &events[..i];
         before.ends_with(b"data: ") || before.ends_with(b"data:")
     })
@@ -438,7 +447,8 @@ struct AnthropicDelta {
 /// whole `events` into `so_far`, and reports it at `message_delta` (the answer's
 /// last count). The events are passed on unchanged.
 fn tap_anthropic_usage(t: &Tapped, events: &[u8], so_far: &mut AnthropicUsage) {
-    if memmem::find(events, b"\"usage\"").is_none() {
+    static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| search::json(b"\"usage\""));
+    if USAGE.find(events).is_none() {
         return;
     }
     let mut rest = events;
@@ -499,9 +509,9 @@ struct ChunkChoice {
 
 /// Whether `key` (quoted, with its colon) occurs in `events` with a value starting
 /// with `first`, with or without a space between.
-fn has_value(events: &[u8], key: &[u8], first: u8) -> bool {
-    memmem::find_iter(events, key).any(|i| {
-        let after = &events[i + key.len()..];
+fn has_value(events: &[u8], key: &Finder<'_>, first: u8) -> bool {
+    key.find_iter(events).any(|i| {
+        let after = &events[i + key.needle().len()..];
         after.first() == Some(&first)
             || (after.first() == Some(&b' ') && after.get(1) == Some(&first))
     })
@@ -510,8 +520,11 @@ fn has_value(events: &[u8], key: &[u8], first: u8) -> bool {
 /// Reports the usage chunk among whole `events` and, when asked, leaves it out; with
 /// [`Tapped::facts`], also the facts of the chunks that finish a choice.
 fn tap_usage(t: &Tapped, events: Bytes) -> Bytes {
-    let has_usage = has_value(&events, b"\"usage\":", b'{');
-    let finishes = t.facts && has_value(&events, b"\"finish_reason\":", b'"');
+    static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| search::json(b"\"usage\":"));
+    static FINISH_KEY: LazyLock<Finder<'static>> =
+        LazyLock::new(|| search::json(b"\"finish_reason\":"));
+    let has_usage = has_value(&events, &USAGE_KEY, b'{');
+    let finishes = t.facts && has_value(&events, &FINISH_KEY, b'"');
     if !has_usage && !finishes {
         return events;
     }
