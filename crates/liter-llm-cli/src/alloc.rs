@@ -94,8 +94,10 @@ pub async fn sweep(workers: usize) {
     }
 }
 
+/// Gives the calling thread's free pages back to the OS (an idle worker's park, and the
+/// main thread once start-up is over).
 #[allow(unsafe_code)] // an FFI call with no arguments to check
-fn collect() {
+pub fn collect() {
     // SAFETY: `mi_collect` only walks and frees the calling thread's own heap.
     unsafe { libmimalloc_sys::mi_collect(true) }
 }

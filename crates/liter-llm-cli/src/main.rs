@@ -380,6 +380,9 @@ async fn api(
         // Scripts wait for this line; say it even when info logs are off.
         eprintln!("liter-llm listening on http://{local}");
     }
+    // Start-up's garbage (the config's and the pricing table's parsing) was freed on this
+    // thread, whose heap no worker's park collects: its free pages go back now.
+    alloc::collect();
     let code = serve_until_signalled(live, listener, signals).await;
     reloads.abort();
     code
