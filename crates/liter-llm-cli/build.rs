@@ -8,7 +8,9 @@
 //! file lists the functions a gateway runs from start-up through its usual requests;
 //! LLD puts them first, together. Names the file lists that a build no longer has
 //! (code changed since it was written) are skipped: the order decays, the build never
-//! fails.
+//! fails. The names are those of `cargo build --release -p liter-llm-cli`: building
+//! other packages at once, or another profile, changes the symbols' hashes, and the
+//! binary links unordered.
 //!
 //! Only for release builds linked by LLD (Rust's default linker on x86_64 Linux since
 //! 1.90, with its bundled `rust-lld`), unless another linker is configured, or with
