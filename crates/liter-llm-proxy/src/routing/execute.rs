@@ -24,7 +24,7 @@ use axum::http::Response;
 use tokio::time::Instant;
 
 use super::shared::Hold;
-use super::{Announcement, DeploymentState, InFlight, Pool, Registry, RouteError, TagFilter};
+use super::{Announcement, Ask, DeploymentState, InFlight, Pool, Registry, RouteError, TagFilter};
 use crate::error::GatewayError;
 use crate::logtext::Clean;
 use crate::metrics::{DeploymentMetrics, Metrics};
@@ -146,7 +146,14 @@ pub async fn execute(
                 );
                 return (Err(err), last.and_then(|(_, info)| info));
             }
-            let picked = match routes.take(&pool, tags, &tried, false, tokens).await {
+            let mut ask = Ask {
+                pool: &pool,
+                tags,
+                tried: &tried,
+                allow_tried: false,
+                tokens,
+            };
+            let picked = match routes.take(&ask).await {
                 Err(_) if !tried.is_empty() => {
                     // Only deployments already tried are left: wait, then try again.
                     let w = retry_wait(routes, wait.take(), attempt);
@@ -155,7 +162,8 @@ pub async fn execute(
                     }
                     tokio::time::sleep(w).await;
                     upstream_time += w;
-                    routes.take(&pool, tags, &tried, true, tokens).await
+                    ask.allow_tried = true;
+                    routes.take(&ask).await
                 }
                 other => other,
             };

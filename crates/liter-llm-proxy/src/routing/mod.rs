@@ -105,6 +105,18 @@ impl From<RouteError> for GatewayError {
     }
 }
 
+/// What a request asks of routing: a deployment of `pool` for about `tokens` tokens,
+/// among those `tags` admits (all without it), skipping the indexes in `tried` unless
+/// `allow_tried`.
+#[derive(Clone, Copy)]
+pub struct Ask<'a> {
+    pub pool: &'a Pool,
+    pub tags: Option<&'a TagFilter>,
+    pub tried: &'a [usize],
+    pub allow_tried: bool,
+    pub tokens: u64,
+}
+
 /// One model name and its deployments.
 #[derive(Debug)]
 pub struct Pool {
@@ -460,42 +472,24 @@ impl Registry {
         self.order.is_empty()
     }
 
-    /// Choose a deployment of `pool` for a request of about `tokens` tokens, among
-    /// those `tags` admits (all without it), skipping those in `tried` unless
-    /// `allow_tried`. The choice is admitted by its breaker and counted against its
-    /// rpm/tpm before it is returned: in the counts every gateway shares when there
-    /// are some ([`shared`]), else in this process's.
-    pub async fn take(
-        &self,
-        pool: &Pool,
-        tags: Option<&TagFilter>,
-        tried: &[usize],
-        allow_tried: bool,
-        tokens: u64,
-    ) -> Result<Picked, RouteError> {
+    /// Choose a deployment for `ask`. The choice is admitted by its breaker and
+    /// counted against its rpm/tpm before it is returned: in the counts every gateway
+    /// shares when there are some ([`shared`]), else in this process's.
+    pub async fn take(&self, ask: &Ask<'_>) -> Result<Picked, RouteError> {
         match self.shared.get() {
-            None => self.pick(pool, tags, tried, allow_tried, tokens),
-            Some(s) => {
-                self.pick_shared(&*s.0, pool, tags, tried, allow_tried, tokens)
-                    .await
-            }
+            None => self.pick(ask),
+            Some(s) => self.pick_shared(&*s.0, ask).await,
         }
     }
 
     /// [`Registry::take`] on this process's counts.
-    pub fn pick(
-        &self,
-        pool: &Pool,
-        tags: Option<&TagFilter>,
-        tried: &[usize],
-        allow_tried: bool,
-        tokens: u64,
-    ) -> Result<Picked, RouteError> {
+    pub fn pick(&self, ask: &Ask<'_>) -> Result<Picked, RouteError> {
+        let (pool, tokens) = (ask.pool, ask.tokens);
         // A concurrent request may take the last slot between choosing and
         // reserving; try again a few times before giving up.
         for _ in 0..4 {
             let now = Instant::now();
-            let cands = self.candidates(pool, tags, (tried, allow_tried), now, |_, d| {
+            let cands = self.candidates(ask, now, |_, d| {
                 if d.has_room(now, tokens) {
                     Ok(true)
                 } else {
@@ -515,18 +509,23 @@ impl Registry {
         Err(RouteError::Busy(pool.spec.name.clone()))
     }
 
-    /// The deployments of `pool`, with their index, a request may go to now: not in
-    /// `tried` (unless allowed), healthy, admitted by `tags`, not cooling down, and
+    /// The deployments of the asked pool, with their index, a request may go to now:
+    /// not tried (unless allowed), healthy, admitted by the tags, not cooling down, and
     /// with room by `room` (`Ok(false)`: passed over; `Err(wait)`: full for `wait`),
     /// in the best priority tier. When there are none, why.
     fn candidates<'p>(
         &self,
-        pool: &'p Pool,
-        tags: Option<&TagFilter>,
-        (tried, allow_tried): (&[usize], bool),
+        ask: &Ask<'p>,
         now: Instant,
         room: impl Fn(usize, &DeploymentState) -> Result<bool, Duration>,
     ) -> Result<Vec<(usize, &'p Arc<DeploymentState>)>, RouteError> {
+        let Ask {
+            pool,
+            tags,
+            tried,
+            allow_tried,
+            ..
+        } = *ask;
         let mut cands: Vec<(usize, &Arc<DeploymentState>)> =
             Vec::with_capacity(pool.deployments.len());
         let (mut full, mut cooling) = (None::<Duration>, None::<Instant>);

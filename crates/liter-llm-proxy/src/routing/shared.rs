@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
-use super::{DeploymentState, Pool, Registry, RouteError, TagFilter};
+use super::{Ask, DeploymentState, Registry, RouteError};
 use crate::config::Strategy;
 
 /// How the shared counts order the candidates.
@@ -103,12 +103,9 @@ impl Registry {
     pub(super) async fn pick_shared(
         &self,
         shared: &dyn SharedRoutes,
-        pool: &Pool,
-        tags: Option<&TagFilter>,
-        tried: &[usize],
-        allow_tried: bool,
-        tokens: u64,
+        ask: &Ask<'_>,
     ) -> Result<Picked, RouteError> {
+        let (pool, tokens) = (ask.pool, ask.tokens);
         let ranking = match pool.spec.strategy {
             Strategy::LeastBusy => Ranking::LeastBusy,
             // With no limit anywhere in the pool, every deployment has full headroom.
@@ -119,7 +116,7 @@ impl Registry {
         let mut never: Vec<usize> = Vec::new();
         for _ in 0..pool.deployments.len() + 4 {
             let now = Instant::now();
-            let cands = self.candidates(pool, tags, (tried, allow_tried), now, |i, d| {
+            let cands = self.candidates(ask, now, |i, d| {
                 if never.contains(&i) {
                     return Err(FULL_FOR);
                 }
@@ -172,7 +169,7 @@ impl Registry {
                     if shared.fails_closed() {
                         return Err(RouteError::SharedUnavailable);
                     }
-                    return self.pick(pool, tags, tried, allow_tried, tokens);
+                    return self.pick(ask);
                 }
             }
         }
