@@ -146,13 +146,7 @@ pub async fn execute(
                 );
                 return (Err(err), last.and_then(|(_, info)| info));
             }
-            let mut ask = Ask {
-                pool: &pool,
-                tags,
-                tried: &tried,
-                allow_tried: false,
-                tokens,
-            };
+            let ask = Ask::new(&pool, tags, &tried, tokens);
             let picked = match routes.take(&ask).await {
                 Err(_) if !tried.is_empty() => {
                     // Only deployments already tried are left: wait, then try again.
@@ -162,8 +156,7 @@ pub async fn execute(
                     }
                     tokio::time::sleep(w).await;
                     upstream_time += w;
-                    ask.allow_tried = true;
-                    routes.take(&ask).await
+                    routes.take(&ask.again()).await
                 }
                 other => other,
             };

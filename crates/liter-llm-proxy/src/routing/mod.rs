@@ -117,6 +117,32 @@ pub struct Ask<'a> {
     pub tokens: u64,
 }
 
+impl<'a> Ask<'a> {
+    /// An ask that skips the deployments tried.
+    pub fn new(
+        pool: &'a Pool,
+        tags: Option<&'a TagFilter>,
+        tried: &'a [usize],
+        tokens: u64,
+    ) -> Ask<'a> {
+        Ask {
+            pool,
+            tags,
+            tried,
+            allow_tried: false,
+            tokens,
+        }
+    }
+
+    /// The same ask with the deployments tried allowed again (when only they are left).
+    pub fn again(self) -> Ask<'a> {
+        Ask {
+            allow_tried: true,
+            ..self
+        }
+    }
+}
+
 /// One model name and its deployments.
 #[derive(Debug)]
 pub struct Pool {
