@@ -19,6 +19,9 @@ pub static EVENT_END_REV: LazyLock<FinderRev<'static>> = LazyLock::new(|| Finder
 pub static EVENT_END_CRLF_REV: LazyLock<FinderRev<'static>> =
     LazyLock::new(|| FinderRev::new(b"\r\n\r\n"));
 
+/// The key of a choice's finish reason, in an answer or a stream chunk.
+pub static FINISH_REASON: LazyLock<Finder<'static>> = LazyLock::new(|| json(b"\"finish_reason\":"));
+
 /// A forward searcher for `needle` in JSON text.
 pub fn json(needle: &'static [u8]) -> Finder<'static> {
     FinderBuilder::new().build_forward_with_ranker(JsonRank, needle)

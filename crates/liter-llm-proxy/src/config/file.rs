@@ -208,15 +208,13 @@ pub struct GeneralSection {
     pub disable_spend_logs: bool,
     /// Extension (LiteLLM's `general_settings.proxy_batch_write_at`): at most how many
     /// seconds settled spend waits in memory before the SQLite store commits it
-    /// (unset: [`DEFAULT_SPEND_WRITE_INTERVAL_SECS`]; 1 to
+    /// (unset: [`crate::store::DEFAULT_WRITE_INTERVAL`]; 1 to
     /// [`MAX_SPEND_WRITE_INTERVAL_SECS`]). Not supported yet with PostgreSQL, which
     /// commits each request's spend when it ends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spend_write_interval_secs: Option<u64>,
 }
 
-/// `general.spend_write_interval_secs` by default.
-pub const DEFAULT_SPEND_WRITE_INTERVAL_SECS: u64 = 1;
 /// The longest `general.spend_write_interval_secs`: an hour.
 pub const MAX_SPEND_WRITE_INTERVAL_SECS: u64 = 3600;
 

@@ -6,9 +6,7 @@
 //! their key.
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
 
-use memchr::memmem;
 use smallvec::SmallVec;
 
 use super::{capped_content, Attrs};
@@ -143,10 +141,9 @@ type Reasons<'a> = SmallVec<[Cow<'a, str>; 2]>;
 /// nothing else. A reason without escapes (all of them, in practice) is taken as it
 /// stands; others are read by serde.
 fn finish_reasons(bytes: &[u8]) -> Reasons<'_> {
-    static KEY: LazyLock<memmem::Finder<'static>> =
-        LazyLock::new(|| crate::search::json(b"\"finish_reason\":"));
+    let key = &*crate::search::FINISH_REASON;
     let mut out = Reasons::new();
-    for at in KEY.find_iter(bytes) {
+    for at in key.find_iter(bytes) {
         let slashes = bytes[..at]
             .iter()
             .rev()
@@ -155,7 +152,7 @@ fn finish_reasons(bytes: &[u8]) -> Reasons<'_> {
         if slashes % 2 == 1 {
             continue;
         }
-        let rest = skip_space(&bytes[at + KEY.needle().len()..]);
+        let rest = skip_space(&bytes[at + key.needle().len()..]);
         if let Some((reason, _)) = plain_bytes(rest) {
             if let Some(reason) = known_reason(reason).or_else(|| std::str::from_utf8(reason).ok())
             {

@@ -255,6 +255,12 @@ impl fmt::Debug for Stores {
     }
 }
 
+/// Whether `url` names a PostgreSQL database (`postgres://` or `postgresql://`); any
+/// other `database_url` is an SQLite file.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// Opens the database at `url` with the system clock; see [`open_with_clock`].
 pub async fn open(url: &str) -> Result<Stores, StoreError> {
     open_with_clock(url, Arc::new(SystemClock)).await
@@ -267,7 +273,7 @@ pub async fn open(url: &str) -> Result<Stores, StoreError> {
 /// - `sqlite:///abs/path.db`, `sqlite://rel/path.db`, `sqlite:path.db` or a bare path:
 ///   an SQLite file, created with its parent directories on first start.
 pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Stores, StoreError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if is_postgres(url) {
         return postgres::open(url, clock).await;
     }
     let path = url

@@ -521,10 +521,8 @@ fn has_value(events: &[u8], key: &Finder<'_>, first: u8) -> bool {
 /// [`Tapped::facts`], also the facts of the chunks that finish a choice.
 fn tap_usage(t: &Tapped, events: Bytes) -> Bytes {
     static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| search::json(b"\"usage\":"));
-    static FINISH_KEY: LazyLock<Finder<'static>> =
-        LazyLock::new(|| search::json(b"\"finish_reason\":"));
     let has_usage = has_value(&events, &USAGE_KEY, b'{');
-    let finishes = t.facts && has_value(&events, &FINISH_KEY, b'"');
+    let finishes = t.facts && has_value(&events, &search::FINISH_REASON, b'"');
     if !has_usage && !finishes {
         return events;
     }

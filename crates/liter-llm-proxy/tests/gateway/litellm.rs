@@ -973,6 +973,25 @@ general_settings:
     }
 }
 
+/// Writes to `file` a LiteLLM config with one priced model on the mock, the database
+/// `db`, and `setting` (one more `general_settings` line), for the reload tests.
+fn write_priced(
+    file: &std::path::Path,
+    mock: &MockUpstream,
+    db: &crate::governance::Db,
+    setting: &str,
+) {
+    std::fs::write(
+        file,
+        format!(
+            "model_list:\n  - model_name: priced\n    litellm_params: {{model: openai/house-model, api_key: k, api_base: \"{base}\", input_cost_per_token: 0.0, output_cost_per_token: 0.001}}\ngeneral_settings:\n  master_key: {MASTER}\n  database_url: \"{url}\"\n  {setting}\n",
+            base = mock.base_url(),
+            url = db.url()
+        ),
+    )
+    .unwrap();
+}
+
 /// A reload turns `disable_spend_logs` on and off: from the next request on, its row
 /// is written or not, and the ledger routes follow.
 #[tokio::test]
@@ -984,17 +1003,7 @@ async fn disable_spend_logs_follows_a_reload() {
     let db = Db::sqlite();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.yaml");
-    let write = |off: bool| {
-        std::fs::write(
-            &file,
-            format!(
-                "model_list:\n  - model_name: priced\n    litellm_params: {{model: openai/house-model, api_key: k, api_base: \"{base}\", input_cost_per_token: 0.0, output_cost_per_token: 0.001}}\ngeneral_settings:\n  master_key: {MASTER}\n  database_url: \"{url}\"\n  disable_spend_logs: {off}\n",
-                base = mock.base_url(),
-                url = db.url()
-            ),
-        )
-        .unwrap()
-    };
+    let write = |off: bool| write_priced(&file, &mock, &db, &format!("disable_spend_logs: {off}"));
     write(false);
     let gw = crate::reload::start_file(&file).await;
     let rows = || async {
@@ -1115,17 +1124,8 @@ async fn proxy_batch_write_at_follows_a_reload() {
     let db = Db::sqlite();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.yaml");
-    let write = |secs: u64| {
-        std::fs::write(
-            &file,
-            format!(
-                "model_list:\n  - model_name: priced\n    litellm_params: {{model: openai/house-model, api_key: k, api_base: \"{base}\", input_cost_per_token: 0.0, output_cost_per_token: 0.001}}\ngeneral_settings:\n  master_key: {MASTER}\n  database_url: \"{url}\"\n  proxy_batch_write_at: {secs}\n",
-                base = mock.base_url(),
-                url = db.url()
-            ),
-        )
-        .unwrap()
-    };
+    let write =
+        |secs: u64| write_priced(&file, &mock, &db, &format!("proxy_batch_write_at: {secs}"));
     let rows = || -> i64 {
         let c = rusqlite::Connection::open(db.url()).unwrap();
         c.query_row("SELECT COUNT(*) FROM spend_ledger", [], |r| r.get(0))

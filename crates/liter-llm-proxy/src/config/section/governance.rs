@@ -195,9 +195,7 @@ pub(crate) fn check(file: &FileConfig, problems: &mut Problems) -> Governance {
 fn write_interval(file: &FileConfig, problems: &mut Problems) -> Option<Duration> {
     let secs = file.general.spend_write_interval_secs?;
     let at = path(&["general", "spend_write_interval_secs"]);
-    let postgres = given(&file.general.database_url)
-        .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
-    if postgres {
+    if given(&file.general.database_url).is_some_and(crate::store::is_postgres) {
         problems.push((
             at,
             "spend_write_interval_secs (LiteLLM's proxy_batch_write_at) is not supported yet with PostgreSQL: each request's spend is committed when it ends, so gateways sharing the database see each other's spend at once; remove the key".into(),
