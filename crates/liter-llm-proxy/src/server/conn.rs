@@ -32,6 +32,7 @@ use std::task::{Context, Poll};
 use axum::response::Response;
 use axum::Router;
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -50,8 +51,10 @@ pub(super) struct Shared {
     /// Tells HTTP/1 from HTTP/2 by reading the first bytes (for a connection whose first
     /// bytes, peeked, could still be the start of HTTP/2's preface).
     sniff: auto::Builder<TokioExecutor>,
-    /// The same settings, one protocol each (the peeked bytes told which).
-    h1: auto::Builder<TokioExecutor>,
+    /// The same settings, one protocol each (the peeked bytes told which). HTTP/1 is
+    /// served by hyper's own HTTP/1 connection rather than the auto builder's, whose
+    /// connection is sized for HTTP/2's: every open connection's task is the smaller.
+    h1: http1::Builder,
     h2: auto::Builder<TokioExecutor>,
     live: Arc<Live>,
     limits: Limits,
@@ -66,6 +69,8 @@ impl Shared {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // Not hyper's HTTP/1 header timer (see the module doc): the timer below keeps it.
         builder.http1().header_read_timeout(None);
+        let mut h1 = http1::Builder::new();
+        h1.header_read_timeout(None);
         // HTTP/2: ping a peer every keepalive_timeout while the connection is open;
         // one that does not answer within hyper's 20 s is disconnected. (Idle
         // connections are closed by the connection's own timer, below.)
@@ -74,7 +79,7 @@ impl Shared {
             .timer(TokioTimer::new())
             .keep_alive_interval(limits.keepalive_timeout);
         Shared {
-            h1: builder.clone().http1_only(),
+            h1,
             h2: builder.clone().http2_only(),
             sniff: builder,
             live,
@@ -90,17 +95,57 @@ impl Shared {
     /// hyper double its 8 KiB read buffer, which every kept-alive connection then holds.
     /// Peeking leaves hyper one read of the whole head. Bytes that may still become the
     /// preface (a lone `P`, say) are left to the auto builder.
-    async fn builder_for(&self, tcp: &TcpStream) -> Option<&auto::Builder<TokioExecutor>> {
+    async fn builder_for(&self, tcp: &TcpStream) -> Option<Proto<'_>> {
         let mut first = [0u8; PREFACE.len()];
         let n = tcp.peek(&mut first).await.ok()?;
         let first = first.get(..n).filter(|b| !b.is_empty())?;
         Some(if first == PREFACE.as_slice() {
-            &self.h2
+            Proto::Auto(&self.h2)
         } else if PREFACE.starts_with(first) {
-            &self.sniff
+            Proto::Auto(&self.sniff)
         } else {
-            &self.h1
+            Proto::H1
         })
+    }
+}
+
+/// How a connection is served, as its first bytes told.
+enum Proto<'a> {
+    H1,
+    /// HTTP/2, or not known yet.
+    Auto(&'a auto::Builder<TokioExecutor>),
+}
+
+type Io = TokioIo<Socket>;
+
+pin_project_lite::pin_project! {
+    /// The connection being served. The auto builder's connection (HTTP/2's state
+    /// inline) is boxed, so an HTTP/1 connection's task does not carry its size.
+    #[project = ConnProj]
+    enum Conn<'a> {
+        H1 { #[pin] conn: http1::Connection<Io, Service> },
+        Auto { conn: Pin<Box<auto::Connection<'a, Io, Service, TokioExecutor>>> },
+    }
+}
+
+impl Conn<'_> {
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        match self.project() {
+            ConnProj::H1 { conn } => conn.graceful_shutdown(),
+            ConnProj::Auto { conn } => conn.as_mut().graceful_shutdown(),
+        }
+    }
+}
+
+impl Future for Conn<'_> {
+    /// How it ended does not matter here: hyper has answered what it could.
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.project() {
+            ConnProj::H1 { conn } => conn.poll(cx).map(drop),
+            ConnProj::Auto { conn } => conn.as_mut().poll(cx).map(drop),
+        }
     }
 }
 
@@ -112,10 +157,10 @@ pub(super) async fn serve(tcp: TcpStream, shared: Arc<Shared>, mut stop: oneshot
     let timer = tokio::time::sleep_until(activity.epoch + limits.header_timeout);
     tokio::pin!(timer);
     // Until the first bytes come, the header timeout runs and shutdown closes at once.
-    let builder = tokio::select! {
+    let proto = tokio::select! {
         biased;
-        builder = shared.builder_for(&tcp) => match builder {
-            Some(builder) => builder,
+        proto = shared.builder_for(&tcp) => match proto {
+            Some(proto) => proto,
             None => return,
         },
         () = timer.as_mut() => {
@@ -130,13 +175,20 @@ pub(super) async fn serve(tcp: TcpStream, shared: Arc<Shared>, mut stop: oneshot
         activity: activity.clone(),
         body_timeout: shared.limits.body_timeout,
     };
-    let conn = builder.serve_connection(io, service);
+    let conn = match proto {
+        Proto::H1 => Conn::H1 {
+            conn: shared.h1.serve_connection(io, service),
+        },
+        Proto::Auto(builder) => Conn::Auto {
+            conn: Box::pin(builder.serve_connection(io, service)),
+        },
+    };
     tokio::pin!(conn);
     let mut stopping = false;
     loop {
         tokio::select! {
             biased;
-            _ = conn.as_mut() => return,
+            () = conn.as_mut() => return,
             () = timer.as_mut() => match activity.next_check(limits) {
                 Some(at) => timer.as_mut().reset(at),
                 None => {
