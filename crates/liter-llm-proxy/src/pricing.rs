@@ -1,12 +1,17 @@
 //! Prices: the embedded table, merged with `general.pricing_file`, with per-model
 //! `input_cost_per_token` / `output_cost_per_token` overrides, and `base_model`
 //! (a deployment priced as another model). Loaded once by
-//! `App::build` when cost tracking or budgets need them; read by the dispatcher (the
-//! cost header) and by governance (reservations and settlement).
+//! `App::build` when cost tracking, budgets or a store need them; read by the
+//! dispatcher (the cost header) and by governance (reservations and settlement).
+//!
+//! The embedded table is parsed at start-up when every request will be priced
+//! (`Config::meters_all`), or when the config's own prices are merged into it.
+//! Otherwise (a store that serves the admin API, whose runtime keys are metered) it is
+//! parsed by the first request that needs a price: a gateway that never prices one
+//! never holds the table.
 //!
 //! A leaf of the crate: it reads the validated config and nothing else.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -22,9 +27,9 @@ const UNPRICED_LOGGED: usize = 1024;
 /// The price table the gateway runs with.
 #[derive(Debug)]
 pub struct Prices {
-    /// The embedded table itself unless a file or per-model prices change it (a copy
-    /// only then).
-    table: Cow<'static, PriceTable>,
+    /// The embedded table itself (`None`: parsed when first read) unless a file or
+    /// per-model prices change it (a copy only then).
+    table: Option<PriceTable>,
     /// `[budget] default_*_cost_per_token`: the price of a model the table does not
     /// know.
     default: Option<ModelPrice>,
@@ -58,9 +63,9 @@ impl Prices {
                 for skipped in table.skipped() {
                     tracing::warn!(entry = %skipped, "pricing_file entry skipped (no input and output price, or no provider)");
                 }
-                Cow::Owned(table)
+                Some(table)
             }
-            None => Cow::Borrowed(PriceTable::embedded()),
+            None => None,
         };
         for d in &config.models {
             let own = d.input_cost_per_token.is_some() || d.output_cost_per_token.is_some();
@@ -69,9 +74,10 @@ impl Prices {
             }
             // `base_model`: the deployment is priced as that model (an Azure
             // deployment's name says nothing of its model); its own prices still win.
+            let lookup = table.as_ref().unwrap_or_else(|| PriceTable::embedded());
             let base = match &d.base_model {
-                Some(b) => table.get(b).cloned(),
-                None => table.get(&d.provider_model).cloned(),
+                Some(b) => lookup.get(b).cloned(),
+                None => lookup.get(&d.provider_model).cloned(),
             };
             if let (None, Some(b)) = (&base, &d.base_model) {
                 tracing::warn!(deployment = %Clean(&d.provider_model), base_model = %Clean(b), "base_model has no price in the table or pricing_file");
@@ -86,7 +92,9 @@ impl Prices {
             if let Some(p) = d.output_cost_per_token {
                 price.output_cost_per_token = p;
             }
-            table.to_mut().insert(&d.provider_model, price);
+            table
+                .get_or_insert_with(|| PriceTable::embedded().clone())
+                .insert(&d.provider_model, price);
         }
         let default = config
             .governance
@@ -96,6 +104,10 @@ impl Prices {
                 output_cost_per_token: output,
                 ..config_price()
             });
+        if table.is_none() && config.meters_all() {
+            // Every request will be priced: parse the table now, not in the first one.
+            PriceTable::embedded();
+        }
         Ok(Some(Prices {
             table,
             default,
@@ -105,13 +117,13 @@ impl Prices {
 
     /// Whether `provider_model` has a price (its own, or the configured default).
     pub fn is_priced(&self, provider_model: &str) -> bool {
-        self.default.is_some() || self.table.get(provider_model).is_some()
+        self.default.is_some() || self.table().get(provider_model).is_some()
     }
 
     /// The price of `usage` on `provider_model`; a model without a price costs the
     /// default price, or 0 (logged once).
     pub fn cost(&self, provider_model: &str, usage: &Usage) -> f64 {
-        if let Some(cost) = self.table.cost(provider_model, usage) {
+        if let Some(cost) = self.table().cost(provider_model, usage) {
             return cost;
         }
         if let Some(default) = &self.default {
@@ -146,7 +158,13 @@ impl Prices {
 
     /// The model's price entry, if it has one.
     pub fn get(&self, provider_model: &str) -> Option<&ModelPrice> {
-        self.table.get(provider_model)
+        self.table().get(provider_model)
+    }
+
+    fn table(&self) -> &PriceTable {
+        self.table
+            .as_ref()
+            .unwrap_or_else(|| PriceTable::embedded())
     }
 }
 

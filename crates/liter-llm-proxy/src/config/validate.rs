@@ -77,6 +77,19 @@ pub struct Config {
     pub source: Option<std::path::PathBuf>,
 }
 
+impl Config {
+    /// Whether every request goes to the ledger (and so is priced): a database is
+    /// named, or budgets or cost tracking ask for it. Otherwise a store serves the admin
+    /// API and runtime keys only.
+    pub fn meters_all(&self) -> bool {
+        let g = &self.governance;
+        g.database_url.is_some()
+            || g.has_budgets()
+            || self.enable_cost_tracking
+            || self.keys.iter().any(|k| k.limits.budget_limit.is_some())
+    }
+}
+
 pub(crate) fn validate(
     file: &FileConfig,
     overrides: &Overrides,

@@ -200,16 +200,6 @@ pub struct KeyAccount<'a> {
     pub runtime: bool,
 }
 
-/// Whether every request goes to the ledger: a database is named, or budgets or cost
-/// tracking ask for it. Otherwise a store serves the admin API and runtime keys only.
-fn meters_all(config: &Config) -> bool {
-    let g = &config.governance;
-    g.database_url.is_some()
-        || g.has_budgets()
-        || config.enable_cost_tracking
-        || config.keys.iter().any(|k| k.limits.budget_limit.is_some())
-}
-
 /// Whether `[files]` keeps its metadata in the database: every backend but `memory`
 /// (whose objects, and so whose metadata, live in the process only).
 fn files_need_store(config: &Config) -> bool {
@@ -257,7 +247,7 @@ pub async fn open_store(config: &Config) -> Result<Option<Stores>, GovernanceErr
     };
     let stores = match crate::store::open(&url).await {
         Ok(s) => s,
-        Err(e) if !meters_all(config) && !files_need_store(config) => {
+        Err(e) if !config.meters_all() && !files_need_store(config) => {
             tracing::warn!(error = %e, "the admin API is off: its default database could not be opened; set general.database_url");
             return Ok(None);
         }
@@ -283,7 +273,7 @@ impl Governor {
         prices: Option<Arc<Prices>>,
     ) -> Result<Governor, GovernanceError> {
         let g = &config.governance;
-        let meter_all = meters_all(config);
+        let meter_all = config.meters_all();
         let tokenizer = Tokenizer::default();
         // Loaded now when every request counts tokens; otherwise (a store for the admin
         // API's keys only) on the first count, so an ungoverned gateway never holds it.

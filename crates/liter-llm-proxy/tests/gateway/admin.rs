@@ -374,6 +374,9 @@ async fn a_master_key_gets_the_admin_api_on_the_default_sqlite_file() {
     let rows = logs.as_array().unwrap();
     assert_eq!(rows.len(), 1, "{logs}");
     assert_eq!(rows[0]["api_key"], created["token"], "{logs}");
+    // Priced from the embedded table, which such a gateway parses only when a metered
+    // request first needs it (openai/gpt-4o-2024-08-06 is in it).
+    assert!(rows[0]["spend"].as_f64().unwrap() > 0.0, "{logs}");
 }
 
 #[tokio::test]
