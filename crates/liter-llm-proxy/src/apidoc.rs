@@ -38,10 +38,29 @@ pub struct Route<S> {
     pub path: String,
     pub method: HttpMethod,
     pub access: Access,
-    operation: Operation,
-    /// The schemas `operation` refers to (and those they refer to).
-    schemas: Schemas,
+    describe: Describe,
     handler: MethodRouter<S>,
+}
+
+/// How the document describes a route. The description is made when the document is
+/// (on its first request), not with the route: building every operation and schema at
+/// start-up would run, and keep resident, code that no other request needs.
+#[derive(Clone, Copy)]
+struct Describe {
+    operation: fn() -> Operation,
+    /// Adds the schemas the operation refers to (and those they refer to).
+    schemas: fn(&mut Schemas),
+    /// The route is the copy, without `/v1`, of the route at `/v1` + its path.
+    unprefixed: bool,
+}
+
+/// A route as the document lists it: the route without its handler.
+#[derive(Clone)]
+pub struct Entry {
+    path: String,
+    method: HttpMethod,
+    access: Access,
+    describe: Describe,
 }
 
 /// The route `P` (a `#[utoipa::path]` description) describes, served by `handler`.
@@ -55,15 +74,16 @@ where
     S: Clone + Send + Sync + 'static,
 {
     let method = P::methods().into_iter().next().unwrap_or(HttpMethod::Get);
-    let mut schemas = Schemas::new();
-    P::schemas(&mut schemas);
     Route {
         path: P::path(),
         handler: on(filter(&method), handler),
         method,
         access,
-        operation: P::operation(),
-        schemas,
+        describe: Describe {
+            operation: P::operation,
+            schemas: P::schemas,
+            unprefixed: false,
+        },
     }
 }
 
@@ -94,20 +114,26 @@ impl<S: Clone + Send + Sync + 'static> Route<S> {
     /// serves both, and its users call both. Its operation id ends in `_unprefixed`.
     pub fn unprefixed(&self) -> Option<Route<S>> {
         let rest = self.path.strip_prefix(V1)?;
-        let mut operation = self.operation.clone();
-        operation.operation_id = operation.operation_id.map(|id| format!("{id}_unprefixed"));
-        operation.description = Some(format!(
-            "The same as `{}` (served without `/v1` too, as LiteLLM serves it).",
-            openapi_path(&self.path)
-        ));
         Some(Route {
             path: rest.to_owned(),
             method: self.method.clone(),
             access: self.access,
-            operation,
-            schemas: Schemas::new(),
+            describe: Describe {
+                unprefixed: true,
+                ..self.describe
+            },
             handler: self.handler.clone(),
         })
+    }
+
+    /// The route as the document lists it.
+    pub fn entry(&self) -> Entry {
+        Entry {
+            path: self.path.clone(),
+            method: self.method.clone(),
+            access: self.access,
+            describe: self.describe,
+        }
     }
 
     /// Add the route to `router`.
@@ -127,16 +153,24 @@ pub const BEARER: &str = "bearer";
 /// `base` (info, components, the default security requirement) with one operation per
 /// route and the schemas they refer to; a public route's operation has an empty
 /// security requirement list.
-pub fn document<S>(mut base: OpenApi, routes: &[Route<S>]) -> OpenApi {
+pub fn document(mut base: OpenApi, routes: &[Entry]) -> OpenApi {
     let components = base.components.get_or_insert_with(Default::default);
-    for (name, schema) in routes.iter().flat_map(|r| r.schemas.iter()) {
-        components
-            .schemas
-            .entry(name.clone())
-            .or_insert_with(|| schema.clone());
+    let mut schemas = Schemas::new();
+    for r in routes.iter().filter(|r| !r.describe.unprefixed) {
+        (r.describe.schemas)(&mut schemas);
+    }
+    for (name, schema) in schemas {
+        components.schemas.entry(name).or_insert(schema);
     }
     for r in routes {
-        let mut operation = r.operation.clone();
+        let mut operation = (r.describe.operation)();
+        if r.describe.unprefixed {
+            operation.operation_id = operation.operation_id.map(|id| format!("{id}_unprefixed"));
+            operation.description = Some(format!(
+                "The same as `{}` (served without `/v1` too, as LiteLLM serves it).",
+                openapi_path(&format!("{V1}{}", r.path))
+            ));
+        }
         match r.access {
             Access::Public => operation.security = Some(Vec::new()),
             Access::Key | Access::Door(_) => {}

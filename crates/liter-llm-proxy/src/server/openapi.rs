@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document of every route this gateway serves,
-//! built once from the route table (`routes.rs`) and the handlers' `#[utoipa::path]`
-//! descriptions, so it lists exactly what the router serves. Public, like the health
-//! routes.
+//! built from the route table (`routes.rs`) and the handlers' `#[utoipa::path]`
+//! descriptions, so it lists exactly what the router serves; made by its first request
+//! and kept. Public, like the health routes.
 //!
 //! Here too: the document's frame ([`ApiDoc`]: info, the bearer security scheme, the
 //! shared schemas) and the few response shapes that have no type of their own
@@ -18,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::apidoc::{self, Route, BEARER};
+use crate::apidoc::{self, Entry, BEARER};
 
 /// `GET /v1/models`: `{"object": "list", "data": [...]}`.
 #[derive(Serialize, ToSchema)]
@@ -86,23 +86,45 @@ impl Modify for Bearer {
     }
 }
 
-/// The document of `routes`, as JSON.
-pub fn document<S>(routes: &[Route<S>]) -> Document {
+/// The document of `routes`.
+pub fn document(routes: &[Entry]) -> Document {
     let mut base = ApiDoc::openapi();
     base.info.version = env!("CARGO_PKG_VERSION").to_owned();
     apidoc::document(base, routes)
 }
 
-/// The document, set once the table is complete (the route serving it is in the
-/// table it describes).
-pub type Served = Arc<OnceLock<Bytes>>;
+/// The document served: its routes, set once the table is complete (the route serving
+/// it is in the table it describes), and its JSON, made by its first request.
+#[derive(Default)]
+pub struct Doc {
+    routes: OnceLock<Vec<Entry>>,
+    json: OnceLock<Bytes>,
+}
+
+pub type Served = Arc<Doc>;
+
+impl Doc {
+    /// The routes the document lists (the first call wins).
+    pub fn set(&self, routes: Vec<Entry>) {
+        let _ = self.routes.set(routes);
+    }
+
+    fn json(&self) -> Bytes {
+        self.json
+            .get_or_init(|| {
+                let routes = self.routes.get().map_or(&[][..], Vec::as_slice);
+                document(routes).to_json().unwrap_or_default().into()
+            })
+            .clone()
+    }
+}
 
 /// `GET /openapi.json`.
 #[utoipa::path(get, path = "/openapi.json", tag = "meta", operation_id = "openapi",
     summary = "This document",
     responses((status = 200, description = "The OpenAPI 3.1 document of this gateway", body = Object)))]
 pub async fn openapi(doc: Served) -> Response<Body> {
-    let body = doc.get().cloned().unwrap_or_default();
+    let body = doc.json();
     let mut resp = Response::new(Body::from(body));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

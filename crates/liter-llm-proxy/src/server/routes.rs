@@ -12,8 +12,8 @@ use crate::config::MetricsAccess;
 use super::handlers::{self as h, *};
 use super::openapi::{self, __path_openapi};
 
-/// Every route of `app`, and the document's bytes (set by [`table`] once the table is
-/// complete, for the `/openapi.json` route to serve).
+/// Every route of `app`; the `/openapi.json` route is given the table's entries once it
+/// is complete, and describes them when first asked.
 pub fn table(app: &App) -> Vec<Route<Arc<App>>> {
     let doc = openapi::Served::default();
     let served = doc.clone();
@@ -46,7 +46,6 @@ pub fn table(app: &App) -> Vec<Route<Arc<App>>> {
     routes.extend(crate::admin::routes());
     routes.extend(super::front::routes());
     routes.extend(super::responses::routes());
-    let json = openapi::document(&routes).to_json().unwrap_or_default();
-    let _ = doc.set(json.into());
+    doc.set(routes.iter().map(Route::entry).collect());
     routes
 }
