@@ -7,12 +7,14 @@
 # 1. Builds the release binary as shipped (`cargo build --release -p liter-llm-cli`: the
 #    package selection decides dependency features, and with them the symbol names the
 #    file must match), with the linker's map of every function's address.
-# 2. Runs it under callgrind, which records the address of every instruction executed:
-#    start-up, then whole and streamed chat completions, embeddings, /v1/models,
-#    /metrics and the health routes, with the bench's plain config and then with its
-#    governed one (cost tracking, a key with rpm, tpm and a budget).
+# 2. Runs it under callgrind, which records the address of every instruction executed,
+#    four times: the memory bench's two idle gateways (start-up and one chat completion,
+#    with the bench's plain config, then with its governed one: cost tracking, a key with
+#    rpm, tpm and a budget); then start-up, whole and streamed chat completions,
+#    embeddings, /v1/models, /metrics and the health routes, with each config.
 # 3. bench/link_order.py credits each executed address to its function by the map and
-#    writes the functions, the most executed first.
+#    writes the functions: the plain idle run's first, then those only the governed idle
+#    run executed, and so on; the most executed first within each.
 #
 # Afterwards `cargo build --release -p liter-llm-cli` links with the new order.
 # Environment: CARGO_TARGET_DIR as for cargo; LINK_ORDER_KEEP=1 keeps the run directory.
@@ -56,16 +58,21 @@ request() { # PORT PATH [BODY]: a request as the bench's key; its answer is not 
   curl "${args[@]}" "http://127.0.0.1:$1$2" || true
 }
 
-for name in plain governed; do
+# The runs, in tier order: NAME:CONFIG:ROUNDS (0 rounds: start-up and one chat
+# completion, as the memory bench's idle scenarios).
+for run in idle:plain:0 governed-idle:governed:0 plain:plain:3 governed:governed:3; do
+  IFS=: read -r name config rounds <<<"$run"
   mkdir -p "$RUN/$name"
-  cp "$RUN/$name.toml" "$RUN/$name/config.toml"
+  cp "$RUN/$config.toml" "$RUN/$name/config.toml"
   env -u RUST_LOG NO_COLOR=1 valgrind --tool=callgrind --dump-instr=yes --compress-pos=no \
     --callgrind-out-file="$RUN/$name.cg" "$BIN/liter-llm" api --config "$RUN/$name/config.toml" \
     >"$RUN/$name.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
   port="$(wait_port "$name" "$pid")"
-  for _ in 1 2 3; do
+  [ "$rounds" != 0 ] ||
+    request "$port" /v1/chat/completions '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}'
+  for ((round = 0; round < rounds; round++)); do
     request "$port" /v1/chat/completions '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}'
     request "$port" /v1/chat/completions '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}'
     request "$port" /v1/embeddings '{"model":"gpt-4o-mini","input":"Say hello"}'
@@ -78,5 +85,6 @@ for name in plain governed; do
   wait "$pid" 2>/dev/null || true
 done
 
-python3 bench/link_order.py "$MAP" "$OUT" "$RUN/plain.cg" "$RUN/governed.cg"
+python3 bench/link_order.py "$MAP" "$OUT" "$RUN/idle.cg" "$RUN/governed-idle.cg" \
+  "$RUN/plain.cg" "$RUN/governed.cg"
 echo "link-order: wrote $OUT; rebuild (cargo build --release -p liter-llm-cli) to link with it" >&2

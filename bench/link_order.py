@@ -10,7 +10,15 @@ address and size. Each callgrind file was written with
 address of an executed instruction (the binary's own address, not the relocated one),
 then its line and its instruction count. Each
 executed address is credited to the .text input section holding it; OUT gets one
-symbol per executed section, the most executed first, so the hot path lies densest.
+symbol per executed section.
+
+The files are tiers, in order: the functions the first file's run executed come first,
+then those only later files' runs executed, and so on; within a tier, the most executed
+first, so the hot path lies densest. The first runs are the memory bench's idle
+gateways (start-up and one request), so an idle gateway's code is one contiguous
+stretch: Linux maps a binary's code 64 KiB at a time around each page run, and a
+function of a later tier placed among it would be mapped (and counted in RSS) for
+nothing.
 """
 
 import bisect
@@ -43,35 +51,34 @@ def sections(map_path):
     return sorted(out)
 
 
-def executed(paths, binary_name):
-    """Instructions executed per address of the binary, over every callgrind file."""
+def executed(path, binary_name):
+    """Instructions executed per address of the binary in one callgrind file."""
     counts = {}
-    for path in paths:
-        objects = {}
-        ours = False
-        after_call = False
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("calls="):
-                    after_call = True
-                    continue
-                if line.startswith(("ob=", "cob=")):
-                    m = re.match(r"c?ob=\((\d+)\)(?: (.*))?", line)
-                    if m and m.group(2):
-                        objects[m.group(1)] = m.group(2).strip()
-                    if line.startswith("ob=") and m:
-                        ours = objects.get(m.group(1), "").endswith(binary_name)
-                    continue
-                if not ours or not line.startswith("0x"):
-                    continue
-                cols = line.split()
-                if len(cols) >= 3:
-                    addr = int(cols[0], 16)
-                    # A call's line carries the callee's inclusive cost: the call
-                    # instruction ran, its cost is the callee's.
-                    n = 0 if after_call else int(cols[2])
-                    counts[addr] = counts.get(addr, 0) + n
-                after_call = False
+    objects = {}
+    ours = False
+    after_call = False
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("calls="):
+                after_call = True
+                continue
+            if line.startswith(("ob=", "cob=")):
+                m = re.match(r"c?ob=\((\d+)\)(?: (.*))?", line)
+                if m and m.group(2):
+                    objects[m.group(1)] = m.group(2).strip()
+                if line.startswith("ob=") and m:
+                    ours = objects.get(m.group(1), "").endswith(binary_name)
+                continue
+            if not ours or not line.startswith("0x"):
+                continue
+            cols = line.split()
+            if len(cols) >= 3:
+                addr = int(cols[0], 16)
+                # A call's line carries the callee's inclusive cost: the call
+                # instruction ran, its cost is the callee's.
+                n = 0 if after_call else int(cols[2])
+                counts[addr] = counts.get(addr, 0) + n
+            after_call = False
     return counts
 
 
@@ -80,12 +87,15 @@ def main():
     table = sections(map_path)
     starts = [s for s, _, _ in table]
     cost = {}
-    for addr, n in executed(runs, "liter-llm").items():
-        i = bisect.bisect_right(starts, addr) - 1
-        if i >= 0 and addr < table[i][0] + table[i][1]:
-            sym = table[i][2]
-            cost[sym] = cost.get(sym, 0) + n
-    ranked = sorted(cost, key=lambda s: (-cost[s], s))
+    tier = {}
+    for t, run in enumerate(runs):
+        for addr, n in executed(run, "liter-llm").items():
+            i = bisect.bisect_right(starts, addr) - 1
+            if i >= 0 and addr < table[i][0] + table[i][1]:
+                sym = table[i][2]
+                cost[sym] = cost.get(sym, 0) + n
+                tier.setdefault(sym, t)
+    ranked = sorted(cost, key=lambda s: (tier[s], -cost[s], s))
     with open(out_path, "w", encoding="utf-8") as f:
         f.write("".join(s + "\n" for s in ranked))
     print(f"link-order: {len(ranked)} functions of {len(table)} in .text", file=sys.stderr)
