@@ -32,13 +32,9 @@ pub enum Access {
     Door(crate::error::Wire),
 }
 
-/// One route: where, how, who, what the document says of it, and its handler.
+/// One route: what the document lists of it, and its handler.
 pub struct Route<S> {
-    /// As axum routes it (`{*id}` for a wildcard).
-    pub path: String,
-    pub method: HttpMethod,
-    pub access: Access,
-    describe: Describe,
+    pub entry: Entry,
     handler: MethodRouter<S>,
 }
 
@@ -54,12 +50,13 @@ struct Describe {
     unprefixed: bool,
 }
 
-/// A route as the document lists it: the route without its handler.
+/// A route as the document lists it: where, how, who, and what the document says of it.
 #[derive(Clone)]
 pub struct Entry {
-    path: String,
-    method: HttpMethod,
-    access: Access,
+    /// As axum routes it (`{*id}` for a wildcard).
+    pub path: String,
+    pub method: HttpMethod,
+    pub access: Access,
     describe: Describe,
 }
 
@@ -75,14 +72,16 @@ where
 {
     let method = P::methods().into_iter().next().unwrap_or(HttpMethod::Get);
     Route {
-        path: P::path(),
         handler: on(filter(&method), handler),
-        method,
-        access,
-        describe: Describe {
-            operation: P::operation,
-            schemas: P::schemas,
-            unprefixed: false,
+        entry: Entry {
+            path: P::path(),
+            method,
+            access,
+            describe: Describe {
+                operation: P::operation,
+                schemas: P::schemas,
+                unprefixed: false,
+            },
         },
     }
 }
@@ -113,32 +112,24 @@ impl<S: Clone + Send + Sync + 'static> Route<S> {
     /// The same route without its `/v1` prefix (`None` for a route without one): LiteLLM
     /// serves both, and its users call both. Its operation id ends in `_unprefixed`.
     pub fn unprefixed(&self) -> Option<Route<S>> {
-        let rest = self.path.strip_prefix(V1)?;
+        let rest = self.entry.path.strip_prefix(V1)?;
         Some(Route {
-            path: rest.to_owned(),
-            method: self.method.clone(),
-            access: self.access,
-            describe: Describe {
-                unprefixed: true,
-                ..self.describe
+            entry: Entry {
+                path: rest.to_owned(),
+                method: self.entry.method.clone(),
+                access: self.entry.access,
+                describe: Describe {
+                    unprefixed: true,
+                    ..self.entry.describe
+                },
             },
             handler: self.handler.clone(),
         })
     }
 
-    /// The route as the document lists it.
-    pub fn entry(&self) -> Entry {
-        Entry {
-            path: self.path.clone(),
-            method: self.method.clone(),
-            access: self.access,
-            describe: self.describe,
-        }
-    }
-
     /// Add the route to `router`.
     pub fn add_to(self, router: Router<S>) -> Router<S> {
-        router.route(&self.path, self.handler)
+        router.route(&self.entry.path, self.handler)
     }
 }
 

@@ -46,6 +46,6 @@ pub fn table(app: &App) -> Vec<Route<Arc<App>>> {
     routes.extend(crate::admin::routes());
     routes.extend(super::front::routes());
     routes.extend(super::responses::routes());
-    doc.set(routes.iter().map(Route::entry).collect());
+    doc.set(routes.iter().map(|r| r.entry.clone()).collect());
     routes
 }

@@ -110,7 +110,7 @@ fn served(app: &Arc<App>) -> Router<Arc<App>> {
     let (mut public, mut api, mut master) = (Router::new(), Router::new(), Router::new());
     let mut doors = Router::new();
     for r in routes::table(app) {
-        match r.access {
+        match r.entry.access {
             Access::Public => public = r.add_to(public),
             Access::Key => api = r.add_to(api),
             Access::Master => master = r.add_to(master),

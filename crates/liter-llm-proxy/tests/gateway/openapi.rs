@@ -39,10 +39,10 @@ fn table(gw: &Gateway) -> BTreeSet<(String, String)> {
     routes::table(&gw.app)
         .iter()
         .map(|r| {
-            let method = serde_json::to_value(&r.method).unwrap();
+            let method = serde_json::to_value(&r.entry.method).unwrap();
             (
                 method.as_str().unwrap().to_uppercase(),
-                openapi_path(&r.path),
+                openapi_path(&r.entry.path),
             )
         })
         .collect()
@@ -160,10 +160,10 @@ async fn the_document_is_sound_openapi_3_1() {
     let access: std::collections::HashMap<(String, String), Access> = routes::table(&gw.app)
         .iter()
         .map(|r| {
-            let m = serde_json::to_value(&r.method).unwrap();
+            let m = serde_json::to_value(&r.entry.method).unwrap();
             (
-                (m.as_str().unwrap().to_owned(), openapi_path(&r.path)),
-                r.access,
+                (m.as_str().unwrap().to_owned(), openapi_path(&r.entry.path)),
+                r.entry.access,
             )
         })
         .collect();
