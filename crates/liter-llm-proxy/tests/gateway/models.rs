@@ -307,6 +307,7 @@ async fn admin_changes_reach_every_gateway_sharing_redis() {
     let a = start_file(&file).await;
     let b = start_file(&file).await;
     let c = start_file(&file).await;
+    crate::shared_limits::listening(&format!("t-{tag}:changes"), 3).await;
 
     // Whether `url` answers `want` to `key` for `model` within a few seconds, less than
     // the key cache's expiry (the other gateway's announcement is followed in the

@@ -216,6 +216,7 @@ async fn a_health_probe_on_one_gateway_is_followed_by_the_others() {
     ))
     .await;
     let other = Gateway::start(&format!("{}{models}", general(&ns, ""))).await;
+    crate::shared_limits::listening(&format!("{ns}:changes"), 2).await;
     assert_eq!(other.chat(MASTER, hello("pool")).await.status(), 200);
     assert_eq!(served_clients(&mock), ["dep-a"]);
 
