@@ -23,6 +23,7 @@ use secrecy::SecretString;
 mod alloc;
 mod logging;
 mod mask;
+mod math;
 mod reload;
 
 #[derive(Parser)]
