@@ -11,10 +11,17 @@
 #    four times: the memory bench's two idle gateways (start-up and one chat completion,
 #    with the bench's plain config, then with its governed one: cost tracking, a key with
 #    rpm, tpm and a budget); then start-up, whole and streamed chat completions,
-#    embeddings, /v1/models, /metrics and the health routes, with each config.
+#    embeddings, /v1/models, /metrics and the health routes, then 50 streams open at once,
+#    with each config. Each run
+#    is recorded in three parts (callgrind_control dumps): start-up, the requests, and
+#    shutting down.
 # 3. bench/link_order.py credits each executed address to its function by the map and
-#    writes the functions: the plain idle run's first, then those only the governed idle
-#    run executed, and so on; the most executed first within each.
+#    writes the functions in tiers: those the plain idle run's request executed first,
+#    then those only the governed idle run's request executed, then the other runs'
+#    requests; then the functions only start-up ran, then those only shutting down ran.
+#    The most executed first within each. Start-up's code thus lies apart from the
+#    requests', and once the gateway hands back its read-only pages after start-up
+#    (liter-llm-cli's image.rs), only the requests' stretch is faulted back in.
 #
 # Afterwards `cargo build --release -p liter-llm-cli` links with the new order.
 # Environment: CARGO_TARGET_DIR as for cargo; LINK_ORDER_KEEP=1 keeps the run directory.
@@ -70,6 +77,8 @@ for run in idle:plain:0 governed-idle:governed:0 plain:plain:3 governed:governed
   pid=$!
   PIDS+=("$pid")
   port="$(wait_port "$name" "$pid")"
+  # Part 1 ($name.cg.1): start-up, up to the "listening" line.
+  callgrind_control -d "$pid" >/dev/null
   [ "$rounds" != 0 ] ||
     request "$port" /v1/chat/completions '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}'
   for ((round = 0; round < rounds; round++)); do
@@ -81,10 +90,31 @@ for run in idle:plain:0 governed-idle:governed:0 plain:plain:3 governed:governed
     request "$port" /health/liveliness
     request "$port" /health/readiness
   done
+  if [ "$rounds" != 0 ]; then
+    # The memory bench's streams, fewer: held open together by the mock, then released
+    # (what only many streams at once run: the upstream pool growing, more threads).
+    curl -sf -o /dev/null -H "Content-Type: application/json" \
+      -d '{"faults":[{"times":50,"kind":{"type":"hold_stream","after_chunks":1}}]}' \
+      "http://127.0.0.1:$MOCK_PORT/__mock/faults"
+    python3 bench/memory_clients.py streams 127.0.0.1 "$port" 50 >"$RUN/$name.streams" 2>&1 &
+    clients=$!
+    until grep -q '^ready' "$RUN/$name.streams"; do
+      kill -0 "$clients" 2>/dev/null || { cat "$RUN/$name.streams" >&2; exit 1; }
+      sleep 0.2
+    done
+    curl -sf -o /dev/null -d '{"count":50}' "http://127.0.0.1:$MOCK_PORT/__mock/release"
+    wait "$clients"
+  fi
+  # Part 2 ($name.cg.2): the requests; what is left ($name.cg) is shutting down.
+  callgrind_control -d "$pid" >/dev/null
   kill -INT "$pid"
   wait "$pid" 2>/dev/null || true
 done
 
-python3 bench/link_order.py "$MAP" "$OUT" "$RUN/idle.cg" "$RUN/governed-idle.cg" \
-  "$RUN/plain.cg" "$RUN/governed.cg"
+# Tiers: every run's requests, then every run's start-up, then shutting down.
+tiers=()
+for part in .2 .1 ""; do
+  for name in idle governed-idle plain governed; do tiers+=("$RUN/$name.cg$part"); done
+done
+python3 bench/link_order.py "$MAP" "$OUT" "${tiers[@]}"
 echo "link-order: wrote $OUT; rebuild (cargo build --release -p liter-llm-cli) to link with it" >&2

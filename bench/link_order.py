@@ -14,11 +14,13 @@ symbol per executed section.
 
 The files are tiers, in order: the functions the first file's run executed come first,
 then those only later files' runs executed, and so on; within a tier, the most executed
-first, so the hot path lies densest. The first runs are the memory bench's idle
-gateways (start-up and one request), so an idle gateway's code is one contiguous
+first, so the hot path lies densest. The first files are the requests of the memory
+bench's idle gateways (one request each), then the other runs' requests, then start-up,
+then shutting down (link-order.sh), so an idle gateway's code is one contiguous
 stretch: Linux maps a binary's code 64 KiB at a time around each page run, and a
 function of a later tier placed among it would be mapped (and counted in RSS) for
-nothing.
+nothing; and start-up's code, which the gateway hands back once it is done, is not
+faulted back in by the requests around it.
 """
 
 import bisect

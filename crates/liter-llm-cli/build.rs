@@ -5,8 +5,10 @@
 //! runs (fault-around), so the gateway's resident size depends on how far apart the
 //! functions it uses lie. The linker lays them out in whatever order compilation left
 //! them, which scatters start-up and the request path across most of the binary. The
-//! file lists the functions a gateway runs from start-up through its usual requests;
-//! LLD puts them first, together. Names the file lists that a build no longer has
+//! file lists the functions a gateway's usual requests run, then those only its start-up
+//! runs; LLD puts them first, in that order. Once start-up is over the gateway hands its
+//! read-only pages back (`src/image.rs`), and the requests fault back in only their own
+//! stretch. Names the file lists that a build no longer has
 //! (code changed since it was written) are skipped: the order decays, the build never
 //! fails. The names are those of `cargo build --release -p liter-llm-cli`: building
 //! other packages at once, or another profile, changes the symbols' hashes, and the

@@ -21,6 +21,7 @@ use liter_llm_proxy::App;
 use secrecy::SecretString;
 
 mod alloc;
+mod image;
 mod logging;
 mod mask;
 mod math;
@@ -381,9 +382,17 @@ async fn api(
         // Scripts wait for this line; say it even when info logs are off.
         eprintln!("liter-llm listening on http://{local}");
     }
-    // Start-up's garbage (the config's and the pricing table's parsing) was freed on this
-    // thread, whose heap no worker's park collects: its free pages go back now.
+    // Start-up is over. Its garbage (the config's and the pricing table's parsing) was
+    // freed on this thread, whose heap no worker's park collects: its free pages go back
+    // now; so do start-up's code and the loader's tables, which nothing runs again.
+    // After the line above, whose formatting is start-up's code too (the link order's
+    // profile, bench/link-order.sh, counts what runs after it as the requests' code).
     alloc::collect();
+    let released = image::release();
+    tracing::debug!(
+        bytes = released,
+        "start-up's pages of the binary handed back"
+    );
     let code = serve_until_signalled(live, listener, signals).await;
     reloads.abort();
     code

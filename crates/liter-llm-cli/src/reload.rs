@@ -43,6 +43,8 @@ async fn reload(live: &Live, why: &str) {
         Ok(changes) => tracing::info!("config reloaded: {}", changes.summary()),
         Err(e) => tracing::error!("config reload refused, the running config stays: {e}"),
     }
+    // The parsing and validation code is not needed again until the next reload.
+    crate::image::release();
 }
 
 /// What `--watch` compares: the file's length, modification time and a digest of
