@@ -16,11 +16,13 @@
 //! writes, which dropping would undo. Code and constants are never written (the binary
 //! has no text relocations), so dropping them loses nothing.
 
+#[cfg(target_os = "linux")]
 use std::ffi::{c_int, c_void};
 
 /// Drops the executable's read-only segments from the process's memory; returns the
 /// bytes of address space released (0 where nothing could be: not Linux, or the
 /// segments were not found).
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // FFI: dl_iterate_phdr walks the loader's list; madvise on our own image
 pub fn release() -> usize {
     let mut released = 0usize;
@@ -30,6 +32,13 @@ pub fn release() -> usize {
     released
 }
 
+/// Elsewhere nothing is handed back.
+#[cfg(not(target_os = "linux"))]
+pub fn release() -> usize {
+    0
+}
+
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
     // SAFETY: the loader passes a valid `dl_phdr_info` whose `dlpi_phdr` points to
@@ -70,6 +79,7 @@ unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_
 }
 
 #[cfg(test)]
+#[cfg(target_os = "linux")]
 mod tests {
     use std::hint::black_box;
 
