@@ -1,6 +1,6 @@
-# Shared by run.sh, callgrind.sh and memory.sh (sourced, not run): the gateway configs every
+# Shared by run.sh, callgrind.sh, memory.sh and link-order.sh (sourced, not run): the gateway configs every
 # bench measures, so that a "plain" or "governed" gateway is the same in each report, and the
-# wait for a started process's port. Needs RUN (the run directory) set by the caller.
+# waits for a started process's port and for a client's "ready" line. Needs RUN (the run directory) set by the caller.
 
 wait_port() { # NAME PID: the port from "listening on http://HOST:PORT" in $RUN/NAME.log
   local i port
@@ -13,6 +13,18 @@ wait_port() { # NAME PID: the port from "listening on http://HOST:PORT" in $RUN/
   done
   echo "bench: $1 did not report its port; log $RUN/$1.log:" >&2
   tail -n 20 "$RUN/$1.log" >&2
+  return 1
+}
+
+wait_line() { # FILE WORD PID: until FILE has a line starting with WORD; fails if PID exits first
+  local i
+  for ((i = 0; i < 1200; i++)); do
+    grep -q "^$2" "$1" 2>/dev/null && return 0
+    kill -0 "$3" 2>/dev/null || { grep -q "^$2" "$1" 2>/dev/null && return 0; break; }
+    sleep 0.1
+  done
+  echo "bench: no '$2' from the clients; stderr:" >&2
+  cat "$1.err" >&2 || true
   return 1
 }
 

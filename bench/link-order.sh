@@ -96,12 +96,10 @@ for run in idle:plain:0 governed-idle:governed:0 plain:plain:3 governed:governed
     curl -sf -o /dev/null -H "Content-Type: application/json" \
       -d '{"faults":[{"times":50,"kind":{"type":"hold_stream","after_chunks":1}}]}' \
       "http://127.0.0.1:$MOCK_PORT/__mock/faults"
-    python3 bench/memory_clients.py streams 127.0.0.1 "$port" 50 >"$RUN/$name.streams" 2>&1 &
+    python3 bench/memory_clients.py streams 127.0.0.1 "$port" 50 \
+      >"$RUN/$name.streams" 2>"$RUN/$name.streams.err" &
     clients=$!
-    until grep -q '^ready' "$RUN/$name.streams"; do
-      kill -0 "$clients" 2>/dev/null || { cat "$RUN/$name.streams" >&2; exit 1; }
-      sleep 0.2
-    done
+    wait_line "$RUN/$name.streams" ready "$clients"
     curl -sf -o /dev/null -d '{"count":50}' "http://127.0.0.1:$MOCK_PORT/__mock/release"
     wait "$clients"
   fi

@@ -60,17 +60,6 @@ if [ -z "${MEM_BIN:-}" ] && [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
 fi
 
 
-wait_line() { # FILE WORD PID: until FILE has a line starting with WORD; fails if PID exits first
-  local i
-  for ((i = 0; i < 1200; i++)); do
-    grep -q "^$2" "$1" 2>/dev/null && return 0
-    kill -0 "$3" 2>/dev/null || { grep -q "^$2" "$1" 2>/dev/null && return 0; break; }
-    sleep 0.1
-  done
-  echo "memory: no '$2' from the clients; stderr:" >&2
-  cat "$1.err" >&2 || true
-  return 1
-}
 
 rss_kb() { sed -nE 's/^VmRSS:[[:space:]]+([0-9]+) kB/\1/p' "/proc/$1/status"; }
 # Of it: anonymous (heap, stacks), file-backed (the binary's pages read so far), and of the

@@ -5,8 +5,10 @@
 //! the stored models again and serves them ([`Live::sync_stored`]), forgets the keys it
 //! cached (so the next request reads them from the database), cools the deployment with
 //! that id for as long, or marks it as the probe found it.
-//! After (re)subscribing, a gateway does both once, so a change announced while it was
-//! not listening is not missed. A Redis that is down delays the spread (until it is
+//! After (re)subscribing, a gateway does both once, so a model or key change announced
+//! while it was not listening is not missed; a cooldown or health change announced then
+//! is (announcements are not stored): the gateway learns that deployment's state from
+//! its own requests and health probes. A Redis that is down delays the spread (until it is
 //! back, or the key cache's own expiry), never a request: announcing runs in the
 //! background, bounded by the Redis timeout (at least a second).
 //!

@@ -491,7 +491,7 @@ pub(crate) async fn listening(channel: &str, n: usize) {
 }
 
 /// A deployment that cools down on one of three gateways is skipped by the other two
-/// within a second (its cooldown is announced with the deployment's id and length),
+/// once they hear of it (its cooldown is announced with the deployment's id and length),
 /// and only that gateway probes it when the cooldown ends: the others keep it cooled a
 /// while longer and take it back when they hear the probe succeeded.
 #[tokio::test]
